@@ -1,0 +1,188 @@
+import { dirname, resolve } from 'node:path';
+import { allDocs, connectorDocs, pipelineDocs } from '../config/docs.js';
+import { connectorJsonSchema, pipelineJsonSchema } from '../config/jsonschema.js';
+import { type LoadedFile, loadPipelineFile } from '../config/load.js';
+import { type ValidatedPipeline, validatePipeline } from '../config/pipeline.js';
+import { Registry } from '../config/registry.js';
+import { builtinConnectors } from '../connectors/index.js';
+import { EventBus } from '../observe/events.js';
+import { createLogger, logEvents, toLog } from '../observe/logger.js';
+import { trackProgress } from '../observe/progress.js';
+import { formatSummary, writeSummaryJson } from '../observe/summary.js';
+import { runPipeline } from '../runtime/run.js';
+import { ConfigError, errorMessage } from '../sdk/errors.js';
+import { isPlainObject, suggest } from '../sdk/options.js';
+import { redactor } from '../secrets/redactor.js';
+import type { LogFormat, LogLevel } from '../observe/logger.js';
+import { EXIT, printError } from './exit.js';
+
+export interface RunFlags {
+  logFormat?: LogFormat;
+  logLevel: LogLevel;
+  summaryJson?: string;
+  metricsPort?: number;
+  fresh?: boolean;
+  dryRun?: boolean;
+}
+
+interface Loaded {
+  file: LoadedFile;
+  registry: Registry;
+  pipeline: ValidatedPipeline;
+}
+
+async function createRegistry(): Promise<Registry> {
+  const registry = new Registry(builtinConnectors);
+  await registry.loadInstalled(process.cwd());
+  return registry;
+}
+
+/** load → plugins → resolve → validate; throws ConfigError with every issue. */
+async function load(path: string): Promise<Loaded> {
+  const file = loadPipelineFile(path);
+  const baseDir = dirname(resolve(path));
+  const registry = await createRegistry();
+  if (isPlainObject(file.data) && Array.isArray(file.data.connectors)) {
+    const issues = [];
+    for (const [i, spec] of file.data.connectors.entries()) {
+      try {
+        await registry.load(String(spec), baseDir);
+      } catch (error) {
+        issues.push({ path: `connectors[${i}]`, message: `cannot load connector module ${JSON.stringify(spec)}: ${errorMessage(error).split('\n')[0]}` });
+      }
+    }
+    if (issues.length) throw new ConfigError(issues, `${path}: connector modules failed to load`);
+  }
+  return { file, registry, pipeline: validatePipeline(file, registry, redactor, baseDir) };
+}
+
+function defaultFormat(flags: { logFormat?: 'json' | 'pretty' }) {
+  return flags.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json');
+}
+
+export async function runCommand(path: string, flags: RunFlags): Promise<number> {
+  const { pipeline } = await load(path);
+  const logger = createLogger({ format: defaultFormat(flags), level: flags.logLevel, redactor });
+  for (const w of pipeline.warnings) logger.warn({ event: 'warning' }, w);
+  if (flags.dryRun) {
+    process.stderr.write(`${path} is valid; --dry-run: nothing was read or written\n`);
+    return EXIT.ok;
+  }
+  const bus = new EventBus();
+  logEvents(bus, logger);
+  const stopProgress = trackProgress(bus, {
+    ...(process.stderr.isTTY ? { tty: process.stderr } : {}),
+    intervalMs: pipeline.config.progress_interval,
+  });
+
+  const stop = new AbortController();
+  let signalCode: number | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    const code = signal === 'SIGINT' ? EXIT.sigint : EXIT.sigterm;
+    if (signalCode !== undefined) {
+      process.stderr.write(`\n${signal} again: exiting now\n`);
+      process.exit(code);
+    }
+    signalCode = code;
+    bus.emit({ type: 'shutdown_requested', signal });
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const summary = await runPipeline(pipeline, { bus, logger, redactor, signal: stop.signal });
+    stopProgress();
+    process.stderr.write(formatSummary(summary));
+    if (flags.summaryJson) writeSummaryJson(flags.summaryJson, summary, redactor);
+    if (summary.status === 'succeeded') return EXIT.ok;
+    if (summary.status === 'stopped' && signalCode !== undefined) return signalCode;
+    return summary.error?.error_type === 'invalid_config' ? EXIT.usage : EXIT.failed;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+export async function validateCommand(path: string): Promise<number> {
+  try {
+    const { pipeline } = await load(path);
+    for (const w of pipeline.warnings) process.stderr.write(`warning: ${w}\n`);
+    const c = pipeline.config;
+    process.stdout.write(`${path} is valid: ${c.source.type} → ${c.sink.type}, delivery ${c.delivery}\n`);
+    return EXIT.ok;
+  } catch (error) {
+    return printError(error);
+  }
+}
+
+export async function checkCommand(path: string, flags: RunFlags): Promise<number> {
+  const { pipeline } = await load(path);
+  const logger = createLogger({ format: defaultFormat(flags), level: flags.logLevel, redactor });
+  const c = pipeline.config;
+  const controller = new AbortController();
+  const ctx = { runId: 'check', pipeline: c.pipeline, log: toLog(logger), signal: controller.signal, baseDir: pipeline.baseDir };
+  let failed = 0;
+  const sections = [
+    ['source', c.source],
+    ['sink', c.sink],
+    ...(c.errors.dead_letter ? [['errors.dead_letter', c.errors.dead_letter] as const] : []),
+  ] as const;
+  for (const [role, section] of sections) {
+    const results = section.connector.check
+      ? await section.connector.check(section.options, ctx).catch((error: unknown) => [{ name: 'connection', ok: false, message: errorMessage(error) }])
+      : [{ name: 'connection', ok: true, message: 'no network connection needed' }];
+    for (const r of results) {
+      if (!r.ok) failed++;
+      process.stdout.write(`${r.ok ? 'PASS' : 'FAIL'}  ${role} (${section.type}) ${r.name}: ${r.message}\n`);
+    }
+  }
+  return failed ? EXIT.check : EXIT.ok;
+}
+
+export async function connectorsCommand(): Promise<number> {
+  const registry = await createRegistry();
+  const rows = registry.list().map(({ connector, origin }) => ({
+    name: connector.name,
+    source: connector.source ? 'yes' : '-',
+    sink: connector.sink ? 'yes' : '-',
+    once: connector.exactlyOnce ? 'yes' : '-',
+    origin,
+    description: connector.description,
+  }));
+  process.stdout.write(`${'connector'.padEnd(12)}${'source'.padEnd(8)}${'sink'.padEnd(6)}${'exactly-once'.padEnd(14)}${'origin'.padEnd(10)}description\n`);
+  for (const r of rows)
+    process.stdout.write(`${r.name.padEnd(12)}${r.source.padEnd(8)}${r.sink.padEnd(6)}${r.once.padEnd(14)}${r.origin.padEnd(10)}${r.description}\n`);
+  return EXIT.ok;
+}
+
+function unknownConnector(name: string, registry: Registry): number {
+  const near = suggest(name, registry.names());
+  process.stderr.write(`error: no connector named ${JSON.stringify(name)}${near ? ` (did you mean "${near}"?)` : ''}; run weir connectors for the list\n`);
+  return EXIT.usage;
+}
+
+export async function docsCommand(name?: string): Promise<number> {
+  const registry = await createRegistry();
+  if (!name) process.stdout.write(allDocs(registry));
+  else if (name === 'pipeline') process.stdout.write(pipelineDocs(registry));
+  else {
+    const connector = registry.get(name);
+    if (!connector) return unknownConnector(name, registry);
+    process.stdout.write(connectorDocs(connector));
+  }
+  return EXIT.ok;
+}
+
+export async function specCommand(name: string): Promise<number> {
+  const registry = await createRegistry();
+  const connector = registry.get(name);
+  if (!connector) return unknownConnector(name, registry);
+  process.stdout.write(`${JSON.stringify(connectorJsonSchema(connector), null, 2)}\n`);
+  return EXIT.ok;
+}
+
+export async function schemaCommand(): Promise<number> {
+  const registry = await createRegistry();
+  process.stdout.write(`${JSON.stringify(pipelineJsonSchema(registry), null, 2)}\n`);
+  return EXIT.ok;
+}

@@ -1,0 +1,195 @@
+/**
+ * The pipeline file's own spec, written with the same option builders as the
+ * connectors', so `weir schema`, `weir docs` and validation come from one place.
+ */
+import type { AnyConnector } from '../sdk/connector.js';
+import { ConfigError, type ConfigIssue } from '../sdk/errors.js';
+import {
+  Opt,
+  type OptionsOf,
+  type ParseIssues,
+  type ParseResult,
+  base,
+  isPlainObject,
+  joinPath,
+  o,
+  rules,
+  secretPaths,
+  suggest,
+  validateOptions,
+} from '../sdk/options.js';
+import { protect, type Redactor } from '../secrets/redactor.js';
+import { type LoadedFile, withLines } from './load.js';
+import type { Registry } from './registry.js';
+import { resolveReferences } from './resolve.js';
+
+/** A validated `{ type, ... }` section. `options` is protected: printing it shows secrets redacted. */
+export interface ConnectorSection {
+  type: string;
+  connector: AnyConnector;
+  options: Record<string, unknown>;
+}
+
+function connectorSection(registry: Registry, role: 'source' | 'sink'): Opt<ConnectorSection> {
+  return new Opt<ConnectorSection>(base('connector', { role }), (value, _meta, path): ParseResult<ConnectorSection> | ParseIssues => {
+    if (!isPlainObject(value)) return { ok: false, message: `must be a mapping with a type, such as { type: csv, path: data.csv }` };
+    const type = value.type;
+    const names = registry.names(role);
+    if (typeof type !== 'string' || type === '') {
+      return { ok: false, issues: [{ path: joinPath(path, 'type'), message: `is required; one of ${names.join(', ')}` }] };
+    }
+    const connector = registry.get(type);
+    if (!connector || !connector[role]) {
+      const near = suggest(type, names);
+      const other = connector ? ` (${type} has no ${role})` : '';
+      return {
+        ok: false,
+        issues: [
+          {
+            path: joinPath(path, 'type'),
+            message: `${JSON.stringify(type)} is not a ${role} connector${other}${near ? `; did you mean "${near}"?` : ''}; available: ${names.join(', ')}`,
+          },
+        ],
+      };
+    }
+    const roleRules = (role === 'source' ? connector.sourceRules : connector.sinkRules) ?? [];
+    const r = validateOptions(connector.options, value, path, [...(connector.rules ?? []), ...roleRules], ['type']);
+    if (r.issues.length) return { ok: false, issues: r.issues };
+    const options = protect(r.value as Record<string, unknown>, secretPaths(connector.options));
+    return { ok: true, value: { type, connector, options } };
+  });
+}
+
+const retrySpec = {
+  max_attempts: o.int({ min: 1, max: 100 }).describe('Total tries of a batch write, the first included. 1 turns retries off.').default(5),
+  initial_delay: o.duration({ min: 0, max: 3_600_000 }).describe('Ceiling of the first backoff; each retry doubles it (full jitter).').default('100ms'),
+  max_delay: o.duration({ min: 0, max: 3_600_000 }).describe('Largest ceiling of one backoff delay.').default('30s'),
+  max_elapsed: o.duration({ min: 0 }).describe('Stop retrying a batch once this much time has passed since its first try.').advanced(),
+};
+
+const rateLimitSpec = {
+  rows_per_second: o.number({ min: 0.001 }).describe('Most rows written per second, across all partitions (and all workers).'),
+  requests_per_second: o.number({ min: 0.001 }).describe('Most batch writes per second, across all partitions (and all workers).'),
+  burst: o.int({ min: 1 }).describe('Tokens that may be spent at once after an idle period. Default: a tenth of a second of the rate.').advanced(),
+};
+
+const ALERT_WHEN = /^\s*(error_rate|batch_latency_p99|batch_latency_p95|throughput|rows_failed|retries|rate_limit_wait_ratio)\s*(>=|<=|>|<)\s*(\d+(\.\d+)?)(ms|s|m)?\s*$/;
+
+const alertSpec = {
+  name: o.string({ pattern: /^[A-Za-z][A-Za-z0-9_]*$/, patternHint: 'must be a Prometheus alert name: letters, digits and underscores, starting with a letter' })
+    .describe('Name of the alert (Prometheus `alert:`).')
+    .required(),
+  when: o.string({ pattern: ALERT_WHEN, patternHint: 'must be METRIC OP VALUE with METRIC one of error_rate, batch_latency_p99, batch_latency_p95, throughput, rows_failed, retries, rate_limit_wait_ratio and OP one of > < >= <=; e.g. error_rate > 0.01' })
+    .describe('The condition, e.g. `error_rate > 0.01` or `batch_latency_p99 > 2s`.')
+    .required(),
+  for: o.duration().describe('How long the condition must hold before the alert fires.').default('0s'),
+  severity: o.enum(['info', 'warning', 'critical'] as const).describe('Severity label of the alert.').default('warning'),
+  notify: o
+    .object({ webhook: o.url({ schemes: ['http', 'https'] }).secret().describe('URL that receives a JSON POST when the alert fires and resolves.') })
+    .describe('Where to send the alert besides the log.'),
+};
+
+const errorsSpec = (registry: Registry) => ({
+  tolerance: o.enum(['none', 'all'] as const).describe('`none`: the first bad row fails the run. `all`: bad rows go to `dead_letter` and the run goes on.').default('none'),
+  dead_letter: connectorSection(registry, 'sink').describe('A sink (jsonl is the usual) that receives each rejected row with its error and context.'),
+  max_failed_rows: o.int({ min: 0 }).describe('Fail the run once more rows than this were rejected.'),
+  max_error_rate: o.number({ min: 0, max: 1 }).describe('Fail the run once the share of rejected rows exceeds this (checked after 1000 rows).'),
+});
+
+export function pipelineSpec(registry: Registry) {
+  return {
+    pipeline: o
+      .string({ pattern: /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, patternHint: 'must be letters, digits, dots, hyphens and underscores (at most 128), starting with a letter or digit' })
+      .describe('Id of the pipeline: names its metrics, logs and checkpoints.')
+      .required()
+      .example('events-to-pg'),
+    description: o.string().describe('Free text shown in `weir check` and the summary.'),
+    connectors: o.list(o.string({ minLength: 1 })).describe('Extra connector modules to load: paths relative to this file, or package names.').advanced(),
+    secrets: o
+      .map(
+        o.object(
+          {
+            provider: o.enum(['env', 'file', 'dir'] as const).describe('`env`: environment variables; `file`: one JSON or dotenv file; `dir`: one file per key.').required(),
+            path: o.path().describe('File (`file`) or directory (`dir`) holding the secrets.'),
+            prefix: o.string().describe('Prefix added to keys (`env` provider).'),
+          },
+          [rules.custom('path is required for the file and dir providers', ['provider', 'path'], (x) => (x.provider !== 'env' && !x.path ? 'path is required for the file and dir providers' : undefined))],
+        ),
+      )
+      .describe('Named secret scopes, used as `${secret:scope/key}`.'),
+    source: connectorSection(registry, 'source').describe('Where rows come from: `type` plus that connector\'s options (`weir docs TYPE`).').required(),
+    sink: connectorSection(registry, 'sink').describe('Where rows go: `type` plus that connector\'s options (`weir docs TYPE`).').required(),
+    delivery: o
+      .enum(['at-least-once', 'exactly-once'] as const)
+      .describe('`exactly-once` is accepted only for sinks that commit rows and checkpoints atomically.')
+      .default('at-least-once'),
+    concurrency: o.int({ min: 1, max: 1024 }).describe('Partitions processed at the same time.').default(4),
+    batch: o
+      .object({
+        rows: o.int({ min: 1, max: 10_000_000 }).describe('Most rows per batch. A sink\'s own `batch_size` wins.').default(5000),
+        bytes: o.bytes({ min: 1024 }).describe('Most (estimated) bytes per batch.').default('8MB'),
+      })
+      .describe('How rows are grouped into batch writes.')
+      .default({}),
+    errors: o.object(errorsSpec(registry), [rules.requiredWhen('dead_letter', 'tolerance', 'all')]).describe('What happens to bad rows.').default({}),
+    retry: o.object(retrySpec).describe('Retries of failed batch writes (retryable errors only).').default({}),
+    rate_limit: o.object(rateLimitSpec).describe('Limits that hold across all partitions of the run.'),
+    shutdown_timeout: o.duration({ min: 0 }).describe('On SIGINT/SIGTERM, how long in-flight batches may take to finish before they are aborted.').default('30s'),
+    checkpoint: o
+      .object({ path: o.path().describe('SQLite file recording committed partitions, relative to the working directory.').default('.weir/checkpoints.db') })
+      .describe('Where committed partitions are recorded, for resume.')
+      .default({}),
+    alerts: o.list(o.object(alertSpec)).describe('Alert rules, evaluated during the run and exported by `weir alerts`.'),
+    progress_interval: o.duration({ min: 100 }).describe('How often a progress line is logged when stdout is not a terminal.').default('10s').advanced(),
+  };
+}
+
+export type PipelineSpec = ReturnType<typeof pipelineSpec>;
+export type PipelineConfig = OptionsOf<PipelineSpec>;
+
+export interface ValidatedPipeline {
+  config: PipelineConfig;
+  warnings: string[];
+  baseDir: string;
+}
+
+/**
+ * resolve → validate. Throws one {@link ConfigError} with every issue found.
+ * Registers resolved and literal secret values with the redactor.
+ */
+export function validatePipeline(file: LoadedFile, registry: Registry, redactor: Redactor, baseDir: string): ValidatedPipeline {
+  const resolved = resolveReferences(file.data, baseDir, redactor);
+  const spec = pipelineSpec(registry);
+  const r = validateOptions(spec, resolved.data, '');
+  registerSecrets(resolved.data, registry, redactor);
+  const issues: ConfigIssue[] = [...resolved.issues, ...r.issues.filter((i) => !resolved.issues.some((x) => x.path === i.path))];
+  if (r.value && r.value.delivery === 'exactly-once' && !r.value.sink.connector.exactlyOnce) {
+    const able = registry.list().filter((c) => c.connector.sink && c.connector.exactlyOnce).map((c) => c.connector.name);
+    issues.push({
+      path: 'delivery',
+      message: `exactly-once needs a sink that commits rows and checkpoints atomically; ${r.value.sink.type} cannot. Use at-least-once, or one of: ${able.join(', ')}`,
+    });
+  }
+  if (issues.length || !r.value) throw new ConfigError(withLines(issues, file), `${file.path} has ${issues.length} problem(s)`);
+  return { config: r.value, warnings: resolved.warnings, baseDir };
+}
+
+/** Literal values of options declared secret are redacted too, not only resolved references. */
+function registerSecrets(data: unknown, registry: Registry, redactor: Redactor): void {
+  const sections: unknown[] = [];
+  if (isPlainObject(data)) {
+    sections.push(data.source, data.sink);
+    if (isPlainObject(data.errors)) sections.push(data.errors.dead_letter);
+    if (Array.isArray(data.alerts)) for (const a of data.alerts) if (isPlainObject(a) && isPlainObject(a.notify)) redactor.addValue(String(a.notify.webhook ?? ''));
+  }
+  for (const section of sections) {
+    if (!isPlainObject(section) || typeof section.type !== 'string') continue;
+    const connector = registry.get(section.type);
+    if (!connector) continue;
+    for (const key of secretPaths(connector.options)) {
+      redactor.addKey(key.split('.').pop() as string);
+      const v = section[key];
+      if (typeof v === 'string') redactor.addValue(v);
+    }
+  }
+}

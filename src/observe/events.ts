@@ -1,0 +1,122 @@
+/**
+ * Everything that happens during a run is a typed event. Observers (logger,
+ * metrics, progress, alerts, summary) subscribe; nothing in the runtime or in a
+ * connector calls pino or prom-client directly.
+ */
+
+/** The per-partition metrics of the reference pattern, reported at partition end. */
+export interface PartitionMetrics {
+  partition_id: string;
+  attempt: number;
+  rows_read: number;
+  rows_processed: number;
+  rows_failed: number;
+  bytes_sent: number;
+  batches_sent: number;
+  retry_count: number;
+  rate_limit_wait_seconds: number;
+  duration_seconds: number;
+  /** rows_processed / duration_seconds */
+  throughput: number;
+  /** error_type → count and a capped sample of messages */
+  errors: Record<string, { count: number; samples: string[] }>;
+}
+
+export interface RunTotals {
+  partitions: number;
+  partitions_committed: number;
+  partitions_failed: number;
+  partitions_skipped: number;
+  rows_read: number;
+  rows_written: number;
+  rows_dead_lettered: number;
+  rows_failed: number;
+  bytes_sent: number;
+  batches_sent: number;
+  retries: number;
+  duration_seconds: number;
+  rows_per_second: number;
+}
+
+export type RunStatus = 'succeeded' | 'failed' | 'stopped';
+
+export interface RunSummary {
+  run_id: string;
+  pipeline: string;
+  status: RunStatus;
+  source: string;
+  sink: string;
+  delivery: string;
+  started_at: string;
+  finished_at: string;
+  totals: RunTotals;
+  partitions: PartitionMetrics[];
+  error?: { error_type: string; error_message: string };
+  resumed: boolean;
+}
+
+interface Base {
+  partition_id?: string;
+  batch_id?: number;
+}
+
+export type WeirEvent =
+  | { type: 'run_start'; source: string; sink: string; partitions: number; delivery: string; resumed: boolean; estimated_rows?: number }
+  | ({ type: 'partition_start'; partition_id: string; attempt: number } & Base)
+  | { type: 'partition_skipped'; partition_id: string; reason: string }
+  | { type: 'batch_written'; partition_id: string; batch_id: number; rows: number; bytes: number; duration_ms: number }
+  | {
+      type: 'batch_retry';
+      partition_id: string;
+      batch_id: number;
+      attempt: number;
+      delay_ms: number;
+      error_type: string;
+      error_message: string;
+    }
+  | { type: 'rate_limit_wait'; partition_id: string; wait_ms: number }
+  | {
+      type: 'row_dead_lettered';
+      partition_id: string;
+      batch_id?: number;
+      stage: 'read' | 'write';
+      error_type: string;
+      error_message: string;
+    }
+  | { type: 'rows_read'; partition_id: string; rows: number }
+  | { type: 'partition_complete'; metrics: PartitionMetrics }
+  | { type: 'partition_failed'; metrics: PartitionMetrics; error_type: string; error_message: string }
+  | { type: 'job_commit'; partitions: number; duration_ms: number }
+  | { type: 'job_abort'; partitions: number; reason: string }
+  | { type: 'close_error'; resource: string; partition_id?: string; error_type: string; error_message: string }
+  | { type: 'warning'; message: string; partition_id?: string }
+  | { type: 'shutdown_requested'; signal: string }
+  | { type: 'progress'; rows: number; rows_per_second: number; percent?: number; eta_seconds?: number }
+  | { type: 'run_complete'; summary: RunSummary }
+  | { type: 'run_failed'; summary: RunSummary; error_type: string; error_message: string };
+
+export type EventType = WeirEvent['type'];
+export type Listener = (event: WeirEvent) => void;
+
+/** A synchronous fan-out to observers. An observer that throws never breaks the run. */
+export class EventBus {
+  private readonly listeners: Listener[] = [];
+
+  subscribe(listener: Listener): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+
+  emit(event: WeirEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // observers must not break the data path
+      }
+    }
+  }
+}

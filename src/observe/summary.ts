@@ -1,0 +1,47 @@
+/** The human summary printed at the end of a run, and the JSON summary file. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Redactor } from '../secrets/redactor.js';
+import type { RunSummary } from './events.js';
+
+const n = (x: number) => x.toLocaleString('en-US');
+const MAX_PARTITION_LINES = 12;
+
+function bytes(x: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (x >= 1024 && i < units.length - 1) {
+    x /= 1024;
+    i++;
+  }
+  return `${x.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+export function formatSummary(s: RunSummary): string {
+  const t = s.totals;
+  const mark = s.status === 'succeeded' ? '✔' : s.status === 'stopped' ? '■' : '✖';
+  const lines = [
+    `${mark} ${s.pipeline} ${s.status} in ${t.duration_seconds.toFixed(2)} s  (run ${s.run_id})`,
+    `  ${s.source} → ${s.sink} · ${s.delivery} · ${t.partitions_committed}/${t.partitions} partitions committed${t.partitions_skipped ? ` (${t.partitions_skipped} skipped: already committed)` : ''}${t.partitions_failed ? ` · ${t.partitions_failed} failed` : ''}`,
+    `  rows: ${n(t.rows_read)} read · ${n(t.rows_written)} written · ${n(t.rows_dead_lettered)} dead-lettered · ${n(t.rows_per_second)} rows/s`,
+    `  ${bytes(t.bytes_sent)} sent in ${n(t.batches_sent)} batches · ${n(t.retries)} retries`,
+  ];
+  if (s.partitions.length > 1) {
+    const shown = [...s.partitions].sort((a, b) => b.duration_seconds - a.duration_seconds).slice(0, MAX_PARTITION_LINES);
+    lines.push(`  ${'partition'.padEnd(12)}${'rows'.padStart(12)}${'failed'.padStart(9)}${'retries'.padStart(9)}${'seconds'.padStart(9)}${'rows/s'.padStart(11)}`);
+    for (const p of shown)
+      lines.push(
+        `  ${p.partition_id.slice(0, 11).padEnd(12)}${n(p.rows_processed).padStart(12)}${n(p.rows_failed).padStart(9)}${n(p.retry_count).padStart(9)}${p.duration_seconds.toFixed(2).padStart(9)}${n(p.throughput).padStart(11)}`,
+      );
+    if (s.partitions.length > shown.length) lines.push(`  … ${s.partitions.length - shown.length} more (see --summary-json)`);
+  }
+  if (s.error) lines.push(`  error: ${s.error.error_message} [${s.error.error_type}]`);
+  if (s.status === 'failed') lines.push('  nothing of this run was committed to the sink');
+  return `${lines.join('\n')}\n`;
+}
+
+/** Writes the JSON summary, scrubbed, atomically enough for tooling (whole file in one write). */
+export function writeSummaryJson(path: string, summary: RunSummary, redactor: Redactor): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, `${redactor.scrub(JSON.stringify(redactor.scrubValue(summary), null, 2))}\n`);
+}

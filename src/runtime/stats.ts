@@ -1,0 +1,50 @@
+import { errorMessage, errorType } from '../sdk/errors.js';
+import type { PartitionMetrics } from '../observe/events.js';
+
+const MAX_SAMPLES = 5;
+const MAX_SAMPLE_LENGTH = 300;
+
+/** Counts one partition attempt: the reference pattern's per-partition metrics. */
+export class PartitionStats {
+  private readonly started = performance.now();
+  rowsRead = 0;
+  rowsProcessed = 0;
+  rowsFailed = 0;
+  bytesSent = 0;
+  batchesSent = 0;
+  retryCount = 0;
+  rateLimitWaitMs = 0;
+  private readonly errors: PartitionMetrics['errors'] = {};
+
+  constructor(
+    readonly partitionId: string,
+    readonly attempt: number,
+  ) {}
+
+  recordError(error: unknown): void {
+    const type = errorType(error);
+    const entry = (this.errors[type] ??= { count: 0, samples: [] });
+    entry.count++;
+    if (entry.samples.length < MAX_SAMPLES) entry.samples.push(errorMessage(error).slice(0, MAX_SAMPLE_LENGTH));
+  }
+
+  snapshot(): PartitionMetrics {
+    const duration = (performance.now() - this.started) / 1000;
+    return {
+      partition_id: this.partitionId,
+      attempt: this.attempt,
+      rows_read: this.rowsRead,
+      rows_processed: this.rowsProcessed,
+      rows_failed: this.rowsFailed,
+      bytes_sent: this.bytesSent,
+      batches_sent: this.batchesSent,
+      retry_count: this.retryCount,
+      rate_limit_wait_seconds: round(this.rateLimitWaitMs / 1000),
+      duration_seconds: round(duration),
+      throughput: duration > 0 ? Math.round(this.rowsProcessed / duration) : 0,
+      errors: structuredClone(this.errors),
+    };
+  }
+}
+
+const round = (n: number) => Math.round(n * 1000) / 1000;

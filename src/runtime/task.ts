@@ -1,0 +1,205 @@
+/**
+ * The task loop: one partition, read → batch → rate limit → write (with retries)
+ * → commit, or abort on failure; the writer is always closed.
+ */
+import type { Logger } from 'pino';
+import type { Sink, Source, TaskContext, Writer } from '../sdk/connector.js';
+import { WeirError, errorMessage, errorType } from '../sdk/errors.js';
+import type { JsonValue, Partition, Row, Schema } from '../sdk/types.js';
+import type { EventBus, PartitionMetrics } from '../observe/events.js';
+import { toLog } from '../observe/logger.js';
+import { type BatchLimits, batches } from './batcher.js';
+import type { RateLimiter, Retrier } from './policies.js';
+import { PartitionStats } from './stats.js';
+
+/** Where rejected rows go. `reject` throws when the run's error policy does not tolerate them. */
+export interface RowErrorHandler {
+  /** Whether a write error may be narrowed down to bad rows (tolerance `all` and a non-retryable row-level error). */
+  tolerates(error: unknown): boolean;
+  /** Hands a bad row to the dead-letter sink; throws when the run must fail instead. */
+  reject(record: unknown, error: unknown, info: RejectInfo): Promise<void>;
+}
+
+export interface RejectInfo {
+  partition_id: string;
+  batch_id?: number;
+  attempt: number;
+  stage: 'read' | 'write';
+}
+
+export interface TaskDeps {
+  runId: string;
+  pipeline: string;
+  baseDir: string;
+  source: Source;
+  sink: Sink;
+  schema: Schema | undefined;
+  bus: EventBus;
+  logger: Logger;
+  limits: BatchLimits;
+  retrier: Retrier;
+  rateLimiter: RateLimiter;
+  rowErrors: RowErrorHandler;
+  /** Aborted when the run stops (another partition failed, or a signal). */
+  signal: AbortSignal;
+}
+
+export interface PartitionOutcome {
+  partition: Partition;
+  ok: boolean;
+  message?: JsonValue;
+  metrics: PartitionMetrics;
+  error?: unknown;
+}
+
+function cancelled(signal: AbortSignal): WeirError {
+  const reason = signal.reason;
+  return reason instanceof WeirError ? reason : new WeirError('run stopped', { kind: 'cancelled', code: 'cancelled' });
+}
+
+/** Runs one attempt of one partition. Never throws: the outcome says what happened. */
+export async function runPartition(partition: Partition, attempt: number, deps: TaskDeps): Promise<PartitionOutcome> {
+  const { bus, sink, source } = deps;
+  const stats = new PartitionStats(partition.id, attempt);
+  const logger = deps.logger.child({ partition_id: partition.id });
+  let batchId = 0;
+
+  const ctx: TaskContext = {
+    runId: deps.runId,
+    pipeline: deps.pipeline,
+    baseDir: deps.baseDir,
+    partitionId: partition.id,
+    attempt,
+    schema: deps.schema,
+    signal: deps.signal,
+    log: toLog(logger),
+    reject: async (record, error) => {
+      stats.rowsRead++;
+      stats.rowsFailed++;
+      stats.recordError(error);
+      await deps.rowErrors.reject(record, error, { partition_id: partition.id, attempt, stage: 'read' });
+      bus.emit({ type: 'row_dead_lettered', partition_id: partition.id, stage: 'read', error_type: errorType(error), error_message: errorMessage(error) });
+    },
+    count: (_metric, value) => {
+      stats.bytesSent += value;
+      exactBytes = true;
+    },
+  };
+  let exactBytes = false;
+
+  bus.emit({ type: 'partition_start', partition_id: partition.id, attempt });
+  let writer: Writer | undefined;
+  try {
+    if (deps.signal.aborted) throw cancelled(deps.signal);
+    writer = await sink.writer(partition, ctx);
+    const w = writer;
+    for await (const batch of batches(source.read(partition, ctx), deps.limits)) {
+      if (deps.signal.aborted) throw cancelled(deps.signal);
+      const id = ++batchId;
+      stats.rowsRead += batch.rows.length;
+      bus.emit({ type: 'rows_read', partition_id: partition.id, rows: batch.rows.length });
+      if (deps.rateLimiter.active) {
+        const waited = await deps.rateLimiter.acquire(batch.rows.length, deps.signal);
+        if (waited > 0) {
+          stats.rateLimitWaitMs += waited;
+          bus.emit({ type: 'rate_limit_wait', partition_id: partition.id, wait_ms: waited });
+        }
+      }
+      const started = performance.now();
+      const written = await writeWithIsolation(w, batch.rows, id, deps, stats, attempt);
+      const bytes = written === batch.rows.length ? batch.bytes : Math.round((batch.bytes * written) / batch.rows.length);
+      stats.rowsProcessed += written;
+      stats.batchesSent++;
+      if (!exactBytes) stats.bytesSent += bytes;
+      bus.emit({
+        type: 'batch_written',
+        partition_id: partition.id,
+        batch_id: id,
+        rows: written,
+        bytes,
+        duration_ms: Math.round(performance.now() - started),
+      });
+    }
+    if (deps.signal.aborted) throw cancelled(deps.signal);
+    const message = (await w.commit?.()) ?? { partition_id: partition.id, rows: stats.rowsProcessed };
+    const metrics = stats.snapshot();
+    bus.emit({ type: 'partition_complete', metrics });
+    return { partition, ok: true, message, metrics };
+  } catch (error) {
+    stats.recordError(error);
+    if (writer?.abort) {
+      try {
+        await writer.abort();
+      } catch (abortError) {
+        bus.emit({ type: 'close_error', resource: 'writer.abort', partition_id: partition.id, error_type: errorType(abortError), error_message: errorMessage(abortError) });
+      }
+    }
+    const metrics = stats.snapshot();
+    bus.emit({ type: 'partition_failed', metrics, error_type: errorType(error), error_message: errorMessage(error) });
+    return { partition, ok: false, metrics, error };
+  } finally {
+    if (writer?.close) {
+      try {
+        await writer.close();
+      } catch (closeError) {
+        bus.emit({ type: 'close_error', resource: 'writer', partition_id: partition.id, error_type: errorType(closeError), error_message: errorMessage(closeError) });
+      }
+    }
+  }
+}
+
+/**
+ * Writes a batch with retries. When the batch still fails and the error policy
+ * tolerates bad rows, the batch is split in halves until the bad rows are
+ * isolated; those go to the dead-letter sink and the good rows are written.
+ * Returns the number of rows written.
+ */
+async function writeWithIsolation(
+  writer: Writer,
+  rows: Row[],
+  batchId: number,
+  deps: TaskDeps,
+  stats: PartitionStats,
+  attempt: number,
+): Promise<number> {
+  try {
+    await deps.retrier(
+      () => writer.write(rows),
+      (r) => {
+        stats.retryCount++;
+        stats.recordError(r.error);
+        deps.bus.emit({
+          type: 'batch_retry',
+          partition_id: stats.partitionId,
+          batch_id: batchId,
+          attempt: r.attempt,
+          delay_ms: r.delayMs,
+          error_type: errorType(r.error),
+          error_message: errorMessage(r.error),
+        });
+      },
+      deps.signal,
+    );
+    return rows.length;
+  } catch (error) {
+    if (deps.signal.aborted || !deps.rowErrors.tolerates(error)) throw error;
+    if (rows.length === 1) {
+      stats.rowsFailed++;
+      stats.recordError(error);
+      await deps.rowErrors.reject(rows[0], error, { partition_id: stats.partitionId, batch_id: batchId, attempt, stage: 'write' });
+      deps.bus.emit({
+        type: 'row_dead_lettered',
+        partition_id: stats.partitionId,
+        batch_id: batchId,
+        stage: 'write',
+        error_type: errorType(error),
+        error_message: errorMessage(error),
+      });
+      return 0;
+    }
+    const mid = Math.ceil(rows.length / 2);
+    const left = await writeWithIsolation(writer, rows.slice(0, mid), batchId, deps, stats, attempt);
+    const right = await writeWithIsolation(writer, rows.slice(mid), batchId, deps, stats, attempt);
+    return left + right;
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The connector author's API, modelled on Spark's Python Data Source API.
+ *
+ * A connector is one {@link defineConnector} call: an option spec plus a source
+ * factory, a sink factory, or both. Factories are cheap and do no I/O; they run
+ * on the planner and on every worker with the same validated options.
+ *
+ * Roles and where they run:
+ * - `Source.schema()`      planner, once per run
+ * - `Source.partitions()`  planner, once per run — default: one partition `{ id: "0" }`
+ * - `Source.read()`        worker, once per partition attempt
+ * - `Sink.setup()`         planner, once per run before any writer
+ * - `Sink.writer()`        worker, once per partition attempt
+ * - `Writer.write()`       worker, once per batch; may be retried with the same batch
+ * - `Writer.commit()`      worker, once per partition, after its last batch
+ * - `Writer.abort()`       worker, after a failure; must be idempotent
+ * - `Writer.close()`       worker, always, after commit or abort
+ * - `Sink.commit()`        planner, once when every partition committed; must be idempotent
+ * - `Sink.abort()`         planner, once when any partition failed; must be idempotent
+ */
+import type { JsonValue, Partition, Row, Schema } from './types.js';
+import type { OptionsOf, Rule, Spec } from './options.js';
+
+/** The logger a connector gets. Fields are structured; never put secrets in messages. */
+export interface Log {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** What every planner-side call receives. */
+export interface PlanContext {
+  readonly runId: string;
+  readonly pipeline: string;
+  readonly log: Log;
+  readonly signal: AbortSignal;
+  /** Directory relative paths in the pipeline file resolve against. */
+  readonly baseDir: string;
+}
+
+/** What every worker-side call receives, once per partition attempt. */
+export interface TaskContext extends PlanContext {
+  readonly partitionId: string;
+  /** 1 for the first attempt of this partition. */
+  readonly attempt: number;
+  /** The source schema, when the source declared one. */
+  readonly schema: Schema | undefined;
+  /**
+   * Hands a row the source could not read (bad CSV field, unparsable JSON) to the
+   * run's error policy: dead-lettered with `errors.tolerance: all`, else the run fails.
+   */
+  reject(record: unknown, error: unknown): Promise<void>;
+  /** Adds to this partition's counters (e.g. `bytes_sent` when the writer knows the exact size). */
+  count(metric: 'bytes_sent', value: number): void;
+}
+
+/** Per-partition writer. Rows it receives become visible only through commit. */
+export interface Writer {
+  /** Writes one batch. May be retried with the same batch after a retryable error. */
+  write(batch: Row[]): Promise<void> | void;
+  /** Makes the partition's rows durable (and, for exactly-once sinks, visible with the checkpoint). Returns the commit message. */
+  commit?(): Promise<JsonValue> | JsonValue;
+  /** Discards whatever this writer wrote. Idempotent. */
+  abort?(): Promise<void> | void;
+  /** Releases connections and handles. Always called, after commit or abort. */
+  close?(): Promise<void> | void;
+}
+
+export interface Source {
+  /** Column names and types, if known before reading. */
+  schema?(ctx: PlanContext): Promise<Schema | undefined> | Schema | undefined;
+  /** Splits the work. Partitions are plain JSON; they cross processes. */
+  partitions?(ctx: PlanContext): Promise<Partition[]> | Partition[];
+  /** Total rows, when cheap to know (for progress and ETA). */
+  estimate?(ctx: PlanContext): Promise<number | undefined> | number | undefined;
+  /** Reads one partition as rows or arrays of rows (arrays are faster). */
+  read(partition: Partition, ctx: TaskContext): AsyncIterable<Row | Row[]>;
+  /** Releases planner-side resources. */
+  close?(): Promise<void> | void;
+}
+
+export interface CommitContext extends PlanContext {
+  readonly schema: Schema | undefined;
+}
+
+export interface Sink {
+  /** Prepares the target once per run (planner). */
+  setup?(ctx: CommitContext): Promise<void> | void;
+  /** Opens the writer of one partition (worker). */
+  writer(partition: Partition, ctx: TaskContext): Promise<Writer> | Writer;
+  /** Job commit with every partition's commit message. Idempotent. */
+  commit?(messages: JsonValue[], ctx: CommitContext): Promise<void> | void;
+  /** Job abort with the messages of the partitions that did commit. Idempotent. */
+  abort?(messages: JsonValue[], ctx: CommitContext): Promise<void> | void;
+  /** Releases planner-side resources. */
+  close?(): Promise<void> | void;
+}
+
+export type CheckName = 'connection' | 'authentication' | 'rate_limit' | 'disk_space' | 'target' | string;
+
+export interface CheckResult {
+  name: CheckName;
+  ok: boolean;
+  message: string;
+}
+
+export interface ConnectorDefinition<S extends Spec = Spec> {
+  /** The `type:` users write, e.g. `postgres`. Lowercase letters, digits and hyphens. */
+  name: string;
+  /** One line shown by `weir connectors` and at the top of the docs. */
+  description: string;
+  options: S;
+  /** Cross-field rules checked in every role. */
+  rules?: Rule[];
+  /** Rules checked only when the connector is used as a source. */
+  sourceRules?: Rule[];
+  /** Rules checked only when the connector is used as a sink. */
+  sinkRules?: Rule[];
+  /** Creates a source for validated options. No I/O. */
+  source?: (options: OptionsOf<S>) => Source;
+  /** Creates a sink for validated options. No I/O. */
+  sink?: (options: OptionsOf<S>) => Sink;
+  /** Whether the sink commits a partition's rows and its checkpoint atomically. */
+  exactlyOnce?: boolean;
+  /** Health checks for `weir check`: connection, authentication, rate limits, disk space. */
+  check?: (options: OptionsOf<S>, ctx: PlanContext) => Promise<CheckResult[]>;
+}
+
+/** A connector as the runtime sees it (options erased). */
+export type AnyConnector = ConnectorDefinition<Spec>;
+
+const NAME = /^[a-z][a-z0-9-]*$/;
+
+/**
+ * Declares a connector. Checks the definition itself (author errors) at import time.
+ *
+ * @example
+ * export default defineConnector({
+ *   name: 'hello',
+ *   description: 'Says hello N times.',
+ *   options: { times: o.int({ min: 1 }).describe('How many rows.').default(3) },
+ *   source: (opts) => ({
+ *     async *read() { for (let i = 0; i < opts.times; i++) yield { id: i, greeting: 'hello' }; },
+ *   }),
+ * });
+ */
+export function defineConnector<S extends Spec>(definition: ConnectorDefinition<S>): ConnectorDefinition<S> {
+  if (!NAME.test(definition.name)) throw new Error(`connector name "${definition.name}" must match ${NAME}`);
+  if (!definition.source && !definition.sink)
+    throw new Error(`connector "${definition.name}" must define a source, a sink, or both`);
+  if ('type' in definition.options) throw new Error(`connector "${definition.name}": "type" is a reserved option name`);
+  return definition;
+}

@@ -1,0 +1,120 @@
+/**
+ * weir's error vocabulary. Every error a user can cause is a {@link WeirError}
+ * with a `kind` that the CLI maps to an exit code and a message that names the
+ * field, the bad value (unless secret) and the fix.
+ *
+ * - `config`    — the pipeline file or an option is wrong (exit 2)
+ * - `connector` — a system weir talks to failed (exit 1); may be retryable
+ * - `data`      — one row is bad (dead-letter candidate with `errors.tolerance: all`)
+ * - `cancelled` — the run was stopped by a signal
+ * - `internal`  — a bug in weir or in a connector
+ */
+export type ErrorKind = 'config' | 'connector' | 'data' | 'cancelled' | 'internal';
+
+export interface WeirErrorOptions {
+  /** Stable machine-readable code, e.g. `ECONNREFUSED`, `invalid_option`. */
+  code?: string;
+  kind?: ErrorKind;
+  /** Whether retrying the same operation may succeed (network blips, 429, 503). */
+  retryable?: boolean;
+  /** A server-provided wait before the next attempt (e.g. from `Retry-After`). */
+  retryAfterMs?: number;
+  cause?: unknown;
+}
+
+/**
+ * The one error type of weir.
+ *
+ * @example
+ * throw new WeirError('HTTP 429 from api.example.com', { code: 'http_429', retryable: true, retryAfterMs: 2000 });
+ */
+export class WeirError extends Error {
+  readonly code: string;
+  readonly kind: ErrorKind;
+  readonly retryable: boolean;
+  readonly retryAfterMs: number | undefined;
+
+  constructor(message: string, options: WeirErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'WeirError';
+    this.code = options.code ?? 'weir_error';
+    this.kind = options.kind ?? 'connector';
+    this.retryable = options.retryable ?? false;
+    this.retryAfterMs = options.retryAfterMs;
+  }
+}
+
+/** One problem found in a configuration, located by its dotted path (`sink.port`). */
+export interface ConfigIssue {
+  path: string;
+  message: string;
+}
+
+/** All configuration problems at once; the CLI prints each and exits 2. */
+export class ConfigError extends WeirError {
+  readonly issues: ConfigIssue[];
+
+  constructor(issues: ConfigIssue[], title = 'invalid configuration') {
+    super(`${title}:\n${issues.map((i) => `  - ${i.path ? `${i.path}: ` : ''}${i.message}`).join('\n')}`, {
+      code: 'invalid_config',
+      kind: 'config',
+    });
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}
+
+/** A single bad row. With `errors.tolerance: all` it goes to the dead-letter sink. */
+export class RowError extends WeirError {
+  constructor(message: string, options: Omit<WeirErrorOptions, 'kind'> = {}) {
+    super(message, { ...options, kind: 'data', retryable: false, code: options.code ?? 'bad_row' });
+    this.name = 'RowError';
+  }
+}
+
+const RETRYABLE_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'SQLITE_BUSY',
+  'SQLITE_LOCKED',
+]);
+
+/**
+ * Whether an error is worth retrying: a {@link WeirError} says so itself; otherwise
+ * network errors and timeouts are retryable and everything else is not.
+ */
+export function isRetryable(error: unknown): boolean {
+  if (error instanceof WeirError) return error.retryable;
+  if (error && typeof error === 'object') {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && RETRYABLE_CODES.has(code)) return true;
+    const name = (error as { name?: unknown }).name;
+    if (name === 'TimeoutError') return true;
+  }
+  return false;
+}
+
+/** A short type name for metrics and logs (`error_type`). */
+export function errorType(error: unknown): string {
+  if (error instanceof WeirError) return error.code;
+  if (error && typeof error === 'object') {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && code) return code;
+    const name = (error as { name?: unknown }).name;
+    if (typeof name === 'string' && name) return name;
+  }
+  return typeof error;
+}
+
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

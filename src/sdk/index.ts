@@ -1,0 +1,8 @@
+/**
+ * The weir SDK: everything a connector author imports. Depends on nothing else in weir.
+ */
+export * from './connector.js';
+export * from './errors.js';
+export * from './options.js';
+export * from './types.js';
+export * from './sql.js';

@@ -1,0 +1,54 @@
+/** Plain JSON: partitions, commit messages and checkpoints cross processes as this. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** One unit of parallel work. `id` is unique within a run; the rest is the source's own JSON. */
+export interface Partition {
+  id: string;
+  [key: string]: JsonValue;
+}
+
+/** A row: column name to value. Values are JSON-like plus Date, bigint and Uint8Array. */
+export type Row = Record<string, unknown>;
+
+export type ColumnType = 'integer' | 'number' | 'string' | 'boolean' | 'timestamp' | 'json';
+export const COLUMN_TYPES: readonly ColumnType[] = ['integer', 'number', 'string', 'boolean', 'timestamp', 'json'];
+
+export interface Column {
+  name: string;
+  type: ColumnType;
+  nullable?: boolean;
+}
+
+export type Schema = Column[];
+
+/**
+ * A cheap estimate of a row's size in bytes, used to cut batches by bytes and to
+ * report `bytes_sent` when the writer does not know the exact size.
+ */
+export function estimateRowBytes(row: Row): number {
+  let size = 2;
+  for (const key in row) {
+    const v = row[key];
+    size += key.length + 4;
+    switch (typeof v) {
+      case 'string':
+        size += v.length;
+        break;
+      case 'number':
+      case 'bigint':
+        size += 8;
+        break;
+      case 'boolean':
+        size += 5;
+        break;
+      case 'undefined':
+        break;
+      default:
+        if (v === null) size += 4;
+        else if (v instanceof Date) size += 24;
+        else if (v instanceof Uint8Array) size += v.byteLength;
+        else size += JSON.stringify(v)?.length ?? 0;
+    }
+  }
+  return size;
+}
