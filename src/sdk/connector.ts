@@ -84,6 +84,14 @@ export interface CommitContext extends PlanContext {
   readonly schema: Schema | undefined;
 }
 
+/** What an exactly-once sink finds in its target for a run (see {@link Sink.recover}). */
+export interface RecoveredState {
+  /** The job commit of this run already happened: nothing is left to do. */
+  jobCommitted: boolean;
+  /** Partitions whose rows and checkpoint are durably committed, with their commit messages. */
+  partitions: { partition_id: string; message: JsonValue }[];
+}
+
 export interface Sink {
   /** Prepares the target once per run (planner). */
   setup?(ctx: CommitContext): Promise<void> | void;
@@ -93,6 +101,14 @@ export interface Sink {
   commit?(messages: JsonValue[], ctx: CommitContext): Promise<void> | void;
   /** Job abort with the messages of the partitions that did commit. Idempotent. */
   abort?(messages: JsonValue[], ctx: CommitContext): Promise<void> | void;
+  /**
+   * Exactly-once sinks only (planner, once per run, before any writer): what the target
+   * already holds for `ctx.runId`. A resumed run skips these partitions. For this to be
+   * exact, `Writer.commit()` must store a checkpoint `(pipeline, runId, partition id)` in
+   * the same transaction as the partition's rows, and `Sink.commit()` must mark the run
+   * committed in the same transaction that publishes it.
+   */
+  recover?(ctx: CommitContext): Promise<RecoveredState> | RecoveredState;
   /** Releases planner-side resources. */
   close?(): Promise<void> | void;
 }

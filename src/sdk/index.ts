@@ -6,3 +6,4 @@ export * from './errors.js';
 export * from './options.js';
 export * from './types.js';
 export * from './sql.js';
+export * from './tls.js';

@@ -1,0 +1,176 @@
+/**
+ * Test helpers for connector authors and for the runtime: a task context, a
+ * scripted source and a recording sink whose every call can be inspected.
+ * The runtime is tested with these, without any real connector.
+ */
+import { defineConnector, type Log, type Sink, type TaskContext, type Writer } from './connector.js';
+import { WeirError } from './errors.js';
+import { o } from './options.js';
+import type { JsonValue, Partition, Row, Schema } from './types.js';
+
+export const silentLog: Log = { debug() {}, info() {}, warn() {}, error() {} };
+
+export interface TestTaskContext extends TaskContext {
+  rejected: { record: unknown; error: unknown }[];
+  bytes: number;
+}
+
+/** A TaskContext for calling a connector's reader or writer directly in a test. */
+export function taskContext(overrides: Partial<TaskContext> = {}): TestTaskContext {
+  const rejected: { record: unknown; error: unknown }[] = [];
+  const ctx: TestTaskContext = {
+    runId: 'test-run',
+    pipeline: 'test',
+    partitionId: '0',
+    attempt: 1,
+    schema: undefined,
+    baseDir: process.cwd(),
+    log: silentLog,
+    signal: new AbortController().signal,
+    rejected,
+    bytes: 0,
+    async reject(record, error) {
+      rejected.push({ record, error });
+    },
+    count(_metric, value) {
+      ctx.bytes += value;
+    },
+    ...overrides,
+  };
+  return ctx;
+}
+
+export const TEST_SCHEMA: Schema = [
+  { name: 'id', type: 'integer' },
+  { name: 'value', type: 'string' },
+];
+
+/** Options of the `test-source` connector: N rows over P partitions, optionally failing. */
+export const testSourceOptions = {
+  rows: o.int({ min: 0 }).describe('Rows in total.').default(100),
+  partitions: o.int({ min: 1 }).describe('Partitions (contiguous id ranges).').default(1),
+  fail_partition: o.string().describe('Partition id whose reader throws after `fail_after` rows.'),
+  fail_after: o.int({ min: 0 }).describe('Rows the failing partition yields before it throws.').default(0),
+  delay_ms: o.int({ min: 0 }).describe('Delay between rows, to make runs slow enough to interrupt.').default(0),
+  bad_every: o.int({ min: 0 }).describe('Every Nth row has value "BAD" (0: none).').default(0),
+};
+
+export const testSource = defineConnector({
+  name: 'test-source',
+  description: 'Scripted rows for runtime tests.',
+  options: testSourceOptions,
+  source: (opts) => ({
+    schema: () => TEST_SCHEMA,
+    estimate: () => opts.rows,
+    partitions: (): Partition[] => {
+      const out: Partition[] = [];
+      const size = Math.ceil(opts.rows / opts.partitions);
+      for (let i = 0; i < opts.partitions; i++) out.push({ id: String(i), start: i * size, end: Math.min(opts.rows, (i + 1) * size) });
+      return out;
+    },
+    async *read(partition) {
+      for (let id = partition.start as number; id < (partition.end as number); id++) {
+        if (partition.id === opts.fail_partition && id - (partition.start as number) >= opts.fail_after)
+          throw new WeirError(`partition ${partition.id} failed on purpose`, { code: 'test_failure' });
+        if (opts.delay_ms) await new Promise((r) => setTimeout(r, opts.delay_ms));
+        yield { id, value: opts.bad_every && id % opts.bad_every === 0 ? 'BAD' : `v${id}` } satisfies Row;
+      }
+    },
+  }),
+});
+
+/** Everything a {@link recordingSink} saw. */
+export interface SinkRecord {
+  writersOpened: string[];
+  writersClosed: string[];
+  writersAborted: string[];
+  /** Rows per partition, as written (including retried and aborted ones). */
+  written: Map<string, Row[]>;
+  /** Rows visible after the job commit. */
+  committed: Row[];
+  jobCommits: JsonValue[][];
+  jobAborts: JsonValue[][];
+  writeCalls: number;
+  writeTimes: number[];
+}
+
+export interface RecordingSinkOptions {
+  /** Throw a retryable error on the first N write calls (then succeed). */
+  failFirstWrites?: number;
+  /** `retryAfterMs` carried by those errors. */
+  retryAfterMs?: number;
+  /** Rows whose `value` equals this are refused with a non-retryable data error. */
+  rejectValue?: string;
+  /** Throw from close() (to test that close errors never hide the real error). */
+  failOnClose?: boolean;
+  /** Delay each write by this many ms. */
+  writeDelayMs?: number;
+}
+
+/** A sink that records every call: rows become `committed` only on job commit. */
+export function recordingSink(options: RecordingSinkOptions = {}): { record: SinkRecord; sink: () => Sink } {
+  const record: SinkRecord = {
+    writersOpened: [],
+    writersClosed: [],
+    writersAborted: [],
+    written: new Map(),
+    committed: [],
+    jobCommits: [],
+    jobAborts: [],
+    writeCalls: 0,
+    writeTimes: [],
+  };
+  const staged = new Map<string, Row[]>();
+  const sink = (): Sink => ({
+    writer(partition: Partition): Writer {
+      record.writersOpened.push(partition.id);
+      const rows: Row[] = [];
+      return {
+        async write(batch) {
+          record.writeCalls++;
+          record.writeTimes.push(performance.now());
+          if (options.writeDelayMs) await new Promise((r) => setTimeout(r, options.writeDelayMs));
+          if (options.failFirstWrites && record.writeCalls <= options.failFirstWrites)
+            throw new WeirError('HTTP 503 from test sink', { code: 'http_503', retryable: true, retryAfterMs: options.retryAfterMs });
+          if (options.rejectValue !== undefined && batch.some((r) => r.value === options.rejectValue))
+            throw new WeirError(`value ${options.rejectValue} refused`, { code: 'bad_value', kind: 'data' });
+          rows.push(...batch);
+          const all = record.written.get(partition.id) ?? [];
+          all.push(...batch);
+          record.written.set(partition.id, all);
+        },
+        commit() {
+          staged.set(partition.id, rows);
+          return { partition_id: partition.id, rows: rows.length };
+        },
+        abort() {
+          record.writersAborted.push(partition.id);
+        },
+        close() {
+          record.writersClosed.push(partition.id);
+          if (options.failOnClose) throw new Error('close failed on purpose');
+        },
+      };
+    },
+    commit(messages) {
+      record.jobCommits.push(messages);
+      for (const m of messages) record.committed.push(...(staged.get((m as { partition_id: string }).partition_id) ?? []));
+    },
+    abort(messages) {
+      record.jobAborts.push(messages);
+    },
+  });
+  return { record, sink };
+}
+
+/** Wraps a recording sink as a connector (`test-sink`) usable in pipelines. */
+export function recordingSinkConnector(options: RecordingSinkOptions = {}) {
+  const { record, sink } = recordingSink(options);
+  const connector = defineConnector({
+    name: 'test-sink',
+    description: 'Records every call, for runtime tests.',
+    options: {},
+    sink: () => sink(),
+  });
+  return { record, connector };
+}
