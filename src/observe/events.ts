@@ -53,6 +53,8 @@ export interface RunSummary {
   partitions: PartitionMetrics[];
   error?: { error_type: string; error_message: string };
   resumed: boolean;
+  /** Peak resident memory of the process so far (filled in when the summary is written). */
+  peak_rss_bytes?: number;
 }
 
 interface Base {
@@ -61,7 +63,7 @@ interface Base {
 }
 
 export type WeirEvent =
-  | { type: 'run_start'; source: string; sink: string; partitions: number; delivery: string; resumed: boolean; estimated_rows?: number }
+  | { type: 'run_start'; run_id: string; pipeline: string; source: string; sink: string; partitions: number; delivery: string; resumed: boolean; estimated_rows?: number }
   | ({ type: 'partition_start'; partition_id: string; attempt: number } & Base)
   | { type: 'partition_skipped'; partition_id: string; reason: string }
   | { type: 'batch_written'; partition_id: string; batch_id: number; rows: number; bytes: number; duration_ms: number }

@@ -59,11 +59,13 @@ export function toLog(logger: Logger): Log {
 }
 
 /** Turns each event into one log line. */
-export function logEvents(bus: EventBus, logger: Logger): () => void {
+export function logEvents(bus: EventBus, root: Logger): () => void {
+  let logger = root;
   return bus.subscribe((e: WeirEvent) => {
     switch (e.type) {
       case 'run_start':
-        logger.info({ event: e.type, ...omitType(e) }, `run started: ${e.source} → ${e.sink}, ${e.partitions} partition(s)`);
+        logger = root.child({ run_id: e.run_id, pipeline: e.pipeline });
+        logger.info({ event: e.type, ...omitType(e), run_id: undefined, pipeline: undefined }, `run started: ${e.source} → ${e.sink}, ${e.partitions} partition(s)`);
         break;
       case 'partition_start':
         logger.debug({ event: e.type, partition_id: e.partition_id, attempt: e.attempt }, 'partition started');

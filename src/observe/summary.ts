@@ -17,6 +17,11 @@ function bytes(x: number): string {
   return `${x.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
+/** Peak resident set size of this process, in bytes. */
+export function peakRss(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}
+
 export function formatSummary(s: RunSummary): string {
   const t = s.totals;
   const mark = s.status === 'succeeded' ? '✔' : s.status === 'stopped' ? '■' : '✖';
@@ -24,7 +29,7 @@ export function formatSummary(s: RunSummary): string {
     `${mark} ${s.pipeline} ${s.status} in ${t.duration_seconds.toFixed(2)} s  (run ${s.run_id})`,
     `  ${s.source} → ${s.sink} · ${s.delivery} · ${t.partitions_committed}/${t.partitions} partitions committed${t.partitions_skipped ? ` (${t.partitions_skipped} skipped: already committed)` : ''}${t.partitions_failed ? ` · ${t.partitions_failed} failed` : ''}`,
     `  rows: ${n(t.rows_read)} read · ${n(t.rows_written)} written · ${n(t.rows_dead_lettered)} dead-lettered · ${n(t.rows_per_second)} rows/s`,
-    `  ${bytes(t.bytes_sent)} sent in ${n(t.batches_sent)} batches · ${n(t.retries)} retries`,
+    `  ${bytes(t.bytes_sent)} sent in ${n(t.batches_sent)} batches · ${n(t.retries)} retries · peak memory ${bytes(s.peak_rss_bytes ?? peakRss())}`,
   ];
   if (s.partitions.length > 1) {
     const shown = [...s.partitions].sort((a, b) => b.duration_seconds - a.duration_seconds).slice(0, MAX_PARTITION_LINES);
@@ -43,5 +48,6 @@ export function formatSummary(s: RunSummary): string {
 /** Writes the JSON summary, scrubbed, atomically enough for tooling (whole file in one write). */
 export function writeSummaryJson(path: string, summary: RunSummary, redactor: Redactor): void {
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, `${redactor.scrub(JSON.stringify(redactor.scrubValue(summary), null, 2))}\n`);
+  const full = { ...summary, peak_rss_bytes: summary.peak_rss_bytes ?? peakRss() };
+  writeFileSync(path, `${redactor.scrub(JSON.stringify(redactor.scrubValue(full), null, 2))}\n`);
 }

@@ -63,6 +63,8 @@ export async function runPipeline(pipeline: ValidatedPipeline, env: RunEnv): Pro
     const estimated = await source.estimate?.(planCtx);
     bus.emit({
       type: 'run_start',
+      run_id: runId,
+      pipeline: config.pipeline,
       source: config.source.type,
       sink: config.sink.type,
       partitions: partitions.length,

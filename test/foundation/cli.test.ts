@@ -1,0 +1,155 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { logLines, runCli, tempDir } from '../helpers/cli.js';
+
+const FIXTURES = join(import.meta.dirname, 'fixtures');
+
+function write(dir: string, name: string, text: string | Buffer): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('weir validate', () => {
+  it('prints all three mistakes at once, exits 2, connects to nothing', async () => {
+    const dir = tempDir();
+    const file = write(
+      dir,
+      'three.yaml',
+      `pipeline: three-mistakes
+source: { type: generator, rows: -5 }
+sink:
+  type: sqlite
+  path: out.db
+  tabel: events
+retry: { max_attempts: 0 }
+`,
+    );
+    const r = await runCli(['validate', file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('source.rows');
+    expect(r.stderr).toContain('sink.tabel');
+    expect(r.stderr).toContain('did you mean "table"');
+    expect(r.stderr).toContain('retry.max_attempts');
+    expect(r.stderr).toMatch(/line \d+/);
+    expect(r.stderr).not.toMatch(/\bat .*\.js:\d+/); // no stack trace
+    expect(existsSync(join(dir, 'out.db'))).toBe(false);
+  });
+
+  it('accepts a valid file', async () => {
+    const dir = tempDir();
+    const file = write(dir, 'ok.yaml', 'pipeline: ok\nsource: { type: generator }\nsink: { type: sqlite, path: out.db, table: t }\n');
+    const r = await runCli(['validate', file]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('is valid');
+  });
+
+  it.each([
+    ['a YAML syntax error', 'pipeline: [unclosed\nsource: {'],
+    ['a binary file', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x00, 0x01, 0xff, 0xfe])],
+    ['an alias bomb', `a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n`],
+    ['duplicate keys', 'pipeline: a\npipeline: b\n'],
+  ])('refuses %s quickly with exit 2', async (_name, content) => {
+    const dir = tempDir();
+    const file = write(dir, 'bad.yaml', content);
+    const started = Date.now();
+    const r = await runCli(['validate', file]);
+    expect(r.code).toBe(2);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(r.stderr).toMatch(/^error: /);
+    expect(r.stderr).not.toMatch(/\bat .*\.js:\d+/);
+  });
+
+  it('reports a missing file with exit 2', async () => {
+    const r = await runCli(['validate', '/nonexistent/pipeline.yaml']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('does not exist');
+  });
+});
+
+describe('weir run', () => {
+  it('runs generator → sqlite and lands every row once, with JSON logs and a summary', async () => {
+    const dir = tempDir();
+    const file = write(dir, 'p.yaml', 'pipeline: gen-sqlite\nsource: { type: generator, rows: 20000, partitions: 4 }\nsink: { type: sqlite, path: out.db, table: events }\n');
+    const r = await runCli(['run', file, '--summary-json', join(dir, 'summary.json')], { cwd: dir });
+    expect(r.stderr).toContain('succeeded');
+    expect(r.code).toBe(0);
+    const db = new Database(join(dir, 'out.db'), { readonly: true });
+    expect(db.prepare('SELECT count(*) AS n, count(DISTINCT id) AS d FROM events').get()).toEqual({ n: 20000, d: 20000 });
+    expect(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name LIKE '_weir_stage_%'").get()).toEqual({ n: 0 });
+    db.close();
+    const lines = logLines(r.stdout);
+    const start = lines.find((l) => l.event === 'run_start');
+    expect(start).toMatchObject({ pipeline: 'gen-sqlite', partitions: 4 });
+    expect(typeof start?.run_id).toBe('string');
+    const parts = lines.filter((l) => l.event === 'partition_complete');
+    expect(parts).toHaveLength(4);
+    for (const p of parts) {
+      for (const key of ['run_id', 'pipeline', 'partition_id', 'rows_processed', 'rows_failed', 'bytes_sent', 'batches_sent', 'retry_count', 'duration_seconds', 'throughput', 'errors'])
+        expect(p).toHaveProperty(key);
+    }
+    const summary = JSON.parse((await import('node:fs')).readFileSync(join(dir, 'summary.json'), 'utf8'));
+    expect(summary.totals).toMatchObject({ rows_read: 20000, rows_written: 20000, partitions_committed: 4 });
+  });
+
+  it('a partition that throws aborts the job: exit 1, nothing of the run in the target table', async () => {
+    const dir = tempDir();
+    const file = write(
+      dir,
+      'fail.yaml',
+      `pipeline: failing
+connectors: [${join(FIXTURES, 'failing-source.mjs')}]
+concurrency: 2
+source: { type: failing-source }
+sink: { type: sqlite, path: out.db, table: events, batch_size: 100 }
+`,
+    );
+    const r = await runCli(['run', file], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('upstream closed the connection');
+    expect(r.stderr).not.toMatch(/\bat .*\.js:\d+/);
+    const lines = logLines(r.stdout);
+    expect(lines.some((l) => l.event === 'job_abort')).toBe(true);
+    expect(lines.some((l) => l.event === 'partition_failed' && l.partition_id === '3')).toBe(true);
+    const db = new Database(join(dir, 'out.db'), { readonly: true });
+    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_weir\\_c%' ESCAPE '\\' AND name NOT LIKE '\\_weir\\_r%' ESCAPE '\\'").all();
+    expect(tables).toEqual([]); // neither the target table nor any staging table
+    db.close();
+  });
+
+  it('exits 2 without a stack trace for a config error at run', async () => {
+    const dir = tempDir();
+    const file = write(dir, 'bad.yaml', 'pipeline: x\nsource: { type: generatr }\nsink: { type: sqlite, path: out.db, table: t }\n');
+    const r = await runCli(['run', file], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('did you mean "generator"');
+  });
+});
+
+describe('introspection commands', () => {
+  it('lists connectors with source/sink support', async () => {
+    const r = await runCli(['connectors']);
+    expect(r.code).toBe(0);
+    for (const name of ['generator', 'sqlite', 'csv', 'jsonl']) expect(r.stdout).toContain(name);
+  });
+
+  it('prints docs, spec and schema generated from the specs', async () => {
+    const docs = await runCli(['docs', 'sqlite']);
+    expect(docs.code).toBe(0);
+    expect(docs.stdout).toContain('| `table`');
+    const spec = await runCli(['spec', 'sqlite']);
+    expect(spec.code).toBe(0);
+    expect(JSON.parse(spec.stdout).properties.table).toBeDefined();
+    const schema = await runCli(['schema']);
+    expect(schema.code).toBe(0);
+    expect(JSON.parse(schema.stdout).properties.source).toBeDefined();
+  });
+
+  it('exits 2 for an unknown connector or command', async () => {
+    expect((await runCli(['spec', 'postgress'])).code).toBe(2);
+    expect((await runCli(['frobnicate'])).code).toBe(2);
+  });
+});
