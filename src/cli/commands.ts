@@ -1,4 +1,5 @@
 import { dirname, resolve } from 'node:path';
+import { prometheusRules } from '../observe/alerts.js';
 import { allDocs, connectorDocs, pipelineDocs } from '../config/docs.js';
 import { connectorJsonSchema, pipelineJsonSchema } from '../config/jsonschema.js';
 import { type LoadedFile, loadPipelineFile } from '../config/load.js';
@@ -184,5 +185,12 @@ export async function specCommand(name: string): Promise<number> {
 export async function schemaCommand(): Promise<number> {
   const registry = await createRegistry();
   process.stdout.write(`${JSON.stringify(pipelineJsonSchema(registry), null, 2)}\n`);
+  return EXIT.ok;
+}
+
+export async function alertsCommand(path: string): Promise<number> {
+  const { pipeline } = await load(path);
+  if (!pipeline.config.alerts?.length) process.stderr.write(`${path} has no alerts section; the rules file is empty\n`);
+  process.stdout.write(prometheusRules(pipeline.config));
   return EXIT.ok;
 }

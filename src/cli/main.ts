@@ -9,7 +9,7 @@ import { LOG_LEVELS } from '../observe/logger.js';
 import { guardProcessOutput } from '../secrets/guard.js';
 import { redactor } from '../secrets/redactor.js';
 import { WeirError } from '../sdk/errors.js';
-import { type RunFlags, checkCommand, connectorsCommand, docsCommand, runCommand, schemaCommand, specCommand, validateCommand } from './commands.js';
+import { type RunFlags, alertsCommand, checkCommand, connectorsCommand, docsCommand, runCommand, schemaCommand, specCommand, validateCommand } from './commands.js';
 import { EXIT, printError } from './exit.js';
 
 function version(): string {
@@ -65,6 +65,12 @@ function buildProgram(setExit: (code: number) => void): Command {
     .description("a connector's options as JSON Schema")
     .argument('<connector>', 'connector name')
     .action(async (name: string) => setExit(await specCommand(name)));
+
+  program
+    .command('alerts')
+    .description("the pipeline's alert rules as a Prometheus rules file")
+    .argument('<pipeline>', 'pipeline YAML file')
+    .action(async (file: string) => setExit(await alertsCommand(file)));
 
   program
     .command('schema')

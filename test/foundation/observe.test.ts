@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { parsePipelineText } from '../../src/config/load.js';
+import { validatePipeline } from '../../src/config/pipeline.js';
+import { Registry } from '../../src/config/registry.js';
+import { builtinConnectors } from '../../src/connectors/index.js';
+import { evaluateAlerts, parseCondition, prometheusRules, promql } from '../../src/observe/alerts.js';
+import { EventBus } from '../../src/observe/events.js';
+import { collectMetrics, startHealthServer } from '../../src/observe/metrics.js';
+import { Redactor } from '../../src/secrets/redactor.js';
+
+const yaml = `pipeline: obs
+source: { type: generator, rows: 10 }
+sink: { type: sqlite, path: out.db, table: t }
+alerts:
+  - { name: HighErrorRate, when: error_rate > 0.01, for: 1m }
+  - { name: SlowBatches, when: batch_latency_p99 > 2s, for: 5m, severity: critical }
+`;
+
+function config() {
+  return validatePipeline(parsePipelineText(yaml), new Registry(builtinConnectors), new Redactor(), '/tmp').config;
+}
+
+describe('metrics', () => {
+  it('turns events into weir_ metrics and serves /metrics, /healthz and /readyz', async () => {
+    const bus = new EventBus();
+    const metrics = collectMetrics(bus, new Redactor(), false);
+    const server = await startHealthServer(metrics, 0);
+    const port = (server.address() as { port: number }).port;
+    const get = (path: string) => fetch(`http://127.0.0.1:${port}${path}`);
+    expect((await get('/readyz')).status).toBe(503);
+    bus.emit({ type: 'run_start', run_id: 'r', pipeline: 'p1', source: 'generator', sink: 'sqlite', partitions: 1, delivery: 'at-least-once', resumed: false });
+    bus.emit({ type: 'rows_read', partition_id: '0', rows: 10 });
+    bus.emit({ type: 'batch_written', partition_id: '0', batch_id: 1, rows: 9, bytes: 900, duration_ms: 12 });
+    bus.emit({ type: 'row_dead_lettered', partition_id: '0', stage: 'write', error_type: 'bad_row', error_message: 'x' });
+    bus.emit({ type: 'batch_retry', partition_id: '0', batch_id: 1, attempt: 1, delay_ms: 5, error_type: 'ECONNRESET', error_message: 'reset' });
+    expect((await get('/readyz')).status).toBe(200);
+    expect((await get('/healthz')).status).toBe(200);
+    const text = await (await get('/metrics')).text();
+    expect(text).toContain('weir_rows_read_total{pipeline="p1",source="generator"} 10');
+    expect(text).toContain('weir_rows_written_total{pipeline="p1",sink="sqlite"} 9');
+    expect(text).toContain('weir_sent_bytes_total{pipeline="p1",sink="sqlite"} 900');
+    expect(text).toContain('weir_rows_failed_total{pipeline="p1",stage="write",error_type="bad_row"} 1');
+    expect(text).toContain('weir_batch_retries_total{pipeline="p1",sink="sqlite",error_type="ECONNRESET"} 1');
+    expect(text).toContain('weir_batch_duration_seconds_bucket');
+    for (const line of text.split('\n').filter((l) => l.startsWith('# TYPE weir_'))) {
+      const [, , name, type] = line.split(' ');
+      if (type === 'counter') expect(name).toMatch(/_total$/);
+    }
+    server.close();
+    metrics.stop();
+  });
+});
+
+describe('alerts', () => {
+  it('exports Prometheus rules', () => {
+    const rules = prometheusRules(config());
+    expect(rules).toContain('alert: HighErrorRate');
+    expect(rules).toContain('weir_rows_failed_total{pipeline="obs"}');
+    expect(rules).toContain('for: 60s');
+    expect(rules).toContain('histogram_quantile(0.99');
+    expect(promql(parseCondition('batch_latency_p99 > 2s'), 'obs')).toMatch(/> 2$/);
+    expect(parseCondition('batch_latency_p99 > 250ms').value).toBeCloseTo(0.25);
+  });
+
+  it('fires after the condition held for `for`, and resolves', async () => {
+    const bus = new EventBus();
+    const logs: string[] = [];
+    const c = { ...config(), alerts: [{ name: 'Errors', when: 'error_rate > 0.1', for: 0, severity: 'warning' as const }] };
+    const stop = evaluateAlerts(bus, c, { intervalMs: 20, windowMs: 60, redactor: new Redactor(), log: (_l, f) => logs.push(String(f.event)) });
+    bus.emit({ type: 'rows_read', partition_id: '0', rows: 10 });
+    for (let i = 0; i < 5; i++) bus.emit({ type: 'row_dead_lettered', partition_id: '0', stage: 'write', error_type: 'x', error_message: 'x' });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(logs).toContain('alert_firing');
+    for (let i = 0; i < 6; i++) {
+      bus.emit({ type: 'rows_read', partition_id: '0', rows: 1000 });
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await stop();
+    expect(logs).toContain('alert_resolved');
+  });
+});
