@@ -1,0 +1,169 @@
+/**
+ * The csv sink: each partition's writer (worker) writes CSV records to its own
+ * temporary file; the job commit (planner) concatenates them in partition-id
+ * order under one header and renames the result over the target.
+ */
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { stringify } from 'csv-stringify/sync';
+import type { CommitContext, Sink, TaskContext, Writer } from '../../sdk/connector.js';
+import { RowError, WeirError } from '../../sdk/errors.js';
+import type { JsonValue, Partition, Row } from '../../sdk/types.js';
+import { fileError, resolvePath } from '../shared/files.js';
+import { abortStaged, commitStaged, parseMessages, StagedFile, type StagedMessage } from '../shared/staged.js';
+import type { CsvOptions } from './spec.js';
+
+const WHO = 'csv sink';
+
+/** One value as CSV text. Dates become ISO strings, bytes base64, objects JSON. */
+function formatValue(value: unknown, nullValue: string, column: string): string {
+  switch (typeof value) {
+    case 'string':
+      return value;
+    case 'number':
+    case 'bigint':
+      return String(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'undefined':
+      return nullValue;
+    default:
+      if (value === null) return nullValue;
+      if (value instanceof Date) {
+        if (Number.isNaN(value.getTime())) throw new RowError(`column "${column}": invalid Date`, { code: 'bad_field' });
+        return value.toISOString();
+      }
+      if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+      try {
+        return JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
+      } catch (error) {
+        throw new RowError(`column "${column}": value cannot be written as JSON (${(error as Error).message})`, {
+          code: 'bad_field',
+          cause: error,
+        });
+      }
+  }
+}
+
+/** The CSV text of one record (a header or a row), with the sink's delimiter and quote. */
+function csvText(records: string[][], opts: CsvOptions): string {
+  return stringify(records, { delimiter: opts.delimiter, quote: opts.quote, escape: opts.quote, record_delimiter: '\n', eof: true });
+}
+
+/** The columns to write: the `columns` option, else the source schema, else the first row's keys. */
+function chooseColumns(opts: CsvOptions, ctx: TaskContext, first: Row | undefined): { names: string[]; explicit: boolean } {
+  if (opts.columns && Object.keys(opts.columns).length) return { names: Object.keys(opts.columns), explicit: true };
+  if (ctx.schema?.length) return { names: ctx.schema.map((c) => c.name), explicit: false };
+  return { names: first ? Object.keys(first) : [], explicit: false };
+}
+
+/** Opens the writer of one partition (worker). */
+async function openWriter(partition: Partition, opts: CsvOptions, ctx: TaskContext): Promise<Writer> {
+  const target = resolvePath(ctx.baseDir, opts.path);
+  const file = await StagedFile.open(target, partition.id, ctx.runId, WHO);
+  let columns: { names: string[]; explicit: boolean; set: Set<string> } | undefined;
+
+  return {
+    async write(batch) {
+      if (batch.length === 0) return;
+      if (!columns) {
+        const chosen = chooseColumns(opts, ctx, batch[0]);
+        columns = { ...chosen, set: new Set(chosen.names) };
+      }
+      const { names, explicit, set } = columns;
+      const records: string[][] = new Array(batch.length);
+      for (let r = 0; r < batch.length; r++) {
+        const row = batch[r] as Row;
+        if (!explicit) {
+          for (const key in row) {
+            if (!set.has(key))
+              throw new RowError(
+                `row has field "${key}" that is not one of the CSV columns (${names.join(', ')}); set the sink's \`columns\` option to choose the columns to write`,
+                { code: 'unknown_field' },
+              );
+          }
+        }
+        const record: string[] = new Array(names.length);
+        for (let i = 0; i < names.length; i++) {
+          const name = names[i] as string;
+          record[i] = formatValue(row[name], opts.null_value, name);
+        }
+        records[r] = record;
+      }
+      const bytes = await file.append(Buffer.from(csvText(records, opts), opts.encoding), batch.length);
+      ctx.count('bytes_sent', bytes);
+    },
+    async commit() {
+      const message = await file.commit();
+      return { ...message, columns: columns?.names ?? chooseColumns(opts, ctx, undefined).names } satisfies StagedMessage;
+    },
+    abort: () => file.abort(),
+    close: () => file.close(),
+  };
+}
+
+/** The columns of the job (planner): those the partitions wrote, which must agree. */
+function jobColumns(parts: StagedMessage[], opts: CsvOptions, ctx: CommitContext): string[] {
+  const written = parts.filter((p) => p.rows > 0 && Array.isArray(p.columns)).map((p) => p.columns as string[]);
+  const names = written[0] ?? (opts.columns ? Object.keys(opts.columns) : (ctx.schema?.map((c) => c.name) ?? []));
+  for (const other of written) {
+    if (other.join('\0') !== names.join('\0'))
+      throw new WeirError(
+        `${WHO}: partitions wrote different columns (${names.join(', ')} vs ${other.join(', ')}); set the sink's \`columns\` option so every partition writes the same columns`,
+        { kind: 'config', code: 'column_mismatch' },
+      );
+  }
+  return names;
+}
+
+/** Creates the csv sink for validated options. No I/O: runs on the planner and on every worker. */
+export function csvSink(opts: CsvOptions): Sink {
+  return {
+    /** Planner: creates the target's directory so a bad path fails before any row is read. */
+    async setup(ctx) {
+      const target = resolvePath(ctx.baseDir, opts.path);
+      try {
+        await mkdir(dirname(target), { recursive: true });
+      } catch (error) {
+        throw fileError(error, { who: WHO, path: target, action: 'write' });
+      }
+    },
+    /** Worker: a writer to a temporary file beside the target. */
+    writer: (partition, ctx) => openWriter(partition, opts, ctx),
+    /** Planner: concatenates the partitions into the target atomically. Idempotent. */
+    async commit(messages: JsonValue[], ctx) {
+      const parts = parseMessages(messages, WHO);
+      const target = resolvePath(ctx.baseDir, opts.path);
+      const names = jobColumns(parts, opts, ctx);
+      const header = opts.header && names.length ? Buffer.from(csvText([names], opts), opts.encoding) : undefined;
+      await commitStaged({
+        who: WHO,
+        target,
+        mode: opts.mode,
+        parts,
+        runId: ctx.runId,
+        log: ctx.log,
+        header,
+        checkExisting: (head) => {
+          if (!header) return;
+          const firstLine = head.subarray(0, head.indexOf(0x0a) + 1 || head.length).toString(opts.encoding);
+          const expected = Buffer.from(header).toString(opts.encoding);
+          if (firstLine.replace(/\r?\n$/, '').replace(/^\uFEFF/, '') !== expected.replace(/\n$/, ''))
+            throw new WeirError(
+              `${WHO}: cannot append to ${target}: its header ${JSON.stringify(firstLine.trim())} differs from the columns of this run ${JSON.stringify(expected.trim())}; use mode: overwrite, write to another path, or set \`columns\` to match the file`,
+              { kind: 'config', code: 'header_mismatch' },
+            );
+        },
+      });
+    },
+    /** Planner: deletes the run's temporary files. Idempotent. */
+    async abort(messages: JsonValue[], ctx) {
+      await abortStaged({
+        target: resolvePath(ctx.baseDir, opts.path),
+        parts: parseMessages(messages, WHO, { lenient: true }),
+        runId: ctx.runId,
+        log: ctx.log,
+      });
+    },
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * Options of the `csv` connector (validated on the planner; the same values
+ * reach every worker).
+ */
+import { type OptionsOf, o, type Rule, rules } from '../../sdk/options.js';
+import { COLUMN_TYPES } from '../../sdk/types.js';
+
+const oneChar = () => o.string({ minLength: 1, maxLength: 1 });
+
+/** The option spec of the `csv` connector, shared by its source and sink. */
+export const csvOptions = {
+  path: o
+    .path()
+    .describe('The CSV file to read (source) or write (sink). Relative paths resolve against the directory of the pipeline file.')
+    .required()
+    .example('data/orders.csv'),
+  header: o
+    .bool()
+    .describe('Whether the first row (after `skip_lines`) holds the column names. As a sink: whether to write a header row.')
+    .default(true),
+  columns: o
+    .map(o.enum(COLUMN_TYPES))
+    .describe(
+      'Column types by column name (integer, number, string, boolean, timestamp, json). As a source, the named columns are converted to these types and the other columns are inferred from the first 1000 rows; required when `header` is false, and then it also gives the column order. As a sink: the columns to write, in this order (other fields of a row are left out).',
+    )
+    .example({ id: 'integer', amount: 'number', created_at: 'timestamp' }),
+  delimiter: oneChar().describe('The field separator, one character, e.g. "," or ";" or "\\t".').default(','),
+  quote: oneChar().describe('The character that quotes fields containing the delimiter, quotes or line breaks.').default('"'),
+  encoding: o
+    .enum(['utf8', 'latin1'] as const)
+    .describe('Text encoding of the file.')
+    .default('utf8'),
+  null_value: o
+    .string()
+    .describe(
+      'The text that means null. As a source, fields equal to it become null (and empty fields of non-string columns too); as a sink, nulls are written as it.',
+    )
+    .default(''),
+  mode: o
+    .enum(['overwrite', 'append'] as const)
+    .describe(
+      'Sink only. `overwrite` replaces the file; `append` adds the rows after the existing ones (and writes no second header). Either way the file is replaced atomically when the run commits.',
+    )
+    .default('overwrite'),
+  skip_lines: o
+    .int({ min: 0 })
+    .describe('Source only. Lines to skip at the top of the file before the header or first row (titles, comments).')
+    .default(0)
+    .advanced(),
+};
+
+/** Validated `csv` options, as the source and sink factories receive them. */
+export type CsvOptions = OptionsOf<typeof csvOptions>;
+
+/** Cross-field rules of the `csv` connector in both roles. */
+export const csvRules: Rule[] = [
+  rules.custom('`delimiter` and `quote` must differ', ['delimiter', 'quote'], (opts) =>
+    opts.delimiter === opts.quote ? `delimiter and quote are both ${JSON.stringify(opts.delimiter)}; change one of them` : undefined,
+  ),
+];
+
+/** Rules checked only when `csv` is used as a source. */
+export const csvSourceRules: Rule[] = [
+  rules.custom('`columns` is required when `header` is false', ['columns', 'header'], (opts) =>
+    opts.header === false && (opts.columns === undefined || Object.keys(opts.columns as object).length === 0)
+      ? 'columns is required when header is false (the file has no column names); set columns, e.g. { id: integer, name: string }, or set header: true'
+      : undefined,
+  ),
+];

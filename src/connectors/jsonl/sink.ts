@@ -1,0 +1,104 @@
+/**
+ * The jsonl sink: each partition's writer (worker) writes one JSON object per
+ * line to its own temporary file; the job commit (planner) concatenates them in
+ * partition-id order and renames the result over the target. Needs no schema,
+ * so it also serves as the dead-letter sink.
+ */
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Sink, TaskContext, Writer } from '../../sdk/connector.js';
+import { RowError } from '../../sdk/errors.js';
+import type { JsonValue, Partition, Row } from '../../sdk/types.js';
+import { fileError, resolvePath } from '../shared/files.js';
+import { abortStaged, commitStaged, parseMessages, StagedFile } from '../shared/staged.js';
+import type { JsonlOptions } from './spec.js';
+
+const WHO = 'jsonl sink';
+
+/** bigint → string, bytes → base64 (Dates are already ISO strings through their toJSON). */
+function replacer(this: unknown, key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  const original = (this as Record<string, unknown>)[key];
+  if (original instanceof Uint8Array) return Buffer.from(original.buffer, original.byteOffset, original.byteLength).toString('base64');
+  return value;
+}
+
+/** Whether a row has a top-level value plain JSON.stringify would get wrong. */
+function needsReplacer(row: Row): boolean {
+  for (const key in row) {
+    const v = row[key];
+    if (typeof v === 'bigint' || v instanceof Uint8Array) return true;
+  }
+  return false;
+}
+
+/** One row as a JSON line (without the newline). */
+export function jsonLine(row: Row): string {
+  try {
+    if (!needsReplacer(row)) {
+      try {
+        return JSON.stringify(row);
+      } catch (error) {
+        if (!(error instanceof TypeError)) throw error; // a nested bigint: retry with the replacer
+      }
+    }
+    return JSON.stringify(row, replacer);
+  } catch (error) {
+    throw new RowError(`row cannot be written as JSON: ${(error as Error).message}`, { code: 'bad_row', cause: error });
+  }
+}
+
+/** Opens the writer of one partition (worker). Works without a schema. */
+async function openWriter(partition: Partition, opts: JsonlOptions, ctx: TaskContext): Promise<Writer> {
+  const target = resolvePath(ctx.baseDir, opts.path);
+  const file = await StagedFile.open(target, partition.id, ctx.runId, WHO);
+  return {
+    async write(batch) {
+      if (batch.length === 0) return;
+      let text = '';
+      for (const row of batch) text += `${jsonLine(row)}\n`;
+      const bytes = await file.append(Buffer.from(text, 'utf8'), batch.length);
+      ctx.count('bytes_sent', bytes);
+    },
+    commit: () => file.commit(),
+    abort: () => file.abort(),
+    close: () => file.close(),
+  };
+}
+
+/** Creates the jsonl sink for validated options. No I/O: runs on the planner and on every worker. */
+export function jsonlSink(opts: JsonlOptions): Sink {
+  return {
+    /** Planner: creates the target's directory so a bad path fails before any row is read. */
+    async setup(ctx) {
+      const target = resolvePath(ctx.baseDir, opts.path);
+      try {
+        await mkdir(dirname(target), { recursive: true });
+      } catch (error) {
+        throw fileError(error, { who: WHO, path: target, action: 'write' });
+      }
+    },
+    /** Worker: a writer to a temporary file beside the target. */
+    writer: (partition, ctx) => openWriter(partition, opts, ctx),
+    /** Planner: concatenates the partitions into the target atomically. Idempotent. */
+    async commit(messages: JsonValue[], ctx) {
+      await commitStaged({
+        who: WHO,
+        target: resolvePath(ctx.baseDir, opts.path),
+        mode: opts.mode,
+        parts: parseMessages(messages, WHO),
+        runId: ctx.runId,
+        log: ctx.log,
+      });
+    },
+    /** Planner: deletes the run's temporary files. Idempotent. */
+    async abort(messages: JsonValue[], ctx) {
+      await abortStaged({
+        target: resolvePath(ctx.baseDir, opts.path),
+        parts: parseMessages(messages, WHO, { lenient: true }),
+        runId: ctx.runId,
+        log: ctx.log,
+      });
+    },
+  };
+}

@@ -1,0 +1,188 @@
+/**
+ * The jsonl source: one partition per file, read line by line (never the whole
+ * file in memory); a line that is not a JSON object is handed to `ctx.reject`
+ * and reading goes on.
+ */
+import { open } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import type { PlanContext, Source, TaskContext } from '../../sdk/connector.js';
+import { RowError } from '../../sdk/errors.js';
+import type { ColumnType, Partition, Row, Schema } from '../../sdk/types.js';
+import { convertValue, JsonTypeGuess } from '../shared/columns.js';
+import { estimateRows, type FileSample, fileError, resolvePath } from '../shared/files.js';
+import type { JsonlOptions } from './spec.js';
+
+/** Lines inspected to infer the schema. */
+export const INFER_ROWS = 1000;
+/** Rows per array yielded by `read`. */
+const CHUNK_ROWS = 1000;
+
+const WHO = 'jsonl source';
+
+/** Opens the file as an async iterable of lines. */
+async function openLines(path: string) {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(path, 'r');
+    if ((await handle.stat()).isDirectory()) {
+      await handle.close();
+      throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    }
+  } catch (error) {
+    throw fileError(error, { who: WHO, path, action: 'read' });
+  }
+  const stream = handle.createReadStream({ encoding: 'utf8' });
+  const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
+  // readline does not forward stream errors to its iterator: close it, and rethrow after the loop.
+  let failure: unknown;
+  stream.on('error', (error) => {
+    failure = fileError(error, { who: WHO, path, action: 'read' });
+    lines.close();
+  });
+  return {
+    lines,
+    check: () => {
+      if (failure) throw failure;
+    },
+    close: () => {
+      lines.close();
+      stream.destroy();
+    },
+  };
+}
+
+/** One parsed line: the object, or why the line is not one. */
+function parseLine(text: string, line: number): Row | RowError {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return new RowError(`line ${line} is not valid JSON (${(error as Error).message})`, { code: 'bad_json', cause: error });
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    return new RowError(
+      `line ${line} is ${value === null ? 'null' : Array.isArray(value) ? 'a JSON array' : `a JSON ${typeof value}`}, not a JSON object; each line must be one object such as {"id": 1}`,
+      { code: 'bad_record' },
+    );
+  return value as Row;
+}
+
+interface Sample extends FileSample {
+  schema: Schema;
+}
+
+/** Reads up to {@link INFER_ROWS} objects and infers their fields' types (planner). */
+async function takeSample(path: string, opts: JsonlOptions): Promise<Sample> {
+  const { lines, check, close } = await openLines(path);
+  const guesses = new Map<string, JsonTypeGuess>();
+  let rows = 0;
+  let bytes = 0;
+  let complete = true;
+  let n = 0;
+  try {
+    for await (const text of lines) {
+      n++;
+      if (rows === INFER_ROWS) {
+        complete = false;
+        break;
+      }
+      bytes += Buffer.byteLength(text) + 1;
+      if (text.trim() === '') continue;
+      const row = parseLine(n === 1 ? text.replace(/^\uFEFF/, '') : text, n);
+      if (row instanceof RowError) continue;
+      rows++;
+      for (const key in row) {
+        let guess = guesses.get(key);
+        if (!guess) {
+          guess = new JsonTypeGuess();
+          guesses.set(key, guess);
+        }
+        guess.add(row[key]);
+      }
+    }
+    check();
+  } finally {
+    close();
+  }
+  for (const key of Object.keys(opts.columns ?? {})) if (!guesses.has(key)) guesses.set(key, new JsonTypeGuess());
+  const schema = [...guesses].map(([name, guess]) => ({
+    name,
+    type: opts.columns?.[name] ?? guess.type,
+    nullable: true,
+  }));
+  return { schema, rows, bytes, complete };
+}
+
+/** Reads one partition (worker). */
+async function* readJsonl(path: string, opts: JsonlOptions, ctx: TaskContext): AsyncGenerator<Row[]> {
+  const { lines, check, close } = await openLines(path);
+  const declared = Object.entries(opts.columns ?? {}) as [string, ColumnType][];
+  let chunk: Row[] = [];
+  let n = 0;
+  try {
+    for await (const raw of lines) {
+      n++;
+      const text = n === 1 ? raw.replace(/^\uFEFF/, '') : raw;
+      if (text.trim() === '') continue;
+      const row = parseLine(text, n);
+      let error = row instanceof RowError ? row : undefined;
+      if (!error) {
+        for (const [name, type] of declared) {
+          if (!(name in (row as Row))) continue;
+          const r = convertValue((row as Row)[name], type);
+          if (!r.ok) {
+            error = new RowError(`line ${n}, field "${name}": ${r.reason}`, { code: 'bad_field' });
+            break;
+          }
+          (row as Row)[name] = r.value;
+        }
+      }
+      if (error) await ctx.reject({ line: n, raw: text }, error);
+      else chunk.push(row as Row);
+      if (chunk.length >= CHUNK_ROWS) {
+        yield chunk;
+        chunk = [];
+        if (ctx.signal.aborted) return;
+      }
+    }
+    check();
+    if (chunk.length) yield chunk;
+  } finally {
+    close();
+  }
+}
+
+/** Creates the jsonl source for validated options. No I/O: runs on the planner and on every worker. */
+export function jsonlSource(opts: JsonlOptions): Source {
+  let sample: Promise<Sample> | undefined;
+  let samplePath: string | undefined;
+  const sampleOf = (ctx: PlanContext) => {
+    const path = resolvePath(ctx.baseDir, opts.path);
+    if (!sample || samplePath !== path) {
+      samplePath = path;
+      sample = takeSample(path, opts);
+    }
+    return sample;
+  };
+  return {
+    /** Planner: fields of the first 1000 lines in order of appearance, declared types first, else inferred. */
+    async schema(ctx) {
+      const { schema } = await sampleOf(ctx);
+      return schema.length ? schema : undefined;
+    },
+    /** Planner: one partition for the file. */
+    partitions(ctx): Partition[] {
+      return [{ id: '0', path: resolvePath(ctx.baseDir, opts.path) }];
+    },
+    /** Planner: exact for small files, else the file size over the sampled bytes per line. */
+    async estimate(ctx) {
+      const s = await sampleOf(ctx);
+      return estimateRows(samplePath as string, s);
+    },
+    /** Worker: reads the partition's file as arrays of rows. */
+    read(partition, ctx) {
+      const path = typeof partition.path === 'string' ? partition.path : resolvePath(ctx.baseDir, opts.path);
+      return readJsonl(path, opts, ctx);
+    },
+  };
+}

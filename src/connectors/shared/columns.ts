@@ -1,0 +1,177 @@
+/**
+ * Column typing shared by the file sources: converting text fields to column
+ * types (csv; jsonl for declared columns) and inferring a schema from a sample.
+ * Runs on the planner (inference) and on workers (conversion).
+ */
+import type { ColumnType } from '../../sdk/types.js';
+
+/** A conversion outcome: the value, or why the text does not fit the type. */
+export type Converted = { ok: true; value: unknown } | { ok: false; reason: string };
+
+const INT = /^[+-]?\d+$/;
+const NUM = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+/**
+ * ISO-8601 date or date-time with field ranges checked: optional seconds,
+ * fraction and zone; `T` or a space between date and time.
+ */
+export const ISO_TIMESTAMP =
+  /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])([T ]([01]\d|2[0-3]):[0-5]\d(:([0-5]\d|60)(\.\d+)?)?(Z|[+-]([01]\d|2[0-3])(:?[0-5]\d)?)?)?$/;
+const TRUE = new Set(['true', 't', 'yes', 'y', '1']);
+const FALSE = new Set(['false', 'f', 'no', 'n', '0']);
+
+const ok = (value: unknown): Converted => ({ ok: true, value });
+const fail = (reason: string): Converted => ({ ok: false, reason });
+
+/** A short, quoted rendering of a bad value for error messages. */
+export function show(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/** Whether the text is an ISO-8601 date or date-time. */
+export function isIsoTimestamp(text: string): boolean {
+  return ISO_TIMESTAMP.test(text);
+}
+
+/** Integers beyond 2^53 become bigint rather than lose digits. */
+function toInteger(text: string): unknown {
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : BigInt(text);
+}
+
+/**
+ * Converts one non-null text field to a column type. Lenient where it is safe
+ * (surrounding spaces, `+`, leading zeros, `yes`/`no`); timestamps stay strings.
+ */
+export function convertText(text: string, type: ColumnType): Converted {
+  switch (type) {
+    case 'string':
+      return ok(text);
+    case 'integer': {
+      const t = text.trim();
+      return INT.test(t) ? ok(toInteger(t)) : fail(`${show(text)} is not an integer`);
+    }
+    case 'number': {
+      const t = text.trim();
+      return NUM.test(t) ? ok(Number(t)) : fail(`${show(text)} is not a number`);
+    }
+    case 'boolean': {
+      const t = text.trim().toLowerCase();
+      if (TRUE.has(t)) return ok(true);
+      if (FALSE.has(t)) return ok(false);
+      return fail(`${show(text)} is not a boolean (true or false)`);
+    }
+    case 'timestamp': {
+      const t = text.trim();
+      return isIsoTimestamp(t) ? ok(t) : fail(`${show(text)} is not an ISO-8601 timestamp such as 2024-05-01T12:00:00Z`);
+    }
+    case 'json':
+      try {
+        return ok(JSON.parse(text));
+      } catch {
+        return fail(`${show(text)} is not valid JSON`);
+      }
+  }
+}
+
+/**
+ * Converts an already-typed value (from JSON) to a declared column type. Text is
+ * converted as in {@link convertText}; numbers and booleans are checked.
+ */
+export function convertValue(value: unknown, type: ColumnType): Converted {
+  if (value === null || value === undefined) return ok(null);
+  if (type === 'json') return ok(value);
+  if (typeof value === 'string') return type === 'string' ? ok(value) : convertText(value, type);
+  switch (type) {
+    case 'string':
+      return typeof value === 'number' || typeof value === 'boolean' ? ok(String(value)) : fail(`${show(value)} is not a string`);
+    case 'integer':
+      return typeof value === 'number' && Number.isInteger(value) ? ok(value) : fail(`${show(value)} is not an integer`);
+    case 'number':
+      return typeof value === 'number' ? ok(value) : fail(`${show(value)} is not a number`);
+    case 'boolean':
+      return typeof value === 'boolean' ? ok(value) : fail(`${show(value)} is not a boolean (true or false)`);
+    case 'timestamp':
+      return fail(`${show(value)} is not an ISO-8601 timestamp string`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Inference from text (csv)
+
+const INFER_INT = /^-?(0|[1-9]\d*)$/;
+const INFER_NUM = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/;
+const INFER_BOOL = /^(true|false)$/i;
+
+/**
+ * Infers a column's type from text samples (non-null values only): integer,
+ * then number, boolean, ISO-8601 timestamp, else string. Values with leading
+ * zeros (`007`, zip codes) stay strings; no samples means string.
+ */
+export class TextTypeGuess {
+  private integer = true;
+  private number = true;
+  private boolean = true;
+  private timestamp = true;
+  private seen = false;
+
+  add(text: string): void {
+    this.seen = true;
+    if (this.integer && !INFER_INT.test(text)) this.integer = false;
+    if (this.number && !INFER_NUM.test(text)) this.number = false;
+    if (this.boolean && !INFER_BOOL.test(text)) this.boolean = false;
+    if (this.timestamp && !isIsoTimestamp(text)) this.timestamp = false;
+  }
+
+  get type(): ColumnType {
+    if (!this.seen) return 'string';
+    if (this.integer) return 'integer';
+    if (this.number) return 'number';
+    if (this.boolean) return 'boolean';
+    if (this.timestamp) return 'timestamp';
+    return 'string';
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Inference from JSON values (jsonl)
+
+/**
+ * Infers a column's type from JSON values: all integers → integer, numbers →
+ * number, booleans → boolean, ISO-8601 strings → timestamp, other strings →
+ * string, anything else or a mix → json. Nulls are ignored.
+ */
+export class JsonTypeGuess {
+  private kinds = new Set<ColumnType>();
+
+  add(value: unknown): void {
+    if (value === null || value === undefined) return;
+    switch (typeof value) {
+      case 'number':
+        this.kinds.add(Number.isInteger(value) ? 'integer' : 'number');
+        break;
+      case 'boolean':
+        this.kinds.add('boolean');
+        break;
+      case 'string':
+        this.kinds.add(isIsoTimestamp(value) ? 'timestamp' : 'string');
+        break;
+      default:
+        this.kinds.add('json');
+    }
+  }
+
+  get type(): ColumnType {
+    const k = this.kinds;
+    if (k.size === 0) return 'string';
+    if (k.size === 1) return [...k][0] as ColumnType;
+    if (k.size === 2 && k.has('integer') && k.has('number')) return 'number';
+    if (k.size === 2 && k.has('timestamp') && k.has('string')) return 'string';
+    return 'json';
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * File helpers shared by the file connectors (csv, jsonl): path resolution and
+ * turning Node's file-system errors into {@link WeirError}s that name the option
+ * and the fix. Used on the planner and on workers alike.
+ */
+import { stat } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import { WeirError } from '../../sdk/errors.js';
+
+/** Resolves the `path` option against the pipeline file's directory (planner and worker). */
+export function resolvePath(baseDir: string, path: string): string {
+  return isAbsolute(path) ? path : resolve(baseDir, path);
+}
+
+/** What a file error is about, for its message. */
+export interface FileErrorContext {
+  /** Who is speaking, e.g. `csv source`. */
+  who: string;
+  /** The absolute path that failed. */
+  path: string;
+  /** The option the path came from (default `path`). */
+  option?: string;
+  /** What was being done, e.g. `read`, `create`. */
+  action: 'read' | 'write';
+}
+
+/**
+ * Maps a Node file-system error to a {@link WeirError} whose message names the
+ * path, the option and the fix. `ENOENT` keeps its code so callers and tests can
+ * tell it apart. Errors that are already WeirErrors pass through.
+ */
+export function fileError(error: unknown, c: FileErrorContext): WeirError {
+  if (error instanceof WeirError) return error;
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const option = c.option ?? 'path';
+  const base = `${c.who}: cannot ${c.action} ${c.path}`;
+  switch (code) {
+    case 'ENOENT':
+      return new WeirError(
+        c.action === 'read'
+          ? `${c.who}: file not found: ${c.path}; check the \`${option}\` option (relative paths resolve against the pipeline file's directory) or create the file`
+          : `${base}: a parent directory is missing and could not be created; check the \`${option}\` option`,
+        { code: 'ENOENT', kind: 'connector', cause: error },
+      );
+    case 'EACCES':
+    case 'EPERM':
+      return new WeirError(
+        `${base}: permission denied; give the weir process ${c.action} access to it or change the \`${option}\` option`,
+        { code: String(code), kind: 'connector', cause: error },
+      );
+    case 'EISDIR':
+      return new WeirError(`${base}: it is a directory; set \`${option}\` to a file path`, {
+        code: 'EISDIR',
+        kind: 'connector',
+        cause: error,
+      });
+    case 'ENOTDIR':
+      return new WeirError(`${base}: a part of the path is a file, not a directory; fix the \`${option}\` option`, {
+        code: 'ENOTDIR',
+        kind: 'connector',
+        cause: error,
+      });
+    case 'ENOSPC':
+      return new WeirError(`${base}: no space left on the device; free disk space or write elsewhere`, {
+        code: 'ENOSPC',
+        kind: 'connector',
+        cause: error,
+      });
+    default: {
+      const message = error instanceof Error ? error.message : String(error);
+      return new WeirError(`${base}: ${message}`, {
+        code: typeof code === 'string' ? code : 'file_error',
+        kind: 'connector',
+        cause: error,
+      });
+    }
+  }
+}
+
+/** Whether an error is Node's "no such file or directory". */
+export function isNotFound(error: unknown): boolean {
+  return (error as { code?: unknown } | undefined)?.code === 'ENOENT';
+}
+
+/** What a source learnt from reading the start of a file. */
+export interface FileSample {
+  /** Rows sampled, and the bytes they span. */
+  rows: number;
+  bytes: number;
+  /** Whether the sample reached the end of the file. */
+  complete: boolean;
+}
+
+/**
+ * Rows in a file, estimated from a sample of its start (planner): exact when the
+ * sample read the whole file, else the file size over the sampled bytes per row.
+ */
+export async function estimateRows(path: string, sample: FileSample): Promise<number | undefined> {
+  if (sample.complete) return sample.rows;
+  if (sample.rows === 0 || sample.bytes === 0) return undefined;
+  try {
+    const { size } = await stat(path);
+    return Math.round((size * sample.rows) / sample.bytes);
+  } catch {
+    return undefined;
+  }
+}

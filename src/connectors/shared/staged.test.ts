@@ -1,0 +1,103 @@
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { WeirError } from '../../sdk/errors.js';
+import { abortStaged, type CommitPlan, commitStaged, parseMessages, StagedFile } from './staged.js';
+import { silentLog, tempDir } from './test-context.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await tempDir('weir-staged-');
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function stage(target: string, id: string, text: string, runId = 'run-1') {
+  const file = await StagedFile.open(target, id, runId, 'test sink');
+  await file.append(Buffer.from(text), text.split('\n').length - 1);
+  return file.commit();
+}
+
+const plan = (target: string, parts: CommitPlan['parts'], extra: Partial<CommitPlan> = {}): CommitPlan => ({
+  who: 'test sink',
+  target,
+  mode: 'append',
+  parts,
+  runId: 'run-1',
+  log: silentLog,
+  ...extra,
+});
+
+describe('staged commit protocol', () => {
+  it('overwrites a partial write when a batch is retried', async () => {
+    const target = join(dir, 'out.txt');
+    const file = await StagedFile.open(target, '0', 'run-1', 'test sink');
+    await file.append(Buffer.from('a\n'), 1);
+    const retried = Buffer.from('b\n');
+    await file.append(retried, 1);
+    // pretend the first try of the next batch failed after writing, then the retry succeeded
+    (file as unknown as { position: number }).position -= retried.length;
+    await file.append(retried, 0);
+    const message = await file.commit();
+    expect(await readFile(message.tmp, 'utf8')).toBe('a\nb\n');
+  });
+
+  it('finishes an interrupted commit without appending twice', async () => {
+    const target = join(dir, 'out.txt');
+    await writeFile(target, 'old\n');
+    const parts = parseMessages([await stage(target, '1', 'b\n'), await stage(target, '0', 'a\n')], 'test sink');
+    expect(parts.map((p) => p.partition)).toEqual(['0', '1']);
+    await commitStaged(plan(target, parts));
+    expect(await readFile(target, 'utf8')).toBe('old\na\nb\n');
+    // replay a crash after the rename, before the cleanup: the commit record and temporary files are still there
+    await writeFile(`${target}.weir-commit`, JSON.stringify({ tmps: parts.map((p) => p.tmp) }));
+    for (const p of parts) await writeFile(p.tmp, 'x\n');
+    await commitStaged(plan(target, parts));
+    expect(await readFile(target, 'utf8')).toBe('old\na\nb\n');
+    expect((await readdir(dir)).sort()).toEqual(['out.txt']);
+  });
+
+  it('finishes an interrupted commit whose rename did not happen', async () => {
+    const target = join(dir, 'out.txt');
+    const parts = parseMessages([await stage(target, '0', 'a\n')], 'test sink');
+    await writeFile(`${target}.weir-tmp`, 'staged\n');
+    await writeFile(`${target}.weir-commit`, JSON.stringify({ tmps: parts.map((p) => p.tmp) }));
+    await commitStaged(plan(target, parts));
+    expect(await readFile(target, 'utf8')).toBe('staged\n');
+    expect(await readdir(dir)).toEqual(['out.txt']);
+  });
+
+  it('ignores a stale commit record of another job', async () => {
+    const target = join(dir, 'out.txt');
+    await writeFile(`${target}.weir-commit`, JSON.stringify({ tmps: ['/elsewhere/x.tmp'] }));
+    await writeFile(`${target}.weir-tmp`, 'half');
+    const parts = parseMessages([await stage(target, '0', 'a\n')], 'test sink');
+    await commitStaged(plan(target, parts, { mode: 'overwrite', header: Buffer.from('h\n') }));
+    expect(await readFile(target, 'utf8')).toBe('h\na\n');
+    expect(await readdir(dir)).toEqual(['out.txt']);
+  });
+
+  it('refuses to commit when a temporary file is gone and the target was never written', async () => {
+    const target = join(dir, 'out.txt');
+    const parts = parseMessages([await stage(target, '0', 'a\n'), await stage(target, '1', 'b\n')], 'test sink');
+    await rm(parts[1]?.tmp as string);
+    const error = await commitStaged(plan(target, parts)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WeirError);
+    expect(error).toMatchObject({ code: 'commit_files_missing' });
+  });
+
+  it('rejects foreign commit messages, except leniently', async () => {
+    expect(() => parseMessages([{ partition_id: '0', rows: 1 }], 'test sink')).toThrow(/unexpected commit message/);
+    expect(parseMessages([null, 1], 'test sink', { lenient: true })).toEqual([]);
+  });
+
+  it('abort sweeps temporary files of this run only', async () => {
+    const target = join(dir, 'out.txt');
+    await stage(target, '0', 'a\n');
+    const other = await stage(target, '0', 'b\n', 'run-2');
+    // `mine` is not listed in the messages (its writer crashed): the sweep finds it by the run tag
+    await abortStaged({ target, parts: [], runId: 'run-1', log: silentLog });
+    expect(await readdir(dir)).toEqual([other.tmp.slice(dir.length + 1)]);
+  });
+});
