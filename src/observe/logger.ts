@@ -30,7 +30,9 @@ export function createLogger(options: LoggerOptions): Logger {
           destination: target,
           sync: true,
           translateTime: 'HH:MM:ss.l',
-          ignore: 'pid,hostname',
+          // a terminal is for people: one line per event; run_id and pipeline are in the summary
+          singleLine: true,
+          ignore: 'pid,hostname,run_id,pipeline,event',
         })
       : target;
   const r = options.redactor;
@@ -124,6 +126,16 @@ export function logEvents(bus: EventBus, root: Logger): () => void {
         logger.info({ event: e.type, status: e.summary.status, ...e.summary.totals }, 'run complete');
         break;
       case 'run_failed':
+        if (e.summary.status === 'stopped') {
+          const t = e.summary.totals;
+          logger.warn(
+            { event: e.type, status: e.summary.status, ...t },
+            t.partitions_committed < t.partitions
+              ? `run stopped: ${t.partitions_committed} of ${t.partitions} partitions committed; run it again to resume, or with --fresh to start over`
+              : 'run stopped',
+          );
+          break;
+        }
         logger.error(
           { event: e.type, status: e.summary.status, ...e.summary.totals, error_type: e.error_type, error_message: e.error_message },
           `run failed: ${e.error_message}`,
