@@ -6,11 +6,11 @@
 import { open } from 'node:fs/promises';
 import { type CsvError, type Info, parse } from 'csv-parse';
 import { stringify } from 'csv-stringify/sync';
-import type { PlanContext, Source, TaskContext } from '../../sdk/connector.js';
+import type { Source, TaskContext } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
-import type { ColumnType, Partition, Row, Schema } from '../../sdk/types.js';
+import type { ColumnType, Row, Schema } from '../../sdk/types.js';
 import { type Converted, convertText, TextTypeGuess } from '../shared/columns.js';
-import { estimateRows, type FileSample, fileError, resolvePath } from '../shared/files.js';
+import { type FileSample, fileError, singleFileSource } from '../shared/files.js';
 import type { CsvOptions } from './spec.js';
 
 /** Rows inspected to infer column types. */
@@ -288,35 +288,5 @@ async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext): Async
 
 /** Creates the csv source for validated options. No I/O: runs on the planner and on every worker. */
 export function csvSource(opts: CsvOptions): Source {
-  let sample: Promise<Sample> | undefined;
-  let samplePath: string | undefined;
-  const sampleOf = (ctx: PlanContext) => {
-    const path = resolvePath(ctx.baseDir, opts.path);
-    if (!sample || samplePath !== path) {
-      samplePath = path;
-      sample = takeSample(path, opts);
-    }
-    return sample;
-  };
-  return {
-    /** Planner: declared column types, the others inferred from the first 1000 rows. */
-    async schema(ctx) {
-      const { schema } = await sampleOf(ctx);
-      return schema.length ? schema : undefined;
-    },
-    /** Planner: one partition for the file. */
-    partitions(ctx): Partition[] {
-      return [{ id: '0', path: resolvePath(ctx.baseDir, opts.path) }];
-    },
-    /** Planner: exact for small files, else the file size over the sampled bytes per row. */
-    async estimate(ctx) {
-      const s = await sampleOf(ctx);
-      return estimateRows(samplePath as string, s);
-    },
-    /** Worker: streams the partition's file as arrays of rows. */
-    read(partition, ctx) {
-      const path = typeof partition.path === 'string' ? partition.path : resolvePath(ctx.baseDir, opts.path);
-      return readCsv(path, opts, ctx);
-    },
-  };
+  return singleFileSource(opts, takeSample, readCsv);
 }

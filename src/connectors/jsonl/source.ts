@@ -5,11 +5,11 @@
  */
 import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import type { PlanContext, Source, TaskContext } from '../../sdk/connector.js';
+import type { Source, TaskContext } from '../../sdk/connector.js';
 import { RowError } from '../../sdk/errors.js';
-import type { ColumnType, Partition, Row, Schema } from '../../sdk/types.js';
+import type { ColumnType, Row, Schema } from '../../sdk/types.js';
 import { convertValue, JsonTypeGuess } from '../shared/columns.js';
-import { estimateRows, type FileSample, fileError, resolvePath } from '../shared/files.js';
+import { type FileSample, fileError, singleFileSource } from '../shared/files.js';
 import type { JsonlOptions } from './spec.js';
 
 /** Lines inspected to infer the schema. */
@@ -154,35 +154,5 @@ async function* readJsonl(path: string, opts: JsonlOptions, ctx: TaskContext): A
 
 /** Creates the jsonl source for validated options. No I/O: runs on the planner and on every worker. */
 export function jsonlSource(opts: JsonlOptions): Source {
-  let sample: Promise<Sample> | undefined;
-  let samplePath: string | undefined;
-  const sampleOf = (ctx: PlanContext) => {
-    const path = resolvePath(ctx.baseDir, opts.path);
-    if (!sample || samplePath !== path) {
-      samplePath = path;
-      sample = takeSample(path, opts);
-    }
-    return sample;
-  };
-  return {
-    /** Planner: fields of the first 1000 lines in order of appearance, declared types first, else inferred. */
-    async schema(ctx) {
-      const { schema } = await sampleOf(ctx);
-      return schema.length ? schema : undefined;
-    },
-    /** Planner: one partition for the file. */
-    partitions(ctx): Partition[] {
-      return [{ id: '0', path: resolvePath(ctx.baseDir, opts.path) }];
-    },
-    /** Planner: exact for small files, else the file size over the sampled bytes per line. */
-    async estimate(ctx) {
-      const s = await sampleOf(ctx);
-      return estimateRows(samplePath as string, s);
-    },
-    /** Worker: reads the partition's file as arrays of rows. */
-    read(partition, ctx) {
-      const path = typeof partition.path === 'string' ? partition.path : resolvePath(ctx.baseDir, opts.path);
-      return readJsonl(path, opts, ctx);
-    },
-  };
+  return singleFileSource(opts, takeSample, readJsonl);
 }

@@ -5,7 +5,9 @@
  */
 import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
+import type { PlanContext, Source, TaskContext } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
+import type { Partition, Row, Schema } from '../../sdk/types.js';
 
 /** Resolves the `path` option against the pipeline file's directory (planner and worker). */
 export function resolvePath(baseDir: string, path: string): string {
@@ -104,4 +106,44 @@ export async function estimateRows(path: string, sample: FileSample): Promise<nu
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A one-file source: one partition for the file, the schema and the row estimate
+ * from a sample taken once per path (planner), and `read` streaming the file (worker).
+ * Shared by the csv and jsonl sources.
+ */
+export function singleFileSource<O extends { path: string }, S extends FileSample & { schema: Schema }>(
+  opts: O,
+  takeSample: (path: string, opts: O) => Promise<S>,
+  read: (path: string, opts: O, ctx: TaskContext) => AsyncIterable<Row[]>,
+): Source {
+  let sample: Promise<S> | undefined;
+  let samplePath: string | undefined;
+  const sampleOf = (ctx: PlanContext) => {
+    const path = resolvePath(ctx.baseDir, opts.path);
+    if (!sample || samplePath !== path) {
+      samplePath = path;
+      sample = takeSample(path, opts);
+    }
+    return sample;
+  };
+  return {
+    async schema(ctx) {
+      const { schema } = await sampleOf(ctx);
+      return schema.length ? schema : undefined;
+    },
+    partitions(ctx): Partition[] {
+      return [{ id: '0', path: resolvePath(ctx.baseDir, opts.path) }];
+    },
+    /** Exact for small files, else the file size over the sampled bytes per row. */
+    async estimate(ctx) {
+      const s = await sampleOf(ctx);
+      return estimateRows(samplePath as string, s);
+    },
+    read(partition, ctx) {
+      const path = typeof partition.path === 'string' ? partition.path : resolvePath(ctx.baseDir, opts.path);
+      return read(path, opts, ctx);
+    },
+  };
 }
