@@ -11,6 +11,7 @@ import { createLogger, logEvents, toLog } from '../observe/logger.js';
 import { trackProgress } from '../observe/progress.js';
 import { formatSummary, writeSummaryJson } from '../observe/summary.js';
 import { runPipeline } from '../runtime/run.js';
+import { Closers } from '../runtime/shutdown.js';
 import { ConfigError, errorMessage } from '../sdk/errors.js';
 import { isPlainObject, suggest } from '../sdk/options.js';
 import { redactor } from '../secrets/redactor.js';
@@ -76,13 +77,20 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
     intervalMs: pipeline.config.progress_interval,
   });
 
+  // first signal: drain (in-flight batches get shutdown_timeout), summary, exit 130/143;
+  // second signal: close what is still open (at most 2 s), exit at once
   const stop = new AbortController();
+  const closers = new Closers();
   let signalCode: number | undefined;
+  let exiting = false;
   const onSignal = (signal: NodeJS.Signals) => {
     const code = signal === 'SIGINT' ? EXIT.sigint : EXIT.sigterm;
     if (signalCode !== undefined) {
-      process.stderr.write(`\n${signal} again: exiting now\n`);
-      process.exit(code);
+      if (exiting) return;
+      exiting = true;
+      process.stderr.write(`\n${signal} again: closing ${closers.size} open resource(s) and exiting now; the run stays resumable\n`);
+      void closers.closeAll(2000).finally(() => process.exit(code));
+      return;
     }
     signalCode = code;
     bus.emit({ type: 'shutdown_requested', signal });
@@ -91,7 +99,7 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const summary = await runPipeline(pipeline, { bus, logger, redactor, signal: stop.signal });
+    const summary = await runPipeline(pipeline, { bus, logger, redactor, signal: stop.signal, fresh: Boolean(flags.fresh), closers });
     stopProgress();
     process.stderr.write(formatSummary(summary));
     if (flags.summaryJson) writeSummaryJson(flags.summaryJson, summary, redactor);
@@ -130,7 +138,7 @@ export async function checkCommand(path: string, flags: RunFlags): Promise<numbe
   ] as const;
   for (const [role, section] of sections) {
     const results = section.connector.check
-      ? await section.connector.check(section.options, ctx).catch((error: unknown) => [{ name: 'connection', ok: false, message: errorMessage(error) }])
+      ? await section.connector.check(section.options, { ...ctx, role: role === 'source' ? 'source' : 'sink' }).catch((error: unknown) => [{ name: 'connection', ok: false, message: errorMessage(error) }])
       : [{ name: 'connection', ok: true, message: 'no network connection needed' }];
     for (const r of results) {
       if (!r.ok) failed++;

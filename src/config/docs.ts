@@ -259,7 +259,7 @@ export function connectorDocs(connector: ConnectorInfo): string {
   if (rules.length) out.push('', '## Rules', '', ...rules);
   const example: Record<string, unknown> = {};
   for (const role of roles) example[role] = { type: connector.name, ...exampleOptions(connector.options, ctx) };
-  out.push('', '## Example', '', '```yaml', stringify(example).trimEnd(), '```', '');
+  out.push('', '## Example', '', '```yaml', stringify(example, { aliasDuplicateObjects: false }).trimEnd(), '```', '');
   return out.join('\n');
 }
 

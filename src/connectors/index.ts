@@ -4,7 +4,9 @@ import csv from './csv/index.js';
 import generator from './generator/index.js';
 import jsonl from './jsonl/index.js';
 import mysql from './mysql/index.js';
+import parquet from './parquet/index.js';
 import postgres from './postgres/index.js';
+import redis from './redis/index.js';
 import sqlite from './sqlite/index.js';
 
-export const builtinConnectors: readonly AnyConnector[] = [generator, csv, jsonl, sqlite, postgres, mysql] as unknown as AnyConnector[];
+export const builtinConnectors: readonly AnyConnector[] = [generator, csv, jsonl, parquet, sqlite, postgres, mysql, redis] as unknown as AnyConnector[];

@@ -113,6 +113,11 @@ export interface Sink {
   close?(): Promise<void> | void;
 }
 
+/** What a health check receives: the plan context plus the role the connector plays in this pipeline. */
+export interface CheckContext extends PlanContext {
+  readonly role: 'source' | 'sink';
+}
+
 export type CheckName = 'connection' | 'authentication' | 'rate_limit' | 'disk_space' | 'target' | string;
 
 export interface CheckResult {
@@ -140,7 +145,7 @@ export interface ConnectorDefinition<S extends Spec = Spec> {
   /** Whether the sink commits a partition's rows and its checkpoint atomically. */
   exactlyOnce?: boolean;
   /** Health checks for `weir check`: connection, authentication, rate limits, disk space. */
-  check?: (options: OptionsOf<S>, ctx: PlanContext) => Promise<CheckResult[]>;
+  check?: (options: OptionsOf<S>, ctx: CheckContext) => Promise<CheckResult[]>;
 }
 
 /** A connector as the runtime sees it (options erased). */

@@ -3,6 +3,7 @@
  * columns, and writes one atomically through temporary files.
  */
 import { defineConnector } from '../../sdk/connector.js';
+import { fileChecks, resolvePath } from '../shared/files.js';
 import { csvSink } from './sink.js';
 import { csvSource } from './source.js';
 import { csvOptions, csvRules, csvSourceRules } from './spec.js';
@@ -15,4 +16,5 @@ export default defineConnector({
   sourceRules: csvSourceRules,
   source: csvSource,
   sink: csvSink,
+  check: (opts, ctx) => fileChecks(resolvePath(ctx.baseDir, opts.path), ctx.role),
 });

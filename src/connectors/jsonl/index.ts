@@ -4,6 +4,7 @@
  * the usual dead-letter sink.
  */
 import { defineConnector } from '../../sdk/connector.js';
+import { fileChecks, resolvePath } from '../shared/files.js';
 import { jsonlSink } from './sink.js';
 import { jsonlSource } from './source.js';
 import { jsonlOptions } from './spec.js';
@@ -14,4 +15,5 @@ export default defineConnector({
   options: jsonlOptions,
   source: jsonlSource,
   sink: jsonlSink,
+  check: (opts, ctx) => fileChecks(resolvePath(ctx.baseDir, opts.path), ctx.role),
 });

@@ -3,10 +3,11 @@
  * turning Node's file-system errors into {@link WeirError}s that name the option
  * and the fix. Used on the planner and on workers alike.
  */
-import { stat } from 'node:fs/promises';
-import { isAbsolute, resolve } from 'node:path';
-import type { PlanContext, Source, TaskContext } from '../../sdk/connector.js';
-import { WeirError } from '../../sdk/errors.js';
+import { constants } from 'node:fs';
+import { access, stat, statfs } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import type { CheckResult, PlanContext, Source, TaskContext } from '../../sdk/connector.js';
+import { WeirError, errorMessage } from '../../sdk/errors.js';
 import type { Partition, Row, Schema } from '../../sdk/types.js';
 
 /** Resolves the `path` option against the pipeline file's directory (planner and worker). */
@@ -146,4 +147,67 @@ export function singleFileSource<O extends { path: string }, S extends FileSampl
       return read(path, opts, ctx);
     },
   };
+}
+
+/** Below this much free space the disk_space check fails. */
+export const MIN_FREE_BYTES = 256 * 1024 * 1024;
+
+const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
+
+/** The nearest directory on the way up from `dir` that exists. */
+export async function existingAncestor(dir: string): Promise<string> {
+  let current = dir;
+  for (;;) {
+    try {
+      if ((await stat(current)).isDirectory()) return current;
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+    const up = dirname(current);
+    if (up === current) return current;
+    current = up;
+  }
+}
+
+/** `disk_space`: free space where a file lives or would be created (planner, `weir check`). */
+export async function diskCheck(path: string): Promise<CheckResult> {
+  try {
+    const dir = await existingAncestor(dirname(path));
+    const fs = await statfs(dir);
+    const free = Number(fs.bavail) * Number(fs.bsize);
+    return free >= MIN_FREE_BYTES
+      ? { name: 'disk_space', ok: true, message: `${mib(free)} free in ${dir}` }
+      : {
+          name: 'disk_space',
+          ok: false,
+          message: `only ${mib(free)} free in ${dir} (at least ${mib(MIN_FREE_BYTES)} wanted); free disk space or write elsewhere`,
+        };
+  } catch (error) {
+    return { name: 'disk_space', ok: false, message: errorMessage(error) };
+  }
+}
+
+/**
+ * Health checks of a file connector (planner, `weir check`): a source's file must
+ * exist and be readable; a sink's directory must be writable; and disk space.
+ */
+export async function fileChecks(path: string, role: 'source' | 'sink'): Promise<CheckResult[]> {
+  const target = async (): Promise<CheckResult> => {
+    if (role === 'source') {
+      try {
+        await access(path, constants.R_OK);
+        return { name: 'target', ok: true, message: `${path} is readable` };
+      } catch (error) {
+        return { name: 'target', ok: false, message: isNotFound(error) ? `${path} does not exist; check the path option` : `${path} is not readable` };
+      }
+    }
+    const dir = await existingAncestor(dirname(path));
+    try {
+      await access(dir, constants.W_OK);
+      return { name: 'target', ok: true, message: `${dir} is writable` };
+    } catch {
+      return { name: 'target', ok: false, message: `${dir} is not writable; choose another path or fix its permissions` };
+    }
+  };
+  return Promise.all([target(), diskCheck(path)]);
 }

@@ -1,0 +1,280 @@
+/**
+ * A minimal Thrift compact-protocol codec that keeps every field's wire type,
+ * so a Parquet footer can be decoded, have its byte offsets shifted, and be
+ * encoded again without losing anything (the readers and writers of the
+ * parquet libraries map values to JS types and back, which is lossy for i16,
+ * doubles and empty lists). Runs on the planner, at the job commit.
+ */
+
+export const T = {
+  STOP: 0,
+  TRUE: 1,
+  FALSE: 2,
+  BYTE: 3,
+  I16: 4,
+  I32: 5,
+  I64: 6,
+  DOUBLE: 7,
+  BINARY: 8,
+  LIST: 9,
+  SET: 10,
+  MAP: 11,
+  STRUCT: 12,
+} as const;
+
+export interface TStruct {
+  fields: TField[];
+}
+export interface TField {
+  id: number;
+  type: number;
+  value: TValue;
+}
+export interface TList {
+  elemType: number;
+  items: TValue[];
+}
+export interface TMap {
+  keyType: number;
+  valueType: number;
+  entries: [TValue, TValue][];
+}
+/** boolean (struct fields), number (byte, i16, i32, double, booleans inside lists), bigint (i64), bytes, or a container. */
+export type TValue = boolean | number | bigint | Uint8Array | TStruct | TList | TMap;
+
+class Reader {
+  offset = 0;
+  private readonly view: DataView;
+  constructor(private readonly bytes: Uint8Array) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  byte(): number {
+    if (this.offset >= this.bytes.length) throw new Error('thrift: unexpected end of data');
+    return this.bytes[this.offset++] as number;
+  }
+  varint(): bigint {
+    let result = 0n;
+    let shift = 0n;
+    for (;;) {
+      const b = this.byte();
+      result |= BigInt(b & 0x7f) << shift;
+      if (!(b & 0x80)) return result;
+      shift += 7n;
+      if (shift > 70n) throw new Error('thrift: varint too long');
+    }
+  }
+  smallVarint(): number {
+    return Number(this.varint());
+  }
+  zigzag(): bigint {
+    const z = this.varint();
+    return (z >> 1n) ^ -(z & 1n);
+  }
+  double(): number {
+    if (this.offset + 8 > this.bytes.length) throw new Error('thrift: unexpected end of data');
+    const v = this.view.getFloat64(this.offset, true);
+    this.offset += 8;
+    return v;
+  }
+  binary(): Uint8Array {
+    const n = this.smallVarint();
+    if (this.offset + n > this.bytes.length) throw new Error('thrift: binary runs past the end of the data');
+    const v = this.bytes.slice(this.offset, this.offset + n);
+    this.offset += n;
+    return v;
+  }
+}
+
+function readValue(r: Reader, type: number, inContainer: boolean): TValue {
+  switch (type) {
+    case T.TRUE:
+    case T.FALSE:
+      return inContainer ? r.byte() : type === T.TRUE;
+    case T.BYTE:
+      return r.byte();
+    case T.I16:
+    case T.I32:
+      return Number(r.zigzag());
+    case T.I64:
+      return r.zigzag();
+    case T.DOUBLE:
+      return r.double();
+    case T.BINARY:
+      return r.binary();
+    case T.LIST:
+    case T.SET: {
+      const header = r.byte();
+      const elemType = header & 0x0f;
+      let size = header >> 4;
+      if (size === 15) size = r.smallVarint();
+      const items: TValue[] = new Array(size);
+      for (let i = 0; i < size; i++) items[i] = readValue(r, elemType, true);
+      return { elemType, items } satisfies TList;
+    }
+    case T.MAP: {
+      const size = r.smallVarint();
+      const types = size > 0 ? r.byte() : 0;
+      const keyType = types >> 4;
+      const valueType = types & 0x0f;
+      const entries: [TValue, TValue][] = [];
+      for (let i = 0; i < size; i++) entries.push([readValue(r, keyType, true), readValue(r, valueType, true)]);
+      return { keyType, valueType, entries } satisfies TMap;
+    }
+    case T.STRUCT:
+      return readStruct(r);
+    default:
+      throw new Error(`thrift: unsupported compact type ${type}`);
+  }
+}
+
+function readStruct(r: Reader): TStruct {
+  const fields: TField[] = [];
+  let id = 0;
+  for (;;) {
+    const header = r.byte();
+    const type = header & 0x0f;
+    if (type === T.STOP) return { fields };
+    const delta = header >> 4;
+    id = delta ? id + delta : Number(r.zigzag());
+    fields.push({ id, type, value: readValue(r, type, false) });
+  }
+}
+
+/** Decodes one compact-protocol struct (a Parquet FileMetaData footer). */
+export function decodeStruct(bytes: Uint8Array): TStruct {
+  return readStruct(new Reader(bytes));
+}
+
+class Writer {
+  private buf = new Uint8Array(1024);
+  length = 0;
+  private ensure(n: number) {
+    if (this.length + n <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(this.buf.length * 2, this.length + n));
+    next.set(this.buf.subarray(0, this.length));
+    this.buf = next;
+  }
+  byte(b: number) {
+    this.ensure(1);
+    this.buf[this.length++] = b & 0xff;
+  }
+  varint(v: bigint) {
+    let x = BigInt.asUintN(64, v);
+    while (x >= 0x80n) {
+      this.byte(Number(x & 0x7fn) | 0x80);
+      x >>= 7n;
+    }
+    this.byte(Number(x));
+  }
+  zigzag(v: bigint) {
+    this.varint((v << 1n) ^ (v >> 63n));
+  }
+  bytes(b: Uint8Array) {
+    this.ensure(b.length);
+    this.buf.set(b, this.length);
+    this.length += b.length;
+  }
+  double(v: number) {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setFloat64(0, v, true);
+    this.bytes(b);
+  }
+  result(): Uint8Array {
+    return this.buf.slice(0, this.length);
+  }
+}
+
+function writeValue(w: Writer, type: number, value: TValue, inContainer: boolean): void {
+  switch (type) {
+    case T.TRUE:
+    case T.FALSE:
+      if (inContainer) w.byte(value as number);
+      return;
+    case T.BYTE:
+      w.byte(value as number);
+      return;
+    case T.I16:
+    case T.I32:
+      w.zigzag(BigInt(value as number));
+      return;
+    case T.I64:
+      w.zigzag(value as bigint);
+      return;
+    case T.DOUBLE:
+      w.double(value as number);
+      return;
+    case T.BINARY: {
+      const b = value as Uint8Array;
+      w.varint(BigInt(b.length));
+      w.bytes(b);
+      return;
+    }
+    case T.LIST:
+    case T.SET: {
+      const { elemType, items } = value as TList;
+      if (items.length < 15) w.byte((items.length << 4) | elemType);
+      else {
+        w.byte(0xf0 | elemType);
+        w.varint(BigInt(items.length));
+      }
+      for (const item of items) writeValue(w, elemType, item, true);
+      return;
+    }
+    case T.MAP: {
+      const { keyType, valueType, entries } = value as TMap;
+      w.varint(BigInt(entries.length));
+      if (entries.length) w.byte((keyType << 4) | valueType);
+      for (const [k, v] of entries) {
+        writeValue(w, keyType, k, true);
+        writeValue(w, valueType, v, true);
+      }
+      return;
+    }
+    case T.STRUCT:
+      writeStruct(w, value as TStruct);
+      return;
+    default:
+      throw new Error(`thrift: unsupported compact type ${type}`);
+  }
+}
+
+function writeStruct(w: Writer, s: TStruct): void {
+  let last = 0;
+  for (const f of [...s.fields].sort((a, b) => a.id - b.id)) {
+    const type = f.type === T.TRUE || f.type === T.FALSE ? (f.value ? T.TRUE : T.FALSE) : f.type;
+    const delta = f.id - last;
+    if (delta > 0 && delta <= 15) w.byte((delta << 4) | type);
+    else {
+      w.byte(type);
+      w.zigzag(BigInt(f.id));
+    }
+    writeValue(w, type, f.value, false);
+    last = f.id;
+  }
+  w.byte(T.STOP);
+}
+
+/** Encodes one struct in the compact protocol. */
+export function encodeStruct(s: TStruct): Uint8Array {
+  const w = new Writer();
+  writeStruct(w, s);
+  return w.result();
+}
+
+/** The field with this id, if present. */
+export function field(s: TStruct, id: number): TField | undefined {
+  return s.fields.find((f) => f.id === id);
+}
+
+/** Sets (or adds) a field. */
+export function setField(s: TStruct, id: number, type: number, value: TValue): void {
+  const f = field(s, id);
+  if (f) {
+    f.type = type;
+    f.value = value;
+  } else s.fields.push({ id, type, value });
+}
+
+export function removeField(s: TStruct, id: number): void {
+  s.fields = s.fields.filter((f) => f.id !== id);
+}
