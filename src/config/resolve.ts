@@ -1,119 +1,177 @@
 /**
- * Resolves secret references anywhere in a pipeline file, once, before anything runs:
+ * Resolves secret references anywhere in a pipeline file, once, before anything runs
+ * (planner, and each worker resolves its own: resolved values never travel):
  *
  * - `${env:NAME}`          an environment variable
  * - `${file:PATH}`         a whole file, trimmed (Docker/Kubernetes secrets)
- * - `${file:PATH#key}`     a key of a JSON or dotenv file
+ * - `${file:PATH#key}`     a key of a JSON (`db.password` reaches nested keys) or dotenv file
  * - `${secret:scope/key}`  a key of a named scope from the `secrets:` section
  *
- * `$${` writes a literal `${`. Every resolved value is registered with the redactor
- * before it can be printed. Errors name the reference, never a value.
+ * `$${` writes a literal `${`; any other `${` that is not a reference is an error
+ * (a shell-style `${NAME}` gets a hint). `env` and `file` references also work inside
+ * the `secrets:` section (e.g. a scope's path). Every resolved value is registered with
+ * the redactor before it can be printed. Errors name the reference, never a value.
  */
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import type { ConfigIssue } from '../sdk/errors.js';
-import { isPlainObject } from '../sdk/options.js';
-import { PROVIDERS, type ScopeConfig, type SecretProvider, parseKeyFile, permissionWarning, readSecretFile } from '../secrets/providers.js';
-import type { Redactor } from '../secrets/redactor.js';
+import { isPlainObject, suggest } from '../sdk/options.js';
+import { PROVIDERS, parseKeyFile, permissionWarning, readSecretFile, type ScopeConfig, type SecretProvider } from '../secrets/providers.js';
+import { isCredentialKey, MIN_SECRET_LENGTH, type Redactor } from '../secrets/redactor.js';
 
-const REFERENCE = /\$\$\{|\$\{([a-z]+):([^}]*)\}/g;
+/** `$${` (escape), `${…}` (a reference or a mistake), or a `${` that is never closed. */
+const REFERENCE = /\$\$\{|\$\{([^{}]*)\}|\$\{/g;
+const KINDS = ['env', 'file', 'secret'] as const;
 
 export interface ResolveResult {
+  /**
+   * The pipeline data with every reference replaced. A reference that fails becomes ''
+   * (its issue is reported at that path): left as written, the reference text would be
+   * registered as a secret value when it sits in a secret option and hide its own error.
+   */
   data: unknown;
   issues: ConfigIssue[];
   warnings: string[];
 }
 
+/**
+ * Resolves every reference in `data` (the parsed pipeline file). Runs once per run on
+ * the planner and once per worker process. Never throws: problems come back as issues
+ * (each naming the path and the reference) and warnings (insecure secret files,
+ * secrets too short to be redacted by value).
+ */
 export function resolveReferences(data: unknown, baseDir: string, redactor: Redactor): ResolveResult {
   const issues: ConfigIssue[] = [];
   const warnings: string[] = [];
-  const warned = new Set<string>();
   const warn = (msg: string) => {
-    if (!warned.has(msg)) warnings.push(msg);
-    warned.add(msg);
+    if (!warnings.includes(msg)) warnings.push(msg);
   };
   const abs = (p: string) => (isAbsolute(p) ? p : resolvePath(baseDir, p));
-  const scopes = buildScopes(data, abs, warn, issues);
   const fileCache = new Map<string, string>();
+  let scopes = new Map<string, SecretProvider>();
 
-  const lookup = (kind: string, ref: string, path: string): string | undefined => {
-    const show = `\${${kind}:${ref}}`;
-    try {
-      if (kind === 'env') {
-        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(ref)) throw new Error(`${show} is not a valid environment variable name`);
-        const v = process.env[ref];
-        if (v === undefined) throw new Error(`${show}: environment variable ${ref} is not set; export it or change the reference`);
-        return v;
-      }
-      if (kind === 'file') {
-        const hash = ref.lastIndexOf('#');
-        const file = abs(hash >= 0 ? ref.slice(0, hash) : ref);
-        const key = hash >= 0 ? ref.slice(hash + 1) : undefined;
-        let text = fileCache.get(file);
-        if (text === undefined) {
-          const w = permissionWarning(file);
-          if (w) warn(w);
-          text = readSecretFile(file);
-          fileCache.set(file, text);
-        }
-        if (key === undefined) return text.trim();
-        const value = parseKeyFile(text, file)[key];
-        if (value === undefined) throw new Error(`${show}: file ${file} has no key "${key}"`);
-        return value;
-      }
-      if (kind === 'secret') {
-        const slash = ref.indexOf('/');
-        if (slash <= 0) throw new Error(`${show} must name a scope and a key, like \${secret:vault/db_password}`);
-        const scope = ref.slice(0, slash);
-        const key = ref.slice(slash + 1);
-        const provider = scopes.get(scope);
-        if (!provider) {
-          const known = [...scopes.keys()];
-          throw new Error(`${show}: no secret scope "${scope}" in the secrets section${known.length ? ` (known: ${known.join(', ')})` : ''}`);
-        }
-        const value = provider.get(key);
-        if (value === undefined) throw new Error(`${show}: scope "${scope}" has no key "${key}"`);
-        return value;
-      }
-      throw new Error(`${show}: unknown reference kind "${kind}"; use env, file or secret`);
-    } catch (error) {
-      const message = (error as Error).message;
-      issues.push({ path, message: message.includes(show) ? message : `${show}: ${message}` });
-      return undefined;
+  const lookup = (kind: string, ref: string, show: string): string => {
+    if (kind === 'env') {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(ref))
+        throw new Error(`${show} is not a valid environment variable name (letters, digits and underscores)`);
+      const v = process.env[ref];
+      if (v === undefined) throw new Error(`${show}: environment variable ${ref} is not set; export it or change the reference`);
+      return v;
     }
+    if (kind === 'file') {
+      const hash = ref.lastIndexOf('#');
+      const rel = hash >= 0 ? ref.slice(0, hash) : ref;
+      if (rel === '') throw new Error(`${show} names no file; write \${file:PATH} or \${file:PATH#key}`);
+      const file = abs(rel);
+      const key = hash >= 0 ? ref.slice(hash + 1) : undefined;
+      let text = fileCache.get(file);
+      if (text === undefined) {
+        text = readSecretFile(file);
+        const w = permissionWarning(file);
+        if (w) warn(w);
+        fileCache.set(file, text);
+      }
+      if (key === undefined) return text.trim();
+      if (key === '') throw new Error(`${show} names no key after #`);
+      const entries = parseKeyFile(text, file);
+      const value = entries[key];
+      if (value === undefined) {
+        const near = suggest(key, Object.keys(entries));
+        throw new Error(`${show}: file ${file} has no key "${key}"${near ? ` (did you mean "${near}"?)` : ''}`);
+      }
+      return value;
+    }
+    if (kind === 'secret') {
+      const slash = ref.indexOf('/');
+      if (slash <= 0 || slash === ref.length - 1) throw new Error(`${show} must name a scope and a key, like \${secret:vault/db_password}`);
+      const scope = ref.slice(0, slash);
+      const key = ref.slice(slash + 1);
+      const provider = scopes.get(scope);
+      if (!provider) {
+        const known = [...scopes.keys()];
+        const near = suggest(scope, known);
+        throw new Error(
+          `${show}: no secret scope "${scope}" in the secrets section${near ? ` (did you mean "${near}"?)` : known.length ? ` (known: ${known.join(', ')})` : '; add it under secrets:'}`,
+        );
+      }
+      const value = provider.get(key);
+      if (value === undefined) throw new Error(`${show}: scope "${scope}" has no key "${key}"`);
+      return value;
+    }
+    const near = suggest(kind, KINDS);
+    throw new Error(`${show}: unknown reference kind "${kind}"${near ? ` (did you mean "${near}"?)` : ''}; use env, file or secret`);
   };
 
-  const walk = (value: unknown, path: string): unknown => {
-    if (typeof value === 'string') {
-      if (!value.includes('${')) return value;
-      return value.replace(REFERENCE, (match, kind: string | undefined, ref: string | undefined) => {
-        if (match === '$${') return '${';
-        const resolved = lookup(kind as string, ref as string, path);
-        if (resolved === undefined) return match;
-        redactor.addValue(resolved);
-        return resolved;
-      });
-    }
-    if (Array.isArray(value)) return value.map((v, i) => walk(v, `${path}[${i}]`));
+  const walk = (value: unknown, path: string, allowed: readonly string[]): unknown => {
+    if (typeof value === 'string') return value.includes('${') ? resolveString(value, path, allowed) : value;
+    if (Array.isArray(value)) return value.map((v, i) => walk(v, `${path}[${i}]`, allowed));
     if (isPlainObject(value)) {
       const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(value)) out[k] = path === '' && k === 'secrets' ? v : walk(v, path ? `${path}.${k}` : k);
+      for (const [k, v] of Object.entries(value)) out[k] = walk(v, path ? `${path}.${k}` : k, allowed);
       return out;
     }
     return value;
   };
 
-  return { data: walk(data, ''), issues, warnings };
+  const resolveString = (value: string, path: string, allowed: readonly string[]): string =>
+    value.replace(REFERENCE, (match: string, inner: string | undefined): string => {
+      if (match === '$${') return '${';
+      if (inner === undefined) {
+        issues.push({ path, message: 'has a "${" that is never closed; write $${ for a literal ${' });
+        return '';
+      }
+      const colon = inner.indexOf(':');
+      if (colon < 0) {
+        const name = inner.trim();
+        issues.push({
+          path,
+          message: /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)
+            ? `\${${name}} is not a reference; write \${env:${name}} for an environment variable, or $\${${name}} for a literal`
+            : 'has a "${…}" that is not a reference; use ${env:NAME}, ${file:PATH} or ${secret:scope/key}, or write $${ for a literal ${',
+        });
+        return '';
+      }
+      const kind = inner.slice(0, colon).trim();
+      const ref = inner.slice(colon + 1).trim();
+      const show = `\${${kind}:${ref}}`;
+      try {
+        if (!allowed.includes(kind) && (KINDS as readonly string[]).includes(kind))
+          throw new Error(`${show}: ${kind} references cannot be used here (the secrets section may use env and file)`);
+        const resolved = lookup(kind, ref, show);
+        const registered = redactor.addValue(resolved);
+        const key =
+          path
+            .replace(/\[\d+\]$/, '')
+            .split('.')
+            .pop() ?? '';
+        if (!registered && resolved.length > 0 && isCredentialKey(key))
+          warn(
+            `${show} (${path}) is shorter than ${MIN_SECRET_LENGTH} characters: weir redacts it only where it appears under a credential key; use a longer secret`,
+          );
+        return resolved;
+      } catch (error) {
+        const message = (error as Error).message;
+        issues.push({ path, message: message.includes(show) ? message : `${show}: ${message}` });
+        return '';
+      }
+    });
+
+  const root = isPlainObject(data) ? data : undefined;
+  const secretsSection = root && 'secrets' in root ? walk(root.secrets, 'secrets', ['env', 'file']) : undefined;
+  scopes = buildScopes(secretsSection, abs, warn, issues);
+  if (!root) return { data: walk(data, '', KINDS), issues, warnings };
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(root)) out[k] = k === 'secrets' ? secretsSection : walk(v, k, KINDS);
+  return { data: out, issues, warnings };
 }
 
 function buildScopes(
-  data: unknown,
+  section: unknown,
   abs: (p: string) => string,
   warn: (m: string) => void,
   issues: ConfigIssue[],
 ): Map<string, SecretProvider> {
   const scopes = new Map<string, SecretProvider>();
-  const section = isPlainObject(data) ? data.secrets : undefined;
-  if (section === undefined) return scopes;
+  if (section === undefined || section === null) return scopes;
   if (!isPlainObject(section)) {
     issues.push({ path: 'secrets', message: 'must be a mapping of scope name to { provider, path }' });
     return scopes;
@@ -125,16 +183,20 @@ function buildScopes(
       continue;
     }
     const scope = raw as unknown as ScopeConfig;
-    const factory = PROVIDERS[scope.provider];
+    const factory = typeof scope.provider === 'string' ? PROVIDERS[scope.provider] : undefined;
     if (!factory) {
-      issues.push({ path: `${path}.provider`, message: `must be one of ${Object.keys(PROVIDERS).join(', ')}; got ${JSON.stringify(scope.provider)}` });
+      const near = typeof scope.provider === 'string' ? suggest(scope.provider, Object.keys(PROVIDERS)) : undefined;
+      issues.push({
+        path: `${path}.provider`,
+        message: `must be one of ${Object.keys(PROVIDERS).join(', ')}${near ? ` (did you mean "${near}"?)` : ''}; got ${JSON.stringify(scope.provider ?? null)}`,
+      });
       continue;
     }
     if (scope.provider !== 'env' && typeof scope.path !== 'string') {
       issues.push({ path: `${path}.path`, message: `is required for the ${scope.provider} provider` });
       continue;
     }
-    scopes.set(name, factory({ ...scope, path: scope.path ? abs(scope.path) : undefined }, warn));
+    scopes.set(name, factory({ ...scope, path: typeof scope.path === 'string' ? abs(scope.path) : undefined }, warn));
   }
   return scopes;
 }

@@ -203,9 +203,22 @@ export const rules = {
 
 /** Masks `user:password@` in URL-like text. */
 export function maskUrlPassword(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:)([^@\s/]*)@/gi, '$1***REDACTED***@');
+  // the scheme must start a word and repetitions are bounded: linear on hostile input
+  return text.replace(/(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{0,30}:\/\/[^/\s:@]{0,256}:)([^@\s/]{0,512})@/gi, '$1***REDACTED***@');
 }
 
+let displayMasker: ((text: string) => string) | undefined;
+
+/**
+ * Installs the function that masks registered secret values in {@link displayValue}
+ * (weir's redactor installs itself). Masking happens before a long value is shortened,
+ * so a secret that is part of a longer value is never shown in part.
+ */
+export function setDisplayMasker(mask: ((text: string) => string) | undefined): void {
+  displayMasker = mask;
+}
+
+/** A bad value as shown in a validation message: JSON, URL passwords and registered secrets masked, at most 80 characters. */
 export function displayValue(value: unknown, meta?: OptionMeta): string {
   if (meta?.secret) return '(secret value hidden)';
   let text: string;
@@ -214,7 +227,10 @@ export function displayValue(value: unknown, meta?: OptionMeta): string {
   } catch {
     text = String(value);
   }
+  // only the start is shown: bound the work on a huge value (the cut is far beyond what is shown)
+  if (text.length > 4096) text = text.slice(0, 4096);
   text = maskUrlPassword(text);
+  if (displayMasker) text = displayMasker(text);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
@@ -243,7 +259,8 @@ function checkRange(n: number, meta: OptionMeta, what: string, fmt: (n: number) 
     const lo = meta.min !== undefined ? fmt(meta.min) : undefined;
     const hi = meta.max !== undefined ? fmt(meta.max) : undefined;
     const range = lo && hi ? `between ${lo} and ${hi}` : lo ? `at least ${lo}` : `at most ${hi}`;
-    return fail(`must be ${what} ${range}; got ${fmt(n)}`);
+    // the bad value is added by the caller, unless the option is secret
+    return fail(`must be ${what} ${range}`);
   }
   return undefined;
 }
@@ -290,13 +307,15 @@ const parseEnum: Parser<string> = (v, meta) => {
 };
 
 const DURATION_TEXT = /^\d+(\.\d+)?\s*(ms|s|m|h|d)$/i;
+const BARE_NUMBER = /^\d+(\.\d+)?$/;
 const fmtDuration = (n: number) => ms(n);
 
 const parseDuration: Parser<number> = (v, meta) => {
   let n: number | undefined;
   if (typeof v === 'number' && Number.isFinite(v) && v >= 0) n = v;
+  else if (typeof v === 'string' && BARE_NUMBER.test(v.trim())) n = Number(v.trim());
   else if (typeof v === 'string' && DURATION_TEXT.test(v.trim())) n = ms(v.trim() as ms.StringValue);
-  if (n === undefined || Number.isNaN(n))
+  if (n === undefined || !Number.isFinite(n) || n > Number.MAX_SAFE_INTEGER)
     return fail('must be a duration with a unit, such as 100ms, 30s, 5m, 2h or 1d (a bare number means milliseconds)');
   return checkRange(n, meta, 'a duration', fmtDuration) ?? ok(n);
 };
@@ -307,13 +326,15 @@ const fmtBytes = (n: number) => bytesLib.format(n) ?? String(n);
 const parseBytes: Parser<number> = (v, meta) => {
   let n: number | null = null;
   if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) n = v;
+  else if (typeof v === 'string' && /^\d+$/.test(v.trim())) n = Number(v.trim());
   else if (typeof v === 'string' && BYTES_TEXT.test(v.trim())) n = bytesLib.parse(v.trim());
-  if (n === null) return fail('must be a size such as 512KB, 16MB or 1GB (1KB = 1024 bytes; a bare number means bytes)');
+  if (n === null || !Number.isSafeInteger(n)) return fail('must be a size such as 512KB, 16MB or 1GB (1KB = 1024 bytes; a bare number means bytes)');
   return checkRange(n, meta, 'a size', fmtBytes) ?? ok(n);
 };
 
 const parseUrl: Parser<string> = (v, meta) => {
   if (typeof v !== 'string') return fail(`must be a URL, got ${typeName(v)}`);
+  if (/[\u0000-\u0020\u007f-\u009f]/.test(v)) return fail('must not contain spaces or control characters (encode them, e.g. %20)');
   let url: URL;
   try {
     url = new URL(v);
@@ -338,8 +359,11 @@ const HOST_LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 export function isValidHost(host: string): boolean {
   const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
   if (isIP(bare) !== 0) return true;
-  if (bare.length === 0 || bare.length > 253) return false;
-  return bare.split('.').every((label) => HOST_LABEL.test(label));
+  const name = bare.endsWith('.') ? bare.slice(0, -1) : bare;
+  if (name.length === 0 || name.length > 253) return false;
+  const labels = name.split('.');
+  if (/^\d+$/.test(labels[labels.length - 1] as string)) return false;
+  return labels.every((label) => HOST_LABEL.test(label));
 }
 
 const parseHost: Parser<string> = (v) => {
@@ -376,7 +400,7 @@ function parseList(v: unknown, meta: OptionMeta, path: string): ParseResult<unkn
   else return fail(`must be a list, got ${typeName(v)}`);
   if (meta.min !== undefined && items.length < meta.min) return fail(`must have at least ${meta.min} item(s)`);
   if (meta.max !== undefined && items.length > meta.max) return fail(`must have at most ${meta.max} items`);
-  const item = meta.item as Opt<unknown, boolean>;
+  const item = meta.secret ? (meta.item as Opt<unknown, boolean>).secret() : (meta.item as Opt<unknown, boolean>);
   const out: unknown[] = [];
   const issues: ConfigIssue[] = [];
   items.forEach((raw, i) => {
@@ -388,7 +412,7 @@ function parseList(v: unknown, meta: OptionMeta, path: string): ParseResult<unkn
 
 function parseMap(v: unknown, meta: OptionMeta, path: string): ParseResult<Record<string, unknown>> | ParseIssues {
   if (!isPlainObject(v)) return fail(`must be a mapping of name: value, got ${typeName(v)}`);
-  const item = meta.item as Opt<unknown, boolean>;
+  const item = meta.secret ? (meta.item as Opt<unknown, boolean>).secret() : (meta.item as Opt<unknown, boolean>);
   const out: Record<string, unknown> = {};
   const issues: ConfigIssue[] = [];
   for (const [k, raw] of Object.entries(v)) {
@@ -401,7 +425,10 @@ function parseMap(v: unknown, meta: OptionMeta, path: string): ParseResult<Recor
 }
 
 function parseObject(v: unknown, meta: OptionMeta, path: string): ParseResult<Record<string, unknown>> | ParseIssues {
-  const r = validateOptions(meta.spec as Spec, v, path, meta.rules);
+  const spec = meta.secret
+    ? Object.fromEntries(Object.entries(meta.spec as Spec).map(([k, opt]) => [k, opt.secret()]))
+    : (meta.spec as Spec);
+  const r = validateOptions(spec, v, path, meta.rules);
   return r.issues.length ? { ok: false, issues: r.issues } : ok(r.value as Record<string, unknown>);
 }
 

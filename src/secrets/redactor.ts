@@ -2,16 +2,41 @@
  * The one place that scrubs secrets, by key and by value. Every output a user
  * sees — log lines, error messages, stack traces, summaries, dead-letter records,
  * metric labels — passes through a {@link Redactor} before it is written.
+ *
+ * Three layers, applied in this order by {@link Redactor.scrub}:
+ * 1. **By value**: every registered secret (resolved references, literal values of
+ *    options declared secret) in any encoding that output picks up on the way, nested
+ *    to any depth — URL-encoded (either hex case, re-encoded, `+` for spaces),
+ *    JSON-escaped (also `\u0022` and JSON inside JSON), HTML entities (also of JSON),
+ *    base64/base64url (also inside a longer base64 text such as a `Basic` header) —
+ *    each line of a multi-line secret (PEM keys), and a secret cut short by a length
+ *    cap (at least 6 characters of it followed by the end of the text, a quote or `…`).
+ * 2. **URL passwords**: the `PASS` of `scheme://user:PASS@host`, registered or not.
+ * 3. **Credential pairs in free text**: `password=…`, `"api_key": "…"`, `token: …`,
+ *    `Authorization: Bearer …`, `?access_token=…` — any key ending in a credential
+ *    word (see {@link isCredentialKey}), quoted or not.
+ *
+ * {@link Redactor.scrubValue} also redacts object properties by key.
+ *
+ * Limits (documented in docs/security.md): a secret shorter than
+ * {@link MIN_SECRET_LENGTH} characters is redacted by key only (scrubbing every
+ * occurrence of one or two characters would destroy the output, and such a secret
+ * protects nothing anyway; `resolveReferences` warns about it); a secret split
+ * across two separate writes, or transformed in a way not listed above (hex,
+ * compression, encryption), is not recognised by value.
  */
 import { inspect } from 'node:util';
+import { setDisplayMasker } from '../sdk/options.js';
 
 export const REDACTED = '***REDACTED***';
 
-/** Keys whose values are credentials wherever they appear. */
+/** Keys whose values are credentials wherever they appear (compared without case, `_`, `-` or spaces). */
 export const CREDENTIAL_KEY_NAMES = [
   'password',
   'passwd',
   'pwd',
+  'pass',
+  'passphrase',
   'api_key',
   'apikey',
   'client_secret',
@@ -22,47 +47,169 @@ export const CREDENTIAL_KEY_NAMES = [
   'refresh_token',
   'bearer_token',
   'auth_token',
+  'id_token',
+  'session_token',
   'authorization',
   'proxy_authorization',
   'private_key',
   'x_api_key',
   'cookie',
   'set_cookie',
+  'credentials',
 ] as const;
 
-const normaliseKey = (key: string) => key.toLowerCase().replace(/[-\s]/g, '_');
-const CREDENTIAL_KEYS = new Set<string>(CREDENTIAL_KEY_NAMES);
+/**
+ * Endings that make any key a credential key: `db_password`, `PGPASSWORD`,
+ * `clientSecret`, `github_token`, `AWS_SECRET_ACCESS_KEY`, `stripeApiKey`.
+ */
+const CREDENTIAL_SUFFIXES = ['password', 'passwd', 'passphrase', 'secret', 'token', 'apikey', 'privatekey', 'secretkey', 'accesskey'];
 
-/** Minimum length of a value to be scrubbed by value; shorter secrets are still redacted by key. */
+const normaliseKey = (key: string) => key.toLowerCase().replace(/[^a-z0-9]/g, '');
+const CREDENTIAL_KEYS = new Set<string>(CREDENTIAL_KEY_NAMES.map(normaliseKey));
+
+/** Whether a key names a credential by itself (a well-known name or ending), before any key is registered. */
+export function isCredentialKey(key: string): boolean {
+  const k = normaliseKey(key);
+  return CREDENTIAL_KEYS.has(k) || CREDENTIAL_SUFFIXES.some((s) => k.endsWith(s));
+}
+
+/**
+ * Minimum length of a value to be scrubbed by value. A shorter secret is redacted
+ * only where it appears under a credential key (`password: ab`) — scrubbing every
+ * `ab` of every log line would wreck the output while protecting a value that can
+ * be guessed in a few hundred tries anyway. `resolveReferences` warns when a
+ * reference resolves to such a value.
+ */
 export const MIN_SECRET_LENGTH = 3;
+
+/** Lines of a multi-line secret shorter than this are not scrubbed on their own. */
+const MIN_LINE_LENGTH = 8;
+/** base64 text inside a longer base64 run is matched from this many characters on. */
+const MIN_BASE64_CORE = 8;
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-// user:password@ in any URL-like text
-const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^/\s:@'"]*:)([^@\s/'"]+)@/gi;
-// key=value / key: value / "key":"value" pairs in free text (connection strings, JSON, headers)
+// user:PASS@ in any URL-like text. PASS may contain '@' when another '@' follows before the host.
+// Bounded repetitions and a scheme that must start a word keep the scan linear on hostile text.
+const URL_PASSWORD =
+  /(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{0,30}:\/\/[^\s/:@'"<>]{0,256}:)((?:[^\s'"<>@/?#]|@(?=[^\s'"<>/?#@]{0,256}@)){1,512})@/gi;
+
+const KEY_CORE = [
+  'password',
+  'passwd',
+  'pwd',
+  'passphrase',
+  'secret',
+  'token',
+  'api[_-]?key',
+  'private[_-]?key',
+  'secret[_-]?key',
+  'access[_-]?key',
+  'authorization',
+  'cookie',
+  'credentials',
+].join('|');
+const AUTH_SCHEME = '(?:Bearer|Basic|Token|Digest|Negotiate|NTLM|ApiKey|AWS4-HMAC-SHA256|OAuth)\\s+';
+// key=value / key: value / "key":"value" / \"key\":\"value\" (JSON inside a JSON string) in free text
 const KEY_VALUE = new RegExp(
-  `((?:^|[\\s,;&?{("'])["']?(?:${CREDENTIAL_KEY_NAMES.map((k) => k.replace(/_/g, '[_-]?')).join('|')})["']?\\s*[:=]\\s*["']?)(?!\\*\\*\\*REDACTED)((?:Bearer |Basic )?[^\\s"',;&})]+)`,
+  // not the kind of a reference such as ${secret:scope/key}, nor a reference as the value (docs show `password: ${env:X}`)
+  `(^|[^A-Za-z0-9_.])(?<!\\$\\{)((?:\\\\?["'])?[A-Za-z0-9_-]{0,48}?(?:${KEY_CORE})(?:\\\\?["'])?\\s*[:=]\\s*)` +
+    `(?:(\\\\")((?:[^"\\\\]|\\\\[^"])*)\\\\"|(")((?:[^"\\\\]|\\\\.)*)"|(')([^']*)'|(?!\\$\\{)(${AUTH_SCHEME}[^\\s"'\\\\,;&]+|[^\\s"'\\\\,;&{}()[\\]<>]+))`,
   'gi',
 );
 
+// header lines whose whole value is a credential: everything up to the end of the line (or of a JSON string)
+const HEADER_VALUE = /(^|[^A-Za-z0-9_.-])((?:proxy-)?authorization|(?:set-)?cookie)(\s*:[ \t]*)(?![\\"'])([^\r\n"\\]+)/gi;
+
+const hexClass = (n: number, width: number) =>
+  n
+    .toString(16)
+    .padStart(width, '0')
+    .split('')
+    .map((d) => (/[a-f]/.test(d) ? `[${d}${d.toUpperCase()}]` : d))
+    .join('');
+
+const NAMED_ENTITIES: Record<string, string> = { '"': 'quot', '&': 'amp', '<': 'lt', '>': 'gt', "'": 'apos', '\u00a0': 'nbsp' };
+const CONTROL_ESCAPES: Record<string, string> = { '\n': 'n', '\r': 'r', '\t': 't', '\b': 'b', '\f': 'f' };
+// escaping backslashes in front of a character, raw or URL-encoded (JSON inside JSON, \/ …)
+const BACKSLASHES = '(?:\\\\|%(?:25)*5[Cc])*';
+
+/**
+ * A pattern for one character of a secret in any of the encodings that output picks up
+ * along the way, nested to any depth: raw; percent-encoded (UTF-8 bytes, either case,
+ * re-encoded `%252F`); `+` for a space; JSON `\"`, `\\`, `\n`, `\u0022` behind any number
+ * of backslashes; HTML named or numeric entities, re-escaped (`&amp;quot;`). Letters and
+ * digits only ever appear as themselves.
+ */
+function charPattern(ch: string): string {
+  if (/^[A-Za-z0-9]$/.test(ch)) return ch;
+  const cp = ch.codePointAt(0) as number;
+  const alts = [escapeRegExp(ch)];
+  alts.push([...Buffer.from(ch)].map((b) => `%(?:25)*${hexClass(b, 2)}`).join(''));
+  const units = cp > 0xffff ? [ch.charCodeAt(0), ch.charCodeAt(1)] : [cp];
+  alts.push(units.map((u) => `u${hexClass(u, 4)}`).join('\\\\+'));
+  alts.push(`&(?:amp;)*#(?:0*${cp}|[xX]0*${hexClass(cp, 1)});`);
+  if (NAMED_ENTITIES[ch]) alts.push(`&(?:amp;)*${NAMED_ENTITIES[ch]};`);
+  if (CONTROL_ESCAPES[ch]) alts.push(CONTROL_ESCAPES[ch] as string);
+  if (ch === ' ') alts.push('\\+');
+  return `${BACKSLASHES}(?:${alts.join('|')})`;
+}
+
+/** Where a value cut short (a sample capped at N characters, an ellipsis) ends. */
+const CUT_END = `(?:%(?:25)*[0-9A-Fa-f]?|\\\\*u[0-9A-Fa-f]{0,3}|&[#A-Za-z0-9]*|\\\\+$)?(?=$|\\\\*["'\\r\\n]|\\\\+n|…|\\.\\.\\.|\\s*[)\\]}])`;
+/** A secret cut short is still scrubbed from this many characters on (when followed by a cut end). */
+const MIN_PREFIX = 6;
+const MAX_PREFIX_SECRET = 256;
+
+/**
+ * The pattern of one secret: every encoding of it (see {@link charPattern}), and any
+ * prefix of at least {@link MIN_PREFIX} characters where the text is cut off right after it.
+ */
+function secretPattern(value: string): string {
+  const chars = [...value].map(charPattern);
+  const full = chars.join('');
+  if (chars.length <= MIN_PREFIX || chars.length > MAX_PREFIX_SECRET) return full;
+  let tail = '';
+  for (let i = chars.length - 1; i >= MIN_PREFIX; i--) tail = `(?:${chars[i]}${tail})?`;
+  return `${full}|${chars.slice(0, MIN_PREFIX).join('')}${tail}${CUT_END}`;
+}
+
+/** base64 forms of a secret, also inside a longer base64 text (base64("user:" + secret) in a Basic header), at each of the 3 alignments. */
+function base64Forms(value: string): string[] {
+  const bytes = Buffer.from(value);
+  const forms = new Set<string>([bytes.toString('base64'), bytes.toString('base64url')]);
+  for (let offset = 0; offset < 3; offset++) {
+    const encoded = Buffer.concat([Buffer.alloc(offset), bytes]).toString('base64');
+    const core = encoded.slice(offset === 0 ? 0 : 4, Math.floor((offset + bytes.length) / 3) * 4);
+    if (core.length >= MIN_BASE64_CORE) {
+      forms.add(core);
+      forms.add(core.replace(/\+/g, '-').replace(/\//g, '_'));
+    }
+  }
+  return [...forms].filter((f) => f.length >= MIN_SECRET_LENGTH);
+}
+
 export class Redactor {
   private readonly values = new Set<string>();
-  private readonly keys = new Set<string>(CREDENTIAL_KEYS);
+  private readonly keys = new Set<string>();
   private valuePattern: RegExp | undefined;
 
-  /** Registers a secret value; it and its URL-encoded and JSON-escaped forms are scrubbed from now on. */
-  addValue(value: string): void {
-    if (typeof value !== 'string' || value.length < MIN_SECRET_LENGTH) return;
-    const forms = [value, encodeURIComponent(value), JSON.stringify(value).slice(1, -1), Buffer.from(value).toString('base64')];
-    let changed = false;
-    for (const form of forms) {
-      if (form.length >= MIN_SECRET_LENGTH && !this.values.has(form)) {
-        this.values.add(form);
-        changed = true;
+  /**
+   * Registers a secret value; it and its encodings are scrubbed from now on. A multi-line
+   * value (a PEM key) also registers each of its lines. Values shorter than
+   * {@link MIN_SECRET_LENGTH} are ignored (returns false): they are redacted by key only.
+   */
+  addValue(value: string): boolean {
+    if (typeof value !== 'string' || value.length < MIN_SECRET_LENGTH) return false;
+    const before = this.values.size;
+    this.values.add(value);
+    if (value.includes('\n'))
+      for (const line of value.split(/\r?\n/)) {
+        const t = line.trim();
+        if (t.length >= MIN_LINE_LENGTH) this.values.add(t);
       }
-    }
-    if (changed) this.valuePattern = undefined;
+    if (this.values.size !== before) this.valuePattern = undefined;
+    return true;
   }
 
   /** Registers an option name whose value is secret (from a connector's spec). */
@@ -70,59 +217,85 @@ export class Redactor {
     this.keys.add(normaliseKey(key));
   }
 
+  /** Whether values under this key are redacted: a credential name or ending, or a registered secret option name. */
   isSecretKey(key: string): boolean {
-    return this.keys.has(normaliseKey(key));
+    return this.keys.has(normaliseKey(key)) || isCredentialKey(key);
   }
 
+  /** Number of registered secret values. */
   get size(): number {
     return this.values.size;
   }
 
-  /** Scrubs a string: registered values, URL passwords and credential key=value pairs. */
+  /** Scrubs, then shortens to at most `max` characters: cutting first could leave part of a secret. */
+  truncate(text: string, max: number): string {
+    const safe = this.scrub(text);
+    return safe.length > max ? `${safe.slice(0, Math.max(0, max - 1))}…` : safe;
+  }
+
+  private buildPattern(): RegExp {
+    const secrets = [...this.values].sort((a, b) => b.length - a.length);
+    const literals = secrets
+      .flatMap(base64Forms)
+      .sort((a, b) => b.length - a.length)
+      .map(escapeRegExp);
+    return new RegExp([...secrets.map(secretPattern), ...literals].join('|'), 'g');
+  }
+
+  /** Scrubs a string: registered values and their encodings, URL passwords and credential key=value pairs. */
   scrub(text: string): string {
+    if (typeof text !== 'string') return text;
     if (this.values.size > 0) {
-      this.valuePattern ??= new RegExp(
-        [...this.values]
-          .sort((a, b) => b.length - a.length)
-          .map(escapeRegExp)
-          .join('|'),
-        'g',
-      );
-      text = text.replace(this.valuePattern, REDACTED);
+      this.valuePattern ??= this.buildPattern();
+      // a replacement can form a new occurrence with its neighbours ("***" + "RED…"): repeat until stable
+      for (let i = 0; i < 4; i++) {
+        const next = text.replace(this.valuePattern, valueReplacer);
+        if (next === text) break;
+        text = next;
+      }
     }
-    return text.replace(URL_PASSWORD, `$1${REDACTED}@`).replace(KEY_VALUE, `$1${REDACTED}`);
+    return text.replace(URL_PASSWORD, `$1${REDACTED}@`).replace(HEADER_VALUE, `$1$2$3${REDACTED}`).replace(KEY_VALUE, keyValueReplacer);
   }
 
   /**
    * A deep copy with secret keys replaced and every string scrubbed. Errors become
-   * plain objects with scrubbed `message`, `stack` and `cause`. Cycles are cut.
+   * plain objects with scrubbed `type`, `message`, `stack`, own properties and `cause`
+   * (also non-enumerable ones such as AggregateError's `errors`). Cycles are cut.
    */
-  scrubValue(value: unknown, seen = new WeakSet<object>()): unknown {
+  scrubValue(value: unknown, seen = new WeakSet<object>(), depth = 0): unknown {
     if (typeof value === 'string') return this.scrub(value);
-    if (value === null || typeof value !== 'object') return value;
+    if (value === null || typeof value !== 'object') return typeof value === 'function' ? `[Function ${value.name || 'anonymous'}]` : value;
     if (value instanceof Date) return value;
     if (seen.has(value)) return '[Circular]';
+    if (depth > 32) return '[Too deep]';
     seen.add(value);
+    const next = (v: unknown) => this.scrubValue(v, seen, depth + 1);
     if (value instanceof Error) {
-      const out: Record<string, unknown> = {
-        type: value.name,
-        message: this.scrub(value.message),
-      };
-      if (value.stack) out.stack = this.scrub(value.stack);
-      for (const [k, v] of Object.entries(value)) {
+      const out: Record<string, unknown> = { type: this.scrub(value.name), message: this.scrub(String(value.message)) };
+      if (value.stack) out.stack = this.scrub(String(value.stack));
+      for (const k of Object.getOwnPropertyNames(value)) {
         if (k === 'message' || k === 'stack') continue;
-        out[k] = this.isSecretKey(k) ? REDACTED : this.scrubValue(v, seen);
+        out[k] = this.scrubEntry(k, read(value, k), next);
       }
-      if (value.cause !== undefined) out.cause = this.scrubValue(value.cause, seen);
+      if (value.cause !== undefined) out.cause = next(value.cause);
       return out;
     }
-    if (Array.isArray(value)) return value.map((v) => this.scrubValue(v, seen));
-    if (value instanceof Uint8Array) return `<${value.byteLength} bytes>`;
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
-      out[k] = this.isSecretKey(k) && v !== undefined && v !== null && v !== '' ? REDACTED : this.scrubValue(v, seen);
+    if (Array.isArray(value)) return value.map(next);
+    if (value instanceof Uint8Array || value instanceof ArrayBuffer) return `<${value.byteLength} bytes>`;
+    if (value instanceof URL) return this.scrub(value.href);
+    if (value instanceof Map) {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of value) out[String(k)] = this.scrubEntry(String(k), v, next);
+      return out;
     }
+    if (value instanceof Set) return [...value].map(next);
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(value)) out[k] = this.scrubEntry(k, read(value, k), next);
     return out;
+  }
+
+  private scrubEntry(key: string, v: unknown, next: (v: unknown) => unknown): unknown {
+    return this.isSecretKey(key) && v !== undefined && v !== null && v !== '' ? REDACTED : next(v);
   }
 
   /** `util.inspect` of anything, scrubbed. */
@@ -131,20 +304,99 @@ export class Redactor {
   }
 }
 
+function read(obj: object, key: string): unknown {
+  try {
+    return (obj as Record<string, unknown>)[key];
+  } catch {
+    return '[Getter threw]';
+  }
+}
+
+// A match that ends in backslashes or a quote (a secret cut short right before the quote
+// that closes its string, or one ending in such a character) keeps them, so JSON and
+// quoted text stay well-formed.
+function valueReplacer(match: string): string {
+  const tail = /\\*["']?$/.exec(match)?.[0] ?? '';
+  return tail && tail.length < match.length ? `${REDACTED}${tail}` : REDACTED;
+}
+
+function keyValueReplacer(match: string, lead: string, key: string, ...groups: unknown[]): string {
+  const [escQuote, escBody, dQuote, dBody, sQuote, sBody, bare] = groups as (string | undefined)[];
+  if (escQuote !== undefined) return escBody ? `${lead}${key}\\"${REDACTED}\\"` : match;
+  if (dQuote !== undefined) return dBody ? `${lead}${key}"${REDACTED}"` : match;
+  if (sQuote !== undefined) return sBody ? `${lead}${key}'${REDACTED}'` : match;
+  if (bare === undefined || bare.startsWith(REDACTED) || bare === '***' || /^(null|true|false|undefined)$/i.test(bare)) return match;
+  // a quoted key with an unquoted value is JSON (a number): quote the replacement so it stays JSON
+  const quote = /^\\?["']/.exec(key)?.[0] ?? '';
+  return `${lead}${key}${quote}${REDACTED}${quote}`;
+}
+
 /** The process-wide redactor used by every output of the CLI. */
 export const redactor = new Redactor();
 
+// Validation messages built by the SDK (which depends on nothing) show values through this redactor.
+setDisplayMasker((text) => redactor.scrub(text));
+
 /**
  * Makes an options object safe to print: `util.inspect`, `console.log` and
- * `JSON.stringify` of it show secret keys as `***REDACTED***`.
+ * `JSON.stringify` of it — and of every nested object in it — show secret keys as
+ * `***REDACTED***`. The values at `secretPaths` (dotted, from the spec) are also
+ * registered with the redactor by value, so they are scrubbed wherever they travel.
+ * A copy made with spread or `structuredClone` loses the protection of `inspect`
+ * and `JSON.stringify` but not the scrubbing by value and by key at output.
  */
-export function protect<T extends object>(options: T, secretKeys: readonly string[], r: Redactor = redactor): T {
+export function protect<T extends object>(options: T, secretPaths: readonly string[], r: Redactor = redactor): T {
+  for (const p of secretPaths) {
+    const parts = p.split('.');
+    r.addKey(parts[parts.length - 1] as string);
+    const v = getPath(options, parts);
+    for (const s of typeof v === 'string' ? [v] : collectStrings(v)) r.addValue(s);
+  }
+  protectObject(options, secretPaths, r, new WeakSet());
+  return options;
+}
+
+function protectObject(obj: object, secretPaths: readonly string[], r: Redactor, seen: WeakSet<object>): void {
+  if (seen.has(obj)) return;
+  seen.add(obj);
   const redacted = () => {
-    const copy = r.scrubValue(options) as Record<string, unknown>;
-    for (const k of secretKeys) if (k in copy && copy[k] !== undefined) copy[k] = REDACTED;
+    const copy = r.scrubValue(obj) as Record<string, unknown>;
+    for (const p of secretPaths) {
+      const parts = p.split('.');
+      const parent = getPath(copy, parts.slice(0, -1));
+      const last = parts[parts.length - 1] as string;
+      if (parent && typeof parent === 'object' && last in parent && (parent as Record<string, unknown>)[last] !== undefined)
+        (parent as Record<string, unknown>)[last] = REDACTED;
+    }
     return copy;
   };
-  Object.defineProperty(options, 'toJSON', { value: redacted, enumerable: false });
-  Object.defineProperty(options, inspect.custom, { value: () => redacted(), enumerable: false });
-  return options;
+  Object.defineProperty(obj, 'toJSON', { value: redacted, enumerable: false, configurable: true, writable: true });
+  Object.defineProperty(obj, inspect.custom, { value: () => redacted(), enumerable: false, configurable: true, writable: true });
+  for (const [k, v] of Object.entries(obj)) {
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype) {
+      const prefix = `${k}.`;
+      protectObject(
+        v,
+        secretPaths.filter((p) => p.startsWith(prefix)).map((p) => p.slice(prefix.length)),
+        r,
+        seen,
+      );
+    }
+  }
+}
+
+function getPath(obj: unknown, parts: readonly string[]): unknown {
+  let cur = obj;
+  for (const part of parts) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}
+
+function collectStrings(v: unknown, out: string[] = []): string[] {
+  if (typeof v === 'string') out.push(v);
+  else if (Array.isArray(v)) for (const x of v) collectStrings(x, out);
+  else if (v !== null && typeof v === 'object') for (const x of Object.values(v)) collectStrings(x, out);
+  return out;
 }
