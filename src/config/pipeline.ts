@@ -2,6 +2,8 @@
  * The pipeline file's own spec, written with the same option builders as the
  * connectors', so `weir schema`, `weir docs` and validation come from one place.
  */
+import { accessSync, constants } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import type { AnyConnector } from '../sdk/connector.js';
 import { ConfigError, type ConfigIssue } from '../sdk/errors.js';
 import {
@@ -64,7 +66,17 @@ const retrySpec = {
   max_attempts: o.int({ min: 1, max: 100 }).describe('Total tries of a batch write, the first included. 1 turns retries off.').default(5),
   initial_delay: o.duration({ min: 0, max: 3_600_000 }).describe('Ceiling of the first backoff; each retry doubles it (full jitter).').default('100ms'),
   max_delay: o.duration({ min: 0, max: 3_600_000 }).describe('Largest ceiling of one backoff delay.').default('30s'),
-  max_elapsed: o.duration({ min: 0 }).describe('Stop retrying a batch once this much time has passed since its first try.').advanced(),
+  max_elapsed: o.duration({ min: 0 }).describe('Stop retrying a batch once this much time has passed since its first try (a `Retry-After` that would pass it gives up at once).').advanced(),
+  breaker_threshold: o
+    .int({ min: 0, max: 10_000 })
+    .describe('Consecutive failed writes, all partitions together, that open the circuit breaker: writes then pause instead of hammering the sink. 0 turns it off.')
+    .default(10)
+    .advanced(),
+  breaker_half_open_after: o
+    .duration({ min: 1, max: 3_600_000 })
+    .describe('How long the open circuit breaker pauses writes before one probe write may go through.')
+    .default('5s')
+    .advanced(),
 };
 
 const rateLimitSpec = {
@@ -170,8 +182,34 @@ export function validatePipeline(file: LoadedFile, registry: Registry, redactor:
       message: `exactly-once needs a sink that commits rows and checkpoints atomically; ${r.value.sink.type} cannot. Use at-least-once, or one of: ${able.join(', ')}`,
     });
   }
+  if (r.value) issues.push(...tlsFileIssues(r.value, baseDir));
   if (issues.length || !r.value) throw new ConfigError(withLines(issues, file), `${file.path} has ${issues.length} problem(s)`);
   return { config: r.value, warnings: resolved.warnings, baseDir };
+}
+
+const TLS_FILES = ['ssl_ca_cert', 'ssl_cert', 'ssl_key'] as const;
+
+/** With TLS on, the certificate files must be readable: checked at validation, not at the first connection. */
+function tlsFileIssues(config: PipelineConfig, baseDir: string): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const sections: [string, ConnectorSection | undefined][] = [
+    ['source', config.source],
+    ['sink', config.sink],
+    ['errors.dead_letter', config.errors.dead_letter],
+  ];
+  for (const [path, section] of sections) {
+    if (section?.options.ssl_enabled !== true) continue;
+    for (const key of TLS_FILES) {
+      const file = section.options[key];
+      if (typeof file !== 'string') continue;
+      try {
+        accessSync(resolvePath(baseDir, file), constants.R_OK);
+      } catch {
+        issues.push({ path: `${path}.${key}`, message: `cannot read ${resolvePath(baseDir, file)}; give a readable PEM file (relative paths start at the pipeline file)` });
+      }
+    }
+  }
+  return issues;
 }
 
 /** Literal values of options declared secret are redacted too, not only resolved references. */

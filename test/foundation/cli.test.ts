@@ -153,3 +153,18 @@ describe('introspection commands', () => {
     expect((await runCli(['frobnicate'])).code).toBe(2);
   });
 });
+
+describe('TLS options', () => {
+  it('ssl_enabled needs ssl_ca_cert, and the file must be readable — checked by weir validate', async () => {
+    const dir = tempDir();
+    const missing = write(dir, 'a.yaml', 'pipeline: t\nsource: { type: generator }\nsink: { type: postgres, database: test, table: t, ssl_enabled: true }\n');
+    const r1 = await runCli(['validate', missing]);
+    expect(r1.code).toBe(2);
+    expect(r1.stderr).toContain('ssl_ca_cert is required when ssl_enabled is true');
+    const unreadable = write(dir, 'b.yaml', 'pipeline: t\nsource: { type: generator }\nsink: { type: postgres, database: test, table: t, ssl_enabled: true, ssl_ca_cert: nope.pem }\n');
+    const r2 = await runCli(['validate', unreadable]);
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toContain('sink.ssl_ca_cert');
+    expect(r2.stderr).toContain('nope.pem');
+  });
+});
