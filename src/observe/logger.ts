@@ -99,6 +99,13 @@ export function logEvents(bus: EventBus, root: Logger): () => void {
         );
         break;
       case 'partition_failed':
+        if (e.error_type === 'cancelled') {
+          logger.warn(
+            { event: e.type, ...e.metrics, error_type: e.error_type, error_message: e.error_message },
+            `partition ${e.metrics.partition_id} interrupted (${e.error_message}); nothing of it was committed`,
+          );
+          break;
+        }
         logger.error(
           { event: e.type, ...e.metrics, error_type: e.error_type, error_message: e.error_message },
           `partition ${e.metrics.partition_id} failed: ${e.error_message}`,

@@ -1,4 +1,4 @@
-import { type Row, estimateRowBytes } from '../sdk/types.js';
+import { estimateRowBytes, type Row } from '../sdk/types.js';
 
 export interface Batch {
   rows: Row[];

@@ -4,7 +4,7 @@
  * its error and context, until `max_failed_rows` or `max_error_rate` says stop.
  */
 import type { Sink, TaskContext, Writer } from '../sdk/connector.js';
-import { WeirError, errorMessage, errorType, isRetryable } from '../sdk/errors.js';
+import { errorMessage, errorType, isRetryable, WeirError } from '../sdk/errors.js';
 import type { JsonValue, Row } from '../sdk/types.js';
 import type { Redactor } from '../secrets/redactor.js';
 import type { RejectInfo, RowErrorHandler } from './task.js';
@@ -57,6 +57,7 @@ export class DeadLetterQueue implements RowErrorHandler {
       );
     const entry = this.redactor.scrubValue({
       pipeline: this.pipeline,
+      run_id: this.ctx?.runId ?? null,
       partition_id: info.partition_id,
       batch_id: info.batch_id ?? null,
       attempt: info.attempt,

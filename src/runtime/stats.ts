@@ -1,5 +1,5 @@
-import { errorMessage, errorType } from '../sdk/errors.js';
 import type { PartitionMetrics } from '../observe/events.js';
+import { errorMessage, errorType } from '../sdk/errors.js';
 
 const MAX_SAMPLES = 5;
 const MAX_SAMPLE_LENGTH = 300;
@@ -23,7 +23,8 @@ export class PartitionStats {
 
   recordError(error: unknown): void {
     const type = errorType(error);
-    const entry = (this.errors[type] ??= { count: 0, samples: [] });
+    const entry = this.errors[type] ?? { count: 0, samples: [] };
+    this.errors[type] = entry;
     entry.count++;
     if (entry.samples.length < MAX_SAMPLES) entry.samples.push(errorMessage(error).slice(0, MAX_SAMPLE_LENGTH));
   }

@@ -3,13 +3,14 @@
  * → commit, or abort on failure; the writer is always closed.
  */
 import type { Logger } from 'pino';
-import type { Sink, Source, TaskContext, Writer } from '../sdk/connector.js';
-import { WeirError, errorMessage, errorType } from '../sdk/errors.js';
-import type { JsonValue, Partition, Row, Schema } from '../sdk/types.js';
 import type { EventBus, PartitionMetrics } from '../observe/events.js';
 import { toLog } from '../observe/logger.js';
-import { type BatchLimits, batches } from './batcher.js';
+import type { Sink, Source, TaskContext, Writer } from '../sdk/connector.js';
+import { errorMessage, errorType, WeirError } from '../sdk/errors.js';
+import type { JsonValue, Partition, Row, Schema } from '../sdk/types.js';
+import { type Batch, type BatchLimits, batches } from './batcher.js';
 import type { RateLimiter, Retrier } from './policies.js';
+import type { Closers } from './shutdown.js';
 import { PartitionStats } from './stats.js';
 
 /** Where rejected rows go. `reject` throws when the run's error policy does not tolerate them. */
@@ -40,8 +41,14 @@ export interface TaskDeps {
   retrier: Retrier;
   rateLimiter: RateLimiter;
   rowErrors: RowErrorHandler;
-  /** Aborted when the run stops (another partition failed, or a signal). */
+  /** Aborted when in-flight work must stop now (another partition failed, or the shutdown timeout passed). Writers see it as `ctx.signal`. */
   signal: AbortSignal;
+  /** Aborted when a stop was requested: read no new batch; the batch being written may finish. */
+  drain?: AbortSignal;
+  /** Called right after the writer committed, before the partition counts as done (the checkpoint store records it here). */
+  onCommitted?: (partitionId: string, message: JsonValue) => void;
+  /** Where the writer is registered, so an immediate exit can still close it. */
+  closers?: Closers;
 }
 
 export interface PartitionOutcome {
@@ -75,10 +82,17 @@ export async function runPartition(partition: Partition, attempt: number, deps: 
     log: toLog(logger),
     reject: async (record, error) => {
       stats.rowsRead++;
+      bus.emit({ type: 'rows_read', partition_id: partition.id, rows: 1 });
       stats.rowsFailed++;
       stats.recordError(error);
       await deps.rowErrors.reject(record, error, { partition_id: partition.id, attempt, stage: 'read' });
-      bus.emit({ type: 'row_dead_lettered', partition_id: partition.id, stage: 'read', error_type: errorType(error), error_message: errorMessage(error) });
+      bus.emit({
+        type: 'row_dead_lettered',
+        partition_id: partition.id,
+        stage: 'read',
+        error_type: errorType(error),
+        error_message: errorMessage(error),
+      });
     },
     count: (_metric, value) => {
       stats.bytesSent += value;
@@ -88,23 +102,35 @@ export async function runPartition(partition: Partition, attempt: number, deps: 
   let exactBytes = false;
 
   bus.emit({ type: 'partition_start', partition_id: partition.id, attempt });
+  const stopping = deps.drain ? AbortSignal.any([deps.signal, deps.drain]) : deps.signal;
   let writer: Writer | undefined;
+  let closeWriter: (() => Promise<void>) | undefined;
+  let unregister: (() => void) | undefined;
+  let iterator: AsyncIterator<Batch> | undefined;
   try {
-    if (deps.signal.aborted) throw cancelled(deps.signal);
+    if (stopping.aborted) throw cancelled(stopping);
     writer = await sink.writer(partition, ctx);
     const w = writer;
-    for await (const batch of batches(source.read(partition, ctx), deps.limits)) {
-      if (deps.signal.aborted) throw cancelled(deps.signal);
+    let closing: Promise<void> | undefined;
+    closeWriter = () => (closing ??= Promise.resolve().then(() => w.close?.()));
+    unregister = deps.closers?.register(`writer ${partition.id}`, closeWriter);
+    iterator = batches(source.read(partition, ctx), deps.limits)[Symbol.asyncIterator]();
+    for (;;) {
+      if (stopping.aborted) throw cancelled(stopping);
+      const next = await nextOrStop(iterator, stopping);
+      if (next.done) break;
+      const batch = next.value;
       const id = ++batchId;
       stats.rowsRead += batch.rows.length;
       bus.emit({ type: 'rows_read', partition_id: partition.id, rows: batch.rows.length });
       if (deps.rateLimiter.active) {
-        const waited = await deps.rateLimiter.acquire(batch.rows.length, deps.signal);
+        const waited = await deps.rateLimiter.acquireRows(batch.rows.length, stopping);
         if (waited > 0) {
           stats.rateLimitWaitMs += waited;
-          bus.emit({ type: 'rate_limit_wait', partition_id: partition.id, wait_ms: waited });
+          bus.emit({ type: 'rate_limit_wait', partition_id: partition.id, wait_ms: Math.round(waited) });
         }
       }
+      if (stopping.aborted) throw cancelled(stopping);
       const started = performance.now();
       const written = await writeWithIsolation(w, batch.rows, id, deps, stats, attempt);
       const bytes = written === batch.rows.length ? batch.bytes : Math.round((batch.bytes * written) / batch.rows.length);
@@ -120,31 +146,67 @@ export async function runPartition(partition: Partition, attempt: number, deps: 
         duration_ms: Math.round(performance.now() - started),
       });
     }
+    iterator = undefined;
+    // a drain lets a partition that read its last row commit; only an abort stops it here
     if (deps.signal.aborted) throw cancelled(deps.signal);
     const message = (await w.commit?.()) ?? { partition_id: partition.id, rows: stats.rowsProcessed };
+    deps.onCommitted?.(partition.id, message);
     const metrics = stats.snapshot();
     bus.emit({ type: 'partition_complete', metrics });
     return { partition, ok: true, message, metrics };
   } catch (error) {
     stats.recordError(error);
+    if (iterator?.return) {
+      // the source is closed before the writer is aborted; a source stuck in a read is left to ctx.signal
+      const pending = iterator.return(undefined).catch(() => undefined);
+      await Promise.race([pending, new Promise((r) => setTimeout(r, 1000).unref())]);
+    }
     if (writer?.abort) {
       try {
         await writer.abort();
       } catch (abortError) {
-        bus.emit({ type: 'close_error', resource: 'writer.abort', partition_id: partition.id, error_type: errorType(abortError), error_message: errorMessage(abortError) });
+        bus.emit({
+          type: 'close_error',
+          resource: 'writer.abort',
+          partition_id: partition.id,
+          error_type: errorType(abortError),
+          error_message: errorMessage(abortError),
+        });
       }
     }
     const metrics = stats.snapshot();
     bus.emit({ type: 'partition_failed', metrics, error_type: errorType(error), error_message: errorMessage(error) });
     return { partition, ok: false, metrics, error };
   } finally {
-    if (writer?.close) {
+    unregister?.();
+    if (closeWriter) {
       try {
-        await writer.close();
+        await closeWriter();
       } catch (closeError) {
-        bus.emit({ type: 'close_error', resource: 'writer', partition_id: partition.id, error_type: errorType(closeError), error_message: errorMessage(closeError) });
+        bus.emit({
+          type: 'close_error',
+          resource: 'writer',
+          partition_id: partition.id,
+          error_type: errorType(closeError),
+          error_message: errorMessage(closeError),
+        });
       }
     }
+  }
+}
+
+/** The next batch, or a cancellation as soon as `stop` aborts while the source is still reading. */
+async function nextOrStop(iterator: AsyncIterator<Batch>, stop: AbortSignal): Promise<IteratorResult<Batch>> {
+  let onStop: (() => void) | undefined;
+  const stopped = new Promise<never>((_, reject) => {
+    onStop = () => reject(cancelled(stop));
+    stop.addEventListener('abort', onStop, { once: true });
+  });
+  stopped.catch(() => {});
+  try {
+    return await Promise.race([iterator.next(), stopped]);
+  } finally {
+    if (onStop) stop.removeEventListener('abort', onStop);
   }
 }
 
@@ -164,7 +226,16 @@ async function writeWithIsolation(
 ): Promise<number> {
   try {
     await deps.retrier(
-      () => writer.write(rows),
+      async () => {
+        if (deps.rateLimiter.active) {
+          const waited = await deps.rateLimiter.acquireRequest(deps.signal);
+          if (waited > 0) {
+            stats.rateLimitWaitMs += waited;
+            deps.bus.emit({ type: 'rate_limit_wait', partition_id: stats.partitionId, wait_ms: Math.round(waited) });
+          }
+        }
+        await writer.write(rows);
+      },
       (r) => {
         stats.retryCount++;
         stats.recordError(r.error);

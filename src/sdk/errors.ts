@@ -83,6 +83,10 @@ const RETRYABLE_CODES = new Set([
   'ECONNABORTED',
   'UND_ERR_SOCKET',
   'UND_ERR_CONNECT_TIMEOUT',
+  'ESOCKETTIMEDOUT',
+  'EHOSTDOWN',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
   'SQLITE_BUSY',
   'SQLITE_LOCKED',
 ]);
@@ -100,6 +104,32 @@ export function isRetryable(error: unknown): boolean {
     if (name === 'TimeoutError') return true;
   }
   return false;
+}
+
+/** Longest wait a `Retry-After` header may ask for; longer values are clamped to this. */
+export const MAX_RETRY_AFTER_MS = 3_600_000;
+
+/**
+ * Parses an HTTP `Retry-After` header into milliseconds: either delay-seconds
+ * (`"120"`, `"1.5"`) or an HTTP-date (`"Wed, 21 Oct 2015 07:28:00 GMT"`), measured
+ * from `now`. A date in the past gives 0. Returns `undefined` when the header is
+ * missing or malformed. Call it where the response arrives (worker, per response)
+ * and put the result in `WeirError`'s `retryAfterMs`.
+ *
+ * @example
+ * throw new WeirError('HTTP 429', { code: 'http_429', retryable: true, retryAfterMs: parseRetryAfter(res.headers['retry-after']) });
+ */
+export function parseRetryAfter(header: string | null | undefined, now: number | Date = Date.now()): number | undefined {
+  if (typeof header !== 'string') return undefined;
+  const value = header.trim();
+  if (value === '') return undefined;
+  if (/^\d+(\.\d+)?$/.test(value)) return Math.min(MAX_RETRY_AFTER_MS, Math.ceil(Number(value) * 1000));
+  // HTTP-date (IMF-fixdate, and the obsolete RFC 850 / asctime forms Date.parse also reads)
+  if (!/[a-z]/i.test(value)) return undefined;
+  const at = Date.parse(value);
+  if (Number.isNaN(at)) return undefined;
+  const from = typeof now === 'number' ? now : now.getTime();
+  return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, at - from));
 }
 
 /** A short type name for metrics and logs (`error_type`). */

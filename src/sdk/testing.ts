@@ -3,6 +3,7 @@
  * scripted source and a recording sink whose every call can be inspected.
  * The runtime is tested with these, without any real connector.
  */
+import { appendFileSync } from 'node:fs';
 import { defineConnector, type Log, type Sink, type TaskContext, type Writer } from './connector.js';
 import { WeirError } from './errors.js';
 import { o } from './options.js';
@@ -53,6 +54,7 @@ export const testSourceOptions = {
   fail_after: o.int({ min: 0 }).describe('Rows the failing partition yields before it throws.').default(0),
   delay_ms: o.int({ min: 0 }).describe('Delay between rows, to make runs slow enough to interrupt.').default(0),
   bad_every: o.int({ min: 0 }).describe('Every Nth row has value "BAD" (0: none).').default(0),
+  reject_every: o.int({ min: 0 }).describe('Every Nth row is unreadable: handed to ctx.reject instead of yielded (0: none).').default(0),
 };
 
 export const testSource = defineConnector({
@@ -68,11 +70,18 @@ export const testSource = defineConnector({
       for (let i = 0; i < opts.partitions; i++) out.push({ id: String(i), start: i * size, end: Math.min(opts.rows, (i + 1) * size) });
       return out;
     },
-    async *read(partition) {
+    async *read(partition, ctx) {
       for (let id = partition.start as number; id < (partition.end as number); id++) {
         if (partition.id === opts.fail_partition && id - (partition.start as number) >= opts.fail_after)
           throw new WeirError(`partition ${partition.id} failed on purpose`, { code: 'test_failure' });
         if (opts.delay_ms) await new Promise((r) => setTimeout(r, opts.delay_ms));
+        if (opts.reject_every && id % opts.reject_every === 0) {
+          await ctx.reject(
+            { line: id, raw: `#${id}` },
+            new WeirError(`row ${id} is unreadable on purpose`, { code: 'unreadable', kind: 'data' }),
+          );
+          continue;
+        }
         yield { id, value: opts.bad_every && id % opts.bad_every === 0 ? 'BAD' : `v${id}` } satisfies Row;
       }
     },
@@ -105,6 +114,8 @@ export interface RecordingSinkOptions {
   failOnClose?: boolean;
   /** Delay each write by this many ms. */
   writeDelayMs?: number;
+  /** Append `open <partition>` / `close <partition>` lines to this file (for subprocess tests). */
+  closeLog?: string;
 }
 
 /** A sink that records every call: rows become `committed` only on job commit. */
@@ -124,6 +135,7 @@ export function recordingSink(options: RecordingSinkOptions = {}): { record: Sin
   const sink = (): Sink => ({
     writer(partition: Partition): Writer {
       record.writersOpened.push(partition.id);
+      if (options.closeLog) appendFileSync(options.closeLog, `open ${partition.id}\n`);
       const rows: Row[] = [];
       return {
         async write(batch) {
@@ -148,6 +160,7 @@ export function recordingSink(options: RecordingSinkOptions = {}): { record: Sin
         },
         close() {
           record.writersClosed.push(partition.id);
+          if (options.closeLog) appendFileSync(options.closeLog, `close ${partition.id}\n`);
           if (options.failOnClose) throw new Error('close failed on purpose');
         },
       };
@@ -163,14 +176,40 @@ export function recordingSink(options: RecordingSinkOptions = {}): { record: Sin
   return { record, sink };
 }
 
-/** Wraps a recording sink as a connector (`test-sink`) usable in pipelines. */
-export function recordingSinkConnector(options: RecordingSinkOptions = {}) {
+/** Wraps a recording sink as a connector (`test-sink`, or `name`) usable in pipelines. */
+export function recordingSinkConnector(options: RecordingSinkOptions = {}, name = 'test-sink') {
   const { record, sink } = recordingSink(options);
   const connector = defineConnector({
-    name: 'test-sink',
+    name,
     description: 'Records every call, for runtime tests.',
     options: {},
     sink: () => sink(),
   });
   return { record, connector };
 }
+
+/**
+ * A recording sink configured from the pipeline file, for CLI subprocess tests:
+ * load it with `connectors: [./fixture.mjs]` where the fixture re-exports it from
+ * the built `dist/sdk/testing.js`. Flaky on purpose when asked (fails the first N
+ * writes with a retryable 503, optionally carrying Retry-After).
+ */
+export const testSink = defineConnector({
+  name: 'test-sink',
+  description: 'Records writes in memory; optionally flaky, slow, or logging writer open/close to a file.',
+  options: {
+    fail_first_writes: o.int({ min: 0 }).describe('Fail the first N write calls of the process with a retryable HTTP 503.').default(0),
+    retry_after_ms: o.int({ min: 0 }).describe('Retry-After (ms) carried by those failures.'),
+    write_delay_ms: o.int({ min: 0 }).describe('Delay of each write call.').default(0),
+    reject_value: o.string().describe('Rows whose `value` equals this are refused with a data error.'),
+    close_log: o.string().describe('File that gets an `open ID` / `close ID` line per writer.'),
+  },
+  sink: (opts) =>
+    recordingSink({
+      failFirstWrites: opts.fail_first_writes,
+      ...(opts.retry_after_ms !== undefined ? { retryAfterMs: opts.retry_after_ms } : {}),
+      writeDelayMs: opts.write_delay_ms,
+      ...(opts.reject_value !== undefined ? { rejectValue: opts.reject_value } : {}),
+      ...(opts.close_log !== undefined ? { closeLog: opts.close_log } : {}),
+    }).sink(),
+});

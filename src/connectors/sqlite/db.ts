@@ -28,7 +28,9 @@ export function openDb(opts: OpenOptions, baseDir: string, create: boolean): Sql
   } catch (error) {
     const code = (error as { code?: string }).code ?? 'SQLITE_CANTOPEN';
     throw new WeirError(
-      create ? `cannot open or create SQLite database ${file} (${code}); check the path and permissions` : `SQLite database ${file} does not exist or cannot be opened (${code}); check path`,
+      create
+        ? `cannot open or create SQLite database ${file} (${code}); check the path and permissions`
+        : `SQLite database ${file} does not exist or cannot be opened (${code}); check path`,
       { code, kind: 'connector', cause: error },
     );
   }
@@ -49,7 +51,11 @@ export function tableExists(db: SqliteDb, table: string): boolean {
 
 /** The schema of an existing table, from its declared column types. */
 export function tableSchema(db: SqliteDb, table: string): Schema {
-  const cols = db.prepare('SELECT name, type, "notnull" AS nn FROM pragma_table_info(?)').all(table) as { name: string; type: string; nn: number }[];
+  const cols = db.prepare('SELECT name, type, "notnull" AS nn FROM pragma_table_info(?)').all(table) as {
+    name: string;
+    type: string;
+    nn: number;
+  }[];
   return cols.map((c) => ({ name: c.name, type: columnType(c.type), nullable: c.nn === 0 }));
 }
 

@@ -1,34 +1,109 @@
 /**
- * The SQLite sink. SQLite allows one writer at a time, so partitions cannot each
- * hold a transaction open; instead every partition writes into its own staging
- * table (one short transaction per batch), and the job commit moves every staged
- * partition into the target table in ONE transaction. Until then nothing is
- * visible; a job abort drops the staging tables.
+ * The SQLite sink, exactly-once.
+ *
+ * SQLite allows one writer at a time, so partitions cannot each hold a transaction
+ * open; instead every partition writes into its own staging table (one short
+ * transaction per batch), and:
+ *
+ * - `Writer.commit()` records the partition's checkpoint `(pipeline, run_id,
+ *   partition_id, stage, rows)` in `_weir_checkpoints` in the TARGET database, in
+ *   one transaction: from then on the staged rows are durable and known.
+ * - `Sink.commit()` moves every staged partition into the target table AND marks
+ *   the run committed in `_weir_runs`, in ONE transaction. Until then nothing is
+ *   visible; after it, the run is done whatever happens to the process.
+ * - `Sink.recover()` reads both tables back, so a resumed run (same run id) skips
+ *   the partitions whose stage is complete, and a run whose job commit happened
+ *   before the process died is known to be complete.
+ * - `Sink.abort()` drops the run's staging tables and checkpoints.
+ *
+ * Staging tables are named `_weir_stage_<hash(pipeline, run)>_<hash(partition)>`,
+ * so everything a run staged — even a partition killed half-way — can be found.
  */
 import { createHash } from 'node:crypto';
-import type { CommitContext, Sink, TaskContext, Writer } from '../../sdk/connector.js';
+import type { CommitContext, RecoveredState, Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
 import type { OptionsOf } from '../../sdk/options.js';
 import { assertSchemaIdentifiers, quoteIdentifier as q, schemaFromRow } from '../../sdk/sql.js';
 import type { JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
-import { SQLITE_TYPES, type SqliteDb, openDb, tableExists, tableSchema, toSqlite } from './db.js';
+import { openDb, SQLITE_TYPES, type SqliteDb, tableExists, tableSchema, toSqlite } from './db.js';
 import type { sqliteOptions } from './spec.js';
 
 type Options = OptionsOf<typeof sqliteOptions>;
 
+/** weir's bookkeeping tables in the target database. */
+export const CHECKPOINTS_TABLE = '_weir_checkpoints';
+export const RUNS_TABLE = '_weir_runs';
+
 export interface SqliteCommitMessage {
   partition_id: string;
-  stage: string;
+  /** The staging table, or null when the partition wrote no row and no schema was known. */
+  stage: string | null;
   rows: number;
   [key: string]: JsonValue;
 }
 
-export function stageTableName(runId: string, partitionId: string): string {
-  return `_weir_stage_${createHash('sha256').update(`${runId}\0${partitionId}`).digest('hex').slice(0, 20)}`;
+const hash = (text: string, length: number) => createHash('sha256').update(text).digest('hex').slice(0, length);
+
+/** The prefix every staging table of one run starts with. */
+export function stagePrefix(pipeline: string, runId: string): string {
+  return `_weir_stage_${hash(`${pipeline}\0${runId}`, 12)}_`;
+}
+
+export function stageTableName(pipeline: string, runId: string, partitionId: string): string {
+  return `${stagePrefix(pipeline, runId)}${hash(partitionId, 16)}`;
 }
 
 function createTableSql(table: string, schema: Schema): string {
   return `CREATE TABLE IF NOT EXISTS ${q(table)} (${schema.map((c) => `${q(c.name)} ${SQLITE_TYPES[c.type]}`).join(', ')})`;
+}
+
+function createMetaTables(db: SqliteDb): void {
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS ${q(CHECKPOINTS_TABLE)} (
+      pipeline TEXT NOT NULL,
+      run_id TEXT NOT NULL,
+      partition_id TEXT NOT NULL,
+      target TEXT NOT NULL,
+      stage TEXT,
+      rows_written INTEGER NOT NULL,
+      message TEXT NOT NULL,
+      committed_at TEXT NOT NULL,
+      PRIMARY KEY (pipeline, run_id, partition_id)
+    );
+    CREATE TABLE IF NOT EXISTS ${q(RUNS_TABLE)} (
+      pipeline TEXT NOT NULL,
+      run_id TEXT NOT NULL,
+      target TEXT NOT NULL,
+      status TEXT NOT NULL,
+      partitions INTEGER NOT NULL,
+      rows_written INTEGER NOT NULL,
+      committed_at TEXT NOT NULL,
+      PRIMARY KEY (pipeline, run_id)
+    );
+  `);
+}
+
+function runCommitted(db: SqliteDb, pipeline: string, runId: string): boolean {
+  if (!tableExists(db, RUNS_TABLE)) return false;
+  return (
+    db.prepare(`SELECT 1 FROM ${q(RUNS_TABLE)} WHERE pipeline = ? AND run_id = ? AND status = 'committed'`).get(pipeline, runId) !==
+    undefined
+  );
+}
+
+function stageTablesOf(db: SqliteDb, pipeline: string, runId: string): string[] {
+  const prefix = stagePrefix(pipeline, runId);
+  const rows = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, ?) = ?").all(prefix.length, prefix) as {
+    name: string;
+  }[];
+  return rows.map((r) => r.name);
+}
+
+function sqliteError(error: unknown, what: string): WeirError {
+  if (error instanceof WeirError) return error;
+  const code = (error as { code?: string }).code ?? 'SQLITE_ERROR';
+  const retryable = code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
+  return new WeirError(`${what} failed: ${(error as Error).message}`, { code, retryable, cause: error });
 }
 
 export function sqliteSink(opts: Options): Sink {
@@ -47,24 +122,53 @@ export function sqliteSink(opts: Options): Sink {
         const existing = new Set(tableSchema(db, table).map((c) => c.name));
         const missing = ctx.schema.filter((c) => !existing.has(c.name)).map((c) => c.name);
         if (missing.length)
-          throw new WeirError(`table ${table} in ${opts.path} has no column(s) ${missing.join(', ')} that the source produces; add them or write to a new table`, {
-            kind: 'config',
-            code: 'schema_mismatch',
-          });
+          throw new WeirError(
+            `table ${table} in ${opts.path} has no column(s) ${missing.join(', ')} that the source produces; add them or write to a new table`,
+            {
+              kind: 'config',
+              code: 'schema_mismatch',
+            },
+          );
       }
+      try {
+        createMetaTables(db);
+      } catch (error) {
+        throw sqliteError(error, `creating weir's checkpoint tables in ${opts.path}`);
+      }
+    },
+
+    recover(ctx: CommitContext): RecoveredState {
+      const db = job(ctx);
+      if (runCommitted(db, ctx.pipeline, ctx.runId)) return { jobCommitted: true, partitions: [] };
+      if (!tableExists(db, CHECKPOINTS_TABLE)) return { jobCommitted: false, partitions: [] };
+      const rows = db
+        .prepare(`SELECT partition_id, stage, message FROM ${q(CHECKPOINTS_TABLE)} WHERE pipeline = ? AND run_id = ? ORDER BY rowid`)
+        .all(ctx.pipeline, ctx.runId) as { partition_id: string; stage: string | null; message: string }[];
+      return {
+        jobCommitted: false,
+        // a checkpoint without its staging table (dropped by hand) is not a committed partition
+        partitions: rows
+          .filter((r) => r.stage === null || tableExists(db, r.stage))
+          .map((r) => ({ partition_id: r.partition_id, message: JSON.parse(r.message) as JsonValue })),
+      };
     },
 
     writer(partition: Partition, ctx: TaskContext): Writer {
       const db = openDb(opts, ctx.baseDir, true);
-      const stage = stageTableName(ctx.runId, partition.id);
+      const stage = stageTableName(ctx.pipeline, ctx.runId, partition.id);
       let rows = 0;
+      let staged = false;
       let insert: ((batch: Row[]) => void) | undefined;
       const prepare = (schema: Schema) => {
         assertSchemaIdentifiers(schema, `sink table ${table}`);
+        // a killed earlier attempt of this partition may have left a partial stage
         db.exec(`DROP TABLE IF EXISTS ${q(stage)}`);
         db.exec(createTableSql(stage, schema));
+        staged = true;
         const names = schema.map((c) => c.name);
-        const stmt = db.prepare(`INSERT INTO ${q(stage)} (${names.map((n) => q(n)).join(', ')}) VALUES (${names.map(() => '?').join(', ')})`);
+        const stmt = db.prepare(
+          `INSERT INTO ${q(stage)} (${names.map((n) => q(n)).join(', ')}) VALUES (${names.map(() => '?').join(', ')})`,
+        );
         const values: unknown[] = new Array(names.length);
         return db.transaction((batch: Row[]) => {
           for (const row of batch) {
@@ -76,48 +180,105 @@ export function sqliteSink(opts: Options): Sink {
       return {
         write(batch) {
           if (batch.length === 0) return;
-          insert ??= prepare(ctx.schema ?? schemaFromRow(batch[0] as Row));
           try {
+            insert ??= prepare(ctx.schema ?? schemaFromRow(batch[0] as Row));
             insert(batch);
           } catch (error) {
+            if (error instanceof WeirError) throw error;
             const code = (error as { code?: string }).code ?? 'SQLITE_ERROR';
             const retryable = code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
-            throw new WeirError(`insert into ${table} failed: ${(error as Error).message}`, { code, retryable, kind: retryable ? 'connector' : 'data', cause: error });
+            throw new WeirError(`insert into ${table} failed: ${(error as Error).message}`, {
+              code,
+              retryable,
+              kind: retryable ? 'connector' : 'data',
+              cause: error,
+            });
           }
           rows += batch.length;
         },
         commit(): SqliteCommitMessage {
-          if (!insert) prepare(ctx.schema ?? []);
-          return { partition_id: partition.id, stage, rows };
+          try {
+            if (!insert && ctx.schema?.length) prepare(ctx.schema);
+            const message: SqliteCommitMessage = { partition_id: partition.id, stage: staged ? stage : null, rows };
+            db.transaction(() => {
+              createMetaTables(db);
+              db.prepare(
+                `INSERT OR REPLACE INTO ${q(CHECKPOINTS_TABLE)} (pipeline, run_id, partition_id, target, stage, rows_written, message, committed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+              ).run(ctx.pipeline, ctx.runId, partition.id, table, message.stage, rows, JSON.stringify(message), new Date().toISOString());
+            }).immediate();
+            return message;
+          } catch (error) {
+            throw sqliteError(error, `checkpoint of partition ${partition.id} in ${opts.path}`);
+          }
         },
         abort() {
-          db.exec(`DROP TABLE IF EXISTS ${q(stage)}`);
+          if (!db.open) return;
+          db.transaction(() => {
+            db.exec(`DROP TABLE IF EXISTS ${q(stage)}`);
+            if (tableExists(db, CHECKPOINTS_TABLE))
+              db.prepare(`DELETE FROM ${q(CHECKPOINTS_TABLE)} WHERE pipeline = ? AND run_id = ? AND partition_id = ?`).run(
+                ctx.pipeline,
+                ctx.runId,
+                partition.id,
+              );
+          }).immediate();
         },
         close() {
-          db.close();
+          if (db.open) db.close();
         },
       };
     },
 
     commit(messages: JsonValue[], ctx: CommitContext) {
       const db = job(ctx);
-      const staged = (messages as SqliteCommitMessage[]).filter((m) => tableExists(db, m.stage));
-      db.transaction(() => {
-        const first = staged.find((m) => tableSchema(db, m.stage).length > 0);
-        const schema = ctx.schema ?? (first ? tableSchema(db, first.stage) : []);
-        if (schema.length) db.exec(createTableSql(table, schema));
-        if (opts.mode === 'replace' && tableExists(db, table)) db.exec(`DELETE FROM ${q(table)}`);
-        for (const m of staged) {
-          const cols = tableSchema(db, m.stage).map((c) => q(c.name));
-          if (cols.length) db.exec(`INSERT INTO ${q(table)} (${cols.join(', ')}) SELECT ${cols.join(', ')} FROM ${q(m.stage)}`);
-          db.exec(`DROP TABLE ${q(m.stage)}`);
-        }
-      }).immediate();
+      const list = messages as SqliteCommitMessage[];
+      try {
+        db.transaction(() => {
+          if (runCommitted(db, ctx.pipeline, ctx.runId)) return; // idempotent: this run was published already
+          for (const m of list)
+            if (m.stage !== null && !tableExists(db, m.stage))
+              throw new WeirError(
+                `the staged rows of partition ${m.partition_id} (table ${m.stage}) are missing from ${opts.path}; the run cannot be committed: run it again with --fresh`,
+                { code: 'stage_missing' },
+              );
+          const first = list.find((m) => m.stage !== null);
+          const schema = ctx.schema?.length ? ctx.schema : first?.stage ? tableSchema(db, first.stage) : [];
+          if (schema.length) db.exec(createTableSql(table, schema));
+          if (opts.mode === 'replace' && tableExists(db, table)) db.exec(`DELETE FROM ${q(table)}`);
+          let total = 0;
+          for (const m of list) {
+            if (m.stage === null) continue;
+            const cols = tableSchema(db, m.stage).map((c) => q(c.name));
+            if (cols.length) db.exec(`INSERT INTO ${q(table)} (${cols.join(', ')}) SELECT ${cols.join(', ')} FROM ${q(m.stage)}`);
+            db.exec(`DROP TABLE ${q(m.stage)}`);
+            total += Number(m.rows) || 0;
+          }
+          for (const leftover of stageTablesOf(db, ctx.pipeline, ctx.runId)) db.exec(`DROP TABLE ${q(leftover)}`);
+          createMetaTables(db);
+          db.prepare(`DELETE FROM ${q(CHECKPOINTS_TABLE)} WHERE pipeline = ? AND run_id = ?`).run(ctx.pipeline, ctx.runId);
+          db.prepare(
+            `INSERT OR REPLACE INTO ${q(RUNS_TABLE)} (pipeline, run_id, target, status, partitions, rows_written, committed_at) VALUES (?, ?, ?, 'committed', ?, ?, ?)`,
+          ).run(ctx.pipeline, ctx.runId, table, list.length, total, new Date().toISOString());
+        }).immediate();
+      } catch (error) {
+        throw sqliteError(error, `job commit into ${table} in ${opts.path}`);
+      }
     },
 
     abort(messages: JsonValue[], ctx: CommitContext) {
       const db = job(ctx);
-      for (const m of messages as SqliteCommitMessage[]) db.exec(`DROP TABLE IF EXISTS ${q(m.stage)}`);
+      try {
+        db.transaction(() => {
+          if (runCommitted(db, ctx.pipeline, ctx.runId)) return; // published: nothing to take back
+          const stages = new Set(stageTablesOf(db, ctx.pipeline, ctx.runId));
+          for (const m of messages as SqliteCommitMessage[]) if (m?.stage) stages.add(m.stage);
+          for (const stage of stages) db.exec(`DROP TABLE IF EXISTS ${q(stage)}`);
+          if (tableExists(db, CHECKPOINTS_TABLE))
+            db.prepare(`DELETE FROM ${q(CHECKPOINTS_TABLE)} WHERE pipeline = ? AND run_id = ?`).run(ctx.pipeline, ctx.runId);
+        }).immediate();
+      } catch (error) {
+        throw sqliteError(error, `job abort of ${table} in ${opts.path}`);
+      }
     },
 
     close() {

@@ -1,6 +1,7 @@
 /**
  * The SQLite source: a table split into rowid ranges, or one query.
  */
+import type Database from 'better-sqlite3';
 import type { Source } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
 import type { OptionsOf } from '../../sdk/options.js';
@@ -23,7 +24,10 @@ export function sqliteSource(opts: Options): Source {
   };
   const checkTable = (db: ReturnType<typeof openDb>) => {
     if (opts.table && !tableExists(db, opts.table))
-      throw new WeirError(`table ${opts.table} does not exist in ${opts.path}; check source.table`, { kind: 'config', code: 'no_such_table' });
+      throw new WeirError(`table ${opts.table} does not exist in ${opts.path}; check source.table`, {
+        kind: 'config',
+        code: 'no_such_table',
+      });
   };
   return {
     schema: (ctx) =>
@@ -33,12 +37,17 @@ export function sqliteSource(opts: Options): Source {
         return tableSchema(db, opts.table);
       }),
     estimate: (ctx) =>
-      opts.table ? withDb(ctx.baseDir, (db) => (db.prepare(`SELECT count(*) AS n FROM ${q(opts.table as string)}`).get() as { n: number }).n) : undefined,
+      opts.table
+        ? withDb(ctx.baseDir, (db) => (db.prepare(`SELECT count(*) AS n FROM ${q(opts.table as string)}`).get() as { n: number }).n)
+        : undefined,
     partitions: (ctx): Partition[] => {
       if (!opts.table || opts.partitions === 1) return [{ id: '0' }];
       return withDb(ctx.baseDir, (db) => {
         checkTable(db);
-        const r = db.prepare(`SELECT min(rowid) AS lo, max(rowid) AS hi FROM ${q(opts.table as string)}`).get() as { lo: number | null; hi: number | null };
+        const r = db.prepare(`SELECT min(rowid) AS lo, max(rowid) AS hi FROM ${q(opts.table as string)}`).get() as {
+          lo: number | null;
+          hi: number | null;
+        };
         if (r.lo === null || r.hi === null) return [{ id: '0' }];
         const span = r.hi - r.lo + 1;
         const n = Math.min(opts.partitions, span);
@@ -54,7 +63,7 @@ export function sqliteSource(opts: Options): Source {
     async *read(partition, ctx) {
       const db = openDb(opts, ctx.baseDir, false);
       try {
-        let stmt;
+        let stmt: Database.Statement<unknown[]>;
         if (opts.query) stmt = db.prepare(opts.query);
         else {
           checkTable(db);

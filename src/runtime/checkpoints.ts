@@ -1,0 +1,189 @@
+/**
+ * The checkpoint store: one SQLite file (better-sqlite3; `.weir/checkpoints.db`
+ * under the working directory by default, `checkpoint.path` in the pipeline file)
+ * recording each pipeline run and the partitions it committed, so that `weir run`
+ * after an interrupted run resumes it: committed partitions are skipped, the rest
+ * redone, then the job commit publishes all of them.
+ *
+ * Opened once per run by the planner. Writes are synchronous and durable
+ * (`synchronous = FULL`): a partition is recorded right after its writer
+ * committed, before the task reports success.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { WeirError } from '../sdk/errors.js';
+import type { JsonValue, Partition } from '../sdk/types.js';
+
+/** `running` and `stopped` runs are resumable; the others are finished. */
+export type StoredRunStatus = 'running' | 'stopped' | 'succeeded' | 'failed' | 'abandoned';
+
+export interface StoredRun {
+  run_id: string;
+  pipeline: string;
+  status: StoredRunStatus;
+  plan_hash: string;
+  partitions: Partition[];
+  started_at: string;
+  finished_at: string | null;
+  /** `host:pid` of the process that last ran it. */
+  owner: string | null;
+}
+
+export interface StoredPartition {
+  partition_id: string;
+  message: JsonValue;
+}
+
+export const DEFAULT_CHECKPOINT_PATH = '.weir/checkpoints.db';
+
+const OWNER = `${hostname()}:${process.pid}`;
+
+/**
+ * Whether a `running` run is still being run by another live process on this
+ * machine (two overlapping `weir run`s of one pipeline must not share a run).
+ * A process on another host cannot be checked and is assumed gone.
+ */
+export function ownerAlive(run: StoredRun): boolean {
+  if (run.status !== 'running' || !run.owner || run.owner === OWNER) return false;
+  const at = run.owner.lastIndexOf(':');
+  if (run.owner.slice(0, at) !== hostname()) return false;
+  const pid = Number(run.owner.slice(at + 1));
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === 'EPERM';
+  }
+}
+
+/** The checkpoint file for `path`, relative to the working directory. */
+export function checkpointFile(path: string | undefined, cwd = process.cwd()): string {
+  const p = path ?? DEFAULT_CHECKPOINT_PATH;
+  return isAbsolute(p) ? p : resolve(cwd, p);
+}
+
+/**
+ * What identifies "the same work": the source and sink types and the exact
+ * partitions. A run is resumed only when its plan hash matches.
+ */
+export function planHash(source: string, sink: string, partitions: Partition[]): string {
+  return createHash('sha256').update(JSON.stringify({ source, sink, partitions })).digest('hex').slice(0, 32);
+}
+
+export class CheckpointStore {
+  private readonly db: Database.Database;
+
+  private constructor(readonly file: string) {
+    try {
+      mkdirSync(dirname(file), { recursive: true });
+      this.db = new Database(file, { timeout: 10_000 });
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.db.exec(`
+        CREATE TABLE IF NOT EXISTS runs (
+          run_id TEXT PRIMARY KEY,
+          pipeline TEXT NOT NULL,
+          status TEXT NOT NULL,
+          plan_hash TEXT NOT NULL,
+          partitions TEXT NOT NULL,
+          started_at TEXT NOT NULL,
+          finished_at TEXT,
+          owner TEXT
+        );
+        CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline, started_at);
+        CREATE TABLE IF NOT EXISTS partitions (
+          run_id TEXT NOT NULL,
+          partition_id TEXT NOT NULL,
+          message TEXT NOT NULL,
+          committed_at TEXT NOT NULL,
+          PRIMARY KEY (run_id, partition_id)
+        );
+      `);
+      const columns = (this.db.prepare('SELECT name FROM pragma_table_info(?)').all('runs') as { name: string }[]).map((c) => c.name);
+      if (!columns.includes('owner')) this.db.exec('ALTER TABLE runs ADD COLUMN owner TEXT');
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? 'SQLITE_CANTOPEN';
+      throw new WeirError(`cannot open the checkpoint store ${file} (${code}); check checkpoint.path and its permissions`, {
+        kind: 'config',
+        code: 'checkpoint_store',
+        cause: error,
+      });
+    }
+  }
+
+  /** Opens (creating when missing) the store at `file`. */
+  static open(file: string): CheckpointStore {
+    return new CheckpointStore(file);
+  }
+
+  /** The most recent run of `pipeline`, if any. */
+  lastRun(pipeline: string): StoredRun | undefined {
+    const row = this.db.prepare('SELECT * FROM runs WHERE pipeline = ? ORDER BY started_at DESC, rowid DESC LIMIT 1').get(pipeline) as
+      | (Omit<StoredRun, 'partitions'> & { partitions: string })
+      | undefined;
+    return row ? { ...row, partitions: JSON.parse(row.partitions) as Partition[] } : undefined;
+  }
+
+  startRun(run: { run_id: string; pipeline: string; plan_hash: string; partitions: Partition[] }): void {
+    this.db
+      .prepare("INSERT INTO runs (run_id, pipeline, status, plan_hash, partitions, started_at, owner) VALUES (?, ?, 'running', ?, ?, ?, ?)")
+      .run(run.run_id, run.pipeline, run.plan_hash, JSON.stringify(run.partitions), new Date().toISOString(), OWNER);
+  }
+
+  /** Takes over a run (resume): this process now owns it. */
+  claim(runId: string): void {
+    this.db.prepare("UPDATE runs SET status = 'running', finished_at = NULL, owner = ? WHERE run_id = ?").run(OWNER, runId);
+  }
+
+  setStatus(runId: string, status: StoredRunStatus): void {
+    const finished = status === 'running' || status === 'stopped' ? null : new Date().toISOString();
+    this.db.prepare('UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?').run(status, finished, runId);
+  }
+
+  /** Records one committed partition (idempotent: a later commit of the same partition replaces it). */
+  commitPartition(runId: string, partitionId: string, message: JsonValue): void {
+    this.db
+      .prepare('INSERT OR REPLACE INTO partitions (run_id, partition_id, message, committed_at) VALUES (?, ?, ?, ?)')
+      .run(runId, partitionId, JSON.stringify(message ?? null), new Date().toISOString());
+  }
+
+  /** Replaces the committed partitions of a run with what the target says (exactly-once sinks). */
+  replacePartitions(runId: string, partitions: StoredPartition[]): void {
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM partitions WHERE run_id = ?').run(runId);
+      for (const p of partitions) this.commitPartition(runId, p.partition_id, p.message);
+    })();
+  }
+
+  committedPartitions(runId: string): StoredPartition[] {
+    const rows = this.db.prepare('SELECT partition_id, message FROM partitions WHERE run_id = ? ORDER BY rowid').all(runId) as {
+      partition_id: string;
+      message: string;
+    }[];
+    return rows.map((r) => ({ partition_id: r.partition_id, message: JSON.parse(r.message) as JsonValue }));
+  }
+
+  /** Forgets finished runs of `pipeline` beyond the newest `keep`. */
+  prune(pipeline: string, keep = 20): void {
+    const old = this.db
+      .prepare(
+        "SELECT run_id FROM runs WHERE pipeline = ? AND status IN ('succeeded', 'failed', 'abandoned') ORDER BY started_at DESC, rowid DESC LIMIT -1 OFFSET ?",
+      )
+      .all(pipeline, keep) as { run_id: string }[];
+    if (!old.length) return;
+    this.db.transaction(() => {
+      for (const { run_id } of old) {
+        this.db.prepare('DELETE FROM partitions WHERE run_id = ?').run(run_id);
+        this.db.prepare('DELETE FROM runs WHERE run_id = ?').run(run_id);
+      }
+    })();
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
