@@ -1,10 +1,12 @@
 import { dirname, resolve } from 'node:path';
-import { prometheusRules } from '../observe/alerts.js';
+import { evaluateAlerts, prometheusRules } from '../observe/alerts.js';
+import { collectMetrics, startHealthServer } from '../observe/metrics.js';
 import { allDocs, connectorDocs, pipelineDocs } from '../config/docs.js';
 import { connectorJsonSchema, pipelineJsonSchema } from '../config/jsonschema.js';
 import { type LoadedFile, loadPipelineFile } from '../config/load.js';
 import { type ValidatedPipeline, validatePipeline } from '../config/pipeline.js';
 import { Registry } from '../config/registry.js';
+import { resolveReferences } from '../config/resolve.js';
 import { builtinConnectors } from '../connectors/index.js';
 import { EventBus } from '../observe/events.js';
 import { createLogger, logEvents, toLog } from '../observe/logger.js';
@@ -44,6 +46,8 @@ async function load(path: string): Promise<Loaded> {
   const file = loadPipelineFile(path);
   const baseDir = dirname(resolve(path));
   const registry = await createRegistry();
+  // register every secret before a connector module runs code that could print one
+  resolveReferences(file.data, baseDir, redactor);
   if (isPlainObject(file.data) && Array.isArray(file.data.connectors)) {
     const issues = [];
     for (const [i, spec] of file.data.connectors.entries()) {
@@ -72,6 +76,10 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   }
   const bus = new EventBus();
   logEvents(bus, logger);
+  const metrics = flags.metricsPort !== undefined ? collectMetrics(bus, redactor) : undefined;
+  const server = metrics && flags.metricsPort !== undefined ? await startHealthServer(metrics, flags.metricsPort) : undefined;
+  if (server) logger.info({ event: 'metrics_server', address: server.address() }, 'serving /metrics, /healthz and /readyz');
+  const stopAlerts = evaluateAlerts(bus, pipeline.config, { redactor, log: (level, fields, msg) => logger[level](fields, msg) });
   const stopProgress = trackProgress(bus, {
     ...(process.stderr.isTTY ? { tty: process.stderr } : {}),
     intervalMs: pipeline.config.progress_interval,
@@ -101,14 +109,17 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   try {
     const summary = await runPipeline(pipeline, { bus, logger, redactor, signal: stop.signal, fresh: Boolean(flags.fresh), closers });
     stopProgress();
+    await stopAlerts();
     process.stderr.write(formatSummary(summary));
     if (flags.summaryJson) writeSummaryJson(flags.summaryJson, summary, redactor);
     if (summary.status === 'succeeded') return EXIT.ok;
     if (summary.status === 'stopped' && signalCode !== undefined) return signalCode;
-    return summary.error?.error_type === 'invalid_config' ? EXIT.usage : EXIT.failed;
+    return summary.error?.kind === 'config' ? EXIT.usage : EXIT.failed;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    server?.close();
+    metrics?.stop();
   }
 }
 

@@ -20,6 +20,7 @@ import {
   suggest,
   validateOptions,
 } from '../sdk/options.js';
+import { PROVIDERS } from '../secrets/providers.js';
 import { protect, type Redactor } from '../secrets/redactor.js';
 import { type LoadedFile, withLines } from './load.js';
 import type { Registry } from './registry.js';
@@ -121,7 +122,10 @@ export function pipelineSpec(registry: Registry) {
       .map(
         o.object(
           {
-            provider: o.enum(['env', 'file', 'dir'] as const).describe('`env`: environment variables; `file`: one JSON or dotenv file; `dir`: one file per key.').required(),
+            provider: o
+              .enum(Object.keys(PROVIDERS))
+              .describe('`env`: environment variables; `file`: one JSON or dotenv file; `dir`: one file per key (Docker/Kubernetes secrets); or a registered provider.')
+              .required(),
             path: o.path().describe('File (`file`) or directory (`dir`) holding the secrets.'),
             prefix: o.string().describe('Prefix added to keys (`env` provider).'),
           },

@@ -51,7 +51,8 @@ export interface RunSummary {
   finished_at: string;
   totals: RunTotals;
   partitions: PartitionMetrics[];
-  error?: { error_type: string; error_message: string };
+  /** `kind` tells a configuration problem found at run time (exit 2) from a failed run (exit 1). */
+  error?: { error_type: string; error_message: string; kind: 'config' | 'connector' | 'data' | 'cancelled' | 'internal' };
   resumed: boolean;
   /** Peak resident memory of the process so far (filled in when the summary is written). */
   peak_rss_bytes?: number;

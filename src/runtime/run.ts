@@ -348,7 +348,11 @@ export async function runPipeline(pipeline: ValidatedPipeline, env: RunEnv): Pro
     resumed,
   };
   if (failure !== undefined) {
-    summary.error = { error_type: errorType(failure), error_message: errorMessage(failure) };
+    summary.error = {
+      error_type: errorType(failure),
+      error_message: errorMessage(failure),
+      kind: failure instanceof WeirError ? failure.kind : 'internal',
+    };
     bus.emit({ type: 'run_failed', summary, error_type: errorType(failure), error_message: errorMessage(failure) });
   } else {
     bus.emit({ type: 'run_complete', summary });

@@ -32,6 +32,6 @@ export async function runYaml(yaml: string, extra: AnyConnector[] = [], dir = te
   const bus = new EventBus();
   const events: WeirEvent[] = [];
   bus.subscribe((e) => events.push(e));
-  const summary = await runPipeline(pipeline, { bus, logger, redactor });
+  const summary = await runPipeline(pipeline, { bus, logger, redactor, cwd: dir });
   return { summary, events, logs };
 }

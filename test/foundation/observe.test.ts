@@ -79,3 +79,33 @@ describe('alerts', () => {
     expect(logs).toContain('alert_resolved');
   });
 });
+
+describe('weir run --metrics-port', () => {
+  it('serves /metrics while the run is in progress', async () => {
+    const { runCli, tempDir } = await import('../helpers/cli.js');
+    const { writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const dir = tempDir();
+    const file = join(dir, 'p.yaml');
+    writeFileSync(file, 'pipeline: scraped\nsource: { type: generator, rows: 3000 }\nsink: { type: sqlite, path: out.db, table: t, batch_size: 100 }\nrate_limit: { rows_per_second: 1500 }\n');
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    let scraped = '';
+    const r = await runCli(['run', file, '--metrics-port', String(port)], {
+      cwd: dir,
+      onStdout: (chunk) => {
+        if (!scraped && chunk.includes('run_start'))
+          setTimeout(() => {
+            fetch(`http://127.0.0.1:${port}/metrics`)
+              .then((res) => res.text())
+              .then((t) => {
+                scraped = t;
+              })
+              .catch(() => {});
+          }, 500);
+      },
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(scraped).toContain('weir_rows_written_total{pipeline="scraped",sink="sqlite"}');
+    expect(scraped).toContain('weir_run_running{pipeline="scraped"} 1');
+  });
+});
