@@ -41,7 +41,9 @@ export function formatSummary(s: RunSummary): string {
     if (s.partitions.length > shown.length) lines.push(`  … ${s.partitions.length - shown.length} more (see --summary-json)`);
   }
   if (s.error) lines.push(`  error: ${s.error.error_message} [${s.error.error_type}]`);
-  if (s.status === 'failed') lines.push('  nothing of this run was committed to the sink');
+  const redo = t.rows_read - t.rows_written - t.rows_dead_lettered;
+  if (s.status === 'stopped')
+    lines.push(`  stopped: run the same command again to resume${redo > 0 ? `; ${n(redo)} rows of interrupted partitions will be read again` : ''}`);
   return `${lines.join('\n')}\n`;
 }
 

@@ -168,3 +168,20 @@ describe('TLS options', () => {
     expect(r2.stderr).toContain('nope.pem');
   });
 });
+
+describe('weir check', () => {
+  it('passes with exit 0 and fails with exit 3, per connector and check', async () => {
+    const dir = tempDir();
+    const seed = write(dir, 'seed.yaml', 'pipeline: seed\nsource: { type: generator, rows: 10 }\nsink: { type: sqlite, path: in.db, table: events }\n');
+    expect((await runCli(['run', seed], { cwd: dir })).code).toBe(0);
+    const good = write(dir, 'good.yaml', 'pipeline: chk\nsource: { type: sqlite, path: in.db, table: events }\nsink: { type: jsonl, path: out/x.jsonl }\n');
+    const ok = await runCli(['check', good], { cwd: dir });
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/PASS\s+source \(sqlite\) table/);
+    expect(ok.stdout).toMatch(/PASS\s+sink \(jsonl\) disk_space/);
+    const bad = write(dir, 'bad.yaml', 'pipeline: chk\nsource: { type: sqlite, path: in.db, table: nope }\nsink: { type: jsonl, path: out/x.jsonl }\n');
+    const failed = await runCli(['check', bad], { cwd: dir });
+    expect(failed.code).toBe(3);
+    expect(failed.stdout).toMatch(/FAIL\s+source \(sqlite\) table: table nope does not exist/);
+  });
+});

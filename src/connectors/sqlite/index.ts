@@ -4,6 +4,7 @@
  * are published in one transaction that also marks the run committed.
  */
 import { defineConnector } from '../../sdk/connector.js';
+import { sqliteCheck } from './check.js';
 import { sqliteSink } from './sink.js';
 import { sqliteSource } from './source.js';
 import { sqliteOptions, sqliteSinkRules, sqliteSourceRules } from './spec.js';
@@ -18,4 +19,5 @@ export default defineConnector({
   source: sqliteSource,
   sink: sqliteSink,
   exactlyOnce: true,
+  check: sqliteCheck,
 });
