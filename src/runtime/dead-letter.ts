@@ -36,7 +36,9 @@ export class DeadLetterQueue implements RowErrorHandler {
 
   tolerates(error: unknown): boolean {
     if (this.options.tolerance !== 'all') return false;
-    if (error instanceof WeirError) return error.kind === 'data' || (!error.retryable && error.kind === 'connector');
+    // only errors about the rows themselves: a broken connection or a lost transaction
+    // must fail the partition (and be redone on resume), not dead-letter good rows
+    if (error instanceof WeirError) return error.kind === 'data';
     return !isRetryable(error);
   }
 

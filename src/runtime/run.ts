@@ -209,6 +209,7 @@ export async function runPipeline(pipeline: ValidatedPipeline, env: RunEnv): Pro
         schema: undefined,
         reject: async () => {},
         count: () => {},
+        onCommit: () => {},
       };
       dlq = new DeadLetterQueue(
         config.errors,

@@ -98,8 +98,12 @@ export async function runPartition(partition: Partition, attempt: number, deps: 
       stats.bytesSent += value;
       exactBytes = true;
     },
+    onCommit: (callback) => {
+      afterCommit.push(callback);
+    },
   };
   let exactBytes = false;
+  const afterCommit: (() => Promise<void> | void)[] = [];
 
   bus.emit({ type: 'partition_start', partition_id: partition.id, attempt });
   const stopping = deps.drain ? AbortSignal.any([deps.signal, deps.drain]) : deps.signal;
@@ -151,6 +155,7 @@ export async function runPartition(partition: Partition, attempt: number, deps: 
     if (deps.signal.aborted) throw cancelled(deps.signal);
     const message = (await w.commit?.()) ?? { partition_id: partition.id, rows: stats.rowsProcessed };
     deps.onCommitted?.(partition.id, message);
+    for (const callback of afterCommit) await callback();
     const metrics = stats.snapshot();
     bus.emit({ type: 'partition_complete', metrics });
     return { partition, ok: true, message, metrics };

@@ -53,6 +53,14 @@ export interface TaskContext extends PlanContext {
   reject(record: unknown, error: unknown): Promise<void>;
   /** Adds to this partition's counters (e.g. `bytes_sent` when the writer knows the exact size). */
   count(metric: 'bytes_sent', value: number): void;
+  /**
+   * Registers work to run once this partition's rows are committed by the sink and
+   * checkpointed (worker, at most once per attempt) — e.g. acknowledging queue
+   * messages or stream entries, so a failure before the commit redelivers them.
+   * A callback that throws fails the partition (its rows are already committed:
+   * at-least-once redelivery, never loss).
+   */
+  onCommit(callback: () => Promise<void> | void): void;
 }
 
 /** Per-partition writer. Rows it receives become visible only through commit. */

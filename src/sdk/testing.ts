@@ -14,6 +14,8 @@ export const silentLog: Log = { debug() {}, info() {}, warn() {}, error() {} };
 export interface TestTaskContext extends TaskContext {
   rejected: { record: unknown; error: unknown }[];
   bytes: number;
+  /** Callbacks registered with `onCommit`; a test runs them to simulate the partition commit. */
+  commitCallbacks: (() => Promise<void> | void)[];
 }
 
 /** A TaskContext for calling a connector's reader or writer directly in a test. */
@@ -36,6 +38,10 @@ export function taskContext(overrides: Partial<TaskContext> = {}): TestTaskConte
     count(_metric, value) {
       ctx.bytes += value;
     },
+    onCommit(callback) {
+      ctx.commitCallbacks.push(callback);
+    },
+    commitCallbacks: [],
     ...overrides,
   };
   return ctx;

@@ -64,6 +64,7 @@ export function taskContext(o: TestContextOptions): TestTaskContext {
     count(_metric, value) {
       bytesSent += value;
     },
+    onCommit() {},
   };
 }
 

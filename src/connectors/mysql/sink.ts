@@ -1,0 +1,574 @@
+/**
+ * The MySQL/MariaDB sink, exactly-once.
+ *
+ * Every partition's writer holds one connection and one transaction. Each batch
+ * is a multi-row INSERT (or LOAD DATA LOCAL INFILE) inside a SAVEPOINT, so a
+ * failed batch leaves nothing of itself and may be retried. `Writer.commit()`
+ * inserts the partition's checkpoint into `_weir_checkpoints` and COMMITs: the
+ * rows and the checkpoint become durable together, and `recover()` tells a
+ * resumed run which partitions are done. The job commit marks the run committed
+ * in `_weir_runs`.
+ *
+ * - `append` / `upsert` write into the target: a partition's rows become visible
+ *   when that partition commits. A failed run leaves whole partitions, never part
+ *   of one; a resumed run (same run id) skips them.
+ * - `replace` writes into a staging copy of the target; the job commit swaps it in
+ *   with one atomic RENAME TABLE, so the target is never empty or half-loaded.
+ */
+import { Readable } from 'node:stream';
+import type mysql from 'mysql2/promise';
+import type { CommitContext, Log, PlanContext, RecoveredState, Sink, TaskContext, Writer } from '../../sdk/connector.js';
+import { errorMessage, RowError, WeirError } from '../../sdk/errors.js';
+import { assertSchemaIdentifiers, schemaFromRow } from '../../sdk/sql.js';
+import type { JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
+import {
+  type Conn,
+  classify,
+  connect,
+  converter,
+  driverError,
+  endsTransaction,
+  type MysqlOptions,
+  q,
+  release,
+  sqlType,
+  type TableColumn,
+  tableColumns,
+  tableEngine,
+  toDatetimeText,
+  uniqueKeys,
+  where,
+} from './db.js';
+import {
+  CHECKPOINTS,
+  checkpoints,
+  createMetaTables,
+  getRun,
+  metaTablesExist,
+  partitionKey,
+  RUNS,
+  runKey,
+  setRunStatus,
+  stageNames,
+} from './meta.js';
+
+/** The commit message of one partition. */
+export interface MysqlCommitMessage {
+  partition_id: string;
+  rows: number;
+  target: string;
+  [key: string]: JsonValue;
+}
+
+const TRANSACTIONAL_ENGINES = new Set(['innodb', 'rocksdb']);
+
+function createTableSql(table: string, schema: Schema, keyColumns: readonly string[] | undefined, ifNotExists = true): string {
+  const keys = new Set(keyColumns ?? []);
+  const cols = schema.map(
+    (c) => `${q(c.name)} ${sqlType(c.type, keys.has(c.name))}${c.nullable === false || keys.has(c.name) ? ' NOT NULL' : ''}`,
+  );
+  if (keyColumns?.length) cols.push(`PRIMARY KEY (${keyColumns.map(q).join(', ')})`);
+  return `CREATE TABLE ${ifNotExists ? 'IF NOT EXISTS ' : ''}${q(table)} (${cols.join(', ')}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`;
+}
+
+export function mysqlSink(opts: MysqlOptions): Sink {
+  const table = opts.table as string;
+  const keyColumns = opts.mode === 'upsert' ? opts.key_columns : undefined;
+  let planConn: Conn | undefined;
+  const plan = async (ctx: PlanContext): Promise<Conn> => {
+    planConn ??= await connect(opts, ctx);
+    return planConn;
+  };
+  /** The table writers insert into for a run. */
+  const targetOf = (ctx: PlanContext) => (opts.mode === 'replace' ? stageNames(ctx.pipeline, ctx.runId, table).stage : table);
+
+  const checkTarget = async (conn: Conn, schema: Schema | undefined) => {
+    const engine = await tableEngine(conn, opts.database, table);
+    if (engine === undefined) return false;
+    if (engine === 'VIEW')
+      throw new WeirError(`sink table ${table} in ${opts.database} is a view; write to a base table`, {
+        kind: 'config',
+        code: 'not_a_table',
+      });
+    if (!TRANSACTIONAL_ENGINES.has(engine.toLowerCase()))
+      throw new WeirError(
+        `sink table ${table} uses the ${engine} engine, which cannot roll back; weir needs a transactional engine: ALTER TABLE ${table} ENGINE=InnoDB, or write to a new table`,
+        { kind: 'config', code: 'non_transactional_table' },
+      );
+    const existing = await tableColumns(conn, opts.database, table);
+    if (schema) {
+      const names = new Set(existing.map((c) => c.name.toLowerCase()));
+      const missing = schema.filter((c) => !names.has(c.name.toLowerCase())).map((c) => c.name);
+      if (missing.length)
+        throw new WeirError(
+          `table ${table} in ${opts.database} has no column(s) ${missing.join(', ')} that the source produces; add them or write to a new table`,
+          {
+            kind: 'config',
+            code: 'schema_mismatch',
+          },
+        );
+    }
+    if (keyColumns) await checkUniqueKey(conn, opts, keyColumns);
+    return true;
+  };
+
+  return {
+    async setup(ctx: CommitContext) {
+      const conn = await plan(ctx);
+      if (ctx.schema) assertSchemaIdentifiers(ctx.schema, `sink table ${table}`);
+      if (ctx.schema && keyColumns) {
+        const names = new Set(ctx.schema.map((c) => c.name));
+        const missing = keyColumns.filter((k) => !names.has(k));
+        if (missing.length)
+          throw new WeirError(
+            `key_columns ${missing.join(', ')} are not columns of the source (it has ${[...names].join(', ')}); fix sink.key_columns`,
+            {
+              kind: 'config',
+              code: 'invalid_key_columns',
+            },
+          );
+      }
+      try {
+        await createMetaTables(conn);
+        await startRun(conn, ctx);
+        const exists = await checkTarget(conn, ctx.schema);
+        if (opts.mode === 'replace') {
+          const { stage } = stageNames(ctx.pipeline, ctx.runId, table);
+          if (exists) await conn.query(`CREATE TABLE IF NOT EXISTS ${q(stage)} LIKE ${q(table)}`);
+          else if (ctx.schema) await conn.query(createTableSql(stage, ctx.schema, keyColumns));
+        } else if (!exists && ctx.schema) {
+          await conn.query(createTableSql(table, ctx.schema, keyColumns));
+          ctx.log.info('created the sink table', { table, database: opts.database });
+        }
+      } catch (error) {
+        throw classify(error, `preparing ${table} on ${where(opts)}`);
+      }
+    },
+
+    async recover(ctx: CommitContext): Promise<RecoveredState> {
+      const conn = await plan(ctx);
+      try {
+        if (!(await metaTablesExist(conn))) return { jobCommitted: false, partitions: [] };
+        const run = await getRun(conn, ctx.pipeline, ctx.runId);
+        if (run?.status === 'committed') return { jobCommitted: true, partitions: [] };
+        if (run?.status === 'abandoned') return { jobCommitted: false, partitions: [] }; // its checkpoints were discarded
+        return { jobCommitted: false, partitions: await checkpoints(conn, ctx.pipeline, ctx.runId) };
+      } catch (error) {
+        throw classify(error, `reading checkpoints on ${where(opts)}`);
+      }
+    },
+
+    async writer(partition: Partition, ctx: TaskContext): Promise<Writer> {
+      const conn = await connect(opts, ctx);
+      return new MysqlWriter(opts, partition, ctx, conn, targetOf(ctx), keyColumns);
+    },
+
+    async commit(messages: JsonValue[], ctx: CommitContext) {
+      const conn = await plan(ctx);
+      try {
+        if (opts.mode === 'replace') await swapIn(conn, ctx);
+        else {
+          await conn.query('START TRANSACTION');
+          await upsertRun(conn, ctx, 'committed');
+          await conn.query(`DELETE FROM ${q(CHECKPOINTS)} WHERE pipeline = ? AND run_id = ?`, [ctx.pipeline, runKey(ctx.runId)]);
+          await conn.query('COMMIT');
+        }
+      } catch (error) {
+        await conn.query('ROLLBACK').catch(() => {});
+        throw classify(error, `committing the run into ${table} on ${where(opts)}`);
+      }
+      ctx.log.debug('job committed', { table, partitions: messages.length });
+    },
+
+    async abort(messages: JsonValue[], ctx: CommitContext) {
+      const conn = await plan(ctx);
+      try {
+        if (!(await metaTablesExist(conn))) return;
+        const run = await getRun(conn, ctx.pipeline, ctx.runId);
+        if (!run || run.status === 'committed' || run.status === 'swapping' || run.status === 'abandoned') return;
+        await setRunStatus(conn, ctx.pipeline, ctx.runId, 'aborted');
+        if (opts.mode === 'replace') {
+          const done = await checkpoints(conn, ctx.pipeline, ctx.runId);
+          const { stage } = stageNames(ctx.pipeline, ctx.runId, table);
+          if (done.length === 0) await conn.query(`DROP TABLE IF EXISTS ${q(stage)}`);
+          else
+            ctx.log.info('kept the staging table of the committed partitions for a resumed run; a fresh run of the pipeline drops it', {
+              stage,
+              partitions: done.length,
+            });
+        }
+      } catch (error) {
+        throw classify(error, `aborting the run on ${where(opts)}`);
+      }
+      if (messages.length && opts.mode !== 'replace')
+        ctx.log.info('partitions committed before the run failed stay in the table; resuming the run skips them', {
+          table,
+          partitions: messages.length,
+        });
+    },
+
+    async close() {
+      const conn = planConn;
+      planConn = undefined;
+      await release(conn);
+    },
+  };
+
+  /** Records this run (planner, setup) and abandons older unfinished runs of the pipeline into the same table. */
+  async function startRun(conn: Conn, ctx: CommitContext): Promise<void> {
+    const current = await getRun(conn, ctx.pipeline, ctx.runId);
+    if (current?.status === 'abandoned')
+      throw new WeirError(`run ${ctx.runId} of pipeline ${ctx.pipeline} was abandoned when a newer run started; start a fresh run`, {
+        kind: 'config',
+        code: 'run_abandoned',
+      });
+    const [stale] = await conn.query<mysql.RowDataPacket[]>(
+      `SELECT run_id, stage FROM ${q(RUNS)} WHERE pipeline = ? AND target = ? AND run_id <> ? AND status IN ('running', 'aborted')`,
+      [ctx.pipeline, table, runKey(ctx.runId)],
+    );
+    for (const r of stale) {
+      if (r.stage) await conn.query(`DROP TABLE IF EXISTS ${q(String(r.stage))}`);
+      await conn.query(`DELETE FROM ${q(CHECKPOINTS)} WHERE pipeline = ? AND run_id = ?`, [ctx.pipeline, r.run_id]);
+      await setRunStatus(conn, ctx.pipeline, String(r.run_id), 'abandoned');
+      ctx.log.info('abandoned an unfinished earlier run of the pipeline', { run: String(r.run_id), table });
+    }
+    if (!current) await upsertRun(conn, ctx, 'running');
+    else if (current.status === 'aborted') await setRunStatus(conn, ctx.pipeline, ctx.runId, 'running'); // resumed
+  }
+
+  async function upsertRun(conn: Conn, ctx: CommitContext, status: 'running' | 'committed'): Promise<void> {
+    const stage = opts.mode === 'replace' ? stageNames(ctx.pipeline, ctx.runId, table).stage : null;
+    await conn.query(
+      `INSERT INTO ${q(RUNS)} (pipeline, run_id, target, mode, stage, status, started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, NOW(6), NOW(6))
+       ON DUPLICATE KEY UPDATE status = VALUES(status), updated_at = NOW(6)`,
+      [ctx.pipeline, runKey(ctx.runId), table, opts.mode, stage, status],
+    );
+  }
+
+  /**
+   * The job commit of `replace` (planner). RENAME TABLE swaps the staging table in
+   * atomically; it cannot share a transaction with the run's status, so the steps
+   * are ordered to be idempotent: `swapping` is recorded first, and a repeated
+   * commit that finds the staging table gone knows the swap happened.
+   */
+  async function swapIn(conn: Conn, ctx: CommitContext): Promise<void> {
+    const { stage, old } = stageNames(ctx.pipeline, ctx.runId, table);
+    const run = await getRun(conn, ctx.pipeline, ctx.runId);
+    if (run?.status === 'committed') return;
+    const stageExists = (await tableEngine(conn, opts.database, stage)) !== undefined;
+    const targetExists = (await tableEngine(conn, opts.database, table)) !== undefined;
+    if (!stageExists && run?.status !== 'swapping') {
+      if (!targetExists) {
+        ctx.log.warn('replace: no rows and no schema; the target table was not created', { table });
+        await upsertRun(conn, ctx, 'committed');
+        return;
+      }
+      await conn.query(`CREATE TABLE ${q(stage)} LIKE ${q(table)}`); // no rows at all: replace with an empty table
+    }
+    if (run?.status !== 'swapping') {
+      await upsertRun(conn, ctx, 'running');
+      await setRunStatus(conn, ctx.pipeline, ctx.runId, 'swapping');
+    }
+    if ((await tableEngine(conn, opts.database, stage)) !== undefined) {
+      if (targetExists) await conn.query(`RENAME TABLE ${q(table)} TO ${q(old)}, ${q(stage)} TO ${q(table)}`);
+      else await conn.query(`RENAME TABLE ${q(stage)} TO ${q(table)}`);
+    }
+    await conn.query('START TRANSACTION');
+    await setRunStatus(conn, ctx.pipeline, ctx.runId, 'committed');
+    await conn.query(`DELETE FROM ${q(CHECKPOINTS)} WHERE pipeline = ? AND run_id = ?`, [ctx.pipeline, runKey(ctx.runId)]);
+    await conn.query('COMMIT');
+    await conn.query(`DROP TABLE IF EXISTS ${q(old)}`);
+  }
+}
+
+/** Refuses `key_columns` that are not exactly the PRIMARY KEY or a UNIQUE key of the table. */
+async function checkUniqueKey(conn: Conn, opts: MysqlOptions, keyColumns: readonly string[]): Promise<void> {
+  const keys = await uniqueKeys(conn, opts.database, opts.table as string);
+  const wanted = [...keyColumns]
+    .map((k) => k.toLowerCase())
+    .sort()
+    .join(',');
+  for (const cols of keys.values())
+    if (
+      [...cols]
+        .map((c) => c.toLowerCase())
+        .sort()
+        .join(',') === wanted
+    )
+      return;
+  const found = [...keys.entries()].map(([name, cols]) => `${name} (${cols.join(', ')})`);
+  throw new WeirError(
+    `mode upsert needs a PRIMARY KEY or UNIQUE key on (${keyColumns.join(', ')}) in table ${opts.table}; ${
+      found.length ? `its unique keys are ${found.join('; ')}` : 'it has none'
+    }. Set key_columns to one of them, or add one: ALTER TABLE ${opts.table} ADD UNIQUE (${keyColumns.join(', ')})`,
+    { kind: 'config', code: 'no_unique_key' },
+  );
+}
+
+/** One partition's writer (worker): one connection, one transaction, a SAVEPOINT per batch. */
+class MysqlWriter implements Writer {
+  private conn: Conn | undefined;
+  private inTx = false;
+  private batchesInTx = 0;
+  private rows = 0;
+  private broken: WeirError | undefined;
+  private prepared: Prepared | undefined;
+  private maxPacket = 16 * 1024 * 1024;
+  private readonly log: Log;
+
+  constructor(
+    private readonly opts: MysqlOptions,
+    private readonly partition: Partition,
+    private readonly ctx: TaskContext,
+    conn: Conn,
+    private readonly target: string,
+    private readonly keyColumns: readonly string[] | undefined,
+  ) {
+    this.conn = conn;
+    this.log = ctx.log;
+  }
+
+  private async connection(): Promise<Conn> {
+    this.conn ??= await connect(this.opts, this.ctx);
+    return this.conn;
+  }
+
+  async write(batch: Row[]): Promise<void> {
+    if (this.broken) throw this.broken;
+    if (batch.length === 0) return;
+    const conn = await this.connection();
+    try {
+      this.prepared ??= await this.prepare(conn, batch[0] as Row);
+    } catch (error) {
+      throw endsTransaction(error) ? this.lost(error) : classify(error, `preparing to write to ${this.target}`);
+    }
+    const p = this.prepared;
+    const values = batch.map((row) => p.names.map((name, i) => (p.convert[i] as (v: unknown) => unknown)(row[name])));
+    try {
+      if (!this.inTx) {
+        await conn.query('START TRANSACTION');
+        this.inTx = true;
+      }
+      await conn.query('SAVEPOINT weir_batch');
+    } catch (error) {
+      throw this.lost(error);
+    }
+    try {
+      if (this.opts.method === 'load_data') await this.loadData(conn, p, values);
+      else await this.insert(conn, p, values);
+    } catch (error) {
+      if (endsTransaction(error)) throw this.lost(error);
+      try {
+        await conn.query('ROLLBACK TO SAVEPOINT weir_batch');
+      } catch (rollbackError) {
+        throw this.lost(rollbackError);
+      }
+      throw classify(error, `writing ${batch.length} row(s) to ${this.target}`);
+    }
+    this.batchesInTx++;
+    this.rows += batch.length;
+  }
+
+  /** Multi-row INSERTs, each below max_allowed_packet. */
+  private async insert(conn: Conn, p: Prepared, values: unknown[][]): Promise<void> {
+    const body = conn.format('?', [values]);
+    const sql = p.insertPrefix + body + p.insertSuffix;
+    const limit = this.maxPacket - 1024;
+    const bytes = Buffer.byteLength(sql);
+    if (bytes > limit) {
+      if (values.length === 1)
+        throw new RowError(
+          `a row of ${bytes} bytes is larger than the server's max_allowed_packet (${this.maxPacket}); raise max_allowed_packet or shrink the row`,
+          {
+            code: 'row_too_large',
+          },
+        );
+      const mid = Math.ceil(values.length / 2);
+      await this.insert(conn, p, values.slice(0, mid));
+      await this.insert(conn, p, values.slice(mid));
+      return;
+    }
+    await conn.query(sql);
+    this.ctx.count('bytes_sent', bytes);
+  }
+
+  /** LOAD DATA LOCAL INFILE of one batch. LOCAL turns row errors into warnings: any warning fails the batch. */
+  private async loadData(conn: Conn, p: Prepared, values: unknown[][]): Promise<void> {
+    const text = values.map((row) => row.map(tsvField).join('\t')).join('\n');
+    const payload = Buffer.from(`${text}\n`);
+    const [result] = await conn.query<mysql.ResultSetHeader>({
+      sql: p.loadSql,
+      infileStreamFactory: () => Readable.from([payload]),
+    });
+    if (result.warningStatus > 0 || result.affectedRows !== values.length) {
+      const [warnings] = await conn.query<mysql.RowDataPacket[]>('SHOW WARNINGS LIMIT 1');
+      const w = warnings[0];
+      throw new RowError(
+        `LOAD DATA into ${this.target} rejected a row: ${w ? `${w.Message} (${w.Code})` : `${values.length - result.affectedRows} row(s) skipped`}`,
+        { code: w ? `ER_${w.Code}` : 'load_data_warning' },
+      );
+    }
+    this.ctx.count('bytes_sent', payload.length);
+  }
+
+  /** Forgets a connection or transaction the server ended. Retryable only when no earlier batch is lost with it. */
+  private lost(error: unknown): WeirError {
+    const e = classify(error, `writing to ${this.target}`);
+    const d = driverError(error);
+    const connectionUsable = !d.fatal && d.errno === 1213; // a deadlock ends the transaction, not the connection
+    if (!connectionUsable) {
+      this.conn?.destroy();
+      this.conn = undefined;
+    }
+    const hadBatches = this.batchesInTx > 0;
+    this.inTx = false;
+    this.batchesInTx = 0;
+    if (!hadBatches) return e;
+    this.broken = new WeirError(
+      `the transaction of partition ${this.partition.id} was ended by the server (${e.message}); its earlier batches were rolled back with it, so the partition fails and nothing of it is committed. Run the pipeline again to resume it`,
+      { code: 'transaction_lost', kind: 'connector', retryable: false, cause: e },
+    );
+    return this.broken;
+  }
+
+  private async prepare(conn: Conn, first: Row): Promise<Prepared> {
+    const [[packet]] = await conn.query<mysql.RowDataPacket[]>('SELECT @@max_allowed_packet AS p');
+    this.maxPacket = Number(packet?.p) || this.maxPacket;
+    await conn.query(`SET SESSION innodb_lock_wait_timeout = ${Math.max(1, Math.round(this.opts.lock_wait_timeout / 1000))}`);
+    const schema = this.ctx.schema ?? schemaFromRow(first);
+    assertSchemaIdentifiers(schema, `sink table ${this.opts.table}`);
+    let columns = await tableColumns(conn, this.opts.database, this.target);
+    if (columns.length === 0) {
+      // no schema at planning time: the first batch decides (DDL before the transaction starts)
+      await conn.query(createTableSql(this.target, schema, this.keyColumns));
+      columns = await tableColumns(conn, this.opts.database, this.target);
+      if (this.keyColumns && this.target === this.opts.table) await checkUniqueKey(conn, this.opts, this.keyColumns);
+    }
+    const byName = new Map<string, TableColumn>(columns.map((c) => [c.name.toLowerCase(), c]));
+    const missing = schema.filter((c) => !byName.has(c.name.toLowerCase())).map((c) => c.name);
+    if (missing.length)
+      throw new WeirError(`table ${this.target} has no column(s) ${missing.join(', ')}; add them or write to a new table`, {
+        kind: 'config',
+        code: 'schema_mismatch',
+      });
+    const names = schema.map((c) => c.name);
+    const datetime = names.map((n) => ['datetime', 'timestamp'].includes(byName.get(n.toLowerCase())?.dataType ?? ''));
+    const cols = names.map(q).join(', ');
+    const updates = names.filter((n) => !this.keyColumns?.includes(n));
+    return {
+      names,
+      convert: names.map((n, i) => converter(n, datetime[i] as boolean)),
+      insertPrefix: `INSERT INTO ${q(this.target)} (${cols}) VALUES `,
+      insertSuffix: this.keyColumns
+        ? ` ON DUPLICATE KEY UPDATE ${(updates.length ? updates : [this.keyColumns[0] as string]).map((n) => `${q(n)} = VALUES(${q(n)})`).join(', ')}`
+        : '',
+      loadSql: `LOAD DATA LOCAL INFILE 'weir-batch.tsv' INTO TABLE ${q(this.target)} CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (${cols})`,
+    };
+  }
+
+  async commit(): Promise<MysqlCommitMessage> {
+    if (this.broken) throw this.broken;
+    const message: MysqlCommitMessage = { partition_id: this.partition.id, rows: this.rows, target: this.opts.table as string };
+    const conn = await this.connection();
+    const args = [
+      this.ctx.pipeline,
+      runKey(this.ctx.runId),
+      partitionKey(this.partition.id),
+      this.opts.table,
+      this.rows,
+      JSON.stringify(message),
+    ];
+    try {
+      if (!this.inTx) {
+        await conn.query('START TRANSACTION');
+        this.inTx = true;
+      }
+      await conn.query(
+        `INSERT INTO ${q(CHECKPOINTS)} (pipeline, run_id, partition_id, target, rows_written, message, committed_at) VALUES (?, ?, ?, ?, ?, ?, NOW(6))`,
+        args,
+      );
+    } catch (error) {
+      if (driverError(error).errno === 1062) {
+        await conn.query('ROLLBACK').catch(() => {});
+        this.inTx = false;
+        const done = (await checkpoints(conn, this.ctx.pipeline, this.ctx.runId)).find((c) => c.partition_id === this.partition.id);
+        this.log.warn("partition was already committed by another attempt; this attempt's rows were rolled back", {
+          partition_id: this.partition.id,
+        });
+        return (done?.message as MysqlCommitMessage | undefined) ?? message;
+      }
+      throw endsTransaction(error) ? this.lost(error) : classify(error, `recording the checkpoint of partition ${this.partition.id}`);
+    }
+    try {
+      await conn.query('COMMIT');
+      this.inTx = false;
+    } catch (error) {
+      // the COMMIT may or may not have happened: the checkpoint says which
+      this.inTx = false;
+      this.conn?.destroy();
+      this.conn = undefined;
+      const check = await connect(this.opts, this.ctx).catch(() => undefined);
+      try {
+        const done =
+          check && (await checkpoints(check, this.ctx.pipeline, this.ctx.runId)).some((c) => c.partition_id === this.partition.id);
+        if (done) return message;
+      } finally {
+        await release(check);
+      }
+      throw new WeirError(
+        `COMMIT of partition ${this.partition.id} into ${this.target} failed: ${errorMessage(error)}; nothing of the partition was committed`,
+        {
+          code: driverError(error).code ?? 'commit_failed',
+          kind: 'connector',
+          retryable: false,
+          cause: error,
+        },
+      );
+    }
+    return message;
+  }
+
+  async abort(): Promise<void> {
+    if (!this.conn || !this.inTx) return;
+    this.inTx = false;
+    this.batchesInTx = 0;
+    try {
+      await this.conn.query('ROLLBACK');
+    } catch {
+      this.conn.destroy(); // the server rolls back a transaction whose connection is gone
+      this.conn = undefined;
+    }
+  }
+
+  async close(): Promise<void> {
+    const conn = this.conn;
+    this.conn = undefined;
+    if (conn && this.inTx) {
+      this.inTx = false;
+      conn.destroy();
+      return;
+    }
+    await release(conn);
+  }
+}
+
+interface Prepared {
+  names: string[];
+  convert: ((v: unknown) => unknown)[];
+  insertPrefix: string;
+  insertSuffix: string;
+  loadSql: string;
+}
+
+/** One field of LOAD DATA's default text format (tab-separated, backslash escapes, \N for NULL). */
+function tsvField(v: unknown): string {
+  if (v === null || v === undefined) return '\\N';
+  if (typeof v === 'boolean') return v ? '1' : '0';
+  if (typeof v === 'number') return String(v);
+  if (v instanceof Date) return toDatetimeText(v.toISOString());
+  if (Buffer.isBuffer(v)) throw new RowError('method load_data cannot send binary values; use method insert', { code: 'binary_value' });
+  const s = String(v);
+  return /[\\\t\n\r\0]/.test(s)
+    ? s.replace(/[\\\t\n\r\0]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\0'))
+    : s;
+}

@@ -1,0 +1,222 @@
+/**
+ * The MySQL/MariaDB source: a table or a query, split into key ranges of an
+ * integer column and streamed (the driver pauses the socket while the pipeline
+ * is busy, so memory stays flat whatever the table size).
+ */
+import type { Connection as CoreConnection } from 'mysql2';
+import type mysql from 'mysql2/promise';
+import type { PlanContext, Source, TaskContext } from '../../sdk/connector.js';
+import { WeirError } from '../../sdk/errors.js';
+import type { ColumnType, Partition, Row, Schema } from '../../sdk/types.js';
+import { type Conn, classify, connect, type MysqlOptions, q, release, schemaOf, tableColumns, uniqueKeys, where } from './db.js';
+
+/** mysql2 field type codes (protocol column types). */
+const FIELD_TYPES: Record<number, ColumnType> = {
+  1: 'integer', // TINY (boolean when its length is 1)
+  2: 'integer', // SHORT
+  3: 'integer', // LONG
+  8: 'integer', // LONGLONG
+  9: 'integer', // INT24
+  13: 'integer', // YEAR
+  16: 'integer', // BIT
+  4: 'number', // FLOAT
+  5: 'number', // DOUBLE
+  7: 'timestamp', // TIMESTAMP
+  12: 'timestamp', // DATETIME
+  245: 'json', // JSON (MySQL)
+};
+
+function fieldType(f: mysql.FieldPacket): ColumnType {
+  const t = f.columnType ?? f.type ?? 0;
+  if (t === 1 && f.columnLength === 1) return 'boolean';
+  if (f.extendedFormat === 'json') return 'json';
+  return FIELD_TYPES[t] ?? 'string';
+}
+
+interface RangePartition extends Partition {
+  column: string;
+  from: string;
+  to: string;
+  nulls: boolean;
+}
+
+export function mysqlSource(opts: MysqlOptions): Source {
+  let planConn: Conn | undefined;
+  const plan = async (ctx: PlanContext): Promise<Conn> => {
+    planConn ??= await connect(opts, ctx);
+    return planConn;
+  };
+  /** What a partition reads from: the table, or the query as a derived table. */
+  const from = () => (opts.table ? q(opts.table) : `(${opts.query as string}) AS _weir_q`);
+
+  const tableInfo = async (conn: Conn) => {
+    const columns = await tableColumns(conn, opts.database, opts.table as string);
+    if (columns.length === 0)
+      throw new WeirError(
+        `table ${opts.table} does not exist in database ${opts.database} (or the user cannot see it); check source.table`,
+        {
+          kind: 'config',
+          code: 'no_such_table',
+        },
+      );
+    return columns;
+  };
+
+  const queryFields = async (conn: Conn): Promise<mysql.FieldPacket[]> => (await conn.query(`SELECT * FROM ${from()} LIMIT 0`))[1] ?? [];
+  const querySchema = async (conn: Conn): Promise<Schema> => (await queryFields(conn)).map((f) => ({ name: f.name, type: fieldType(f) }));
+  /**
+   * JSON columns that arrive as text: MariaDB's JSON is LONGTEXT with a json_valid() CHECK;
+   * mysql2 parses it only when the server sends extended metadata (MariaDB 10.5+), and
+   * MySQL's native JSON type always. The others are parsed while reading.
+   */
+  const jsonTextColumns = async (conn: Conn): Promise<string[]> => {
+    if (!opts.table) return [];
+    const declared = new Set((await tableInfo(conn)).filter((c) => c.json).map((c) => c.name));
+    if (declared.size === 0) return [];
+    return (await queryFields(conn))
+      .filter((f) => declared.has(f.name) && f.extendedFormat !== 'json' && (f.columnType ?? f.type) !== 245)
+      .map((f) => f.name);
+  };
+
+  /** The partition column: the option, else the table's single-column integer primary key. */
+  const partitionColumn = async (conn: Conn, schema: Schema): Promise<string | undefined> => {
+    if (opts.partition_column) {
+      const col = schema.find((c) => c.name.toLowerCase() === opts.partition_column?.toLowerCase());
+      if (!col)
+        throw new WeirError(
+          `partition_column ${opts.partition_column} is not a column of ${opts.table ?? 'the query'} (it has ${schema.map((c) => c.name).join(', ')})`,
+          {
+            kind: 'config',
+            code: 'invalid_partition_column',
+          },
+        );
+      if (col.type !== 'integer')
+        throw new WeirError(`partition_column ${opts.partition_column} is a ${col.type} column; key ranges need an integer column`, {
+          kind: 'config',
+          code: 'invalid_partition_column',
+        });
+      return col.name;
+    }
+    if (!opts.table) return undefined;
+    const pk = (await uniqueKeys(conn, opts.database, opts.table)).get('PRIMARY');
+    const only = pk?.length === 1 ? schema.find((c) => c.name === pk[0]) : undefined;
+    return only?.type === 'integer' ? only.name : undefined;
+  };
+
+  return {
+    async schema(ctx) {
+      const conn = await plan(ctx);
+      try {
+        return opts.table ? schemaOf(await tableInfo(conn)) : await querySchema(conn);
+      } catch (error) {
+        throw classify(error, `reading the schema of ${opts.table ?? 'the query'} on ${where(opts)}`);
+      }
+    },
+
+    async estimate(ctx) {
+      if (!opts.table) return undefined;
+      const conn = await plan(ctx);
+      try {
+        const [rows] = await conn.query<mysql.RowDataPacket[]>(
+          'SELECT TABLE_ROWS AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?',
+          [opts.database, opts.table],
+        );
+        const approx = Number(rows[0]?.n ?? 0);
+        if (approx > 2_000_000) return approx; // COUNT(*) would scan the table
+        const [exact] = await conn.query<mysql.RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${q(opts.table)}`);
+        return Number(exact[0]?.n ?? 0);
+      } catch {
+        return undefined;
+      }
+    },
+
+    async partitions(ctx): Promise<Partition[]> {
+      if (opts.partitions === 1 && !opts.partition_column) return [{ id: '0' }];
+      const conn = await plan(ctx);
+      try {
+        const schema = opts.table ? schemaOf(await tableInfo(conn)) : await querySchema(conn);
+        const column = await partitionColumn(conn, schema);
+        if (!column) {
+          ctx.log.warn('no integer primary key to split the table by: reading it as one partition; set partition_column', {
+            table: opts.table ?? null,
+          });
+          return [{ id: '0' }];
+        }
+        if (opts.partitions === 1) return [{ id: '0' }];
+        const [rows] = await conn.query<mysql.RowDataPacket[]>({
+          sql: `SELECT CAST(MIN(${q(column)}) AS CHAR) AS lo, CAST(MAX(${q(column)}) AS CHAR) AS hi FROM ${from()}`,
+        });
+        const lo = rows[0]?.lo;
+        const hi = rows[0]?.hi;
+        if (lo === null || lo === undefined || hi === null || hi === undefined) return [{ id: '0' }];
+        return keyRanges(column, BigInt(String(lo)), BigInt(String(hi)), opts.partitions);
+      } catch (error) {
+        throw classify(error, `planning partitions of ${opts.table ?? 'the query'} on ${where(opts)}`);
+      }
+    },
+
+    async *read(partition: Partition, ctx: TaskContext) {
+      const conn = await connect(opts, ctx);
+      let finished = false;
+      try {
+        const json = await jsonTextColumns(conn);
+        let sql = opts.table ? `SELECT * FROM ${q(opts.table)}` : (opts.query as string);
+        const params: unknown[] = [];
+        if (typeof (partition as RangePartition).column === 'string') {
+          const p = partition as RangePartition;
+          if (!opts.table) sql = `SELECT * FROM ${from()}`;
+          sql += ` WHERE (${q(p.column)} >= ? AND ${q(p.column)} < ?)${p.nulls ? ` OR ${q(p.column)} IS NULL` : ''}`;
+          params.push(p.from, p.to);
+        }
+        const core = (conn as unknown as { connection: CoreConnection }).connection;
+        const stream = core.query(sql, params).stream({ highWaterMark: opts.fetch_size });
+        let chunk: Row[] = [];
+        try {
+          for await (const row of stream as AsyncIterable<Row>) {
+            for (const name of json) {
+              const v = row[name];
+              if (typeof v === 'string') {
+                try {
+                  row[name] = JSON.parse(v);
+                } catch {
+                  // not JSON after all: keep the text
+                }
+              }
+            }
+            chunk.push(row);
+            if (chunk.length >= opts.fetch_size) {
+              yield chunk;
+              chunk = [];
+            }
+          }
+        } catch (error) {
+          throw classify(error, `reading ${opts.table ?? 'the query'} on ${where(opts)}`);
+        }
+        if (chunk.length) yield chunk;
+        finished = true;
+      } finally {
+        if (finished) await release(conn);
+        else conn.destroy(); // a half-read result cannot be ended politely
+      }
+    },
+
+    async close() {
+      const conn = planConn;
+      planConn = undefined;
+      await release(conn);
+    },
+  };
+}
+
+/** Splits [lo, hi] into at most n contiguous ranges [from, to); the first also takes NULL keys. */
+export function keyRanges(column: string, lo: bigint, hi: bigint, n: number): RangePartition[] {
+  const span = hi - lo + 1n;
+  const count = BigInt(n) < span ? BigInt(n) : span;
+  const out: RangePartition[] = [];
+  for (let i = 0n; i < count; i++) {
+    const start = lo + (span * i) / count;
+    const end = lo + (span * (i + 1n)) / count;
+    out.push({ id: String(i), column, from: start.toString(), to: end.toString(), nulls: i === 0n });
+  }
+  return out;
+}

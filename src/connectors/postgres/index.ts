@@ -1,0 +1,26 @@
+/**
+ * `postgres`: PostgreSQL source and sink (node-postgres, pg-copy-streams).
+ * Source: a table or query, split into ranges of a numeric, date or timestamp
+ * column and streamed through server-side cursors. Sink: COPY per batch in
+ * savepoints, append/upsert/replace, exactly-once per partition (rows and
+ * checkpoint commit in one transaction).
+ */
+import { defineConnector } from '../../sdk/connector.js';
+import { postgresCheck } from './check.js';
+import { postgresSink } from './sink.js';
+import { postgresSource } from './source.js';
+import { postgresOptions, postgresRules, postgresSinkRules, postgresSourceRules } from './spec.js';
+
+export default defineConnector({
+  name: 'postgres',
+  description:
+    'PostgreSQL: read a table or query in parallel key ranges; write with COPY (append, upsert or replace), exactly-once per partition.',
+  options: postgresOptions,
+  rules: postgresRules,
+  sourceRules: postgresSourceRules,
+  sinkRules: postgresSinkRules,
+  source: postgresSource,
+  sink: postgresSink,
+  exactlyOnce: true,
+  check: postgresCheck,
+});

@@ -1,0 +1,464 @@
+/**
+ * The postgres sink.
+ *
+ * Each partition is one transaction on its own connection: every batch is one
+ * `COPY … FROM STDIN` inside a savepoint (a failed batch leaves nothing and can be
+ * retried or split to isolate bad rows), and `Writer.commit()` inserts the
+ * partition's checkpoint into `_weir_checkpoints` and COMMITs — the rows and the
+ * checkpoint become durable together, which makes the sink exactly-once per
+ * partition. `recover()` reads those checkpoints back for a resumed run.
+ *
+ * Modes:
+ * - `append`: COPY straight into the table; a partition's rows are visible at its commit.
+ * - `upsert`: COPY into a temporary table, then `INSERT … SELECT … ON CONFLICT (key_columns)
+ *   DO UPDATE` (the last row of a batch wins when a key repeats).
+ * - `replace`: COPY into a staging table (`_weir_stage_…`, a plain table, so a killed
+ *   run can resume); the job commit empties the table and moves the staged rows in, in
+ *   one transaction with the run's `_weir_runs` mark. Readers see the old rows until
+ *   then; a failed run leaves the table untouched. The price: rows are written twice,
+ *   and the table is locked (ACCESS EXCLUSIVE, from TRUNCATE) while the rows move.
+ *
+ * Each batch's savepoint is a subtransaction. Past 64 of them in one transaction
+ * PostgreSQL's per-backend subtransaction cache overflows, which slows snapshots of
+ * concurrent sessions while the partition is open: keep partitions under ~64 batches
+ * (a larger `batch_size`, or more source partitions) on busy servers.
+ */
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+import type { CommitContext, PlanContext, Sink, TaskContext, Writer } from '../../sdk/connector.js';
+import { WeirError } from '../../sdk/errors.js';
+import { assertSchemaIdentifiers, quoteIdentifier as q, schemaFromRow } from '../../sdk/sql.js';
+import type { JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
+import { connect, destroy, endQuietly, isConnectionLoss, PG_TYPES, pgError, qualified, tableColumns } from './client.js';
+import { copyRows } from './copy.js';
+import type { PostgresOptions } from './spec.js';
+
+export const CHECKPOINTS_TABLE = '_weir_checkpoints';
+export const RUNS_TABLE = '_weir_runs';
+
+/** What a partition's commit returns (and `_weir_checkpoints.message` holds). */
+export interface PostgresCommitMessage {
+  partition_id: string;
+  rows: number;
+  /** Columns the partition wrote, in COPY order. */
+  columns: string[];
+  [key: string]: JsonValue;
+}
+
+/** The staging table of a `replace` run: one per (run, table), in the sink's schema. Run ids are unique. */
+export function stageTableName(runId: string, table: string): string {
+  return `_weir_stage_${createHash('sha256').update(`${runId}\0${table}`).digest('hex').slice(0, 24)}`;
+}
+
+function createTableSql(name: string, schema: Schema, keys: readonly string[] | undefined): string {
+  const cols = schema.map((c) => `${q(c.name)} ${PG_TYPES[c.type]}${c.nullable === false || keys?.includes(c.name) ? ' NOT NULL' : ''}`);
+  if (keys?.length) cols.push(`PRIMARY KEY (${keys.map((k) => q(k)).join(', ')})`);
+  return `CREATE TABLE IF NOT EXISTS ${name} (${cols.join(', ')})`;
+}
+
+async function inTransaction<T>(client: pg.Client, fn: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    const result = await fn();
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  }
+}
+
+export function postgresSink(opts: PostgresOptions): Sink {
+  const table = opts.table as string;
+  const target = qualified(opts.schema, table);
+  const where = `${opts.schema}.${table}`;
+  const checkpoints = qualified(opts.schema, CHECKPOINTS_TABLE);
+  const runs = qualified(opts.schema, RUNS_TABLE);
+  const keys = opts.mode === 'upsert' ? (opts.key_columns ?? []) : undefined;
+
+  const withClient = async <T>(ctx: PlanContext, role: string, fn: (client: pg.Client) => Promise<T>): Promise<T> => {
+    const client = await connect(opts, { baseDir: ctx.baseDir, log: ctx.log, role });
+    try {
+      return await fn(client);
+    } finally {
+      await endQuietly(client);
+    }
+  };
+
+  /** Serialises DDL of concurrent runs and writers on this schema (transaction-scoped). */
+  const lockDdl = (client: pg.Client) => client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`weir:ddl:${opts.schema}`]);
+
+  const ensureBookkeeping = async (client: pg.Client) => {
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${checkpoints} (
+         pipeline text NOT NULL, run_id text NOT NULL, partition_id text NOT NULL,
+         target text NOT NULL, message jsonb NOT NULL, committed_at timestamptz NOT NULL DEFAULT now(),
+         PRIMARY KEY (pipeline, run_id, partition_id))`,
+    );
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${runs} (
+         pipeline text NOT NULL, run_id text NOT NULL, target text NOT NULL,
+         partitions integer NOT NULL, rows bigint NOT NULL, committed_at timestamptz NOT NULL DEFAULT now(),
+         PRIMARY KEY (pipeline, run_id))`,
+    );
+  };
+
+  const runCommitted = async (client: pg.Client, ctx: PlanContext) => {
+    const r = await client.query(`SELECT 1 FROM ${runs} WHERE pipeline = $1 AND run_id = $2`, [ctx.pipeline, ctx.runId]);
+    return r.rowCount === 1;
+  };
+
+  /** Checks that an existing table can take `schema` (and, for upsert, has a unique key on key_columns). */
+  const checkExisting = async (client: pg.Client, existing: Map<string, number>, schema: Schema | undefined) => {
+    if (schema) {
+      const missing = schema.filter((c) => !existing.has(c.name)).map((c) => c.name);
+      if (missing.length)
+        throw new WeirError(
+          `sink table ${where} has no column(s) ${missing.join(', ')} that the source produces (table columns: ${[...existing.keys()].join(', ')}); add them to the table (ALTER TABLE … ADD COLUMN), select fewer columns in the source, or write to a new table`,
+          { kind: 'config', code: 'schema_mismatch' },
+        );
+    }
+    if (keys) {
+      const missingKeys = keys.filter((k) => !existing.has(k) || (schema && !schema.some((c) => c.name === k)));
+      if (missingKeys.length)
+        throw new WeirError(`key_columns ${missingKeys.join(', ')} must be columns of both ${where} and the source rows; fix key_columns`, {
+          kind: 'config',
+          code: 'bad_key_columns',
+        });
+      const r = await client.query(
+        `SELECT 1 FROM pg_index i
+          WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indpred IS NULL
+            AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a
+                  WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) = $2::text[]
+            AND i.indnkeyatts = cardinality($2::text[])`,
+        [target, [...keys].sort()],
+      );
+      if (r.rowCount === 0)
+        throw new WeirError(
+          `mode upsert needs a primary key or unique index on exactly (${keys.join(', ')}) in ${where}; create one (CREATE UNIQUE INDEX ON ${target} (${keys.map((k) => q(k)).join(', ')})) or fix key_columns`,
+          { kind: 'config', code: 'no_unique_key' },
+        );
+    }
+  };
+
+  /**
+   * Makes sure the target (and, for replace, the run's staging table) exists and
+   * fits `schema`. Runs in its own short transaction under the DDL lock; idempotent.
+   */
+  const prepareTarget = async (client: pg.Client, ctx: PlanContext, schema: Schema | undefined) => {
+    if (schema) assertSchemaIdentifiers(schema, `sink table ${where}`);
+    const strangers = schema?.length ? (keys ?? []).filter((k) => !schema.some((c) => c.name === k)) : [];
+    if (strangers.length)
+      throw new WeirError(
+        `key_columns ${strangers.join(', ')} are not columns of the source rows (${schema?.map((c) => c.name).join(', ')}); fix key_columns`,
+        { kind: 'config', code: 'bad_key_columns' },
+      );
+    await inTransaction(client, async () => {
+      await lockDdl(client);
+      await ensureBookkeeping(client);
+      const existing = await tableColumns(client, opts.schema, table);
+      if (existing) await checkExisting(client, existing, schema);
+      else if (!opts.create_table)
+        throw new WeirError(`sink table ${where} does not exist and create_table is false; create it, or set create_table: true`, {
+          kind: 'config',
+          code: 'no_such_table',
+        });
+      else if (schema?.length) {
+        await client.query(createTableSql(target, schema, keys));
+        ctx.log.info('created table', { table: where, columns: schema.length });
+      } else return;
+      if (opts.mode === 'replace' && !(await runCommitted(client, ctx))) {
+        const stage = qualified(opts.schema, stageTableName(ctx.runId, table));
+        const made = await client.query('SELECT to_regclass($1) IS NULL AS missing', [stage]);
+        if (made.rows[0]?.missing) {
+          await client.query(`CREATE TABLE ${stage} (LIKE ${target} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)`);
+          // checkpoints of this run without their staging table are stale: redo those partitions
+          await client.query(`DELETE FROM ${checkpoints} WHERE pipeline = $1 AND run_id = $2`, [ctx.pipeline, ctx.runId]);
+        }
+      }
+    });
+  };
+
+  return {
+    async setup(ctx: CommitContext) {
+      await withClient(ctx, 'setup', (client) => prepareTarget(client, ctx, ctx.schema));
+    },
+
+    writer(partition: Partition, ctx: TaskContext): Writer {
+      return new PostgresWriter(opts, partition, ctx, {
+        target,
+        where,
+        checkpoints,
+        keys,
+        stage: opts.mode === 'replace' ? qualified(opts.schema, stageTableName(ctx.runId, table)) : undefined,
+        prepare: (client, schema) => prepareTarget(client, ctx, schema),
+      });
+    },
+
+    async recover(ctx: CommitContext) {
+      return withClient(ctx, 'recover', async (client) => {
+        const present = await client.query<{ cp: boolean; runs: boolean }>(
+          'SELECT to_regclass($1) IS NOT NULL AS cp, to_regclass($2) IS NOT NULL AS runs',
+          [checkpoints, runs],
+        );
+        const state = { jobCommitted: false, partitions: [] as { partition_id: string; message: JsonValue }[] };
+        if (present.rows[0]?.runs) state.jobCommitted = await runCommitted(client, ctx);
+        if (state.jobCommitted || !present.rows[0]?.cp) return state;
+        if (opts.mode === 'replace') {
+          const stage = qualified(opts.schema, stageTableName(ctx.runId, table));
+          const r = await client.query('SELECT to_regclass($1) IS NOT NULL AS ok', [stage]);
+          if (!r.rows[0]?.ok) return state;
+        }
+        const r = await client.query<{ partition_id: string; message: JsonValue }>(
+          `SELECT partition_id, message FROM ${checkpoints} WHERE pipeline = $1 AND run_id = $2 ORDER BY partition_id`,
+          [ctx.pipeline, ctx.runId],
+        );
+        state.partitions = r.rows.map((x) => ({ partition_id: x.partition_id, message: x.message }));
+        return state;
+      });
+    },
+
+    async commit(messages: JsonValue[], ctx: CommitContext) {
+      const list = messages as PostgresCommitMessage[];
+      const rows = list.reduce((n, m) => n + (Number(m?.rows) || 0), 0);
+      await withClient(ctx, 'commit', (client) =>
+        inTransaction(client, async () => {
+          await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`weir:run:${ctx.pipeline}:${ctx.runId}`]);
+          await lockDdl(client);
+          await ensureBookkeeping(client);
+          if (await runCommitted(client, ctx)) return;
+          if (opts.mode === 'replace') {
+            const stage = qualified(opts.schema, stageTableName(ctx.runId, table));
+            const present = await client.query('SELECT to_regclass($1) IS NOT NULL AS ok', [stage]);
+            const existing = await tableColumns(client, opts.schema, table);
+            if (existing) {
+              const columns = ctx.schema?.map((c) => c.name) ?? [...new Set(list.flatMap((m) => m?.columns ?? []))];
+              await client.query(`TRUNCATE ${target}`);
+              if (present.rows[0]?.ok && columns.length) {
+                const cols = columns.map((c) => q(c)).join(', ');
+                await client.query(`INSERT INTO ${target} (${cols}) SELECT ${cols} FROM ${stage}`);
+              }
+            }
+            if (present.rows[0]?.ok) await client.query(`DROP TABLE ${stage}`);
+          }
+          await client.query(`DELETE FROM ${checkpoints} WHERE pipeline = $1 AND run_id = $2`, [ctx.pipeline, ctx.runId]);
+          await client.query(`INSERT INTO ${runs} (pipeline, run_id, target, partitions, rows) VALUES ($1, $2, $3, $4, $5)`, [
+            ctx.pipeline,
+            ctx.runId,
+            where,
+            list.length,
+            rows,
+          ]);
+        }),
+      ).catch((error: unknown) => {
+        throw pgError(error, `job commit into ${where}`, opts);
+      });
+    },
+
+    async abort(messages: JsonValue[], ctx: CommitContext) {
+      if (opts.mode === 'replace') {
+        // nothing of the run was published: drop its staging table and its checkpoints together
+        await withClient(ctx, 'abort', (client) =>
+          inTransaction(client, async () => {
+            await lockDdl(client);
+            const stage = qualified(opts.schema, stageTableName(ctx.runId, table));
+            await client.query(`DROP TABLE IF EXISTS ${stage}`);
+            const cp = await client.query('SELECT to_regclass($1) IS NOT NULL AS ok', [checkpoints]);
+            if (cp.rows[0]?.ok)
+              await client.query(`DELETE FROM ${checkpoints} WHERE pipeline = $1 AND run_id = $2`, [ctx.pipeline, ctx.runId]);
+          }),
+        ).catch((error: unknown) => {
+          throw pgError(error, `job abort of ${where}`, opts);
+        });
+      } else if (messages.length) {
+        ctx.log.warn(
+          `${messages.length} partition(s) were committed to ${where} before the run failed; they stay, with their checkpoints, and a resumed run skips them`,
+          { table: where, partitions: messages.length },
+        );
+      }
+    },
+  };
+}
+
+interface WriterPlan {
+  target: string;
+  where: string;
+  checkpoints: string;
+  keys: readonly string[] | undefined;
+  stage: string | undefined;
+  prepare: (client: pg.Client, schema: Schema | undefined) => Promise<void>;
+}
+
+const UPSERT_TABLE = '_weir_upsert';
+
+/** One partition's transaction (worker). */
+class PostgresWriter implements Writer {
+  private client: pg.Client | undefined;
+  private columns: string[] = [];
+  private copySql = '';
+  private mergeSql = '';
+  private rows = 0;
+  private batches = 0;
+  private busy = false;
+  private broken: WeirError | undefined;
+  private finished = false;
+
+  constructor(
+    private readonly opts: PostgresOptions,
+    private readonly partition: Partition,
+    private readonly ctx: TaskContext,
+    private readonly plan: WriterPlan,
+  ) {}
+
+  /** Connects, prepares the target when the planner could not (no declared schema), and BEGINs. */
+  private async open(first: Row | undefined): Promise<pg.Client> {
+    const { ctx, opts, plan } = this;
+    const schema = ctx.schema ?? (first ? schemaFromRow(first) : undefined);
+    const client = await connect(opts, { baseDir: ctx.baseDir, log: ctx.log, role: `sink p${this.partition.id}` });
+    try {
+      if (!ctx.schema && schema) await plan.prepare(client, schema);
+      this.columns = schema?.map((c) => c.name) ?? [];
+      await client.query('BEGIN');
+      const cols = this.columns.map((c) => q(c)).join(', ');
+      if (plan.keys && this.columns.length) {
+        await client.query(`CREATE TEMP TABLE ${UPSERT_TABLE} ON COMMIT DROP AS SELECT ${cols} FROM ${plan.target} WITH NO DATA`);
+        await client.query(`ALTER TABLE ${UPSERT_TABLE} ADD COLUMN _weir_ord bigint GENERATED ALWAYS AS IDENTITY`);
+        const keyList = plan.keys.map((k) => q(k)).join(', ');
+        const updates = this.columns.filter((c) => !plan.keys?.includes(c)).map((c) => `${q(c)} = EXCLUDED.${q(c)}`);
+        this.mergeSql =
+          `INSERT INTO ${plan.target} (${cols}) SELECT DISTINCT ON (${keyList}) ${cols} FROM ${UPSERT_TABLE} ORDER BY ${keyList}, _weir_ord DESC ` +
+          `ON CONFLICT (${keyList}) DO ${updates.length ? `UPDATE SET ${updates.join(', ')}` : 'NOTHING'}`;
+        this.copySql = `COPY ${UPSERT_TABLE} (${cols}) FROM STDIN`;
+      } else {
+        this.copySql = `COPY ${plan.stage ?? plan.target} (${cols}) FROM STDIN`;
+      }
+      this.client = client;
+      return client;
+    } catch (error) {
+      await endQuietly(client);
+      throw error;
+    }
+  }
+
+  /** The connection is gone, and with it the open transaction. */
+  private lost(error: unknown): WeirError {
+    destroy(this.client);
+    this.client = undefined;
+    if (this.rows === 0) return pgError(error, `writing to ${this.plan.where}`, this.opts); // nothing lost yet: retry reconnects
+    this.broken = new WeirError(
+      `connection to ${this.plan.where} lost after ${this.rows} row(s) of partition ${this.partition.id} were written in its transaction; the server rolled them back and the partition must be redone (resume the run): ${pgError(error, 'cause', this.opts).message}`,
+      { kind: 'connector', code: 'connection_lost', retryable: false, cause: error },
+    );
+    return this.broken;
+  }
+
+  async write(batch: Row[]): Promise<void> {
+    if (this.broken) throw this.broken;
+    if (batch.length === 0) return;
+    this.busy = true;
+    try {
+      let client = this.client;
+      if (!client) {
+        try {
+          client = await this.open(batch[0]);
+        } catch (error) {
+          throw pgError(error, `opening a transaction on ${this.plan.where}`, this.opts);
+        }
+      }
+      try {
+        await client.query('SAVEPOINT weir_batch');
+      } catch (error) {
+        throw this.lost(error);
+      }
+      let bytes: number;
+      try {
+        bytes = await copyRows(client, this.copySql, batch, this.columns);
+        if (this.mergeSql) {
+          await client.query(this.mergeSql);
+          await client.query(`TRUNCATE ${UPSERT_TABLE}`);
+        }
+        await client.query('RELEASE SAVEPOINT weir_batch');
+      } catch (error) {
+        if (isConnectionLoss(error)) throw this.lost(error);
+        try {
+          await client.query('ROLLBACK TO SAVEPOINT weir_batch');
+          await client.query('RELEASE SAVEPOINT weir_batch');
+        } catch (rollbackError) {
+          throw this.lost(rollbackError);
+        }
+        throw pgError(error, `writing a batch of ${batch.length} row(s) to ${this.plan.where}`, this.opts);
+      }
+      this.rows += batch.length;
+      this.batches++;
+      this.ctx.count('bytes_sent', bytes);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  async commit(): Promise<JsonValue> {
+    if (this.broken) throw this.broken;
+    const { ctx, plan } = this;
+    const message: PostgresCommitMessage = {
+      partition_id: this.partition.id,
+      rows: this.rows,
+      columns: this.columns,
+      batches: this.batches,
+    };
+    let client = this.client;
+    this.busy = true;
+    try {
+      if (!client) client = await this.open(undefined);
+      try {
+        await client.query(
+          `INSERT INTO ${plan.checkpoints} (pipeline, run_id, partition_id, target, message) VALUES ($1, $2, $3, $4, $5)`,
+          [ctx.pipeline, ctx.runId, this.partition.id, plan.where, JSON.stringify(message)],
+        );
+      } catch (error) {
+        if ((error as { code?: string }).code !== '23505') throw error;
+        // another attempt of this partition already committed: keep its rows, drop ours
+        await client.query('ROLLBACK');
+        this.finished = true;
+        const r = await client.query<{ message: JsonValue }>(
+          `SELECT message FROM ${plan.checkpoints} WHERE pipeline = $1 AND run_id = $2 AND partition_id = $3`,
+          [ctx.pipeline, ctx.runId, this.partition.id],
+        );
+        ctx.log.warn('partition was already committed by an earlier attempt; this attempt was rolled back', {
+          partition_id: this.partition.id,
+        });
+        return r.rows[0]?.message ?? message;
+      }
+      await client.query('COMMIT');
+      this.finished = true;
+      return message;
+    } catch (error) {
+      if (isConnectionLoss(error)) {
+        destroy(this.client);
+        this.client = undefined;
+      }
+      throw pgError(error, `committing partition ${this.partition.id} to ${plan.where}`, this.opts);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  async abort(): Promise<void> {
+    const client = this.client;
+    if (!client || this.finished) return;
+    this.finished = true;
+    if (this.busy) {
+      destroy(client); // a statement is in flight: closing the socket makes the server roll back at once
+      this.client = undefined;
+      return;
+    }
+    await client.query('ROLLBACK').catch(() => destroy(client));
+  }
+
+  async close(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (!client) return;
+    if (this.finished) await endQuietly(client);
+    else destroy(client); // never committed nor rolled back: the server rolls back when the socket closes
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * The postgres source: a table or a query, optionally split into ranges of a
+ * numeric, date or timestamp column (min/max read once on the planner), each
+ * range read by one task through a server-side cursor (`DECLARE … CURSOR` +
+ * `FETCH n` in a read-only transaction, the next FETCH in flight while the
+ * previous rows are being written).
+ */
+import type pg from 'pg';
+import type { PlanContext, Source, TaskContext } from '../../sdk/connector.js';
+import { WeirError } from '../../sdk/errors.js';
+import { quoteIdentifier as q } from '../../sdk/sql.js';
+import type { JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
+import { connect, endQuietly, pgError, qualified, querySchema, type RangeKind, rangeKindOfOid, tableColumns } from './client.js';
+import type { PostgresOptions } from './spec.js';
+
+/** A range of the partition column: `lo` inclusive, `hi` exclusive; null means unbounded. The first range also takes NULLs. */
+export interface RangePartition extends Partition {
+  lo: string | null;
+  hi: string | null;
+}
+
+/** Splits [lo, hi] into at most `n` ranges; returns the inner boundaries (ascending, distinct), as text. */
+export function splitRange(kind: RangeKind, lo: unknown, hi: unknown, n: number): string[] {
+  const out: string[] = [];
+  if (kind === 'integer') {
+    const a = BigInt(lo as number | bigint);
+    const span = BigInt(hi as number | bigint) - a + 1n;
+    for (let i = 1; i < n; i++) out.push(String(a + (span * BigInt(i)) / BigInt(n)));
+  } else if (kind === 'number') {
+    const a = Number(lo);
+    const b = Number(hi);
+    for (let i = 1; i < n; i++) out.push(String(a + ((b - a) * i) / n));
+  } else {
+    // dates and timestamps arrive as ISO text (session in UTC); a zone-less value is taken as UTC
+    const ms = (v: unknown) => Date.parse(/(Z|[+-]\d\d(:\d\d)?)$/.test(String(v)) || String(v).length === 10 ? String(v) : `${v}Z`);
+    const a = ms(lo);
+    const b = ms(hi);
+    if (Number.isNaN(a) || Number.isNaN(b)) return [];
+    for (let i = 1; i < n; i++) out.push(new Date(a + Math.floor(((b - a) * i) / n)).toISOString());
+  }
+  return [...new Set(out)];
+}
+
+function stripSemicolons(sql: string): string {
+  return sql.trim().replace(/;+\s*$/, '');
+}
+
+export function postgresSource(opts: PostgresOptions): Source {
+  const relation = opts.query ? `(${stripSemicolons(opts.query)}) AS _weir_q` : qualified(opts.schema, opts.table as string);
+  const what = opts.query ? 'source query' : `source table ${opts.schema}.${opts.table}`;
+
+  const withClient = async <T>(ctx: PlanContext, fn: (client: pg.Client) => Promise<T>): Promise<T> => {
+    const client = await connect(opts, { baseDir: ctx.baseDir, log: ctx.log, role: 'source planner' });
+    try {
+      return await fn(client);
+    } catch (error) {
+      throw pgError(error, what, opts);
+    } finally {
+      await endQuietly(client);
+    }
+  };
+
+  const checkTable = async (client: pg.Client) => {
+    if (opts.query) return;
+    const cols = await tableColumns(client, opts.schema, opts.table as string);
+    if (!cols)
+      throw new WeirError(`source table ${opts.schema}.${opts.table} does not exist in database ${opts.database}; check table and schema`, {
+        kind: 'config',
+        code: 'no_such_table',
+      });
+    if (opts.partition_column && !cols.has(opts.partition_column))
+      throw new WeirError(
+        `partition_column ${opts.partition_column} is not a column of ${opts.schema}.${opts.table} (columns: ${[...cols.keys()].join(', ')}); fix partition_column`,
+        { kind: 'config', code: 'unknown_column' },
+      );
+  };
+
+  return {
+    schema: (ctx): Promise<Schema> =>
+      withClient(ctx, async (client) => {
+        await checkTable(client);
+        return querySchema(client, `SELECT * FROM ${relation}`);
+      }),
+
+    estimate: (ctx) =>
+      opts.query
+        ? undefined
+        : withClient(ctx, async (client) => {
+            const r = await client.query<{ n: string }>('SELECT reltuples::bigint::text AS n FROM pg_class WHERE oid = to_regclass($1)', [
+              qualified(opts.schema, opts.table as string),
+            ]);
+            const n = Number(r.rows[0]?.n ?? -1);
+            return n >= 0 ? n : undefined;
+          }),
+
+    partitions: (ctx): Promise<Partition[]> | Partition[] => {
+      const column = opts.partition_column;
+      if (!column || opts.partitions <= 1) return [{ id: '0' }];
+      return withClient(ctx, async (client) => {
+        await checkTable(client);
+        const r = await client.query(`SELECT min(${q(column)}) AS lo, max(${q(column)}) AS hi FROM ${relation}`);
+        const field = r.fields[0];
+        const kind = field ? rangeKindOfOid(field.dataTypeID) : undefined;
+        if (!kind) {
+          const t = await client.query<{ t: string }>('SELECT format_type($1::oid, NULL) AS t', [field?.dataTypeID ?? 0]);
+          throw new WeirError(
+            `partition_column ${column} has type ${t.rows[0]?.t ?? 'unknown'}, which cannot be split into ranges; use a numeric, date or timestamp column`,
+            { kind: 'config', code: 'bad_partition_column' },
+          );
+        }
+        const { lo, hi } = r.rows[0] as { lo: unknown; hi: unknown };
+        if (lo === null || hi === null) return [{ id: '0', lo: null, hi: null }];
+        const bounds = splitRange(kind, lo, hi, opts.partitions);
+        const edges: (string | null)[] = [null, ...bounds, null];
+        const out: RangePartition[] = [];
+        for (let i = 0; i + 1 < edges.length; i++)
+          out.push({ id: String(i), lo: edges[i] as string | null, hi: edges[i + 1] as string | null });
+        ctx.log.debug('split source into ranges', { column, partitions: out.length, kind });
+        return out;
+      });
+    },
+
+    async *read(partition: Partition, ctx: TaskContext): AsyncGenerator<Row[]> {
+      const { sql, params } = rangeQuery(relation, opts.partition_column, partition);
+      const client = await connect(opts, { baseDir: ctx.baseDir, log: ctx.log, role: `source p${partition.id}` });
+      const fetchSql = `FETCH ${opts.fetch_size} FROM _weir_cursor`;
+      let pending: Promise<pg.QueryResult<Row>> | undefined;
+      try {
+        await client.query('BEGIN READ ONLY');
+        await client.query(`DECLARE _weir_cursor NO SCROLL CURSOR FOR ${sql}`, params);
+        pending = client.query<Row>(fetchSql);
+        while (pending) {
+          const r = await pending;
+          pending = undefined;
+          if (r.rows.length === 0) break;
+          if (r.rows.length === opts.fetch_size) {
+            // the next FETCH runs on the server while these rows are written
+            pending = client.query<Row>(fetchSql);
+            pending.catch(() => {});
+          }
+          yield r.rows;
+        }
+        await client.query('COMMIT');
+      } catch (error) {
+        throw pgError(error, `reading ${what}${partition.id === '0' && !('lo' in partition) ? '' : ` (partition ${partition.id})`}`, opts);
+      } finally {
+        if (pending) await pending.catch(() => {});
+        await endQuietly(client);
+      }
+    },
+  };
+}
+
+/** The SELECT of one partition, with its range bounds as bound parameters. */
+export function rangeQuery(relation: string, column: string | undefined, partition: Partition): { sql: string; params: JsonValue[] } {
+  const lo = partition.lo as string | null | undefined;
+  const hi = partition.hi as string | null | undefined;
+  if (!column || (lo == null && hi == null)) return { sql: `SELECT * FROM ${relation}`, params: [] };
+  const c = q(column);
+  if (lo == null) return { sql: `SELECT * FROM ${relation} WHERE (${c} < $1 OR ${c} IS NULL)`, params: [hi as string] };
+  if (hi == null) return { sql: `SELECT * FROM ${relation} WHERE ${c} >= $1`, params: [lo] };
+  return { sql: `SELECT * FROM ${relation} WHERE ${c} >= $1 AND ${c} < $2`, params: [lo, hi] };
+}

@@ -1,0 +1,83 @@
+/**
+ * Key templates such as `user:{id}` or `order:{region}:{order_id}`: `{field}` is
+ * replaced by the row's value of that field; `{{` and `}}` are literal braces.
+ * Compiled once (planner and worker); rendering is a string concatenation per row.
+ */
+import { RowError } from '../../sdk/errors.js';
+import type { Row } from '../../sdk/types.js';
+
+export interface KeyTemplate {
+  readonly source: string;
+  /** The fields the template reads, in order of appearance. */
+  readonly fields: readonly string[];
+  /** The key for one row. Throws a {@link RowError} when a field is missing, null or not a scalar. */
+  render(row: Row): string;
+}
+
+/** Parses a template; throws an Error whose message says what is wrong (used by option validation). */
+export function compileTemplate(template: string, option = 'key'): KeyTemplate {
+  const literals: string[] = [];
+  const fields: string[] = [];
+  let text = '';
+  for (let i = 0; i < template.length; i++) {
+    const c = template[i] as string;
+    if (c === '{' && template[i + 1] === '{') {
+      text += '{';
+      i++;
+    } else if (c === '}' && template[i + 1] === '}') {
+      text += '}';
+      i++;
+    } else if (c === '{') {
+      const end = template.indexOf('}', i + 1);
+      const name = end < 0 ? '' : template.slice(i + 1, end).trim();
+      if (end < 0)
+        throw new Error(`${option} template ${JSON.stringify(template)} has a "{" without its "}"; write {{ for a literal brace`);
+      if (!name || name.includes('{'))
+        throw new Error(`${option} template ${JSON.stringify(template)} has an empty or nested {}; write {field_name}`);
+      literals.push(text);
+      fields.push(name);
+      text = '';
+      i = end;
+    } else if (c === '}') {
+      throw new Error(`${option} template ${JSON.stringify(template)} has a "}" without its "{"; write }} for a literal brace`);
+    } else text += c;
+  }
+  literals.push(text);
+  const n = fields.length;
+  return {
+    source: template,
+    fields,
+    render(row: Row): string {
+      let out = literals[0] as string;
+      for (let i = 0; i < n; i++) out += keyPart(row, fields[i] as string, template) + (literals[i + 1] as string);
+      return out;
+    },
+  };
+}
+
+function keyPart(row: Row, field: string, template: string): string {
+  const v = row[field];
+  switch (typeof v) {
+    case 'string':
+      return v;
+    case 'number':
+    case 'bigint':
+    case 'boolean':
+      return String(v);
+    default:
+      if (v instanceof Date) return v.toISOString();
+      if (v === null || v === undefined)
+        throw new RowError(
+          `row has no value for field ${field} of the key template ${JSON.stringify(template)}; every row needs it (or fix the template)`,
+          {
+            code: 'missing_key_field',
+          },
+        );
+      throw new RowError(
+        `field ${field} of the key template ${JSON.stringify(template)} holds ${Array.isArray(v) ? 'a list' : 'an object'}; key fields must be text, numbers or booleans`,
+        {
+          code: 'invalid_key_field',
+        },
+      );
+  }
+}
