@@ -7,7 +7,7 @@ import type { EventBus, PartitionMetrics } from '../observe/events.js';
 import { toLog } from '../observe/logger.js';
 import type { Sink, Source, TaskContext, Writer } from '../sdk/connector.js';
 import { errorMessage, errorType, WeirError } from '../sdk/errors.js';
-import type { JsonValue, Partition, Row, Schema } from '../sdk/types.js';
+import type { EncodedRows, JsonValue, Partition, Row, Schema } from '../sdk/types.js';
 import { type Batch, type BatchLimits, batches } from './batcher.js';
 import type { RateLimiter, Retrier } from './policies.js';
 import type { Closers } from './shutdown.js';
@@ -118,17 +118,27 @@ export async function runPartition(partition: Partition, attempt: number, deps: 
     let closing: Promise<void> | undefined;
     closeWriter = () => (closing ??= Promise.resolve().then(() => w.close?.()));
     unregister = deps.closers?.register(`writer ${partition.id}`, closeWriter);
-    iterator = batches(source.read(partition, ctx), deps.limits)[Symbol.asyncIterator]();
+    // the encoded fast path when the sink's writer takes what the source can hand over as it is
+    const encoded = w.writeEncoded && sink.accepts?.includes('csv') ? source.readEncoded?.(partition, ctx, 'csv') : undefined;
+    iterator = batches(encoded ?? source.read(partition, ctx), deps.limits)[Symbol.asyncIterator]();
+    // one batch of read-ahead: the source reads the next batch while this one is written
+    let ahead: Promise<IteratorResult<Batch>> | undefined;
     for (;;) {
       if (stopping.aborted) throw cancelled(stopping);
-      const next = await nextOrStop(iterator, stopping);
+      const next = await nextOrStop(iterator, stopping, ahead);
+      ahead = undefined;
       if (next.done) break;
+      ahead = iterator.next();
+      ahead.catch(() => {});
       const batch = next.value;
       const id = ++batchId;
-      stats.rowsRead += batch.rows.length;
-      bus.emit({ type: 'rows_read', partition_id: partition.id, rows: batch.rows.length });
+      const count = batch.encoded ? batch.encoded.rows : batch.rows.length;
+      if (!batch.encoded) {
+        stats.rowsRead += count;
+        bus.emit({ type: 'rows_read', partition_id: partition.id, rows: count });
+      }
       if (deps.rateLimiter.active) {
-        const waited = await deps.rateLimiter.acquireRows(batch.rows.length, stopping);
+        const waited = await deps.rateLimiter.acquireRows(count, stopping);
         if (waited > 0) {
           stats.rateLimitWaitMs += waited;
           bus.emit({ type: 'rate_limit_wait', partition_id: partition.id, wait_ms: Math.round(waited) });
@@ -136,8 +146,10 @@ export async function runPartition(partition: Partition, attempt: number, deps: 
       }
       if (stopping.aborted) throw cancelled(stopping);
       const started = performance.now();
-      const written = await writeWithIsolation(w, batch.rows, id, deps, stats, attempt);
-      const bytes = written === batch.rows.length ? batch.bytes : Math.round((batch.bytes * written) / batch.rows.length);
+      const [written, total] = batch.encoded
+        ? await writeEncoded(w, batch.encoded, id, deps, stats, attempt)
+        : [await writeWithIsolation(w, batch.rows, id, deps, stats, attempt), count];
+      const bytes = written === total ? batch.bytes : Math.round((batch.bytes * written) / Math.max(1, total));
       stats.rowsProcessed += written;
       stats.batchesSent++;
       if (!exactBytes) stats.bytesSent += bytes;
@@ -201,7 +213,7 @@ export async function runPartition(partition: Partition, attempt: number, deps: 
 }
 
 /** The next batch, or a cancellation as soon as `stop` aborts while the source is still reading. */
-async function nextOrStop(iterator: AsyncIterator<Batch>, stop: AbortSignal): Promise<IteratorResult<Batch>> {
+async function nextOrStop(iterator: AsyncIterator<Batch>, stop: AbortSignal, ahead?: Promise<IteratorResult<Batch>>): Promise<IteratorResult<Batch>> {
   let onStop: (() => void) | undefined;
   const stopped = new Promise<never>((_, reject) => {
     onStop = () => reject(cancelled(stop));
@@ -209,10 +221,90 @@ async function nextOrStop(iterator: AsyncIterator<Batch>, stop: AbortSignal): Pr
   });
   stopped.catch(() => {});
   try {
-    return await Promise.race([iterator.next(), stopped]);
+    return await Promise.race([ahead ?? iterator.next(), stopped]);
   } finally {
     if (onStop) stop.removeEventListener('abort', onStop);
   }
+}
+
+/**
+ * Writes an encoded batch through the writer's fast path, with retries. When the
+ * writer declines it, or it fails with a row-level (data) error, the batch is
+ * decoded — unconvertible records go to the error policy as on the row path — and
+ * written as rows with bad-row isolation. Counts the batch's rows as read once
+ * their real number is known. Returns [rows written, rows in the batch].
+ */
+async function writeEncoded(
+  writer: Writer,
+  batch: EncodedRows,
+  batchId: number,
+  deps: TaskDeps,
+  stats: PartitionStats,
+  attempt: number,
+): Promise<[number, number]> {
+  const read = (rows: number) => {
+    stats.rowsRead += rows;
+    deps.bus.emit({ type: 'rows_read', partition_id: stats.partitionId, rows });
+  };
+  try {
+    const taken = await deps.retrier(
+      async () => {
+        await acquireRequest(deps, stats);
+        return (writer.writeEncoded as NonNullable<Writer['writeEncoded']>)(batch);
+      },
+      onRetry(deps, stats, batchId),
+      deps.signal,
+    );
+    if (taken) {
+      read(batch.rows);
+      return [batch.rows, batch.rows];
+    }
+  } catch (error) {
+    if (deps.signal.aborted || !(error instanceof WeirError && error.kind === 'data')) throw error;
+  }
+  let rejected = 0;
+  const rows = await batch.decode(async (record, error) => {
+    rejected++;
+    stats.rowsFailed++;
+    stats.recordError(error);
+    await deps.rowErrors.reject(record, error, { partition_id: stats.partitionId, batch_id: batchId, attempt, stage: 'read' });
+    deps.bus.emit({
+      type: 'row_dead_lettered',
+      partition_id: stats.partitionId,
+      batch_id: batchId,
+      stage: 'read',
+      error_type: errorType(error),
+      error_message: errorMessage(error),
+    });
+  });
+  read(rows.length + rejected);
+  return [await writeWithIsolation(writer, rows, batchId, deps, stats, attempt), rows.length + rejected];
+}
+
+/** Each write attempt is one request for `rate_limit.requests_per_second`. */
+async function acquireRequest(deps: TaskDeps, stats: PartitionStats): Promise<void> {
+  if (!deps.rateLimiter.active) return;
+  const waited = await deps.rateLimiter.acquireRequest(deps.signal);
+  if (waited > 0) {
+    stats.rateLimitWaitMs += waited;
+    deps.bus.emit({ type: 'rate_limit_wait', partition_id: stats.partitionId, wait_ms: Math.round(waited) });
+  }
+}
+
+function onRetry(deps: TaskDeps, stats: PartitionStats, batchId: number) {
+  return (r: { attempt: number; delayMs: number; error: unknown }) => {
+    stats.retryCount++;
+    stats.recordError(r.error);
+    deps.bus.emit({
+      type: 'batch_retry',
+      partition_id: stats.partitionId,
+      batch_id: batchId,
+      attempt: r.attempt,
+      delay_ms: r.delayMs,
+      error_type: errorType(r.error),
+      error_message: errorMessage(r.error),
+    });
+  };
 }
 
 /**
@@ -232,28 +324,10 @@ async function writeWithIsolation(
   try {
     await deps.retrier(
       async () => {
-        if (deps.rateLimiter.active) {
-          const waited = await deps.rateLimiter.acquireRequest(deps.signal);
-          if (waited > 0) {
-            stats.rateLimitWaitMs += waited;
-            deps.bus.emit({ type: 'rate_limit_wait', partition_id: stats.partitionId, wait_ms: Math.round(waited) });
-          }
-        }
+        await acquireRequest(deps, stats);
         await writer.write(rows);
       },
-      (r) => {
-        stats.retryCount++;
-        stats.recordError(r.error);
-        deps.bus.emit({
-          type: 'batch_retry',
-          partition_id: stats.partitionId,
-          batch_id: batchId,
-          attempt: r.attempt,
-          delay_ms: r.delayMs,
-          error_type: errorType(r.error),
-          error_message: errorMessage(r.error),
-        });
-      },
+      onRetry(deps, stats, batchId),
       deps.signal,
     );
     return rows.length;

@@ -18,7 +18,7 @@
  * - `Sink.commit()`        planner, once when every partition committed; must be idempotent
  * - `Sink.abort()`         planner, once when any partition failed; must be idempotent
  */
-import type { JsonValue, Partition, Row, Schema } from './types.js';
+import type { EncodedRows, JsonValue, Partition, Row, Schema } from './types.js';
 import type { OptionsOf, Rule, Spec } from './options.js';
 
 /** The logger a connector gets. Fields are structured; never put secrets in messages. */
@@ -67,6 +67,15 @@ export interface TaskContext extends PlanContext {
 export interface Writer {
   /** Writes one batch. May be retried with the same batch after a retryable error. */
   write(batch: Row[]): Promise<void> | void;
+  /**
+   * Optional fast path: writes rows still encoded by the source (e.g. CSV bytes into
+   * PostgreSQL COPY). Returns false when this writer cannot take this batch as it is
+   * (the runtime then writes `decode()`d rows). When it throws a non-retryable error
+   * the runtime decodes the batch and writes the rows one way or the other, so a bad
+   * record is isolated exactly as on the row path. Like `write`, a failed call must
+   * leave nothing of the batch written.
+   */
+  writeEncoded?(batch: EncodedRows): Promise<boolean>;
   /** Makes the partition's rows durable (and, for exactly-once sinks, visible with the checkpoint). Returns the commit message. */
   commit?(): Promise<JsonValue> | JsonValue;
   /** Discards whatever this writer wrote. Idempotent. */
@@ -84,6 +93,12 @@ export interface Source {
   estimate?(ctx: PlanContext): Promise<number | undefined> | number | undefined;
   /** Reads one partition as rows or arrays of rows (arrays are faster). */
   read(partition: Partition, ctx: TaskContext): AsyncIterable<Row | Row[]>;
+  /**
+   * Optional fast path (worker, instead of `read`): the partition as rows still encoded
+   * in `format`, used when the sink's writer takes that encoding as it is (`Sink.accepts`).
+   * Returns undefined when these options do not allow it; the runtime then calls `read`.
+   */
+  readEncoded?(partition: Partition, ctx: TaskContext, format: EncodedRows['format']): AsyncIterable<EncodedRows> | undefined;
   /** Releases planner-side resources. */
   close?(): Promise<void> | void;
 }
@@ -101,6 +116,8 @@ export interface RecoveredState {
 }
 
 export interface Sink {
+  /** Encodings this sink's writers take as they are (`Writer.writeEncoded`); the runtime then asks the source for them (`Source.readEncoded`). */
+  readonly accepts?: readonly EncodedRows['format'][];
   /** Prepares the target once per run (planner). */
   setup?(ctx: CommitContext): Promise<void> | void;
   /** Opens the writer of one partition (worker). */

@@ -52,3 +52,35 @@ export function estimateRowBytes(row: Row): number {
   }
   return size;
 }
+
+/**
+ * Rows a source hands over still encoded (CSV), with their count. A sink whose
+ * writer takes the encoding (`Writer.writeEncoded`, e.g. PostgreSQL COPY) sends the
+ * bytes as they are; any other sink — and any batch the fast path refuses — gets
+ * the rows from `decode()`, so row counts, bad-row isolation and dead letters work
+ * the same on both paths. Sources produce these in `Source.readEncoded`, called only
+ * when the sink accepts the format.
+ */
+export interface EncodedRows {
+  readonly kind: 'encoded';
+  readonly format: 'csv';
+  /** Field order of every record. */
+  readonly columns: readonly string[];
+  readonly delimiter: string;
+  readonly quote: string;
+  /** The unquoted text that means NULL. */
+  readonly nullText: string;
+  /** Whole records, no header, each ending with a newline. */
+  readonly data: Buffer;
+  /** Records in `data`. */
+  readonly rows: number;
+  /**
+   * The same records parsed and typed exactly like the source's row path (worker).
+   * A record that cannot be converted is passed to `reject` instead of being returned.
+   */
+  decode(reject: (record: unknown, error: unknown) => Promise<void>): Promise<Row[]>;
+}
+
+export function isEncodedRows(item: unknown): item is EncodedRows {
+  return typeof item === 'object' && item !== null && !Array.isArray(item) && (item as { kind?: unknown }).kind === 'encoded' && Buffer.isBuffer((item as { data?: unknown }).data);
+}
