@@ -115,5 +115,12 @@ process.on('unhandledRejection', (error) => {
 
 const code = await main(process.argv);
 process.exitCode = code;
-// Exit once output is flushed; lingering handles (idle pools) must not keep a finished run alive.
-setImmediate(() => process.exit(code));
+// Exit once stdout and stderr are flushed (a pipe may still hold output); lingering
+// handles such as idle connection pools must not keep a finished run alive.
+const flushed = (stream: NodeJS.WriteStream) =>
+  new Promise<void>((resolve) => {
+    if (stream.writableLength === 0) resolve();
+    else stream.once('drain', () => resolve());
+  });
+await Promise.race([Promise.all([flushed(process.stdout), flushed(process.stderr)]), new Promise((r) => setTimeout(r, 5000).unref())]);
+process.exit(code);

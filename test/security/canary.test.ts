@@ -376,7 +376,7 @@ describe.skipIf(!pgUp)('PostgreSQL', () => {
       'bad.yaml',
     );
     const run = await runAndScan(s, c, ['run', bad, '--log-level', 'debug'], env(c));
-    expect(run.result.code).toBe(1);
+    expect(run.result.code).toBe(2); // an unknown database is a configuration error
     expectClean('pg-unknown-database', run);
     const table = `canary_${c.core}`;
     for (const format of ['json', 'pretty']) {
