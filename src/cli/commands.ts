@@ -1,6 +1,4 @@
 import { dirname, resolve } from 'node:path';
-import { evaluateAlerts, prometheusRules } from '../observe/alerts.js';
-import { collectMetrics, startHealthServer } from '../observe/metrics.js';
 import { allDocs, connectorDocs, pipelineDocs } from '../config/docs.js';
 import { connectorJsonSchema, pipelineJsonSchema } from '../config/jsonschema.js';
 import { type LoadedFile, loadPipelineFile } from '../config/load.js';
@@ -8,8 +6,11 @@ import { type ValidatedPipeline, validatePipeline } from '../config/pipeline.js'
 import { Registry } from '../config/registry.js';
 import { resolveReferences } from '../config/resolve.js';
 import { builtinConnectors } from '../connectors/index.js';
+import { evaluateAlerts, prometheusRules } from '../observe/alerts.js';
 import { EventBus } from '../observe/events.js';
+import type { LogFormat, LogLevel } from '../observe/logger.js';
 import { createLogger, logEvents, toLog } from '../observe/logger.js';
+import { collectMetrics, startHealthServer } from '../observe/metrics.js';
 import { trackProgress } from '../observe/progress.js';
 import { formatSummary, writeSummaryJson } from '../observe/summary.js';
 import { runPipeline } from '../runtime/run.js';
@@ -17,7 +18,6 @@ import { Closers } from '../runtime/shutdown.js';
 import { ConfigError, errorMessage } from '../sdk/errors.js';
 import { isPlainObject, suggest } from '../sdk/options.js';
 import { redactor } from '../secrets/redactor.js';
-import type { LogFormat, LogLevel } from '../observe/logger.js';
 import { EXIT, printError } from './exit.js';
 
 export interface RunFlags {
@@ -54,7 +54,10 @@ async function load(path: string): Promise<Loaded> {
       try {
         await registry.load(String(spec), baseDir);
       } catch (error) {
-        issues.push({ path: `connectors[${i}]`, message: `cannot load connector module ${JSON.stringify(spec)}: ${errorMessage(error).split('\n')[0]}` });
+        issues.push({
+          path: `connectors[${i}]`,
+          message: `cannot load connector module ${JSON.stringify(spec)}: ${errorMessage(error).split('\n')[0]}`,
+        });
       }
     }
     if (issues.length) throw new ConfigError(issues, `${path}: connector modules failed to load`);
@@ -149,7 +152,9 @@ export async function checkCommand(path: string, flags: RunFlags): Promise<numbe
   ] as const;
   for (const [role, section] of sections) {
     const results = section.connector.check
-      ? await section.connector.check(section.options, { ...ctx, role: role === 'source' ? 'source' : 'sink' }).catch((error: unknown) => [{ name: 'connection', ok: false, message: errorMessage(error) }])
+      ? await section.connector
+          .check(section.options, { ...ctx, role: role === 'source' ? 'source' : 'sink' })
+          .catch((error: unknown) => [{ name: 'connection', ok: false, message: errorMessage(error) }])
       : [{ name: 'connection', ok: true, message: 'no network connection needed' }];
     for (const r of results) {
       if (!r.ok) failed++;
@@ -169,15 +174,21 @@ export async function connectorsCommand(): Promise<number> {
     origin,
     description: connector.description,
   }));
-  process.stdout.write(`${'connector'.padEnd(12)}${'source'.padEnd(8)}${'sink'.padEnd(6)}${'exactly-once'.padEnd(14)}${'origin'.padEnd(10)}description\n`);
+  process.stdout.write(
+    `${'connector'.padEnd(12)}${'source'.padEnd(8)}${'sink'.padEnd(6)}${'exactly-once'.padEnd(14)}${'origin'.padEnd(10)}description\n`,
+  );
   for (const r of rows)
-    process.stdout.write(`${r.name.padEnd(12)}${r.source.padEnd(8)}${r.sink.padEnd(6)}${r.once.padEnd(14)}${r.origin.padEnd(10)}${r.description}\n`);
+    process.stdout.write(
+      `${r.name.padEnd(12)}${r.source.padEnd(8)}${r.sink.padEnd(6)}${r.once.padEnd(14)}${r.origin.padEnd(10)}${r.description}\n`,
+    );
   return EXIT.ok;
 }
 
 function unknownConnector(name: string, registry: Registry): number {
   const near = suggest(name, registry.names());
-  process.stderr.write(`error: no connector named ${JSON.stringify(name)}${near ? ` (did you mean "${near}"?)` : ''}; run weir connectors for the list\n`);
+  process.stderr.write(
+    `error: no connector named ${JSON.stringify(name)}${near ? ` (did you mean "${near}"?)` : ''}; run weir connectors for the list\n`,
+  );
   return EXIT.usage;
 }
 

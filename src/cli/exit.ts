@@ -1,4 +1,4 @@
-import { ConfigError, WeirError, errorMessage } from '../sdk/errors.js';
+import { ConfigError, errorMessage, WeirError } from '../sdk/errors.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, check: 3, sigint: 130, sigterm: 143 } as const;
 
@@ -17,4 +17,3 @@ export function printError(error: unknown): number {
   else process.stderr.write('  (this is a bug in weir or a connector; set WEIR_DEBUG=1 for the stack trace)\n');
   return EXIT.failed;
 }
-

@@ -6,10 +6,20 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { LOG_LEVELS } from '../observe/logger.js';
+import { WeirError } from '../sdk/errors.js';
 import { guardProcessOutput } from '../secrets/guard.js';
 import { redactor } from '../secrets/redactor.js';
-import { WeirError } from '../sdk/errors.js';
-import { type RunFlags, alertsCommand, checkCommand, connectorsCommand, docsCommand, runCommand, schemaCommand, specCommand, validateCommand } from './commands.js';
+import {
+  alertsCommand,
+  checkCommand,
+  connectorsCommand,
+  docsCommand,
+  type RunFlags,
+  runCommand,
+  schemaCommand,
+  specCommand,
+  validateCommand,
+} from './commands.js';
 import { EXIT, printError } from './exit.js';
 
 function version(): string {
@@ -32,7 +42,12 @@ function buildProgram(setExit: (code: number) => void): Command {
       .addOption(new Option('--log-format <format>', 'log format (json when stdout is not a terminal)').choices(['json', 'pretty']))
       .addOption(new Option('--log-level <level>', 'log level').choices([...LOG_LEVELS]).default('info'));
 
-  logOptions(program.command('run').description('run a pipeline to completion (batch) or until stopped (stream)').argument('<pipeline>', 'pipeline YAML file'))
+  logOptions(
+    program
+      .command('run')
+      .description('run a pipeline to completion (batch) or until stopped (stream)')
+      .argument('<pipeline>', 'pipeline YAML file'),
+  )
     .option('--summary-json <file>', 'write the run summary as JSON to this file')
     .option('--metrics-port <port>', 'serve Prometheus /metrics, /healthz and /readyz on this port', (v) => parsePort(v))
     .option('--fresh', 'start over instead of resuming an interrupted run')
@@ -45,9 +60,12 @@ function buildProgram(setExit: (code: number) => void): Command {
     .argument('<pipeline>', 'pipeline YAML file')
     .action(async (file: string) => setExit(await validateCommand(file)));
 
-  logOptions(program.command('check').description('health checks per connector: connection, authentication, rate-limit headroom, disk space').argument('<pipeline>', 'pipeline YAML file')).action(
-    async (file: string, flags: RunFlags) => setExit(await checkCommand(file, flags)),
-  );
+  logOptions(
+    program
+      .command('check')
+      .description('health checks per connector: connection, authentication, rate-limit headroom, disk space')
+      .argument('<pipeline>', 'pipeline YAML file'),
+  ).action(async (file: string, flags: RunFlags) => setExit(await checkCommand(file, flags)));
 
   program
     .command('connectors')
@@ -82,7 +100,8 @@ function buildProgram(setExit: (code: number) => void): Command {
 
 function parsePort(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new WeirError(`--metrics-port must be a port 0-65535, got ${JSON.stringify(v)}`, { kind: 'config' });
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new WeirError(`--metrics-port must be a port 0-65535, got ${JSON.stringify(v)}`, { kind: 'config' });
   return n;
 }
 

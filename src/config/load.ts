@@ -4,7 +4,7 @@
  * parsed document so errors can point at a line.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { type Document, LineCounter, isMap, isSeq, parseDocument } from 'yaml';
+import { type Document, isMap, isSeq, LineCounter, parseDocument } from 'yaml';
 import { ConfigError, type ConfigIssue } from '../sdk/errors.js';
 
 export const MAX_FILE_BYTES = 1024 * 1024;

@@ -7,14 +7,14 @@ import { resolve as resolvePath } from 'node:path';
 import type { AnyConnector } from '../sdk/connector.js';
 import { ConfigError, type ConfigIssue } from '../sdk/errors.js';
 import {
-  Opt,
-  type OptionsOf,
-  type ParseIssues,
-  type ParseResult,
   base,
   isPlainObject,
   joinPath,
+  Opt,
+  type OptionsOf,
   o,
+  type ParseIssues,
+  type ParseResult,
   rules,
   secretPaths,
   suggest,
@@ -65,12 +65,22 @@ function connectorSection(registry: Registry, role: 'source' | 'sink'): Opt<Conn
 
 const retrySpec = {
   max_attempts: o.int({ min: 1, max: 100 }).describe('Total tries of a batch write, the first included. 1 turns retries off.').default(5),
-  initial_delay: o.duration({ min: 0, max: 3_600_000 }).describe('Ceiling of the first backoff; each retry doubles it (full jitter).').default('100ms'),
+  initial_delay: o
+    .duration({ min: 0, max: 3_600_000 })
+    .describe('Ceiling of the first backoff; each retry doubles it (full jitter).')
+    .default('100ms'),
   max_delay: o.duration({ min: 0, max: 3_600_000 }).describe('Largest ceiling of one backoff delay.').default('30s'),
-  max_elapsed: o.duration({ min: 0 }).describe('Stop retrying a batch once this much time has passed since its first try (a `Retry-After` that would pass it gives up at once).').advanced(),
+  max_elapsed: o
+    .duration({ min: 0 })
+    .describe(
+      'Stop retrying a batch once this much time has passed since its first try (a `Retry-After` that would pass it gives up at once).',
+    )
+    .advanced(),
   breaker_threshold: o
     .int({ min: 0, max: 10_000 })
-    .describe('Consecutive failed writes, all partitions together, that open the circuit breaker: writes then pause instead of hammering the sink. 0 turns it off.')
+    .describe(
+      'Consecutive failed writes, all partitions together, that open the circuit breaker: writes then pause instead of hammering the sink. 0 turns it off.',
+    )
     .default(10)
     .advanced(),
   breaker_half_open_after: o
@@ -83,58 +93,100 @@ const retrySpec = {
 const rateLimitSpec = {
   rows_per_second: o.number({ min: 0.001 }).describe('Most rows written per second, across all partitions (and all workers).'),
   requests_per_second: o.number({ min: 0.001 }).describe('Most batch writes per second, across all partitions (and all workers).'),
-  burst: o.int({ min: 1 }).describe('Tokens that may be spent at once after an idle period. Default: a tenth of a second of the rate.').advanced(),
+  burst: o
+    .int({ min: 1 })
+    .describe('Tokens that may be spent at once after an idle period. Default: a tenth of a second of the rate.')
+    .advanced(),
 };
 
-const ALERT_WHEN = /^\s*(error_rate|batch_latency_p99|batch_latency_p95|throughput|rows_failed|retries|rate_limit_wait_ratio)\s*(>=|<=|>|<)\s*(\d+(\.\d+)?)(ms|s|m)?\s*$/;
+const ALERT_WHEN =
+  /^\s*(error_rate|batch_latency_p99|batch_latency_p95|throughput|rows_failed|retries|rate_limit_wait_ratio)\s*(>=|<=|>|<)\s*(\d+(\.\d+)?)(ms|s|m)?\s*$/;
 
 const alertSpec = {
-  name: o.string({ pattern: /^[A-Za-z][A-Za-z0-9_]*$/, patternHint: 'must be a Prometheus alert name: letters, digits and underscores, starting with a letter' })
+  name: o
+    .string({
+      pattern: /^[A-Za-z][A-Za-z0-9_]*$/,
+      patternHint: 'must be a Prometheus alert name: letters, digits and underscores, starting with a letter',
+    })
     .describe('Name of the alert (Prometheus `alert:`).')
     .required(),
-  when: o.string({ pattern: ALERT_WHEN, patternHint: 'must be METRIC OP VALUE with METRIC one of error_rate, batch_latency_p99, batch_latency_p95, throughput, rows_failed, retries, rate_limit_wait_ratio and OP one of > < >= <=; e.g. error_rate > 0.01' })
+  when: o
+    .string({
+      pattern: ALERT_WHEN,
+      patternHint:
+        'must be METRIC OP VALUE with METRIC one of error_rate, batch_latency_p99, batch_latency_p95, throughput, rows_failed, retries, rate_limit_wait_ratio and OP one of > < >= <=; e.g. error_rate > 0.01',
+    })
     .describe('The condition, e.g. `error_rate > 0.01` or `batch_latency_p99 > 2s`.')
     .required(),
   for: o.duration().describe('How long the condition must hold before the alert fires.').default('0s'),
-  severity: o.enum(['info', 'warning', 'critical'] as const).describe('Severity label of the alert.').default('warning'),
+  severity: o
+    .enum(['info', 'warning', 'critical'] as const)
+    .describe('Severity label of the alert.')
+    .default('warning'),
   notify: o
-    .object({ webhook: o.url({ schemes: ['http', 'https'] }).secret().describe('URL that receives a JSON POST when the alert fires and resolves.') })
+    .object({
+      webhook: o
+        .url({ schemes: ['http', 'https'] })
+        .secret()
+        .describe('URL that receives a JSON POST when the alert fires and resolves.'),
+    })
     .describe('Where to send the alert besides the log.'),
 };
 
 const errorsSpec = (registry: Registry) => ({
-  tolerance: o.enum(['none', 'all'] as const).describe('`none`: the first bad row fails the run. `all`: bad rows go to `dead_letter` and the run goes on.').default('none'),
-  dead_letter: connectorSection(registry, 'sink').describe('A sink (jsonl is the usual) that receives each rejected row with its error and context.'),
+  tolerance: o
+    .enum(['none', 'all'] as const)
+    .describe('`none`: the first bad row fails the run. `all`: bad rows go to `dead_letter` and the run goes on.')
+    .default('none'),
+  dead_letter: connectorSection(registry, 'sink').describe(
+    'A sink (jsonl is the usual) that receives each rejected row with its error and context.',
+  ),
   max_failed_rows: o.int({ min: 0 }).describe('Fail the run once more rows than this were rejected.'),
-  max_error_rate: o.number({ min: 0, max: 1 }).describe('Fail the run once the share of rejected rows exceeds this (checked after 1000 rows).'),
+  max_error_rate: o
+    .number({ min: 0, max: 1 })
+    .describe('Fail the run once the share of rejected rows exceeds this (checked after 1000 rows).'),
 });
 
 export function pipelineSpec(registry: Registry) {
   return {
     pipeline: o
-      .string({ pattern: /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, patternHint: 'must be letters, digits, dots, hyphens and underscores (at most 128), starting with a letter or digit' })
+      .string({
+        pattern: /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/,
+        patternHint: 'must be letters, digits, dots, hyphens and underscores (at most 128), starting with a letter or digit',
+      })
       .describe('Id of the pipeline: names its metrics, logs and checkpoints.')
       .required()
       .example('events-to-pg'),
     description: o.string().describe('Free text shown in `weir check` and the summary.'),
-    connectors: o.list(o.string({ minLength: 1 })).describe('Extra connector modules to load: paths relative to this file, or package names.').advanced(),
+    connectors: o
+      .list(o.string({ minLength: 1 }))
+      .describe('Extra connector modules to load: paths relative to this file, or package names.')
+      .advanced(),
     secrets: o
       .map(
         o.object(
           {
             provider: o
               .enum(Object.keys(PROVIDERS))
-              .describe('`env`: environment variables; `file`: one JSON or dotenv file; `dir`: one file per key (Docker/Kubernetes secrets); or a registered provider.')
+              .describe(
+                '`env`: environment variables; `file`: one JSON or dotenv file; `dir`: one file per key (Docker/Kubernetes secrets); or a registered provider.',
+              )
               .required(),
             path: o.path().describe('File (`file`) or directory (`dir`) holding the secrets.'),
             prefix: o.string().describe('Prefix added to keys (`env` provider).'),
           },
-          [rules.custom('path is required for the file and dir providers', ['provider', 'path'], (x) => (x.provider !== 'env' && !x.path ? 'path is required for the file and dir providers' : undefined))],
+          [
+            rules.custom('path is required for the file and dir providers', ['provider', 'path'], (x) =>
+              x.provider !== 'env' && !x.path ? 'path is required for the file and dir providers' : undefined,
+            ),
+          ],
         ),
       )
       .describe('Named secret scopes, used as `${secret:scope/key}`.'),
-    source: connectorSection(registry, 'source').describe('Where rows come from: `type` plus that connector\'s options (`weir docs TYPE`).').required(),
-    sink: connectorSection(registry, 'sink').describe('Where rows go: `type` plus that connector\'s options (`weir docs TYPE`).').required(),
+    source: connectorSection(registry, 'source')
+      .describe("Where rows come from: `type` plus that connector's options (`weir docs TYPE`).")
+      .required(),
+    sink: connectorSection(registry, 'sink').describe("Where rows go: `type` plus that connector's options (`weir docs TYPE`).").required(),
     delivery: o
       .enum(['at-least-once', 'exactly-once'] as const)
       .describe('`exactly-once` is accepted only for sinks that commit rows and checkpoints atomically.')
@@ -142,21 +194,36 @@ export function pipelineSpec(registry: Registry) {
     concurrency: o.int({ min: 1, max: 1024 }).describe('Partitions processed at the same time.').default(4),
     batch: o
       .object({
-        rows: o.int({ min: 1, max: 10_000_000 }).describe('Most rows per batch. A sink\'s own `batch_size` wins.').default(5000),
+        rows: o.int({ min: 1, max: 10_000_000 }).describe("Most rows per batch. A sink's own `batch_size` wins.").default(5000),
         bytes: o.bytes({ min: 1024 }).describe('Most (estimated) bytes per batch.').default('8MB'),
       })
       .describe('How rows are grouped into batch writes.')
       .default({}),
-    errors: o.object(errorsSpec(registry), [rules.requiredWhen('dead_letter', 'tolerance', 'all')]).describe('What happens to bad rows.').default({}),
+    errors: o
+      .object(errorsSpec(registry), [rules.requiredWhen('dead_letter', 'tolerance', 'all')])
+      .describe('What happens to bad rows.')
+      .default({}),
     retry: o.object(retrySpec).describe('Retries of failed batch writes (retryable errors only).').default({}),
     rate_limit: o.object(rateLimitSpec).describe('Limits that hold across all partitions of the run.'),
-    shutdown_timeout: o.duration({ min: 0 }).describe('On SIGINT/SIGTERM, how long in-flight batches may take to finish before they are aborted.').default('30s'),
+    shutdown_timeout: o
+      .duration({ min: 0 })
+      .describe('On SIGINT/SIGTERM, how long in-flight batches may take to finish before they are aborted.')
+      .default('30s'),
     checkpoint: o
-      .object({ path: o.path().describe('SQLite file recording committed partitions, relative to the working directory.').default('.weir/checkpoints.db') })
+      .object({
+        path: o
+          .path()
+          .describe('SQLite file recording committed partitions, relative to the working directory.')
+          .default('.weir/checkpoints.db'),
+      })
       .describe('Where committed partitions are recorded, for resume.')
       .default({}),
     alerts: o.list(o.object(alertSpec)).describe('Alert rules, evaluated during the run and exported by `weir alerts`.'),
-    progress_interval: o.duration({ min: 100 }).describe('How often a progress line is logged when stdout is not a terminal.').default('10s').advanced(),
+    progress_interval: o
+      .duration({ min: 100 })
+      .describe('How often a progress line is logged when stdout is not a terminal.')
+      .default('10s')
+      .advanced(),
   };
 }
 
@@ -180,7 +247,10 @@ export function validatePipeline(file: LoadedFile, registry: Registry, redactor:
   registerSecrets(resolved.data, registry, redactor);
   const issues: ConfigIssue[] = [...resolved.issues, ...r.issues.filter((i) => !resolved.issues.some((x) => x.path === i.path))];
   if (r.value && r.value.delivery === 'exactly-once' && !r.value.sink.connector.exactlyOnce) {
-    const able = registry.list().filter((c) => c.connector.sink && c.connector.exactlyOnce).map((c) => c.connector.name);
+    const able = registry
+      .list()
+      .filter((c) => c.connector.sink && c.connector.exactlyOnce)
+      .map((c) => c.connector.name);
     issues.push({
       path: 'delivery',
       message: `exactly-once needs a sink that commits rows and checkpoints atomically; ${r.value.sink.type} cannot. Use at-least-once, or one of: ${able.join(', ')}`,
@@ -209,7 +279,10 @@ function tlsFileIssues(config: PipelineConfig, baseDir: string): ConfigIssue[] {
       try {
         accessSync(resolvePath(baseDir, file), constants.R_OK);
       } catch {
-        issues.push({ path: `${path}.${key}`, message: `cannot read ${resolvePath(baseDir, file)}; give a readable PEM file (relative paths start at the pipeline file)` });
+        issues.push({
+          path: `${path}.${key}`,
+          message: `cannot read ${resolvePath(baseDir, file)}; give a readable PEM file (relative paths start at the pipeline file)`,
+        });
       }
     }
   }
@@ -222,7 +295,8 @@ function registerSecrets(data: unknown, registry: Registry, redactor: Redactor):
   if (isPlainObject(data)) {
     sections.push(data.source, data.sink);
     if (isPlainObject(data.errors)) sections.push(data.errors.dead_letter);
-    if (Array.isArray(data.alerts)) for (const a of data.alerts) if (isPlainObject(a) && isPlainObject(a.notify)) redactor.addValue(String(a.notify.webhook ?? ''));
+    if (Array.isArray(data.alerts))
+      for (const a of data.alerts) if (isPlainObject(a) && isPlainObject(a.notify)) redactor.addValue(String(a.notify.webhook ?? ''));
   }
   for (const section of sections) {
     if (!isPlainObject(section) || typeof section.type !== 'string') continue;

@@ -17,7 +17,8 @@ export class Registry {
   add(connector: AnyConnector, origin: string): void {
     if (this.connectors.has(connector.name) && origin !== 'built-in') {
       const existing = this.connectors.get(connector.name);
-      if (existing?.origin === 'built-in') throw new Error(`connector "${connector.name}" from ${origin} would replace a built-in connector; rename it`);
+      if (existing?.origin === 'built-in')
+        throw new Error(`connector "${connector.name}" from ${origin} would replace a built-in connector; rename it`);
     }
     this.connectors.set(connector.name, { connector, origin });
   }
@@ -57,5 +58,11 @@ export class Registry {
 }
 
 function isConnector(v: unknown): v is AnyConnector {
-  return typeof v === 'object' && v !== null && typeof (v as AnyConnector).name === 'string' && typeof (v as AnyConnector).options === 'object' && ('source' in v || 'sink' in v);
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof (v as AnyConnector).name === 'string' &&
+    typeof (v as AnyConnector).options === 'object' &&
+    ('source' in v || 'sink' in v)
+  );
 }

@@ -9,4 +9,13 @@ import postgres from './postgres/index.js';
 import redis from './redis/index.js';
 import sqlite from './sqlite/index.js';
 
-export const builtinConnectors: readonly AnyConnector[] = [generator, csv, jsonl, parquet, sqlite, postgres, mysql, redis] as unknown as AnyConnector[];
+export const builtinConnectors: readonly AnyConnector[] = [
+  generator,
+  csv,
+  jsonl,
+  parquet,
+  sqlite,
+  postgres,
+  mysql,
+  redis,
+] as unknown as AnyConnector[];

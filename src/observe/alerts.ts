@@ -138,8 +138,17 @@ export function evaluateAlerts(bus: EventBus, config: PipelineConfig, o: AlertEv
     if (url) {
       const body = JSON.stringify({ pipeline: config.pipeline, status, ...fields, time: new Date().toISOString() });
       pending.push(
-        fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(5000) }).catch((error: unknown) =>
-          o.log('warn', { event: 'alert_notify_failed', alert: a.alert.name, error_message: o.redactor.scrub(String((error as Error)?.message ?? error)) }, 'alert webhook failed'),
+        fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(5000) }).catch(
+          (error: unknown) =>
+            o.log(
+              'warn',
+              {
+                event: 'alert_notify_failed',
+                alert: a.alert.name,
+                error_message: o.redactor.scrub(String((error as Error)?.message ?? error)),
+              },
+              'alert webhook failed',
+            ),
         ),
       );
     }

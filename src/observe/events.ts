@@ -64,7 +64,17 @@ interface Base {
 }
 
 export type WeirEvent =
-  | { type: 'run_start'; run_id: string; pipeline: string; source: string; sink: string; partitions: number; delivery: string; resumed: boolean; estimated_rows?: number }
+  | {
+      type: 'run_start';
+      run_id: string;
+      pipeline: string;
+      source: string;
+      sink: string;
+      partitions: number;
+      delivery: string;
+      resumed: boolean;
+      estimated_rows?: number;
+    }
   | ({ type: 'partition_start'; partition_id: string; attempt: number } & Base)
   | { type: 'partition_skipped'; partition_id: string; reason: string }
   | { type: 'batch_written'; partition_id: string; batch_id: number; rows: number; bytes: number; duration_ms: number }

@@ -3,7 +3,7 @@
  * and every event of a run becomes one log line here.
  */
 import type { Writable } from 'node:stream';
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 import pretty from 'pino-pretty';
 import type { Log } from '../sdk/connector.js';
 import type { Redactor } from '../secrets/redactor.js';
@@ -67,7 +67,10 @@ export function logEvents(bus: EventBus, root: Logger): () => void {
     switch (e.type) {
       case 'run_start':
         logger = root.child({ run_id: e.run_id, pipeline: e.pipeline });
-        logger.info({ event: e.type, ...omitType(e), run_id: undefined, pipeline: undefined }, `run started: ${e.source} → ${e.sink}, ${e.partitions} partition(s)`);
+        logger.info(
+          { event: e.type, ...omitType(e), run_id: undefined, pipeline: undefined },
+          `run started: ${e.source} → ${e.sink}, ${e.partitions} partition(s)`,
+        );
         break;
       case 'partition_start':
         logger.debug({ event: e.type, partition_id: e.partition_id, attempt: e.attempt }, 'partition started');
@@ -127,7 +130,10 @@ export function logEvents(bus: EventBus, root: Logger): () => void {
         logger.warn({ event: e.type, signal: e.signal }, `${e.signal} received: draining`);
         break;
       case 'progress':
-        logger.info({ event: e.type, ...omitType(e) }, `progress: ${e.rows} rows, ${e.rows_per_second} rows/s${e.percent !== undefined ? `, ${e.percent}%` : ''}`);
+        logger.info(
+          { event: e.type, ...omitType(e) },
+          `progress: ${e.rows} rows, ${e.rows_per_second} rows/s${e.percent !== undefined ? `, ${e.percent}%` : ''}`,
+        );
         break;
       case 'run_complete':
         logger.info({ event: e.type, status: e.summary.status, ...e.summary.totals }, 'run complete');

@@ -4,8 +4,8 @@
  * `weir_` and follow Prometheus conventions (`_total`, `_seconds`, `_bytes`).
  * Labels are low-cardinality: pipeline, connector, error_type, stage, status.
  */
-import { type Server, createServer } from 'node:http';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { createServer, type Server } from 'node:http';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Redactor } from '../secrets/redactor.js';
 import type { EventBus } from './events.js';
 
@@ -20,11 +20,19 @@ export interface RunMetrics {
 export function collectMetrics(bus: EventBus, redactor: Redactor, withDefaults = true): RunMetrics {
   const registry = new Registry();
   if (withDefaults) collectDefaultMetrics({ register: registry, prefix: 'weir_process_' });
-  const mk = <T extends string>(name: string, help: string, labelNames: T[]) => new Counter({ name, help, labelNames, registers: [registry] });
+  const mk = <T extends string>(name: string, help: string, labelNames: T[]) =>
+    new Counter({ name, help, labelNames, registers: [registry] });
   const rowsRead = mk('weir_rows_read_total', 'Rows read from the source.', ['pipeline', 'source']);
   const rowsWritten = mk('weir_rows_written_total', 'Rows written by the sink (before the job commit).', ['pipeline', 'sink']);
-  const rowsFailed = mk('weir_rows_failed_total', 'Rows rejected (dead-lettered), by stage and error type.', ['pipeline', 'stage', 'error_type']);
-  const bytesSent = mk('weir_sent_bytes_total', 'Bytes sent to the sink (estimated when the sink does not report them).', ['pipeline', 'sink']);
+  const rowsFailed = mk('weir_rows_failed_total', 'Rows rejected (dead-lettered), by stage and error type.', [
+    'pipeline',
+    'stage',
+    'error_type',
+  ]);
+  const bytesSent = mk('weir_sent_bytes_total', 'Bytes sent to the sink (estimated when the sink does not report them).', [
+    'pipeline',
+    'sink',
+  ]);
   const batches = mk('weir_batches_total', 'Batches written.', ['pipeline', 'sink']);
   const retries = mk('weir_batch_retries_total', 'Batch write retries, by error type.', ['pipeline', 'sink', 'error_type']);
   const errors = mk('weir_errors_total', 'Errors, by stage and type.', ['pipeline', 'stage', 'error_type']);
@@ -37,7 +45,12 @@ export function collectMetrics(bus: EventBus, redactor: Redactor, withDefaults =
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   });
-  const running = new Gauge({ name: 'weir_run_running', help: '1 while a run is in progress.', labelNames: ['pipeline'], registers: [registry] });
+  const running = new Gauge({
+    name: 'weir_run_running',
+    help: '1 while a run is in progress.',
+    labelNames: ['pipeline'],
+    registers: [registry],
+  });
   const lastSuccess = new Gauge({
     name: 'weir_run_last_success_timestamp_seconds',
     help: 'Unix time of the last successful run.',

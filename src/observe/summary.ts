@@ -33,7 +33,9 @@ export function formatSummary(s: RunSummary): string {
   ];
   if (s.partitions.length > 1) {
     const shown = [...s.partitions].sort((a, b) => b.duration_seconds - a.duration_seconds).slice(0, MAX_PARTITION_LINES);
-    lines.push(`  ${'partition'.padEnd(12)}${'rows'.padStart(12)}${'failed'.padStart(9)}${'retries'.padStart(9)}${'seconds'.padStart(9)}${'rows/s'.padStart(11)}`);
+    lines.push(
+      `  ${'partition'.padEnd(12)}${'rows'.padStart(12)}${'failed'.padStart(9)}${'retries'.padStart(9)}${'seconds'.padStart(9)}${'rows/s'.padStart(11)}`,
+    );
     for (const p of shown)
       lines.push(
         `  ${p.partition_id.slice(0, 11).padEnd(12)}${n(p.rows_processed).padStart(12)}${n(p.rows_failed).padStart(9)}${n(p.retry_count).padStart(9)}${p.duration_seconds.toFixed(2).padStart(9)}${n(p.throughput).padStart(11)}`,
@@ -43,7 +45,9 @@ export function formatSummary(s: RunSummary): string {
   if (s.error) lines.push(`  error: ${s.error.error_message} [${s.error.error_type}]`);
   const redo = t.rows_read - t.rows_written - t.rows_dead_lettered;
   if (s.status === 'stopped')
-    lines.push(`  stopped: run the same command again to resume${redo > 0 ? `; ${n(redo)} rows of interrupted partitions will be read again` : ''}`);
+    lines.push(
+      `  stopped: run the same command again to resume${redo > 0 ? `; ${n(redo)} rows of interrupted partitions will be read again` : ''}`,
+    );
   return `${lines.join('\n')}\n`;
 }
 

@@ -15,14 +15,18 @@ async function collect(input: (Row | Row[] | EncodedRows)[], limits: { rows: num
 describe('batcher', () => {
   it('keeps every row, in order, and never exceeds the row limit', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.integer({ min: 0, max: 300 }), { maxLength: 12 }), fc.integer({ min: 1, max: 500 }), async (sizes, limit) => {
-        let id = 0;
-        const input = sizes.map((n) => Array.from({ length: n }, () => ({ id: id++, text: 'x'.repeat(id % 50) })));
-        const out = await collect(input, { rows: limit, bytes: 1e12 });
-        expect(out.flatMap((b) => b.rows).map((r) => r.id)).toEqual([...Array(id).keys()]);
-        for (const b of out) expect(b.rows.length).toBeLessThanOrEqual(limit);
-        for (const b of out.slice(0, -1)) expect(b.rows.length).toBe(limit);
-      }),
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 0, max: 300 }), { maxLength: 12 }),
+        fc.integer({ min: 1, max: 500 }),
+        async (sizes, limit) => {
+          let id = 0;
+          const input = sizes.map((n) => Array.from({ length: n }, () => ({ id: id++, text: 'x'.repeat(id % 50) })));
+          const out = await collect(input, { rows: limit, bytes: 1e12 });
+          expect(out.flatMap((b) => b.rows).map((r) => r.id)).toEqual([...Array(id).keys()]);
+          for (const b of out) expect(b.rows.length).toBeLessThanOrEqual(limit);
+          for (const b of out.slice(0, -1)) expect(b.rows.length).toBe(limit);
+        },
+      ),
       { numRuns: 100 },
     );
   });

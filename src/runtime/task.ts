@@ -213,7 +213,11 @@ export async function runPartition(partition: Partition, attempt: number, deps: 
 }
 
 /** The next batch, or a cancellation as soon as `stop` aborts while the source is still reading. */
-async function nextOrStop(iterator: AsyncIterator<Batch>, stop: AbortSignal, ahead?: Promise<IteratorResult<Batch>>): Promise<IteratorResult<Batch>> {
+async function nextOrStop(
+  iterator: AsyncIterator<Batch>,
+  stop: AbortSignal,
+  ahead?: Promise<IteratorResult<Batch>>,
+): Promise<IteratorResult<Batch>> {
   let onStop: (() => void) | undefined;
   const stopped = new Promise<never>((_, reject) => {
     onStop = () => reject(cancelled(stop));

@@ -18,8 +18,9 @@
  * - `Sink.commit()`        planner, once when every partition committed; must be idempotent
  * - `Sink.abort()`         planner, once when any partition failed; must be idempotent
  */
-import type { EncodedRows, JsonValue, Partition, Row, Schema } from './types.js';
+
 import type { OptionsOf, Rule, Spec } from './options.js';
+import type { EncodedRows, JsonValue, Partition, Row, Schema } from './types.js';
 
 /** The logger a connector gets. Fields are structured; never put secrets in messages. */
 export interface Log {
@@ -193,8 +194,7 @@ const NAME = /^[a-z][a-z0-9-]*$/;
  */
 export function defineConnector<S extends Spec>(definition: ConnectorDefinition<S>): ConnectorDefinition<S> {
   if (!NAME.test(definition.name)) throw new Error(`connector name "${definition.name}" must match ${NAME}`);
-  if (!definition.source && !definition.sink)
-    throw new Error(`connector "${definition.name}" must define a source, a sink, or both`);
+  if (!definition.source && !definition.sink) throw new Error(`connector "${definition.name}" must define a source, a sink, or both`);
   if ('type' in definition.options) throw new Error(`connector "${definition.name}": "type" is a reserved option name`);
   return definition;
 }

@@ -4,6 +4,6 @@
 export * from './connector.js';
 export * from './errors.js';
 export * from './options.js';
-export * from './types.js';
 export * from './sql.js';
 export * from './tls.js';
+export * from './types.js';

@@ -268,10 +268,8 @@ function checkRange(n: number, meta: OptionMeta, what: string, fmt: (n: number) 
 const parseString: Parser<string> = (v, meta) => {
   if (typeof v === 'number' || typeof v === 'boolean') v = String(v);
   if (typeof v !== 'string') return fail(`must be a string, got ${typeName(v)}`);
-  if (meta.minLength !== undefined && v.length < meta.minLength)
-    return fail(`must be at least ${meta.minLength} character(s) long`);
-  if (meta.maxLength !== undefined && v.length > meta.maxLength)
-    return fail(`must be at most ${meta.maxLength} characters long`);
+  if (meta.minLength !== undefined && v.length < meta.minLength) return fail(`must be at least ${meta.minLength} character(s) long`);
+  if (meta.maxLength !== undefined && v.length > meta.maxLength) return fail(`must be at most ${meta.maxLength} characters long`);
   if (meta.pattern && !meta.pattern.test(v)) return fail(meta.patternHint ?? `must match ${meta.pattern}`);
   return ok(v);
 };
@@ -281,8 +279,7 @@ const NUM_TEXT = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
 
 const parseInt_: Parser<number> = (v, meta) => {
   const n = typeof v === 'string' && INT_TEXT.test(v.trim()) ? Number(v.trim()) : v;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n))
-    return fail(`must be a whole number${rangeText(meta)}, got ${typeName(v)}`);
+  if (typeof n !== 'number' || !Number.isSafeInteger(n)) return fail(`must be a whole number${rangeText(meta)}, got ${typeName(v)}`);
   return checkRange(n, meta, 'a whole number') ?? ok(n);
 };
 
@@ -328,7 +325,8 @@ const parseBytes: Parser<number> = (v, meta) => {
   if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) n = v;
   else if (typeof v === 'string' && /^\d+$/.test(v.trim())) n = Number(v.trim());
   else if (typeof v === 'string' && BYTES_TEXT.test(v.trim())) n = bytesLib.parse(v.trim());
-  if (n === null || !Number.isSafeInteger(n)) return fail('must be a size such as 512KB, 16MB or 1GB (1KB = 1024 bytes; a bare number means bytes)');
+  if (n === null || !Number.isSafeInteger(n))
+    return fail('must be a size such as 512KB, 16MB or 1GB (1KB = 1024 bytes; a bare number means bytes)');
   return checkRange(n, meta, 'a size', fmtBytes) ?? ok(n);
 };
 
@@ -456,8 +454,7 @@ export const o = {
   int: (c: { min?: number; max?: number } = {}) => new Opt<number>(base('int', c), parseInt_),
   number: (c: { min?: number; max?: number } = {}) => new Opt<number>(base('number', c), parseNumber),
   bool: () => new Opt<boolean>(base('bool'), parseBool),
-  enum: <const V extends readonly string[]>(values: V) =>
-    new Opt<V[number]>(base('enum', { values }), parseEnum as Parser<V[number]>),
+  enum: <const V extends readonly string[]>(values: V) => new Opt<V[number]>(base('enum', { values }), parseEnum as Parser<V[number]>),
   /** A duration: `"100ms"`, `"30s"`, `"5m"`; parsed to milliseconds. Bounds are in milliseconds. */
   duration: (c: { min?: number; max?: number } = {}) => new Opt<number>(base('duration', c), parseDuration),
   /** A size: `"512KB"`, `"16MB"`; parsed to bytes. */
@@ -524,9 +521,7 @@ export function validateOptions<S extends Spec>(
     const near = suggest(key, known);
     issues.push({
       path: joinPath(path, key),
-      message: near
-        ? `unknown option (did you mean "${near}"?)`
-        : `unknown option; known options are ${known.join(', ') || '(none)'}`,
+      message: near ? `unknown option (did you mean "${near}"?)` : `unknown option; known options are ${known.join(', ') || '(none)'}`,
     });
   }
   const out: Record<string, unknown> = {};

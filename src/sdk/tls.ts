@@ -17,10 +17,16 @@ import { o, rules } from './options.js';
 
 export const tlsOptions = {
   ssl_enabled: o.bool().describe('Connect with TLS.').default(false),
-  ssl_ca_cert: o.path().describe('PEM file with the CA certificate(s) that signed the server certificate. Required when ssl_enabled is true.'),
+  ssl_ca_cert: o
+    .path()
+    .describe('PEM file with the CA certificate(s) that signed the server certificate. Required when ssl_enabled is true.'),
   ssl_cert: o.path().describe('PEM client certificate, for servers that require client authentication.').advanced(),
   ssl_key: o.path().describe('PEM private key of ssl_cert.').advanced(),
-  ssl_verify: o.bool().describe('Verify the server certificate and host name. Setting false is insecure and logs a warning.').default(true).advanced(),
+  ssl_verify: o
+    .bool()
+    .describe('Verify the server certificate and host name. Setting false is insecure and logs a warning.')
+    .default(true)
+    .advanced(),
 };
 
 export const tlsRules = [

@@ -82,5 +82,11 @@ export interface EncodedRows {
 }
 
 export function isEncodedRows(item: unknown): item is EncodedRows {
-  return typeof item === 'object' && item !== null && !Array.isArray(item) && (item as { kind?: unknown }).kind === 'encoded' && Buffer.isBuffer((item as { data?: unknown }).data);
+  return (
+    typeof item === 'object' &&
+    item !== null &&
+    !Array.isArray(item) &&
+    (item as { kind?: unknown }).kind === 'encoded' &&
+    Buffer.isBuffer((item as { data?: unknown }).data)
+  );
 }

@@ -47,7 +47,8 @@ export async function readBack(connector: AnyConnector, raw: Record<string, unkn
   const partitions = (await source.partitions?.(plan)) ?? [{ id: '0' }];
   const rows: Row[] = [];
   for (const p of partitions)
-    for await (const item of source.read(p, taskContext({ baseDir, schema, partitionId: p.id }))) rows.push(...(Array.isArray(item) ? item : [item]));
+    for await (const item of source.read(p, taskContext({ baseDir, schema, partitionId: p.id })))
+      rows.push(...(Array.isArray(item) ? item : [item]));
   await source.close?.();
   return rows;
 }

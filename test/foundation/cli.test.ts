@@ -50,7 +50,10 @@ retry: { max_attempts: 0 }
   it.each([
     ['a YAML syntax error', 'pipeline: [unclosed\nsource: {'],
     ['a binary file', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x00, 0x01, 0xff, 0xfe])],
-    ['an alias bomb', `a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n`],
+    [
+      'an alias bomb',
+      `a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n`,
+    ],
     ['duplicate keys', 'pipeline: a\npipeline: b\n'],
   ])('refuses %s quickly with exit 2', async (_name, content) => {
     const dir = tempDir();
@@ -73,7 +76,11 @@ retry: { max_attempts: 0 }
 describe('weir run', () => {
   it('runs generator → sqlite and lands every row once, with JSON logs and a summary', async () => {
     const dir = tempDir();
-    const file = write(dir, 'p.yaml', 'pipeline: gen-sqlite\nsource: { type: generator, rows: 20000, partitions: 4 }\nsink: { type: sqlite, path: out.db, table: events }\n');
+    const file = write(
+      dir,
+      'p.yaml',
+      'pipeline: gen-sqlite\nsource: { type: generator, rows: 20000, partitions: 4 }\nsink: { type: sqlite, path: out.db, table: events }\n',
+    );
     const r = await runCli(['run', file, '--summary-json', join(dir, 'summary.json')], { cwd: dir });
     expect(r.stderr).toContain('succeeded');
     expect(r.code).toBe(0);
@@ -88,7 +95,19 @@ describe('weir run', () => {
     const parts = lines.filter((l) => l.event === 'partition_complete');
     expect(parts).toHaveLength(4);
     for (const p of parts) {
-      for (const key of ['run_id', 'pipeline', 'partition_id', 'rows_processed', 'rows_failed', 'bytes_sent', 'batches_sent', 'retry_count', 'duration_seconds', 'throughput', 'errors'])
+      for (const key of [
+        'run_id',
+        'pipeline',
+        'partition_id',
+        'rows_processed',
+        'rows_failed',
+        'bytes_sent',
+        'batches_sent',
+        'retry_count',
+        'duration_seconds',
+        'throughput',
+        'errors',
+      ])
         expect(p).toHaveProperty(key);
     }
     const summary = JSON.parse((await import('node:fs')).readFileSync(join(dir, 'summary.json'), 'utf8'));
@@ -115,7 +134,11 @@ sink: { type: sqlite, path: out.db, table: events, batch_size: 100 }
     expect(lines.some((l) => l.event === 'job_abort')).toBe(true);
     expect(lines.some((l) => l.event === 'partition_failed' && l.partition_id === '3')).toBe(true);
     const db = new Database(join(dir, 'out.db'), { readonly: true });
-    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_weir\\_c%' ESCAPE '\\' AND name NOT LIKE '\\_weir\\_r%' ESCAPE '\\'").all();
+    const tables = db
+      .prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_weir\\_c%' ESCAPE '\\' AND name NOT LIKE '\\_weir\\_r%' ESCAPE '\\'",
+      )
+      .all();
     expect(tables).toEqual([]); // neither the target table nor any staging table
     db.close();
   });
@@ -157,11 +180,19 @@ describe('introspection commands', () => {
 describe('TLS options', () => {
   it('ssl_enabled needs ssl_ca_cert, and the file must be readable — checked by weir validate', async () => {
     const dir = tempDir();
-    const missing = write(dir, 'a.yaml', 'pipeline: t\nsource: { type: generator }\nsink: { type: postgres, database: test, table: t, ssl_enabled: true }\n');
+    const missing = write(
+      dir,
+      'a.yaml',
+      'pipeline: t\nsource: { type: generator }\nsink: { type: postgres, database: test, table: t, ssl_enabled: true }\n',
+    );
     const r1 = await runCli(['validate', missing]);
     expect(r1.code).toBe(2);
     expect(r1.stderr).toContain('ssl_ca_cert is required when ssl_enabled is true');
-    const unreadable = write(dir, 'b.yaml', 'pipeline: t\nsource: { type: generator }\nsink: { type: postgres, database: test, table: t, ssl_enabled: true, ssl_ca_cert: nope.pem }\n');
+    const unreadable = write(
+      dir,
+      'b.yaml',
+      'pipeline: t\nsource: { type: generator }\nsink: { type: postgres, database: test, table: t, ssl_enabled: true, ssl_ca_cert: nope.pem }\n',
+    );
     const r2 = await runCli(['validate', unreadable]);
     expect(r2.code).toBe(2);
     expect(r2.stderr).toContain('sink.ssl_ca_cert');
@@ -172,14 +203,26 @@ describe('TLS options', () => {
 describe('weir check', () => {
   it('passes with exit 0 and fails with exit 3, per connector and check', async () => {
     const dir = tempDir();
-    const seed = write(dir, 'seed.yaml', 'pipeline: seed\nsource: { type: generator, rows: 10 }\nsink: { type: sqlite, path: in.db, table: events }\n');
+    const seed = write(
+      dir,
+      'seed.yaml',
+      'pipeline: seed\nsource: { type: generator, rows: 10 }\nsink: { type: sqlite, path: in.db, table: events }\n',
+    );
     expect((await runCli(['run', seed], { cwd: dir })).code).toBe(0);
-    const good = write(dir, 'good.yaml', 'pipeline: chk\nsource: { type: sqlite, path: in.db, table: events }\nsink: { type: jsonl, path: out/x.jsonl }\n');
+    const good = write(
+      dir,
+      'good.yaml',
+      'pipeline: chk\nsource: { type: sqlite, path: in.db, table: events }\nsink: { type: jsonl, path: out/x.jsonl }\n',
+    );
     const ok = await runCli(['check', good], { cwd: dir });
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/PASS\s+source \(sqlite\) table/);
     expect(ok.stdout).toMatch(/PASS\s+sink \(jsonl\) disk_space/);
-    const bad = write(dir, 'bad.yaml', 'pipeline: chk\nsource: { type: sqlite, path: in.db, table: nope }\nsink: { type: jsonl, path: out/x.jsonl }\n');
+    const bad = write(
+      dir,
+      'bad.yaml',
+      'pipeline: chk\nsource: { type: sqlite, path: in.db, table: nope }\nsink: { type: jsonl, path: out/x.jsonl }\n',
+    );
     const failed = await runCli(['check', bad], { cwd: dir });
     expect(failed.code).toBe(3);
     expect(failed.stdout).toMatch(/FAIL\s+source \(sqlite\) table: table nope does not exist/);

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { undocumentedOptions } from '../../src/config/docs.js';
@@ -19,6 +19,10 @@ describe('generated docs', () => {
       expect(readFileSync(file, 'utf8'), `${path} is stale: run npm run docs`).toBe(text);
     }
     const onDisk = readdirSync(join(ROOT, 'docs', 'connectors')).map((f) => `connectors/${f}`);
-    expect(onDisk.sort()).toEqual(Object.keys(files).filter((f) => f.startsWith('connectors/')).sort());
+    expect(onDisk.sort()).toEqual(
+      Object.keys(files)
+        .filter((f) => f.startsWith('connectors/'))
+        .sort(),
+    );
   });
 });

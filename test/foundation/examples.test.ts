@@ -24,7 +24,10 @@ describe('examples', () => {
     const db = new Database(join(ROOT, 'out', 'inventory.db'), { readonly: true });
     expect(db.prepare('SELECT count(*) AS n FROM stock').get()).toEqual({ n: 5 });
     db.close();
-    const dead = readFileSync(join(ROOT, 'out', 'inventory-rejected.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const dead = readFileSync(join(ROOT, 'out', 'inventory-rejected.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(dead).toHaveLength(1);
     expect(dead[0]).toMatchObject({ pipeline: 'inventory-to-sqlite', partition_id: 'lisbon', stage: 'read', record: { sku: 'GRINDER' } });
   });
@@ -33,7 +36,11 @@ describe('examples', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const source = readFileSync(join(ROOT, 'examples/custom-connector/inventory-connector.mjs'), 'utf8');
     const body = source.slice(source.indexOf('export default'));
-    const normalise = (s: string) => s.replace(/^\s*\/\/.*$/gm, '').replace(/\s+/g, ' ').trim();
+    const normalise = (s: string) =>
+      s
+        .replace(/^\s*\/\/.*$/gm, '')
+        .replace(/\s+/g, ' ')
+        .trim();
     expect(normalise(readme)).toContain(normalise(body).slice(0, 400));
   });
 });

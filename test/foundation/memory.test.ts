@@ -11,7 +11,10 @@ import { runCli, tempDir } from '../helpers/cli.js';
 async function run(rows: number) {
   const dir = tempDir();
   const file = join(dir, 'p.yaml');
-  writeFileSync(file, `pipeline: mem-${rows}\nsource: { type: generator, rows: ${rows}, partitions: 8 }\nsink: { type: sqlite, path: out.db, table: events }\n`);
+  writeFileSync(
+    file,
+    `pipeline: mem-${rows}\nsource: { type: generator, rows: ${rows}, partitions: 8 }\nsink: { type: sqlite, path: out.db, table: events }\n`,
+  );
   const r = await runCli(['run', file, '--log-level', 'warn', '--summary-json', join(dir, 's.json')], { cwd: dir, timeoutMs: 200_000 });
   expect(r.code, r.stderr).toBe(0);
   const summary = JSON.parse(readFileSync(join(dir, 's.json'), 'utf8'));

@@ -28,11 +28,28 @@ describe('metrics', () => {
     const port = (server.address() as { port: number }).port;
     const get = (path: string) => fetch(`http://127.0.0.1:${port}${path}`);
     expect((await get('/readyz')).status).toBe(503);
-    bus.emit({ type: 'run_start', run_id: 'r', pipeline: 'p1', source: 'generator', sink: 'sqlite', partitions: 1, delivery: 'at-least-once', resumed: false });
+    bus.emit({
+      type: 'run_start',
+      run_id: 'r',
+      pipeline: 'p1',
+      source: 'generator',
+      sink: 'sqlite',
+      partitions: 1,
+      delivery: 'at-least-once',
+      resumed: false,
+    });
     bus.emit({ type: 'rows_read', partition_id: '0', rows: 10 });
     bus.emit({ type: 'batch_written', partition_id: '0', batch_id: 1, rows: 9, bytes: 900, duration_ms: 12 });
     bus.emit({ type: 'row_dead_lettered', partition_id: '0', stage: 'write', error_type: 'bad_row', error_message: 'x' });
-    bus.emit({ type: 'batch_retry', partition_id: '0', batch_id: 1, attempt: 1, delay_ms: 5, error_type: 'ECONNRESET', error_message: 'reset' });
+    bus.emit({
+      type: 'batch_retry',
+      partition_id: '0',
+      batch_id: 1,
+      attempt: 1,
+      delay_ms: 5,
+      error_type: 'ECONNRESET',
+      error_message: 'reset',
+    });
     expect((await get('/readyz')).status).toBe(200);
     expect((await get('/healthz')).status).toBe(200);
     const text = await (await get('/metrics')).text();
@@ -66,9 +83,15 @@ describe('alerts', () => {
     const bus = new EventBus();
     const logs: string[] = [];
     const c = { ...config(), alerts: [{ name: 'Errors', when: 'error_rate > 0.1', for: 0, severity: 'warning' as const }] };
-    const stop = evaluateAlerts(bus, c, { intervalMs: 20, windowMs: 60, redactor: new Redactor(), log: (_l, f) => logs.push(String(f.event)) });
+    const stop = evaluateAlerts(bus, c, {
+      intervalMs: 20,
+      windowMs: 60,
+      redactor: new Redactor(),
+      log: (_l, f) => logs.push(String(f.event)),
+    });
     bus.emit({ type: 'rows_read', partition_id: '0', rows: 10 });
-    for (let i = 0; i < 5; i++) bus.emit({ type: 'row_dead_lettered', partition_id: '0', stage: 'write', error_type: 'x', error_message: 'x' });
+    for (let i = 0; i < 5; i++)
+      bus.emit({ type: 'row_dead_lettered', partition_id: '0', stage: 'write', error_type: 'x', error_message: 'x' });
     await new Promise((r) => setTimeout(r, 50));
     expect(logs).toContain('alert_firing');
     for (let i = 0; i < 6; i++) {
@@ -87,7 +110,10 @@ describe('weir run --metrics-port', () => {
     const { join } = await import('node:path');
     const dir = tempDir();
     const file = join(dir, 'p.yaml');
-    writeFileSync(file, 'pipeline: scraped\nsource: { type: generator, rows: 3000 }\nsink: { type: sqlite, path: out.db, table: t, batch_size: 100 }\nrate_limit: { rows_per_second: 1500 }\n');
+    writeFileSync(
+      file,
+      'pipeline: scraped\nsource: { type: generator, rows: 3000 }\nsink: { type: sqlite, path: out.db, table: t, batch_size: 100 }\nrate_limit: { rows_per_second: 1500 }\n',
+    );
     const port = 20000 + Math.floor(Math.random() * 20000);
     let scraped = '';
     const r = await runCli(['run', file, '--metrics-port', String(port)], {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { recordingSinkConnector, testSource } from '../../src/sdk/testing.js';
 import type { AnyConnector } from '../../src/sdk/connector.js';
+import { recordingSinkConnector, testSource } from '../../src/sdk/testing.js';
 import { runYaml } from './harness.js';
 
 const pipeline = (source: string, extra = '') => `

@@ -2,12 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireService } from '../../../test/helpers/services.js';
+import type { TaskContext } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
 import { validateOptions } from '../../sdk/options.js';
 import type { Row } from '../../sdk/types.js';
 import { collect, planContext, taskContext } from '../shared/test-context.js';
 import redis from './index.js';
-import type { TaskContext } from '../../sdk/connector.js';
 import { redisOptions, redisRules, redisSinkRules, redisSourceRules } from './spec.js';
 import { compileTemplate } from './template.js';
 
@@ -44,7 +44,11 @@ async function read(input: Record<string, unknown>, ctxExtra: Partial<TaskContex
   for (const p of partitions) {
     // by default the partition "commits" right after it was read, as in a run
     const committed: (() => Promise<void> | void)[] = [];
-    const ctx = { ...taskContext({ baseDir: '.', partitionId: p.id }), onCommit: (fn: () => Promise<void> | void) => void committed.push(fn), ...ctxExtra };
+    const ctx = {
+      ...taskContext({ baseDir: '.', partitionId: p.id }),
+      onCommit: (fn: () => Promise<void> | void) => void committed.push(fn),
+      ...ctxExtra,
+    };
     rows.push(...(await collect(source.read(p, ctx))));
     for (const fn of committed) await fn();
     rejected.push(...ctx.rejected);

@@ -7,7 +7,7 @@ import { constants } from 'node:fs';
 import { access, stat, statfs } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { CheckResult, PlanContext, Source, TaskContext } from '../../sdk/connector.js';
-import { WeirError, errorMessage } from '../../sdk/errors.js';
+import { errorMessage, WeirError } from '../../sdk/errors.js';
 import type { Partition, Row, Schema } from '../../sdk/types.js';
 
 /** Resolves the `path` option against the pipeline file's directory (planner and worker). */
@@ -198,7 +198,11 @@ export async function fileChecks(path: string, role: 'source' | 'sink'): Promise
         await access(path, constants.R_OK);
         return { name: 'target', ok: true, message: `${path} is readable` };
       } catch (error) {
-        return { name: 'target', ok: false, message: isNotFound(error) ? `${path} does not exist; check the path option` : `${path} is not readable` };
+        return {
+          name: 'target',
+          ok: false,
+          message: isNotFound(error) ? `${path} does not exist; check the path option` : `${path} is not readable`,
+        };
       }
     }
     const dir = await existingAncestor(dirname(path));
