@@ -426,13 +426,13 @@ describe('hostile input', () => {
     const r = withSecret();
     const t0 = performance.now();
     r.scrub(text);
-    expect(performance.now() - t0).toBeLessThan(250);
+    expect(performance.now() - t0).toBeLessThan(1000); // catastrophic backtracking took 4.5-5.9 s
   });
 
   it('shows a huge bad value quickly', () => {
     const t0 = performance.now();
     displayValue('a'.repeat(500_000));
-    expect(performance.now() - t0).toBeLessThan(250);
+    expect(performance.now() - t0).toBeLessThan(1000); // catastrophic backtracking took 4.5-5.9 s
   });
 });
 
