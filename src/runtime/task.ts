@@ -121,16 +121,20 @@ export async function runPartition(partition: Partition, attempt: number, deps: 
     // the encoded fast path when the sink's writer takes what the source can hand over as it is
     const encoded = w.writeEncoded && sink.accepts?.includes('csv') ? source.readEncoded?.(partition, ctx, 'csv') : undefined;
     iterator = batches(encoded ?? source.read(partition, ctx), deps.limits)[Symbol.asyncIterator]();
-    // one batch of read-ahead: the source reads the next batch while this one is written
+    // encoded batches get one batch of read-ahead: the source reads the next chunk while
+    // this one is on the wire. Row batches do not: holding twice the rows costs more
+    // memory than it gains when the writer does not wait on I/O.
     let ahead: Promise<IteratorResult<Batch>> | undefined;
     for (;;) {
       if (stopping.aborted) throw cancelled(stopping);
       const next = await nextOrStop(iterator, stopping, ahead);
       ahead = undefined;
       if (next.done) break;
-      ahead = iterator.next();
-      ahead.catch(() => {});
       const batch = next.value;
+      if (batch.encoded) {
+        ahead = iterator.next();
+        ahead.catch(() => {});
+      }
       const id = ++batchId;
       const count = batch.encoded ? batch.encoded.rows : batch.rows.length;
       if (!batch.encoded) {
@@ -161,6 +165,7 @@ export async function runPartition(partition: Partition, attempt: number, deps: 
         bytes,
         duration_ms: Math.round(performance.now() - started),
       });
+      await yieldToEventLoop();
     }
     iterator = undefined;
     // a drain lets a partition that read its last row commit; only an abort stops it here
@@ -283,6 +288,21 @@ async function writeEncoded(
   });
   read(rows.length + rejected);
   return [await writeWithIsolation(writer, rows, batchId, deps, stats, attempt), rows.length + rejected];
+}
+
+let lastYield = performance.now();
+
+/**
+ * A source and sink that never wait on I/O (a generator into SQLite) would run the
+ * whole partition in microtasks and starve the event loop: no signal handling,
+ * no /metrics, no progress, and V8 would postpone the GC work it schedules as tasks.
+ * Every ~100 ms the task lets the event loop turn (more often costs memory: V8 then
+ * finds more of each batch alive when it collects).
+ */
+async function yieldToEventLoop(): Promise<void> {
+  if (performance.now() - lastYield < 100) return;
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  lastYield = performance.now();
 }
 
 /** Each write attempt is one request for `rate_limit.requests_per_second`. */

@@ -228,3 +228,24 @@ describe('weir check', () => {
     expect(failed.stdout).toMatch(/FAIL\s+source \(sqlite\) table: table nope does not exist/);
   });
 });
+
+describe('responsiveness', () => {
+  it('a CPU-bound run (generator → sqlite) still answers SIGTERM promptly and drains', async () => {
+    const dir = tempDir();
+    const file = write(dir, 'busy.yaml', 'pipeline: busy\nsource: { type: generator, rows: 3000000, partitions: 4 }\nsink: { type: sqlite, path: out.db, table: events }\n');
+    let sentAt = 0;
+    const r = await runCli(['run', file], {
+      cwd: dir,
+      onStdout: (chunk, kill) => {
+        if (!sentAt && chunk.includes('run_start')) {
+          sentAt = Date.now();
+          setTimeout(() => kill('SIGTERM'), 300);
+        }
+      },
+    });
+    expect(r.code).toBe(143);
+    expect(Date.now() - sentAt).toBeLessThan(5000);
+    expect(r.stderr).toContain('stopped');
+    expect(r.stderr).toContain('run the same command again to resume');
+  });
+});
