@@ -1,16 +1,9 @@
-/**
- * The csv sink: each partition's writer (worker) writes CSV records to its own
- * temporary file; the job commit (planner) concatenates them in partition-id
- * order under one header and renames the result over the target.
- */
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import type { CommitContext, Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
 import type { JsonValue, Partition, Row } from '../../sdk/types.js';
-import { fileError, resolvePath } from '../shared/files.js';
-import { abortStaged, commitStaged, parseMessages, StagedFile, type StagedMessage } from '../shared/staged.js';
+import { resolvePath } from '../shared/files.js';
+import { abortStagedMessages, commitStaged, makeTargetDir, parseMessages, StagedFile, type StagedMessage } from '../shared/staged.js';
 import type { CsvOptions } from './spec.js';
 
 const WHO = 'csv sink';
@@ -122,11 +115,7 @@ export function csvSink(opts: CsvOptions): Sink {
     /** Planner: creates the target's directory so a bad path fails before any row is read. */
     async setup(ctx) {
       const target = resolvePath(ctx.baseDir, opts.path);
-      try {
-        await mkdir(dirname(target), { recursive: true });
-      } catch (error) {
-        throw fileError(error, { who: WHO, path: target, action: 'write' });
-      }
+      await makeTargetDir(WHO, target);
     },
     /** Worker: a writer to a temporary file beside the target. */
     writer: (partition, ctx) => openWriter(partition, opts, ctx),
@@ -158,12 +147,7 @@ export function csvSink(opts: CsvOptions): Sink {
     },
     /** Planner: deletes the run's temporary files. Idempotent. */
     async abort(messages: JsonValue[], ctx) {
-      await abortStaged({
-        target: resolvePath(ctx.baseDir, opts.path),
-        parts: parseMessages(messages, WHO, { lenient: true }),
-        runId: ctx.runId,
-        log: ctx.log,
-      });
+      await abortStagedMessages(WHO, resolvePath(ctx.baseDir, opts.path), messages, ctx);
     },
   };
 }

@@ -1,16 +1,8 @@
-/**
- * The jsonl sink: each partition's writer (worker) writes one JSON object per
- * line to its own temporary file; the job commit (planner) concatenates them in
- * partition-id order and renames the result over the target. Needs no schema,
- * so it also serves as the dead-letter sink.
- */
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import type { Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { RowError } from '../../sdk/errors.js';
 import type { JsonValue, Partition, Row } from '../../sdk/types.js';
-import { fileError, resolvePath } from '../shared/files.js';
-import { abortStaged, commitStaged, parseMessages, StagedFile } from '../shared/staged.js';
+import { resolvePath } from '../shared/files.js';
+import { abortStagedMessages, commitStaged, makeTargetDir, parseMessages, StagedFile } from '../shared/staged.js';
 import type { JsonlOptions } from './spec.js';
 
 const WHO = 'jsonl sink';
@@ -72,11 +64,7 @@ export function jsonlSink(opts: JsonlOptions): Sink {
     /** Planner: creates the target's directory so a bad path fails before any row is read. */
     async setup(ctx) {
       const target = resolvePath(ctx.baseDir, opts.path);
-      try {
-        await mkdir(dirname(target), { recursive: true });
-      } catch (error) {
-        throw fileError(error, { who: WHO, path: target, action: 'write' });
-      }
+      await makeTargetDir(WHO, target);
     },
     /** Worker: a writer to a temporary file beside the target. */
     writer: (partition, ctx) => openWriter(partition, opts, ctx),
@@ -93,12 +81,7 @@ export function jsonlSink(opts: JsonlOptions): Sink {
     },
     /** Planner: deletes the run's temporary files. Idempotent. */
     async abort(messages: JsonValue[], ctx) {
-      await abortStaged({
-        target: resolvePath(ctx.baseDir, opts.path),
-        parts: parseMessages(messages, WHO, { lenient: true }),
-        runId: ctx.runId,
-        log: ctx.log,
-      });
+      await abortStagedMessages(WHO, resolvePath(ctx.baseDir, opts.path), messages, ctx);
     },
   };
 }

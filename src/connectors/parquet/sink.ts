@@ -1,21 +1,10 @@
-/**
- * The parquet sink. Each partition's writer (worker) streams its rows into its
- * own temporary Parquet file beside the target, one row group at a time: rows
- * are converted and buffered until `row_group_size`, then encoded by
- * hyparquet-writer's incremental `ParquetWriter` and flushed to disk, so a
- * writer holds at most one row group. The job commit (planner) publishes the
- * temporary files as ONE file: a rename for a single partition, otherwise a
- * byte-level merge of their row groups (see merge.ts). A job abort deletes them.
- */
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { parquetMetadata, parquetSchema } from 'hyparquet';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import type { CommitContext, Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
 import type { ColumnType, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
 import { fileError, isNotFound, resolvePath } from '../shared/files.js';
-import { abortStaged, parseMessages, StagedFile, type StagedMessage } from '../shared/staged.js';
+import { abortStagedMessages, makeTargetDir, parseMessages, StagedFile, type StagedMessage } from '../shared/staged.js';
 import { CODEC, COMPRESSORS, openParquet } from './file.js';
 import { commitParquet } from './merge.js';
 import type { ParquetOptions } from './spec.js';
@@ -251,11 +240,7 @@ export function parquetSink(opts: ParquetOptions): Sink {
     /** Planner: creates the target's directory; in append mode checks the existing file's columns. */
     async setup(ctx) {
       const target = resolvePath(ctx.baseDir, opts.path);
-      try {
-        await mkdir(dirname(target), { recursive: true });
-      } catch (error) {
-        throw fileError(error, { who: WHO, path: target, action: 'write' });
-      }
+      await makeTargetDir(WHO, target);
       if (opts.mode === 'append') await checkAppendTarget(target, opts, ctx);
     },
     /** Worker: a writer to a temporary Parquet file beside the target. */
@@ -275,12 +260,7 @@ export function parquetSink(opts: ParquetOptions): Sink {
     },
     /** Planner: deletes the run's temporary files. Idempotent. */
     async abort(messages: JsonValue[], ctx) {
-      await abortStaged({
-        target: resolvePath(ctx.baseDir, opts.path),
-        parts: parseMessages(messages, WHO, { lenient: true }),
-        runId: ctx.runId,
-        log: ctx.log,
-      });
+      await abortStagedMessages(WHO, resolvePath(ctx.baseDir, opts.path), messages, ctx);
     },
   };
 }

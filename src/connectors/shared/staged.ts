@@ -338,3 +338,22 @@ async function syncDir(dir: string): Promise<void> {
     await handle?.close().catch(() => {});
   }
 }
+
+/** Planner (`Sink.setup`): creates the target's directory, so a bad path fails before any row is read. */
+export async function makeTargetDir(who: string, target: string): Promise<void> {
+  try {
+    await mkdir(dirname(target), { recursive: true });
+  } catch (error) {
+    throw fileError(error, { who, path: target, action: 'write' });
+  }
+}
+
+/** Planner (`Sink.abort`): deletes the run's temporary files for `target`, also those of crashed writers. Idempotent. */
+export async function abortStagedMessages(
+  who: string,
+  target: string,
+  messages: readonly JsonValue[],
+  ctx: { runId: string; log: Log },
+): Promise<void> {
+  await abortStaged({ target, parts: parseMessages(messages, who, { lenient: true }), runId: ctx.runId, log: ctx.log });
+}
