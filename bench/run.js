@@ -278,14 +278,15 @@ const median = (xs) => {
 // ---------------------------------------------------------------------------
 // chaos: SIGKILL weir mid-run, resume, count
 
-async function chaos(csv, dir, kills = 3) {
+/** SIGKILLs weir after a random number of its `batches` batches (so the kill lands mid-run), `kills` times, then resumes. */
+async function chaos(csv, dir, batches, kills = 3) {
   const table = 'bench_weir_chaos';
   await freshTable(table);
   const file = pipelineYaml(csv, table, 'bench-weir-chaos', dir);
   const killedAt = [];
   let finished;
   for (let k = 0; k < kills && !finished; k++) {
-    const afterBatches = 1 + Math.floor(Math.random() * 40);
+    const afterBatches = 1 + Math.floor(Math.random() * Math.max(1, batches - 2));
     let seen = 0;
     let sent = false;
     const r = await measure(process.execPath, [BIN, 'run', file, '--log-level', 'debug', '--log-format', 'json'], {
@@ -377,7 +378,8 @@ async function main() {
   ];
   let chaosResult;
   if (!args['no-chaos']) {
-    chaosResult = await chaos(csv, dir);
+    const batches = results.weirOn.map((r) => r.summary?.totals?.batches_sent).find((n) => n > 0) ?? 40;
+    chaosResult = await chaos(csv, dir, batches);
     gates.push({
       name: 'exactly-once under SIGKILL (csv → postgres, killed and resumed)',
       ok: chaosResult.ok,

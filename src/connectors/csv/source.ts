@@ -2,15 +2,23 @@
  * The csv source: one partition per file, streamed with csv-parse (the file is
  * never held in memory), fields converted to column types, bad records handed
  * to `ctx.reject` while the rest keep flowing.
+ *
+ * `readEncoded` is the passthrough fast path for sinks that take CSV as it is
+ * (PostgreSQL COPY): whole records cut from the file's bytes, checked and, where
+ * the row path would hand on other text, rewritten (see encoded.ts). Rows,
+ * rejected records and their errors are the row path's.
  */
+import { isUtf8 } from 'node:buffer';
 import { open } from 'node:fs/promises';
-import { type CsvError, type Info, parse } from 'csv-parse';
+import { type CsvError, type Info, type Options as ParseOptions, parse } from 'csv-parse';
+import { parse as parseSync } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import type { Source, TaskContext } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
-import type { ColumnType, Row, Schema } from '../../sdk/types.js';
+import type { ColumnType, EncodedRows, Row, Schema } from '../../sdk/types.js';
 import { type Converted, convertText, TextTypeGuess } from '../shared/columns.js';
-import { type FileSample, fileError, singleFileSource } from '../shared/files.js';
+import { type FileSample, fileError, resolvePath, singleFileSource } from '../shared/files.js';
+import { ChunkScanner, type Dialect, encodeRowsCsv, KIND_OF, type LineEnding } from './encoded.js';
 import type { CsvOptions } from './spec.js';
 
 /** Rows inspected to infer column types. */
@@ -28,13 +36,39 @@ interface ParsedRecord {
   line: number;
 }
 
+/** Where a parser starts when it does not start at the top of the file: a record boundary and csv-parse's state there. */
+interface ParserStart {
+  /** Byte offset of a record's first byte. */
+  offset: number;
+  /** csv-parse's line counter (`info.lines`) at that point. */
+  lines: number;
+  lineEnding: LineEnding | 'cr';
+}
+
+const RECORD_DELIMITERS = { lf: '\n', crlf: '\r\n', cr: '\r' } as const;
+
+/** The csv-parse options of the row path (the encoded path's decode uses the same). */
+function parseOptions(opts: CsvOptions): ParseOptions {
+  return {
+    delimiter: opts.delimiter,
+    quote: opts.quote,
+    escape: opts.quote,
+    encoding: opts.encoding,
+    relax_column_count: true,
+    relax_quotes: true, // keep `a"b` and `"a"b` as text rather than swallow the lines after them
+    skip_records_with_error: true,
+    max_record_size: MAX_RECORD_BYTES,
+  };
+}
+
 /**
  * A parser over the file at `path`; malformed records land in `skipped`. With
  * `info`, records come with csv-parse's line and byte counts (2-3x slower: the
  * planner's sample only); without, they are plain arrays and empty lines come
- * through as `['']`, so the reader can count lines itself.
+ * through as `['']`, so the reader can count lines itself. With `from`, it starts
+ * mid-file, at a record boundary, as if it had read everything before.
  */
-async function openParser<I extends boolean>(path: string, opts: CsvOptions, info: I) {
+async function openParser<I extends boolean>(path: string, opts: CsvOptions, info: I, from?: ParserStart, skipEmptyLines: boolean = info) {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(path, 'r');
@@ -47,23 +81,18 @@ async function openParser<I extends boolean>(path: string, opts: CsvOptions, inf
   }
   const skipped: CsvError[] = [];
   const parser = parse({
-    delimiter: opts.delimiter,
-    quote: opts.quote,
-    escape: opts.quote,
-    encoding: opts.encoding,
-    bom: true,
+    ...parseOptions(opts),
+    bom: !from,
     info,
-    from_line: opts.skip_lines + 1,
-    relax_column_count: true,
-    relax_quotes: true, // keep `a"b` and `"a"b` as text rather than swallow the lines after them
-    skip_empty_lines: info,
-    skip_records_with_error: true,
-    max_record_size: MAX_RECORD_BYTES,
+    from_line: from ? 1 : opts.skip_lines + 1,
+    skip_empty_lines: skipEmptyLines,
+    ...(from?.lineEnding ? { record_delimiter: RECORD_DELIMITERS[from.lineEnding] } : {}),
     on_skip: (error) => {
       if (error) skipped.push(error);
     },
   });
-  const stream = handle.createReadStream();
+  if (from) (parser.info as { lines: number }).lines = from.lines;
+  const stream = handle.createReadStream(from ? { start: from.offset } : {});
   stream.on('error', (error) => parser.destroy(fileError(error, { who: WHO, path, action: 'read' })));
   stream.pipe(parser);
   const close = () => {
@@ -215,9 +244,16 @@ class RecordConverter {
   }
 }
 
-/** Reads one partition (worker). */
-async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext): AsyncGenerator<Row[]> {
-  const { parser, skipped, close } = await openParser(path, opts, false);
+/** Where the row path picks up a file the encoded path started: after the header, at a record boundary. */
+interface Resume extends ParserStart {
+  names: string[];
+  /** The row path's line number of the last line before `offset`. */
+  line: number;
+}
+
+/** Reads one partition (worker); with `resume`, from the middle of the file. */
+async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext, resume?: Resume): AsyncGenerator<Row[]> {
+  const { parser, skipped, close } = await openParser(path, opts, false, resume);
   const flushSkipped = async () => {
     while (skipped.length) {
       const error = skipped.shift() as CsvError & { lines?: number; record?: unknown };
@@ -228,7 +264,7 @@ async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext): Async
     }
   };
   try {
-    let names: string[] | undefined = opts.header ? undefined : Object.keys(opts.columns ?? {});
+    let names: string[] | undefined = resume?.names ?? (opts.header ? undefined : Object.keys(opts.columns ?? {}));
     let converter: RecordConverter | undefined;
     /** Records held back while the column types are inferred. */
     const pending: ParsedRecord[] = [];
@@ -255,7 +291,7 @@ async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext): Async
     if (names && !needsInference(names)) converter = await start(names);
 
     /** The last line of the previous record. */
-    let lastLine = opts.skip_lines;
+    let lastLine = resume?.line ?? opts.skip_lines;
     for await (const record of parser) {
       const line = lastLine + 1;
       lastLine = line + countNewlines(record);
@@ -286,7 +322,427 @@ async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext): Async
   }
 }
 
+// ---------------------------------------------------------------------------
+// the encoded (passthrough) path
+
+/** Sizes of the encoded path (tests use tiny ones to put chunk boundaries everywhere). */
+export interface EncodedTuning {
+  /** Raw bytes per encoded chunk: one COPY each. */
+  chunkBytes: number;
+  /** The first chunk's size; each next one doubles up to `chunkBytes` (the sink starts sooner). */
+  firstChunkBytes: number;
+  /** Bytes per file read while a chunk fills (the event loop turns between reads). */
+  readBytes: number;
+  /** Chunks scanned ahead while the sink writes the current one. */
+  readAhead: number;
+  /** Rows per encoded chunk when the row path reads for the encoded path. */
+  rowModeRows: number;
+}
+
+export const ENCODED_TUNING: EncodedTuning = {
+  chunkBytes: 4 * 1024 * 1024,
+  firstChunkBytes: 256 * 1024,
+  readBytes: 256 * 1024,
+  readAhead: 2,
+  rowModeRows: 20_000,
+};
+
+/**
+ * Whether these options allow the passthrough path: UTF-8, and a delimiter,
+ * quote and null text that PostgreSQL's COPY … (FORMAT csv) can take as they are
+ * (one-byte delimiter and quote; a null text without them, line breaks or a
+ * leading backslash, which could read as the end-of-data marker `\.`).
+ */
+export function encodable(opts: CsvOptions): boolean {
+  const oneByte = (c: string) => c.length === 1 && c.charCodeAt(0) < 0x80 && c !== '\n' && c !== '\r';
+  const n = opts.null_value;
+  return (
+    opts.encoding === 'utf8' &&
+    oneByte(opts.delimiter) &&
+    oneByte(opts.quote) &&
+    opts.delimiter !== opts.quote &&
+    !/[\r\n]/.test(n) &&
+    !n.includes(opts.delimiter) &&
+    !n.includes(opts.quote) &&
+    !n.startsWith('\\')
+  );
+}
+
+/** What precedes the data: skipped lines, the header, and csv-parse's state after them. */
+interface Prefix extends ParserStart {
+  /** Column names; undefined when the file has no header record. */
+  names: string[] | undefined;
+  line: number;
+  /** The file starts with a UTF-16 byte-order mark (csv-parse then switches encoding): row path. */
+  utf16: boolean;
+}
+
+async function readHead(path: string, n: number): Promise<Buffer> {
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    handle = await open(path, 'r');
+    const buf = Buffer.alloc(n);
+    const { bytesRead } = await handle.read(buf, 0, n, 0);
+    return buf.subarray(0, bytesRead);
+  } catch (error) {
+    throw fileError(error, { who: WHO, path, action: 'read' });
+  } finally {
+    await handle?.close();
+  }
+}
+
+const lineEndingOf = (delimiters: Buffer[] | undefined): LineEnding | 'cr' => {
+  const d = delimiters?.[0];
+  if (!d) return undefined;
+  return d.length === 2 ? 'crlf' : d[0] === 0x0a ? 'lf' : 'cr';
+};
+
+/**
+ * Finds where the data starts (worker, once per partition attempt): csv-parse reads
+ * the skipped lines and the header exactly as the row path does.
+ */
+async function readPrefix(path: string, opts: CsvOptions): Promise<Prefix> {
+  const head = await readHead(path, 3);
+  const utf16 = head[0] === 0xff && head[1] === 0xfe;
+  const bom = head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0;
+  const declared = opts.header ? undefined : Object.keys(opts.columns ?? {});
+  const start: Prefix = { names: declared, offset: bom, lines: 1, lineEnding: undefined, line: opts.skip_lines, utf16 };
+  if (utf16 || (!opts.header && opts.skip_lines === 0)) return start;
+  // most headers sit in the first few KB: parsed at once; else csv-parse streams the file up to it
+  for (const size of PREFIX_BLOCK_BYTES) {
+    const block = await readHead(path, size);
+    const records = parseSync(block, {
+      ...parseOptions(opts),
+      bom: true,
+      info: true,
+      skip_empty_lines: false,
+    } as ParseOptions) as unknown as {
+      record: string[];
+      info: Info;
+    }[];
+    const found = findData(records, opts, path, start, () => lineEndingIn(block, records[0]?.info.bytes ?? 0));
+    const whole = block.length < size;
+    // a record ending at the block's end may continue past it
+    if (found && (whole || found.offset < block.length)) return found;
+    if (whole) return { ...start, names: undefined, offset: -1 }; // no data
+  }
+  const { parser, close } = await openParser(path, { ...opts, skip_lines: 0 }, true, undefined, false);
+  const streamed: { record: string[]; info: Info }[] = [];
+  try {
+    for await (const item of parser) {
+      streamed.push(item);
+      const r = findData(streamed, opts, path, start, () =>
+        lineEndingOf((parser as unknown as { options: { record_delimiter?: Buffer[] } }).options.record_delimiter),
+      );
+      if (r) return r;
+    }
+  } finally {
+    close();
+  }
+  return { ...start, names: undefined, offset: -1 }; // no data
+}
+
+/** Bytes read at once to find the header: a first try, a second. */
+const PREFIX_BLOCK_BYTES = [4 * 1024, 64 * 1024];
+
+/**
+ * Where the data starts among the first records (csv-parse's `from_line` applied
+ * by hand: it would not say where the skipped records end), or undefined when
+ * these records do not reach it.
+ */
+function findData(
+  records: { record: string[]; info: Info }[],
+  opts: CsvOptions,
+  path: string,
+  start: Prefix,
+  lineEnding: () => LineEnding | 'cr',
+): Prefix | undefined {
+  let enabled = opts.skip_lines === 0;
+  let lastLine = opts.skip_lines;
+  const at = (info: Info) => ({ offset: info.bytes, lines: info.lines + 1, lineEnding: lineEnding() });
+  for (const { record, info } of records) {
+    if (!enabled) {
+      // csv-parse starts emitting after the record delimiter at which its line count reaches from_line
+      if (info.lines + 1 >= opts.skip_lines + 1) {
+        enabled = true;
+        if (!opts.header) return { ...start, ...at(info) };
+      }
+      continue;
+    }
+    const line = lastLine + 1;
+    lastLine = line + countNewlines(record);
+    if (record.length === 1 && record[0] === '') continue; // an empty line
+    const names = headerNames(record, path);
+    checkDeclared(names, opts, path);
+    return { ...start, ...at(info), names, line: lastLine };
+  }
+  return undefined;
+}
+
+/**
+ * The record delimiter csv-parse settled on: the one ending the first record
+ * (`offset` is that record's end), as it discovers it at the first line break
+ * outside quotes, which ends that record.
+ */
+function lineEndingIn(block: Buffer, offset: number): LineEnding | 'cr' {
+  if (offset === 0) return undefined;
+  const last = block[offset - 1];
+  if (last === 0x0a) return block[offset - 2] === 0x0d ? 'crlf' : 'lf';
+  if (last === 0x0d) return 'cr';
+  return undefined; // the header is the last record, without a line ending
+}
+
+/** EncodedRows made from rows the row path read (its rejects already went to ctx.reject). */
+function encodedFromRows(rows: Row[], dialect: Dialect): EncodedRows {
+  const columns = Object.keys(rows[0] ?? {});
+  return {
+    kind: 'encoded',
+    format: 'csv',
+    columns,
+    ...dialect,
+    data: encodeRowsCsv(rows, columns, dialect),
+    rows: rows.length,
+    decode: async () => rows,
+  };
+}
+
+/** The row path's rows, handed on encoded (files the scanner leaves to csv-parse). */
+async function* rowsEncoded(rows: AsyncIterable<Row[]>, dialect: Dialect, tuning: EncodedTuning): AsyncGenerator<EncodedRows> {
+  let pending: Row[] = [];
+  for await (const chunk of rows) {
+    for (const row of chunk) pending.push(row);
+    if (pending.length >= tuning.rowModeRows) {
+      yield encodedFromRows(pending, dialect);
+      pending = [];
+    }
+  }
+  if (pending.length) yield encodedFromRows(pending, dialect);
+}
+
+interface ChunkInfo {
+  /** The chunk's records as read, for decode. */
+  raw: Buffer;
+  /** Indexes (csv-parse's record count within the chunk) of records already rejected while scanning. */
+  rejected: Set<number>;
+  /** Row path line number of the line before the chunk. */
+  line: number;
+  lineEnding: LineEnding;
+}
+
+/** Parses a chunk's raw records the row path's way (worker, when the sink cannot take the chunk as it is). */
+function decodeChunk(
+  chunk: ChunkInfo,
+  opts: CsvOptions,
+  converter: RecordConverter,
+  reject: (record: unknown, error: unknown) => Promise<void>,
+): Promise<Row[]> {
+  const skipped: CsvError[] = [];
+  const records = parseSync(chunk.raw, {
+    ...parseOptions(opts),
+    bom: false,
+    skip_empty_lines: false,
+    ...(chunk.lineEnding ? { record_delimiter: RECORD_DELIMITERS[chunk.lineEnding] } : {}),
+    on_skip: (error) => {
+      if (error) skipped.push(error);
+    },
+  }) as string[][];
+  return (async () => {
+    const rows: Row[] = [];
+    let lastLine = chunk.line;
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i] as string[];
+      const line = lastLine + 1;
+      lastLine = line + countNewlines(record);
+      if ((record.length === 1 && record[0] === '') || chunk.rejected.has(i)) continue;
+      const result = converter.convert(record);
+      if (result instanceof RowError) await reject({ line, raw: converter.raw(record) }, result);
+      else rows.push(result);
+    }
+    for (const error of skipped as (CsvError & { lines?: number; record?: unknown })[])
+      await reject(
+        { line: error.lines ?? null, raw: Array.isArray(error.record) ? error.record.join(opts.delimiter) : null },
+        new RowError(`malformed CSV: ${error.message}`, { code: 'bad_record', cause: error }),
+      );
+    return rows;
+  })();
+}
+
+/** Runs an async iterator up to `depth` items ahead of its consumer, so reading overlaps writing. */
+async function* readAhead<T>(iterator: AsyncIterator<T>, depth: number): AsyncGenerator<T> {
+  const queue: Promise<IteratorResult<T>>[] = [];
+  try {
+    for (;;) {
+      while (queue.length < depth) {
+        const next = iterator.next();
+        next.catch(() => {});
+        queue.push(next);
+      }
+      const result = await (queue.shift() as Promise<IteratorResult<T>>);
+      if (result.done) return;
+      yield result.value;
+    }
+  } finally {
+    await Promise.allSettled(queue);
+    await iterator.return?.(undefined);
+  }
+}
+
+/** Reads one partition for a sink that takes CSV as it is (worker, once per partition attempt). */
+export async function* readCsvEncoded(
+  path: string,
+  opts: CsvOptions,
+  ctx: TaskContext,
+  tuning: EncodedTuning = ENCODED_TUNING,
+): AsyncGenerator<EncodedRows> {
+  const dialect: Dialect = { delimiter: opts.delimiter, quote: opts.quote, nullText: opts.null_value };
+  const prefix = await readPrefix(path, opts);
+  if (prefix.utf16) {
+    yield* rowsEncoded(readCsv(path, opts, ctx), dialect, tuning);
+    return;
+  }
+  const names = prefix.names;
+  if (!names || prefix.offset < 0) return;
+  const types = typesFor(names, opts, ctx.schema);
+  const resumeAt = (at: ParserStart, line: number): Resume => ({ ...at, names, line });
+  if (types.includes(undefined) || prefix.lineEnding === 'cr') {
+    // types still to infer (the file changed since planning), or old Mac line endings: the row path does it all
+    yield* rowsEncoded(readCsv(path, opts, ctx, resumeAt(prefix, prefix.line)), dialect, tuning);
+    return;
+  }
+  const converter = new RecordConverter(names, types as ColumnType[], opts);
+  yield* readAhead(
+    scanChunks(path, opts, ctx, prefix, names, types as ColumnType[], converter, dialect, tuning),
+    Math.max(1, tuning.readAhead),
+  );
+}
+
+/** Cuts the file after the prefix into encoded chunks (worker; see encoded.ts). */
+async function* scanChunks(
+  path: string,
+  opts: CsvOptions,
+  ctx: TaskContext,
+  prefix: Prefix,
+  names: string[],
+  types: ColumnType[],
+  converter: RecordConverter,
+  dialect: Dialect,
+  tuning: EncodedTuning,
+): AsyncGenerator<EncodedRows> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    throw fileError(error, { who: WHO, path, action: 'read' });
+  }
+  const scanner = new ChunkScanner({
+    ...dialect,
+    names,
+    kinds: types.map((t) => KIND_OF[t]),
+    lineEnding: prefix.lineEnding === 'cr' ? undefined : prefix.lineEnding,
+    check: { convert: (fields) => converter.convert(fields) },
+  });
+  try {
+    let filePos = prefix.offset; // next byte to read
+    let line = prefix.line;
+    let lines = prefix.lines;
+    let carry: Buffer | undefined;
+    let eof = false;
+    let target = Math.min(tuning.firstChunkBytes, tuning.chunkBytes);
+    for (;;) {
+      if (ctx.signal.aborted) return;
+      let cap = Math.max(target, 2 * (carry?.length ?? 0));
+      target = Math.min(target * 2, tuning.chunkBytes);
+      let buf = Buffer.allocUnsafe(cap);
+      let filled = 0;
+      if (carry) filled = carry.copy(buf, 0);
+      carry = undefined;
+      const chunkStart = filePos - filled; // file offset of buf[0]
+      scanner.begin(buf, line);
+      const lineEnding = scanner.lineEnding;
+      let scanned = 0;
+      for (;;) {
+        if (!eof && filled < cap) {
+          const { bytesRead } = await handle.read(buf, filled, Math.min(tuning.readBytes, cap - filled), filePos);
+          filePos += bytesRead;
+          filled += bytesRead;
+          if (bytesRead === 0) eof = true;
+        }
+        scanned = scanner.scan(scanned, filled, eof);
+        if (scanner.stop || eof || filled < cap) {
+          if (scanner.stop || eof) break;
+          continue;
+        }
+        if (scanned > 0) break; // full: the partial record at the end goes with the next chunk
+        if (cap > MAX_RECORD_BYTES) {
+          scanner.stop = { at: 0, reason: 'record_size' };
+          break;
+        }
+        const bigger = Buffer.allocUnsafe(cap * 2); // one record larger than the buffer
+        buf.copy(bigger, 0, 0, filled);
+        buf = bigger;
+        cap *= 2;
+        scanner.rebase(buf);
+      }
+      if (!isUtf8(buf.subarray(0, scanned))) {
+        // chunks end at line breaks, so a chunk is valid UTF-8 or not on its own: re-encode this one from text
+        const lineEndingAfter = scanner.lineEnding;
+        scanner.lineEnding = lineEnding;
+        scanner.begin(buf, line, true);
+        scanned = scanner.scan(0, scanned, eof && scanned === filled);
+        scanner.lineEnding = lineEndingAfter;
+      }
+      const data = scanner.finish(scanned);
+      const rows = scanner.rows;
+      const chunk: ChunkInfo = {
+        raw: buf.subarray(0, scanned),
+        rejected: new Set(scanner.rejects.map((r) => r.index)),
+        line,
+        lineEnding: lineEnding ?? scanner.lineEnding,
+      };
+      for (const r of scanner.rejects) await ctx.reject({ line: r.line, raw: converter.raw(r.fields) }, r.error);
+      line += scanner.lf;
+      lines += scanner.csvParseLines;
+      if (rows > 0)
+        yield {
+          kind: 'encoded',
+          format: 'csv',
+          columns: names,
+          ...dialect,
+          data,
+          rows,
+          decode: (reject) => decodeChunk(chunk, opts, converter, reject),
+        };
+      const stop = scanner.stop as { at: number; reason: string } | undefined;
+      if (stop) {
+        ctx.log.debug('csv passthrough: the rest of the file goes through the row path', {
+          reason: stop.reason,
+          offset: chunkStart + stop.at,
+        });
+        await handle.close();
+        yield* rowsEncoded(
+          readCsv(path, opts, ctx, { offset: chunkStart + stop.at, lines, lineEnding: scanner.lineEnding, names, line }),
+          dialect,
+          tuning,
+        );
+        return;
+      }
+      if (eof && scanned >= filled) return;
+      carry = buf.subarray(scanned, filled);
+    }
+  } finally {
+    await handle.close().catch(() => {});
+  }
+}
+
 /** Creates the csv source for validated options. No I/O: runs on the planner and on every worker. */
 export function csvSource(opts: CsvOptions): Source {
-  return singleFileSource(opts, takeSample, readCsv);
+  const source = singleFileSource(opts, takeSample, readCsv);
+  return {
+    ...source,
+    readEncoded(partition, ctx, format) {
+      if (format !== 'csv' || !encodable(opts)) return undefined;
+      const path = typeof partition.path === 'string' ? partition.path : resolvePath(ctx.baseDir, opts.path);
+      return readCsvEncoded(path, opts, ctx);
+    },
+  };
 }

@@ -1,7 +1,8 @@
 /**
  * Streams one batch through `COPY … FROM STDIN` (worker, once per batch attempt).
  * Rows are encoded in chunks while earlier chunks are on the wire, so encoding in
- * Node and parsing on the server overlap.
+ * Node and parsing on the server overlap. {@link copyBuffer} sends bytes that are
+ * already encoded (the CSV passthrough path).
  */
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
@@ -18,6 +19,49 @@ const CHUNK_ROWS = 1000;
  * server's error (the statement then left nothing behind).
  */
 export async function copyRows(client: pg.Client, sql: string, rows: readonly Row[], columns: readonly string[]): Promise<number> {
+  const { stream, finished, failed, send } = openCopy(client, sql);
+  let bytes = 0;
+  for (let i = 0; i < rows.length && !failed(); i += CHUNK_ROWS) {
+    let chunk: Buffer;
+    try {
+      chunk = Buffer.from(encodeRows(rows, columns, i, Math.min(rows.length, i + CHUNK_ROWS)), 'utf8');
+    } catch (error) {
+      // a value that cannot be encoded (e.g. a circular object): cancel the COPY, nothing stays
+      const bad = new WeirError(`cannot encode a row for COPY: ${errorMessage(error)}`, {
+        kind: 'data',
+        code: 'encode_error',
+        cause: error,
+      });
+      stream.destroy(bad);
+      await finished.catch(() => {});
+      throw bad;
+    }
+    bytes += chunk.length;
+    await send(chunk);
+  }
+  if (!failed()) stream.end();
+  await finished;
+  return bytes;
+}
+
+/** Bytes per CopyData message of {@link copyBuffer}. */
+const SLICE_BYTES = 1024 * 1024;
+
+/**
+ * Copies `data`, already in the format `sql` names (e.g. CSV), in slices that
+ * respect the socket's backpressure; resolves with its length once the server
+ * confirmed the COPY, rejects with the server's error (nothing left behind).
+ */
+export async function copyBuffer(client: pg.Client, sql: string, data: Buffer): Promise<number> {
+  const { stream, finished, failed, send } = openCopy(client, sql);
+  for (let i = 0; i < data.length && !failed(); i += SLICE_BYTES) await send(data.subarray(i, Math.min(data.length, i + SLICE_BYTES)));
+  if (!failed()) stream.end();
+  await finished;
+  return data.length;
+}
+
+/** A COPY FROM STDIN stream, its outcome, and a write that waits for `drain`. */
+function openCopy(client: pg.Client, sql: string) {
   const stream = client.query(copyFrom(sql));
   let failure: unknown;
   let settled = false;
@@ -46,27 +90,8 @@ export async function copyRows(client: pg.Client, sql: string, rows: readonly Ro
       stream.on('close', done);
     });
 
-  let bytes = 0;
-  for (let i = 0; i < rows.length && failure === undefined; i += CHUNK_ROWS) {
-    let chunk: Buffer;
-    try {
-      chunk = Buffer.from(encodeRows(rows, columns, i, Math.min(rows.length, i + CHUNK_ROWS)), 'utf8');
-    } catch (error) {
-      // a value that cannot be encoded (e.g. a circular object): cancel the COPY, nothing stays
-      const bad = new WeirError(`cannot encode a row for COPY: ${errorMessage(error)}`, {
-        kind: 'data',
-        code: 'encode_error',
-        cause: error,
-      });
-      failure = bad;
-      stream.destroy(bad);
-      await finished.catch(() => {});
-      throw bad;
-    }
-    bytes += chunk.length;
+  const send = async (chunk: Buffer) => {
     if (!stream.write(chunk) && failure === undefined && !settled) await waitDrain();
-  }
-  if (failure === undefined) stream.end();
-  await finished;
-  return bytes;
+  };
+  return { stream, finished, failed: () => failure !== undefined, send };
 }

@@ -18,6 +18,13 @@
  *   then; a failed run leaves the table untouched. The price: rows are written twice,
  *   and the table is locked (ACCESS EXCLUSIVE, from TRUNCATE) while the rows move.
  *
+ * CSV passthrough: in append and replace mode the sink `accepts` CSV, and a source
+ * that can hand its rows over still encoded (the csv source) has them sent to
+ * `COPY … FROM STDIN (FORMAT csv)` as they are (`writeEncoded`), in the same
+ * savepoint-per-batch transaction; a batch the server rejects for its data (22xxx,
+ * 23xxx) fails as a data error, and the runtime writes it again row by row to
+ * isolate the bad rows. Upsert takes rows only.
+ *
  * Each batch's savepoint is a subtransaction. Past 64 of them in one transaction
  * PostgreSQL's per-backend subtransaction cache overflows, which slows snapshots of
  * concurrent sessions while the partition is open: keep partitions under ~64 batches
@@ -28,9 +35,9 @@ import type pg from 'pg';
 import type { CommitContext, PlanContext, Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
 import { assertSchemaIdentifiers, quoteIdentifier as q, schemaFromRow } from '../../sdk/sql.js';
-import type { JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
+import type { EncodedRows, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
 import { connect, destroy, endQuietly, isConnectionLoss, PG_TYPES, pgError, qualified, tableColumns } from './client.js';
-import { copyRows } from './copy.js';
+import { copyBuffer, copyRows } from './copy.js';
 import type { PostgresOptions } from './spec.js';
 
 export const CHECKPOINTS_TABLE = '_weir_checkpoints';
@@ -180,6 +187,8 @@ export function postgresSink(opts: PostgresOptions): Sink {
   };
 
   return {
+    ...(opts.mode === 'upsert' ? {} : { accepts: ['csv'] as const }),
+
     async setup(ctx: CommitContext) {
       await withClient(ctx, 'setup', (client) => prepareTarget(client, ctx, ctx.schema));
     },
@@ -302,19 +311,35 @@ class PostgresWriter implements Writer {
   private busy = false;
   private broken: WeirError | undefined;
   private finished = false;
+  /** COPY statements of the passthrough path, by column order and dialect. */
+  private readonly csvCopySql = new Map<string, string>();
+
+  /** The connection being opened since the writer was created (every writer needs one, if only to commit). */
+  private connecting: Promise<pg.Client> | undefined;
 
   constructor(
     private readonly opts: PostgresOptions,
     private readonly partition: Partition,
     private readonly ctx: TaskContext,
     private readonly plan: WriterPlan,
-  ) {}
+  ) {
+    // connect while the source reads its first batch; a failure surfaces in the first write
+    this.connecting = this.connect();
+    this.connecting.catch(() => {});
+  }
+
+  private connect(): Promise<pg.Client> {
+    const { ctx, opts } = this;
+    return connect(opts, { baseDir: ctx.baseDir, log: ctx.log, role: `sink p${this.partition.id}` });
+  }
 
   /** Connects, prepares the target when the planner could not (no declared schema), and BEGINs. */
   private async open(first: Row | undefined): Promise<pg.Client> {
-    const { ctx, opts, plan } = this;
+    const { ctx, plan } = this;
     const schema = ctx.schema ?? (first ? schemaFromRow(first) : undefined);
-    const client = await connect(opts, { baseDir: ctx.baseDir, log: ctx.log, role: `sink p${this.partition.id}` });
+    const pending = this.connecting;
+    this.connecting = undefined;
+    const client = await (pending ?? this.connect());
     try {
       if (!ctx.schema && schema) await plan.prepare(client, schema);
       this.columns = schema?.map((c) => c.name) ?? [];
@@ -396,6 +421,64 @@ class PostgresWriter implements Writer {
     }
   }
 
+  /**
+   * Sends CSV records as they are through `COPY … (FORMAT csv)` (worker, once per
+   * batch; may be retried with the same batch). Declines (false) in upsert mode,
+   * without a declared schema, and when the batch's columns are not exactly the
+   * schema's; then the runtime writes the decoded rows.
+   */
+  async writeEncoded(batch: EncodedRows): Promise<boolean> {
+    if (this.broken) throw this.broken;
+    const { ctx, plan } = this;
+    if (plan.keys || !ctx.schema?.length || batch.format !== 'csv' || !sameColumns(batch.columns, ctx.schema)) return false;
+    if (!csvDialectOk(batch)) return false;
+    if (batch.rows === 0) return true;
+    this.busy = true;
+    try {
+      let client = this.client;
+      if (!client) {
+        try {
+          client = await this.open(undefined);
+        } catch (error) {
+          throw pgError(error, `opening a transaction on ${plan.where}`, this.opts);
+        }
+      }
+      // savepoint, COPY and release in one simple query: one round trip per batch
+      const sql = `SAVEPOINT weir_batch; ${this.csvCopySqlFor(client, batch)}; RELEASE SAVEPOINT weir_batch`;
+      try {
+        await copyBuffer(client, sql, batch.data);
+      } catch (error) {
+        if (isConnectionLoss(error)) throw this.lost(error);
+        try {
+          await client.query('ROLLBACK TO SAVEPOINT weir_batch');
+          await client.query('RELEASE SAVEPOINT weir_batch');
+        } catch (rollbackError) {
+          throw this.lost(rollbackError);
+        }
+        throw pgError(error, `writing a batch of ${batch.rows} CSV record(s) to ${plan.where}`, this.opts);
+      }
+      this.rows += batch.rows;
+      this.batches++;
+      ctx.count('bytes_sent', batch.data.length);
+      return true;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** `COPY target (columns) FROM STDIN (FORMAT csv, …)` for the batch's columns and dialect; option values are escaped literals. */
+  private csvCopySqlFor(client: pg.Client, batch: EncodedRows): string {
+    const key = JSON.stringify([batch.columns, batch.delimiter, batch.quote, batch.nullText]);
+    let sql = this.csvCopySql.get(key);
+    if (!sql) {
+      const cols = batch.columns.map((c) => q(c)).join(', ');
+      const lit = (v: string) => client.escapeLiteral(v);
+      sql = `COPY ${this.plan.stage ?? this.plan.target} (${cols}) FROM STDIN WITH (FORMAT csv, DELIMITER ${lit(batch.delimiter)}, QUOTE ${lit(batch.quote)}, ESCAPE ${lit(batch.quote)}, NULL ${lit(batch.nullText)})`;
+      this.csvCopySql.set(key, sql);
+    }
+    return sql;
+  }
+
   async commit(): Promise<JsonValue> {
     if (this.broken) throw this.broken;
     const { ctx, plan } = this;
@@ -455,10 +538,34 @@ class PostgresWriter implements Writer {
   }
 
   async close(): Promise<void> {
+    const pending = this.connecting;
+    this.connecting = undefined;
+    if (pending) await pending.then(endQuietly, () => {}); // opened early, never used
     const client = this.client;
     this.client = undefined;
     if (!client) return;
     if (this.finished) await endQuietly(client);
     else destroy(client); // never committed nor rolled back: the server rolls back when the socket closes
   }
+}
+
+/** The batch names exactly the schema's columns (in any order). */
+function sameColumns(columns: readonly string[], schema: Schema): boolean {
+  if (columns.length !== schema.length) return false;
+  const names = new Set(schema.map((c) => c.name));
+  return names.size === columns.length && columns.every((c) => names.has(c));
+}
+
+const oneByte = (c: string) => c.length === 1 && c.charCodeAt(0) < 0x80 && c !== '\n' && c !== '\r';
+
+/** What COPY (FORMAT csv) accepts: one-byte delimiter and quote that differ; a null text without them or line breaks. */
+function csvDialectOk(b: EncodedRows): boolean {
+  return (
+    oneByte(b.delimiter) &&
+    oneByte(b.quote) &&
+    b.delimiter !== b.quote &&
+    !/[\r\n]/.test(b.nullText) &&
+    !b.nullText.includes(b.delimiter) &&
+    !b.nullText.includes(b.quote)
+  );
 }
