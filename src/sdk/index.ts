@@ -7,3 +7,4 @@ export * from './options.js';
 export * from './sql.js';
 export * from './tls.js';
 export * from './types.js';
+export * from './lazy.js';
