@@ -12,12 +12,12 @@
  * first one's work and never appends twice.
  */
 import { constants } from 'node:fs';
-import { copyFile, type FileHandle, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Log } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
-import { fileError, isNotFound } from '../shared/files.js';
-import { abortStaged, type StagedMessage } from '../shared/staged.js';
+import { fileError } from '../shared/files.js';
+import { abortStaged, exists, type Journal, readJournal, type StagedMessage, sameList, syncDir } from '../shared/staged.js';
 import { MAGIC_BYTES, readFooter, readRange } from './file.js';
 import { decodeStruct, encodeStruct, field, removeField, setField, T, type TList, type TStruct } from './thrift.js';
 
@@ -188,36 +188,6 @@ export interface ParquetCommitPlan {
   log: Log;
 }
 
-interface Journal {
-  tmps: string[];
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (error) {
-    if (isNotFound(error)) return false;
-    throw error;
-  }
-}
-
-async function readJournal(path: string): Promise<Journal | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if (isNotFound(error)) return undefined;
-    throw error;
-  }
-  try {
-    const j = JSON.parse(text) as Journal;
-    return Array.isArray(j.tmps) ? j : { tmps: [] };
-  } catch {
-    return { tmps: [] }; // torn write: stale, the commit starts over
-  }
-}
-
 /** Writes a small file and makes it durable before returning. */
 async function writeDurable(path: string, text: string): Promise<void> {
   const handle = await open(path, 'w');
@@ -228,20 +198,6 @@ async function writeDurable(path: string, text: string): Promise<void> {
     await handle.close();
   }
 }
-
-async function syncDir(dir: string): Promise<void> {
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(dir, 'r');
-    await handle.sync();
-  } catch {
-    // best effort: not every platform can open a directory
-  } finally {
-    await handle?.close().catch(() => {});
-  }
-}
-
-const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /**
  * The job commit (planner): publishes the partitions' files as the target,

@@ -169,11 +169,12 @@ export interface CommitPlan {
   checkExisting?: (head: Buffer) => void;
 }
 
-interface Journal {
+/** The commit journal: the temp files a job commit is publishing, so a repeated commit finishes it. */
+export interface Journal {
   tmps: string[];
 }
 
-async function exists(path: string): Promise<boolean> {
+export async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);
     return true;
@@ -183,7 +184,8 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function readJournal(path: string): Promise<Journal | undefined> {
+/** The journal at `path`; undefined when there is none, empty when it was torn. */
+export async function readJournal(path: string): Promise<Journal | undefined> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -199,7 +201,7 @@ async function readJournal(path: string): Promise<Journal | undefined> {
   }
 }
 
-const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+export const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** The first `n` bytes and the last byte of a file. */
 async function headAndTail(path: string, n: number): Promise<{ head: Buffer; last: number | undefined; size: number }> {
@@ -327,7 +329,7 @@ async function sweep(plan: Pick<CommitPlan, 'target' | 'runId' | 'log'>): Promis
 }
 
 /** Makes a rename durable; not every platform can open a directory, so failures are ignored. */
-async function syncDir(dir: string): Promise<void> {
+export async function syncDir(dir: string): Promise<void> {
   let handle: FileHandle | undefined;
   try {
     handle = await open(dir, 'r');
