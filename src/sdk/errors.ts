@@ -72,7 +72,8 @@ export class RowError extends WeirError {
   }
 }
 
-const RETRYABLE_CODES = new Set([
+/** Socket-level error codes of a connection that failed or broke: worth retrying. Connectors add their driver's own. */
+export const NETWORK_ERROR_CODES: readonly string[] = [
   'ECONNRESET',
   'ECONNREFUSED',
   'ETIMEDOUT',
@@ -80,6 +81,10 @@ const RETRYABLE_CODES = new Set([
   'EAI_AGAIN',
   'ENETUNREACH',
   'EHOSTUNREACH',
+];
+
+const RETRYABLE_CODES = new Set([
+  ...NETWORK_ERROR_CODES,
   'ECONNABORTED',
   'UND_ERR_SOCKET',
   'UND_ERR_CONNECT_TIMEOUT',

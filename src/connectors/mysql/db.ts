@@ -4,7 +4,7 @@
  */
 import type mysql from 'mysql2/promise';
 import type { Log } from '../../sdk/connector.js';
-import { RowError, WeirError } from '../../sdk/errors.js';
+import { NETWORK_ERROR_CODES, RowError, WeirError } from '../../sdk/errors.js';
 import type { OptionsOf } from '../../sdk/options.js';
 import { quoteIdentifier } from '../../sdk/sql.js';
 import { tlsConfig } from '../../sdk/tls.js';
@@ -124,13 +124,7 @@ const RETRYABLE_TRANSACTION = new Set([
 const RETRYABLE_CODES = new Set([
   'PROTOCOL_CONNECTION_LOST',
   'PROTOCOL_SEQUENCE_TIMEOUT',
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
+  ...NETWORK_ERROR_CODES,
   'ER_LOCK_DEADLOCK',
   'ER_LOCK_WAIT_TIMEOUT',
 ]);

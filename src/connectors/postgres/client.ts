@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import type { Log } from '../../sdk/connector.js';
-import { RowError, WeirError } from '../../sdk/errors.js';
+import { NETWORK_ERROR_CODES, RowError, WeirError } from '../../sdk/errors.js';
 import { quoteIdentifier as q } from '../../sdk/sql.js';
 import { tlsConfig } from '../../sdk/tls.js';
 import type { ColumnType, Schema } from '../../sdk/types.js';
@@ -171,17 +171,7 @@ export function destroy(client: pg.Client | undefined): void {
   socket?.destroy();
 }
 
-const NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EAI_AGAIN',
-  'ENETUNREACH',
-  'EHOSTUNREACH',
-  'ECONNABORTED',
-  'ENOTFOUND',
-]);
+const NETWORK_CODES = new Set([...NETWORK_ERROR_CODES, 'ECONNABORTED', 'ENOTFOUND']);
 
 /** SQLSTATEs worth retrying: the same statement may succeed a moment later. */
 const RETRYABLE_SQLSTATES = new Set(['40001', '40P01', '55P03', '57014', '57P01', '57P02', '57P03', '53300', '53400', '58000', '58030']);
