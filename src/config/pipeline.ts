@@ -4,7 +4,7 @@
  */
 import { accessSync, constants } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
-import type { AnyConnector } from '../sdk/connector.js';
+import { type AnyConnector, validateConnectorOptions } from '../sdk/connector.js';
 import { ConfigError, type ConfigIssue } from '../sdk/errors.js';
 import {
   base,
@@ -55,8 +55,7 @@ function connectorSection(registry: Registry, role: 'source' | 'sink'): Opt<Conn
         ],
       };
     }
-    const roleRules = (role === 'source' ? connector.sourceRules : connector.sinkRules) ?? [];
-    const r = validateOptions(connector.options, value, path, [...(connector.rules ?? []), ...roleRules], ['type']);
+    const r = validateConnectorOptions(connector, value, role, path, ['type']);
     if (r.issues.length) return { ok: false, issues: r.issues };
     const options = protect(r.value as Record<string, unknown>, secretPaths(connector.options));
     return { ok: true, value: { type, connector, options } };

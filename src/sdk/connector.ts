@@ -19,7 +19,7 @@
  * - `Sink.abort()`         planner, once when any partition failed; must be idempotent
  */
 
-import type { OptionsOf, Rule, Spec } from './options.js';
+import { type OptionsOf, type Rule, type Spec, type ValidationResult, validateOptions } from './options.js';
 import type { EncodedRows, JsonValue, Partition, Row, Schema } from './types.js';
 
 /** The logger a connector gets. Fields are structured; never put secrets in messages. */
@@ -197,4 +197,20 @@ export function defineConnector<S extends Spec>(definition: ConnectorDefinition<
   if (!definition.source && !definition.sink) throw new Error(`connector "${definition.name}" must define a source, a sink, or both`);
   if ('type' in definition.options) throw new Error(`connector "${definition.name}": "type" is a reserved option name`);
   return definition;
+}
+
+/**
+ * Validates options for a connector in one role: its option spec, its rules and that
+ * role's rules (`sourceRules` / `sinkRules`). The one place that combines them — used
+ * by the pipeline validator, the conformance suite and connector tests.
+ */
+export function validateConnectorOptions<S extends Spec>(
+  connector: ConnectorDefinition<S>,
+  input: unknown,
+  role: 'source' | 'sink',
+  path: string = role,
+  ignoreKeys: readonly string[] = [],
+): ValidationResult<OptionsOf<S>> {
+  const roleRules = (role === 'source' ? connector.sourceRules : connector.sinkRules) ?? [];
+  return validateOptions(connector.options, input, path, [...(connector.rules ?? []), ...roleRules], ignoreKeys);
 }

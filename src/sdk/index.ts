@@ -3,8 +3,8 @@
  */
 export * from './connector.js';
 export * from './errors.js';
+export * from './lazy.js';
 export * from './options.js';
 export * from './sql.js';
 export * from './tls.js';
 export * from './types.js';
-export * from './lazy.js';

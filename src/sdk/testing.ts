@@ -4,10 +4,26 @@
  * The runtime is tested with these, without any real connector.
  */
 import { appendFileSync } from 'node:fs';
-import { defineConnector, type Log, type Sink, type TaskContext, type Writer } from './connector.js';
+import {
+  type ConnectorDefinition,
+  defineConnector,
+  type Log,
+  type Sink,
+  type TaskContext,
+  validateConnectorOptions,
+  type Writer,
+} from './connector.js';
 import { WeirError } from './errors.js';
-import { o } from './options.js';
+import { type OptionsOf, o, type Spec } from './options.js';
 import type { JsonValue, Partition, Row, Schema } from './types.js';
+
+/** A connector's validated options in a role, for tests; throws every issue when they are invalid. */
+export function connectorOptions<S extends Spec>(connector: ConnectorDefinition<S>, input: unknown, role: 'source' | 'sink'): OptionsOf<S> {
+  const r = validateConnectorOptions(connector, input, role);
+  if (!r.value)
+    throw new Error(`invalid ${role} options for ${connector.name}:\n${r.issues.map((i) => `${i.path}: ${i.message}`).join('\n')}`);
+  return r.value;
+}
 
 export const silentLog: Log = { debug() {}, info() {}, warn() {}, error() {} };
 

@@ -3,19 +3,17 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { validateOptions } from '../../sdk/options.js';
+import { connectorOptions } from '../../sdk/testing.js';
 import { type EncodedRows, isEncodedRows, type Row } from '../../sdk/types.js';
 import { ISO_TIMESTAMP } from '../shared/columns.js';
 import { collect, messageOf, planContext, type Rejected, taskContext, tempDir } from '../shared/test-context.js';
 import { isoTimestampBytes, valueText } from './encoded.js';
 import csv from './index.js';
 import { type EncodedTuning, encodable, readCsvEncoded } from './source.js';
-import { type CsvOptions, csvOptions, csvRules, csvSourceRules } from './spec.js';
+import type { CsvOptions } from './spec.js';
 
 function options(input: Record<string, unknown>): CsvOptions {
-  const r = validateOptions(csvOptions, input, 'source', [...csvRules, ...csvSourceRules]);
-  if (!r.value) throw new Error(r.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
-  return r.value;
+  return connectorOptions(csv, input, 'source');
 }
 
 let dir: string;

@@ -2,20 +2,18 @@ import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireService } from '../../../test/helpers/services.js';
+import { validateConnectorOptions } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
-import { validateOptions } from '../../sdk/options.js';
+import { connectorOptions } from '../../sdk/testing.js';
 import type { JsonValue, Row, Schema } from '../../sdk/types.js';
 import { commitContext, taskContext } from '../shared/test-context.js';
 import mysqlConnector from './index.js';
-import { mysqlOptions, mysqlRules, mysqlSinkRules } from './spec.js';
 
 const up = await requireService('mysql');
 const BASE = { host: '127.0.0.1', port: 3306, user: 'root', database: 'test' };
 
 function options(input: Record<string, unknown>) {
-  const r = validateOptions(mysqlOptions, { ...BASE, ...input }, 'sink', [...mysqlRules, ...mysqlSinkRules]);
-  if (!r.value) throw new Error(r.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
-  return r.value;
+  return connectorOptions(mysqlConnector, { ...BASE, ...input }, 'sink');
 }
 
 const SCHEMA: Schema = [
@@ -188,7 +186,7 @@ describe.skipIf(!up)('mysql sink', () => {
 
   it('validates options: upsert needs key_columns, load_data cannot upsert, the sink needs a table', () => {
     const check = (input: Record<string, unknown>) =>
-      validateOptions(mysqlOptions, { ...BASE, ...input }, 'sink', [...mysqlRules, ...mysqlSinkRules]).issues.map((i) => i.message);
+      validateConnectorOptions(mysqlConnector, { ...BASE, ...input }, 'sink').issues.map((i) => i.message);
     expect(check({ table: 't', mode: 'upsert' }).join()).toMatch(/key_columns is required when mode is upsert/);
     expect(check({ table: 't', mode: 'upsert', key_columns: ['id'], method: 'load_data' }).join()).toMatch(/load_data cannot upsert/);
     expect(check({}).join()).toMatch(/table is required/);

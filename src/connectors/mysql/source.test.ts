@@ -2,20 +2,18 @@ import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireService } from '../../../test/helpers/services.js';
-import { validateOptions } from '../../sdk/options.js';
+import { validateConnectorOptions } from '../../sdk/connector.js';
+import { connectorOptions } from '../../sdk/testing.js';
 import type { Row } from '../../sdk/types.js';
 import { collect, planContext, taskContext } from '../shared/test-context.js';
 import mysqlConnector from './index.js';
 import { keyRanges } from './source.js';
-import { mysqlOptions, mysqlRules, mysqlSourceRules } from './spec.js';
 
 const up = await requireService('mysql');
 const BASE = { host: '127.0.0.1', port: 3306, user: 'root', database: 'test' };
 
 function options(input: Record<string, unknown>) {
-  const r = validateOptions(mysqlOptions, { ...BASE, ...input }, 'source', [...mysqlRules, ...mysqlSourceRules]);
-  if (!r.value) throw new Error(r.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
-  return r.value;
+  return connectorOptions(mysqlConnector, { ...BASE, ...input }, 'source');
 }
 
 async function readAll(input: Record<string, unknown>) {
@@ -151,7 +149,7 @@ describe.skipIf(!up)('mysql source', () => {
 
   it('validates source options: table or query, no key_columns', () => {
     const issues = (input: Record<string, unknown>) =>
-      validateOptions(mysqlOptions, { ...BASE, ...input }, 'source', [...mysqlRules, ...mysqlSourceRules])
+      validateConnectorOptions(mysqlConnector, { ...BASE, ...input }, 'source')
         .issues.map((i) => i.message)
         .join();
     expect(issues({})).toMatch(/one of table, query is required/);

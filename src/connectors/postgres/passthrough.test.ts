@@ -14,14 +14,12 @@ import { runYaml } from '../../../test/foundation/harness.js';
 import { requireService } from '../../../test/helpers/services.js';
 import type { Writer } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
-import { validateOptions } from '../../sdk/options.js';
+import { connectorOptions } from '../../sdk/testing.js';
 import type { EncodedRows, Row, Schema } from '../../sdk/types.js';
 import csv from '../csv/index.js';
 import { readCsvEncoded } from '../csv/source.js';
-import { csvOptions, csvRules, csvSourceRules } from '../csv/spec.js';
 import { collect, commitContext, planContext, taskContext, tempDir } from '../shared/test-context.js';
 import postgres from './index.js';
-import { postgresOptions, postgresRules, postgresSinkRules } from './spec.js';
 
 const up = await requireService('postgres');
 const BASE = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' };
@@ -38,14 +36,10 @@ const tableName = (prefix = 'pt') => {
 const select = async (sql: string, values: unknown[] = []) => (await admin.query(sql, values)).rows as Row[];
 
 function csvOpts(input: Record<string, unknown>) {
-  const r = validateOptions(csvOptions, input, 'source', [...csvRules, ...csvSourceRules]);
-  if (!r.value) throw new Error(r.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
-  return r.value;
+  return connectorOptions(csv, input, 'source');
 }
 function pgOpts(input: Record<string, unknown>) {
-  const r = validateOptions(postgresOptions, { ...BASE, ...input }, 'sink', [...postgresRules, ...postgresSinkRules]);
-  if (!r.value) throw new Error(r.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
-  return r.value;
+  return connectorOptions(postgres, { ...BASE, ...input }, 'sink');
 }
 
 beforeAll(async () => {

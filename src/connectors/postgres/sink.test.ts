@@ -4,24 +4,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBack, sinkConformance } from '../../../test/conformance/harness.js';
 import { runYaml } from '../../../test/foundation/harness.js';
 import { requireService } from '../../../test/helpers/services.js';
-import type { AnyConnector } from '../../sdk/connector.js';
+import { type AnyConnector, validateConnectorOptions } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
-import { validateOptions } from '../../sdk/options.js';
+import { connectorOptions } from '../../sdk/testing.js';
 import type { JsonValue, Row, Schema } from '../../sdk/types.js';
 import { commitContext, taskContext } from '../shared/test-context.js';
 import { encodeRows, encodeValue } from './encode.js';
 import postgres from './index.js';
 import { stageTableName } from './sink.js';
-import { postgresOptions, postgresRules, postgresSinkRules } from './spec.js';
 
 const up = await requireService('postgres');
 const BASE = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' };
 const pipeline = `pg-test-${randomBytes(3).toString('hex')}`;
 
 function options(input: Record<string, unknown>) {
-  const r = validateOptions(postgresOptions, { ...BASE, ...input }, 'sink', [...postgresRules, ...postgresSinkRules]);
-  if (!r.value) throw new Error(r.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
-  return r.value;
+  return connectorOptions(postgres, { ...BASE, ...input }, 'sink');
 }
 
 const SCHEMA: Schema = [
@@ -122,9 +119,7 @@ afterAll(async () => {
 describe.skipIf(!up)('postgres sink', () => {
   it('validates options: upsert needs key_columns, the sink needs a table and takes no query', () => {
     const check = (input: Record<string, unknown>) =>
-      validateOptions(postgresOptions, { ...BASE, ...input }, 'sink', [...postgresRules, ...postgresSinkRules]).issues.map(
-        (i) => i.message,
-      );
+      validateConnectorOptions(postgres, { ...BASE, ...input }, 'sink').issues.map((i) => i.message);
     expect(check({ table: 't', mode: 'upsert' }).join()).toMatch(/key_columns is required when mode is upsert/);
     expect(check({ table: 't', key_columns: ['id'] }).join()).toMatch(/only with mode: upsert/);
     expect(check({}).join()).toMatch(/table is required/);

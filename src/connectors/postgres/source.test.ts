@@ -6,21 +6,19 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runYaml } from '../../../test/foundation/harness.js';
 import { requireService } from '../../../test/helpers/services.js';
+import { validateConnectorOptions } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
-import { validateOptions } from '../../sdk/options.js';
+import { connectorOptions } from '../../sdk/testing.js';
 import type { Partition, Row } from '../../sdk/types.js';
 import { collect, planContext, taskContext } from '../shared/test-context.js';
 import postgres from './index.js';
 import { rangeQuery, splitRange } from './source.js';
-import { postgresOptions, postgresRules, postgresSourceRules } from './spec.js';
 
 const up = await requireService('postgres');
 const BASE = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' };
 
 function options(input: Record<string, unknown>) {
-  const r = validateOptions(postgresOptions, { ...BASE, ...input }, 'source', [...postgresRules, ...postgresSourceRules]);
-  if (!r.value) throw new Error(r.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
-  return r.value;
+  return connectorOptions(postgres, { ...BASE, ...input }, 'source');
 }
 
 let admin: pg.Client;
@@ -70,9 +68,7 @@ describe('range splitting', () => {
 
   it('validates options: table or query, partitions need partition_column', () => {
     const check = (input: Record<string, unknown>) =>
-      validateOptions(postgresOptions, { ...BASE, ...input }, 'source', [...postgresRules, ...postgresSourceRules]).issues.map(
-        (i) => i.message,
-      );
+      validateConnectorOptions(postgres, { ...BASE, ...input }, 'source').issues.map((i) => i.message);
     expect(check({}).join()).toMatch(/one of table, query is required/);
     expect(check({ table: 't', query: 'select 1' }).join()).toMatch(/cannot be used together/);
     expect(check({ table: 't', partitions: 4 }).join()).toMatch(/partitions is 4 but partition_column is not set/);
@@ -242,9 +238,7 @@ describe.skipIf(!up)('postgres health checks', () => {
   it('ssl_enabled against a server without TLS fails the check with the reason', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'weir-pg-tls-'));
     writeFileSync(join(dir, 'ca.pem'), '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
-    const r = validateOptions(postgresOptions, { ...BASE, table: 't', ssl_enabled: true, ssl_ca_cert: 'ca.pem' }, 'sink', [
-      ...postgresRules,
-    ]);
+    const r = validateConnectorOptions(postgres, { ...BASE, table: 't', ssl_enabled: true, ssl_ca_cert: 'ca.pem' }, 'sink');
     const results = (await postgres.check?.(r.value as never, { ...planContext({ baseDir: dir }), role: 'sink' })) ?? [];
     const tls = results.find((x) => !x.ok);
     expect(tls?.message).toMatch(/does not support SSL|SSL/i);

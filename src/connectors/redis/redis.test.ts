@@ -2,26 +2,22 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireService } from '../../../test/helpers/services.js';
-import type { TaskContext } from '../../sdk/connector.js';
+import { type TaskContext, validateConnectorOptions } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
-import { validateOptions } from '../../sdk/options.js';
+import { connectorOptions } from '../../sdk/testing.js';
 import type { Row } from '../../sdk/types.js';
 import { collect, planContext, taskContext } from '../shared/test-context.js';
 import redis from './index.js';
-import { redisOptions, redisRules, redisSinkRules, redisSourceRules } from './spec.js';
 import { compileTemplate } from './template.js';
 
 const up = await requireService('redis');
 const prefix = `weirtest:${randomBytes(4).toString('hex')}`;
 
 function options(input: Record<string, unknown>, role: 'source' | 'sink') {
-  const rules = [...redisRules, ...(role === 'sink' ? redisSinkRules : redisSourceRules)];
-  const r = validateOptions(redisOptions, input, role, rules);
-  if (!r.value) throw new Error(r.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
-  return r.value;
+  return connectorOptions(redis, input, role);
 }
 const issues = (input: Record<string, unknown>, role: 'source' | 'sink') =>
-  validateOptions(redisOptions, input, role, [...redisRules, ...(role === 'sink' ? redisSinkRules : redisSourceRules)])
+  validateConnectorOptions(redis, input, role)
     .issues.map((i) => i.message)
     .join('\n');
 
