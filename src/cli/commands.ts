@@ -46,7 +46,7 @@ async function load(path: string): Promise<Loaded> {
   const baseDir = dirname(resolve(path));
   const registry = await createRegistry();
   // register every secret before a connector module runs code that could print one
-  resolveReferences(file.data, baseDir, redactor);
+  const resolved = resolveReferences(file.data, baseDir, redactor);
   if (isPlainObject(file.data) && Array.isArray(file.data.connectors)) {
     const issues = [];
     for (const [i, spec] of file.data.connectors.entries()) {
@@ -61,7 +61,7 @@ async function load(path: string): Promise<Loaded> {
     }
     if (issues.length) throw new ConfigError(issues, `${path}: connector modules failed to load`);
   }
-  return { file, registry, pipeline: validatePipeline(file, registry, redactor, baseDir) };
+  return { file, registry, pipeline: validatePipeline(file, registry, redactor, baseDir, resolved) };
 }
 
 function defaultFormat(flags: { logFormat?: 'json' | 'pretty' }) {

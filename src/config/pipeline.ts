@@ -24,7 +24,7 @@ import { PROVIDERS } from '../secrets/providers.js';
 import { protect, type Redactor } from '../secrets/redactor.js';
 import { type LoadedFile, withLines } from './load.js';
 import type { Registry } from './registry.js';
-import { resolveReferences } from './resolve.js';
+import { type ResolveResult, resolveReferences } from './resolve.js';
 
 /** A validated `{ type, ... }` section. `options` is protected: printing it shows secrets redacted. */
 export interface ConnectorSection {
@@ -239,8 +239,14 @@ export interface ValidatedPipeline {
  * resolve → validate. Throws one {@link ConfigError} with every issue found.
  * Registers resolved and literal secret values with the redactor.
  */
-export function validatePipeline(file: LoadedFile, registry: Registry, redactor: Redactor, baseDir: string): ValidatedPipeline {
-  const resolved = resolveReferences(file.data, baseDir, redactor);
+export function validatePipeline(
+  file: LoadedFile,
+  registry: Registry,
+  redactor: Redactor,
+  baseDir: string,
+  /** References already resolved (and registered) by the caller; resolved here when absent. */
+  resolved: ResolveResult = resolveReferences(file.data, baseDir, redactor),
+): ValidatedPipeline {
   const spec = pipelineSpec(registry);
   const r = validateOptions(spec, resolved.data, '');
   registerSecrets(resolved.data, registry, redactor);
