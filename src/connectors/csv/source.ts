@@ -9,17 +9,18 @@
  * rejected records and their errors are the row path's.
  */
 import { isUtf8 } from 'node:buffer';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { type CsvError, type Info, type Options as ParseOptions, parse } from 'csv-parse';
 import { parse as parseSync } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import type { Source, TaskContext } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
-import type { ColumnType, EncodedRows, Row, Schema } from '../../sdk/types.js';
+import type { ColumnType, EncodedRows, Partition, Row, Schema } from '../../sdk/types.js';
 import { type Converted, convertText, TextTypeGuess } from '../shared/columns.js';
 import { type FileSample, fileError, resolvePath, singleFileSource } from '../shared/files.js';
 import { ChunkScanner, type Dialect, encodeRowsCsv, KIND_OF, type LineEnding } from './encoded.js';
 import type { CsvOptions } from './spec.js';
+import { type RangeStart, recordBoundaries } from './split.js';
 
 /** Rows inspected to infer column types. */
 export const INFER_ROWS = 1000;
@@ -68,7 +69,14 @@ function parseOptions(opts: CsvOptions): ParseOptions {
  * through as `['']`, so the reader can count lines itself. With `from`, it starts
  * mid-file, at a record boundary, as if it had read everything before.
  */
-async function openParser<I extends boolean>(path: string, opts: CsvOptions, info: I, from?: ParserStart, skipEmptyLines: boolean = info) {
+async function openParser<I extends boolean>(
+  path: string,
+  opts: CsvOptions,
+  info: I,
+  from?: ParserStart,
+  skipEmptyLines: boolean = info,
+  end?: number,
+) {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(path, 'r');
@@ -92,7 +100,11 @@ async function openParser<I extends boolean>(path: string, opts: CsvOptions, inf
     },
   });
   if (from) (parser.info as { lines: number }).lines = from.lines;
-  const stream = handle.createReadStream(from ? { start: from.offset } : {});
+  // createReadStream's `end` is inclusive
+  const stream = handle.createReadStream({
+    ...(from ? { start: from.offset } : {}),
+    ...(end !== undefined && Number.isFinite(end) ? { end: end - 1 } : {}),
+  });
   stream.on('error', (error) => parser.destroy(fileError(error, { who: WHO, path, action: 'read' })));
   stream.pipe(parser);
   const close = () => {
@@ -251,9 +263,9 @@ interface Resume extends ParserStart {
   line: number;
 }
 
-/** Reads one partition (worker); with `resume`, from the middle of the file. */
-async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext, resume?: Resume): AsyncGenerator<Row[]> {
-  const { parser, skipped, close } = await openParser(path, opts, false, resume);
+/** Reads one partition (worker); with `resume`, from the middle of the file; with `end`, up to that byte. */
+async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext, resume?: Resume, end?: number): AsyncGenerator<Row[]> {
+  const { parser, skipped, close } = await openParser(path, opts, false, resume, false, end);
   const flushSkipped = async () => {
     while (skipped.length) {
       const error = skipped.shift() as CsvError & { lines?: number; record?: unknown };
@@ -347,6 +359,9 @@ export const ENCODED_TUNING: EncodedTuning = {
   rowModeRows: 20_000,
 };
 
+/** A character that is one byte in UTF-8 and latin1, and not a line break. */
+const oneByte = (c: string) => c.length === 1 && c.charCodeAt(0) < 0x80 && c !== '\n' && c !== '\r';
+
 /**
  * Whether these options allow the passthrough path: UTF-8, and a delimiter,
  * quote and null text that PostgreSQL's COPY … (FORMAT csv) can take as they are
@@ -354,7 +369,6 @@ export const ENCODED_TUNING: EncodedTuning = {
  * leading backslash, which could read as the end-of-data marker `\.`).
  */
 export function encodable(opts: CsvOptions): boolean {
-  const oneByte = (c: string) => c.length === 1 && c.charCodeAt(0) < 0x80 && c !== '\n' && c !== '\r';
   const n = opts.null_value;
   return (
     opts.encoding === 'utf8' &&
@@ -593,27 +607,56 @@ export async function* readCsvEncoded(
   opts: CsvOptions,
   ctx: TaskContext,
   tuning: EncodedTuning = ENCODED_TUNING,
+  range: CsvRange = {},
 ): AsyncGenerator<EncodedRows> {
   const dialect: Dialect = { delimiter: opts.delimiter, quote: opts.quote, nullText: opts.null_value };
-  const prefix = await readPrefix(path, opts);
-  if (prefix.utf16) {
-    yield* rowsEncoded(readCsv(path, opts, ctx), dialect, tuning);
+  const head = await readPrefix(path, opts);
+  if (head.utf16) {
+    yield* rowsEncoded(readRange(path, opts, ctx, range, head), dialect, tuning);
     return;
   }
+  const prefix: Prefix = range.start ? { ...head, ...range.start } : head;
   const names = prefix.names;
   if (!names || prefix.offset < 0) return;
   const types = typesFor(names, opts, ctx.schema);
-  const resumeAt = (at: ParserStart, line: number): Resume => ({ ...at, names, line });
   if (types.includes(undefined) || prefix.lineEnding === 'cr') {
     // types still to infer (the file changed since planning), or old Mac line endings: the row path does it all
-    yield* rowsEncoded(readCsv(path, opts, ctx, resumeAt(prefix, prefix.line)), dialect, tuning);
+    yield* rowsEncoded(readCsv(path, opts, ctx, { ...prefix, names }, range.end), dialect, tuning);
     return;
   }
   const converter = new RecordConverter(names, types as ColumnType[], opts);
   yield* readAhead(
-    scanChunks(path, opts, ctx, prefix, names, types as ColumnType[], converter, dialect, tuning),
+    scanChunks(path, opts, ctx, prefix, names, types as ColumnType[], converter, dialect, tuning, range.end ?? Number.POSITIVE_INFINITY),
     Math.max(1, tuning.readAhead),
   );
+}
+
+/** A partition's byte range: from a record boundary (else the file's data start) up to a byte (else the end of the file). */
+export interface CsvRange {
+  start?: RangeStart;
+  end?: number;
+}
+
+/** The byte range of a partition the planner cut (see {@link csvSource}). */
+function rangeOf(partition: Partition): CsvRange {
+  const { offset, line, lines, lineEnding, end } = partition;
+  return {
+    ...(typeof offset === 'number'
+      ? { start: { offset, line: line as number, lines: lines as number, lineEnding: lineEnding === 'crlf' ? 'crlf' : 'lf' } as const }
+      : {}),
+    ...(typeof end === 'number' ? { end } : {}),
+  };
+}
+
+/** Reads a range the row path's way (worker); `head` is the file's prefix when already read. */
+async function* readRange(path: string, opts: CsvOptions, ctx: TaskContext, range: CsvRange, head?: Prefix): AsyncGenerator<Row[]> {
+  if (!range.start) {
+    yield* readCsv(path, opts, ctx, undefined, range.end);
+    return;
+  }
+  const prefix = head ?? (await readPrefix(path, opts));
+  if (!prefix.names) return;
+  yield* readCsv(path, opts, ctx, { ...prefix, ...range.start, names: prefix.names }, range.end);
 }
 
 /** Cuts the file after the prefix into encoded chunks (worker; see encoded.ts). */
@@ -627,6 +670,7 @@ async function* scanChunks(
   converter: RecordConverter,
   dialect: Dialect,
   tuning: EncodedTuning,
+  end: number,
 ): AsyncGenerator<EncodedRows> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
@@ -662,7 +706,8 @@ async function* scanChunks(
       let scanned = 0;
       for (;;) {
         if (!eof && filled < cap) {
-          const { bytesRead } = await handle.read(buf, filled, Math.min(tuning.readBytes, cap - filled), filePos);
+          const want = Math.min(tuning.readBytes, cap - filled, end - filePos);
+          const { bytesRead } = want > 0 ? await handle.read(buf, filled, want, filePos) : { bytesRead: 0 };
           filePos += bytesRead;
           filled += bytesRead;
           if (bytesRead === 0) eof = true;
@@ -720,7 +765,7 @@ async function* scanChunks(
         });
         await handle.close();
         yield* rowsEncoded(
-          readCsv(path, opts, ctx, { offset: chunkStart + stop.at, lines, lineEnding: scanner.lineEnding, names, line }),
+          readCsv(path, opts, ctx, { offset: chunkStart + stop.at, lines, lineEnding: scanner.lineEnding, names, line }, end),
           dialect,
           tuning,
         );
@@ -734,15 +779,84 @@ async function* scanChunks(
   }
 }
 
-/** Creates the csv source for validated options. No I/O: runs on the planner and on every worker. */
+// ---------------------------------------------------------------------------
+// partitions: byte ranges of one file
+
+/**
+ * The byte ranges a file is read in (planner): one, unless it holds more than
+ * `split_bytes` of data and its dialect lets {@link recordBoundaries} find record
+ * boundaries (one-byte delimiter and quote, LF or CRLF line endings, not UTF-16).
+ */
+async function splitFile(path: string, opts: CsvOptions): Promise<CsvRange[]> {
+  const whole: CsvRange[] = [{}];
+  if (!opts.split_bytes || !oneByte(opts.delimiter) || !oneByte(opts.quote)) return whole;
+  let size: number;
+  try {
+    size = (await stat(path)).size;
+  } catch (error) {
+    throw fileError(error, { who: WHO, path, action: 'read' });
+  }
+  if (size <= opts.split_bytes) return whole;
+  const prefix = await readPrefix(path, opts);
+  if (prefix.utf16 || !prefix.names || prefix.offset < 0) return whole;
+  const lineEnding = prefix.lineEnding ?? (await firstLineEnding(path, opts));
+  if (lineEnding !== 'lf' && lineEnding !== 'crlf') return whole;
+  const data = size - prefix.offset;
+  const parts = Math.ceil(data / opts.split_bytes);
+  if (parts < 2) return whole;
+  const targets = Array.from({ length: parts - 1 }, (_, k) => prefix.offset + Math.round(((k + 1) * data) / parts));
+  const dialect = { delimiter: opts.delimiter.charCodeAt(0), quote: opts.quote.charCodeAt(0), lineEnding };
+  const starts = await recordBoundaries(path, dialect, prefix, size, targets);
+  if (!starts.length) return whole;
+  // the last range is open: a file that grows while it is read is read to its end, as in one partition
+  return [
+    { end: (starts[0] as RangeStart).offset },
+    ...starts.map((start, k) => ({ start, ...(starts[k + 1] ? { end: starts[k + 1]?.offset } : {}) })),
+  ];
+}
+
+/** The record delimiter of a file without header or skipped lines: the one ending its first record, if within the first 64 KiB. */
+async function firstLineEnding(path: string, opts: CsvOptions): Promise<LineEnding | 'cr'> {
+  const block = await readHead(path, PREFIX_BLOCK_BYTES[1] as number);
+  try {
+    const records = parseSync(block, {
+      ...parseOptions(opts),
+      bom: true,
+      info: true,
+      skip_empty_lines: false,
+      to: 1,
+    } as ParseOptions) as unknown as {
+      info: Info;
+    }[];
+    const end = records[0]?.info.bytes ?? 0;
+    return end < block.length ? lineEndingIn(block, end) : undefined;
+  } catch {
+    return undefined; // e.g. a quote still open at the block's end: read as one partition
+  }
+}
+
+/**
+ * Creates the csv source for validated options. No I/O: runs on the planner and on
+ * every worker. A large file becomes several partitions, each a byte range of
+ * whole records (`split_bytes`), read the row path's way or passed through as it is.
+ */
 export function csvSource(opts: CsvOptions): Source {
   const source = singleFileSource(opts, takeSample, readCsv);
+  const pathOf = (partition: Partition, ctx: TaskContext) =>
+    typeof partition.path === 'string' ? partition.path : resolvePath(ctx.baseDir, opts.path);
   return {
     ...source,
+    async partitions(ctx) {
+      const path = resolvePath(ctx.baseDir, opts.path);
+      const ranges = await splitFile(path, opts);
+      return ranges.map((r, k) => ({ id: String(k), path, ...r.start, ...(r.end !== undefined ? { end: r.end } : {}) }));
+    },
+    read(partition, ctx) {
+      return readRange(pathOf(partition, ctx), opts, ctx, rangeOf(partition));
+    },
     readEncoded(partition, ctx, format) {
       if (format !== 'csv' || !encodable(opts)) return undefined;
-      const path = typeof partition.path === 'string' ? partition.path : resolvePath(ctx.baseDir, opts.path);
-      return readCsvEncoded(path, opts, ctx);
+      return readCsvEncoded(pathOf(partition, ctx), opts, ctx, ENCODED_TUNING, rangeOf(partition));
     },
   };
 }

@@ -42,6 +42,14 @@ export const csvOptions = {
       'Sink only. `overwrite` replaces the file; `append` adds the rows after the existing ones (and writes no second header). Either way the file is replaced atomically when the run commits.',
     )
     .default('overwrite'),
+  split_bytes: o
+    .bytes({ min: 0 })
+    .describe(
+      "Source only. A file with more data than this is read as several partitions of about this size, each a range of whole records, read and written in parallel (up to the pipeline's `concurrency`) and committed on its own. Finding the record boundaries reads the file once at planning (quoted line breaks are followed). 0 reads every file as one partition.",
+    )
+    .default('32MB')
+    .example('128MB', 0)
+    .advanced(),
   skip_lines: o
     .int({ min: 0 })
     .describe('Source only. Lines to skip at the top of the file before the header or first row (titles, comments).')

@@ -226,11 +226,11 @@ describe.skipIf(!up)('postgres sink: CSV passthrough', () => {
       await writeFile(path, `${lines.join('\n')}\n`);
       return path;
     };
-    const yaml = (name: string, path: string, table: string, errors: string) => `
+    const yaml = (name: string, path: string, table: string, errors: string, source = '') => `
 pipeline: ${pipeline}-${name}
 source:
   type: csv
-  path: ${path}
+  path: ${path}${source}
   columns: { id: integer, name: string, amount: number, active: boolean, created_at: timestamp, note: string }
 sink: { type: postgres, database: test, table: ${table}, batch_size: 500 }
 delivery: exactly-once
@@ -269,6 +269,37 @@ ${errors}
       expect(JSON.stringify(dead[1])).toMatch(/99999999999999999999/);
       // the fast path did the loading: a few COPY batches, not thousands of rows one by one
       expect(events.filter((e) => e.type === 'batch_written').length).toBeLessThan(20);
+      await rm(run, { recursive: true, force: true });
+    });
+
+    it('a file cut into partitions (split_bytes) loads every row once, in parallel transactions, dead letters with their lines', async () => {
+      const path = await file(
+        3000,
+        new Map([
+          [1234, 'x1234'],
+          [2500, '99999999999999999999'],
+        ]),
+      );
+      const table = tableName();
+      const run = await tempDir('weir-pg-pass-split-');
+      const { summary } = await runYaml(
+        yaml('split', path, table, 'errors: { tolerance: all, dead_letter: { type: jsonl, path: rejected.jsonl } }', '\n  split_bytes: 40KB'),
+        [],
+        run,
+      );
+      expect(summary.status).toBe('succeeded');
+      expect(summary.partitions.length).toBeGreaterThan(3);
+      expect(summary.totals.rows_written).toBe(2998);
+      const counts = (await select(`SELECT count(*)::int AS n, count(DISTINCT id)::int AS d FROM "${table}"`))[0];
+      expect(counts).toEqual({ n: 2998, d: 2998 });
+      const dead = (await readFile(join(run, 'rejected.jsonl'), 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.stringify(JSON.parse(l)))
+        .sort();
+      expect(dead).toHaveLength(2);
+      // each record spans two lines of the file (a quoted line break): record n starts on line 2n
+      expect(dead.find((d) => d.includes('x1234'))).toMatch(/"line":2468\b/);
       await rm(run, { recursive: true, force: true });
     });
 
