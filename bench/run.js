@@ -2,12 +2,15 @@
 /**
  * weir benchmarks (`npm run bench`; not part of `npm test`).
  *
- * Loads the same 1,000,000-row, 6-column CSV into PostgreSQL four ways, interleaved
+ * Loads the same 1,000,000-row, 6-column CSV into PostgreSQL five ways, interleaved
  * in one run so they share the machine's state:
  *   psql \copy           the baseline: psql streams the file, the server parses it
  *   pg-copy-streams      a raw Node script piping the file into COPY (bench/raw-copy.js)
- *   weir (obs on)        `weir run` csv → postgres, JSON logs at info, metrics server, summary file
+ *   weir (obs on)        `weir run` csv → postgres with the defaults (the file cut into
+ *                        split_bytes partitions, loaded in parallel), JSON logs at info,
+ *                        metrics server, summary file
  *   weir (obs off)       the same with --log-level silent, no metrics server
+ *   weir (1 partition)   obs on, split_bytes: 0: one COPY stream, like psql
  * then a chaos check: weir is SIGKILLed at random moments and resumed; exactly-once
  * must hold (every row once). Prints rows/s, peak RSS and the ratios, checks the
  * gates and exits 1 when one fails.
@@ -177,7 +180,7 @@ function freePort() {
 // biome-ignore lint/suspicious/noTemplateCurlyInString: a weir secret reference written into the pipeline file
 const PASSWORD_REF = '  password: ${env:PGPASSWORD}\n';
 
-function pipelineYaml(csv, table, name, dir, delivery = 'exactly-once') {
+function pipelineYaml(csv, table, name, dir, { delivery = 'exactly-once', splitBytes } = {}) {
   const file = join(dir, `${name}.yaml`);
   writeFileSync(
     file,
@@ -185,7 +188,7 @@ function pipelineYaml(csv, table, name, dir, delivery = 'exactly-once') {
 source:
   type: csv
   path: ${csv}
-  columns: { id: integer, name: string, amount: number, active: boolean, created_at: timestamp, note: string }
+${splitBytes === undefined ? '' : `  split_bytes: ${splitBytes}\n`}  columns: { id: integer, name: string, amount: number, active: boolean, created_at: timestamp, note: string }
 sink:
   type: postgres
   host: ${PG.host}
@@ -261,6 +264,14 @@ const contenders = {
     const r = await measure(process.execPath, [BIN, 'run', file, '--log-level', 'silent', '--summary-json', summary]);
     return { ...r, table, summary: existsSync(summary) ? JSON.parse(readFileSync(summary, 'utf8')) : undefined };
   },
+  async weirOne(csv, dir) {
+    const table = 'bench_weir_one';
+    await freshTable(table);
+    const file = pipelineYaml(csv, table, 'bench-weir-one', dir, { splitBytes: 0 });
+    const summary = join(dir, 'summary-one.json');
+    const r = await measure(process.execPath, [BIN, 'run', file, '--log-level', 'info', '--log-format', 'json', '--summary-json', summary]);
+    return { ...r, table, summary: existsSync(summary) ? JSON.parse(readFileSync(summary, 'utf8')) : undefined };
+  },
 };
 
 const LABELS = {
@@ -268,6 +279,7 @@ const LABELS = {
   raw: 'pg-copy-streams (raw)',
   weirOn: 'weir (observability on)',
   weirOff: 'weir (observability off)',
+  weirOne: 'weir (1 partition, 1 COPY)',
 };
 
 const median = (xs) => {
@@ -372,8 +384,8 @@ async function main() {
     },
     {
       name: `weir peak RSS < ${GATES.peakRssMb} MB`,
-      ok: Math.max(by.weirOn.peakRssMb, by.weirOff.peakRssMb) < GATES.peakRssMb,
-      detail: `${Math.max(by.weirOn.peakRssMb, by.weirOff.peakRssMb).toFixed(0)} MB`,
+      ok: Math.max(by.weirOn.peakRssMb, by.weirOff.peakRssMb, by.weirOne.peakRssMb) < GATES.peakRssMb,
+      detail: `${Math.max(by.weirOn.peakRssMb, by.weirOff.peakRssMb, by.weirOne.peakRssMb).toFixed(0)} MB`,
     },
   ];
   let chaosResult;
@@ -393,7 +405,7 @@ async function main() {
     writeFileSync(args.json, `${JSON.stringify({ rows: ROWS, runs: RUNS, results: table, gates, chaos: chaosResult }, null, 2)}\n`);
   if (!args.keep)
     await withDb(async (c) => {
-      for (const t of ['bench_psql', 'bench_raw', 'bench_weir_on', 'bench_weir_off', 'bench_weir_chaos'])
+      for (const t of ['bench_psql', 'bench_raw', 'bench_weir_on', 'bench_weir_off', 'bench_weir_one', 'bench_weir_chaos'])
         await c.query(`DROP TABLE IF EXISTS "${t}"`);
       await c.query("DELETE FROM _weir_runs WHERE pipeline LIKE 'bench-weir-%'").catch(() => {});
       await c.query("DELETE FROM _weir_checkpoints WHERE pipeline LIKE 'bench-weir-%'").catch(() => {});

@@ -20,7 +20,7 @@
  */
 
 import { type OptionsOf, type Rule, type Spec, type ValidationResult, validateOptions } from './options.js';
-import type { EncodedRows, JsonValue, Partition, Row, Schema } from './types.js';
+import type { EncodedRows, EncodingHints, JsonValue, Partition, Row, Schema } from './types.js';
 
 /** The logger a connector gets. Fields are structured; never put secrets in messages. */
 export interface Log {
@@ -77,6 +77,8 @@ export interface Writer {
    * leave nothing of the batch written.
    */
   writeEncoded?(batch: EncodedRows): Promise<boolean>;
+  /** How this writer reads encoded rows (worker, once, before the first batch), so the source can skip rewrites the target does not need. */
+  encodingHints?(format: EncodedRows['format']): Promise<EncodingHints> | EncodingHints;
   /** Makes the partition's rows durable (and, for exactly-once sinks, visible with the checkpoint). Returns the commit message. */
   commit?(): Promise<JsonValue> | JsonValue;
   /** Discards whatever this writer wrote. Idempotent. */
@@ -99,7 +101,12 @@ export interface Source {
    * in `format`, used when the sink's writer takes that encoding as it is (`Sink.accepts`).
    * Returns undefined when these options do not allow it; the runtime then calls `read`.
    */
-  readEncoded?(partition: Partition, ctx: TaskContext, format: EncodedRows['format']): AsyncIterable<EncodedRows> | undefined;
+  readEncoded?(
+    partition: Partition,
+    ctx: TaskContext,
+    format: EncodedRows['format'],
+    hints?: EncodingHints,
+  ): AsyncIterable<EncodedRows> | undefined;
   /** Releases planner-side resources. */
   close?(): Promise<void> | void;
 }

@@ -61,6 +61,22 @@ export function estimateRowBytes(row: Row): number {
  * the same on both paths. Sources produce these in `Source.readEncoded`, called only
  * when the sink accepts the format.
  */
+/**
+ * What a sink's writer tells the source about how it reads encoded rows
+ * (`Writer.encodingHints`, passed to `Source.readEncoded`).
+ */
+export interface EncodingHints {
+  /**
+   * Columns the writer's target reads as values of their type, not as text: in
+   * these, a source may hand on any text the row path accepts for the column's
+   * type (`true` for `t`, `1.50` for `1.5`) instead of rewriting it to the row
+   * path's text. A writer lists only columns whose target type gives the same value
+   * for every such text (PostgreSQL: boolean for booleans, real and double
+   * precision for numbers).
+   */
+  readonly valueColumns?: readonly string[];
+}
+
 export interface EncodedRows {
   readonly kind: 'encoded';
   readonly format: 'csv';

@@ -292,6 +292,32 @@ describe('csv readEncoded', () => {
     expect(source.readEncoded?.({ id: '0', path: 'x.csv' }, taskContext({ baseDir: dir }), 'csv')).toBeUndefined();
   });
 
+  it("passes booleans and numbers as they are in the reader's value columns (EncodingHints), and nowhere else", async () => {
+    const path = join(dir, 'in.csv');
+    const body = 'true,1.50,1.50,yes\n"No",2.0,3,0\n';
+    await writeFile(path, `b,n,m,c\n${body}`);
+    const input = { path, columns: { b: 'boolean', n: 'number', m: 'number', c: 'boolean' } };
+    const opts = options(input);
+    const source = csv.source?.(opts) ?? expect.unreachable();
+    const schema = await source.schema?.(planContext({ baseDir: dir }));
+    const read = async (valueColumns?: string[]) => {
+      const ctx = taskContext({ baseDir: dir, schema });
+      const chunks = await collect(
+        source.readEncoded?.({ id: '0', path }, ctx, 'csv', valueColumns ? { valueColumns } : undefined) ?? expect.unreachable(),
+      );
+      return {
+        data: Buffer.concat(chunks.map((c) => c.data)).toString(),
+        rows: (await Promise.all(chunks.map((c) => c.decode(async () => {})))).flat(),
+      };
+    };
+    const strict = await read();
+    expect(strict.data).toBe('t,1.5,1.5,t\nf,2,3,f\n');
+    const loose = await read(['b', 'n']);
+    expect(loose.data).toBe('true,1.50,1.5,t\n"No",2.0,3,f\n');
+    expect(loose.rows).toEqual(strict.rows);
+    expect(loose.rows[0]).toEqual({ b: true, n: 1.5, m: 1.5, c: true });
+  });
+
   it('uses another delimiter and quote character', async () => {
     await same("a;b\n1;'x;''y'''\n2;'multi\nline'\n", { delimiter: ';', quote: "'" });
   });

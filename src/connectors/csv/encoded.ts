@@ -13,12 +13,15 @@
  * the {@link ChunkScanner} rewrites the few that would read differently (`true`
  * → `t`, `1.50` → `1.5`, a quoted null value → unquoted), re-encodes records the
  * fast checks cannot vouch for from the row path's own conversion, and hands
- * records that the row path rejects to `reject` with the row path's error. Quoting
+ * records that the row path rejects to `reject` with the row path's error. In the
+ * reader's `valueColumns` (EncodingHints) the invariant is about values, not text:
+ * booleans and numbers the row path accepts pass as they are (`true`, `1.50`),
+ * since that reader's column type reads them as the row path's value. Quoting
  * that csv-parse reads leniently (a stray quote after a closing quote, an
  * unclosed quote at the end of the file) and overlong records make the caller
  * switch to the row path for the rest of the file.
  */
-import type { ColumnType, Row } from '../../sdk/types.js';
+import type { ColumnType, EncodingHints, Row } from '../../sdk/types.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -283,6 +286,8 @@ export interface ScannerOptions {
   kinds: readonly Kind[];
   lineEnding: LineEnding;
   check: RecordCheck;
+  /** Columns the reader compares as values ({@link EncodingHints.valueColumns}): booleans and numbers pass as they are there. */
+  valueColumns?: readonly string[];
 }
 
 /**
@@ -295,6 +300,8 @@ export class ChunkScanner {
   private readonly q: number;
   private readonly nullBytes: Buffer;
   private readonly kinds: Uint8Array;
+  /** 1 for the columns whose reader takes any text of the value (`valueColumns`): no canonical rewrite there. */
+  private readonly loose: Uint8Array;
   private readonly ncols: number;
   private readonly dialect: Dialect;
   lineEnding: LineEnding;
@@ -325,6 +332,7 @@ export class ChunkScanner {
     this.q = options.quote.charCodeAt(0);
     this.nullBytes = Buffer.from(options.nullText, 'utf8');
     this.kinds = Uint8Array.from(options.kinds);
+    this.loose = Uint8Array.from(options.names, (n) => (options.valueColumns?.includes(n) ? 1 : 0));
     this.ncols = options.kinds.length;
     this.lineEnding = options.lineEnding;
     this.dialect = { delimiter: options.delimiter, quote: options.quote, nullText: options.nullText };
@@ -432,6 +440,7 @@ export class ChunkScanner {
     const D = this.d;
     const Q = this.q;
     const kinds = this.kinds;
+    const loose = this.loose;
     const ncols = this.ncols;
     let { start, end: ends, next, flags } = this.spans;
     for (;;) {
@@ -576,15 +585,21 @@ export class ChunkScanner {
             if (!canonicalInteger(buf, a, b)) slow = true;
           } else if (kind === NUMBER) {
             const e = canonicalNumber(buf, a, b);
-            if (e < 0 || (e !== b && this.equalsNull(a, e)))
-              slow = true; // a rewrite that reads as NULL must be quoted
-            else if (e !== b) {
-              action = 3;
-              cut = e;
+            if (e < 0) slow = true;
+            else if (e !== b && loose[i] === 0) {
+              if (this.equalsNull(a, e))
+                slow = true; // a rewrite that reads as NULL must be quoted
+              else {
+                action = 3;
+                cut = e;
+              }
             }
           } else if (kind === BOOLEAN) {
             byte = booleanByte(buf, a, b);
-            if (byte === 0 || (this.nullBytes.length === 1 && this.nullBytes[0] === byte)) slow = true;
+            if (byte === 0) slow = true;
+            else if (loose[i] === 1) {
+              // the target reads `true` as it reads `t`: kept as it is
+            } else if (this.nullBytes.length === 1 && this.nullBytes[0] === byte) slow = true;
             else if (f & F_QUOTED || b - a !== 1 || buf[a] !== byte) action = 2;
           } else if (kind === TIMESTAMP) {
             if (!isoTimestampBytes(buf, a, b)) slow = true;

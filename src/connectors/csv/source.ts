@@ -15,7 +15,7 @@ import { parse as parseSync } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import type { Source, TaskContext } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
-import type { ColumnType, EncodedRows, Partition, Row, Schema } from '../../sdk/types.js';
+import type { ColumnType, EncodedRows, EncodingHints, Partition, Row, Schema } from '../../sdk/types.js';
 import { type Converted, convertText, TextTypeGuess } from '../shared/columns.js';
 import { type FileSample, fileError, resolvePath, singleFileSource } from '../shared/files.js';
 import { ChunkScanner, type Dialect, encodeRowsCsv, KIND_OF, type LineEnding } from './encoded.js';
@@ -608,6 +608,7 @@ export async function* readCsvEncoded(
   ctx: TaskContext,
   tuning: EncodedTuning = ENCODED_TUNING,
   range: CsvRange = {},
+  hints: EncodingHints = {},
 ): AsyncGenerator<EncodedRows> {
   const dialect: Dialect = { delimiter: opts.delimiter, quote: opts.quote, nullText: opts.null_value };
   const head = await readPrefix(path, opts);
@@ -626,7 +627,19 @@ export async function* readCsvEncoded(
   }
   const converter = new RecordConverter(names, types as ColumnType[], opts);
   yield* readAhead(
-    scanChunks(path, opts, ctx, prefix, names, types as ColumnType[], converter, dialect, tuning, range.end ?? Number.POSITIVE_INFINITY),
+    scanChunks(
+      path,
+      opts,
+      ctx,
+      prefix,
+      names,
+      types as ColumnType[],
+      converter,
+      dialect,
+      tuning,
+      range.end ?? Number.POSITIVE_INFINITY,
+      hints,
+    ),
     Math.max(1, tuning.readAhead),
   );
 }
@@ -671,6 +684,7 @@ async function* scanChunks(
   dialect: Dialect,
   tuning: EncodedTuning,
   end: number,
+  hints: EncodingHints,
 ): AsyncGenerator<EncodedRows> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
@@ -684,6 +698,7 @@ async function* scanChunks(
     kinds: types.map((t) => KIND_OF[t]),
     lineEnding: prefix.lineEnding === 'cr' ? undefined : prefix.lineEnding,
     check: { convert: (fields) => converter.convert(fields) },
+    ...(hints.valueColumns ? { valueColumns: hints.valueColumns } : {}),
   });
   try {
     let filePos = prefix.offset; // next byte to read
@@ -854,9 +869,9 @@ export function csvSource(opts: CsvOptions): Source {
     read(partition, ctx) {
       return readRange(pathOf(partition, ctx), opts, ctx, rangeOf(partition));
     },
-    readEncoded(partition, ctx, format) {
+    readEncoded(partition, ctx, format, hints) {
       if (format !== 'csv' || !encodable(opts)) return undefined;
-      return readCsvEncoded(pathOf(partition, ctx), opts, ctx, ENCODED_TUNING, rangeOf(partition));
+      return readCsvEncoded(pathOf(partition, ctx), opts, ctx, ENCODED_TUNING, rangeOf(partition), hints);
     },
   };
 }

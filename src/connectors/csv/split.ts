@@ -66,9 +66,11 @@ export async function recordBoundaries(
     // the two bytes before the block: `start` is a record start, as if after a CRLF
     let prev1 = LF;
     let prev2 = CR;
+    // before the block: line feeds, carriage returns, CRLF pairs; and (CRLF files) the pairs inside quoted fields
     let lf = 0;
     let cr = 0;
-    let crlfEnds = 0;
+    let crlfPairs = 0;
+    let crlfInside = 0;
     while (pos < size && t < targets.length) {
       const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, size - pos), pos);
       if (bytesRead === 0) break;
@@ -77,20 +79,26 @@ export async function recordBoundaries(
       let consumed = n;
       const byteAt = (k: number) => (k >= 0 ? (block[k] as number) : k === -1 ? prev1 : prev2);
       const isRecordEnd = (k: number) => !crlf || byteAt(k - 1) === CR; // the line feed at k ends a record (outside quotes)
-      /** Counts the line feeds and carriage returns of block[a, b), and the CRLF record delimiters there when outside quotes. */
-      const count = (a: number, b: number, outside: boolean) => {
-        for (let k = block.indexOf(LF, a); k >= 0 && k < b; k = block.indexOf(LF, k + 1)) {
-          lf++;
-          if (outside && crlf && byteAt(k - 1) === CR) crlfEnds++;
+      /** Line feeds, carriage returns and CRLF pairs in block[0, b). */
+      const counts = (b: number) => {
+        let lfs = 0;
+        let pairs = 0;
+        for (let k = block.indexOf(LF); k >= 0 && k < b; k = block.indexOf(LF, k + 1)) {
+          lfs++;
+          if (byteAt(k - 1) === CR) pairs++;
         }
-        for (let k = block.indexOf(CR, a); k >= 0 && k < b; k = block.indexOf(CR, k + 1)) cr++;
+        let crs = 0;
+        for (let k = block.indexOf(CR); k >= 0 && k < b; k = block.indexOf(CR, k + 1)) crs++;
+        return { lfs, crs, pairs };
       };
       let i = 0;
       while (i < n && t < targets.length) {
         const q = block.indexOf(d.quote, i);
         const stop = q < 0 ? n : q;
         if (inQuote) {
-          count(i, stop, false);
+          // a CRLF inside a quoted field is two lines to csv-parse, not a record delimiter
+          if (crlf)
+            for (let k = block.indexOf(LF, i); k >= 0 && k < stop; k = block.indexOf(LF, k + 1)) if (byteAt(k - 1) === CR) crlfInside++;
           if (q < 0) break;
           if (q + 1 === n && pos + n < size) {
             consumed = q; // maybe the first of a doubled pair: read it again with the next block
@@ -113,19 +121,29 @@ export async function recordBoundaries(
               break;
             }
           if (end < 0) break;
-          count(i, end, true);
           i = end;
-          if (pos + end < size)
-            found.push({ offset: pos + end, line: start.line + lf, lines: start.lines + lf + cr - crlfEnds, lineEnding: d.lineEnding });
+          if (pos + end < size) {
+            const c = counts(end);
+            const ends = crlf ? crlfPairs + c.pairs - crlfInside : 0;
+            found.push({
+              offset: pos + end,
+              line: start.line + lf + c.lfs,
+              lines: start.lines + lf + c.lfs + cr + c.crs - ends,
+              lineEnding: d.lineEnding,
+            });
+          }
           while (t < targets.length && (targets[t] as number) <= pos + end) t++;
         }
-        count(i, stop, true);
         if (q < 0) break;
         // a quote opens a quoted field only where a field starts; elsewhere it is text
         const b1 = byteAt(q - 1);
         inQuote = b1 === d.delimiter || (b1 === LF && isRecordEnd(q - 1));
         i = q + 1;
       }
+      const c = counts(consumed);
+      lf += c.lfs;
+      cr += c.crs;
+      crlfPairs += c.pairs;
       prev2 = consumed > 1 ? (block[consumed - 2] as number) : prev1;
       prev1 = block[consumed - 1] as number;
       pos += consumed;

@@ -251,15 +251,20 @@ export function qualified(schema: string, table: string): string {
 
 /** Columns of a table (name → PostgreSQL type OID), or undefined when the table does not exist. */
 export async function tableColumns(client: pg.Client, schema: string, table: string): Promise<Map<string, number> | undefined> {
+  return columnsOf(client, qualified(schema, table));
+}
+
+/** {@link tableColumns} of a table named by its quoted, qualified name. */
+export async function columnsOf(client: pg.Client, name: string): Promise<Map<string, number> | undefined> {
   const r = await client.query<{ name: string; oid: number }>(
     `SELECT a.attname AS name, a.atttypid::int AS oid
        FROM pg_attribute a
       WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
       ORDER BY a.attnum`,
-    [qualified(schema, table)],
+    [name],
   );
   if (r.rows.length === 0) {
-    const exists = await client.query('SELECT to_regclass($1) IS NOT NULL AS ok', [qualified(schema, table)]);
+    const exists = await client.query('SELECT to_regclass($1) IS NOT NULL AS ok', [name]);
     if (!exists.rows[0]?.ok) return undefined;
   }
   return new Map(r.rows.map((c) => [c.name, c.oid]));

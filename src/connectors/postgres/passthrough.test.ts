@@ -283,7 +283,13 @@ ${errors}
       const table = tableName();
       const run = await tempDir('weir-pg-pass-split-');
       const { summary } = await runYaml(
-        yaml('split', path, table, 'errors: { tolerance: all, dead_letter: { type: jsonl, path: rejected.jsonl } }', '\n  split_bytes: 40KB'),
+        yaml(
+          'split',
+          path,
+          table,
+          'errors: { tolerance: all, dead_letter: { type: jsonl, path: rejected.jsonl } }',
+          '\n  split_bytes: 40KB',
+        ),
         [],
         run,
       );
@@ -301,6 +307,35 @@ ${errors}
       // each record spans two lines of the file (a quoted line break): record n starts on line 2n
       expect(dead.find((d) => d.includes('x1234'))).toMatch(/"line":2468\b/);
       await rm(run, { recursive: true, force: true });
+    });
+
+    it("passes `true` and `1.50` as they are only into boolean and float columns; text and numeric get the row path's text", async () => {
+      const path = join(dir, `hints-${randomBytes(3).toString('hex')}.csv`);
+      await writeFile(path, 'b,bt,f,ft,n\ntrue,true,1.50,1.50,1.50\nNo,No,2.0,2.0,2.0\n');
+      const table = tableName();
+      await admin.query(`CREATE TABLE "${table}" (b boolean, bt text, f double precision, ft text, n numeric)`);
+      const { summary } = await runYaml(`
+pipeline: ${pipeline}-hints
+source:
+  type: csv
+  path: ${path}
+  columns: { b: boolean, bt: boolean, f: number, ft: number, n: number }
+sink: { type: postgres, database: test, table: ${table} }
+delivery: exactly-once
+`);
+      expect(summary.status).toBe('succeeded');
+      const rows = await select(`SELECT b, bt, f, ft, n::text AS n FROM "${table}" ORDER BY f`);
+      expect(rows).toEqual([
+        { b: true, bt: 't', f: 1.5, ft: '1.5', n: '1.5' },
+        { b: false, bt: 'f', f: 2, ft: '2', n: '2' },
+      ]);
+      // what the writer told the source
+      const schema: Schema = ['b', 'bt', 'f', 'ft', 'n'].map((name) => ({ name, type: name.startsWith('b') ? 'boolean' : 'number' }));
+      const sink = postgres.sink?.(pgOpts({ table })) ?? expect.unreachable();
+      const writer = await sink.writer({ id: '0' }, taskContext({ baseDir: dir, schema }));
+      expect(await writer.encodingHints?.('csv')).toEqual({ valueColumns: ['b', 'f'] });
+      await writer.abort?.();
+      await writer.close?.();
     });
 
     it('tolerance none: the bad record fails the run and nothing of the partition stays', async () => {

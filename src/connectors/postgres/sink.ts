@@ -35,8 +35,8 @@ import type pg from 'pg';
 import type { CommitContext, PlanContext, Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
 import { assertSchemaIdentifiers, quoteIdentifier as q, schemaFromRow } from '../../sdk/sql.js';
-import type { EncodedRows, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
-import { connect, destroy, endQuietly, isConnectionLoss, PG_TYPES, pgError, qualified, tableColumns } from './client.js';
+import type { EncodedRows, EncodingHints, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
+import { columnsOf, connect, destroy, endQuietly, isConnectionLoss, OID, PG_TYPES, pgError, qualified, tableColumns } from './client.js';
 import { copyBuffer, copyRows } from './copy.js';
 import type { PostgresOptions } from './spec.js';
 
@@ -463,6 +463,31 @@ class PostgresWriter implements Writer {
       return true;
     } finally {
       this.busy = false;
+    }
+  }
+
+  /**
+   * Columns whose type reads any text of the row path's value as that value: boolean
+   * columns fed booleans (`true` = `t`), real and double precision fed numbers
+   * (`1.50` = `1.5`). Integer and numeric columns are left out (`5.0` is no bigint;
+   * an unconstrained numeric keeps the scale it is given).
+   */
+  async encodingHints(format: EncodedRows['format']): Promise<EncodingHints> {
+    const { ctx, plan } = this;
+    if (format !== 'csv' || plan.keys || !ctx.schema?.length) return {};
+    try {
+      const client = this.client ?? (await this.open(undefined));
+      const oids = await columnsOf(client, plan.stage ?? plan.target);
+      const valueColumns = ctx.schema
+        .filter((c) => {
+          const oid = oids?.get(c.name);
+          return (c.type === 'boolean' && oid === OID.bool) || (c.type === 'number' && (oid === OID.float4 || oid === OID.float8));
+        })
+        .map((c) => c.name);
+      return { valueColumns };
+    } catch (error) {
+      if (isConnectionLoss(error)) throw this.lost(error);
+      throw pgError(error, `reading the column types of ${plan.where}`, this.opts);
     }
   }
 
