@@ -119,7 +119,10 @@ export async function runPartition(partition: Partition, attempt: number, deps: 
     closeWriter = () => (closing ??= Promise.resolve().then(() => w.close?.()));
     unregister = deps.closers?.register(`writer ${partition.id}`, closeWriter);
     // the encoded fast path when the sink's writer takes what the source can hand over as it is
-    const encoded = w.writeEncoded && sink.accepts?.includes('csv') ? source.readEncoded?.(partition, ctx, 'csv') : undefined;
+    const encoded =
+      w.writeEncoded && sink.accepts?.includes('csv') && source.readEncoded
+        ? source.readEncoded(partition, ctx, 'csv', await w.encodingHints?.('csv'))
+        : undefined;
     iterator = batches(encoded ?? source.read(partition, ctx), deps.limits)[Symbol.asyncIterator]();
     // encoded batches get one batch of read-ahead: the source reads the next chunk while
     // this one is on the wire. Row batches do not: holding twice the rows costs more
