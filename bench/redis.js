@@ -11,8 +11,10 @@
  *                               at info, summary file — observability on
  * Each variant runs in its own process, so peak RSS is its own. Keys live under a
  * random prefix (never FLUSHDB) and are deleted after each variant; the key count
- * and one hash are checked after each run. Prints rows/s, peak RSS and weir's ratio
- * to the better raw variant; exits 1 when weir is below 80% of it.
+ * and one hash are checked after each run. Prints rows/s, peak RSS, weir's ratio
+ * to the better raw variant and the gates (PASS/FAIL); exits 1 when one fails:
+ * weir at least 80% of the better raw variant's rows/s, and weir's peak RSS (the
+ * highest of the runs) under 250 MB.
  *
  * Options: --rows N (1000000) · --runs N (3; the median is reported) · --batch N
  * (2000 rows per batch: weir's batch_size and the plain script's pipeline) · --partitions N (4) · --json FILE.
@@ -29,7 +31,7 @@ import { parseArgs } from 'node:util';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'weir.js');
 const GENERATOR = join(ROOT, 'dist', 'connectors', 'generator', 'index.js');
-const GATE = 0.8;
+const GATES = { weirVsRaw: 0.8, peakRssMb: 250 };
 
 const { values: args } = parseArgs({
   options: {
@@ -293,8 +295,17 @@ for (const t of table)
   console.log(
     `  ${t.name.padEnd(26)} ${t.seconds.toFixed(2).padStart(8)} ${fmt(t.rowsPerSecond).padStart(10)} ${mb(t.peakRssBytes).padStart(9)} ${(t.cpuSeconds?.toFixed(2) ?? '-').padStart(13)}`,
   );
-const pass = ratio >= GATE;
-console.log(`\nweir / best raw (${raw.name}) = ${ratio.toFixed(2)} in rows/s  (gate ≥ ${GATE})  ${pass ? 'PASS' : 'FAIL'}`);
+const peakMb = weir.peakRssBytes / 1024 / 1024;
+const gates = [
+  {
+    name: `weir ≥ ${GATES.weirVsRaw * 100}% of the best raw rows/s`,
+    ok: ratio >= GATES.weirVsRaw,
+    detail: `${(100 * ratio).toFixed(0)}% of ${raw.name}`,
+  },
+  { name: `weir peak RSS < ${GATES.peakRssMb} MB`, ok: peakMb < GATES.peakRssMb, detail: `${peakMb.toFixed(0)} MB (highest of the runs)` },
+];
+const pass = gates.every((g) => g.ok);
+console.log(`\nweir / best raw (${raw.name}) = ${ratio.toFixed(2)} in rows/s`);
 if (cpuRatio !== undefined)
   console.log(`client CPU per row: raw / weir = ${cpuRatio.toFixed(2)} (1.00 = weir costs nothing over the raw script)`);
 const load = loadavg()[0];
@@ -302,9 +313,11 @@ if (load > cores)
   console.log(
     `note: load average ${load.toFixed(1)} on ${cores} core(s) — other work competed for the CPU; wall-time ratios are noisy, prefer more --runs`,
   );
+console.log('');
+for (const g of gates) console.log(`${g.ok ? 'PASS' : 'FAIL'}  ${g.name}: ${g.detail}`);
 if (args.json)
   writeFileSync(
     args.json,
-    `${JSON.stringify({ rows: ROWS, batch: BATCH, runs: RUNS, variants: table, ratio, cpuRatio, gate: GATE, pass, load }, null, 2)}\n`,
+    `${JSON.stringify({ rows: ROWS, batch: BATCH, runs: RUNS, variants: table, ratio, cpuRatio, gates, pass, load }, null, 2)}\n`,
   );
 process.exit(pass ? 0 : 1);

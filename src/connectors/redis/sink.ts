@@ -2,12 +2,20 @@
  * The Redis sink: each row becomes a hash (HSET), a JSON string (SET) or a stream
  * entry (XADD), under a key rendered from the row.
  *
- * One batch = every row's command, prepared first (a bad row fails the batch
- * before anything is sent), then sent as pipelines of `pipeline_depth` commands
- * that are all in flight at once, and fully acknowledged before `write()` returns.
+ * One batch = every row checked first (its key fields, its values encodable, a
+ * stream entry not empty: a bad row fails the batch before anything is sent), then
+ * sent as pipelines of `pipeline_depth` commands with at most `pipelines_in_flight`
+ * of them awaiting replies; the next pipeline's commands are built only when the
+ * oldest is answered, and the batch is fully acknowledged before `write()` returns.
+ * An ioredis command costs about 1.2 KB of heap until its reply arrives, and V8
+ * lets the heap grow to about 4× what is live, so a writer holds
+ * `pipelines_in_flight × pipeline_depth` commands, never a whole batch: with every
+ * command of a 2000-row batch in flight (4 partitions), weir's peak RSS on 1M
+ * hashes was ≈270 MB; with 2 × 100 it is ≈200 MB, and no slower (bench/redis.js).
  * With `atomic`, the batch is one MULTI/EXEC instead: all or nothing, but measured
  * 1.4–2.5× slower on 300k hashes (every command also gets a QUEUED reply, and the
- * server only starts once the whole batch arrived), so plain pipelines are the default.
+ * server only starts once the whole batch arrived), and every command of the batch
+ * is in memory at once, so plain pipelines are the default.
  *
  * Delivery: Redis has no transaction across batches, so rows are visible as soon
  * as their batch is written and `abort()` cannot take them back. `hash` and `json`
@@ -16,13 +24,13 @@
  * (a retried batch can append entries twice; with `atomic` only when the connection
  * drops after EXEC ran but before its reply arrived).
  */
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { RowError, type WeirError } from '../../sdk/errors.js';
 import type { JsonValue, Partition, Row } from '../../sdk/types.js';
 import { classify, connect, release, where } from './client.js';
 import type { RedisOptions } from './spec.js';
-import { compileTemplate, type KeyTemplate } from './template.js';
+import { compileTemplate, dateText, type KeyTemplate } from './template.js';
 
 export interface RedisCommitMessage {
   partition_id: string;
@@ -30,8 +38,8 @@ export interface RedisCommitMessage {
   [key: string]: JsonValue;
 }
 
-/** A row's value as Redis text; undefined for null (not stored). */
-export function redisValue(v: unknown): string | Buffer | undefined {
+/** A row's value as Redis text; undefined for null (not stored). Lists and objects become JSON. */
+export function redisValue(v: unknown, field = 'value'): string | Buffer | undefined {
   switch (typeof v) {
     case 'string':
       return v;
@@ -43,9 +51,20 @@ export function redisValue(v: unknown): string | Buffer | undefined {
       return undefined;
     default:
       if (v === null) return undefined;
-      if (v instanceof Date) return v.toISOString();
+      if (v instanceof Date) return dateText(v, field);
       if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-      return JSON.stringify(v);
+      return jsonText(v, `field ${field}`);
+  }
+}
+
+const bigintAsText = (_key: string, v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : v);
+
+/** JSON text of a row or a value (bigints as text); a {@link RowError} when JSON cannot encode it (a cycle). */
+function jsonText(v: unknown, what: string): string {
+  try {
+    return JSON.stringify(v, bigintAsText);
+  } catch (error) {
+    throw new RowError(`${what} cannot be written as JSON: ${(error as Error).message}`, { code: 'invalid_json', cause: error });
   }
 }
 
@@ -62,7 +81,7 @@ function fieldArgs(
   let nulls: string[] | undefined;
   let count = 0;
   for (const field in row) {
-    const v = redisValue(row[field]);
+    const v = redisValue(row[field], field);
     if (v === undefined) {
       nulls ??= [];
       nulls.push(field);
@@ -74,27 +93,81 @@ function fieldArgs(
   return { args, count, nulls };
 }
 
-function jsonText(row: Row): string {
-  try {
-    return JSON.stringify(row, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
-  } catch (error) {
-    throw new RowError(`row cannot be written as JSON: ${(error as Error).message}`, { code: 'invalid_json', cause: error });
+/**
+ * The non-null values of a row, checked without building its arguments: a date
+ * must be valid, and a list or object is encoded once here too, so one that JSON
+ * cannot encode fails the batch before anything of it is sent (they are rare in
+ * Redis rows; a scalar costs a type check).
+ */
+function countValues(row: Row): number {
+  let count = 0;
+  for (const field in row) {
+    const v = row[field];
+    if (v === null || v === undefined) continue;
+    if (typeof v === 'object') {
+      if (v instanceof Date) dateText(v, field);
+      else if (!(v instanceof Uint8Array) && redisValue(v, field) === undefined) continue;
+    }
+    count++;
   }
+  return count;
 }
 
-/** Prepared commands of a batch: `names[i]` with the flat argument list `args[i]`. */
-interface Prepared {
-  names: string[];
-  args: unknown[][];
+/** What sending a checked batch needs beyond its rows (see {@link RedisWriter.check}). */
+interface Checked {
+  /** `json` mode: every row's JSON text. */
+  texts: string[] | undefined;
+  /** `stream` mode with `ttl`: the streams to expire after the entries. */
+  expire: Set<string> | undefined;
 }
 
-/** One timer per batch (ioredis' commandTimeout would start one per command). */
-function timeout(ms: number): { promise: Promise<never>; clear(): void } {
-  let handle: NodeJS.Timeout | undefined;
-  const promise = new Promise<never>((_, reject) => {
-    handle = setTimeout(() => reject(new Error(`Command timed out: no reply within ${ms} ms (command_timeout)`)), ms);
-  });
-  return { promise, clear: () => clearTimeout(handle) };
+type Replies = [Error | null, unknown][] | null;
+
+/**
+ * Fails a batch when no pipeline was answered for `ms` (`command_timeout`). One
+ * timer per batch, re-armed only when it fires early (ioredis' commandTimeout
+ * would start one per command).
+ */
+class Watchdog {
+  fired = false;
+  private last = Date.now();
+  private handle: NodeJS.Timeout | undefined;
+  private onFire: ((error: Error) => void) | undefined;
+
+  constructor(private readonly ms: number) {
+    this.arm(ms);
+  }
+
+  private arm(delay: number): void {
+    this.handle = setTimeout(() => {
+      const idle = Date.now() - this.last;
+      if (idle < this.ms) return this.arm(this.ms - idle);
+      this.fired = true;
+      this.onFire?.(this.error());
+    }, delay);
+  }
+
+  private error(): Error {
+    return new Error(`Command timed out: no reply within ${this.ms} ms (command_timeout)`);
+  }
+
+  /** `reply`, or a timeout error when no reply came for `ms`. Holds nothing once it settled. */
+  async wait<T>(reply: Promise<T>): Promise<T> {
+    if (this.fired) throw this.error();
+    try {
+      return await new Promise<T>((resolve, reject) => {
+        this.onFire = reject;
+        reply.then(resolve, reject);
+      });
+    } finally {
+      this.onFire = undefined;
+      this.last = Date.now();
+    }
+  }
+
+  stop(): void {
+    clearTimeout(this.handle);
+  }
 }
 
 export function redisSink(opts: RedisOptions): Sink {
@@ -108,16 +181,14 @@ export function redisSink(opts: RedisOptions): Sink {
 class RedisWriter implements Writer {
   private client: Redis | undefined;
   private rows = 0;
-  private readonly key: KeyTemplate | undefined;
-  private readonly stream: KeyTemplate | undefined;
+  private readonly key: KeyTemplate;
 
   constructor(
     private readonly opts: RedisOptions,
     private readonly partition: Partition,
     private readonly ctx: TaskContext,
   ) {
-    this.key = opts.mode === 'stream' ? undefined : compileTemplate(opts.key as string, 'key');
-    this.stream = opts.mode === 'stream' ? compileTemplate(opts.stream as string, 'stream') : undefined;
+    this.key = opts.mode === 'stream' ? compileTemplate(opts.stream as string, 'stream') : compileTemplate(opts.key as string, 'key');
   }
 
   private async connection(): Promise<Redis> {
@@ -129,106 +200,108 @@ class RedisWriter implements Writer {
     return this.client;
   }
 
-  /** Every row's commands, prepared before anything is sent (a bad row fails the batch here). */
-  private prepare(batch: Row[]): Prepared {
-    const { ttl } = this.opts;
-    const names: string[] = [];
-    const args: unknown[][] = [];
-    if (this.opts.mode === 'json') {
-      const key = this.key as KeyTemplate;
-      for (const row of batch) {
-        names.push('set');
-        args.push(ttl ? [key.render(row), jsonText(row), 'PX', ttl] : [key.render(row), jsonText(row)]);
-      }
-    } else if (this.opts.mode === 'hash') {
-      const key = this.key as KeyTemplate;
-      for (const row of batch) {
-        const k = key.render(row);
-        const { args: hset, count, nulls } = fieldArgs(row, [k]);
-        if (count) {
-          names.push('hset');
-          args.push(hset);
-        }
-        if (nulls) {
-          names.push('hdel');
-          args.push([k, ...nulls]);
-        }
-        if (ttl) {
-          names.push('pexpire');
-          args.push([k, ttl]);
-        }
-      }
-    } else {
-      const stream = this.stream as KeyTemplate;
-      const maxlen = this.opts.maxlen;
-      const expire = ttl ? new Set<string>() : undefined;
-      for (const row of batch) {
-        const s = stream.render(row);
-        expire?.add(s);
-        const { args: xadd, count } = fieldArgs(row, maxlen ? [s, 'MAXLEN', '~', maxlen, '*'] : [s, '*']);
-        if (count === 0) throw new RowError('row has no non-null field: a stream entry needs at least one', { code: 'empty_row' });
-        names.push('xadd');
-        args.push(xadd);
-      }
-      if (expire)
-        for (const s of expire) {
-          names.push('pexpire');
-          args.push([s, ttl]);
-        }
-    }
-    return { names, args };
-  }
-
   async write(batch: Row[]): Promise<void> {
     if (batch.length === 0) return;
-    const { names, args } = this.prepare(batch);
-    const client = await this.connection();
-    const pending: Promise<[Error | null, unknown][] | null>[] = [];
-    try {
-      if (this.opts.atomic) {
-        const multi = client.multi();
-        for (let i = 0; i < names.length; i++) multi.call(names[i] as string, args[i] as never);
-        pending.push(multi.exec());
-      } else {
-        const depth = this.opts.pipeline_depth;
-        for (let from = 0; from < names.length; from += depth) {
-          const pipeline = client.pipeline();
-          const to = Math.min(names.length, from + depth);
-          for (let i = from; i < to; i++) pipeline.call(names[i] as string, args[i] as never);
-          pending.push(pipeline.exec());
-        }
-      }
-    } catch (error) {
-      await Promise.allSettled(pending);
-      throw this.failed(error);
+    const checked = this.check(batch);
+    await this.send(await this.connection(), batch, checked);
+    this.rows += batch.length;
+  }
+
+  /**
+   * Checks every row before anything is sent (a bad row fails the batch here): its
+   * key fields, and its values (`json`: its JSON text, kept for sending). Builds no
+   * command: those are built pipeline by pipeline in {@link send}, so a batch's
+   * commands are never all in memory at once.
+   */
+  private check(batch: Row[]): Checked {
+    const json = this.opts.mode === 'json';
+    const stream = this.opts.mode === 'stream';
+    const texts = json ? new Array<string>(batch.length) : undefined;
+    const expire = stream && this.opts.ttl ? new Set<string>() : undefined;
+    for (let i = 0; i < batch.length; i++) {
+      const row = batch[i] as Row;
+      if (expire) expire.add(this.key.render(row));
+      else this.key.check(row);
+      if (texts) texts[i] = jsonText(row, 'row');
+      else if (countValues(row) === 0 && stream)
+        throw new RowError('row has no non-null field: a stream entry needs at least one', { code: 'empty_row' });
     }
-    const timer = timeout(this.opts.command_timeout);
+    return { texts, expire };
+  }
+
+  /** Adds one row's commands to a pipeline; returns how many. */
+  private add(p: ChainableCommander, row: Row, text: string | undefined): number {
+    const { ttl, mode } = this.opts;
+    const key = this.key.render(row);
+    if (mode === 'json') {
+      p.call('set', ttl ? [key, text as string, 'PX', ttl] : [key, text as string]);
+      return 1;
+    }
+    if (mode === 'stream') {
+      const maxlen = this.opts.maxlen;
+      p.call('xadd', fieldArgs(row, maxlen ? [key, 'MAXLEN', '~', maxlen, '*'] : [key, '*']).args);
+      return 1;
+    }
+    const { args, count, nulls } = fieldArgs(row, [key]);
+    let n = 0;
+    if (count) {
+      p.call('hset', args);
+      n++;
+    }
+    if (nulls) {
+      p.call('hdel', [key, ...nulls]);
+      n++;
+    }
+    if (ttl) {
+      p.call('pexpire', [key, ttl]);
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Sends a checked batch as pipelines of `pipeline_depth` commands (one MULTI/EXEC
+   * with `atomic`), at most `pipelines_in_flight` awaiting replies. Replies come in
+   * order on the one connection, so waiting for the oldest frees the next slot. The
+   * first failure stops sending; what is in flight is awaited before it is thrown.
+   */
+  private async send(client: Redis, batch: Row[], { texts, expire }: Checked): Promise<void> {
+    const atomic = this.opts.atomic;
+    const depth = atomic ? Number.POSITIVE_INFINITY : this.opts.pipeline_depth;
+    const window = atomic ? 1 : this.opts.pipelines_in_flight;
+    const inFlight: Promise<Replies>[] = [];
+    const watchdog = new Watchdog(this.opts.command_timeout);
     try {
-      await Promise.race([Promise.allSettled(pending), timer.promise]);
+      let i = 0;
+      while (i < batch.length) {
+        const p = atomic ? client.multi() : client.pipeline();
+        let n = 0;
+        for (; i < batch.length && n < depth; i++) n += this.add(p, batch[i] as Row, texts?.[i]);
+        if (i === batch.length && expire)
+          for (const s of expire) {
+            p.call('pexpire', [s, this.opts.ttl as number]);
+            n++;
+          }
+        if (n === 0) continue; // rows of only null fields, no ttl: nothing to send
+        inFlight.push(p.exec());
+        if (inFlight.length >= window) await this.answered(inFlight, watchdog);
+      }
+      while (inFlight.length > 0) await this.answered(inFlight, watchdog);
     } catch (error) {
-      this.client?.disconnect(); // rejects what is still pending
-      await Promise.allSettled(pending);
+      if (watchdog.fired) client.disconnect(); // rejects what is still pending
+      await Promise.allSettled(inFlight);
       throw this.failed(error);
     } finally {
-      timer.clear();
+      watchdog.stop();
     }
-    const settled = await Promise.allSettled(pending);
-    let first: unknown;
-    for (const s of settled) {
-      if (s.status === 'rejected') {
-        first ??= s.reason;
-        continue;
-      }
-      if (s.value === null) first ??= new Error('EXECABORT the transaction was discarded');
-      else
-        for (const [error] of s.value)
-          if (error) {
-            first ??= error;
-            break;
-          }
-    }
-    if (first !== undefined) throw this.failed(first);
-    this.rows += batch.length;
+  }
+
+  /** Waits for the oldest pipeline in flight and throws its first failed command's error. */
+  private async answered(inFlight: Promise<Replies>[], watchdog: Watchdog): Promise<void> {
+    const replies = await watchdog.wait(inFlight[0] as Promise<Replies>);
+    inFlight.shift();
+    if (replies === null) throw new Error('EXECABORT the transaction was discarded');
+    for (const [error] of replies) if (error) throw error;
   }
 
   private failed(error: unknown): WeirError {

@@ -6,12 +6,20 @@
 import { RowError } from '../../sdk/errors.js';
 import type { Row } from '../../sdk/types.js';
 
+/** A date as ISO 8601 text; a {@link RowError} for an invalid date (toISOString would throw a RangeError). */
+export function dateText(d: Date, field: string): string {
+  if (Number.isNaN(d.getTime())) throw new RowError(`field ${field} holds an invalid date`, { code: 'invalid_date' });
+  return d.toISOString();
+}
+
 export interface KeyTemplate {
   readonly source: string;
   /** The fields the template reads, in order of appearance. */
   readonly fields: readonly string[];
   /** The key for one row. Throws a {@link RowError} when a field is missing, null or not a scalar. */
   render(row: Row): string;
+  /** Throws the {@link RowError} `render` would, without building the key (a sink checks a whole batch before sending any of it). */
+  check(row: Row): void;
 }
 
 /** Parses a template; throws an Error whose message says what is wrong (used by option validation). */
@@ -52,6 +60,14 @@ export function compileTemplate(template: string, option = 'key'): KeyTemplate {
       for (let i = 0; i < n; i++) out += keyPart(row, fields[i] as string, template) + (literals[i + 1] as string);
       return out;
     },
+    check(row: Row): void {
+      for (let i = 0; i < n; i++) {
+        const field = fields[i] as string;
+        const v = row[field];
+        const type = typeof v;
+        if (type !== 'string' && type !== 'number' && type !== 'bigint' && type !== 'boolean') keyPart(row, field, template);
+      }
+    },
   };
 }
 
@@ -65,7 +81,7 @@ function keyPart(row: Row, field: string, template: string): string {
     case 'boolean':
       return String(v);
     default:
-      if (v instanceof Date) return v.toISOString();
+      if (v instanceof Date) return dateText(v, field);
       if (v === null || v === undefined)
         throw new RowError(
           `row has no value for field ${field} of the key template ${JSON.stringify(template)}; every row needs it (or fix the template)`,
