@@ -10,7 +10,6 @@ import { evaluateAlerts, prometheusRules } from '../observe/alerts.js';
 import { EventBus } from '../observe/events.js';
 import type { LogFormat, LogLevel } from '../observe/logger.js';
 import { createLogger, logEvents, toLog } from '../observe/logger.js';
-import { collectMetrics, startHealthServer } from '../observe/metrics.js';
 import { trackProgress } from '../observe/progress.js';
 import { formatSummary, writeSummaryJson } from '../observe/summary.js';
 import { runPipeline } from '../runtime/run.js';
@@ -79,8 +78,11 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   }
   const bus = new EventBus();
   logEvents(bus, logger);
-  const metrics = flags.metricsPort !== undefined ? collectMetrics(bus, redactor) : undefined;
-  const server = metrics && flags.metricsPort !== undefined ? await startHealthServer(metrics, flags.metricsPort) : undefined;
+  // prom-client loads only when metrics are served
+  const observe = flags.metricsPort !== undefined ? await import('../observe/metrics.js') : undefined;
+  const metrics = observe?.collectMetrics(bus, redactor);
+  const server =
+    observe && metrics && flags.metricsPort !== undefined ? await observe.startHealthServer(metrics, flags.metricsPort) : undefined;
   if (server) logger.info({ event: 'metrics_server', address: server.address() }, 'serving /metrics, /healthz and /readyz');
   const stopAlerts = evaluateAlerts(bus, pipeline.config, { redactor, log: (level, fields, msg) => logger[level](fields, msg) });
   const stopProgress = trackProgress(bus, {

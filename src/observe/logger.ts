@@ -2,9 +2,9 @@
  * Structured logs (pino). Every line passes through the redactor on its way out,
  * and every event of a run becomes one log line here.
  */
+import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
 import { type Logger, pino } from 'pino';
-import pretty from 'pino-pretty';
 import type { Log } from '../sdk/connector.js';
 import type { Redactor } from '../secrets/redactor.js';
 import type { EventBus, WeirEvent } from './events.js';
@@ -21,11 +21,15 @@ export interface LoggerOptions {
   destination?: Writable;
 }
 
+const require = createRequire(import.meta.url);
+/** pino-pretty is only needed on a terminal; loading it lazily keeps start-up short. */
+const loadPretty = (): typeof import('pino-pretty') => require('pino-pretty');
+
 export function createLogger(options: LoggerOptions): Logger {
   const target = options.destination ?? process.stdout;
   const out: { write(s: string): unknown } =
     options.format === 'pretty'
-      ? pretty({
+      ? loadPretty()({
           colorize: Boolean((target as { isTTY?: boolean }).isTTY),
           destination: target,
           sync: true,

@@ -232,7 +232,11 @@ describe('weir check', () => {
 describe('responsiveness', () => {
   it('a CPU-bound run (generator → sqlite) still answers SIGTERM promptly and drains', async () => {
     const dir = tempDir();
-    const file = write(dir, 'busy.yaml', 'pipeline: busy\nsource: { type: generator, rows: 3000000, partitions: 4 }\nsink: { type: sqlite, path: out.db, table: events }\n');
+    const file = write(
+      dir,
+      'busy.yaml',
+      'pipeline: busy\nsource: { type: generator, rows: 3000000, partitions: 4 }\nsink: { type: sqlite, path: out.db, table: events }\n',
+    );
     let sentAt = 0;
     const r = await runCli(['run', file], {
       cwd: dir,

@@ -443,6 +443,11 @@ export class ChunkScanner {
     const loose = this.loose;
     const ncols = this.ncols;
     let { start, end: ends, next, flags } = this.spans;
+    // The common case gets a shorter pass 1: an LF file with no CR in what is left to
+    // scan, and a record without quotes: its end is the next LF (found natively) and
+    // its fields are cut at each delimiter. Anything else takes the full pass 1.
+    const plain = this.lineEnding === 'lf' && !this.allSlow && buf.subarray(pos, end).indexOf(CR) < 0;
+    let nextQuote = -1; // the next quote at or after the record (valid in this call only: bytes past `end` are not data yet)
     for (;;) {
       if (pos >= end || this.stop) return pos;
       const recStart = pos;
@@ -451,8 +456,41 @@ export class ChunkScanner {
       let p = pos;
       let nf = 0;
       let lineEnd = 0; // length of the record's line ending (0 at end of file)
+      let lf = plain ? buf.indexOf(LF, p) : -1;
+      if (lf >= end) lf = -1;
+      if (lf >= 0 && nextQuote < p) {
+        nextQuote = buf.indexOf(Q, p);
+        if (nextQuote < 0) nextQuote = Number.MAX_SAFE_INTEGER;
+      }
+      if (lf >= 0 && nextQuote > lf) {
+        let a = p;
+        for (let k = p; k < lf; k++) {
+          if (buf[k] !== D) continue;
+          if (nf === start.length) {
+            this.growSpans();
+            ({ start, end: ends, next, flags } = this.spans);
+          }
+          start[nf] = a;
+          ends[nf] = k;
+          next[nf] = k;
+          flags[nf] = 0;
+          nf++;
+          a = k + 1;
+        }
+        if (nf === start.length) {
+          this.growSpans();
+          ({ start, end: ends, next, flags } = this.spans);
+        }
+        start[nf] = a;
+        ends[nf] = lf;
+        next[nf] = lf;
+        flags[nf] = 0;
+        nf++;
+        p = lf;
+        lineEnd = 1;
+      }
       // pass 1: field spans
-      for (;;) {
+      for (; lineEnd === 0; ) {
         if (nf === start.length) {
           this.growSpans();
           ({ start, end: ends, next, flags } = this.spans);

@@ -821,7 +821,12 @@ async function splitFile(path: string, opts: CsvOptions): Promise<CsvRange[]> {
   if (parts < 2) return whole;
   const targets = Array.from({ length: parts - 1 }, (_, k) => prefix.offset + Math.round(((k + 1) * data) / parts));
   const dialect = { delimiter: opts.delimiter.charCodeAt(0), quote: opts.quote.charCodeAt(0), lineEnding };
-  const starts = await recordBoundaries(path, dialect, prefix, size, targets);
+  let starts: RangeStart[];
+  try {
+    starts = await recordBoundaries(path, dialect, prefix, size, targets);
+  } catch (error) {
+    throw fileError(error, { who: WHO, path, action: 'read' });
+  }
   if (!starts.length) return whole;
   // the last range is open: a file that grows while it is read is read to its end, as in one partition
   return [

@@ -2,7 +2,7 @@
  * Connections, error classification, type mapping and value conversion shared
  * by the MySQL/MariaDB source, sink and checks. Runs on the planner and on workers.
  */
-import mysql from 'mysql2/promise';
+import type mysql from 'mysql2/promise';
 import type { Log } from '../../sdk/connector.js';
 import { NETWORK_ERROR_CODES, RowError, WeirError } from '../../sdk/errors.js';
 import type { OptionsOf } from '../../sdk/options.js';
@@ -34,7 +34,9 @@ export async function connect(opts: MysqlOptions, ctx: { baseDir: string; log?: 
   const ssl = tlsConfig(opts, ctx.baseDir, ctx.log);
   let conn: Conn;
   try {
-    conn = await mysql.createConnection({
+    // the driver loads on first use: a run that does not touch MySQL does not pay for it
+    const { createConnection } = (await import('mysql2/promise')).default;
+    conn = await createConnection({
       host: opts.host,
       port: opts.port,
       user: opts.user,

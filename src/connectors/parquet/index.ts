@@ -4,9 +4,7 @@
  * partitions' row groups into a single file at the job commit.
  */
 import { defineConnector } from '../../sdk/connector.js';
-import { parquetCheck } from './check.js';
-import { parquetSink } from './sink.js';
-import { parquetSource } from './source.js';
+import { lazySink, lazySource } from '../../sdk/lazy.js';
 import { parquetOptions, parquetRules } from './spec.js';
 
 export default defineConnector({
@@ -15,7 +13,8 @@ export default defineConnector({
     'Parquet files (pure JS: hyparquet, hyparquet-writer): partitions by row group, streamed reads; atomic single-file writes (overwrite or append).',
   options: parquetOptions,
   rules: parquetRules,
-  source: parquetSource,
-  sink: parquetSink,
-  check: parquetCheck,
+  // hyparquet loads only when a pipeline uses parquet
+  source: lazySource(async () => (await import('./source.js')).parquetSource),
+  sink: lazySink(async () => (await import('./sink.js')).parquetSink),
+  check: async (opts, ctx) => (await import('./check.js')).parquetCheck(opts, ctx),
 });

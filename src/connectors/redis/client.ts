@@ -7,7 +7,7 @@
  * lost connection fails the pending pipeline (retryable) and the next write
  * opens a new connection.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Log } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
 import { tlsConfig } from '../../sdk/tls.js';
@@ -20,7 +20,9 @@ export function where(opts: RedisOptions): string {
 /** Opens a connection and waits until it is ready (AUTH and SELECT done). */
 export async function connect(opts: RedisOptions, ctx: { baseDir: string; log?: Log }, name = 'weir'): Promise<Redis> {
   const tls = tlsConfig(opts, ctx.baseDir, ctx.log);
-  const client = new Redis({
+  // the driver loads on first use: a run that does not touch Redis does not pay for it
+  const { Redis: RedisClient } = await import('ioredis');
+  const client = new RedisClient({
     host: opts.host,
     port: opts.port,
     db: opts.db,

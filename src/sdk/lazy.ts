@@ -1,0 +1,58 @@
+/**
+ * Lazy sources and sinks: the connector's code (and its driver) loads on first
+ * use, so a run that does not use the connector never pays its start-up cost.
+ *
+ * @example
+ * source: lazySource(async () => (await import('./source.js')).parquetSource),
+ * sink: lazySink(async () => (await import('./sink.js')).parquetSink),
+ */
+import type { CommitContext, PlanContext, Sink, Source, TaskContext } from './connector.js';
+import type { EncodedRows, JsonValue, Partition, Row } from './types.js';
+
+type Loader<O, T> = () => Promise<(options: O) => T>;
+
+function once<O, T>(load: Loader<O, T>, options: O): () => Promise<T> {
+  let instance: Promise<T> | undefined;
+  return () => {
+    instance ??= load().then((factory) => factory(options));
+    return instance;
+  };
+}
+
+/** A source factory whose implementation is imported when the source is first used. */
+export function lazySource<O>(load: Loader<O, Source>): (options: O) => Source {
+  return (options) => {
+    const get = once(load, options);
+    return {
+      schema: async (ctx: PlanContext) => (await get()).schema?.(ctx),
+      partitions: async (ctx: PlanContext) => (await (await get()).partitions?.(ctx)) ?? [{ id: '0' }],
+      estimate: async (ctx: PlanContext) => (await get()).estimate?.(ctx),
+      async *read(partition: Partition, ctx: TaskContext): AsyncIterable<Row | Row[]> {
+        yield* (await get()).read(partition, ctx);
+      },
+      close: async () => (await get()).close?.(),
+    };
+  };
+}
+
+/**
+ * A sink factory whose implementation is imported when the sink is first used.
+ * `accepts` must be given here when the sink takes encoded rows (it is read before loading).
+ */
+export function lazySink<O>(load: Loader<O, Sink>, accepts?: (options: O) => readonly EncodedRows['format'][]): (options: O) => Sink {
+  return (options) => {
+    const get = once(load, options);
+    return {
+      ...(accepts ? { accepts: accepts(options) } : {}),
+      setup: async (ctx: CommitContext) => (await get()).setup?.(ctx),
+      writer: async (partition: Partition, ctx: TaskContext) => (await get()).writer(partition, ctx),
+      commit: async (messages: JsonValue[], ctx: CommitContext) => (await get()).commit?.(messages, ctx),
+      abort: async (messages: JsonValue[], ctx: CommitContext) => (await get()).abort?.(messages, ctx),
+      recover: async (ctx: CommitContext) => {
+        const sink = await get();
+        return sink.recover ? sink.recover(ctx) : { jobCommitted: false, partitions: [] };
+      },
+      close: async () => (await get()).close?.(),
+    };
+  };
+}
