@@ -4,7 +4,8 @@ import { dirname } from 'node:path';
 import type { Redactor } from '../secrets/redactor.js';
 import type { RunSummary } from './events.js';
 
-const n = (x: number) => x.toLocaleString('en-US');
+/** 1234567 → `1,234,567` (integers without ICU, whose first use costs ~10 ms at the end of every run). */
+const n = (x: number) => (Number.isInteger(x) ? String(x).replace(/\B(?=(\d{3})+(?!\d))/g, ',') : x.toLocaleString('en-US'));
 const MAX_PARTITION_LINES = 12;
 
 function bytes(x: number): string {

@@ -354,7 +354,7 @@ export interface EncodedTuning {
 export const ENCODED_TUNING: EncodedTuning = {
   chunkBytes: 4 * 1024 * 1024,
   firstChunkBytes: 256 * 1024,
-  readBytes: 256 * 1024,
+  readBytes: 1024 * 1024,
   readAhead: 2,
   rowModeRows: 20_000,
 };
