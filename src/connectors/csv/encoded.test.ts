@@ -318,6 +318,15 @@ describe('csv readEncoded', () => {
     expect(loose.rows[0]).toEqual({ b: true, n: 1.5, m: 1.5, c: true });
   });
 
+  it('takes records of many fields (more than the scanner starts with), quoted or not', async () => {
+    const names = Array.from({ length: 150 }, (_, i) => `c${i}`);
+    const plain = names.map((_, i) => String(i)).join(',');
+    const quoted = names.map((_, i) => (i % 50 === 0 ? `"q,${i}"` : String(i))).join(',');
+    const { rows } = await same(`${names.join(',')}\n${plain}\n${quoted}\n${plain},extra\n`, {}, { chunkBytes: 1 << 20, readBytes: 1 << 20 });
+    expect(rows).toHaveLength(2);
+    expect(rows[1]?.c50).toBe('q,50');
+  });
+
   it('uses another delimiter and quote character', async () => {
     await same("a;b\n1;'x;''y'''\n2;'multi\nline'\n", { delimiter: ';', quote: "'" });
   });

@@ -463,23 +463,20 @@ export class ChunkScanner {
         if (nextQuote < 0) nextQuote = Number.MAX_SAFE_INTEGER;
       }
       if (lf >= 0 && nextQuote > lf) {
+        // a record of n bytes has at most n + 1 fields
+        if (lf - p >= start.length) {
+          this.growSpans(lf - p + 1);
+          ({ start, end: ends, next, flags } = this.spans);
+        }
         let a = p;
         for (let k = p; k < lf; k++) {
           if (buf[k] !== D) continue;
-          if (nf === start.length) {
-            this.growSpans();
-            ({ start, end: ends, next, flags } = this.spans);
-          }
           start[nf] = a;
           ends[nf] = k;
           next[nf] = k;
           flags[nf] = 0;
           nf++;
           a = k + 1;
-        }
-        if (nf === start.length) {
-          this.growSpans();
-          ({ start, end: ends, next, flags } = this.spans);
         }
         start[nf] = a;
         ends[nf] = lf;
@@ -728,8 +725,9 @@ export class ChunkScanner {
     return recStart;
   }
 
-  private growSpans(): void {
-    const n = this.spans.start.length * 2;
+  /** Doubles the span arrays, or grows them to `atLeast` fields. */
+  private growSpans(atLeast = 0): void {
+    const n = Math.max(this.spans.start.length * 2, atLeast);
     const grow = <T extends Int32Array | Uint8Array>(a: T, make: (n: number) => T) => {
       const b = make(n);
       b.set(a);

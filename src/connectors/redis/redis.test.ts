@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireService } from '../../../test/helpers/services.js';
 import { type TaskContext, validateConnectorOptions } from '../../sdk/connector.js';
@@ -9,6 +9,7 @@ import type { Row } from '../../sdk/types.js';
 import { collect, planContext, taskContext } from '../shared/test-context.js';
 import redis from './index.js';
 import { compileTemplate } from './template.js';
+import { adminClient, dropKeysAndClose } from './test-keys.js';
 
 const up = await requireService('redis');
 const prefix = `weirtest:${randomBytes(4).toString('hex')}`;
@@ -94,18 +95,9 @@ describe('redis key templates', () => {
 
 describe.skipIf(!up)('redis sink and source', () => {
   beforeAll(async () => {
-    admin = new Redis({ host: '127.0.0.1', lazyConnect: true });
-    await admin.connect();
+    admin = await adminClient();
   });
-  afterAll(async () => {
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await admin.unlink(...keys);
-    } while (cursor !== '0');
-    admin.disconnect();
-  });
+  afterAll(() => dropKeysAndClose(admin, prefix));
 
   it('hash mode: one hash per row, values as text, null fields removed, ttl applied; re-writing is idempotent', async () => {
     const key = `${prefix}:h:user:{id}`;

@@ -1,7 +1,7 @@
 /** The redis sink's sending: pipelines in flight, checks before anything is sent, command_timeout. */
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireService } from '../../../test/helpers/services.js';
 import { validateConnectorOptions } from '../../sdk/connector.js';
@@ -10,6 +10,7 @@ import { connectorOptions } from '../../sdk/testing.js';
 import type { Row } from '../../sdk/types.js';
 import { taskContext } from '../shared/test-context.js';
 import redis from './index.js';
+import { adminClient, dropKeysAndClose } from './test-keys.js';
 
 const up = await requireService('redis');
 const prefix = `weirtest:${randomBytes(4).toString('hex')}`;
@@ -113,18 +114,9 @@ describe('redis sink options', () => {
 describe.skipIf(!up)('redis sink sending', () => {
   let admin: Redis;
   beforeAll(async () => {
-    admin = new Redis({ host: '127.0.0.1', lazyConnect: true });
-    await admin.connect();
+    admin = await adminClient();
   });
-  afterAll(async () => {
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await admin.unlink(...keys);
-    } while (cursor !== '0');
-    admin.disconnect();
-  });
+  afterAll(() => dropKeysAndClose(admin, prefix));
 
   it('sends pipelines_in_flight pipelines at most: a failed pipeline stops the batch before the next is built', async () => {
     for (const inFlight of [1, 3]) {
