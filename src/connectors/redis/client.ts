@@ -44,11 +44,28 @@ export async function connect(opts: RedisOptions, ctx: { baseDir: string; log?: 
     lastError = error;
   };
   client.on('error', onError); // the command that fails reports it; during connect() it says why (AUTH refused…)
+  // ioredis's connectTimeout ends at the TCP connect; a peer that accepts and never
+  // answers AUTH/SELECT/INFO would hold the run forever: the whole handshake gets the time
+  let timer: NodeJS.Timeout | undefined;
+  const handshake = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new WeirError(
+            `cannot connect to Redis at ${where(opts)}: no answer to the connection handshake within connect_timeout (${opts.connect_timeout} ms); check that this address is a Redis server, or raise connect_timeout`,
+            { code: 'ETIMEDOUT', kind: 'connector', retryable: true },
+          ),
+        ),
+      opts.connect_timeout,
+    );
+  });
   try {
-    await client.connect();
+    await Promise.race([client.connect(), handshake]);
   } catch (error) {
     client.disconnect();
-    throw classify(lastError ?? error, `cannot connect to Redis at ${where(opts)}`);
+    throw classify(error instanceof WeirError ? error : (lastError ?? error), `cannot connect to Redis at ${where(opts)}`);
+  } finally {
+    clearTimeout(timer);
   }
   client.off('error', onError);
   client.on('error', () => {});

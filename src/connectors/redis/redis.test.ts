@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireService } from '../../../test/helpers/services.js';
@@ -7,6 +8,7 @@ import { RowError, WeirError } from '../../sdk/errors.js';
 import { connectorOptions } from '../../sdk/testing.js';
 import type { Row } from '../../sdk/types.js';
 import { collect, planContext, taskContext } from '../shared/test-context.js';
+import { connect } from './client.js';
 import redis from './index.js';
 import { compileTemplate } from './template.js';
 import { adminClient, dropKeysAndClose } from './test-keys.js';
@@ -90,6 +92,27 @@ describe('redis key templates', () => {
     expect(issues({ mode: 'stream', stream: 'e', start: 'latest' }, 'source')).toMatch(/must be 0 \(the whole stream\)/);
     expect(issues({ mode: 'hash', key: 'u:{id}', password: 's3cret-value', ssl_enabled: true }, 'sink')).not.toContain('s3cret-value');
     expect(issues({ mode: 'hash', key: 'u:{id}' }, 'sink')).toBe('');
+  });
+});
+
+describe('redis connection', () => {
+  it('a peer that accepts the connection and never answers fails within connect_timeout (no hang)', async () => {
+    const sockets: Socket[] = [];
+    const server = createServer((socket) => sockets.push(socket)); // reads, never answers
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const opts = connectorOptions(redis, { port, mode: 'hash', key: 'k:{id}', connect_timeout: '300ms' }, 'sink');
+      const t0 = performance.now();
+      const error = await connect(opts, { baseDir: '.' }).catch((e: unknown) => e);
+      expect(performance.now() - t0).toBeLessThan(3000);
+      expect(error).toBeInstanceOf(WeirError);
+      expect((error as WeirError).retryable).toBe(true);
+      expect((error as WeirError).message).toMatch(/handshake within connect_timeout \(300 ms\)/);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 

@@ -112,7 +112,10 @@ export const redisOptions = {
     .describe('Source, `hash` and `json` modes: the field of each row that holds its key.')
     .default('_key')
     .advanced(),
-  connect_timeout: o.duration({ min: 100, max: 600_000 }).describe('How long to wait for the connection.').default('10s'),
+  connect_timeout: o
+    .duration({ min: 100, max: 600_000 })
+    .describe('How long to wait for the connection, handshake included (AUTH, SELECT and the ready check).')
+    .default('10s'),
   command_timeout: o
     .duration({ min: 100, max: 3_600_000 })
     .describe('How long one pipeline may wait for its replies before it fails with a retryable error.')
