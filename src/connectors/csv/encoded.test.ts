@@ -322,7 +322,11 @@ describe('csv readEncoded', () => {
     const names = Array.from({ length: 150 }, (_, i) => `c${i}`);
     const plain = names.map((_, i) => String(i)).join(',');
     const quoted = names.map((_, i) => (i % 50 === 0 ? `"q,${i}"` : String(i))).join(',');
-    const { rows } = await same(`${names.join(',')}\n${plain}\n${quoted}\n${plain},extra\n`, {}, { chunkBytes: 1 << 20, readBytes: 1 << 20 });
+    const { rows } = await same(
+      `${names.join(',')}\n${plain}\n${quoted}\n${plain},extra\n`,
+      {},
+      { chunkBytes: 1 << 20, readBytes: 1 << 20 },
+    );
     expect(rows).toHaveLength(2);
     expect(rows[1]?.c50).toBe('q,50');
   });

@@ -817,7 +817,7 @@ async function splitFile(path: string, opts: CsvOptions): Promise<CsvRange[]> {
   const lineEnding = prefix.lineEnding ?? (await firstLineEnding(path, opts));
   if (lineEnding !== 'lf' && lineEnding !== 'crlf') return whole;
   const data = size - prefix.offset;
-  const parts = Math.ceil(data / opts.split_bytes);
+  const parts = Math.min(MAX_PARTITIONS, Math.ceil(data / opts.split_bytes));
   if (parts < 2) return whole;
   const targets = Array.from({ length: parts - 1 }, (_, k) => prefix.offset + Math.round(((k + 1) * data) / parts));
   const dialect = { delimiter: opts.delimiter.charCodeAt(0), quote: opts.quote.charCodeAt(0), lineEnding };
@@ -834,6 +834,9 @@ async function splitFile(path: string, opts: CsvOptions): Promise<CsvRange[]> {
     ...starts.map((start, k) => ({ start, ...(starts[k + 1] ? { end: starts[k + 1]?.offset } : {}) })),
   ];
 }
+
+/** Most partitions one file is cut into (a tiny `split_bytes` on a large file gives larger ones): each is a task, a checkpoint and a transaction. */
+export const MAX_PARTITIONS = 4096;
 
 /** The record delimiter of a file without header or skipped lines: the one ending its first record, if within the first 64 KiB. */
 async function firstLineEnding(path: string, opts: CsvOptions): Promise<LineEnding | 'cr'> {

@@ -45,7 +45,7 @@ export const csvOptions = {
   split_bytes: o
     .bytes({ min: 0 })
     .describe(
-      "Source only. A file with more data than this is read as several partitions of about this size, each a range of whole records, read and written in parallel (up to the pipeline's `concurrency`) and committed on its own. Finding the record boundaries reads the file once at planning (quoted line breaks are followed). 0 reads every file as one partition.",
+      "Source only. A file with more data than this is read as several partitions of about this size, each a range of whole records, read and written in parallel (up to the pipeline's `concurrency`) and committed on its own (4096 partitions at most: larger ones when the file is bigger). Finding the record boundaries reads the file once at planning (quoted line breaks are followed). 0 reads every file as one partition.",
     )
     .default('32MB')
     .example('128MB', 0)

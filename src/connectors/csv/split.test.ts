@@ -6,6 +6,7 @@ import { connectorOptions } from '../../sdk/testing.js';
 import type { Partition, Row } from '../../sdk/types.js';
 import { collect, messageOf, planContext, type Rejected, taskContext, tempDir } from '../shared/test-context.js';
 import csv from './index.js';
+import { MAX_PARTITIONS } from './source.js';
 import { recordBoundaries } from './split.js';
 
 let dir: string;
@@ -83,6 +84,16 @@ describe('csv split_bytes', () => {
     const cut = await sameSplit(lines.join('\n'), { header: false, skip_lines: 2, columns: { id: 'integer', name: 'string' } }, 100);
     expect(cut.partitions.length).toBeGreaterThan(4);
     expect(cut.rows).toHaveLength(100);
+  });
+
+  it('cuts a file into MAX_PARTITIONS at most, however small split_bytes is', async () => {
+    const lines = ['n'];
+    for (let i = 0; i < 6000; i++) lines.push(String(i % 10));
+    await writeFile(join(dir, 'in.csv'), `${lines.join('\n')}\n`);
+    const cut = await readPartitions({ path: join(dir, 'in.csv'), split_bytes: 1 });
+    expect(cut.partitions.length).toBeLessThanOrEqual(MAX_PARTITIONS);
+    expect(cut.partitions.length).toBeGreaterThan(MAX_PARTITIONS / 2);
+    expect(cut.rows).toHaveLength(6000);
   });
 
   it('reads a small file, or one with split_bytes 0, as one partition', async () => {
