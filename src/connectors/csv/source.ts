@@ -611,6 +611,7 @@ export async function* readCsvEncoded(
   hints: EncodingHints = {},
 ): AsyncGenerator<EncodedRows> {
   const dialect: Dialect = { delimiter: opts.delimiter, quote: opts.quote, nullText: opts.null_value };
+  await assertUnchanged(path, range);
   const head = await readPrefix(path, opts);
   if (head.utf16) {
     yield* rowsEncoded(readRange(path, opts, ctx, range, head), dialect, tuning);
@@ -648,12 +649,15 @@ export async function* readCsvEncoded(
 export interface CsvRange {
   start?: RangeStart;
   end?: number;
+  /** The file as it was when the ranges were found: offsets are boundaries of that file only. */
+  file?: { size: number; mtimeMs: number };
 }
 
 /** The byte range of a partition the planner cut (see {@link csvSource}). */
 function rangeOf(partition: Partition): CsvRange {
-  const { offset, line, lines, lineEnding, end } = partition;
+  const { offset, line, lines, lineEnding, end, size, mtime_ms } = partition;
   return {
+    ...(typeof size === 'number' && typeof mtime_ms === 'number' ? { file: { size, mtimeMs: mtime_ms } } : {}),
     ...(typeof offset === 'number'
       ? { start: { offset, line: line as number, lines: lines as number, lineEnding: lineEnding === 'crlf' ? 'crlf' : 'lf' } as const }
       : {}),
@@ -663,6 +667,7 @@ function rangeOf(partition: Partition): CsvRange {
 
 /** Reads a range the row path's way (worker); `head` is the file's prefix when already read. */
 async function* readRange(path: string, opts: CsvOptions, ctx: TaskContext, range: CsvRange, head?: Prefix): AsyncGenerator<Row[]> {
+  await assertUnchanged(path, range);
   if (!range.start) {
     yield* readCsv(path, opts, ctx, undefined, range.end);
     return;
@@ -670,6 +675,26 @@ async function* readRange(path: string, opts: CsvOptions, ctx: TaskContext, rang
   const prefix = head ?? (await readPrefix(path, opts));
   if (!prefix.names) return;
   yield* readCsv(path, opts, ctx, { ...prefix, ...range.start, names: prefix.names }, range.end);
+}
+
+/**
+ * Refuses to read a range of a file that changed since the planner cut it (worker):
+ * its offsets would no longer fall between records. The plan, and with it a resume,
+ * is tied to the file's size and modification time.
+ */
+async function assertUnchanged(path: string, range: CsvRange): Promise<void> {
+  if (!range.file) return;
+  let now: { size: number; mtimeMs: number };
+  try {
+    now = await stat(path);
+  } catch (error) {
+    throw fileError(error, { who: WHO, path, action: 'read' });
+  }
+  if (now.size !== range.file.size || now.mtimeMs !== range.file.mtimeMs)
+    throw new WeirError(
+      `${WHO}: ${path} changed since the run was planned (${range.file.size} bytes, modified ${new Date(range.file.mtimeMs).toISOString()}; now ${now.size} bytes, modified ${new Date(now.mtimeMs).toISOString()}); its partitions are byte ranges of the planned file. Do not change the file during a run; run again to plan the file as it is now`,
+      { kind: 'connector', code: 'file_changed', retryable: false },
+    );
 }
 
 /** Cuts the file after the prefix into encoded chunks (worker; see encoded.ts). */
@@ -805,12 +830,14 @@ async function* scanChunks(
 async function splitFile(path: string, opts: CsvOptions): Promise<CsvRange[]> {
   const whole: CsvRange[] = [{}];
   if (!opts.split_bytes || !oneByte(opts.delimiter) || !oneByte(opts.quote)) return whole;
-  let size: number;
+  let file: { size: number; mtimeMs: number };
   try {
-    size = (await stat(path)).size;
+    const { size, mtimeMs } = await stat(path);
+    file = { size, mtimeMs };
   } catch (error) {
     throw fileError(error, { who: WHO, path, action: 'read' });
   }
+  const size = file.size;
   if (size <= opts.split_bytes) return whole;
   const prefix = await readPrefix(path, opts);
   if (prefix.utf16 || !prefix.names || prefix.offset < 0) return whole;
@@ -828,10 +855,10 @@ async function splitFile(path: string, opts: CsvOptions): Promise<CsvRange[]> {
     throw fileError(error, { who: WHO, path, action: 'read' });
   }
   if (!starts.length) return whole;
-  // the last range is open: a file that grows while it is read is read to its end, as in one partition
+  // the last range runs to the end of the file
   return [
-    { end: (starts[0] as RangeStart).offset },
-    ...starts.map((start, k) => ({ start, ...(starts[k + 1] ? { end: starts[k + 1]?.offset } : {}) })),
+    { file, end: (starts[0] as RangeStart).offset },
+    ...starts.map((start, k) => ({ file, start, ...(starts[k + 1] ? { end: starts[k + 1]?.offset } : {}) })),
   ];
 }
 
@@ -872,7 +899,13 @@ export function csvSource(opts: CsvOptions): Source {
     async partitions(ctx) {
       const path = resolvePath(ctx.baseDir, opts.path);
       const ranges = await splitFile(path, opts);
-      return ranges.map((r, k) => ({ id: String(k), path, ...r.start, ...(r.end !== undefined ? { end: r.end } : {}) }));
+      return ranges.map((r, k) => ({
+        id: String(k),
+        path,
+        ...r.start,
+        ...(r.end !== undefined ? { end: r.end } : {}),
+        ...(r.file ? { size: r.file.size, mtime_ms: r.file.mtimeMs } : {}),
+      }));
     },
     read(partition, ctx) {
       return readRange(pathOf(partition, ctx), opts, ctx, rangeOf(partition));

@@ -96,6 +96,23 @@ describe('csv split_bytes', () => {
     expect(cut.rows).toHaveLength(6000);
   });
 
+  it('refuses to read the ranges of a file that changed after planning (offsets would split records)', async () => {
+    const path = join(dir, 'in.csv');
+    const lines = ['id,name'];
+    for (let i = 1; i <= 100; i++) lines.push(`${i},name ${i}`);
+    await writeFile(path, `${lines.join('\n')}\n`);
+    const source = csv.source?.(connectorOptions(csv, { path, split_bytes: 300 }, 'source')) ?? expect.unreachable();
+    const partitions = (await source.partitions?.(planContext({ baseDir: dir }))) ?? expect.unreachable();
+    expect(partitions.length).toBeGreaterThan(2);
+    expect(partitions[1]).toMatchObject({ size: expect.any(Number), mtime_ms: expect.any(Number) });
+    await writeFile(path, `id,name\n0,inserted at the top\n${lines.slice(1).join('\n')}\n`);
+    const ctx = taskContext({ baseDir: dir });
+    await expect(collect(source.read(partitions[1] as Partition, ctx))).rejects.toThrow(/changed since the run was planned/);
+    await expect(collect(source.readEncoded?.(partitions[1] as Partition, ctx, 'csv') ?? expect.unreachable())).rejects.toThrow(
+      /changed since the run was planned/,
+    );
+  });
+
   it('reads a small file, or one with split_bytes 0, as one partition', async () => {
     await writeFile(join(dir, 'in.csv'), 'a\n1\n2\n');
     const small = await readPartitions({ path: join(dir, 'in.csv') });
