@@ -177,7 +177,6 @@ function freePort() {
 // ---------------------------------------------------------------------------
 // contenders
 
-// biome-ignore lint/suspicious/noTemplateCurlyInString: a weir secret reference written into the pipeline file
 const PASSWORD_REF = '  password: ${env:PGPASSWORD}\n';
 
 function pipelineYaml(csv, table, name, dir, { delivery = 'exactly-once', splitBytes } = {}) {

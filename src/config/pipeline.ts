@@ -42,7 +42,7 @@ function connectorSection(registry: Registry, role: 'source' | 'sink'): Opt<Conn
       return { ok: false, issues: [{ path: joinPath(path, 'type'), message: `is required; one of ${names.join(', ')}` }] };
     }
     const connector = registry.get(type);
-    if (!connector || !connector[role]) {
+    if (!connector?.[role]) {
       const near = suggest(type, names);
       const other = connector ? ` (${type} has no ${role})` : '';
       return {
