@@ -16,6 +16,8 @@ import { stageTableName } from './sink.js';
 const up = await requireService('postgres');
 const BASE = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' };
 const ROWS = 60_000;
+/** The csv case: enough records that a kill lands mid-run even on a loaded machine (~6 MB, ~60 partitions). */
+const CSV_ROWS = 150_000;
 const KILLS = 4;
 
 let admin: pg.Client;
@@ -48,16 +50,17 @@ const stats = async (table: string) =>
   };
 
 /** A CSV of the ids 1000001.. with quoted line breaks and quotes in every 7th record, for the passthrough path. */
-function csvFile(dir: string): string {
+function csvFile(dir: string, rows: number): string {
   const path = join(dir, 'data.csv');
   const lines = ['id,name,amount,active,note'];
-  for (let i = 1; i <= ROWS; i++)
+  for (let i = 1; i <= rows; i++)
     lines.push(`${1_000_000 + i},user ${i},${(i * 1.25).toFixed(2)},${i % 2 === 0},${i % 7 === 0 ? `"two\nlines, ""${i}"""` : `n${i}`}`);
   writeFileSync(path, `${lines.join('\n')}\n`);
   return path;
 }
 
 async function chaos(mode: 'append' | 'replace', from: 'generator' | 'csv' = 'generator') {
+  const rows = from === 'csv' ? CSV_ROWS : ROWS;
   const suffix = randomBytes(4).toString('hex');
   const table = `chaos_${mode}_${suffix}`;
   const pipeline = `chaos-${mode}-${suffix}`;
@@ -65,11 +68,11 @@ async function chaos(mode: 'append' | 'replace', from: 'generator' | 'csv' = 'ge
   pipelines.push(pipeline);
   const dir = tempDir('weir-pg-chaos-');
   const file = join(dir, 'pipeline.yaml');
-  // the csv file is cut into ~12 byte-range partitions, loaded through COPY as it is
+  // the csv file is cut into byte-range partitions of 100 KB (one COPY batch each), loaded through COPY as it is
   const source =
     from === 'generator'
       ? `{ type: generator, rows: ${ROWS}, partitions: 12, start_id: 1000001 }`
-      : `{ type: csv, path: ${csvFile(dir)}, split_bytes: 250KB, columns: { id: integer, name: string, amount: number, active: boolean, note: string } }`;
+      : `{ type: csv, path: ${csvFile(dir, rows)}, split_bytes: 100KB, columns: { id: integer, name: string, amount: number, active: boolean, note: string } }`;
   writeFileSync(
     file,
     `pipeline: ${pipeline}
@@ -91,7 +94,7 @@ checkpoint: { path: ${join(dir, 'checkpoints.db')} }
   const killedAfter: number[] = [];
   let completed: Awaited<ReturnType<typeof runCli>> | undefined;
   for (let k = 0; k < KILLS; k++) {
-    const after = 1 + Math.floor(Math.random() * (from === 'csv' ? 12 : 30)); // batches written before the kill
+    const after = 1 + Math.floor(Math.random() * (from === 'csv' ? 20 : 30)); // batches written before the kill
     let written = 0;
     const r = await runCli(['run', file, '--log-level', 'debug', '--log-format', 'json'], {
       cwd: dir,
@@ -108,16 +111,16 @@ checkpoint: { path: ${join(dir, 'checkpoints.db')} }
     killedAfter.push(after);
     const s = await stats(table).catch(() => undefined);
     if (s && mode === 'append') expect(s.n).toBe(s.d); // never a duplicate, at any moment
-    if (s && mode === 'replace') expect([500, ROWS]).toContain(s.n);
+    if (s && mode === 'replace') expect([500, rows]).toContain(s.n);
   }
 
   const final = completed ?? (await runCli(['run', file, '--log-level', 'info', '--log-format', 'json'], { cwd: dir }));
   expect(final.code, final.stderr + final.stdout.slice(-2000)).toBe(0);
   const start = logLines(final.stdout).find((l) => l.event === 'run_start');
   if (killedAfter.length) expect(start?.resumed).toBe(true);
-  expect(await stats(table)).toEqual({ n: ROWS, d: ROWS, lo: 1_000_001, hi: 1_000_000 + ROWS });
+  expect(await stats(table)).toEqual({ n: rows, d: rows, lo: 1_000_001, hi: 1_000_000 + rows });
   const runs = await admin.query('SELECT rows::int FROM _weir_runs WHERE pipeline = $1', [pipeline]);
-  expect(runs.rows).toEqual([{ rows: ROWS }]);
+  expect(runs.rows).toEqual([{ rows }]);
   const left = await admin.query('SELECT count(*)::int AS n FROM _weir_checkpoints WHERE pipeline = $1', [pipeline]);
   expect(left.rows[0]?.n).toBe(0);
   const stage = await admin.query('SELECT to_regclass($1) AS r', [stageTableName(String(start?.run_id), table)]);
