@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AnyConnector } from '../../src/sdk/connector.js';
+import { type AnyConnector, defineConnector } from '../../src/sdk/connector.js';
 import { recordingSinkConnector, testSource } from '../../src/sdk/testing.js';
 import { runYaml } from './harness.js';
 
@@ -96,5 +96,61 @@ describe('commit protocol', () => {
     expect(t.rows_dead_lettered).toBe(5); // ids 0, 9, 18, 27, 36
     expect(t.rows_read).toBe(t.rows_written + t.rows_dead_lettered);
     expect(lenient.record.committed.filter((r) => r.value === 'BAD')).toHaveLength(0);
+  });
+});
+
+describe('encoded fast path', () => {
+  it("hands the writer's encoding hints to the source's readEncoded, then the encoded batches to writeEncoded", async () => {
+    const hintsSeen: unknown[] = [];
+    const written: string[] = [];
+    const source = defineConnector({
+      name: 'enc-source',
+      description: 'one encoded chunk',
+      options: {},
+      source: () => ({
+        schema: () => [{ name: 'x', type: 'boolean' as const }],
+        async *read() {},
+        readEncoded(_partition, _ctx, _format, hints) {
+          hintsSeen.push(hints);
+          return (async function* () {
+            yield {
+              kind: 'encoded',
+              format: 'csv',
+              columns: ['x'],
+              delimiter: ',',
+              quote: '"',
+              nullText: '',
+              data: Buffer.from('true\n'),
+              rows: 1,
+              decode: async () => [{ x: true }],
+            } as const;
+          })();
+        },
+      }),
+    });
+    const sink = defineConnector({
+      name: 'enc-sink',
+      description: 'takes CSV',
+      options: {},
+      sink: () => ({
+        accepts: ['csv'],
+        writer: () => ({
+          write: () => {},
+          writeEncoded: async (batch) => {
+            written.push(batch.data.toString());
+            return true;
+          },
+          encodingHints: () => ({ valueColumns: ['x'] }),
+        }),
+      }),
+    });
+    const { summary } = await runYaml('pipeline: enc\nsource: { type: enc-source }\nsink: { type: enc-sink }\n', [
+      source,
+      sink,
+    ] as unknown as AnyConnector[]);
+    expect(summary.status).toBe('succeeded');
+    expect(hintsSeen).toEqual([{ valueColumns: ['x'] }]);
+    expect(written).toEqual(['true\n']);
+    expect(summary.totals).toMatchObject({ rows_read: 1, rows_written: 1 });
   });
 });
