@@ -102,6 +102,12 @@ export class CheckpointStore {
           committed_at TEXT NOT NULL,
           PRIMARY KEY (run_id, partition_id)
         );
+        CREATE TABLE IF NOT EXISTS dead_letters (
+          run_id TEXT NOT NULL,
+          partition_id TEXT NOT NULL,
+          message TEXT NOT NULL,
+          PRIMARY KEY (run_id, partition_id)
+        );
       `);
       const columns = (this.db.prepare('SELECT name FROM pragma_table_info(?)').all('runs') as { name: string }[]).map((c) => c.name);
       if (!columns.includes('owner')) this.db.exec('ALTER TABLE runs ADD COLUMN owner TEXT');
@@ -167,6 +173,42 @@ export class CheckpointStore {
     return rows.map((r) => ({ partition_id: r.partition_id, message: JSON.parse(r.message) as JsonValue }));
   }
 
+  /**
+   * Records the dead-letter sink's commit message for a partition's dead letters
+   * (undefined: forget it); returns the message it replaces, whose staged output the
+   * caller discards. Kept until the run's dead letters are published, so a partition
+   * committed before a crash keeps its dead letters on resume.
+   */
+  saveDeadLetters(runId: string, partitionId: string, message: JsonValue | undefined): JsonValue | undefined {
+    return this.db.transaction(() => {
+      const old = this.db.prepare('SELECT message FROM dead_letters WHERE run_id = ? AND partition_id = ?').get(runId, partitionId) as
+        | { message: string }
+        | undefined;
+      // nothing to forget is the common case (a partition without dead letters): no write, no fsync
+      if (message === undefined) {
+        if (old) this.db.prepare('DELETE FROM dead_letters WHERE run_id = ? AND partition_id = ?').run(runId, partitionId);
+      } else
+        this.db
+          .prepare('INSERT OR REPLACE INTO dead_letters (run_id, partition_id, message) VALUES (?, ?, ?)')
+          .run(runId, partitionId, JSON.stringify(message));
+      return old ? (JSON.parse(old.message) as JsonValue) : undefined;
+    })();
+  }
+
+  /** The dead-letter commit messages of a run, by partition. */
+  deadLetters(runId: string): Map<string, JsonValue> {
+    const rows = this.db.prepare('SELECT partition_id, message FROM dead_letters WHERE run_id = ? ORDER BY rowid').all(runId) as {
+      partition_id: string;
+      message: string;
+    }[];
+    return new Map(rows.map((r) => [r.partition_id, JSON.parse(r.message) as JsonValue]));
+  }
+
+  /** Forgets a run's dead-letter messages (after they were published). */
+  clearDeadLetters(runId: string): void {
+    this.db.prepare('DELETE FROM dead_letters WHERE run_id = ?').run(runId);
+  }
+
   /** Forgets finished runs of `pipeline` beyond the newest `keep`. */
   prune(pipeline: string, keep = 20): void {
     const old = this.db
@@ -178,6 +220,7 @@ export class CheckpointStore {
     this.db.transaction(() => {
       for (const { run_id } of old) {
         this.db.prepare('DELETE FROM partitions WHERE run_id = ?').run(run_id);
+        this.db.prepare('DELETE FROM dead_letters WHERE run_id = ?').run(run_id);
         this.db.prepare('DELETE FROM runs WHERE run_id = ?').run(run_id);
       }
     })();

@@ -18,10 +18,56 @@ export interface ErrorPolicyOptions {
 const FLUSH_ROWS = 500;
 const MIN_ROWS_FOR_RATE = 1000;
 
+/**
+ * Where the dead-letter sink's commit messages wait, by partition, until the run's
+ * dead letters are published (the checkpoint store, or memory without one).
+ */
+export interface DeadLetterLedger {
+  /** Records a partition's message (undefined: forgets it); returns the one it replaces. */
+  save(partitionId: string, message: JsonValue | undefined): JsonValue | undefined;
+  /** Every recorded message, by partition. */
+  all(): Map<string, JsonValue>;
+  /** Forgets them all (after publishing). */
+  clear(): void;
+}
+
+/** A ledger in memory, for runs without a checkpoint store. */
+export function memoryLedger(): DeadLetterLedger {
+  const messages = new Map<string, JsonValue>();
+  return {
+    save(id, message) {
+      const old = messages.get(id);
+      if (message === undefined) messages.delete(id);
+      else messages.set(id, message);
+      return old;
+    },
+    all: () => new Map(messages),
+    clear: () => messages.clear(),
+  };
+}
+
+/** The dead letters of one partition attempt, on their way to the sink. */
+interface Pending {
+  attempt: number;
+  rows: Row[];
+  /** Rows rejected in this attempt (taken back from `failed` if the attempt is discarded). */
+  count: number;
+  writer?: Writer;
+  /** Writes in order, one after the other. */
+  chain: Promise<void>;
+}
+
+/**
+ * Dead letters are staged per partition attempt: written through their own writer
+ * of the dead-letter sink, committed just before the partition itself commits (the
+ * message kept in the ledger), discarded when the attempt fails. So a retried
+ * partition does not dead-letter its bad rows twice, and a partition committed
+ * before a crash keeps its dead letters when the run resumes. The sink's job commit
+ * publishes them all once the run ends (succeeded or failed, not when it stops to
+ * be resumed).
+ */
 export class DeadLetterQueue implements RowErrorHandler {
-  private buffer: Row[] = [];
-  private writer: Writer | undefined;
-  private flushing: Promise<void> = Promise.resolve();
+  private readonly pending = new Map<string, Pending>();
   failed = 0;
 
   constructor(
@@ -32,6 +78,7 @@ export class DeadLetterQueue implements RowErrorHandler {
     private readonly rowsRead: () => number,
     private readonly sink?: Sink,
     private readonly ctx?: TaskContext,
+    private readonly ledger: DeadLetterLedger = memoryLedger(),
   ) {}
 
   tolerates(error: unknown): boolean {
@@ -69,31 +116,90 @@ export class DeadLetterQueue implements RowErrorHandler {
       time: new Date().toISOString(),
       record: toJson(record),
     }) as Row;
-    this.buffer.push(entry);
-    if (this.buffer.length >= FLUSH_ROWS) await this.flush();
+    let pending = this.pending.get(info.partition_id);
+    if (pending && pending.attempt !== info.attempt) {
+      await this.discardPartition(info.partition_id, pending.attempt);
+      pending = undefined;
+    }
+    if (!pending) {
+      pending = { attempt: info.attempt, rows: [], count: 0, chain: Promise.resolve() };
+      this.pending.set(info.partition_id, pending);
+    }
+    pending.rows.push(entry);
+    pending.count++;
+    if (pending.rows.length >= FLUSH_ROWS) await this.flush(info.partition_id, pending);
   }
 
-  async flush(): Promise<void> {
-    if (!this.sink || !this.ctx || this.buffer.length === 0) return;
-    const rows = this.buffer;
-    this.buffer = [];
-    this.flushing = this.flushing.then(async () => {
-      this.writer ??= await (this.sink as Sink).writer({ id: 'dead-letter' }, this.ctx as TaskContext);
-      await this.writer.write(rows);
+  private async flush(partitionId: string, pending: Pending): Promise<void> {
+    const { sink, ctx } = this;
+    if (!sink || !ctx || pending.rows.length === 0) return;
+    const rows = pending.rows;
+    pending.rows = [];
+    pending.chain = pending.chain.then(async () => {
+      pending.writer ??= await sink.writer({ id: `dead-letter-${partitionId}` }, { ...ctx, partitionId: `dead-letter-${partitionId}` });
+      await pending.writer.write(rows);
     });
-    await this.flushing;
+    await pending.chain;
   }
 
-  /** Commits the dead letters, whatever the outcome of the run: they explain it. */
-  async finish(): Promise<void> {
+  /**
+   * Makes a partition attempt's dead letters durable before the partition commits
+   * (worker): its writer commits, the ledger keeps the message, and a message an
+   * earlier attempt left (a crash between the two commits) is discarded.
+   */
+  async commitPartition(partitionId: string, attempt: number): Promise<void> {
+    const pending = this.pending.get(partitionId);
+    if (pending && pending.attempt !== attempt) return;
+    this.pending.delete(partitionId);
+    const { sink, ctx } = this;
+    if (!sink || !ctx) return;
+    let message: JsonValue | undefined;
+    if (pending) {
+      await this.flush(partitionId, pending);
+      await pending.chain;
+      try {
+        message = pending.writer ? ((await pending.writer.commit?.()) ?? null) : undefined;
+      } finally {
+        await pending.writer?.close?.();
+      }
+    }
+    const replaced = this.ledger.save(partitionId, message);
+    if (replaced !== undefined) await sink.abort?.([replaced], { ...ctx, schema: undefined });
+  }
+
+  /** Drops what a failed partition attempt dead-lettered (worker): the retry or the resume rejects those rows again. */
+  async discardPartition(partitionId: string, attempt: number): Promise<void> {
+    const pending = this.pending.get(partitionId);
+    if (!pending || pending.attempt !== attempt) return;
+    this.pending.delete(partitionId);
+    this.failed -= pending.count;
     try {
-      await this.flush();
-      if (this.writer) {
-        const message = (await this.writer.commit?.()) ?? null;
-        await this.sink?.commit?.([message as JsonValue], { ...(this.ctx as TaskContext), schema: undefined });
+      await pending.chain.catch(() => {});
+      await pending.writer?.abort?.();
+    } finally {
+      await pending.writer?.close?.();
+    }
+  }
+
+  /**
+   * Ends the run's dead letters (planner). `publish`: the run is over (succeeded or
+   * failed): partitions that never committed keep theirs too — they explain the
+   * failure — and the sink's job commit publishes every partition's. Otherwise (the
+   * run stopped and will resume) uncommitted attempts are dropped and the ledger
+   * waits for the resumed run.
+   */
+  async finish(publish = true): Promise<void> {
+    try {
+      for (const [id, pending] of [...this.pending]) {
+        if (publish) await this.commitPartition(id, pending.attempt);
+        else await this.discardPartition(id, pending.attempt);
+      }
+      const messages = this.ledger.all();
+      if (publish && this.sink && this.ctx && messages.size > 0) {
+        await this.sink.commit?.([...messages.values()], { ...this.ctx, schema: undefined });
+        this.ledger.clear();
       }
     } finally {
-      await this.writer?.close?.();
       await this.sink?.close?.();
     }
   }

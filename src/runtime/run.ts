@@ -24,7 +24,7 @@ import { errorMessage, errorType, WeirError } from '../sdk/errors.js';
 import type { JsonValue, Partition } from '../sdk/types.js';
 import type { Redactor } from '../secrets/redactor.js';
 import { CheckpointStore, checkpointFile, ownerAlive, planHash, type StoredPartition, type StoredRun } from './checkpoints.js';
-import { DeadLetterQueue } from './dead-letter.js';
+import { type DeadLetterLedger, DeadLetterQueue, memoryLedger } from './dead-letter.js';
 import { CircuitGate, createRetrier, RateLimiter, SharedPause } from './policies.js';
 import { Closers, StopController } from './shutdown.js';
 import { type PartitionOutcome, runPartition, type TaskDeps } from './task.js';
@@ -218,6 +218,7 @@ export async function runPipeline(pipeline: ValidatedPipeline, env: RunEnv): Pro
         () => rowsRead,
         dlSection ? dlSection.connector.sink?.(dlSection.options) : undefined,
         dlCtx,
+        deadLetterLedger(store, runId),
       );
 
       const sinkBatch = config.sink.options.batch_size;
@@ -320,7 +321,8 @@ export async function runPipeline(pipeline: ValidatedPipeline, env: RunEnv): Pro
     unsubscribe();
     for (const u of unregister) u();
     for (const [name, close] of [
-      ['dead-letter sink', () => dlq?.finish()],
+      // a run stopped to be resumed keeps its dead letters staged for the resumed run
+      ['dead-letter sink', () => dlq?.finish(!(failure !== undefined && isCancelled(failure) && stopRequested))],
       ['source', () => source?.close?.()],
       ['sink', () => sink?.close?.()],
       ['checkpoint store', () => (ownStore ? store?.close() : undefined)],
@@ -409,5 +411,15 @@ export function totals(outcomes: PartitionOutcome[], partitions: number, duratio
     retries: sum(metrics, 'retry_count'),
     duration_seconds: Math.round(duration * 1000) / 1000,
     rows_per_second: duration > 0 ? Math.round(written / duration) : 0,
+  };
+}
+
+/** The dead-letter messages of a run: in the checkpoint store (they survive a crash), else in memory. */
+function deadLetterLedger(store: CheckpointStore | undefined, runId: string): DeadLetterLedger {
+  if (!store) return memoryLedger();
+  return {
+    save: (partitionId, message) => store.saveDeadLetters(runId, partitionId, message),
+    all: () => store.deadLetters(runId),
+    clear: () => store.clearDeadLetters(runId),
   };
 }

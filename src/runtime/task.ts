@@ -19,6 +19,10 @@ export interface RowErrorHandler {
   tolerates(error: unknown): boolean;
   /** Hands a bad row to the dead-letter sink; throws when the run must fail instead. */
   reject(record: unknown, error: unknown, info: RejectInfo): Promise<void>;
+  /** Makes the attempt's rejected rows durable; called just before the partition commits. */
+  commitPartition?(partitionId: string, attempt: number): Promise<void>;
+  /** Drops the attempt's rejected rows; called when the attempt failed (a retry or resume rejects them again). */
+  discardPartition?(partitionId: string, attempt: number): Promise<void>;
 }
 
 export interface RejectInfo {
@@ -173,6 +177,7 @@ export async function runPartition(partition: Partition, attempt: number, deps: 
     iterator = undefined;
     // a drain lets a partition that read its last row commit; only an abort stops it here
     if (deps.signal.aborted) throw cancelled(deps.signal);
+    await deps.rowErrors.commitPartition?.(partition.id, attempt);
     const message = (await w.commit?.()) ?? { partition_id: partition.id, rows: stats.rowsProcessed };
     deps.onCommitted?.(partition.id, message);
     for (const callback of afterCommit) await callback();
@@ -198,6 +203,17 @@ export async function runPartition(partition: Partition, attempt: number, deps: 
           error_message: errorMessage(abortError),
         });
       }
+    }
+    try {
+      await deps.rowErrors.discardPartition?.(partition.id, attempt);
+    } catch (discardError) {
+      bus.emit({
+        type: 'close_error',
+        resource: 'dead-letter writer',
+        partition_id: partition.id,
+        error_type: errorType(discardError),
+        error_message: errorMessage(discardError),
+      });
     }
     const metrics = stats.snapshot();
     bus.emit({ type: 'partition_failed', metrics, error_type: errorType(error), error_message: errorMessage(error) });

@@ -5,7 +5,7 @@
  * must land exactly once: count(*) = count(distinct id) = rows, ids exactly 1..N,
  * and the target never shows a partial run. Needs `npm run build`.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -136,5 +136,63 @@ rate_limit: { rows_per_second: 30000 }
     }
     process.stdout.write(`[chaos] ${kills} SIGKILLs in ${rounds} round(s); ${ROWS} rows: 0 lost, 0 duplicated\n  ${report.join('\n  ')}\n`);
     expect(kills).toBeGreaterThanOrEqual(MIN_KILLS);
+  }, 120_000);
+});
+
+describe('dead letters under SIGKILL', () => {
+  it('a killed run resumed: every rejected record is in the dead-letter file exactly once', async () => {
+    const dir = tempDir('weir-chaos-dlq-');
+    const lines = ['id,name'];
+    const bad: number[] = [];
+    for (let i = 1; i <= 40_000; i++) {
+      if (i % 97 === 0) bad.push(i);
+      lines.push(`${i % 97 === 0 ? `x${i}` : i},name ${i}`);
+    }
+    writeFileSync(join(dir, 'in.csv'), `${lines.join('\n')}\n`);
+    const file = join(dir, 'p.yaml');
+    writeFileSync(
+      file,
+      `pipeline: chaos-dlq
+source: { type: csv, path: in.csv, split_bytes: 16KB, columns: { id: integer, name: string } }
+sink: { type: sqlite, path: out.db, table: people }
+concurrency: 2
+errors: { tolerance: all, dead_letter: { type: jsonl, path: rejected.jsonl } }
+`,
+    );
+    let kills = 0;
+    for (let round = 0; round < 3; round++) {
+      const after = 3 + round * 5; // partitions committed before the kill
+      let committed = 0;
+      const r = await runCli(['run', file, '--log-level', 'info', '--log-format', 'json'], {
+        cwd: dir,
+        onStdout: (chunk, kill) => {
+          committed += chunk.split('"partition_complete"').length - 1;
+          if (committed >= after) kill('SIGKILL');
+        },
+      });
+      if (r.signal === 'SIGKILL') kills++;
+      else break;
+    }
+    const last = await runCli(['run', file, '--log-level', 'warn'], { cwd: dir, timeoutMs: 60_000 });
+    expect(last.code, last.stderr).toBe(0);
+    expect(kills).toBeGreaterThan(0);
+    const dead = readFileSync(join(dir, 'rejected.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) =>
+        Number(
+          String((JSON.parse(l) as { record: { raw: string } }).record.raw)
+            .split(',')[0]
+            ?.slice(1),
+        ),
+      )
+      .sort((a, b) => a - b);
+    expect(dead).toEqual(bad);
+    const db = new Database(join(dir, 'out.db'), { readonly: true });
+    expect(db.prepare('SELECT count(*) AS n, count(DISTINCT id) AS d FROM people').get()).toEqual({
+      n: 40_000 - bad.length,
+      d: 40_000 - bad.length,
+    });
+    db.close();
   }, 120_000);
 });

@@ -4,6 +4,7 @@
  * again resumes it under the same run id; `fresh` abandons it.
  */
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -62,6 +63,37 @@ describe('stop and resume', () => {
     const r3 = await runYaml(slow(), { connectors: [testSource, recordingSinkConnector().connector], dir });
     expect(r3.summary.resumed).toBe(false);
     expect(r3.summary.run_id).not.toBe(r1.summary.run_id);
+  });
+
+  it("dead letters of partitions committed before a stop are published once, together with the resumed run's", async () => {
+    const dir = tempDir('weir-resume-dlq-');
+    const yaml = `
+pipeline: resume-dlq
+concurrency: 2
+source: { type: test-source, rows: 600, partitions: 6, delay_ms: 1, reject_every: 7 }
+sink: { type: test-sink }
+batch: { rows: 20 }
+errors: { tolerance: all, dead_letter: { type: jsonl, path: out/rejected.jsonl } }
+`;
+    const stop = new AbortController();
+    const r1 = await runYaml(yaml, {
+      connectors: [testSource, recordingSinkConnector().connector],
+      dir,
+      signal: stop.signal,
+      onEvent: stopAfter(2, stop),
+    });
+    expect(r1.summary.status).toBe('stopped');
+    expect(r1.summary.totals.partitions_committed).toBeGreaterThanOrEqual(2);
+    expect(existsSync(join(dir, 'out', 'rejected.jsonl'))).toBe(false); // nothing published while the run can resume
+    const r2 = await runYaml(yaml, { connectors: [testSource, recordingSinkConnector().connector], dir });
+    expect(r2.summary.status).toBe('succeeded');
+    expect(r2.summary.resumed).toBe(true);
+    const ids = readFileSync(join(dir, 'out', 'rejected.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => Number(String((JSON.parse(l) as { record: { raw: string } }).record.raw).slice(1)))
+      .sort((a, b) => a - b);
+    expect(ids).toEqual([...Array(600).keys()].filter((i) => i % 7 === 0)); // every unreadable row once: none lost, none twice
   });
 
   it('in-flight writes may finish within shutdown_timeout, then are aborted: a stop during a long Retry-After ends at once', async () => {
