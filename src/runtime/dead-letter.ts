@@ -60,11 +60,12 @@ interface Pending {
 /**
  * Dead letters are staged per partition attempt: written through their own writer
  * of the dead-letter sink, committed just before the partition itself commits (the
- * message kept in the ledger), discarded when the attempt fails. So a retried
- * partition does not dead-letter its bad rows twice, and a partition committed
- * before a crash keeps its dead letters when the run resumes. The sink's job commit
- * publishes them all once the run ends (succeeded or failed, not when it stops to
- * be resumed).
+ * message kept in the ledger). A partition committed before a crash keeps its dead
+ * letters when the run resumes, and one redone (after a stop, or a later attempt)
+ * replaces those of its earlier attempt instead of adding to them. The sink's job
+ * commit publishes them all once the run ends: succeeded, or failed — then with
+ * those of the partitions that failed, which explain it — but not when the run
+ * stops to be resumed.
  */
 export class DeadLetterQueue implements RowErrorHandler {
   private readonly pending = new Map<string, Pending>();
@@ -167,8 +168,8 @@ export class DeadLetterQueue implements RowErrorHandler {
     if (replaced !== undefined) await sink.abort?.([replaced], { ...ctx, schema: undefined });
   }
 
-  /** Drops what a failed partition attempt dead-lettered (worker): the retry or the resume rejects those rows again. */
-  async discardPartition(partitionId: string, attempt: number): Promise<void> {
+  /** Drops what a partition attempt dead-lettered: a later attempt, or the resumed run, rejects those rows again. */
+  private async discardPartition(partitionId: string, attempt: number): Promise<void> {
     const pending = this.pending.get(partitionId);
     if (!pending || pending.attempt !== attempt) return;
     this.pending.delete(partitionId);

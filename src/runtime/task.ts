@@ -21,8 +21,6 @@ export interface RowErrorHandler {
   reject(record: unknown, error: unknown, info: RejectInfo): Promise<void>;
   /** Makes the attempt's rejected rows durable; called just before the partition commits. */
   commitPartition?(partitionId: string, attempt: number): Promise<void>;
-  /** Drops the attempt's rejected rows; called when the attempt failed (a retry or resume rejects them again). */
-  discardPartition?(partitionId: string, attempt: number): Promise<void>;
 }
 
 export interface RejectInfo {
@@ -203,17 +201,6 @@ export async function runPartition(partition: Partition, attempt: number, deps: 
           error_message: errorMessage(abortError),
         });
       }
-    }
-    try {
-      await deps.rowErrors.discardPartition?.(partition.id, attempt);
-    } catch (discardError) {
-      bus.emit({
-        type: 'close_error',
-        resource: 'dead-letter writer',
-        partition_id: partition.id,
-        error_type: errorType(discardError),
-        error_message: errorMessage(discardError),
-      });
     }
     const metrics = stats.snapshot();
     bus.emit({ type: 'partition_failed', metrics, error_type: errorType(error), error_message: errorMessage(error) });

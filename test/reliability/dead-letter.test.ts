@@ -79,6 +79,9 @@ describe('dead letters', () => {
     expect(byCount.summary.status).toBe('failed');
     expect(byCount.summary.error?.error_type).toBe('too_many_failed_rows');
     expect(a.record.committed).toHaveLength(0);
+    // the failed run still publishes the dead letters that explain it: the 10 it accepted
+    expect(dl.record.jobCommits).toHaveLength(1);
+    expect(dl.record.committed).toHaveLength(10);
 
     const b = recordingSinkConnector({ rejectValue: 'BAD' });
     const byRate = await runYaml(yaml('{ tolerance: all, max_error_rate: 0.05, dead_letter: { type: dead-letters } }', 4000), {
