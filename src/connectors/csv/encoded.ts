@@ -22,6 +22,7 @@
  * switch to the row path for the rest of the file.
  */
 import type { ColumnType, EncodingHints, Row } from '../../sdk/types.js';
+import { valueText } from '../shared/columns.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -42,32 +43,6 @@ export const KIND_OF: Record<ColumnType, Kind> = { string: 0, integer: 1, number
 
 /** Record delimiter of a file, as csv-parse discovers it: unknown until the first line break outside quotes. */
 export type LineEnding = 'lf' | 'crlf' | undefined;
-
-/**
- * The text a row-path value is handed on as (null for null): what COPY's text
- * encoding sends for it, before escaping. Mirrors the postgres sink's encoder.
- */
-export function valueText(v: unknown): string | null {
-  switch (typeof v) {
-    case 'string':
-      return v;
-    case 'number':
-      return Number.isFinite(v) ? String(v) : Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
-    case 'boolean':
-      return v ? 't' : 'f';
-    case 'bigint':
-      return v.toString();
-    case 'undefined':
-      return null;
-    case 'object':
-      if (v === null) return null;
-      if (v instanceof Date) return Number.isNaN(v.getTime()) ? 'invalid date' : v.toISOString();
-      if (v instanceof Uint8Array) return `\\x${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex')}`;
-      return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
-    default:
-      return String(v);
-  }
-}
 
 /** Delimiter, quote and null text of the encoded data. */
 export interface Dialect {

@@ -4,6 +4,7 @@
  * tab inside values are escaped, so any string survives the round trip.
  */
 import type { Row } from '../../sdk/types.js';
+import { valueText } from '../shared/columns.js';
 
 const NEEDS_ESCAPE = /[\\\n\r\t]/;
 const ESCAPES = /[\\\n\r\t]/g;
@@ -14,35 +15,10 @@ function escapeText(s: string): string {
   return NEEDS_ESCAPE.test(s) ? s.replace(ESCAPES, replaceEscape) : s;
 }
 
-function hex(bytes: Uint8Array): string {
-  return `\\\\x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}`;
-}
-
-function jsonText(v: unknown): string {
-  return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
-}
-
-/** One value in COPY text format. Dates as ISO-8601 UTC, bytes as bytea hex, objects and arrays as JSON. */
+/** One value in COPY text format: its text ({@link valueText}) escaped, `\\N` for null. */
 export function encodeValue(v: unknown): string {
-  switch (typeof v) {
-    case 'string':
-      return escapeText(v);
-    case 'number':
-      return Number.isFinite(v) ? String(v) : Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
-    case 'boolean':
-      return v ? 't' : 'f';
-    case 'bigint':
-      return v.toString();
-    case 'undefined':
-      return '\\N';
-    case 'object':
-      if (v === null) return '\\N';
-      if (v instanceof Date) return Number.isNaN(v.getTime()) ? 'invalid date' : v.toISOString();
-      if (v instanceof Uint8Array) return hex(v);
-      return escapeText(jsonText(v));
-    default:
-      return escapeText(String(v));
-  }
+  const text = valueText(v);
+  return text === null ? '\\N' : escapeText(text);
 }
 
 /** Encodes rows `[from, to)` of a batch, reading `columns` in order. */

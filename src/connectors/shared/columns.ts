@@ -1,7 +1,8 @@
 /**
- * Column typing shared by the file sources: converting text fields to column
- * types (csv; jsonl for declared columns) and inferring a schema from a sample.
- * Runs on the planner (inference) and on workers (conversion).
+ * Column typing shared by the connectors: converting text fields to column types
+ * (csv; jsonl for declared columns), inferring a schema from a sample, and a
+ * value's text (postgres COPY, the csv passthrough). Runs on the planner
+ * (inference) and on workers (conversion).
  */
 import type { ColumnType } from '../../sdk/types.js';
 
@@ -173,5 +174,34 @@ export class JsonTypeGuess {
     if (k.size === 2 && k.has('integer') && k.has('number')) return 'number';
     if (k.size === 2 && k.has('timestamp') && k.has('string')) return 'string';
     return 'json';
+  }
+}
+
+/**
+ * A value as text (null for null), the inverse of {@link convertText}: integers in
+ * decimal, numbers as JavaScript prints them, booleans `t`/`f`, dates in ISO-8601
+ * UTC, bytes as bytea hex (`\x…`), lists and objects as JSON (bigints as text).
+ * The one rendering behind PostgreSQL COPY's text format (before escaping) and the
+ * csv passthrough's rewrites, which must agree.
+ */
+export function valueText(v: unknown): string | null {
+  switch (typeof v) {
+    case 'string':
+      return v;
+    case 'number':
+      return Number.isFinite(v) ? String(v) : Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
+    case 'boolean':
+      return v ? 't' : 'f';
+    case 'bigint':
+      return v.toString();
+    case 'undefined':
+      return null;
+    case 'object':
+      if (v === null) return null;
+      if (v instanceof Date) return Number.isNaN(v.getTime()) ? 'invalid date' : v.toISOString();
+      if (v instanceof Uint8Array) return `\\x${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex')}`;
+      return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
+    default:
+      return String(v);
   }
 }
