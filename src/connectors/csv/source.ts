@@ -17,7 +17,7 @@ import type { Source, TaskContext } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
 import type { ColumnType, EncodedRows, EncodingHints, Partition, Row, Schema } from '../../sdk/types.js';
 import { type Converted, convertText, TextTypeGuess } from '../shared/columns.js';
-import { type FileSample, fileError, resolvePath, singleFileSource } from '../shared/files.js';
+import { type FileSample, fileError, openToRead, resolvePath, singleFileSource } from '../shared/files.js';
 import { ChunkScanner, type Dialect, encodeRowsCsv, KIND_OF, type LineEnding } from './encoded.js';
 import type { CsvOptions } from './spec.js';
 import { type RangeStart, recordBoundaries } from './split.js';
@@ -77,16 +77,7 @@ async function openParser<I extends boolean>(
   skipEmptyLines: boolean = info,
   end?: number,
 ) {
-  let handle: Awaited<ReturnType<typeof open>>;
-  try {
-    handle = await open(path, 'r');
-    if ((await handle.stat()).isDirectory()) {
-      await handle.close();
-      throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-    }
-  } catch (error) {
-    throw fileError(error, { who: WHO, path, action: 'read' });
-  }
+  const handle = await openToRead(path, WHO);
   const skipped: CsvError[] = [];
   const parser = parse({
     ...parseOptions(opts),
@@ -711,12 +702,7 @@ async function* scanChunks(
   end: number,
   hints: EncodingHints,
 ): AsyncGenerator<EncodedRows> {
-  let handle: Awaited<ReturnType<typeof open>>;
-  try {
-    handle = await open(path, 'r');
-  } catch (error) {
-    throw fileError(error, { who: WHO, path, action: 'read' });
-  }
+  const handle = await openToRead(path, WHO);
   const scanner = new ChunkScanner({
     ...dialect,
     names,

@@ -3,13 +3,12 @@
  * file in memory); a line that is not a JSON object is handed to `ctx.reject`
  * and reading goes on.
  */
-import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Source, TaskContext } from '../../sdk/connector.js';
 import { RowError } from '../../sdk/errors.js';
 import type { ColumnType, Row, Schema } from '../../sdk/types.js';
 import { convertValue, JsonTypeGuess } from '../shared/columns.js';
-import { type FileSample, fileError, singleFileSource } from '../shared/files.js';
+import { type FileSample, fileError, openToRead, singleFileSource } from '../shared/files.js';
 import type { JsonlOptions } from './spec.js';
 
 /** Lines inspected to infer the schema. */
@@ -21,16 +20,7 @@ const WHO = 'jsonl source';
 
 /** Opens the file as an async iterable of lines. */
 async function openLines(path: string) {
-  let handle: Awaited<ReturnType<typeof open>>;
-  try {
-    handle = await open(path, 'r');
-    if ((await handle.stat()).isDirectory()) {
-      await handle.close();
-      throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-    }
-  } catch (error) {
-    throw fileError(error, { who: WHO, path, action: 'read' });
-  }
+  const handle = await openToRead(path, WHO);
   const stream = handle.createReadStream({ encoding: 'utf8' });
   const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
   // readline does not forward stream errors to its iterator: close it, and rethrow after the loop.

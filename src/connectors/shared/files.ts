@@ -4,7 +4,7 @@
  * and the fix. Used on the planner and on workers alike.
  */
 import { constants } from 'node:fs';
-import { access, stat, statfs } from 'node:fs/promises';
+import { access, type FileHandle, open, stat, statfs } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { CheckResult, PlanContext, Source, TaskContext } from '../../sdk/connector.js';
 import { errorMessage, WeirError } from '../../sdk/errors.js';
@@ -77,6 +77,19 @@ export function fileError(error: unknown, c: FileErrorContext): WeirError {
         cause: error,
       });
     }
+  }
+}
+
+/** Opens a file to read (worker); a missing file, no permission or a directory fail with {@link fileError}'s message. */
+export async function openToRead(path: string, who: string): Promise<FileHandle> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(path, 'r');
+    if ((await handle.stat()).isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    return handle;
+  } catch (error) {
+    await handle?.close();
+    throw fileError(error, { who, path, action: 'read' });
   }
 }
 
