@@ -365,6 +365,32 @@ class PostgresWriter implements Writer {
     }
   }
 
+  /** The partition's transaction: the open one, or a new one (`first`: a row to take the schema from when none was declared). */
+  private async transaction(first: Row | undefined): Promise<pg.Client> {
+    if (this.client) return this.client;
+    try {
+      return await this.open(first);
+    } catch (error) {
+      throw pgError(error, `opening a transaction on ${this.plan.where}`, this.opts);
+    }
+  }
+
+  /**
+   * A batch failed inside its savepoint: rolls back to it, so the transaction keeps
+   * the earlier batches, and throws the server's error (`what` says what was being
+   * done). A lost connection, here or during the rollback, loses the transaction.
+   */
+  private async batchFailed(client: pg.Client, error: unknown, what: string): Promise<never> {
+    if (isConnectionLoss(error)) throw this.lost(error);
+    try {
+      await client.query('ROLLBACK TO SAVEPOINT weir_batch');
+      await client.query('RELEASE SAVEPOINT weir_batch');
+    } catch (rollbackError) {
+      throw this.lost(rollbackError);
+    }
+    throw pgError(error, what, this.opts);
+  }
+
   /** The connection is gone, and with it the open transaction. */
   private lost(error: unknown): WeirError {
     destroy(this.client);
@@ -382,14 +408,7 @@ class PostgresWriter implements Writer {
     if (batch.length === 0) return;
     this.busy = true;
     try {
-      let client = this.client;
-      if (!client) {
-        try {
-          client = await this.open(batch[0]);
-        } catch (error) {
-          throw pgError(error, `opening a transaction on ${this.plan.where}`, this.opts);
-        }
-      }
+      const client = await this.transaction(batch[0]);
       try {
         await client.query('SAVEPOINT weir_batch');
       } catch (error) {
@@ -404,14 +423,7 @@ class PostgresWriter implements Writer {
         }
         await client.query('RELEASE SAVEPOINT weir_batch');
       } catch (error) {
-        if (isConnectionLoss(error)) throw this.lost(error);
-        try {
-          await client.query('ROLLBACK TO SAVEPOINT weir_batch');
-          await client.query('RELEASE SAVEPOINT weir_batch');
-        } catch (rollbackError) {
-          throw this.lost(rollbackError);
-        }
-        throw pgError(error, `writing a batch of ${batch.length} row(s) to ${this.plan.where}`, this.opts);
+        return await this.batchFailed(client, error, `writing a batch of ${batch.length} row(s) to ${this.plan.where}`);
       }
       this.rows += batch.length;
       this.batches++;
@@ -435,27 +447,13 @@ class PostgresWriter implements Writer {
     if (batch.rows === 0) return true;
     this.busy = true;
     try {
-      let client = this.client;
-      if (!client) {
-        try {
-          client = await this.open(undefined);
-        } catch (error) {
-          throw pgError(error, `opening a transaction on ${plan.where}`, this.opts);
-        }
-      }
+      const client = await this.transaction(undefined);
       // savepoint, COPY and release in one simple query: one round trip per batch
       const sql = `SAVEPOINT weir_batch; ${this.csvCopySqlFor(client, batch)}; RELEASE SAVEPOINT weir_batch`;
       try {
         await copyBuffer(client, sql, batch.data);
       } catch (error) {
-        if (isConnectionLoss(error)) throw this.lost(error);
-        try {
-          await client.query('ROLLBACK TO SAVEPOINT weir_batch');
-          await client.query('RELEASE SAVEPOINT weir_batch');
-        } catch (rollbackError) {
-          throw this.lost(rollbackError);
-        }
-        throw pgError(error, `writing a batch of ${batch.rows} CSV record(s) to ${plan.where}`, this.opts);
+        return await this.batchFailed(client, error, `writing a batch of ${batch.rows} CSV record(s) to ${plan.where}`);
       }
       this.rows += batch.rows;
       this.batches++;
@@ -475,8 +473,8 @@ class PostgresWriter implements Writer {
   async encodingHints(format: EncodedRows['format']): Promise<EncodingHints> {
     const { ctx, plan } = this;
     if (format !== 'csv' || plan.keys || !ctx.schema?.length) return {};
+    const client = await this.transaction(undefined);
     try {
-      const client = this.client ?? (await this.open(undefined));
       const oids = await columnsOf(client, plan.stage ?? plan.target);
       const valueColumns = ctx.schema
         .filter((c) => {
