@@ -140,6 +140,7 @@ export async function recordBoundaries(
         inQuote = b1 === d.delimiter || (b1 === LF && isRecordEnd(q - 1));
         i = q + 1;
       }
+      if (t >= targets.length) break; // every boundary found: the rest of the file is not read
       const c = counts(consumed);
       lf += c.lfs;
       cr += c.crs;
