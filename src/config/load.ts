@@ -13,8 +13,16 @@ const MAX_ALIASES = 50;
 export interface LoadedFile {
   path: string;
   data: unknown;
-  /** The line of a dotted path such as `sink.port` or `alerts[0].name`, if known. */
-  lineOf(path: string): number | undefined;
+  /** Where a dotted path such as `sink.port` or `alerts[0].name` is written (its key), if known. */
+  positionOf(path: string): Position | undefined;
+  /** The file's line at `pos` with a caret under its column ({@link excerpt}). */
+  excerptAt(pos: Position): string;
+}
+
+/** A place in a pipeline file: 1-based line and column. */
+export interface Position {
+  line: number;
+  col: number;
 }
 
 export function loadPipelineFile(path: string): LoadedFile {
@@ -55,8 +63,10 @@ export function parsePipelineText(bytes: Buffer | string, path = '<input>'): Loa
   if (problems.length) {
     throw new ConfigError(
       problems.slice(0, 10).map((e) => {
-        const pos = e.linePos?.[0];
-        return { path: '', message: `${pos ? `line ${pos.line}, column ${pos.col}: ` : ''}${e.message.split('\n')[0]}` };
+        const message = e.message.split('\n')[0] as string;
+        // an error at the end of the file (an unclosed quote or bracket) points just after its last character
+        const pos = lineCounter.linePos(Math.min(e.pos[0], text.trimEnd().length));
+        return at({ path: '', message }, pos, excerpt(text, pos));
       }),
       `${path} is not valid YAML`,
     );
@@ -68,14 +78,62 @@ export function parsePipelineText(bytes: Buffer | string, path = '<input>'): Loa
     throw refused(path, `${(error as Error).message.split('\n')[0]} (at most ${MAX_ALIASES} alias expansions are allowed)`);
   }
   if (data === null || data === undefined) throw refused(path, 'it is empty; see `weir schema` for the file format');
-  return { path, data, lineOf: (p) => lineOf(doc, lineCounter, p) };
+  return { path, data, positionOf: (p) => positionOf(doc, lineCounter, p), excerptAt: (pos) => excerpt(text, pos) };
+}
+
+/**
+ * Locates an issue in the file: `line L:C` after its path (or before its message when
+ * it has no path) and the excerpt of that line. The one rendering of a place in a
+ * pipeline file, for YAML syntax errors and validation issues alike.
+ */
+function at(issue: ConfigIssue, pos: Position, lines: string): ConfigIssue {
+  const where = `line ${pos.line}:${pos.col}`;
+  return {
+    ...issue,
+    ...(issue.path ? { path: `${issue.path} (${where})` } : { message: `${where}: ${issue.message}` }),
+    excerpt: lines,
+  };
+}
+
+/** Characters of a line shown around the column when the line is longer. */
+const EXCERPT_WIDTH = 100;
+
+/**
+ * The line at `pos`, numbered, and a caret under its column:
+ * ```
+ *  6 |   tabel: events
+ *    |   ^
+ * ```
+ * A long line is cut to {@link EXCERPT_WIDTH} characters around the column (`…` marks the
+ * cuts); tabs are kept in the caret line so the caret stays under its character.
+ */
+export function excerpt(text: string, pos: Position): string {
+  let start = 0;
+  for (let n = 1; n < pos.line; n++) {
+    const nl = text.indexOf('\n', start);
+    if (nl < 0) break;
+    start = nl + 1;
+  }
+  const end = text.indexOf('\n', start);
+  let line = text.slice(start, end < 0 ? text.length : end).replace(/\r$/, '');
+  let col = Math.max(1, Math.min(pos.col, line.length + 1));
+  if (line.length > EXCERPT_WIDTH) {
+    const from = Math.max(0, Math.min(col - 1 - EXCERPT_WIDTH / 2, line.length - EXCERPT_WIDTH));
+    const cut = line.slice(from, from + EXCERPT_WIDTH);
+    line = `${from > 0 ? '…' : ''}${cut}${from + EXCERPT_WIDTH < line.length ? '…' : ''}`;
+    col = col - from + (from > 0 ? 1 : 0);
+  }
+  const number = String(pos.line);
+  const pad = ' '.repeat(number.length);
+  const caret = `${line.slice(0, col - 1).replace(/[^\t]/g, ' ')}^`;
+  return `${number} | ${line}\n${pad} | ${caret}`;
 }
 
 function refused(path: string, why: string): ConfigError {
   return new ConfigError([{ path: '', message: `${path} was refused: ${why}` }], 'refused pipeline file');
 }
 
-function lineOf(doc: Document, lc: LineCounter, path: string): number | undefined {
+function positionOf(doc: Document, lc: LineCounter, path: string): Position | undefined {
   const keys: (string | number)[] = [];
   for (const part of path.split('.')) {
     const m = /^([^[]*)((\[\d+\])*)$/.exec(part);
@@ -90,21 +148,21 @@ function lineOf(doc: Document, lc: LineCounter, path: string): number | undefine
     if (isMap(parent)) {
       const pair = parent.items.find((p) => (p.key as { value?: unknown })?.value === key);
       const range = (pair?.key as { range?: [number, number, number] } | undefined)?.range;
-      if (range) return lc.linePos(range[0]).line;
+      if (range) return lc.linePos(range[0]);
     } else if (isSeq(parent) && typeof key === 'number') {
       const range = (parent.items[key] as { range?: [number, number, number] } | undefined)?.range;
-      if (range) return lc.linePos(range[0]).line;
+      if (range) return lc.linePos(range[0]);
     }
     keys.pop();
   }
   return undefined;
 }
 
-/** Adds `(line N)` to issues whose path is in the file. */
+/** Locates the issues whose path is in the file: `(line L:C)` after the path, and the line with a caret. */
 export function withLines(issues: ConfigIssue[], file: LoadedFile | undefined): ConfigIssue[] {
   if (!file) return issues;
   return issues.map((i) => {
-    const line = i.path ? file.lineOf(i.path) : undefined;
-    return line ? { ...i, path: `${i.path} (line ${line})` } : i;
+    const pos = i.path ? file.positionOf(i.path) : undefined;
+    return pos ? at(i, pos, file.excerptAt(pos)) : i;
   });
 }

@@ -48,6 +48,8 @@ export class WeirError extends Error {
 export interface ConfigIssue {
   path: string;
   message: string;
+  /** The lines of the file the issue points at (the line and a caret under its column), printed below the message. */
+  excerpt?: string;
 }
 
 /** All configuration problems at once; the CLI prints each and exits 2. */
@@ -55,13 +57,18 @@ export class ConfigError extends WeirError {
   readonly issues: ConfigIssue[];
 
   constructor(issues: ConfigIssue[], title = 'invalid configuration') {
-    super(`${title}:\n${issues.map((i) => `  - ${i.path ? `${i.path}: ` : ''}${i.message}`).join('\n')}`, {
+    super(`${title}:\n${issues.map(issueText).join('\n')}`, {
       code: 'invalid_config',
       kind: 'config',
     });
     this.name = 'ConfigError';
     this.issues = issues;
   }
+}
+
+function issueText(i: ConfigIssue): string {
+  const head = `  - ${i.path ? `${i.path}: ` : ''}${i.message}`;
+  return i.excerpt ? `${head}\n${i.excerpt.replace(/^/gm, '      ')}` : head;
 }
 
 /** A single bad row. With `errors.tolerance: all` it goes to the dead-letter sink. */

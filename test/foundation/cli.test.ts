@@ -66,6 +66,32 @@ retry: { max_attempts: 0 }
     expect(r.stderr).not.toMatch(/\bat .*\.js:\d+/);
   });
 
+  it.each([['validate'], ['run']])(
+    'weir %s on a YAML syntax error: exit 2, the line:column, the line and a caret under the column, no stack trace',
+    async (command) => {
+      const dir = tempDir();
+      const file = write(
+        dir,
+        'broken.yaml',
+        'pipeline: broken\nsource: { type: generator, rows: 5\nsink: { type: sqlite, path: out.db, table: t }\n',
+      );
+      const r = await runCli([command, file], { cwd: dir });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/^error: .*broken\.yaml is not valid YAML:\n/);
+      const m = /- line (\d+):(\d+): (.+)\n +(\d+) \| (.*)\n +\| ( *)\^/.exec(r.stderr);
+      expect(m, r.stderr).not.toBeNull();
+      const [, line, col, , shownLine, shown, pad] = m as unknown as string[];
+      expect(shownLine).toBe(line);
+      expect(shown).toBe(
+        ['pipeline: broken', 'source: { type: generator, rows: 5', 'sink: { type: sqlite, path: out.db, table: t }'][Number(line) - 1],
+      );
+      expect((pad as string).length).toBe(Number(col) - 1);
+      expect(r.stderr).not.toMatch(/\bat .*\.js:\d+/);
+      expect(r.stdout).not.toContain('run_start');
+      expect(existsSync(join(dir, 'out.db'))).toBe(false);
+    },
+  );
+
   it('reports a missing file with exit 2', async () => {
     const r = await runCli(['validate', '/nonexistent/pipeline.yaml']);
     expect(r.code).toBe(2);
