@@ -8,6 +8,7 @@ import { errorMessage, errorType, isRetryable, WeirError } from '../sdk/errors.j
 import type { JsonValue, Row } from '../sdk/types.js';
 import type { Redactor } from '../secrets/redactor.js';
 import type { RejectInfo, RowErrorHandler } from './task.js';
+import { parseJsonExact, stringifyJson } from '../sdk/values.js';
 
 export interface ErrorPolicyOptions {
   tolerance: 'none' | 'all';
@@ -206,9 +207,10 @@ export class DeadLetterQueue implements RowErrorHandler {
   }
 }
 
+/** The record as plain JSON with its numbers exact (decimals and bigints stay what they are). */
 function toJson(record: unknown): unknown {
   try {
-    return JSON.parse(JSON.stringify(record, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+    return parseJsonExact(stringifyJson(record));
   } catch {
     return String(record);
   }

@@ -8,3 +8,4 @@ export * from './options.js';
 export * from './sql.js';
 export * from './tls.js';
 export * from './types.js';
+export * from './values.js';

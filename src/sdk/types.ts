@@ -1,3 +1,5 @@
+import { Decimal } from './values.js';
+
 /** Plain JSON: partitions, commit messages and checkpoints cross processes as this. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
@@ -7,16 +9,26 @@ export interface Partition {
   [key: string]: JsonValue;
 }
 
-/** A row: column name to value. Values are JSON-like plus Date, bigint and Uint8Array. */
+/** A row: column name to value. Values are JSON-like plus Date, bigint, Uint8Array and {@link Decimal} (exact decimals). */
 export type Row = Record<string, unknown>;
 
-export type ColumnType = 'integer' | 'number' | 'string' | 'boolean' | 'timestamp' | 'json';
-export const COLUMN_TYPES: readonly ColumnType[] = ['integer', 'number', 'string', 'boolean', 'timestamp', 'json'];
+/**
+ * weir's column types. `decimal` is exact (values are {@link Decimal}s: PostgreSQL
+ * `numeric`, MySQL `DECIMAL`, Parquet `DECIMAL`); `number` is a double (values are
+ * JavaScript numbers: `double precision`, `REAL`, `DOUBLE`). `integer` values are
+ * numbers, or bigints beyond 2^53.
+ */
+export type ColumnType = 'integer' | 'decimal' | 'number' | 'string' | 'boolean' | 'timestamp' | 'json';
+export const COLUMN_TYPES: readonly ColumnType[] = ['integer', 'decimal', 'number', 'string', 'boolean', 'timestamp', 'json'];
 
 export interface Column {
   name: string;
   type: ColumnType;
   nullable?: boolean;
+  /** `decimal` only, when known: digits in all (integer digits + scale). */
+  precision?: number;
+  /** `decimal` only, when known: digits after the point. */
+  scale?: number;
 }
 
 export type Schema = Column[];
@@ -45,6 +57,7 @@ export function estimateRowBytes(row: Row): number {
         break;
       default:
         if (v === null) size += 4;
+        else if (Decimal.is(v)) size += v.text.length;
         else if (v instanceof Date) size += 24;
         else if (v instanceof Uint8Array) size += v.byteLength;
         else size += JSON.stringify(v)?.length ?? 0;

@@ -27,6 +27,7 @@
  */
 import { inspect } from 'node:util';
 import { setDisplayMasker } from '../sdk/options.js';
+import { Decimal } from '../sdk/values.js';
 
 export const REDACTED = '***REDACTED***';
 
@@ -266,6 +267,7 @@ export class Redactor {
     if (typeof value === 'string') return this.scrub(value);
     if (value === null || typeof value !== 'object') return typeof value === 'function' ? `[Function ${value.name || 'anonymous'}]` : value;
     if (value instanceof Date) return value;
+    if (Decimal.is(value)) return this.scrub(value.text) === value.text ? value : this.scrub(value.text);
     if (seen.has(value)) return '[Circular]';
     if (depth > 32) return '[Too deep]';
     seen.add(value);

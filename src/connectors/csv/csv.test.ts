@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RowError, WeirError } from '../../sdk/errors.js';
 import { validateOptions } from '../../sdk/options.js';
 import type { JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
+import { Decimal } from '../../sdk/values.js';
 import { collect, commitContext, messageOf, planContext, taskContext, tempDir } from '../shared/test-context.js';
 import csv from './index.js';
 import { type CsvOptions, csvOptions, csvRules, csvSourceRules } from './spec.js';
@@ -57,28 +58,34 @@ async function writeAll(
 }
 
 describe('csv source', () => {
-  it('infers integer, number, boolean, timestamp and string columns; empty fields are null', async () => {
+  it('infers only types that keep the text: integer, decimal, boolean, timestamp, string; unquoted empty is null, quoted empty is text', async () => {
     await writeFile(
       join(dir, 'in.csv'),
-      'id,price,ok,at,name,zip,big\n' +
-        '1,9.5,true,2024-05-01T12:00:00Z,Ann,007,12345678901234567890\n' +
-        '2,10,FALSE,2024-05-02,Bob,010,1\n' +
-        '3,,,,,,\n',
+      'id,price,ok,at,name,zip,big,flag\n' +
+        '1,9.50,true,2024-05-01T12:00:00Z,Ann,007,12345678901234567890,TRUE\n' +
+        '2,10,false,2024-05-02,Bob,010,1,no\n' +
+        '3,,,,,,,\n' +
+        '4,,,,"","",,""\n',
     );
     const { schema, rows, rejected } = await readAll({ path: join(dir, 'in.csv') });
     expect(schema?.map((c) => [c.name, c.type])).toEqual([
       ['id', 'integer'],
-      ['price', 'number'],
+      ['price', 'decimal'],
       ['ok', 'boolean'],
       ['at', 'timestamp'],
       ['name', 'string'],
       ['zip', 'string'],
-      ['big', 'integer'],
+      ['big', 'decimal'], // beyond 64 bits: no bigint column holds it
+      ['flag', 'string'], // TRUE/no: a boolean would come back as true/false
     ]);
+    expect(schema?.find((c) => c.name === 'price')).toMatchObject({ precision: 4, scale: 2 });
+    expect(schema?.find((c) => c.name === 'big')).toMatchObject({ precision: 20, scale: 0 });
+    const d = (t: string) => Decimal.parse(t);
     expect(rows).toEqual([
-      { id: 1, price: 9.5, ok: true, at: '2024-05-01T12:00:00Z', name: 'Ann', zip: '007', big: 12345678901234567890n },
-      { id: 2, price: 10, ok: false, at: '2024-05-02', name: 'Bob', zip: '010', big: 1 },
-      { id: 3, price: null, ok: null, at: null, name: null, zip: null, big: null },
+      { id: 1, price: d('9.50'), ok: true, at: '2024-05-01T12:00:00Z', name: 'Ann', zip: '007', big: d('12345678901234567890'), flag: 'TRUE' },
+      { id: 2, price: d('10'), ok: false, at: '2024-05-02', name: 'Bob', zip: '010', big: d('1'), flag: 'no' },
+      { id: 3, price: null, ok: null, at: null, name: null, zip: null, big: null, flag: null },
+      { id: 4, price: null, ok: null, at: null, name: '', zip: '', big: null, flag: '' },
     ]);
     expect(rejected).toEqual([]);
   });
@@ -154,11 +161,14 @@ describe('csv source', () => {
   });
 
   it('treats null_value as null', async () => {
-    await writeFile(join(dir, 'in.csv'), 'a,b\nNULL,x\n2,\n');
+    await writeFile(join(dir, 'in.csv'), 'a,b\nNULL,x\n2,\n3,NULL\n4,"NULL"\n5,""\n');
     const { rows } = await readAll({ path: join(dir, 'in.csv'), null_value: 'NULL' });
     expect(rows).toEqual([
       { a: null, b: 'x' },
-      { a: 2, b: '' },
+      { a: 2, b: null },
+      { a: 3, b: null },
+      { a: 4, b: 'NULL' }, // quoted: text, as PostgreSQL reads it
+      { a: 5, b: '' },
     ]);
   });
 
@@ -321,8 +331,14 @@ describe('csv sink', () => {
       { name: 'a', type: 'json' },
       { name: 'c', type: 'timestamp' },
     ];
-    await writeAll({ path: 'out.csv', null_value: 'NULL' }, [['0', [{ a: { x: [1n] }, b: 2n, c: new Date(0) }, { a: null }]]], { schema });
-    expect(await readFile(join(dir, 'out.csv'), 'utf8')).toBe('b,a,c\n2,"{""x"":[""1""]}",1970-01-01T00:00:00.000Z\nNULL,NULL,NULL\n');
+    await writeAll(
+      { path: 'out.csv', null_value: 'NULL' },
+      [['0', [{ a: { x: [1n, Decimal.parse('1.50')] }, b: 2n, c: new Date(0) }, { a: null, b: 'NULL' }, { a: '', b: Decimal.parse('375.30') }]]],
+      { schema },
+    );
+    expect(await readFile(join(dir, 'out.csv'), 'utf8')).toBe(
+      'b,a,c\n2,"{""x"":[1,1.50]}",1970-01-01T00:00:00.000Z\n"NULL",NULL,NULL\n375.30,,NULL\n',
+    );
   });
 
   it('rejects a row with a field outside the columns, unless columns are set', async () => {
@@ -333,6 +349,14 @@ describe('csv sink', () => {
     await writer.abort?.();
     await writeAll({ path: 'out.csv', columns: { a: 'integer' } }, [['0', [{ a: 1, b: 2 }]]]);
     expect(await readFile(join(dir, 'out.csv'), 'utf8')).toBe('a\n1\n');
+  });
+
+  it('writes NULL and the empty string so that they read back apart (csv → csv is exact)', async () => {
+    const text = 'a,b,c\n,"",x\n"",,1.50\n12345678901234567890123456789.123456789,"",-0\n';
+    await writeFile(join(dir, 'in.csv'), text);
+    const { schema, rows } = await readAll({ path: 'in.csv' });
+    await writeAll({ path: 'out.csv' }, [['0', rows]], { schema });
+    expect(await readFile(join(dir, 'out.csv'), 'utf8')).toBe(text);
   });
 
   it('writes a header-only file when no rows arrive, and no header when header is false', async () => {

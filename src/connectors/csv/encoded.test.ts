@@ -228,7 +228,7 @@ describe('csv readEncoded', () => {
     const { chunks } = await same(content, { columns: cols }, { chunkBytes: 1 << 20 });
     // records with a field the byte checks do not vouch for (`-0`, padded values) are re-encoded whole
     expect(chunks[0]?.data.toString()).toBe(
-      '7,1.5,t,2024-05-01,\n5,2,t,2024-05-01T10:00:00Z,NULL\n12,0,f,2024-05-01 10:00,x\n0,100,f,2024-05-01,NULL\n,,,,\n',
+      '7,1.5,true,2024-05-01,""\n5,2,true,2024-05-01T10:00:00Z,NULL\n12,0,false,2024-05-01 10:00,x\n0,100,false,2024-05-01,NULL\n,,,,\n',
     );
     await same(content, { columns: cols, null_value: 'NULL' }, { chunkBytes: 1 << 20 });
     await same('a,b\n0,00\n', { columns: { a: 'integer', b: 'integer' }, null_value: '0' }, { chunkBytes: 1 << 20 });
@@ -311,9 +311,9 @@ describe('csv readEncoded', () => {
       };
     };
     const strict = await read();
-    expect(strict.data).toBe('t,1.5,1.5,t\nf,2,3,f\n');
+    expect(strict.data).toBe('true,1.5,1.5,true\nfalse,2,3,false\n');
     const loose = await read(['b', 'n']);
-    expect(loose.data).toBe('true,1.50,1.5,t\n"No",2.0,3,f\n');
+    expect(loose.data).toBe('true,1.50,1.5,true\n"No",2.0,3,false\n');
     expect(loose.rows).toEqual(strict.rows);
     expect(loose.rows[0]).toEqual({ b: true, n: 1.5, m: 1.5, c: true });
   });

@@ -7,15 +7,17 @@
  * The invariant: a chunk's `data`, read as CSV with `DELIMITER`, `QUOTE` (doubled
  * to escape) and `NULL` = the unquoted `nullText`, gives for every field exactly
  * the text the row path would hand on — the field parsed by csv-parse, converted
- * to its column type and rendered as text (integers in decimal, numbers as
- * JavaScript prints them, booleans `t`/`f`, timestamps as they are, JSON as JSON)
- * — and NULL where the row path gives null. Most fields pass through untouched;
- * the {@link ChunkScanner} rewrites the few that would read differently (`true`
- * → `t`, `1.50` → `1.5`, a quoted null value → unquoted), re-encodes records the
+ * to its column type and rendered as text (integers in decimal, decimals with
+ * their digits, numbers as JavaScript prints them, booleans `true`/`false`,
+ * timestamps as they are, JSON as JSON) — and NULL where the row path gives null.
+ * Inferred types are chosen so that their text is the source's, so most fields
+ * pass through untouched; the {@link ChunkScanner} rewrites the few that would
+ * read differently (`1.50` → `1.5` in a declared `number` column, a quoted null
+ * text in a non-string column → NULL), re-encodes records the
  * fast checks cannot vouch for from the row path's own conversion, and hands
  * records that the row path rejects to `reject` with the row path's error. In the
  * reader's `valueColumns` (EncodingHints) the invariant is about values, not text:
- * booleans and numbers the row path accepts pass as they are (`true`, `1.50`),
+ * booleans and numbers the row path accepts pass as they are (`yes`, `1.50`),
  * since that reader's column type reads them as the row path's value. Quoting
  * that csv-parse reads leniently (a stray quote after a closing quote, an
  * unclosed quote at the end of the file) and overlong records make the caller
@@ -32,14 +34,15 @@ const MINUS = 0x2d;
 const ZERO = 0x30;
 
 /** Column types as small integers for the scanner's hot loop. */
-export type Kind = 0 | 1 | 2 | 3 | 4 | 5;
+export type Kind = 0 | 1 | 2 | 3 | 4 | 5 | 6;
 const STRING = 0;
 const INTEGER = 1;
 const NUMBER = 2;
 const BOOLEAN = 3;
 const TIMESTAMP = 4;
+const DECIMAL = 6;
 
-export const KIND_OF: Record<ColumnType, Kind> = { string: 0, integer: 1, number: 2, boolean: 3, timestamp: 4, json: 5 };
+export const KIND_OF: Record<ColumnType, Kind> = { string: 0, integer: 1, number: 2, boolean: 3, timestamp: 4, json: 5, decimal: 6 };
 
 /** Record delimiter of a file, as csv-parse discovers it: unknown until the first line break outside quotes. */
 export type LineEnding = 'lf' | 'crlf' | undefined;
@@ -145,7 +148,35 @@ function canonicalNumber(buf: Buffer, a: number, b: number): number {
   return sig <= 15 ? fracEnd : -1;
 }
 
+/** JSON number grammar, `-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?`: the text a Decimal keeps as it is. */
+function canonicalDecimal(buf: Buffer, a: number, b: number): boolean {
+  let p = a;
+  if (buf[p] === MINUS) p++;
+  const intStart = p;
+  while (p < b && isDigit(buf[p] as number)) p++;
+  if (p === intStart || (p - intStart > 1 && buf[intStart] === ZERO)) return false;
+  if (p < b && buf[p] === DOT) {
+    const fracStart = ++p;
+    while (p < b && isDigit(buf[p] as number)) p++;
+    if (p === fracStart) return false;
+  }
+  if (p < b && (buf[p] === 0x65 || buf[p] === 0x45)) {
+    p++;
+    if (buf[p] === 0x2b || buf[p] === MINUS) p++;
+    const expStart = p;
+    while (p < b && isDigit(buf[p] as number)) p++;
+    if (p === expStart) return false;
+  }
+  return p === b;
+}
+
 const lower = (buf: Buffer, i: number) => (buf[i] as number) | 0x20;
+
+/** Exactly `true` or `false`: the text the row path writes for a boolean. */
+function canonicalBoolean(buf: Buffer, a: number, b: number): boolean {
+  const n = b - a;
+  return (n === 4 || n === 5) && buf.toString('latin1', a, b) === (n === 4 ? 'true' : 'false');
+}
 
 /** 't' / 'f' for the row path's boolean words (any case), else 0. */
 function booleanByte(buf: Buffer, a: number, b: number): number {
@@ -215,9 +246,16 @@ export function isoTimestampBytes(buf: Buffer, a: number, b: number): boolean {
 // the scanner
 
 /** What the row path makes of a record: a row, or why not (the caller builds the RowError). */
+/**
+ * A field as the row path sees it: null for an unquoted empty field or an
+ * unquoted null text (as PostgreSQL's CSV format reads them), `undefined` for the
+ * one field of an empty line; quoted text is always text (`""` is the empty string).
+ */
+export type Field = string | null | undefined;
+
 export interface RecordCheck {
   /** The record as the row path converts it: the row, or an error to reject it with. */
-  convert(fields: string[]): Row | Error;
+  convert(fields: Field[]): Row | Error;
 }
 
 /** A record the row path rejects, with what `ctx.reject` needs. */
@@ -225,7 +263,7 @@ export interface ScanReject {
   /** Index among the chunk's records as csv-parse counts them (empty lines included). */
   index: number;
   line: number;
-  fields: string[];
+  fields: Field[];
   error: Error;
 }
 
@@ -372,19 +410,14 @@ export class ChunkScanner {
     this.o += out.write(text, this.o, 'utf8');
   }
 
-  private writeByte(c: number): void {
-    const out = this.ensure(1);
-    out[this.o++] = c;
-  }
-
-  /** The field's value as csv-parse gives it. */
-  private fieldText(i: number): string {
+  /** The field's value as the row path's parser gives it (null for an unquoted empty field or null text). */
+  private fieldText(i: number): Field {
     const { start, end, next, flags } = this.spans;
     const buf = this.buf;
     const f = flags[i] as number;
     const s = start[i] as number;
     const e = end[i] as number;
-    if (!(f & F_QUOTED)) return buf.toString('utf8', s, e);
+    if (!(f & F_QUOTED)) return s === e || this.equalsNull(s, e) ? null : buf.toString('utf8', s, e);
     const quote = this.options.quote;
     let text = buf.toString('utf8', s, e);
     if (f & F_ESCAPED) text = text.split(quote + quote).join(quote);
@@ -392,8 +425,8 @@ export class ChunkScanner {
     return text;
   }
 
-  private recordFields(n: number): string[] {
-    const fields = new Array<string>(n);
+  private recordFields(n: number): Field[] {
+    const fields = new Array<Field>(n);
     for (let i = 0; i < n; i++) fields[i] = this.fieldText(i);
     return fields;
   }
@@ -579,13 +612,14 @@ export class ChunkScanner {
           const a = start[i] as number;
           const b = ends[i] as number;
           const kind = kinds[i] as Kind;
-          // 0 keep, 1 write `text`, 2 write the byte, 3 write [a, cut), 4 write NULL
+          // 0 keep, 1 write `text`, 3 write [a, cut), 4 write NULL
+          let text = '';
           let action = 0;
-          let byte = 0;
           let cut = 0;
           if (f & (F_SPECIAL | F_RELAXED)) slow = true;
           else if (kind === STRING) {
-            if (f & F_QUOTED && this.equalsNull(a, b)) action = 4;
+            // quoted text is never null (`""` is the empty string); unquoted empty is null whatever the null text
+            if (a === b && !(f & F_QUOTED) && this.nullBytes.length !== 0) action = 4;
           } else if (this.equalsNull(a, b)) {
             if (f & F_QUOTED) action = 4;
           } else if (a === b) {
@@ -604,13 +638,17 @@ export class ChunkScanner {
                 cut = e;
               }
             }
+          } else if (kind === DECIMAL) {
+            if (!canonicalDecimal(buf, a, b)) slow = true;
           } else if (kind === BOOLEAN) {
-            byte = booleanByte(buf, a, b);
+            // where the target reads `yes` as it reads `true` (loose) any word passes; elsewhere the row path's text
+            const byte = booleanByte(buf, a, b);
             if (byte === 0) slow = true;
-            else if (loose[i] === 1) {
-              // the target reads `true` as it reads `t`: kept as it is
-            } else if (this.nullBytes.length === 1 && this.nullBytes[0] === byte) slow = true;
-            else if (f & F_QUOTED || b - a !== 1 || buf[a] !== byte) action = 2;
+            else if (loose[i] === 0 && (f & F_QUOTED || !canonicalBoolean(buf, a, b))) {
+              text = byte === 0x74 ? 'true' : 'false';
+              if (text === this.options.nullText) slow = true;
+              else action = 1;
+            }
           } else if (kind === TIMESTAMP) {
             if (!isoTimestampBytes(buf, a, b)) slow = true;
           } else slow = true; // json
@@ -621,7 +659,7 @@ export class ChunkScanner {
             dirty = true;
           }
           this.flush(rawStart);
-          if (action === 2) this.writeByte(byte);
+          if (action === 1) this.writeText(text);
           else if (action === 3) {
             this.emitFrom = a;
             this.flush(cut);

@@ -1,46 +1,38 @@
-import { stringify } from 'csv-stringify/sync';
 import type { CommitContext, Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
 import type { JsonValue, Partition, Row } from '../../sdk/types.js';
+import { valueText } from '../shared/columns.js';
 import { resolvePath } from '../shared/files.js';
 import { abortStagedMessages, commitStaged, makeTargetDir, parseMessages, StagedFile, type StagedMessage } from '../shared/staged.js';
+import { csvField } from './encoded.js';
 import type { CsvOptions } from './spec.js';
 
 const WHO = 'csv sink';
 
-/** One value as CSV text. Dates become ISO strings, bytes base64, objects JSON. */
-function formatValue(value: unknown, nullValue: string, column: string): string {
-  switch (typeof value) {
-    case 'string':
-      return value;
-    case 'number':
-    case 'bigint':
-      return String(value);
-    case 'boolean':
-      return value ? 'true' : 'false';
-    case 'undefined':
-      return nullValue;
-    default:
-      if (value === null) return nullValue;
-      if (value instanceof Date) {
-        if (Number.isNaN(value.getTime())) throw new RowError(`column "${column}": invalid Date`, { code: 'bad_field' });
-        return value.toISOString();
-      }
-      if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
-      try {
-        return JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
-      } catch (error) {
-        throw new RowError(`column "${column}": value cannot be written as JSON (${(error as Error).message})`, {
-          code: 'bad_field',
-          cause: error,
-        });
-      }
+/** One value as CSV text (null for null): as {@link valueText} has it, but bytes as base64 and dates checked. */
+function formatValue(value: unknown, column: string): string | null {
+  if (value instanceof Date && Number.isNaN(value.getTime())) throw new RowError(`column "${column}": invalid Date`, { code: 'bad_field' });
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+  try {
+    return valueText(value);
+  } catch (error) {
+    throw new RowError(`column "${column}": value cannot be written as JSON (${(error as Error).message})`, {
+      code: 'bad_field',
+      cause: error,
+    });
   }
 }
 
-/** The CSV text of one record (a header or a row), with the sink's delimiter and quote. */
-function csvText(records: string[][], opts: CsvOptions): string {
-  return stringify(records, { delimiter: opts.delimiter, quote: opts.quote, escape: opts.quote, record_delimiter: '\n', eof: true });
+/**
+ * Records as CSV text, each field as {@link csvField} writes it: null as the
+ * unquoted null text, and text that would read as null (`""` when the null text
+ * is empty) quoted, so the file reads back to the same values.
+ */
+function csvText(records: (string | null)[][], opts: CsvOptions): string {
+  const dialect = { delimiter: opts.delimiter, quote: opts.quote, nullText: opts.null_value };
+  let out = '';
+  for (const record of records) out += `${record.map((f, i) => csvField(f, dialect, i === 0)).join(opts.delimiter)}\n`;
+  return out;
 }
 
 /** The columns to write: the `columns` option, else the source schema, else the first row's keys. */
@@ -64,7 +56,7 @@ async function openWriter(partition: Partition, opts: CsvOptions, ctx: TaskConte
         columns = { ...chosen, set: new Set(chosen.names) };
       }
       const { names, explicit, set } = columns;
-      const records: string[][] = new Array(batch.length);
+      const records: (string | null)[][] = new Array(batch.length);
       for (let r = 0; r < batch.length; r++) {
         const row = batch[r] as Row;
         if (!explicit) {
@@ -76,10 +68,10 @@ async function openWriter(partition: Partition, opts: CsvOptions, ctx: TaskConte
               );
           }
         }
-        const record: string[] = new Array(names.length);
+        const record: (string | null)[] = new Array(names.length);
         for (let i = 0; i < names.length; i++) {
           const name = names[i] as string;
-          record[i] = formatValue(row[name], opts.null_value, name);
+          record[i] = formatValue(row[name], name);
         }
         records[r] = record;
       }

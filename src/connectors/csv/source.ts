@@ -18,7 +18,7 @@ import { RowError, WeirError } from '../../sdk/errors.js';
 import type { ColumnType, EncodedRows, EncodingHints, Partition, Row, Schema } from '../../sdk/types.js';
 import { type Converted, convertText, TextTypeGuess } from '../shared/columns.js';
 import { type FileSample, fileError, openToRead, resolvePath, singleFileSource } from '../shared/files.js';
-import { ChunkScanner, type Dialect, encodeRowsCsv, KIND_OF, type LineEnding } from './encoded.js';
+import { ChunkScanner, type Dialect, encodeRowsCsv, type Field, KIND_OF, type LineEnding } from './encoded.js';
 import type { CsvOptions } from './spec.js';
 import { type RangeStart, recordBoundaries } from './split.js';
 
@@ -33,7 +33,7 @@ const WHO = 'csv source';
 
 /** A record and the line it starts on. */
 interface ParsedRecord {
-  record: string[];
+  record: Field[];
   line: number;
 }
 
@@ -48,9 +48,19 @@ interface ParserStart {
 
 const RECORD_DELIMITERS = { lf: '\n', crlf: '\r\n', cr: '\r' } as const;
 
+/** csv-parse's cast: marks unquoted empty fields and unquoted null texts, which only the parser can tell from quoted ones. */
+function nullCast(nullValue: string): NonNullable<ParseOptions['cast']> {
+  return (value, context) => {
+    if (context.quoting) return value;
+    if (value === '') return context.index === 0 ? undefined : null;
+    return value === nullValue ? null : value;
+  };
+}
+
 /** The csv-parse options of the row path (the encoded path's decode uses the same). */
 function parseOptions(opts: CsvOptions): ParseOptions {
   return {
+    cast: nullCast(opts.null_value),
     delimiter: opts.delimiter,
     quote: opts.quote,
     escape: opts.quote,
@@ -103,12 +113,12 @@ async function openParser<I extends boolean>(
     stream.destroy();
     parser.destroy();
   };
-  return { parser: parser as AsyncIterable<I extends true ? { record: string[]; info: Info } : string[]>, skipped, close };
+  return { parser: parser as AsyncIterable<I extends true ? { record: Field[]; info: Info } : Field[]>, skipped, close };
 }
 
 /** Column names from a header record: trimmed; blanks become `column_<n>`; duplicates are a config error. */
-function headerNames(record: string[], path: string): string[] {
-  const names = record.map((n, i) => n.trim() || `column_${i + 1}`);
+function headerNames(record: Field[], path: string): string[] {
+  const names = record.map((n, i) => n?.trim() || `column_${i + 1}`);
   const seen = new Map<string, number>();
   names.forEach((name, i) => {
     const first = seen.get(name);
@@ -138,16 +148,21 @@ function typesFor(names: string[], opts: CsvOptions, known?: Schema): (ColumnTyp
   return names.map((n) => opts.columns?.[n] ?? fromSchema.get(n));
 }
 
-/** Fills undefined types by inference over sample records (positions aligned with `names`). */
-function infer(types: (ColumnType | undefined)[], sample: string[][], nullValue: string): ColumnType[] {
-  return types.map((t, i) => {
-    if (t) return t;
+/**
+ * The columns: declared or known types as they are, the rest inferred from sample
+ * records (positions aligned with `names`). Nulls are no evidence; quoted text, even
+ * `""`, is.
+ */
+function infer(names: string[], types: (ColumnType | undefined)[], sample: Field[][]): Schema {
+  return names.map((name, i) => {
+    const t = types[i];
+    if (t) return { name, type: t, nullable: true };
     const guess = new TextTypeGuess();
     for (const record of sample) {
       const v = record[i];
-      if (v !== undefined && v !== nullValue && v !== '') guess.add(v);
+      if (typeof v === 'string') guess.add(v); // quoted text too: `""` says the column holds text
     }
-    return guess.type;
+    return guess.column(name);
   });
 }
 
@@ -159,7 +174,7 @@ interface Sample extends FileSample {
 async function takeSample(path: string, opts: CsvOptions): Promise<Sample> {
   const { parser, close } = await openParser(path, opts, true);
   let names: string[] | undefined = opts.header ? undefined : Object.keys(opts.columns ?? {});
-  const records: string[][] = [];
+  const records: Field[][] = [];
   let bytes = 0;
   let headerBytes = 0;
   let complete = true;
@@ -182,19 +197,22 @@ async function takeSample(path: string, opts: CsvOptions): Promise<Sample> {
   }
   names ??= [];
   if (opts.header) checkDeclared(names, opts, path);
-  const types = infer(typesFor(names, opts), records, opts.null_value);
   return {
-    schema: names.map((name, i) => ({ name, type: types[i] as ColumnType, nullable: true })),
+    schema: infer(names, typesFor(names, opts), records),
     rows: records.length,
     bytes,
     complete,
   };
 }
 
+/** An empty line, or one holding only `""`: the row path skips both (as the encoded path does). */
+const emptyLine = (record: Field[]) => record.length === 1 && (record[0] === undefined || record[0] === '');
+
 /** Line breaks inside the fields of a record (quoted multi-line fields). */
-function countNewlines(fields: string[]): number {
+function countNewlines(fields: Field[]): number {
   let n = 0;
   for (const f of fields) {
+    if (!f) continue;
     for (let i = f.indexOf('\n'); i !== -1; i = f.indexOf('\n', i + 1)) n++;
   }
   return n;
@@ -214,8 +232,12 @@ class RecordConverter {
     this.stringColumns = types.map((t) => t === 'string');
   }
 
-  /** The row, or the error that explains why the record is not one. */
-  convert(record: string[]): Row | RowError {
+  /**
+   * The row, or the error that explains why the record is not one. Nulls are the
+   * parser's (unquoted empty or null text); in a column that is not text, empty
+   * text and the null text are null too (those types have no empty value).
+   */
+  convert(record: Field[]): Row | RowError {
     const { names, opts } = this;
     if (record.length !== names.length)
       return new RowError(
@@ -224,9 +246,9 @@ class RecordConverter {
       );
     const row: Row = {};
     for (let i = 0; i < names.length; i++) {
-      const text = record[i] as string;
+      const text = record[i];
       const name = names[i] as string;
-      if (text === opts.null_value || (text === '' && !this.stringColumns[i])) {
+      if (text === null || text === undefined || (!this.stringColumns[i] && (text === '' || text === opts.null_value))) {
         row[name] = null;
         continue;
       }
@@ -242,7 +264,7 @@ class RecordConverter {
   }
 
   /** The record as CSV text, for the dead-letter entry. */
-  raw(record: string[]): string {
+  raw(record: Field[]): string {
     return stringify([record], { delimiter: this.opts.delimiter, quote: this.opts.quote, escape: this.opts.quote, eof: false });
   }
 }
@@ -273,19 +295,23 @@ async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext, resume
     const pending: ParsedRecord[] = [];
     let chunk: Row[] = [];
 
-    const take = async (record: string[], line: number, c: RecordConverter) => {
+    const take = async (record: Field[], line: number, c: RecordConverter) => {
       const result = c.convert(record);
       if (result instanceof RowError) await ctx.reject({ line, raw: c.raw(record) }, result);
       else chunk.push(result);
     };
     /** Settles the column types (inferring from `pending` where needed) and converts the held-back records. */
     const start = async (columnNames: string[]) => {
-      const types = infer(
+      const columns = infer(
+        columnNames,
         typesFor(columnNames, opts, ctx.schema),
         pending.map((p) => p.record),
-        opts.null_value,
       );
-      const c = new RecordConverter(columnNames, types, opts);
+      const c = new RecordConverter(
+        columnNames,
+        columns.map((col) => col.type),
+        opts,
+      );
       for (const p of pending) await take(p.record, p.line, c);
       pending.length = 0;
       return c;
@@ -298,7 +324,7 @@ async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext, resume
     for await (const record of parser) {
       const line = lastLine + 1;
       lastLine = line + countNewlines(record);
-      if (record.length === 1 && record[0] === '') continue; // an empty line
+      if (emptyLine(record)) continue;
       if (!names) {
         names = headerNames(record, path);
         checkDeclared(names, opts, path);
@@ -422,7 +448,7 @@ async function readPrefix(path: string, opts: CsvOptions): Promise<Prefix> {
       info: true,
       skip_empty_lines: false,
     } as ParseOptions) as unknown as {
-      record: string[];
+      record: Field[];
       info: Info;
     }[];
     const found = findData(records, opts, path, start, () => lineEndingIn(block, records[0]?.info.bytes ?? 0));
@@ -432,7 +458,7 @@ async function readPrefix(path: string, opts: CsvOptions): Promise<Prefix> {
     if (whole) return { ...start, names: undefined, offset: -1 }; // no data
   }
   const { parser, close } = await openParser(path, { ...opts, skip_lines: 0 }, true, undefined, false);
-  const streamed: { record: string[]; info: Info }[] = [];
+  const streamed: { record: Field[]; info: Info }[] = [];
   try {
     for await (const item of parser) {
       streamed.push(item);
@@ -456,7 +482,7 @@ const PREFIX_BLOCK_BYTES = [4 * 1024, 64 * 1024];
  * these records do not reach it.
  */
 function findData(
-  records: { record: string[]; info: Info }[],
+  records: { record: Field[]; info: Info }[],
   opts: CsvOptions,
   path: string,
   start: Prefix,
@@ -476,7 +502,7 @@ function findData(
     }
     const line = lastLine + 1;
     lastLine = line + countNewlines(record);
-    if (record.length === 1 && record[0] === '') continue; // an empty line
+    if (emptyLine(record)) continue;
     const names = headerNames(record, path);
     checkDeclared(names, opts, path);
     return { ...start, ...at(info), names, line: lastLine };
@@ -550,15 +576,15 @@ function decodeChunk(
     on_skip: (error) => {
       if (error) skipped.push(error);
     },
-  }) as string[][];
+  }) as Field[][];
   return (async () => {
     const rows: Row[] = [];
     let lastLine = chunk.line;
     for (let i = 0; i < records.length; i++) {
-      const record = records[i] as string[];
+      const record = records[i] as Field[];
       const line = lastLine + 1;
       lastLine = line + countNewlines(record);
-      if ((record.length === 1 && record[0] === '') || chunk.rejected.has(i)) continue;
+      if (emptyLine(record) || chunk.rejected.has(i)) continue;
       const result = converter.convert(record);
       if (result instanceof RowError) await reject({ line, raw: converter.raw(record) }, result);
       else rows.push(result);

@@ -21,9 +21,9 @@ export const csvOptions = {
   columns: o
     .map(o.enum(COLUMN_TYPES))
     .describe(
-      'Column types by column name (integer, number, string, boolean, timestamp, json). As a source, the named columns are converted to these types and the other columns are inferred from the first 1000 rows; required when `header` is false, and then it also gives the column order. As a sink: the columns to write, in this order (other fields of a row are left out).',
+      'Column types by column name (integer, decimal, number, string, boolean, timestamp, json): `decimal` is exact, `number` a double. As a source, the named columns are converted to these types and the other columns are inferred from the first 1000 rows, choosing only types that keep the text as it is: integer (64-bit, canonical digits), decimal (any other number, with the precision and scale seen), boolean (`true`/`false`), ISO-8601 timestamp, else string. Required when `header` is false, and then it also gives the column order. As a sink: the columns to write, in this order (other fields of a row are left out).',
     )
-    .example({ id: 'integer', amount: 'number', created_at: 'timestamp' }),
+    .example({ id: 'integer', amount: 'decimal', created_at: 'timestamp' }),
   delimiter: oneChar().describe('The field separator, one character, e.g. "," or ";" or "\\t".').default(','),
   quote: oneChar().describe('The character that quotes fields containing the delimiter, quotes or line breaks.').default('"'),
   encoding: o
@@ -33,7 +33,7 @@ export const csvOptions = {
   null_value: o
     .string()
     .describe(
-      'The text that means null. As a source, fields equal to it become null (and empty fields of non-string columns too); as a sink, nulls are written as it.',
+      'The text that means null, besides an unquoted empty field. As a source, an unquoted empty field and an unquoted field equal to it are null, while quoted text is always text (`""` is the empty string, as PostgreSQL reads CSV); in columns that are not strings, empty text and this text are null too. As a sink, nulls are written as it, unquoted, and any text that would read back as null (`""`) is quoted.',
     )
     .default(''),
   mode: o

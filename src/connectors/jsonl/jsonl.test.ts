@@ -7,6 +7,7 @@ import type { JsonValue, Row, Schema } from '../../sdk/types.js';
 import { collect, commitContext, messageOf, planContext, taskContext, tempDir } from '../shared/test-context.js';
 import jsonl from './index.js';
 import { type JsonlOptions, jsonlOptions } from './spec.js';
+import { Decimal } from '../../sdk/values.js';
 
 function options(input: Record<string, unknown>): JsonlOptions {
   const r = validateOptions(jsonlOptions, input, 'source');
@@ -61,7 +62,7 @@ describe('jsonl source', () => {
     const { schema, rows, rejected } = await readAll({ path: 'in.jsonl' });
     expect(schema?.map((c) => [c.name, c.type])).toEqual([
       ['id', 'integer'],
-      ['price', 'number'],
+      ['price', 'decimal'],
       ['ok', 'boolean'],
       ['at', 'timestamp'],
       ['name', 'string'],
@@ -69,8 +70,32 @@ describe('jsonl source', () => {
       ['extra', 'string'],
     ]);
     expect(rows).toHaveLength(2);
-    expect(rows[1]).toEqual({ id: 2, price: 2.5, ok: false, at: null, name: 'b', tags: null, extra: 'z' });
+    expect(rows[1]).toEqual({ id: 2, price: Decimal.parse('2.5'), ok: false, at: null, name: 'b', tags: null, extra: 'z' });
     expect(rejected).toEqual([]);
+  });
+
+  it('keeps numbers exact: decimals with their digits, integers beyond 2^53, also nested; jsonl → jsonl gives the same text', async () => {
+    const text =
+      '{"id":1,"amount":12345678901234567890123456789.123456789,"price":375.30,"big":18446744073709551615,"doc":{"x":[1.10,2]}}\n' +
+      '{"id":2,"amount":-0.5,"price":1e3,"big":-9007199254740993,"doc":null}\n';
+    await writeFile(join(dir, 'in.jsonl'), text);
+    const { schema, rows } = await readAll({ path: 'in.jsonl' });
+    expect(schema?.map((c) => [c.name, c.type])).toEqual([
+      ['id', 'integer'],
+      ['amount', 'decimal'],
+      ['price', 'decimal'],
+      ['big', 'integer'],
+      ['doc', 'json'],
+    ]);
+    expect(rows[0]).toEqual({
+      id: 1,
+      amount: Decimal.parse('12345678901234567890123456789.123456789'),
+      price: Decimal.parse('375.30'),
+      big: 18446744073709551615n,
+      doc: { x: [Decimal.parse('1.10'), 2] },
+    });
+    await writeAll({ path: 'out.jsonl' }, [['0', rows]]);
+    expect(await readFile(join(dir, 'out.jsonl'), 'utf8')).toBe(text);
   });
 
   it('rejects lines that are not JSON objects and keeps reading', async () => {
@@ -136,16 +161,13 @@ describe('jsonl sink', () => {
     expect(await readFile(join(dir, 'out.jsonl'), 'utf8')).toBe(text);
   });
 
-  it('works without a schema (dead-letter use) and writes Date, bigint and bytes as strings', async () => {
+  it('works without a schema (dead-letter use): Dates and bytes as strings, bigints as exact numbers', async () => {
     await writeAll({ path: 'dead.jsonl' }, [
       ['dead-letter', [{ at: new Date(0), big: 2n ** 70n, bytes: new Uint8Array([1, 2, 3]), deep: { n: 1n } }]],
     ]);
-    expect(JSON.parse(await readFile(join(dir, 'dead.jsonl'), 'utf8'))).toEqual({
-      at: '1970-01-01T00:00:00.000Z',
-      big: '1180591620717411303424',
-      bytes: 'AQID',
-      deep: { n: '1' },
-    });
+    expect(await readFile(join(dir, 'dead.jsonl'), 'utf8')).toBe(
+      '{"at":"1970-01-01T00:00:00.000Z","big":1180591620717411303424,"bytes":"AQID","deep":{"n":1}}\n',
+    );
   });
 
   it('turns an unserializable row into a RowError', async () => {

@@ -4,37 +4,27 @@ import type { JsonValue, Partition, Row } from '../../sdk/types.js';
 import { resolvePath } from '../shared/files.js';
 import { abortStagedMessages, commitStaged, makeTargetDir, parseMessages, StagedFile } from '../shared/staged.js';
 import type { JsonlOptions } from './spec.js';
+import { stringifyJson } from '../../sdk/values.js';
 
 const WHO = 'jsonl sink';
 
-/** bigint → string, bytes → base64 (Dates are already ISO strings through their toJSON). */
-function replacer(this: unknown, key: string, value: unknown): unknown {
-  if (typeof value === 'bigint') return value.toString();
-  const original = (this as Record<string, unknown>)[key];
-  if (original instanceof Uint8Array) return Buffer.from(original.buffer, original.byteOffset, original.byteLength).toString('base64');
-  return value;
-}
-
-/** Whether a row has a top-level value plain JSON.stringify would get wrong. */
-function needsReplacer(row: Row): boolean {
+/** Bytes as base64 (JSON has no bytes); the rest as it is. */
+function bytesAsBase64(row: Row): Row {
+  let out: Row | undefined;
   for (const key in row) {
     const v = row[key];
-    if (typeof v === 'bigint' || v instanceof Uint8Array) return true;
+    if (v instanceof Uint8Array) {
+      out ??= { ...row };
+      out[key] = Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+    }
   }
-  return false;
+  return out ?? row;
 }
 
-/** One row as a JSON line (without the newline). */
+/** One row as a JSON line (without the newline): decimals and bigints as exact number literals, bytes as base64. */
 export function jsonLine(row: Row): string {
   try {
-    if (!needsReplacer(row)) {
-      try {
-        return JSON.stringify(row);
-      } catch (error) {
-        if (!(error instanceof TypeError)) throw error; // a nested bigint: retry with the replacer
-      }
-    }
-    return JSON.stringify(row, replacer);
+    return stringifyJson(bytesAsBase64(row));
   } catch (error) {
     throw new RowError(`row cannot be written as JSON: ${(error as Error).message}`, { code: 'bad_row', cause: error });
   }

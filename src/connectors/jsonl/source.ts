@@ -10,6 +10,7 @@ import type { ColumnType, Row, Schema } from '../../sdk/types.js';
 import { convertValue, JsonTypeGuess } from '../shared/columns.js';
 import { type FileSample, fileError, openToRead, singleFileSource } from '../shared/files.js';
 import type { JsonlOptions } from './spec.js';
+import { parseJsonExact } from '../../sdk/values.js';
 
 /** Lines inspected to infer the schema. */
 export const INFER_ROWS = 1000;
@@ -45,7 +46,7 @@ async function openLines(path: string) {
 function parseLine(text: string, line: number): Row | RowError {
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parseJsonExact(text);
   } catch (error) {
     return new RowError(`line ${line} is not valid JSON (${(error as Error).message})`, { code: 'bad_json', cause: error });
   }

@@ -9,6 +9,7 @@ import { NETWORK_ERROR_CODES, RowError, WeirError } from '../../sdk/errors.js';
 import { quoteIdentifier as q } from '../../sdk/sql.js';
 import { tlsConfig } from '../../sdk/tls.js';
 import type { ColumnType, Schema } from '../../sdk/types.js';
+import { Decimal, parseJsonExact } from '../../sdk/values.js';
 import type { PostgresOptions } from './spec.js';
 
 /** The PostgreSQL type OIDs weir maps to its column types. */
@@ -36,11 +37,13 @@ export const OID = {
 
 const INTEGER_OIDS = new Set<number>([OID.int2, OID.int4, OID.int8, OID.oid]);
 const NUMBER_OIDS = new Set<number>([OID.float4, OID.float8, OID.numeric]);
+const FLOAT_OIDS = new Set<number>([OID.float4, OID.float8]);
 const TIME_OIDS = new Set<number>([OID.date, OID.timestamp, OID.timestamptz]);
 
 export function columnTypeOfOid(oid: number): ColumnType {
   if (INTEGER_OIDS.has(oid)) return 'integer';
-  if (NUMBER_OIDS.has(oid)) return 'number';
+  if (oid === OID.numeric) return 'decimal';
+  if (FLOAT_OIDS.has(oid)) return 'number';
   if (oid === OID.bool) return 'boolean';
   if (TIME_OIDS.has(oid)) return 'timestamp';
   if (oid === OID.json || oid === OID.jsonb) return 'json';
@@ -57,9 +60,14 @@ export function rangeKindOfOid(oid: number): RangeKind | undefined {
   return undefined;
 }
 
-/** The PostgreSQL type a sink uses for a weir column type when it creates a table. */
+/**
+ * The PostgreSQL type a sink uses for a weir column type when it creates a table.
+ * Decimals get an unconstrained `numeric`: it keeps every value's own scale
+ * (`1.50` stays `1.50`, where `numeric(p,2)` would also turn `1.5` into `1.50`).
+ */
 export const PG_TYPES: Record<ColumnType, string> = {
   integer: 'bigint',
+  decimal: 'numeric',
   number: 'double precision',
   string: 'text',
   boolean: 'boolean',
@@ -82,9 +90,14 @@ function int8(text: string): number | bigint {
   return Number.isSafeInteger(n) ? n : BigInt(text);
 }
 
+/** numeric as an exact Decimal; `NaN` and `±Infinity` (no decimal has them) as numbers. */
+function numeric(text: string): Decimal | number {
+  return Decimal.parse(text) ?? Number(text);
+}
+
 /**
  * Value parsers for rows read by the source: int8 as number (bigint beyond 2^53),
- * numeric as number, dates and timestamps as lossless ISO-8601 strings (the
+ * numeric as Decimal, json/jsonb with exact numbers, dates and timestamps as lossless ISO-8601 strings (the
  * session time zone is UTC), intervals as text; the rest as node-postgres does.
  */
 export const readTypes = {
@@ -94,7 +107,7 @@ export const readTypes = {
       case OID.int8:
         return int8;
       case OID.numeric:
-        return (text: string) => Number(text);
+        return numeric;
       case OID.date:
         return (text: string) => text;
       case OID.timestamp:
@@ -103,6 +116,9 @@ export const readTypes = {
         return isoTimestamptz;
       case OID.interval:
         return (text: string) => text;
+      case OID.json:
+      case OID.jsonb:
+        return parseJsonExact;
       default:
         return pg.types.getTypeParser(oid, 'text');
     }
@@ -279,5 +295,17 @@ export async function querySchema(client: pg.Client, sql: string): Promise<Schem
     [oids],
   );
   const isArray = new Set(arrays.rows.map((x) => x.oid));
-  return r.fields.map((f) => ({ name: f.name, type: isArray.has(f.dataTypeID) ? 'json' : columnTypeOfOid(f.dataTypeID), nullable: true }));
+  return r.fields.map((f) => ({
+    name: f.name,
+    type: isArray.has(f.dataTypeID) ? 'json' : columnTypeOfOid(f.dataTypeID),
+    nullable: true,
+    ...(f.dataTypeID === OID.numeric ? numericTypmod(f.dataTypeModifier) : {}),
+  }));
+}
+
+/** Precision and scale of `numeric(p,s)` from its type modifier (`((p << 16) | s) + 4`); none for plain `numeric`. */
+export function numericTypmod(typmod: number): { precision?: number; scale?: number } {
+  if (typmod < 4) return {};
+  const m = typmod - 4;
+  return { precision: (m >> 16) & 0xffff, scale: m & 0xffff };
 }

@@ -326,8 +326,8 @@ delivery: exactly-once
       expect(summary.status).toBe('succeeded');
       const rows = await select(`SELECT b, bt, f, ft, n::text AS n FROM "${table}" ORDER BY f`);
       expect(rows).toEqual([
-        { b: true, bt: 't', f: 1.5, ft: '1.5', n: '1.5' },
-        { b: false, bt: 'f', f: 2, ft: '2', n: '2' },
+        { b: true, bt: 'true', f: 1.5, ft: '1.5', n: '1.5' },
+        { b: false, bt: 'false', f: 2, ft: '2', n: '2' },
       ]);
       // what the writer told the source
       const schema: Schema = ['b', 'bt', 'f', 'ft', 'n'].map((name) => ({ name, type: name.startsWith('b') ? 'boolean' : 'number' }));

@@ -10,6 +10,7 @@ import { validateConnectorOptions } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
 import { connectorOptions } from '../../sdk/testing.js';
 import type { Partition, Row } from '../../sdk/types.js';
+import { Decimal } from '../../sdk/values.js';
 import { collect, planContext, taskContext } from '../shared/test-context.js';
 import postgres from './index.js';
 import { rangeQuery, splitRange } from './source.js';
@@ -89,6 +90,31 @@ afterAll(async () => {
 });
 
 describe.skipIf(!up)('postgres source', () => {
+  it('reads numeric, bigint, jsonb numbers and timestamptz exactly, with numeric precision and scale', async () => {
+    const table = tableName();
+    await admin.query(`CREATE TABLE "${table}" (id int, n numeric, p numeric(30,2), b bigint, j jsonb, at timestamptz)`);
+    await admin.query(
+      `INSERT INTO "${table}" VALUES
+       (1, '12345678901234567890123456789.123456789', '375.30', 9223372036854775807, '{"x": 12345678901234567890.10, "y": 1.50}', '2024-05-01 10:00:00.123456+00'),
+       (2, 'NaN', '-0.01', -9223372036854775808, '[1, 2]', '1999-12-31 23:59:59.999999+00')`,
+    );
+    const { schema, rows } = await readAll({ table });
+    expect(schema?.find((c) => c.name === 'p')).toMatchObject({ type: 'decimal', precision: 30, scale: 2 });
+    expect(schema?.find((c) => c.name === 'n')).toEqual({ name: 'n', type: 'decimal', nullable: true });
+    const d = (t: string) => Decimal.parse(t);
+    expect([...rows].sort((a, b) => Number(a.id) - Number(b.id))).toEqual([
+      {
+        id: 1,
+        n: d('12345678901234567890123456789.123456789'),
+        p: d('375.30'),
+        b: 9223372036854775807n,
+        j: { x: d('12345678901234567890.10'), y: d('1.50') },
+        at: '2024-05-01T10:00:00.123456Z',
+      },
+      { id: 2, n: Number.NaN, p: d('-0.01'), b: -9223372036854775808n, j: [1, 2], at: '1999-12-31T23:59:59.999999Z' },
+    ]);
+  });
+
   it('reads a table with its schema; values keep their precision', async () => {
     const table = tableName();
     await admin.query(`CREATE TABLE "${table}" (
@@ -104,7 +130,7 @@ describe.skipIf(!up)('postgres source', () => {
     expect(schema?.map((c) => `${c.name}:${c.type}`)).toEqual([
       'id:integer',
       'small:integer',
-      'price:number',
+      'price:decimal',
       'ratio:number',
       'ok:boolean',
       'label:string',
@@ -120,7 +146,7 @@ describe.skipIf(!up)('postgres source', () => {
     const first = rows.find((r) => r.small === 1) as Row;
     expect(first).toMatchObject({
       id: 9007199254740993n,
-      price: 12.34,
+      price: Decimal.parse('12.34'),
       ratio: 0.5,
       ok: true,
       label: 'tab\there',

@@ -31,6 +31,7 @@ import type { JsonValue, Partition, Row } from '../../sdk/types.js';
 import { classify, connect, release, where } from './client.js';
 import type { RedisOptions } from './spec.js';
 import { compileTemplate, dateText, type KeyTemplate } from './template.js';
+import { Decimal, stringifyJson } from '../../sdk/values.js';
 
 export interface RedisCommitMessage {
   partition_id: string;
@@ -53,16 +54,15 @@ export function redisValue(v: unknown, field = 'value'): string | Buffer | undef
       if (v === null) return undefined;
       if (v instanceof Date) return dateText(v, field);
       if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+      if (Decimal.is(v)) return v.text;
       return jsonText(v, `field ${field}`);
   }
 }
 
-const bigintAsText = (_key: string, v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : v);
-
-/** JSON text of a row or a value (bigints as text); a {@link RowError} when JSON cannot encode it (a cycle). */
+/** Exact JSON text of a row or a value (decimals and bigints as number literals); a {@link RowError} when JSON cannot encode it (a cycle). */
 function jsonText(v: unknown, what: string): string {
   try {
-    return JSON.stringify(v, bigintAsText);
+    return stringifyJson(v);
   } catch (error) {
     throw new RowError(`${what} cannot be written as JSON: ${(error as Error).message}`, { code: 'invalid_json', cause: error });
   }

@@ -17,6 +17,7 @@ import { RowError, WeirError } from '../../sdk/errors.js';
 import type { Partition, Row } from '../../sdk/types.js';
 import { classify, connect, release, where } from './client.js';
 import type { RedisOptions } from './spec.js';
+import { parseJsonExact } from '../../sdk/values.js';
 
 type StreamEntry = [id: string, fields: string[] | null];
 type ReadReply = [stream: string, entries: StreamEntry[]][] | null;
@@ -181,7 +182,7 @@ async function* readKeys(opts: RedisOptions, ctx: TaskContext): AsyncGenerator<R
         }
         let parsed: unknown;
         try {
-          parsed = JSON.parse(value as string);
+          parsed = parseJsonExact(value as string);
         } catch (error) {
           await ctx.reject(
             { [opts.key_field]: key, value },

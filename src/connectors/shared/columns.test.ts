@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { Decimal } from '../../sdk/values.js';
 import { convertText, convertValue, isIsoTimestamp, JsonTypeGuess, TextTypeGuess } from './columns.js';
 
 const guessText = (...values: string[]) => {
@@ -50,17 +51,29 @@ describe('column conversion', () => {
 describe('type inference', () => {
   it('from text', () => {
     expect(guessText('1', '-2')).toBe('integer');
-    expect(guessText('1', '2.5')).toBe('number');
+    expect(guessText('1', '2.5')).toBe('decimal');
+    expect(guessText('1.50', '1e3', '-0')).toBe('decimal');
+    expect(guessText('9223372036854775807', '-9223372036854775808')).toBe('integer');
+    expect(guessText('9223372036854775808')).toBe('decimal');
     expect(guessText('007')).toBe('string');
-    expect(guessText('true', 'FALSE')).toBe('boolean');
+    expect(guessText('+5')).toBe('string');
+    expect(guessText('true', 'false')).toBe('boolean');
+    expect(guessText('true', 'FALSE')).toBe('string');
     expect(guessText('2024-05-01', '2024-05-02T00:00:00Z')).toBe('timestamp');
     expect(guessText('1', 'x')).toBe('string');
     expect(guessText()).toBe('string');
   });
 
+  it('gives decimal columns the precision and scale of what it saw', () => {
+    const g = new TextTypeGuess();
+    for (const v of ['1.50', '-123.4', '0.0001', '12345678901234567890123456789.123456789']) g.add(v);
+    expect(g.column('amount')).toEqual({ name: 'amount', type: 'decimal', nullable: true, precision: 38, scale: 9 });
+  });
+
   it('from JSON values', () => {
     expect(guessJson(1, null, 2)).toBe('integer');
     expect(guessJson(1, 2.5)).toBe('number');
+    expect(guessJson(1, Decimal.parse('2.50'), 2n)).toBe('decimal');
     expect(guessJson('2024-05-01', 'x')).toBe('string');
     expect(guessJson(1, 'x')).toBe('json');
     expect(guessJson([1], { a: 1 })).toBe('json');

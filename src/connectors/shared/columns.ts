@@ -4,7 +4,8 @@
  * value's text (postgres COPY, the csv passthrough). Runs on the planner
  * (inference) and on workers (conversion).
  */
-import type { ColumnType } from '../../sdk/types.js';
+import type { Column, ColumnType } from '../../sdk/types.js';
+import { Decimal, parseJsonExact, stringifyJson } from '../../sdk/values.js';
 
 /** A conversion outcome: the value, or why the text does not fit the type. */
 export type Converted = { ok: true; value: unknown } | { ok: false; reason: string };
@@ -27,7 +28,7 @@ const fail = (reason: string): Converted => ({ ok: false, reason });
 export function show(value: unknown): string {
   let text: string;
   try {
-    text = JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) ?? String(value);
+    text = stringifyJson(value);
   } catch {
     text = String(value);
   }
@@ -61,6 +62,10 @@ export function convertText(text: string, type: ColumnType): Converted {
       const t = text.trim();
       return NUM.test(t) ? ok(Number(t)) : fail(`${show(text)} is not a number`);
     }
+    case 'decimal': {
+      const d = Decimal.parse(text);
+      return d ? ok(d) : fail(`${show(text)} is not a decimal number`);
+    }
     case 'boolean': {
       const t = text.trim().toLowerCase();
       if (TRUE.has(t)) return ok(true);
@@ -73,7 +78,7 @@ export function convertText(text: string, type: ColumnType): Converted {
     }
     case 'json':
       try {
-        return ok(JSON.parse(text));
+        return ok(parseJsonExact(text));
       } catch {
         return fail(`${show(text)} is not valid JSON`);
       }
@@ -88,13 +93,24 @@ export function convertValue(value: unknown, type: ColumnType): Converted {
   if (value === null || value === undefined) return ok(null);
   if (type === 'json') return ok(value);
   if (typeof value === 'string') return type === 'string' ? ok(value) : convertText(value, type);
+  const decimal = Decimal.is(value);
   switch (type) {
     case 'string':
-      return typeof value === 'number' || typeof value === 'boolean' ? ok(String(value)) : fail(`${show(value)} is not a string`);
+      return typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' || decimal
+        ? ok(valueText(value))
+        : fail(`${show(value)} is not a string`);
     case 'integer':
-      return typeof value === 'number' && Number.isInteger(value) ? ok(value) : fail(`${show(value)} is not an integer`);
+      if (typeof value === 'bigint' || (typeof value === 'number' && Number.isInteger(value))) return ok(value);
+      if (decimal && value.scale === 0) return convertText(value.unscaled(0)?.toString() ?? '', 'integer');
+      return fail(`${show(value)} is not an integer`);
     case 'number':
-      return typeof value === 'number' ? ok(value) : fail(`${show(value)} is not a number`);
+      if (typeof value === 'number') return ok(value);
+      if (typeof value === 'bigint' || decimal) return ok(Number(valueText(value)));
+      return fail(`${show(value)} is not a number`);
+    case 'decimal':
+      if (decimal) return ok(value);
+      if (typeof value === 'bigint' || (typeof value === 'number' && Number.isFinite(value))) return convertText(String(value), 'decimal');
+      return fail(`${show(value)} is not a decimal number`);
     case 'boolean':
       return typeof value === 'boolean' ? ok(value) : fail(`${show(value)} is not a boolean (true or false)`);
     case 'timestamp':
@@ -105,14 +121,21 @@ export function convertValue(value: unknown, type: ColumnType): Converted {
 // ---------------------------------------------------------------------------
 // Inference from text (csv)
 
-const INFER_INT = /^-?(0|[1-9]\d*)$/;
+/** Integers in their one canonical text (no `+`, no leading zeros, not `-0`): converting keeps the text. */
+const INFER_INT = /^(0|-?[1-9]\d*)$/;
+/** Numbers in JSON number grammar: a {@link Decimal} keeps this text as it is. */
 const INFER_NUM = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/;
-const INFER_BOOL = /^(true|false)$/i;
+/** Only the spelling `valueText` writes back: a column of `TRUE`/`yes` stays text, as it came. */
+const INFER_BOOL = /^(true|false)$/;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
 
 /**
- * Infers a column's type from text samples (non-null values only): integer,
- * then number, boolean, ISO-8601 timestamp, else string. Values with leading
- * zeros (`007`, zip codes) stay strings; no samples means string.
+ * Infers a column's type from text samples (non-null values only), choosing only
+ * types whose values give back the sample's exact text: integer (within 64 bits),
+ * decimal (any other number, with the precision and scale seen), boolean
+ * (`true`/`false`), ISO-8601 timestamp, else string. Values with leading zeros
+ * (`007`, zip codes) stay strings; no samples means string.
  */
 export class TextTypeGuess {
   private integer = true;
@@ -120,22 +143,44 @@ export class TextTypeGuess {
   private boolean = true;
   private timestamp = true;
   private seen = false;
+  private wide = false;
+  private integerDigits = 0;
+  private scale = 0;
 
   add(text: string): void {
     this.seen = true;
     if (this.integer && !INFER_INT.test(text)) this.integer = false;
-    if (this.number && !INFER_NUM.test(text)) this.number = false;
+    if (this.number) {
+      if (!INFER_NUM.test(text)) this.number = false;
+      else this.measure(text);
+    }
     if (this.boolean && !INFER_BOOL.test(text)) this.boolean = false;
     if (this.timestamp && !isIsoTimestamp(text)) this.timestamp = false;
   }
 
+  private measure(text: string): void {
+    if (this.integer && text.length >= 19 && INFER_INT.test(text)) {
+      const n = BigInt(text);
+      if (n < INT64_MIN || n > INT64_MAX) this.wide = true;
+    }
+    const d = Decimal.parse(text) as Decimal;
+    this.integerDigits = Math.max(this.integerDigits, d.integerDigits);
+    this.scale = Math.max(this.scale, d.scale);
+  }
+
   get type(): ColumnType {
-    if (!this.seen) return 'string';
-    if (this.integer) return 'integer';
-    if (this.number) return 'number';
-    if (this.boolean) return 'boolean';
-    if (this.timestamp) return 'timestamp';
-    return 'string';
+    return this.column('').type;
+  }
+
+  /** The column for the samples seen: its type, and for decimals the precision and scale they need. */
+  column(name: string): Column {
+    const c = (type: ColumnType): Column => ({ name, type, nullable: true });
+    if (!this.seen) return c('string');
+    if (this.integer && !this.wide) return c('integer');
+    if (this.number) return { ...c('decimal'), precision: Math.max(1, this.integerDigits + this.scale), scale: this.scale };
+    if (this.boolean) return c('boolean');
+    if (this.timestamp) return c('timestamp');
+    return c('string');
   }
 }
 
@@ -143,8 +188,8 @@ export class TextTypeGuess {
 // Inference from JSON values (jsonl)
 
 /**
- * Infers a column's type from JSON values: all integers → integer, numbers →
- * number, booleans → boolean, ISO-8601 strings → timestamp, other strings →
+ * Infers a column's type from JSON values: all integers → integer, decimals
+ * (with integers) → decimal, doubles (with integers) → number, booleans → boolean, ISO-8601 strings → timestamp, other strings →
  * string, anything else or a mix → json. Nulls are ignored.
  */
 export class JsonTypeGuess {
@@ -156,6 +201,9 @@ export class JsonTypeGuess {
       case 'number':
         this.kinds.add(Number.isInteger(value) ? 'integer' : 'number');
         break;
+      case 'bigint':
+        this.kinds.add('integer');
+        break;
       case 'boolean':
         this.kinds.add('boolean');
         break;
@@ -163,7 +211,7 @@ export class JsonTypeGuess {
         this.kinds.add(isIsoTimestamp(value) ? 'timestamp' : 'string');
         break;
       default:
-        this.kinds.add('json');
+        this.kinds.add(Decimal.is(value) ? 'decimal' : 'json');
     }
   }
 
@@ -172,6 +220,7 @@ export class JsonTypeGuess {
     if (k.size === 0) return 'string';
     if (k.size === 1) return [...k][0] as ColumnType;
     if (k.size === 2 && k.has('integer') && k.has('number')) return 'number';
+    if (k.size === 2 && k.has('integer') && k.has('decimal')) return 'decimal';
     if (k.size === 2 && k.has('timestamp') && k.has('string')) return 'string';
     return 'json';
   }
@@ -179,8 +228,9 @@ export class JsonTypeGuess {
 
 /**
  * A value as text (null for null), the inverse of {@link convertText}: integers in
- * decimal, numbers as JavaScript prints them, booleans `t`/`f`, dates in ISO-8601
- * UTC, bytes as bytea hex (`\x…`), lists and objects as JSON (bigints as text).
+ * decimal, decimals as their digits, numbers as JavaScript prints them, booleans
+ * `true`/`false`, dates in ISO-8601 UTC, bytes as bytea hex (`\x…`), lists and
+ * objects as exact JSON.
  * The one rendering behind PostgreSQL COPY's text format (before escaping) and the
  * csv passthrough's rewrites, which must agree.
  */
@@ -191,7 +241,7 @@ export function valueText(v: unknown): string | null {
     case 'number':
       return Number.isFinite(v) ? String(v) : Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
     case 'boolean':
-      return v ? 't' : 'f';
+      return v ? 'true' : 'false';
     case 'bigint':
       return v.toString();
     case 'undefined':
@@ -200,7 +250,8 @@ export function valueText(v: unknown): string | null {
       if (v === null) return null;
       if (v instanceof Date) return Number.isNaN(v.getTime()) ? 'invalid date' : v.toISOString();
       if (v instanceof Uint8Array) return `\\x${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex')}`;
-      return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
+      if (Decimal.is(v)) return v.text;
+      return stringifyJson(v);
     default:
       return String(v);
   }

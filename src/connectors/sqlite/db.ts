@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { WeirError } from '../../sdk/errors.js';
 import type { ColumnType, Schema } from '../../sdk/types.js';
+import { Decimal, stringifyJson } from '../../sdk/values.js';
 
 export type SqliteDb = Database.Database;
 
@@ -38,6 +39,9 @@ export function openDb(opts: OpenOptions, baseDir: string, create: boolean): Sql
 
 export const SQLITE_TYPES: Record<ColumnType, string> = {
   integer: 'INTEGER',
+  // TEXT affinity (the name holds TEXT, not INT) keeps the digits as they came; NUMERIC affinity would store
+  // `1.50` as the REAL 1.5 and round beyond 15 digits. The source reads the name back as decimal.
+  decimal: 'DECIMAL_TEXT',
   number: 'REAL',
   string: 'TEXT',
   boolean: 'INTEGER',
@@ -47,6 +51,32 @@ export const SQLITE_TYPES: Record<ColumnType, string> = {
 
 export function tableExists(db: SqliteDb, table: string): boolean {
   return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
+}
+
+/**
+ * A read row with exact values: integers were read as bigints (`safeIntegers`) and
+ * become numbers where that is exact; text in `decimals` columns becomes Decimal.
+ */
+export function exactRow(row: Record<string, unknown>, decimals: readonly string[]): Record<string, unknown> {
+  for (const key in row) {
+    const v = row[key];
+    if (typeof v === 'bigint' && v >= -MAX_SAFE && v <= MAX_SAFE) row[key] = Number(v);
+  }
+  for (const key of decimals) {
+    const v = row[key];
+    if (typeof v === 'string') row[key] = Decimal.parse(v) ?? v;
+    else if (typeof v === 'number') row[key] = Decimal.parse(String(v)) ?? v;
+  }
+  return row;
+}
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** Columns of a statement's result declared as weir's decimal type. */
+export function decimalColumns(stmt: { columns(): { name: string; type: string | null }[] }): string[] {
+  return stmt
+    .columns()
+    .filter((c) => c.type !== null && columnType(c.type) === 'decimal')
+    .map((c) => c.name);
 }
 
 /** The schema of an existing table, from its declared column types. */
@@ -62,6 +92,7 @@ export function tableSchema(db: SqliteDb, table: string): Schema {
 function columnType(declared: string): ColumnType {
   const t = declared.toUpperCase();
   if (t.includes('INT')) return 'integer';
+  if (t.includes('DEC') && t.includes('TEXT')) return 'decimal';
   if (t.includes('REAL') || t.includes('FLOA') || t.includes('DOUB') || t.includes('NUM') || t.includes('DEC')) return 'number';
   if (t.includes('BOOL')) return 'boolean';
   if (t.includes('DATE') || t.includes('TIME')) return 'timestamp';
@@ -80,7 +111,8 @@ export function toSqlite(v: unknown): unknown {
       if (v === null) return null;
       if (v instanceof Date) return v.toISOString();
       if (v instanceof Uint8Array) return Buffer.from(v);
-      return JSON.stringify(v);
+      if (Decimal.is(v)) return v.text;
+      return stringifyJson(v);
     default:
       return v;
   }

@@ -7,7 +7,7 @@ import { WeirError } from '../../sdk/errors.js';
 import type { OptionsOf } from '../../sdk/options.js';
 import { quoteIdentifier as q } from '../../sdk/sql.js';
 import type { Partition, Row } from '../../sdk/types.js';
-import { openDb, tableExists, tableSchema } from './db.js';
+import { decimalColumns, exactRow, openDb, tableExists, tableSchema } from './db.js';
 import type { sqliteOptions } from './spec.js';
 
 type Options = OptionsOf<typeof sqliteOptions>;
@@ -72,9 +72,11 @@ export function sqliteSource(opts: Options): Source {
           if (ranged) stmt.bind(partition.from, partition.to);
         }
         if (!stmt.reader) throw new WeirError('source.query must be a SELECT that returns rows', { kind: 'config', code: 'not_a_query' });
+        stmt.safeIntegers(true); // integers beyond 2^53 as bigint, not rounded
+        const decimals = decimalColumns(stmt);
         let chunk: Row[] = [];
         for (const row of stmt.iterate() as IterableIterator<Row>) {
-          chunk.push(row);
+          chunk.push(exactRow(row, decimals));
           if (chunk.length >= CHUNK) {
             yield chunk;
             chunk = [];

@@ -1,0 +1,89 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { Decimal, parseJsonExact, stringifyJson } from './values.js';
+
+describe('Decimal', () => {
+  it('keeps text in JSON number grammar as it is', () => {
+    for (const t of ['375.30', '0', '-0.0', '1E3', '1e-7', '12345678901234567890123456789012345678.1234567890'])
+      expect(Decimal.parse(t)?.text).toBe(t);
+  });
+
+  it('normalises lenient text, keeping the digits of the fraction', () => {
+    const cases: [string, string][] = [
+      ['+1.50', '1.50'],
+      [' 007.5 ', '7.5'],
+      ['.5', '0.5'],
+      ['5.', '5'],
+      ['-.5', '-0.5'],
+      ['-00.10', '-0.10'],
+      ['00', '0'],
+    ];
+    for (const [input, text] of cases) expect(Decimal.parse(input)?.text, input).toBe(text);
+  });
+
+  it('refuses what is no number', () => {
+    for (const t of ['', '.', '-', '+', 'e5', 'abc', '1.2.3', 'NaN', 'Infinity', '1e', '0x10']) expect(Decimal.parse(t), t).toBeUndefined();
+  });
+
+  it('gives scale, integer digits and the unscaled integer exactly', () => {
+    const d = Decimal.parse('0.0050') as Decimal;
+    expect([d.scale, d.integerDigits, d.unscaled(4), d.unscaled(3), d.unscaled(2)]).toEqual([4, 0, 50n, 5n, undefined]);
+    const e = Decimal.parse('-1.5e3') as Decimal;
+    expect([e.scale, e.integerDigits, e.unscaled(0), e.unscaled(2)]).toEqual([0, 4, -1500n, -150000n]);
+    expect((Decimal.parse('12345678901234567.89') as Decimal).unscaled(2)).toBe(1234567890123456789n);
+  });
+
+  it('fromUnscaled is the inverse of unscaled', () => {
+    expect(Decimal.fromUnscaled(37530n, 2).text).toBe('375.30');
+    expect(Decimal.fromUnscaled(-5n, 3).text).toBe('-0.005');
+    expect(Decimal.fromUnscaled(0n, 2).text).toBe('0.00');
+    expect(Decimal.fromUnscaled(7n, -2).text).toBe('700');
+    fc.assert(
+      fc.property(fc.bigInt({ min: -(10n ** 40n), max: 10n ** 40n }), fc.integer({ min: 0, max: 30 }), (n, scale) => {
+        const d = Decimal.fromUnscaled(n, scale);
+        expect(d.unscaled(scale)).toBe(n);
+        expect(Decimal.parse(d.text)?.text).toBe(d.text);
+      }),
+    );
+  });
+
+  it('is recognised by brand, prints as its text', () => {
+    const d = Decimal.parse('1.10') as Decimal;
+    expect(Decimal.is(d)).toBe(true);
+    expect(Decimal.is({ text: '1.10' })).toBe(false);
+    expect(String(d)).toBe('1.10');
+    expect(JSON.stringify({ d })).toBe('{"d":"1.10"}');
+  });
+});
+
+describe('exact JSON', () => {
+  it('writes decimals and bigints as number literals', () => {
+    const row = { a: Decimal.parse('375.30'), b: 18446744073709551615n, c: [Decimal.parse('1e3')], d: 'x', e: new Date(0) };
+    expect(stringifyJson(row)).toBe('{"a":375.30,"b":18446744073709551615,"c":[1e3],"d":"x","e":"1970-01-01T00:00:00.000Z"}');
+    expect(stringifyJson({ a: 1.5, b: 'x' })).toBe('{"a":1.5,"b":"x"}');
+  });
+
+  it('reads fractions as decimals and large integers as bigints, on both paths', () => {
+    expect(parseJsonExact('{"a":375.30,"b":12345678901234567890,"c":5,"d":"1.5"}')).toEqual({
+      a: Decimal.parse('375.30'),
+      b: 12345678901234567890n,
+      c: 5,
+      d: '1.5',
+    });
+    expect(parseJsonExact('{"c":5,"d":"x"}')).toEqual({ c: 5, d: 'x' });
+  });
+
+  it('keeps __proto__ an own key and never touches Object.prototype', () => {
+    const v = parseJsonExact('{"a":1.5,"__proto__":{"polluted":1}}') as Record<string, unknown>;
+    expect(Object.getPrototypeOf(v)).toBe(Object.prototype);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('round-trips any JSON exactly', () => {
+    fc.assert(
+      fc.property(fc.json(), (text) => {
+        expect(JSON.parse(stringifyJson(parseJsonExact(text)))).toEqual(JSON.parse(text));
+      }),
+    );
+  });
+});
