@@ -19,7 +19,16 @@ import { Readable } from 'node:stream';
 import type mysql from 'mysql2/promise';
 import type { CommitContext, Log, PlanContext, RecoveredState, Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { errorMessage, RowError, WeirError } from '../../sdk/errors.js';
-import { assertSchemaIdentifiers, schemaFromRow } from '../../sdk/sql.js';
+import {
+  type ColumnPlan,
+  type ColumnRules,
+  columnOf,
+  matchColumns,
+  planColumns,
+  renamedSchema,
+  schemaFromRow,
+  shownName,
+} from '../../sdk/sql.js';
 import type { JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
 import {
   type Conn,
@@ -73,7 +82,8 @@ function createTableSql(table: string, schema: Schema, keyColumns: readonly stri
 
 export function mysqlSink(opts: MysqlOptions): Sink {
   const table = opts.table as string;
-  const keyColumns = opts.mode === 'upsert' ? opts.key_columns : undefined;
+  const naming: ColumnRules = { dialect: 'mysql', naming: opts.column_names, where: `sink table ${table} in ${opts.database}` };
+  const keyColumns = opts.mode === 'upsert' ? opts.key_columns?.map((k) => columnOf(k, opts.column_names)) : undefined;
   let planConn: Conn | undefined;
   const plan = async (ctx: PlanContext): Promise<Conn> => {
     planConn ??= await connect(opts, ctx);
@@ -82,7 +92,7 @@ export function mysqlSink(opts: MysqlOptions): Sink {
   /** The table writers insert into for a run. */
   const targetOf = (ctx: PlanContext) => (opts.mode === 'replace' ? stageNames(ctx.pipeline, ctx.runId, table).stage : table);
 
-  const checkTarget = async (conn: Conn, schema: Schema | undefined) => {
+  const checkTarget = async (conn: Conn, planned: ColumnPlan | undefined) => {
     const engine = await tableEngine(conn, opts.database, table);
     if (engine === undefined) return false;
     if (engine === 'VIEW')
@@ -96,18 +106,12 @@ export function mysqlSink(opts: MysqlOptions): Sink {
         { kind: 'config', code: 'non_transactional_table' },
       );
     const existing = await tableColumns(conn, opts.database, table);
-    if (schema) {
-      const names = new Set(existing.map((c) => c.name.toLowerCase()));
-      const missing = schema.filter((c) => !names.has(c.name.toLowerCase())).map((c) => c.name);
-      if (missing.length)
-        throw new WeirError(
-          `table ${table} in ${opts.database} has no column(s) ${missing.join(', ')} that the source produces; add them or write to a new table`,
-          {
-            kind: 'config',
-            code: 'schema_mismatch',
-          },
-        );
-    }
+    if (planned)
+      matchColumns(
+        planned,
+        existing.map((c) => c.name),
+        naming,
+      );
     if (keyColumns) await checkUniqueKey(conn, opts, keyColumns);
     return true;
   };
@@ -115,13 +119,13 @@ export function mysqlSink(opts: MysqlOptions): Sink {
   return {
     async setup(ctx: CommitContext) {
       const conn = await plan(ctx);
-      if (ctx.schema) assertSchemaIdentifiers(ctx.schema, `sink table ${table}`);
-      if (ctx.schema && keyColumns) {
-        const names = new Set(ctx.schema.map((c) => c.name));
-        const missing = keyColumns.filter((k) => !names.has(k));
+      const planned = ctx.schema ? planColumns(ctx.schema, naming) : undefined;
+      if (planned && keyColumns) {
+        const names = new Set(planned.columns.map((c) => c.toLowerCase()));
+        const missing = keyColumns.filter((k) => !names.has(k.toLowerCase()));
         if (missing.length)
           throw new WeirError(
-            `key_columns ${missing.join(', ')} are not columns of the source (it has ${[...names].join(', ')}); fix sink.key_columns`,
+            `key_columns ${missing.map(shownName).join(', ')} are not columns of the source (it has ${planned.columns.map(shownName).join(', ')}); fix sink.key_columns`,
             {
               kind: 'config',
               code: 'invalid_key_columns',
@@ -131,13 +135,13 @@ export function mysqlSink(opts: MysqlOptions): Sink {
       try {
         await createMetaTables(conn);
         await startRun(conn, ctx);
-        const exists = await checkTarget(conn, ctx.schema);
+        const exists = await checkTarget(conn, planned);
         if (opts.mode === 'replace') {
           const { stage } = stageNames(ctx.pipeline, ctx.runId, table);
           if (exists) await conn.query(`CREATE TABLE IF NOT EXISTS ${q(stage)} LIKE ${q(table)}`);
-          else if (ctx.schema) await conn.query(createTableSql(stage, ctx.schema, keyColumns));
-        } else if (!exists && ctx.schema) {
-          await conn.query(createTableSql(table, ctx.schema, keyColumns));
+          else if (ctx.schema && planned) await conn.query(createTableSql(stage, renamedSchema(ctx.schema, planned), keyColumns));
+        } else if (!exists && ctx.schema && planned) {
+          await conn.query(createTableSql(table, renamedSchema(ctx.schema, planned), keyColumns));
           ctx.log.info('created the sink table', { table, database: opts.database });
         }
       } catch (error) {
@@ -160,7 +164,7 @@ export function mysqlSink(opts: MysqlOptions): Sink {
 
     async writer(partition: Partition, ctx: TaskContext): Promise<Writer> {
       const conn = await connect(opts, ctx);
-      return new MysqlWriter(opts, partition, ctx, conn, targetOf(ctx), keyColumns);
+      return new MysqlWriter(opts, partition, ctx, conn, targetOf(ctx), keyColumns, naming);
     },
 
     async commit(messages: JsonValue[], ctx: CommitContext) {
@@ -300,7 +304,7 @@ async function checkUniqueKey(conn: Conn, opts: MysqlOptions, keyColumns: readon
   throw new WeirError(
     `mode upsert needs a PRIMARY KEY or UNIQUE key on (${keyColumns.join(', ')}) in table ${opts.table}; ${
       found.length ? `its unique keys are ${found.join('; ')}` : 'it has none'
-    }. Set key_columns to one of them, or add one: ALTER TABLE ${opts.table} ADD UNIQUE (${keyColumns.join(', ')})`,
+    }. Set key_columns to one of them, or add one: ALTER TABLE ${q(opts.table as string)} ADD UNIQUE (${keyColumns.map(q).join(', ')})`,
     { kind: 'config', code: 'no_unique_key' },
   );
 }
@@ -323,6 +327,7 @@ class MysqlWriter implements Writer {
     conn: Conn,
     private readonly target: string,
     private readonly keyColumns: readonly string[] | undefined,
+    private readonly naming: ColumnRules,
   ) {
     this.conn = conn;
     this.log = ctx.log;
@@ -436,27 +441,28 @@ class MysqlWriter implements Writer {
     this.maxPacket = Number(packet?.p) || this.maxPacket;
     await conn.query(`SET SESSION innodb_lock_wait_timeout = ${Math.max(1, Math.round(this.opts.lock_wait_timeout / 1000))}`);
     const schema = this.ctx.schema ?? schemaFromRow(first);
-    assertSchemaIdentifiers(schema, `sink table ${this.opts.table}`);
+    const planned = planColumns(schema, this.naming);
     let columns = await tableColumns(conn, this.opts.database, this.target);
     if (columns.length === 0) {
       // no schema at planning time: the first batch decides (DDL before the transaction starts)
-      await conn.query(createTableSql(this.target, schema, this.keyColumns));
+      await conn.query(createTableSql(this.target, renamedSchema(schema, planned), this.keyColumns));
       columns = await tableColumns(conn, this.opts.database, this.target);
       if (this.keyColumns && this.target === this.opts.table) await checkUniqueKey(conn, this.opts, this.keyColumns);
     }
     const byName = new Map<string, TableColumn>(columns.map((c) => [c.name.toLowerCase(), c]));
-    const missing = schema.filter((c) => !byName.has(c.name.toLowerCase())).map((c) => c.name);
-    if (missing.length)
-      throw new WeirError(`table ${this.target} has no column(s) ${missing.join(', ')}; add them or write to a new table`, {
-        kind: 'config',
-        code: 'schema_mismatch',
-      });
-    const names = schema.map((c) => c.name);
+    // the table's own spelling of each field's column
+    const plan = matchColumns(
+      planned,
+      columns.map((c) => c.name),
+      this.naming,
+    );
+    const names = plan.columns;
     const datetime = names.map((n) => ['datetime', 'timestamp'].includes(byName.get(n.toLowerCase())?.dataType ?? ''));
     const cols = names.map(q).join(', ');
-    const updates = names.filter((n) => !this.keyColumns?.includes(n));
+    const keys = new Set(this.keyColumns?.map((k) => k.toLowerCase()));
+    const updates = names.filter((n) => !keys.has(n.toLowerCase()));
     return {
-      names,
+      names: [...plan.fields],
       convert: names.map((n, i) => converter(n, datetime[i] as boolean)),
       insertPrefix: `INSERT INTO ${q(this.target)} (${cols}) VALUES `,
       insertSuffix: this.keyColumns
@@ -553,6 +559,7 @@ class MysqlWriter implements Writer {
 }
 
 interface Prepared {
+  /** The rows' fields, in column order. */
   names: string[];
   convert: ((v: unknown) => unknown)[];
   insertPrefix: string;

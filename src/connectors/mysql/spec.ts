@@ -3,6 +3,7 @@
  * One spec drives validation, docs, JSON Schema and redaction.
  */
 import { o, rules } from '../../sdk/options.js';
+import { columnNameOption, columnNamesOption } from '../../sdk/sql.js';
 import { tlsOptions, tlsRules } from '../../sdk/tls.js';
 
 export const mysqlOptions = {
@@ -29,7 +30,7 @@ export const mysqlOptions = {
     )
     .default('append'),
   key_columns: o
-    .list(o.identifier(), { min: 1 })
+    .list(columnNameOption(), { min: 1 })
     .describe(
       "Sink, `upsert`: the columns of the PRIMARY KEY or UNIQUE key that identifies a row. Checked against the table's keys before writing; used as the PRIMARY KEY when the sink creates the table. E.g. `[id]`.",
     ),
@@ -40,8 +41,8 @@ export const mysqlOptions = {
     )
     .default('insert')
     .advanced(),
-  partition_column: o
-    .identifier()
+  column_names: columnNamesOption(),
+  partition_column: columnNameOption()
     .describe(
       "Source: an integer column (ideally indexed) whose [min, max] range is split into `partitions` key ranges read in parallel. Default: the table's single-column integer primary key, when there is one.",
     )
@@ -71,8 +72,12 @@ export const mysqlRules = [...tlsRules];
 
 export const mysqlSourceRules = [
   rules.exactlyOne('table', 'query'),
-  rules.custom('sink-only options are refused on a source', ['key_columns'], (x) =>
-    x.key_columns !== undefined ? 'key_columns is for a sink in upsert mode; remove it from the source' : undefined,
+  rules.custom('sink-only options are refused on a source', ['key_columns', 'column_names'], (x) =>
+    x.key_columns !== undefined
+      ? 'key_columns is for a sink in upsert mode; remove it from the source'
+      : x.column_names !== 'keep'
+        ? 'column_names is a sink option (how the sink names its columns); remove it from the source'
+        : undefined,
   ),
 ];
 

@@ -34,7 +34,17 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { CommitContext, PlanContext, Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
-import { assertSchemaIdentifiers, quoteIdentifier as q, schemaFromRow } from '../../sdk/sql.js';
+import {
+  type ColumnPlan,
+  type ColumnRules,
+  columnOf,
+  matchColumns,
+  planColumns,
+  quoteIdentifier as q,
+  renamedSchema,
+  schemaFromRow,
+  shownName,
+} from '../../sdk/sql.js';
 import type { EncodedRows, EncodingHints, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
 import { columnsOf, connect, destroy, endQuietly, isConnectionLoss, OID, PG_TYPES, pgError, qualified, tableColumns } from './client.js';
 import { copyBuffer, copyRows } from './copy.js';
@@ -47,7 +57,7 @@ export const RUNS_TABLE = '_weir_runs';
 export interface PostgresCommitMessage {
   partition_id: string;
   rows: number;
-  /** Columns the partition wrote, in COPY order. */
+  /** Columns the partition wrote (the table's names), in COPY order. */
   columns: string[];
   [key: string]: JsonValue;
 }
@@ -81,7 +91,8 @@ export function postgresSink(opts: PostgresOptions): Sink {
   const where = `${opts.schema}.${table}`;
   const checkpoints = qualified(opts.schema, CHECKPOINTS_TABLE);
   const runs = qualified(opts.schema, RUNS_TABLE);
-  const keys = opts.mode === 'upsert' ? (opts.key_columns ?? []) : undefined;
+  const keys = opts.mode === 'upsert' ? (opts.key_columns ?? []).map((k) => columnOf(k, opts.column_names)) : undefined;
+  const naming: ColumnRules = { dialect: 'postgres', naming: opts.column_names, where: `sink table ${where}` };
 
   const withClient = async <T>(ctx: PlanContext, role: string, fn: (client: pg.Client) => Promise<T>): Promise<T> => {
     const client = await connect(opts, { baseDir: ctx.baseDir, log: ctx.log, role });
@@ -115,30 +126,27 @@ export function postgresSink(opts: PostgresOptions): Sink {
     return r.rowCount === 1;
   };
 
-  /** Checks that an existing table can take `schema` (and, for upsert, has a unique key on key_columns). */
-  const checkExisting = async (client: pg.Client, existing: Map<string, number>, schema: Schema | undefined) => {
-    if (schema) {
-      const missing = schema.filter((c) => !existing.has(c.name)).map((c) => c.name);
-      if (missing.length)
-        throw new WeirError(
-          `sink table ${where} has no column(s) ${missing.join(', ')} that the source produces (table columns: ${[...existing.keys()].join(', ')}); add them to the table (ALTER TABLE … ADD COLUMN), select fewer columns in the source, or write to a new table`,
-          { kind: 'config', code: 'schema_mismatch' },
-        );
-    }
+  /** Checks that an existing table has a column for each field (by exact name) and, for upsert, a unique key on key_columns. */
+  const checkExisting = async (client: pg.Client, existing: Map<string, number>, plan: ColumnPlan | undefined) => {
+    if (plan) matchColumns(plan, [...existing.keys()], naming);
     if (keys) {
-      const missingKeys = keys.filter((k) => !existing.has(k) || (schema && !schema.some((c) => c.name === k)));
+      const missingKeys = keys.filter((k) => !existing.has(k) || (plan && !plan.columns.includes(k)));
       if (missingKeys.length)
-        throw new WeirError(`key_columns ${missingKeys.join(', ')} must be columns of both ${where} and the source rows; fix key_columns`, {
-          kind: 'config',
-          code: 'bad_key_columns',
-        });
+        throw new WeirError(
+          `key_columns ${missingKeys.map(shownName).join(', ')} must be columns of both ${where} and the source rows; fix key_columns`,
+          {
+            kind: 'config',
+            code: 'bad_key_columns',
+          },
+        );
+      // the index's columns equal key_columns as sets (no ordering of names to agree on with the server)
       const r = await client.query(
         `SELECT 1 FROM pg_index i
+          CROSS JOIN LATERAL (SELECT array_agg(a.attname::text) AS cols FROM pg_attribute a
+                               WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) k
           WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indpred IS NULL
-            AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a
-                  WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) = $2::text[]
-            AND i.indnkeyatts = cardinality($2::text[])`,
-        [target, [...keys].sort()],
+            AND i.indnkeyatts = cardinality($2::text[]) AND k.cols @> $2::text[] AND k.cols <@ $2::text[]`,
+        [target, keys],
       );
       if (r.rowCount === 0)
         throw new WeirError(
@@ -153,25 +161,25 @@ export function postgresSink(opts: PostgresOptions): Sink {
    * fits `schema`. Runs in its own short transaction under the DDL lock; idempotent.
    */
   const prepareTarget = async (client: pg.Client, ctx: PlanContext, schema: Schema | undefined) => {
-    if (schema) assertSchemaIdentifiers(schema, `sink table ${where}`);
-    const strangers = schema?.length ? (keys ?? []).filter((k) => !schema.some((c) => c.name === k)) : [];
+    const plan = schema ? planColumns(schema, naming) : undefined;
+    const strangers = plan?.columns.length ? (keys ?? []).filter((k) => !plan.columns.includes(k)) : [];
     if (strangers.length)
       throw new WeirError(
-        `key_columns ${strangers.join(', ')} are not columns of the source rows (${schema?.map((c) => c.name).join(', ')}); fix key_columns`,
+        `key_columns ${strangers.map(shownName).join(', ')} are not columns of the source rows (${plan?.columns.map(shownName).join(', ')}); fix key_columns`,
         { kind: 'config', code: 'bad_key_columns' },
       );
     await inTransaction(client, async () => {
       await lockDdl(client);
       await ensureBookkeeping(client);
       const existing = await tableColumns(client, opts.schema, table);
-      if (existing) await checkExisting(client, existing, schema);
+      if (existing) await checkExisting(client, existing, plan);
       else if (!opts.create_table)
         throw new WeirError(`sink table ${where} does not exist and create_table is false; create it, or set create_table: true`, {
           kind: 'config',
           code: 'no_such_table',
         });
-      else if (schema?.length) {
-        await client.query(createTableSql(target, schema, keys));
+      else if (schema?.length && plan) {
+        await client.query(createTableSql(target, renamedSchema(schema, plan), keys));
         ctx.log.info('created table', { table: where, columns: schema.length });
       } else return;
       if (opts.mode === 'replace' && !(await runCommitted(client, ctx))) {
@@ -200,6 +208,7 @@ export function postgresSink(opts: PostgresOptions): Sink {
         checkpoints,
         keys,
         stage: opts.mode === 'replace' ? qualified(opts.schema, stageTableName(ctx.runId, table)) : undefined,
+        naming,
         prepare: (client, schema) => prepareTarget(client, ctx, schema),
       });
     },
@@ -241,7 +250,7 @@ export function postgresSink(opts: PostgresOptions): Sink {
             const present = await client.query('SELECT to_regclass($1) IS NOT NULL AS ok', [stage]);
             const existing = await tableColumns(client, opts.schema, table);
             if (existing) {
-              const columns = ctx.schema?.map((c) => c.name) ?? [...new Set(list.flatMap((m) => m?.columns ?? []))];
+              const columns = ctx.schema ? planColumns(ctx.schema, naming).columns : [...new Set(list.flatMap((m) => m?.columns ?? []))];
               await client.query(`TRUNCATE ${target}`);
               if (present.rows[0]?.ok && columns.length) {
                 const cols = columns.map((c) => q(c)).join(', ');
@@ -295,6 +304,7 @@ interface WriterPlan {
   checkpoints: string;
   keys: readonly string[] | undefined;
   stage: string | undefined;
+  naming: ColumnRules;
   prepare: (client: pg.Client, schema: Schema | undefined) => Promise<void>;
 }
 
@@ -303,7 +313,10 @@ const UPSERT_TABLE = '_weir_upsert';
 /** One partition's transaction (worker). */
 class PostgresWriter implements Writer {
   private client: pg.Client | undefined;
-  private columns: string[] = [];
+  /** The rows' fields, read in COPY order. */
+  private fields: readonly string[] = [];
+  /** The table's column of each field. */
+  private columns: readonly string[] = [];
   private copySql = '';
   private mergeSql = '';
   private rows = 0;
@@ -342,7 +355,9 @@ class PostgresWriter implements Writer {
     const client = await (pending ?? this.connect());
     try {
       if (!ctx.schema && schema) await plan.prepare(client, schema);
-      this.columns = schema?.map((c) => c.name) ?? [];
+      const columns = schema ? planColumns(schema, plan.naming) : { fields: [], columns: [] };
+      this.fields = columns.fields;
+      this.columns = columns.columns;
       await client.query('BEGIN');
       const cols = this.columns.map((c) => q(c)).join(', ');
       if (plan.keys && this.columns.length) {
@@ -416,7 +431,7 @@ class PostgresWriter implements Writer {
       }
       let bytes: number;
       try {
-        bytes = await copyRows(client, this.copySql, batch, this.columns);
+        bytes = await copyRows(client, this.copySql, batch, this.fields);
         if (this.mergeSql) {
           await client.query(this.mergeSql);
           await client.query(`TRUNCATE ${UPSERT_TABLE}`);
@@ -476,9 +491,10 @@ class PostgresWriter implements Writer {
     const client = await this.transaction(undefined);
     try {
       const oids = await columnsOf(client, plan.stage ?? plan.target);
+      const { columns } = planColumns(ctx.schema, plan.naming);
       const valueColumns = ctx.schema
-        .filter((c) => {
-          const oid = oids?.get(c.name);
+        .filter((c, i) => {
+          const oid = oids?.get(columns[i] as string);
           return (c.type === 'boolean' && oid === OID.bool) || (c.type === 'number' && (oid === OID.float4 || oid === OID.float8));
         })
         .map((c) => c.name);
@@ -494,7 +510,8 @@ class PostgresWriter implements Writer {
     const key = JSON.stringify([batch.columns, batch.delimiter, batch.quote, batch.nullText]);
     let sql = this.csvCopySql.get(key);
     if (!sql) {
-      const cols = batch.columns.map((c) => q(c)).join(', ');
+      const { fields, columns } = planColumns(this.ctx.schema ?? [], this.plan.naming);
+      const cols = batch.columns.map((c) => q(columns[fields.indexOf(c)] ?? c)).join(', ');
       const lit = (v: string) => client.escapeLiteral(v);
       sql = `COPY ${this.plan.stage ?? this.plan.target} (${cols}) FROM STDIN WITH (FORMAT csv, DELIMITER ${lit(batch.delimiter)}, QUOTE ${lit(batch.quote)}, ESCAPE ${lit(batch.quote)}, NULL ${lit(batch.nullText)})`;
       this.csvCopySql.set(key, sql);
@@ -508,7 +525,7 @@ class PostgresWriter implements Writer {
     const message: PostgresCommitMessage = {
       partition_id: this.partition.id,
       rows: this.rows,
-      columns: this.columns,
+      columns: [...this.columns],
       batches: this.batches,
     };
     let client = this.client;

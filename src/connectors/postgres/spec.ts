@@ -4,6 +4,7 @@
  * JSON Schema and redaction (`password` is secret).
  */
 import { type OptionsOf, o, type Rule, rules } from '../../sdk/options.js';
+import { columnNameOption, columnNamesOption } from '../../sdk/sql.js';
 import { tlsOptions, tlsRules } from '../../sdk/tls.js';
 
 export const postgresOptions = {
@@ -33,7 +34,7 @@ export const postgresOptions = {
     )
     .default('append'),
   key_columns: o
-    .list(o.identifier(), { min: 1, max: 32 })
+    .list(columnNameOption(), { min: 1, max: 32 })
     .describe(
       'Sink, `mode: upsert`: the columns that identify a row. The table needs a primary key or unique index on exactly these columns (weir creates one when it creates the table).',
     )
@@ -42,8 +43,8 @@ export const postgresOptions = {
     .bool()
     .describe('Sink: create `table` from the source schema when it does not exist. When false, a missing table is an error.')
     .default(true),
-  partition_column: o
-    .identifier()
+  column_names: columnNamesOption(),
+  partition_column: columnNameOption()
     .describe(
       'Source: a numeric, date or timestamp column whose min–max range is split into `partitions` ranges read in parallel. Rows where it is NULL go to the first partition.',
     )
@@ -95,8 +96,12 @@ export const postgresSourceRules: Rule[] = [
       ? `partitions is ${x.partitions} but partition_column is not set; name a numeric, date or timestamp column to split on, or set partitions: 1`
       : undefined,
   ),
-  rules.custom('sink options are not used by a source', ['mode', 'key_columns'], (x) =>
-    isSet(x.key_columns) ? 'key_columns is a sink option (mode: upsert); remove it from the source' : undefined,
+  rules.custom('sink options are not used by a source', ['mode', 'key_columns', 'column_names'], (x) =>
+    isSet(x.key_columns)
+      ? 'key_columns is a sink option (mode: upsert); remove it from the source'
+      : x.column_names !== 'keep'
+        ? 'column_names is a sink option (how the sink names its columns); remove it from the source'
+        : undefined,
   ),
 ];
 

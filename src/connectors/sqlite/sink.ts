@@ -23,7 +23,15 @@ import { createHash } from 'node:crypto';
 import type { CommitContext, RecoveredState, Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
 import type { OptionsOf } from '../../sdk/options.js';
-import { assertSchemaIdentifiers, quoteIdentifier as q, schemaFromRow } from '../../sdk/sql.js';
+import {
+  type ColumnPlan,
+  type ColumnRules,
+  matchColumns,
+  planColumns,
+  quoteIdentifier as q,
+  renamedSchema,
+  schemaFromRow,
+} from '../../sdk/sql.js';
 import type { JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
 import { openDb, SQLITE_TYPES, type SqliteDb, tableExists, tableSchema, toSqlite } from './db.js';
 import type { sqliteOptions } from './spec.js';
@@ -108,6 +116,18 @@ function sqliteError(error: unknown, what: string): WeirError {
 
 export function sqliteSink(opts: Options): Sink {
   const table = opts.table as string;
+  const naming: ColumnRules = { dialect: 'sqlite', naming: opts.column_names, where: `sink table ${table} in ${opts.path}` };
+  /** The columns of `table` the schema's fields go to: their names, matched to the table's columns when it exists. */
+  const columnsFor = (db: SqliteDb, schema: Schema): ColumnPlan => {
+    const plan = planColumns(schema, naming);
+    return tableExists(db, table)
+      ? matchColumns(
+          plan,
+          tableSchema(db, table).map((c) => c.name),
+          naming,
+        )
+      : plan;
+  };
   let jobDb: SqliteDb | undefined;
   const job = (ctx: { baseDir: string }) => {
     jobDb ??= openDb(opts, ctx.baseDir, true);
@@ -117,19 +137,7 @@ export function sqliteSink(opts: Options): Sink {
   return {
     setup(ctx) {
       const db = job(ctx);
-      if (ctx.schema) assertSchemaIdentifiers(ctx.schema, `sink table ${table}`);
-      if (ctx.schema && tableExists(db, table)) {
-        const existing = new Set(tableSchema(db, table).map((c) => c.name));
-        const missing = ctx.schema.filter((c) => !existing.has(c.name)).map((c) => c.name);
-        if (missing.length)
-          throw new WeirError(
-            `table ${table} in ${opts.path} has no column(s) ${missing.join(', ')} that the source produces; add them or write to a new table`,
-            {
-              kind: 'config',
-              code: 'schema_mismatch',
-            },
-          );
-      }
+      if (ctx.schema) columnsFor(db, ctx.schema);
       try {
         createMetaTables(db);
       } catch (error) {
@@ -160,19 +168,20 @@ export function sqliteSink(opts: Options): Sink {
       let staged = false;
       let insert: ((batch: Row[]) => void) | undefined;
       const prepare = (schema: Schema) => {
-        assertSchemaIdentifiers(schema, `sink table ${table}`);
+        // the stage has the target's column names, so the job commit moves rows by name
+        const plan = columnsFor(db, schema);
         // a killed earlier attempt of this partition may have left a partial stage
         db.exec(`DROP TABLE IF EXISTS ${q(stage)}`);
-        db.exec(createTableSql(stage, schema));
+        db.exec(createTableSql(stage, renamedSchema(schema, plan)));
         staged = true;
-        const names = schema.map((c) => c.name);
+        const { fields, columns } = plan;
         const stmt = db.prepare(
-          `INSERT INTO ${q(stage)} (${names.map((n) => q(n)).join(', ')}) VALUES (${names.map(() => '?').join(', ')})`,
+          `INSERT INTO ${q(stage)} (${columns.map((n) => q(n)).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`,
         );
-        const values: unknown[] = new Array(names.length);
+        const values: unknown[] = new Array(fields.length);
         return db.transaction((batch: Row[]) => {
           for (const row of batch) {
-            for (let i = 0; i < names.length; i++) values[i] = toSqlite(row[names[i] as string]);
+            for (let i = 0; i < fields.length; i++) values[i] = toSqlite(row[fields[i] as string]);
             stmt.run(values);
           }
         });
@@ -242,7 +251,11 @@ export function sqliteSink(opts: Options): Sink {
                 { code: 'stage_missing' },
               );
           const first = list.find((m) => m.stage !== null);
-          const schema = ctx.schema?.length ? ctx.schema : first?.stage ? tableSchema(db, first.stage) : [];
+          const schema = ctx.schema?.length
+            ? renamedSchema(ctx.schema, planColumns(ctx.schema, naming))
+            : first?.stage
+              ? tableSchema(db, first.stage)
+              : [];
           if (schema.length) db.exec(createTableSql(table, schema));
           if (opts.mode === 'replace' && tableExists(db, table)) db.exec(`DELETE FROM ${q(table)}`);
           let total = 0;

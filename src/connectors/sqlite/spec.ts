@@ -1,4 +1,5 @@
 import { o, rules } from '../../sdk/options.js';
+import { columnNamesOption } from '../../sdk/sql.js';
 
 export const sqliteOptions = {
   path: o
@@ -15,6 +16,7 @@ export const sqliteOptions = {
     .enum(['append', 'replace'] as const)
     .describe('Sink: `append` adds rows; `replace` empties the table in the same transaction that adds the new rows.')
     .default('append'),
+  column_names: columnNamesOption(),
   partitions: o.int({ min: 1, max: 10_000 }).describe('Source: split the table into this many rowid ranges.').default(1),
   batch_size: o
     .int({ min: 1, max: 1_000_000 })
@@ -32,7 +34,12 @@ export const sqliteOptions = {
     .advanced(),
 };
 
-export const sqliteSourceRules = [rules.exactlyOne('table', 'query')];
+export const sqliteSourceRules = [
+  rules.exactlyOne('table', 'query'),
+  rules.custom('`column_names` is a sink option', ['column_names'], (x) =>
+    x.column_names !== 'keep' ? 'column_names is a sink option (how the sink names its columns); remove it from the source' : undefined,
+  ),
+];
 export const sqliteSinkRules = [
   rules.custom('the sink needs `table` and cannot use `query`', ['table', 'query'], (x) =>
     x.query !== undefined
