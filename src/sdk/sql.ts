@@ -47,16 +47,17 @@ const DIALECTS: Record<SqlDialect, DialectRules> = {
 export type ColumnNaming = 'keep' | 'snake_case';
 
 /**
- * The `column_names` option of the SQL sinks (one definition, reused by each).
+ * The `column_names` option of the SQL sinks (one definition, reused by each);
+ * `keyColumns`: the sink has a `key_columns` option, normalised the same way.
  *
  * @example
  * const sinkOptions = { table: o.identifier().describe('Target table.'), column_names: columnNamesOption() };
  */
-export function columnNamesOption() {
+export function columnNamesOption(c: { keyColumns?: boolean } = {}) {
   return o
     .enum(['keep', 'snake_case'] as const)
     .describe(
-      "Sink: the column each field of the rows is written to. `keep`: the field's own name, whatever it holds (spaces, punctuation, capitals, non-ASCII letters; every name is quoted). `snake_case`: lower case, every run of characters other than letters and digits turned into `_`, leading and trailing `_` trimmed, `_` put before a leading digit (`Cost Total $` → `cost_total`, `2nd Try` → `_2nd_try`) — used for the columns of a table weir creates and to find the columns of an existing table; `key_columns` are normalised the same way. Two fields that end up with the same name are a configuration error.",
+      `Sink: the column each field of the rows is written to. \`keep\`: the field's own name, whatever it holds (spaces, punctuation, capitals, non-ASCII letters; every name is quoted). \`snake_case\`: lower case, every run of characters other than letters and digits turned into \`_\`, leading and trailing \`_\` trimmed, \`_\` put before a leading digit (\`Cost Total $\` → \`cost_total\`, \`2nd Try\` → \`_2nd_try\`) — used for the columns of a table weir creates and to find the columns of an existing table${c.keyColumns === false ? '' : '; `key_columns` are normalised the same way'}. Two fields that end up with the same name are a configuration error.`,
     )
     .default('keep');
 }

@@ -16,7 +16,7 @@ export const sqliteOptions = {
     .enum(['append', 'replace'] as const)
     .describe('Sink: `append` adds rows; `replace` empties the table in the same transaction that adds the new rows.')
     .default('append'),
-  column_names: columnNamesOption(),
+  column_names: columnNamesOption({ keyColumns: false }),
   partitions: o.int({ min: 1, max: 10_000 }).describe('Source: split the table into this many rowid ranges.').default(1),
   batch_size: o
     .int({ min: 1, max: 1_000_000 })
