@@ -1,0 +1,151 @@
+/**
+ * weir's CSV → PostgreSQL loads compared with `psql \copy` on generated hard files
+ * (generate.ts): the same file into identical tables must give the same content
+ * digest — into an all-text table (text arrives byte for byte, NULL is not ''),
+ * into the table weir creates from its inference (exact types: psql loads the same
+ * text into the same column types), on the COPY passthrough and on the row path.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import fc from 'fast-check';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runYaml } from '../foundation/harness.js';
+import { tempDir } from '../helpers/cli.js';
+import { requireService } from '../helpers/services.js';
+import { type CsvCase, csvCase, propertyRuns } from './generate.js';
+
+const run = promisify(execFile);
+const up = await requireService('postgres');
+const BASE = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' };
+const pipeline = `fidelity-pg-${randomBytes(3).toString('hex')}`;
+const dir = tempDir();
+let admin: pg.Client;
+const created: string[] = [];
+const name = () => {
+  const t = `fid_${randomBytes(4).toString('hex')}`;
+  created.push(t);
+  return t;
+};
+
+beforeAll(async () => {
+  if (!up) return;
+  admin = new pg.Client(BASE);
+  await admin.connect();
+});
+
+afterAll(async () => {
+  if (!up) return;
+  for (const t of created) await admin.query(`DROP TABLE IF EXISTS "${t}"`);
+  await admin.query('DELETE FROM _weir_checkpoints WHERE pipeline LIKE $1', [`${pipeline}%`]).catch(() => {});
+  await admin.query('DELETE FROM _weir_runs WHERE pipeline LIKE $1', [`${pipeline}%`]).catch(() => {});
+  await admin.end();
+});
+
+/** md5 of every row's text (composite output tells NULL from ''), in a fixed order; UTC for timestamptz. */
+async function digest(table: string): Promise<string> {
+  const { stdout } = await run(
+    'psql',
+    ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', BASE.host, '-U', BASE.user, '-d', BASE.database, '-c',
+      `SELECT count(*) || ':' || md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text COLLATE "C"), '')) FROM "${table}" t`],
+    { env: { ...process.env, PGTZ: 'UTC' } },
+  );
+  return stdout.trim();
+}
+
+async function psqlCopy(table: string, path: string): Promise<void> {
+  await run(
+    'psql',
+    ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', BASE.host, '-U', BASE.user, '-d', BASE.database, '-c',
+      `\\copy "${table}" FROM '${path}' WITH (FORMAT csv, HEADER true)`],
+    { env: { ...process.env, PGTZ: 'UTC' } },
+  );
+}
+
+async function weir(table: string, path: string, sink = ''): Promise<void> {
+  const { summary } = await runYaml(
+    `
+pipeline: ${pipeline}-${table}
+source: { type: csv, path: ${path} }
+sink: { type: postgres, database: test, table: ${table}${sink} }
+`,
+    [],
+    dir,
+  );
+  expect(summary.status, JSON.stringify(summary.errors ?? summary)).toBe('succeeded');
+}
+
+async function caseFile(c: CsvCase): Promise<string> {
+  const path = join(dir, `case-${randomBytes(4).toString('hex')}.csv`);
+  await writeFile(path, c.text);
+  return path;
+}
+
+describe.skipIf(!up)('CSV → PostgreSQL equals psql \\copy', () => {
+  it('into all-text tables: text byte for byte, NULL apart from the empty string (passthrough and row path)', async () => {
+    await fc.assert(
+      fc.asyncProperty(csvCase(), async (c) => {
+        const path = await caseFile(c);
+        const ddl = ['rid text PRIMARY KEY', ...c.columns.map((col) => `${col} text`)].join(', ');
+        const [ref, fast, slow] = [name(), name(), name()];
+        for (const t of [ref, fast, slow]) await admin.query(`CREATE TABLE "${t}" (${ddl})`);
+        await psqlCopy(ref, path);
+        await weir(fast, path);
+        await weir(slow, path, ', mode: upsert, key_columns: [rid]'); // upsert takes rows, not COPY passthrough
+        const expected = await digest(ref);
+        expect(await digest(fast), c.text).toBe(expected);
+        expect(await digest(slow), c.text).toBe(expected);
+      }),
+      propertyRuns(10),
+    );
+  });
+
+  it('into the table weir creates: psql loads the same file into the same column types to the same content', async () => {
+    await fc.assert(
+      fc.asyncProperty(csvCase(), async (c) => {
+        const path = await caseFile(c);
+        const [made, ref, slow] = [name(), name(), name()];
+        await weir(made, path);
+        await admin.query(`CREATE TABLE "${ref}" (LIKE "${made}")`);
+        await psqlCopy(ref, path);
+        await weir(slow, path, ', mode: upsert, key_columns: [rid]');
+        const expected = await digest(ref);
+        expect(await digest(made), c.text).toBe(expected);
+        expect(await digest(slow), c.text).toBe(expected);
+      }),
+      propertyRuns(10),
+    );
+  });
+
+  it('keeps 38-digit decimals, integers beyond 2^53 and microseconds exact in the columns it creates', async () => {
+    const path = join(dir, 'exact.csv');
+    await writeFile(
+      path,
+      'id,amount,big,at,price\n' +
+        '1,12345678901234567890123456789.123456789,9007199254740993,2024-05-01T10:00:00.123456Z,375.30\n' +
+        '2,-0.00000000000000000000000000000000000001,-9223372036854775808,1999-12-31 23:59:59.999999+00,12345678901234567.89\n',
+    );
+    const t = name();
+    await weir(t, path);
+    const types = await admin.query(
+      'SELECT column_name AS c, data_type AS t FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position',
+      [t],
+    );
+    expect(types.rows.map((r) => `${r.c}:${r.t}`)).toEqual([
+      'id:bigint',
+      'amount:numeric',
+      'big:bigint',
+      'at:timestamp with time zone',
+      'price:numeric',
+    ]);
+    await admin.query("SET TIME ZONE 'UTC'");
+    const rows = await admin.query(`SELECT id, amount::text, big::text, to_char(at, 'YYYY-MM-DD HH24:MI:SS.US') AS at, price::text FROM "${t}" ORDER BY id`);
+    expect(rows.rows).toEqual([
+      { id: '1', amount: '12345678901234567890123456789.123456789', big: '9007199254740993', at: '2024-05-01 10:00:00.123456', price: '375.30' },
+      { id: '2', amount: '-0.00000000000000000000000000000000000001', big: '-9223372036854775808', at: '1999-12-31 23:59:59.999999', price: '12345678901234567.89' },
+    ]);
+  });
+});
