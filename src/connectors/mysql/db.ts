@@ -8,7 +8,9 @@ import { NETWORK_ERROR_CODES, RowError, WeirError } from '../../sdk/errors.js';
 import type { OptionsOf } from '../../sdk/options.js';
 import { quoteIdentifier } from '../../sdk/sql.js';
 import { tlsConfig } from '../../sdk/tls.js';
-import type { ColumnType, Schema } from '../../sdk/types.js';
+import type { Column, ColumnType, Schema } from '../../sdk/types.js';
+import { Decimal } from '../../sdk/values.js';
+import { int64, isoDatetime } from './encode.js';
 import type { mysqlOptions } from './spec.js';
 
 export type MysqlOptions = OptionsOf<typeof mysqlOptions>;
@@ -27,9 +29,35 @@ const SESSION_SQL =
   "SET time_zone = '+00:00', sql_mode = CONCAT_WS(',', NULLIF(@@sql_mode, ''), 'STRICT_TRANS_TABLES', 'NO_AUTO_VALUE_ON_ZERO', 'NO_ENGINE_SUBSTITUTION')";
 
 /**
- * Opens one connection (worker or planner). Dates are read and written in UTC;
- * BIGINTs beyond 2^53 come back as strings; TINYINT(1) comes back as boolean.
+ * How values are read (source, and the sink's own queries): DECIMAL as an exact
+ * Decimal, BIGINT as a number (bigint beyond 2^53, also BIGINT UNSIGNED's top),
+ * DATETIME and TIMESTAMP as ISO-8601 text keeping every fraction digit the column
+ * has (a Date would keep milliseconds only; TIMESTAMP with `Z`: the session is
+ * UTC), DATE as `YYYY-MM-DD`, TINYINT(1) as boolean; the rest as mysql2 reads it.
  */
+const typeCast: mysql.TypeCast = (field, next) => {
+  switch (field.type) {
+    case 'TINY':
+      if (field.length !== 1) break;
+      return nullOr(field.string(), (v) => v !== '0');
+    case 'NEWDECIMAL':
+    case 'DECIMAL':
+      return nullOr(field.string(), (v) => Decimal.parse(v) ?? v);
+    case 'LONGLONG':
+      return nullOr(field.string(), int64);
+    case 'DATETIME':
+      return nullOr(field.string(), (v) => isoDatetime(v, false));
+    case 'TIMESTAMP':
+      return nullOr(field.string(), (v) => isoDatetime(v, true));
+    case 'DATE':
+      return field.string();
+  }
+  return next();
+};
+
+const nullOr = <T>(text: string | null, parse: (text: string) => T): T | null => (text === null ? null : parse(text));
+
+/** Opens one connection (worker or planner). Dates are read and written in UTC; values are read by {@link typeCast}. */
 export async function connect(opts: MysqlOptions, ctx: { baseDir: string; log?: Log }): Promise<Conn> {
   const ssl = tlsConfig(opts, ctx.baseDir, ctx.log);
   let conn: Conn;
@@ -47,15 +75,8 @@ export async function connect(opts: MysqlOptions, ctx: { baseDir: string; log?: 
       timezone: 'Z',
       supportBigNumbers: true,
       bigNumberStrings: false,
-      dateStrings: ['DATE'],
       ...(ssl ? { ssl: ssl as mysql.SslOptions } : {}),
-      typeCast(field, next) {
-        if (field.type === 'TINY' && field.length === 1) {
-          const v = field.string();
-          return v === null ? null : v !== '0';
-        }
-        return next();
-      },
+      typeCast,
     });
   } catch (error) {
     throw classify(error, `cannot connect to MySQL/MariaDB at ${where(opts)}`);
@@ -172,11 +193,28 @@ export function classify(error: unknown, context: string): WeirError {
 // ---------------------------------------------------------------------------
 // Types
 
-/** The column type weir creates for each schema type. */
-export function sqlType(type: ColumnType, key: boolean): string {
-  switch (type) {
+/** MySQL's DECIMAL limits (MariaDB allows a scale of 38; 30 works on both). */
+export const DECIMAL_MAX_PRECISION = 65;
+export const DECIMAL_MAX_SCALE = 30;
+
+/**
+ * The column type weir creates for a schema column. Integers are BIGINT (a value
+ * beyond 64 bits is a row error, never truncated); a decimal is DECIMAL(p,s) wide
+ * enough for its precision and scale, DECIMAL(65,30) when they are unknown, and
+ * text when it needs more than MySQL's DECIMAL(65,30) (its value then arrives
+ * exactly, as its digits).
+ */
+export function sqlType(column: Pick<Column, 'type' | 'precision' | 'scale'>, key: boolean): string {
+  switch (column.type) {
     case 'integer':
       return 'BIGINT';
+    case 'decimal': {
+      if (column.precision === undefined && column.scale === undefined) return `DECIMAL(${DECIMAL_MAX_PRECISION},${DECIMAL_MAX_SCALE})`;
+      const scale = column.scale ?? 0;
+      const precision = Math.max(column.precision ?? DECIMAL_MAX_PRECISION, scale, 1);
+      if (precision > DECIMAL_MAX_PRECISION || scale > DECIMAL_MAX_SCALE) return key ? 'VARCHAR(255)' : 'LONGTEXT';
+      return `DECIMAL(${precision},${scale})`;
+    }
     case 'number':
       return 'DOUBLE';
     case 'boolean':
@@ -196,22 +234,29 @@ export interface TableColumn {
   columnType: string;
   nullable: boolean;
   json: boolean;
+  /** DECIMAL only: digits in all, and after the point (information_schema NUMERIC_PRECISION, NUMERIC_SCALE). */
+  precision?: number;
+  scale?: number;
 }
 
 /** Columns of a table in ordinal order; empty when the table does not exist. */
 export async function tableColumns(conn: Conn, database: string, table: string): Promise<TableColumn[]> {
   const [rows] = await conn.query<mysql.RowDataPacket[]>(
-    'SELECT COLUMN_NAME AS name, DATA_TYPE AS dataType, COLUMN_TYPE AS columnType, IS_NULLABLE AS nullable FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
+    'SELECT COLUMN_NAME AS name, DATA_TYPE AS dataType, COLUMN_TYPE AS columnType, IS_NULLABLE AS nullable, NUMERIC_PRECISION AS `precision`, NUMERIC_SCALE AS scale FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
     [database, table],
   );
   const jsonChecked = await jsonCheckedColumns(conn, database, table);
-  return rows.map((r) => ({
-    name: String(r.name),
-    dataType: String(r.dataType).toLowerCase(),
-    columnType: String(r.columnType).toLowerCase(),
-    nullable: r.nullable === 'YES',
-    json: String(r.dataType).toLowerCase() === 'json' || jsonChecked.has(String(r.name)),
-  }));
+  return rows.map((r) => {
+    const dataType = String(r.dataType).toLowerCase();
+    return {
+      name: String(r.name),
+      dataType,
+      columnType: String(r.columnType).toLowerCase(),
+      nullable: r.nullable === 'YES',
+      json: dataType === 'json' || jsonChecked.has(String(r.name)),
+      ...(DECIMAL_TYPES.has(dataType) ? { precision: Number(r.precision), scale: Number(r.scale) } : {}),
+    };
+  });
 }
 
 /** MariaDB stores JSON as LONGTEXT with a `json_valid()` CHECK constraint: find those columns. */
@@ -232,17 +277,25 @@ async function jsonCheckedColumns(conn: Conn, database: string, table: string): 
   }
 }
 
+const DECIMAL_TYPES = new Set(['decimal', 'numeric']);
+
 export function columnType(c: TableColumn): ColumnType {
   if (c.json) return 'json';
   if (c.columnType.startsWith('tinyint(1)') || c.dataType === 'bool' || c.dataType === 'boolean') return 'boolean';
   if (['tinyint', 'smallint', 'mediumint', 'int', 'integer', 'bigint', 'year', 'bit'].includes(c.dataType)) return 'integer';
+  if (DECIMAL_TYPES.has(c.dataType)) return 'decimal';
   if (['float', 'double', 'real'].includes(c.dataType)) return 'number';
   if (['datetime', 'timestamp'].includes(c.dataType)) return 'timestamp';
-  return 'string'; // decimal stays text to keep its precision; date, time, char, text, enum, blob…
+  return 'string'; // date (as YYYY-MM-DD), time, char, text, enum, blob…
 }
 
 export function schemaOf(columns: TableColumn[]): Schema {
-  return columns.map((c) => ({ name: c.name, type: columnType(c), nullable: c.nullable }));
+  return columns.map((c) => ({
+    name: c.name,
+    type: columnType(c),
+    nullable: c.nullable,
+    ...(c.precision !== undefined ? { precision: c.precision, scale: c.scale ?? 0 } : {}),
+  }));
 }
 
 export async function tableEngine(conn: Conn, database: string, table: string): Promise<string | undefined> {
@@ -268,58 +321,4 @@ export async function uniqueKeys(conn: Conn, database: string, table: string): P
     keys.set(String(r.idx), list);
   }
   return keys;
-}
-
-// ---------------------------------------------------------------------------
-// Values
-
-const ISO_ZONED = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)(Z|[+-]\d{2}:?\d{2})$/;
-const ISO_LOCAL = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?)$/;
-
-/** `2024-03-05T10:00:00.123Z` → `2024-03-05 10:00:00.123000` (UTC); other text is left to the server. */
-export function toDatetimeText(text: string): string {
-  if (text.length > 19 && text.endsWith('Z') && text[10] === 'T' && !text.includes('+')) {
-    const frac = text.length > 20 ? text.slice(20, -1) : '';
-    if (/^\d{0,6}$/.test(frac) && text[19] === (frac ? '.' : 'Z'))
-      return `${text.slice(0, 10)} ${text.slice(11, 19)}${frac ? `.${frac}` : ''}`;
-  }
-  if (ISO_ZONED.test(text)) {
-    const d = new Date(text);
-    if (!Number.isNaN(d.getTime())) return d.toISOString().replace('T', ' ').replace('Z', '');
-  }
-  const local = ISO_LOCAL.exec(text);
-  if (local) return `${local[1]} ${local[2]}`;
-  return text;
-}
-
-/**
- * A converter from a row value to what mysql2 escapes correctly, per column:
- * objects and arrays become JSON text, ISO strings in DATETIME columns become
- * `YYYY-MM-DD HH:MM:SS.ffffff` (UTC), bigint becomes text, NaN/Infinity are row errors.
- */
-export function converter(column: string, datetime: boolean): (v: unknown) => unknown {
-  return (v) => {
-    switch (typeof v) {
-      case 'string':
-        return datetime ? toDatetimeText(v) : v;
-      case 'number':
-        if (!Number.isFinite(v))
-          throw new RowError(`column ${column}: ${v} cannot be stored in MySQL/MariaDB; use null or a finite number`, {
-            code: 'invalid_number',
-          });
-        return v;
-      case 'boolean':
-        return v;
-      case 'bigint':
-        return v.toString();
-      case 'undefined':
-        return null;
-      case 'object':
-        if (v === null || v instanceof Date) return v;
-        if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-        return JSON.stringify(v);
-      default:
-        return String(v);
-    }
-  };
 }

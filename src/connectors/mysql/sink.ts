@@ -34,7 +34,6 @@ import {
   type Conn,
   classify,
   connect,
-  converter,
   driverError,
   endsTransaction,
   type MysqlOptions,
@@ -44,10 +43,10 @@ import {
   type TableColumn,
   tableColumns,
   tableEngine,
-  toDatetimeText,
   uniqueKeys,
   where,
 } from './db.js';
+import { type Encode, encoderFor, toDatetimeText } from './encode.js';
 import {
   CHECKPOINTS,
   checkpoints,
@@ -74,7 +73,7 @@ const TRANSACTIONAL_ENGINES = new Set(['innodb', 'rocksdb']);
 function createTableSql(table: string, schema: Schema, keyColumns: readonly string[] | undefined, ifNotExists = true): string {
   const keys = new Set(keyColumns ?? []);
   const cols = schema.map(
-    (c) => `${q(c.name)} ${sqlType(c.type, keys.has(c.name))}${c.nullable === false || keys.has(c.name) ? ' NOT NULL' : ''}`,
+    (c) => `${q(c.name)} ${sqlType(c, keys.has(c.name))}${c.nullable === false || keys.has(c.name) ? ' NOT NULL' : ''}`,
   );
   if (keyColumns?.length) cols.push(`PRIMARY KEY (${keyColumns.map(q).join(', ')})`);
   return `CREATE TABLE ${ifNotExists ? 'IF NOT EXISTS ' : ''}${q(table)} (${cols.join(', ')}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`;
@@ -348,7 +347,7 @@ class MysqlWriter implements Writer {
       throw endsTransaction(error) ? this.lost(error) : classify(error, `preparing to write to ${this.target}`);
     }
     const p = this.prepared;
-    const values = batch.map((row) => p.names.map((name, i) => (p.convert[i] as (v: unknown) => unknown)(row[name])));
+    const values = batch.map((row) => p.names.map((name, i) => (p.convert[i] as Encode)(row[name])));
     try {
       if (!this.inTx) {
         await conn.query('START TRANSACTION');
@@ -457,13 +456,12 @@ class MysqlWriter implements Writer {
       this.naming,
     );
     const names = plan.columns;
-    const datetime = names.map((n) => ['datetime', 'timestamp'].includes(byName.get(n.toLowerCase())?.dataType ?? ''));
     const cols = names.map(q).join(', ');
     const keys = new Set(this.keyColumns?.map((k) => k.toLowerCase()));
     const updates = names.filter((n) => !keys.has(n.toLowerCase()));
     return {
       names: [...plan.fields],
-      convert: names.map((n, i) => converter(n, datetime[i] as boolean)),
+      convert: names.map((n) => encoderFor(n, byName.get(n.toLowerCase()) as TableColumn)),
       insertPrefix: `INSERT INTO ${q(this.target)} (${cols}) VALUES `,
       insertSuffix: this.keyColumns
         ? ` ON DUPLICATE KEY UPDATE ${(updates.length ? updates : [this.keyColumns[0] as string]).map((n) => `${q(n)} = VALUES(${q(n)})`).join(', ')}`
@@ -561,7 +559,8 @@ class MysqlWriter implements Writer {
 interface Prepared {
   /** The rows' fields, in column order. */
   names: string[];
-  convert: ((v: unknown) => unknown)[];
+  /** Per column, from the target's type: checks a value fits exactly and gives what mysql2 escapes ({@link encoderFor}). */
+  convert: Encode[];
   insertPrefix: string;
   insertSuffix: string;
   loadSql: string;

@@ -5,6 +5,7 @@ import { requireService } from '../../../test/helpers/services.js';
 import { validateConnectorOptions } from '../../sdk/connector.js';
 import { connectorOptions } from '../../sdk/testing.js';
 import type { Row } from '../../sdk/types.js';
+import { Decimal } from '../../sdk/values.js';
 import { collect, planContext, taskContext } from '../shared/test-context.js';
 import mysqlConnector from './index.js';
 import { keyRanges } from './source.js';
@@ -65,7 +66,7 @@ describe.skipIf(!up)('mysql source', () => {
     expect(schema).toEqual([
       { name: 'id', type: 'integer', nullable: false },
       { name: 'name', type: 'string', nullable: true },
-      { name: 'price', type: 'string', nullable: true },
+      { name: 'price', type: 'decimal', nullable: true, precision: 10, scale: 2 },
       { name: 'score', type: 'number', nullable: true },
       { name: 'ok', type: 'boolean', nullable: true },
       { name: 'at', type: 'timestamp', nullable: true },
@@ -77,10 +78,10 @@ describe.skipIf(!up)('mysql source', () => {
     expect(rows[1]).toEqual({
       id: 2,
       name: 'n2',
-      price: '12.50',
+      price: Decimal.parse('12.50'),
       score: 0.5,
       ok: true,
-      at: new Date('2024-05-01T10:00:00.125Z'),
+      at: '2024-05-01T10:00:00.125', // DATETIME has no zone: ISO text without one, every fraction digit kept
       day: '2024-05-01',
       doc: { i: 1 },
       grp: 1,
@@ -155,6 +156,92 @@ describe.skipIf(!up)('mysql source', () => {
     expect(issues({})).toMatch(/one of table, query is required/);
     expect(issues({ table: 't', query: 'SELECT 1' })).toMatch(/cannot be used together/);
     expect(issues({ table: 't', key_columns: ['id'] })).toMatch(/key_columns is for a sink/);
+  });
+});
+
+describe.skipIf(!up)('mysql source: exact values', () => {
+  const exact = `src_exact_${randomBytes(5).toString('hex')}`;
+  const D38 = '12345678901234567890123456789.123456789';
+  beforeAll(async () => {
+    admin = await mysql.createConnection(BASE);
+    await admin.query(
+      `CREATE TABLE \`${exact}\` (id BIGINT UNSIGNED PRIMARY KEY, d38 DECIMAL(38,9), d30 DECIMAL(30,2), price DECIMAL(10,2) UNSIGNED, whole DECIMAL(5,0), big BIGINT, at DATETIME(6), ts TIMESTAMP(6) NULL, day DATE)`,
+    );
+    await admin.query(`INSERT INTO \`${exact}\` VALUES
+      (18446744073709551615, '${D38}', '12345678901234567.89', '375.30', -12345, 9007199254740993, '2024-05-01 10:00:00.123456', '2024-05-01 10:00:00.000001', '2024-05-01'),
+      (1, '-${D38}', '-0.01', '0.00', 0, -9223372036854775808, '1999-12-31 23:59:59.999999', NULL, '0001-01-01'),
+      (2, NULL, NULL, NULL, NULL, 42, NULL, NULL, NULL)`);
+  });
+  afterAll(async () => {
+    await admin?.query(`DROP TABLE IF EXISTS \`${exact}\``);
+    await admin?.end();
+  });
+
+  const first = {
+    id: 18446744073709551615n,
+    d38: Decimal.parse(D38),
+    d30: Decimal.parse('12345678901234567.89'),
+    price: Decimal.parse('375.30'),
+    whole: Decimal.parse('-12345'),
+    big: 9007199254740993n,
+    at: '2024-05-01T10:00:00.123456',
+    ts: '2024-05-01T10:00:00.000001Z',
+    day: '2024-05-01',
+  };
+
+  it('a table: DECIMAL as Decimal with its precision and scale, BIGINT exact beyond 2^53, microseconds kept', async () => {
+    const { schema, rows } = await readAll({ table: exact });
+    expect(schema).toEqual([
+      { name: 'id', type: 'integer', nullable: false },
+      { name: 'd38', type: 'decimal', nullable: true, precision: 38, scale: 9 },
+      { name: 'd30', type: 'decimal', nullable: true, precision: 30, scale: 2 },
+      { name: 'price', type: 'decimal', nullable: true, precision: 10, scale: 2 },
+      { name: 'whole', type: 'decimal', nullable: true, precision: 5, scale: 0 },
+      { name: 'big', type: 'integer', nullable: true },
+      { name: 'at', type: 'timestamp', nullable: true },
+      { name: 'ts', type: 'timestamp', nullable: true },
+      { name: 'day', type: 'string', nullable: true },
+    ]);
+    const byId = new Map(rows.map((r) => [String(r.id), r]));
+    const split = await readAll({ table: exact, partitions: 3 }); // key ranges up to BIGINT UNSIGNED's top
+    expect(split.partitions).toHaveLength(3);
+    expect(split.rows.map((r) => String(r.id)).sort()).toEqual(['1', '18446744073709551615', '2']);
+    const top = byId.get('18446744073709551615');
+    expect(top).toEqual(first);
+    expect(String(top?.price)).toBe('375.30'); // Decimal's text
+    expect(String(top?.d38)).toBe(D38);
+    expect(byId.get('1')).toEqual({
+      id: 1,
+      d38: Decimal.parse(`-${D38}`),
+      d30: Decimal.parse('-0.01'),
+      price: Decimal.parse('0.00'),
+      whole: Decimal.parse('0'),
+      big: -9223372036854775808n,
+      at: '1999-12-31T23:59:59.999999',
+      ts: null,
+      day: '0001-01-01',
+    });
+    expect(byId.get('2')).toMatchObject({ id: 2, d38: null, big: 42, at: null });
+  });
+
+  it('a query: the same values, and precision and scale from the result metadata', async () => {
+    const { schema, rows } = await readAll({
+      query: `SELECT id, d38, price, whole, big, at, ts, day, d30 * 2 AS doubled FROM \`${exact}\``,
+    });
+    expect(schema).toEqual([
+      { name: 'id', type: 'integer' },
+      { name: 'd38', type: 'decimal', precision: 38, scale: 9 },
+      { name: 'price', type: 'decimal', precision: 10, scale: 2 },
+      { name: 'whole', type: 'decimal', precision: 5, scale: 0 },
+      { name: 'big', type: 'integer' },
+      { name: 'at', type: 'timestamp' },
+      { name: 'ts', type: 'timestamp' },
+      { name: 'day', type: 'string' },
+      { name: 'doubled', type: 'decimal', precision: expect.any(Number), scale: 2 },
+    ]);
+    const top = rows.find((r) => r.id === 18446744073709551615n);
+    const { d30: _, ...rest } = first;
+    expect(top).toEqual({ ...rest, doubled: Decimal.parse('24691357802469135.78') });
   });
 });
 

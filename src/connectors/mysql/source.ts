@@ -7,7 +7,7 @@ import type { Connection as CoreConnection } from 'mysql2';
 import type mysql from 'mysql2/promise';
 import type { PlanContext, Source, TaskContext } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
-import type { ColumnType, Partition, Row, Schema } from '../../sdk/types.js';
+import type { Column, ColumnType, Partition, Row, Schema } from '../../sdk/types.js';
 import { type Conn, classify, connect, type MysqlOptions, q, release, schemaOf, tableColumns, uniqueKeys, where } from './db.js';
 
 /** mysql2 field type codes (protocol column types). */
@@ -19,6 +19,8 @@ const FIELD_TYPES: Record<number, ColumnType> = {
   9: 'integer', // INT24
   13: 'integer', // YEAR
   16: 'integer', // BIT
+  0: 'decimal', // DECIMAL (before MySQL 5.0.3)
+  246: 'decimal', // NEWDECIMAL
   4: 'number', // FLOAT
   5: 'number', // DOUBLE
   7: 'timestamp', // TIMESTAMP
@@ -31,6 +33,18 @@ function fieldType(f: mysql.FieldPacket): ColumnType {
   if (t === 1 && f.columnLength === 1) return 'boolean';
   if (f.extendedFormat === 'json') return 'json';
   return FIELD_TYPES[t] ?? 'string';
+}
+
+const UNSIGNED_FLAG = 32;
+
+/** A result column as a schema column; a DECIMAL's precision from its display length (digits, point, sign). */
+function fieldColumn(f: mysql.FieldPacket): Column {
+  const type = fieldType(f);
+  if (type !== 'decimal') return { name: f.name, type };
+  const scale = f.decimals ?? 0;
+  const unsigned = typeof f.flags === 'number' ? (f.flags & UNSIGNED_FLAG) !== 0 : (f.flags ?? []).includes('UNSIGNED');
+  const precision = (f.columnLength ?? 0) - (scale > 0 ? 1 : 0) - (unsigned ? 0 : 1);
+  return precision > 0 ? { name: f.name, type, precision, scale } : { name: f.name, type };
 }
 
 interface RangePartition extends Partition {
@@ -63,7 +77,7 @@ export function mysqlSource(opts: MysqlOptions): Source {
   };
 
   const queryFields = async (conn: Conn): Promise<mysql.FieldPacket[]> => (await conn.query(`SELECT * FROM ${from()} LIMIT 0`))[1] ?? [];
-  const querySchema = async (conn: Conn): Promise<Schema> => (await queryFields(conn)).map((f) => ({ name: f.name, type: fieldType(f) }));
+  const querySchema = async (conn: Conn): Promise<Schema> => (await queryFields(conn)).map(fieldColumn);
   /**
    * JSON columns that arrive as text: MariaDB's JSON is LONGTEXT with a json_valid() CHECK;
    * mysql2 parses it only when the server sends extended metadata (MariaDB 10.5+), and
