@@ -58,6 +58,28 @@ describe('excerpt', () => {
   });
 });
 
+describe('secret values in excerpts', () => {
+  it('are masked from a credential key to the end of the line, whatever the value looks like', () => {
+    const e = yamlError('pipeline: a\nsink: { type: postgres, password: "hunter2XYZ }\n');
+    expect(e.message).not.toContain('hunter2XYZ');
+    expect(e.issues[0]?.excerpt?.split('\n')[0]).toBe('2 | sink: { type: postgres, password: ***REDACTED***');
+    const list = excerpt('sink:\n  api_key: [hunter2XYZ, x]\n', { line: 2, col: 3 });
+    expect(list).toBe('2 |   api_key: ***REDACTED***\n  |   ^');
+  });
+
+  it('are masked on a line that continues the value of a secret key', () => {
+    const text = 'sink:\n  password: >\n    hunter2XYZ: oops\n  table: t\n';
+    expect(excerpt(text, { line: 3, col: 5 })).toBe('3 |     ***REDACTED***\n  |     ^');
+    expect(excerpt(text, { line: 4, col: 3 })).toBe('4 |   table: t\n  |   ^');
+  });
+
+  it("are masked under keys the caller names secret (a connector's secret options)", () => {
+    const text = 'sink:\n  sasl_words: [hunter2XYZ]\n';
+    expect(excerpt(text, { line: 2, col: 3 })).toContain('hunter2XYZ');
+    expect(excerpt(text, { line: 2, col: 3 }, (k) => k === 'sasl_words')).toBe('2 |   sasl_words: ***REDACTED***\n  |   ^');
+  });
+});
+
 describe('validation issues', () => {
   it('are located with the same rendering: (line L:C) after the path, and the excerpt', () => {
     const file = parsePipelineText('pipeline: a\nsink:\n  type: sqlite\n  tabel: t\n', 'p.yaml');

@@ -6,6 +6,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { type Document, isMap, isSeq, LineCounter, parseDocument } from 'yaml';
 import { ConfigError, type ConfigIssue } from '../sdk/errors.js';
+import { isCredentialKey, REDACTED } from '../secrets/redactor.js';
 
 export const MAX_FILE_BYTES = 1024 * 1024;
 const MAX_ALIASES = 50;
@@ -15,8 +16,8 @@ export interface LoadedFile {
   data: unknown;
   /** Where a dotted path such as `sink.port` or `alerts[0].name` is written (its key), if known. */
   positionOf(path: string): Position | undefined;
-  /** The file's line at `pos` with a caret under its column ({@link excerpt}). */
-  excerptAt(pos: Position): string;
+  /** The file's line at `pos` with a caret under its column, secret values masked ({@link excerpt}). */
+  excerptAt(pos: Position, isSecretKey?: (key: string) => boolean): string;
 }
 
 /** A place in a pipeline file: 1-based line and column. */
@@ -78,7 +79,12 @@ export function parsePipelineText(bytes: Buffer | string, path = '<input>'): Loa
     throw refused(path, `${(error as Error).message.split('\n')[0]} (at most ${MAX_ALIASES} alias expansions are allowed)`);
   }
   if (data === null || data === undefined) throw refused(path, 'it is empty; see `weir schema` for the file format');
-  return { path, data, positionOf: (p) => positionOf(doc, lineCounter, p), excerptAt: (pos) => excerpt(text, pos) };
+  return {
+    path,
+    data,
+    positionOf: (p) => positionOf(doc, lineCounter, p),
+    excerptAt: (pos, isSecretKey) => excerpt(text, pos, isSecretKey),
+  };
 }
 
 /**
@@ -104,18 +110,17 @@ const EXCERPT_WIDTH = 100;
  *  6 |   tabel: events
  *    |   ^
  * ```
- * A long line is cut to {@link EXCERPT_WIDTH} characters around the column (`…` marks the
+ * The value of a credential key (`password:`, `api_key:` or any key `isSecretKey`
+ * names) is masked, from the key to the end of the line, and so is a line that
+ * continues such a value (indented below it): a file that fails to parse or validate
+ * has not registered its secrets yet, so the output guard could not scrub them. A long
+ * line is cut to {@link EXCERPT_WIDTH} characters around the column (`…` marks the
  * cuts); tabs are kept in the caret line so the caret stays under its character.
  */
-export function excerpt(text: string, pos: Position): string {
-  let start = 0;
-  for (let n = 1; n < pos.line; n++) {
-    const nl = text.indexOf('\n', start);
-    if (nl < 0) break;
-    start = nl + 1;
-  }
-  const end = text.indexOf('\n', start);
-  let line = text.slice(start, end < 0 ? text.length : end).replace(/\r$/, '');
+export function excerpt(text: string, pos: Position, isSecretKey: (key: string) => boolean = isCredentialKey): string {
+  const lines = text.split('\n');
+  const index = Math.min(Math.max(pos.line, 1), lines.length) - 1;
+  let line = maskSecrets(lines, index, isSecretKey);
   let col = Math.max(1, Math.min(pos.col, line.length + 1));
   if (line.length > EXCERPT_WIDTH) {
     const from = Math.max(0, Math.min(col - 1 - EXCERPT_WIDTH / 2, line.length - EXCERPT_WIDTH));
@@ -127,6 +132,25 @@ export function excerpt(text: string, pos: Position): string {
   const pad = ' '.repeat(number.length);
   const caret = `${line.slice(0, col - 1).replace(/[^\t]/g, ' ')}^`;
   return `${number} | ${line}\n${pad} | ${caret}`;
+}
+
+/** `key:` in block or flow style, the key bare or quoted. */
+const KEY = /(["']?)([A-Za-z0-9_][A-Za-z0-9_.-]*)\1\s*:(?=\s|$)/g;
+
+/** Line `index` with the value of any secret key on it, or of the secret key it continues, masked. */
+function maskSecrets(lines: readonly string[], index: number, isSecretKey: (key: string) => boolean): string {
+  const line = (lines[index] ?? '').replace(/\r$/, '');
+  for (const m of line.matchAll(KEY)) if (isSecretKey(m[2] as string)) return `${line.slice(0, (m.index ?? 0) + m[0].length)} ${REDACTED}`;
+  // a continuation of the value of the nearest less-indented line above
+  const indent = (l: string) => /^[\t ]*/.exec(l)?.[0].length ?? 0;
+  const own = indent(line);
+  for (let i = index - 1; i >= 0; i--) {
+    const above = lines[i] as string;
+    if (above.trim() === '' || indent(above) >= own) continue;
+    if ([...above.matchAll(KEY)].some((m) => isSecretKey(m[2] as string))) return `${line.slice(0, own)}${REDACTED}`;
+    break;
+  }
+  return line;
 }
 
 function refused(path: string, why: string): ConfigError {
@@ -158,11 +182,14 @@ function positionOf(doc: Document, lc: LineCounter, path: string): Position | un
   return undefined;
 }
 
-/** Locates the issues whose path is in the file: `(line L:C)` after the path, and the line with a caret. */
-export function withLines(issues: ConfigIssue[], file: LoadedFile | undefined): ConfigIssue[] {
+/**
+ * Locates the issues whose path is in the file: `(line L:C)` after the path, and the
+ * line with a caret (values of credential keys and of `isSecretKey` keys masked).
+ */
+export function withLines(issues: ConfigIssue[], file: LoadedFile | undefined, isSecretKey?: (key: string) => boolean): ConfigIssue[] {
   if (!file) return issues;
   return issues.map((i) => {
     const pos = i.path ? file.positionOf(i.path) : undefined;
-    return pos ? at(i, pos, file.excerptAt(pos)) : i;
+    return pos ? at(i, pos, file.excerptAt(pos, isSecretKey)) : i;
   });
 }

@@ -262,7 +262,11 @@ export function validatePipeline(
     });
   }
   if (r.value) issues.push(...tlsFileIssues(r.value, baseDir));
-  if (issues.length || !r.value) throw new ConfigError(withLines(issues, file), `${file.path} has ${issues.length} problem(s)`);
+  if (issues.length || !r.value)
+    throw new ConfigError(
+      withLines(issues, file, (key) => redactor.isSecretKey(key)),
+      `${file.path} has ${issues.length} problem(s)`,
+    );
   return { config: r.value, warnings: resolved.warnings, baseDir };
 }
 

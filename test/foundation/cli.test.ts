@@ -92,6 +92,26 @@ retry: { max_attempts: 0 }
     },
   );
 
+  it('never prints a literal secret in the excerpt of a bad line', async () => {
+    const dir = tempDir();
+    const syntax = write(
+      dir,
+      'syntax.yaml',
+      'pipeline: x\nsource: { type: generator }\nsink: { type: postgres, database: test, table: t, password: "hunter2XYZ }\n',
+    );
+    const invalid = write(
+      dir,
+      'invalid.yaml',
+      'pipeline: x\nsource: { type: generator }\nsink:\n  type: postgres\n  database: test\n  table: t\n  password: [hunter2XYZ, other]\n',
+    );
+    for (const file of [syntax, invalid]) {
+      const r = await runCli(['validate', file], { cwd: dir });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/\d+ \| .*password: \*\*\*REDACTED\*\*\*/);
+      expect(r.stderr).not.toContain('hunter2XYZ');
+    }
+  });
+
   it('reports a missing file with exit 2', async () => {
     const r = await runCli(['validate', '/nonexistent/pipeline.yaml']);
     expect(r.code).toBe(2);
