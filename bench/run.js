@@ -52,7 +52,7 @@ const PG = {
   password: process.env.PGPASSWORD,
 };
 const GATES = { weirVsPsql: 0.8, peakRssMb: 250 };
-const COLUMNS = 'id bigint, name text, amount double precision, active boolean, created_at timestamptz, note text';
+const COLUMNS = 'id bigint, name text, amount double precision, active boolean, created_at timestamptz, note text, price numeric';
 
 // ---------------------------------------------------------------------------
 // data
@@ -60,17 +60,28 @@ const COLUMNS = 'id bigint, name text, amount double precision, active boolean, 
 /** Writes the CSV once (deterministic content; reused while its row count matches). */
 async function ensureCsv(rows) {
   mkdirSync(DATA, { recursive: true });
-  const file = join(DATA, `bench-${rows}.csv`);
+  const file = join(DATA, `bench-v2-${rows}.csv`);
   const marker = `${file}.done`;
   if (existsSync(file) && existsSync(marker)) return file;
   process.stdout.write(`generating ${file} (${rows.toLocaleString('en-US')} rows)… `);
   const out = createWriteStream(file);
-  out.write('id,name,amount,active,created_at,note\n');
+  out.write('id,name,amount,active,created_at,note,price\n');
   const base = Date.UTC(2024, 0, 1);
   let chunk = '';
   for (let i = 1; i <= rows; i++) {
-    const note = i % 10 === 0 ? '"said ""hi"", then left"' : i % 17 === 0 ? '' : i % 29 === 0 ? '"multi\nline"' : `note ${i % 997}`;
-    chunk += `${i},user_${i % 50_000},${((i * 7.31) % 10_000).toFixed(2)},${i % 3 === 0},${new Date(base + i * 1000).toISOString()},${note}\n`;
+    const note =
+      i % 10 === 0
+        ? '"said ""hi"", then left"'
+        : i % 17 === 0
+          ? ''
+          : i % 19 === 0
+            ? '""'
+            : i % 29 === 0
+              ? '"multi\nline"'
+              : `note ${i % 997}`;
+    // 28 significant digits (beyond any double), trailing zeros kept: a decimal must arrive as it left
+    const price = i % 23 === 0 ? '' : `${String(i * 7919).padStart(18, '1')}.${String(i % 100_000).padStart(10, '0')}`;
+    chunk += `${i},user_${i % 50_000},${((i * 7.31) % 10_000).toFixed(2)},${i % 3 === 0},${new Date(base + i * 1000).toISOString()},${note},${price}\n`;
     if (chunk.length > 1 << 20) {
       if (!out.write(chunk)) await once(out, 'drain');
       chunk = '';
@@ -164,6 +175,15 @@ async function tableStats(name) {
   });
 }
 
+/** md5 of every row's text in id order: the same content as psql's load, value for value (NULL apart from ''). */
+async function contentDigest(name) {
+  return withDb(async (c) => {
+    await c.query("SET TIME ZONE 'UTC'");
+    const r = await c.query(`SELECT md5(string_agg(t::text, E'\\n' ORDER BY t.id)) AS d FROM "${name}" t`);
+    return r.rows[0].d;
+  });
+}
+
 function freePort() {
   return new Promise((res) => {
     const s = createServer();
@@ -187,7 +207,7 @@ function pipelineYaml(csv, table, name, dir, { delivery = 'exactly-once', splitB
 source:
   type: csv
   path: ${csv}
-${splitBytes === undefined ? '' : `  split_bytes: ${splitBytes}\n`}  columns: { id: integer, name: string, amount: number, active: boolean, created_at: timestamp, note: string }
+${splitBytes === undefined ? '' : `  split_bytes: ${splitBytes}\n`}  columns: { id: integer, name: string, amount: number, active: boolean, created_at: timestamp, note: string, price: decimal }
 sink:
   type: postgres
   host: ${PG.host}
@@ -339,13 +359,18 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'weir-bench-'));
   const results = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
   console.log(
-    `\n${ROWS.toLocaleString('en-US')} rows × 6 columns (${(statSync(csv).size / 1e6).toFixed(1)} MB) into PostgreSQL at ${PG.host}:${PG.port}; ${RUNS} interleaved run(s) each, median reported\n`,
+    `\n${ROWS.toLocaleString('en-US')} rows × 7 columns (${(statSync(csv).size / 1e6).toFixed(1)} MB) into PostgreSQL at ${PG.host}:${PG.port}; ${RUNS} interleaved run(s) each, median reported\n`,
   );
+  let psqlDigest;
+  const contentMismatch = [];
   for (let run = 1; run <= RUNS; run++) {
     for (const [name, fn] of Object.entries(contenders)) {
       const r = await fn(csv, dir);
       const s = await tableStats(r.table);
       if (r.code !== 0 || s.n !== ROWS) throw new Error(`${LABELS[name]} failed (exit ${r.code}, ${s.n} rows): ${r.stderr.slice(-2000)}`);
+      r.digest = await contentDigest(r.table);
+      if (name === 'psql') psqlDigest = r.digest;
+      else if (r.digest !== psqlDigest) contentMismatch.push(`${LABELS[name]} run ${run}: ${r.digest} ≠ psql's ${psqlDigest}`);
       results[name].push(r);
       console.log(
         `  run ${run}  ${LABELS[name].padEnd(26)} ${r.seconds.toFixed(2).padStart(6)} s  ${Math.round(ROWS / r.seconds)
@@ -376,6 +401,11 @@ async function main() {
   );
 
   const gates = [
+    {
+      name: "every load's content digest equals psql \\copy's (same file, same table)",
+      ok: contentMismatch.length === 0,
+      detail: contentMismatch.length ? contentMismatch.join('; ') : `md5 ${psqlDigest}`,
+    },
     {
       name: `weir csv → postgres ≥ ${GATES.weirVsPsql * 100}% of psql \\copy rows/s`,
       ok: by.weirOn.rowsPerSecond >= GATES.weirVsPsql * psql,

@@ -6,9 +6,9 @@
 import type { Sink, TaskContext, Writer } from '../sdk/connector.js';
 import { errorMessage, errorType, isRetryable, WeirError } from '../sdk/errors.js';
 import type { JsonValue, Row } from '../sdk/types.js';
+import { parseJsonExact, stringifyJson } from '../sdk/values.js';
 import type { Redactor } from '../secrets/redactor.js';
 import type { RejectInfo, RowErrorHandler } from './task.js';
-import { parseJsonExact, stringifyJson } from '../sdk/values.js';
 
 export interface ErrorPolicyOptions {
   tolerance: 'none' | 'all';

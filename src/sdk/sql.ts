@@ -11,6 +11,7 @@
 import { WeirError } from './errors.js';
 import { o, suggest } from './options.js';
 import type { ColumnType, Schema } from './types.js';
+import { Decimal } from './values.js';
 
 /** Quotes an identifier for PostgreSQL/SQLite (`"x"`) or MySQL (`` `x` ``), doubling any quote inside it. */
 export function quoteIdentifier(name: string, quote: '"' | '`' = '"'): string {
@@ -231,6 +232,7 @@ export function typeOfValue(v: unknown): ColumnType {
   if (typeof v === 'bigint') return 'integer';
   if (typeof v === 'boolean') return 'boolean';
   if (v instanceof Date) return 'timestamp';
+  if (Decimal.is(v)) return 'decimal';
   if (v !== null && typeof v === 'object') return 'json';
   return 'string';
 }

@@ -31,6 +31,8 @@ describe('Decimal', () => {
     const e = Decimal.parse('-1.5e3') as Decimal;
     expect([e.scale, e.integerDigits, e.unscaled(0), e.unscaled(2)]).toEqual([0, 4, -1500n, -150000n]);
     expect((Decimal.parse('12345678901234567.89') as Decimal).unscaled(2)).toBe(1234567890123456789n);
+    expect((Decimal.parse('0e5') as Decimal).integerDigits).toBe(0);
+    expect((Decimal.parse('0.000') as Decimal).integerDigits).toBe(0);
   });
 
   it('fromUnscaled is the inverse of unscaled', () => {

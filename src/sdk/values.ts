@@ -59,7 +59,8 @@ export class Decimal {
   static fromUnscaled(unscaled: bigint, scale: number): Decimal {
     const negative = unscaled < 0n;
     let digits = (negative ? -unscaled : unscaled).toString();
-    if (scale <= 0) return new Decimal(`${negative && unscaled !== 0n ? '-' : ''}${digits}${scale < 0 && unscaled !== 0n ? '0'.repeat(-scale) : ''}`);
+    if (scale <= 0)
+      return new Decimal(`${negative && unscaled !== 0n ? '-' : ''}${digits}${scale < 0 && unscaled !== 0n ? '0'.repeat(-scale) : ''}`);
     digits = digits.padStart(scale + 1, '0');
     return new Decimal(`${negative ? '-' : ''}${digits.slice(0, -scale)}.${digits.slice(-scale)}`);
   }
@@ -80,7 +81,7 @@ export class Decimal {
   get integerDigits(): number {
     const { digits, exponent } = this.parts();
     const significant = digits.replace(/^0+/, '');
-    return Math.max(0, significant.length + exponent);
+    return significant === '' ? 0 : Math.max(0, significant.length + exponent);
   }
 
   /** The value × 10^scale when that is an integer, else undefined (the value has more fraction digits). */

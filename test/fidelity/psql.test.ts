@@ -49,8 +49,22 @@ afterAll(async () => {
 async function digest(table: string): Promise<string> {
   const { stdout } = await run(
     'psql',
-    ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', BASE.host, '-U', BASE.user, '-d', BASE.database, '-c',
-      `SELECT count(*) || ':' || md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text COLLATE "C"), '')) FROM "${table}" t`],
+    [
+      '-X',
+      '-q',
+      '-A',
+      '-t',
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-h',
+      BASE.host,
+      '-U',
+      BASE.user,
+      '-d',
+      BASE.database,
+      '-c',
+      `SELECT count(*) || ':' || md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text COLLATE "C"), '')) FROM "${table}" t`,
+    ],
     { env: { ...process.env, PGTZ: 'UTC' } },
   );
   return stdout.trim();
@@ -59,8 +73,20 @@ async function digest(table: string): Promise<string> {
 async function psqlCopy(table: string, path: string): Promise<void> {
   await run(
     'psql',
-    ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', BASE.host, '-U', BASE.user, '-d', BASE.database, '-c',
-      `\\copy "${table}" FROM '${path}' WITH (FORMAT csv, HEADER true)`],
+    [
+      '-X',
+      '-q',
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-h',
+      BASE.host,
+      '-U',
+      BASE.user,
+      '-d',
+      BASE.database,
+      '-c',
+      `\\copy "${table}" FROM '${path}' WITH (FORMAT csv, HEADER true)`,
+    ],
     { env: { ...process.env, PGTZ: 'UTC' } },
   );
 }
@@ -75,7 +101,7 @@ sink: { type: postgres, database: test, table: ${table}${sink} }
     [],
     dir,
   );
-  expect(summary.status, JSON.stringify(summary.errors ?? summary)).toBe('succeeded');
+  expect(summary.status, JSON.stringify(summary.error ?? summary)).toBe('succeeded');
 }
 
 async function caseFile(c: CsvCase): Promise<string> {
@@ -142,10 +168,24 @@ describe.skipIf(!up)('CSV → PostgreSQL equals psql \\copy', () => {
       'price:numeric',
     ]);
     await admin.query("SET TIME ZONE 'UTC'");
-    const rows = await admin.query(`SELECT id, amount::text, big::text, to_char(at, 'YYYY-MM-DD HH24:MI:SS.US') AS at, price::text FROM "${t}" ORDER BY id`);
+    const rows = await admin.query(
+      `SELECT id, amount::text, big::text, to_char(at, 'YYYY-MM-DD HH24:MI:SS.US') AS at, price::text FROM "${t}" ORDER BY id`,
+    );
     expect(rows.rows).toEqual([
-      { id: '1', amount: '12345678901234567890123456789.123456789', big: '9007199254740993', at: '2024-05-01 10:00:00.123456', price: '375.30' },
-      { id: '2', amount: '-0.00000000000000000000000000000000000001', big: '-9223372036854775808', at: '1999-12-31 23:59:59.999999', price: '12345678901234567.89' },
+      {
+        id: '1',
+        amount: '12345678901234567890123456789.123456789',
+        big: '9007199254740993',
+        at: '2024-05-01 10:00:00.123456',
+        price: '375.30',
+      },
+      {
+        id: '2',
+        amount: '-0.00000000000000000000000000000000000001',
+        big: '-9223372036854775808',
+        at: '1999-12-31 23:59:59.999999',
+        price: '12345678901234567.89',
+      },
     ]);
   });
 });

@@ -25,7 +25,9 @@ function contents(db: string, table: string): string {
   const conn = new Database(db, { readonly: true });
   try {
     const cols = (conn.prepare(`SELECT name FROM pragma_table_info(?)`).all(table) as { name: string }[]).map((c) => `quote("${c.name}")`);
-    const rows = conn.prepare(`SELECT ${cols.join(" || '|' || ")} AS r FROM "${table}" ORDER BY CAST(rid AS INTEGER)`).all() as { r: string }[];
+    const rows = conn.prepare(`SELECT ${cols.join(" || '|' || ")} AS r FROM "${table}" ORDER BY CAST(rid AS INTEGER)`).all() as {
+      r: string;
+    }[];
     return rows.map((r) => r.r).join('\n');
   } finally {
     conn.close();
@@ -46,7 +48,7 @@ sink: { type: sqlite, path: ${db}, table: ${table} }
     [],
     dir,
   );
-  expect(summary.status, JSON.stringify(summary.errors ?? summary)).toBe('succeeded');
+  expect(summary.status, JSON.stringify(summary.error ?? summary)).toBe('succeeded');
 }
 
 async function caseFiles(c: CsvCase) {

@@ -82,7 +82,16 @@ describe('csv source', () => {
     expect(schema?.find((c) => c.name === 'big')).toMatchObject({ precision: 20, scale: 0 });
     const d = (t: string) => Decimal.parse(t);
     expect(rows).toEqual([
-      { id: 1, price: d('9.50'), ok: true, at: '2024-05-01T12:00:00Z', name: 'Ann', zip: '007', big: d('12345678901234567890'), flag: 'TRUE' },
+      {
+        id: 1,
+        price: d('9.50'),
+        ok: true,
+        at: '2024-05-01T12:00:00Z',
+        name: 'Ann',
+        zip: '007',
+        big: d('12345678901234567890'),
+        flag: 'TRUE',
+      },
       { id: 2, price: d('10'), ok: false, at: '2024-05-02', name: 'Bob', zip: '010', big: d('1'), flag: 'no' },
       { id: 3, price: null, ok: null, at: null, name: null, zip: null, big: null, flag: null },
       { id: 4, price: null, ok: null, at: null, name: '', zip: '', big: null, flag: '' },
@@ -333,7 +342,16 @@ describe('csv sink', () => {
     ];
     await writeAll(
       { path: 'out.csv', null_value: 'NULL' },
-      [['0', [{ a: { x: [1n, Decimal.parse('1.50')] }, b: 2n, c: new Date(0) }, { a: null, b: 'NULL' }, { a: '', b: Decimal.parse('375.30') }]]],
+      [
+        [
+          '0',
+          [
+            { a: { x: [1n, Decimal.parse('1.50')] }, b: 2n, c: new Date(0) },
+            { a: null, b: 'NULL' },
+            { a: '', b: Decimal.parse('375.30') },
+          ],
+        ],
+      ],
       { schema },
     );
     expect(await readFile(join(dir, 'out.csv'), 'utf8')).toBe(

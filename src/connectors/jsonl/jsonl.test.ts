@@ -4,10 +4,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RowError, WeirError } from '../../sdk/errors.js';
 import { validateOptions } from '../../sdk/options.js';
 import type { JsonValue, Row, Schema } from '../../sdk/types.js';
+import { Decimal } from '../../sdk/values.js';
 import { collect, commitContext, messageOf, planContext, taskContext, tempDir } from '../shared/test-context.js';
 import jsonl from './index.js';
 import { type JsonlOptions, jsonlOptions } from './spec.js';
-import { Decimal } from '../../sdk/values.js';
 
 function options(input: Record<string, unknown>): JsonlOptions {
   const r = validateOptions(jsonlOptions, input, 'source');

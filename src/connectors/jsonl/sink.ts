@@ -1,10 +1,10 @@
 import type { Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { RowError } from '../../sdk/errors.js';
 import type { JsonValue, Partition, Row } from '../../sdk/types.js';
+import { stringifyJson } from '../../sdk/values.js';
 import { resolvePath } from '../shared/files.js';
 import { abortStagedMessages, commitStaged, makeTargetDir, parseMessages, StagedFile } from '../shared/staged.js';
 import type { JsonlOptions } from './spec.js';
-import { stringifyJson } from '../../sdk/values.js';
 
 const WHO = 'jsonl sink';
 

@@ -7,10 +7,10 @@ import { createInterface } from 'node:readline';
 import type { Source, TaskContext } from '../../sdk/connector.js';
 import { RowError } from '../../sdk/errors.js';
 import type { ColumnType, Row, Schema } from '../../sdk/types.js';
+import { parseJsonExact } from '../../sdk/values.js';
 import { convertValue, JsonTypeGuess } from '../shared/columns.js';
 import { type FileSample, fileError, openToRead, singleFileSource } from '../shared/files.js';
 import type { JsonlOptions } from './spec.js';
-import { parseJsonExact } from '../../sdk/values.js';
 
 /** Lines inspected to infer the schema. */
 export const INFER_ROWS = 1000;

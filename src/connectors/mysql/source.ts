@@ -8,6 +8,7 @@ import type mysql from 'mysql2/promise';
 import type { PlanContext, Source, TaskContext } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
 import type { Column, ColumnType, Partition, Row, Schema } from '../../sdk/types.js';
+import { parseJsonExact } from '../../sdk/values.js';
 import { type Conn, classify, connect, type MysqlOptions, q, release, schemaOf, tableColumns, uniqueKeys, where } from './db.js';
 
 /** mysql2 field type codes (protocol column types). */
@@ -191,7 +192,7 @@ export function mysqlSource(opts: MysqlOptions): Source {
               const v = row[name];
               if (typeof v === 'string') {
                 try {
-                  row[name] = JSON.parse(v);
+                  row[name] = parseJsonExact(v);
                 } catch {
                   // not JSON after all: keep the text
                 }

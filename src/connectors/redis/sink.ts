@@ -28,10 +28,10 @@ import type { ChainableCommander, Redis } from 'ioredis';
 import type { Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { RowError, type WeirError } from '../../sdk/errors.js';
 import type { JsonValue, Partition, Row } from '../../sdk/types.js';
+import { Decimal, stringifyJson } from '../../sdk/values.js';
 import { classify, connect, release, where } from './client.js';
 import type { RedisOptions } from './spec.js';
 import { compileTemplate, dateText, type KeyTemplate } from './template.js';
-import { Decimal, stringifyJson } from '../../sdk/values.js';
 
 export interface RedisCommitMessage {
   partition_id: string;

@@ -15,9 +15,9 @@ import type { Redis } from 'ioredis';
 import type { PlanContext, Source, TaskContext } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
 import type { Partition, Row } from '../../sdk/types.js';
+import { parseJsonExact } from '../../sdk/values.js';
 import { classify, connect, release, where } from './client.js';
 import type { RedisOptions } from './spec.js';
-import { parseJsonExact } from '../../sdk/values.js';
 
 type StreamEntry = [id: string, fields: string[] | null];
 type ReadReply = [stream: string, entries: StreamEntry[]][] | null;
