@@ -88,6 +88,13 @@ export interface EncodingHints {
    * precision for numbers).
    */
   readonly valueColumns?: readonly string[];
+  /**
+   * Columns whose target keeps a fixed number of digits after the point (e.g.
+   * PostgreSQL `numeric(12,2)`, which would round `1.234` without a word): a value
+   * with more non-zero fraction digits than this must be rejected as a bad row,
+   * not handed on.
+   */
+  readonly fractionDigits?: Readonly<Record<string, number>>;
 }
 
 export interface EncodedRows {

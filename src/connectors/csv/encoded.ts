@@ -24,7 +24,7 @@
  * switch to the row path for the rest of the file.
  */
 import type { ColumnType, EncodingHints, Row } from '../../sdk/types.js';
-import { valueText } from '../shared/columns.js';
+import { fitsFraction, fractionError, valueText } from '../shared/columns.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -301,6 +301,8 @@ export interface ScannerOptions {
   check: RecordCheck;
   /** Columns the reader compares as values ({@link EncodingHints.valueColumns}): booleans and numbers pass as they are there. */
   valueColumns?: readonly string[];
+  /** Digits after the point each column's target keeps ({@link EncodingHints.fractionDigits}): more is a rejected record. */
+  fractionDigits?: Readonly<Record<string, number>>;
 }
 
 /**
@@ -315,6 +317,8 @@ export class ChunkScanner {
   private readonly kinds: Uint8Array;
   /** 1 for the columns whose reader takes any text of the value (`valueColumns`): no canonical rewrite there. */
   private readonly loose: Uint8Array;
+  /** Digits after the point each column's target keeps; -1 for no limit. */
+  private readonly scale: Int32Array;
   private readonly ncols: number;
   private readonly dialect: Dialect;
   lineEnding: LineEnding;
@@ -346,6 +350,7 @@ export class ChunkScanner {
     this.nullBytes = Buffer.from(options.nullText, 'utf8');
     this.kinds = Uint8Array.from(options.kinds);
     this.loose = Uint8Array.from(options.names, (n) => (options.valueColumns?.includes(n) ? 1 : 0));
+    this.scale = Int32Array.from(options.names, (n) => options.fractionDigits?.[n] ?? -1);
     this.ncols = options.kinds.length;
     this.lineEnding = options.lineEnding;
     this.dialect = { delimiter: options.delimiter, quote: options.quote, nullText: options.nullText };
@@ -607,6 +612,7 @@ export class ChunkScanner {
         let dirty = false;
         let oRec = 0;
         let slow = false;
+        let rounds = -1; // a field the target would round
         for (let i = 0; i < nf && !slow; i++) {
           const f = flags[i] as number;
           const a = start[i] as number;
@@ -652,6 +658,11 @@ export class ChunkScanner {
           } else if (kind === TIMESTAMP) {
             if (!isoTimestampBytes(buf, a, b)) slow = true;
           } else slow = true; // json
+          const limit = this.scale[i] as number;
+          if (!slow && limit >= 0 && kind !== STRING && a !== b && !this.fits(i, limit)) {
+            rounds = i;
+            break;
+          }
           if (slow || action === 0) continue;
           const rawStart = f & F_QUOTED ? a - 1 : a;
           if (!dirty) {
@@ -666,12 +677,13 @@ export class ChunkScanner {
           } else if (action === 4) this.writeText(this.options.nullText);
           this.emitFrom = next[i] as number;
         }
-        if (slow) {
+        if (slow || rounds >= 0) {
           if (dirty) {
             this.o = oRec;
             this.emitFrom = recStart;
           }
-          this.slowRecord(recStart, recEnd, nf, index, lfAtStart);
+          if (rounds >= 0) this.rejectRounding(recStart, recEnd, nf, index, lfAtStart, rounds);
+          else this.slowRecord(recStart, recEnd, nf, index, lfAtStart);
         } else {
           this.rows++;
           if (lineEnd === 0) this.openEnd = true;
@@ -758,6 +770,21 @@ export class ChunkScanner {
   private drop(recStart: number, recEnd: number): void {
     this.flush(recStart);
     this.emitFrom = recEnd;
+  }
+
+  /** Whether field `i` (a number) is exact with `limit` digits after the point. */
+  private fits(i: number, limit: number): boolean {
+    const text = this.fieldText(i);
+    return text === null || text === undefined || fitsFraction(text, limit);
+  }
+
+  /** Rejects a record whose field `i` has more fraction digits than its target column keeps. */
+  private rejectRounding(recStart: number, recEnd: number, nf: number, index: number, lfAtStart: number, i: number): void {
+    const fields = this.recordFields(nf);
+    this.drop(recStart, recEnd);
+    const name = this.options.names[i] as string;
+    const limit = this.scale[i] as number;
+    this.rejects.push({ index, line: this.baseLine + 1 + lfAtStart, fields, error: fractionError(name, fields[i] ?? '', limit) });
   }
 
   /** Converts a record the row path's way: rejected, or re-encoded from its row. */

@@ -736,6 +736,7 @@ async function* scanChunks(
     lineEnding: prefix.lineEnding === 'cr' ? undefined : prefix.lineEnding,
     check: { convert: (fields) => converter.convert(fields) },
     ...(hints.valueColumns ? { valueColumns: hints.valueColumns } : {}),
+    ...(hints.fractionDigits ? { fractionDigits: hints.fractionDigits } : {}),
   });
   try {
     let filePos = prefix.offset; // next byte to read

@@ -286,6 +286,17 @@ export async function columnsOf(client: pg.Client, name: string): Promise<Map<st
   return new Map(r.rows.map((c) => [c.name, c.oid]));
 }
 
+/** Digits after the point of each `numeric(p,s)` column of a table (by its quoted, qualified name); plain `numeric` has none. */
+export async function numericScales(client: pg.Client, name: string): Promise<Map<string, number>> {
+  const r = await client.query<{ name: string; typmod: number }>(
+    `SELECT a.attname AS name, a.atttypmod AS typmod
+       FROM pg_attribute a
+      WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid = ${OID.numeric} AND a.atttypmod >= 4`,
+    [name],
+  );
+  return new Map(r.rows.map((c) => [c.name, numericTypmod(c.typmod).scale as number]));
+}
+
 /** The schema of a query's result, from its field descriptions (runs it with LIMIT 0). Arrays are `json`. */
 export async function querySchema(client: pg.Client, sql: string): Promise<Schema> {
   const r = await client.query(`SELECT * FROM (${sql}) AS _weir_q LIMIT 0`);

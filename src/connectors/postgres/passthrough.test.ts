@@ -338,6 +338,38 @@ delivery: exactly-once
       await writer.close?.();
     });
 
+    it('a value numeric(p,s) would round is a dead letter on both paths, never rounded; exact ones load as they are', async () => {
+      const path = join(dir, `scale-${randomBytes(3).toString('hex')}.csv`);
+      await writeFile(path, 'id,amount,note\n1,1.50,ok\n2,1.234,rounds\n3,2,ok\n4,-0.001,rounds\n5,7.100,ok\n6,1e-1,ok\n');
+      for (const mode of ['append', 'upsert']) {
+        const table = tableName();
+        await admin.query(`CREATE TABLE "${table}" (id bigint PRIMARY KEY, amount numeric(12,2), note text)`);
+        const run = await tempDir('weir-pg-scale-');
+        const { summary } = await runYaml(
+          `
+pipeline: ${pipeline}-scale-${mode}
+source: { type: csv, path: ${path} }
+sink: { type: postgres, database: test, table: ${table}, mode: ${mode}${mode === 'upsert' ? ', key_columns: [id]' : ''} }
+errors: { tolerance: all, dead_letter: { type: jsonl, path: rejected.jsonl } }
+`,
+          [],
+          run,
+        );
+        expect(summary.status, mode).toBe('succeeded');
+        expect(summary.totals.rows_dead_lettered, mode).toBe(2);
+        const rows = await select(`SELECT id::int AS id, amount::text AS amount FROM "${table}" ORDER BY id`);
+        expect(rows, mode).toEqual([
+          { id: 1, amount: '1.50' },
+          { id: 3, amount: '2.00' },
+          { id: 5, amount: '7.10' },
+          { id: 6, amount: '0.10' },
+        ]);
+        const dead = (await readFile(join(run, 'rejected.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+        expect(dead.map((d) => d.error_message).join('\n'), mode).toMatch(/"amount": "1.234" has more digits after the point than the target column keeps \(2\)/);
+        await rm(run, { recursive: true, force: true });
+      }
+    });
+
     it('tolerance none: the bad record fails the run and nothing of the partition stays', async () => {
       for (const bad of ['x1234', '99999999999999999999']) {
         const path = await file(3000, new Map([[2900, bad]]));

@@ -46,7 +46,20 @@ import {
   shownName,
 } from '../../sdk/sql.js';
 import type { EncodedRows, EncodingHints, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
-import { columnsOf, connect, destroy, endQuietly, isConnectionLoss, OID, PG_TYPES, pgError, qualified, tableColumns } from './client.js';
+import { fitsFraction, fractionError, valueText } from '../shared/columns.js';
+import {
+  columnsOf,
+  connect,
+  destroy,
+  endQuietly,
+  isConnectionLoss,
+  numericScales,
+  OID,
+  PG_TYPES,
+  pgError,
+  qualified,
+  tableColumns,
+} from './client.js';
 import { copyBuffer, copyRows } from './copy.js';
 import type { PostgresOptions } from './spec.js';
 
@@ -317,6 +330,8 @@ class PostgresWriter implements Writer {
   private fields: readonly string[] = [];
   /** The table's column of each field. */
   private columns: readonly string[] = [];
+  /** Fields whose column is `numeric(p,s)`, with s: PostgreSQL would round a value with more fraction digits. */
+  private scales: readonly (readonly [field: string, scale: number])[] = [];
   private copySql = '';
   private mergeSql = '';
   private rows = 0;
@@ -358,6 +373,11 @@ class PostgresWriter implements Writer {
       const columns = schema ? planColumns(schema, plan.naming) : { fields: [], columns: [] };
       this.fields = columns.fields;
       this.columns = columns.columns;
+      const scales = await numericScales(client, plan.target);
+      this.scales = this.fields.flatMap((f, i) => {
+        const scale = scales.get(this.columns[i] as string);
+        return scale === undefined ? [] : [[f, scale] as const];
+      });
       await client.query('BEGIN');
       const cols = this.columns.map((c) => q(c)).join(', ');
       if (plan.keys && this.columns.length) {
@@ -424,6 +444,7 @@ class PostgresWriter implements Writer {
     this.busy = true;
     try {
       const client = await this.transaction(batch[0]);
+      this.checkScales(batch);
       try {
         await client.query('SAVEPOINT weir_batch');
       } catch (error) {
@@ -446,6 +467,15 @@ class PostgresWriter implements Writer {
     } finally {
       this.busy = false;
     }
+  }
+
+  /** Refuses (as a row error) a value that `numeric(p,s)` would round: PostgreSQL does so without a word. */
+  private checkScales(batch: readonly Row[]): void {
+    for (const [field, scale] of this.scales)
+      for (const row of batch) {
+        const v = row[field];
+        if (v !== null && v !== undefined && !fitsFraction(v, scale)) throw fractionError(field, valueText(v), scale);
+      }
   }
 
   /**
@@ -498,7 +528,7 @@ class PostgresWriter implements Writer {
           return (c.type === 'boolean' && oid === OID.bool) || (c.type === 'number' && (oid === OID.float4 || oid === OID.float8));
         })
         .map((c) => c.name);
-      return { valueColumns };
+      return { valueColumns, ...(this.scales.length ? { fractionDigits: Object.fromEntries(this.scales) } : {}) };
     } catch (error) {
       if (isConnectionLoss(error)) throw this.lost(error);
       throw pgError(error, `reading the column types of ${plan.where}`, this.opts);

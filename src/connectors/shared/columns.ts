@@ -4,6 +4,7 @@
  * value's text (postgres COPY, the csv passthrough). Runs on the planner
  * (inference) and on workers (conversion).
  */
+import { RowError } from '../../sdk/errors.js';
 import type { Column, ColumnType } from '../../sdk/types.js';
 import { Decimal, parseJsonExact, stringifyJson } from '../../sdk/values.js';
 
@@ -33,6 +34,28 @@ export function show(value: unknown): string {
     text = String(value);
   }
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/**
+ * The row error for a value with more digits after the point than its target
+ * column keeps (which would round it without a word, as PostgreSQL's
+ * `numeric(p,s)` does): for the sinks' row path and the csv passthrough alike.
+ */
+export function fractionError(column: string, value: string | null, digits: number): RowError {
+  return new RowError(
+    `column "${column}": ${show(value)} has more digits after the point than the target column keeps (${digits}), so it would be rounded; widen the column's scale, or round the value in the source`,
+    { code: 'value_rounded' },
+  );
+}
+
+/**
+ * Whether a numeric value (a Decimal, a number, or number text) is exact with
+ * `digits` digits after the point; anything that is no number passes (the target
+ * reports it).
+ */
+export function fitsFraction(value: unknown, digits: number): boolean {
+  const d = Decimal.is(value) ? value : typeof value === 'number' || typeof value === 'string' ? Decimal.parse(String(value)) : undefined;
+  return d === undefined || d.unscaled(digits) !== undefined;
 }
 
 /** Whether the text is an ISO-8601 date or date-time. */
