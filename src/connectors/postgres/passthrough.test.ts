@@ -364,8 +364,13 @@ errors: { tolerance: all, dead_letter: { type: jsonl, path: rejected.jsonl } }
           { id: 5, amount: '7.10' },
           { id: 6, amount: '0.10' },
         ]);
-        const dead = (await readFile(join(run, 'rejected.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
-        expect(dead.map((d) => d.error_message).join('\n'), mode).toMatch(/"amount": "1.234" has more digits after the point than the target column keeps \(2\)/);
+        const dead = (await readFile(join(run, 'rejected.jsonl'), 'utf8'))
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l));
+        expect(dead.map((d) => d.error_message).join('\n'), mode).toMatch(
+          /"amount": "1.234" has more digits after the point than the target column keeps \(2\)/,
+        );
         await rm(run, { recursive: true, force: true });
       }
     });
