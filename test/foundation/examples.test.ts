@@ -14,7 +14,9 @@ describe('examples', () => {
     expect(db.prepare('SELECT count(*) AS n, count(DISTINCT order_id) AS d FROM orders').get()).toEqual({ n: 5000, d: 5000 });
     const cols = db.prepare('SELECT name, type FROM pragma_table_info(?)').all('orders') as { name: string; type: string }[];
     expect(cols.find((c) => c.name === 'quantity')?.type).toBe('INTEGER');
-    expect(cols.find((c) => c.name === 'total')?.type).toBe('REAL');
+    // decimals keep their digits: TEXT affinity (SQLite's NUMERIC would store 298.80 as the REAL 298.8)
+    expect(cols.find((c) => c.name === 'total')?.type).toBe('DECIMAL_TEXT');
+    expect(db.prepare('SELECT total, typeof(total) AS t FROM orders WHERE order_id = 100001').get()).toEqual({ total: '298.80', t: 'text' });
     db.close();
   });
 
