@@ -2,29 +2,32 @@
  * Parquet file access shared by the source, the sink and the checks: an
  * AsyncBuffer that reads byte ranges through a file handle (hyparquet fetches
  * only the footer and the row groups it is asked for, never the whole file),
- * the codecs weir can read and write, and raw footer access for the merge.
+ * the codec check, and raw footer access for the merge.
  * Used on the planner and on workers alike.
  */
 import { type FileHandle, open } from 'node:fs/promises';
-import { brotliCompressSync, brotliDecompressSync, gzipSync, unzipSync, constants as zlib } from 'node:zlib';
-import { type AsyncBuffer, type CompressionCodec, type Compressors, type FileMetaData, parquetMetadataAsync } from 'hyparquet';
+import { type AsyncBuffer, type FileMetaData, parquetMetadataAsync } from 'hyparquet';
 import { WeirError } from '../../sdk/errors.js';
 import { fileError } from '../shared/files.js';
-import type { Compression } from './spec.js';
+import { READABLE_CODECS } from './compression.js';
 
 const MAGIC = 0x31524150; // "PAR1" little-endian
 const ENCRYPTED_MAGIC = 0x45524150; // "PARE"
 
-/** Reads exactly `length` bytes at `position` into a fresh ArrayBuffer. */
-export async function readRange(handle: FileHandle, position: number, length: number): Promise<ArrayBuffer> {
-  const out = new Uint8Array(length);
+/** Fills `out` with the bytes at `position`. */
+export async function readInto(handle: FileHandle, out: Uint8Array, position: number): Promise<Uint8Array> {
   let done = 0;
-  while (done < length) {
-    const { bytesRead } = await handle.read(out, done, length - done, position + done);
+  while (done < out.length) {
+    const { bytesRead } = await handle.read(out, done, out.length - done, position + done);
     if (bytesRead === 0) throw new Error(`unexpected end of file at byte ${position + done} (the file shrank while being read?)`);
     done += bytesRead;
   }
-  return out.buffer;
+  return out;
+}
+
+/** Reads exactly `length` bytes at `position` into a fresh ArrayBuffer. */
+export async function readRange(handle: FileHandle, position: number, length: number): Promise<ArrayBuffer> {
+  return (await readInto(handle, new Uint8Array(length), position)).buffer as ArrayBuffer;
 }
 
 /** An {@link AsyncBuffer} over an open file handle: each slice is one positioned read. */
@@ -34,28 +37,6 @@ export function fileAsyncBuffer(handle: FileHandle, byteLength: number): AsyncBu
     slice: (start: number, end: number = byteLength) => readRange(handle, start, Math.max(0, end - start)),
   };
 }
-
-/** Decompressors handed to hyparquet (snappy and uncompressed are built in). */
-export const DECOMPRESSORS: Compressors = {
-  GZIP: (input) => unzipSync(input),
-  BROTLI: (input) => brotliDecompressSync(input),
-};
-
-/** Codecs the source can read. */
-export const READABLE_CODECS: ReadonlySet<CompressionCodec> = new Set(['UNCOMPRESSED', 'SNAPPY', 'GZIP', 'BROTLI']);
-
-export const CODEC: Record<Compression, CompressionCodec> = {
-  snappy: 'SNAPPY',
-  gzip: 'GZIP',
-  brotli: 'BROTLI',
-  uncompressed: 'UNCOMPRESSED',
-};
-
-/** Compressors handed to hyparquet-writer (snappy is built in). Brotli at quality 5: near its best ratio at a usable speed. */
-export const COMPRESSORS = {
-  GZIP: (input: Uint8Array) => gzipSync(input),
-  BROTLI: (input: Uint8Array) => brotliCompressSync(input, { params: { [zlib.BROTLI_PARAM_QUALITY]: 5 } }),
-};
 
 /** An open Parquet file with its parsed metadata. Close it when done. */
 export interface OpenParquet {
@@ -131,7 +112,7 @@ export function assertReadableCodecs(metadata: FileMetaData, columns: readonly s
   if (bad.size === 0) return;
   const detail = [...bad].map(([codec, cols]) => `${codec} (columns ${[...cols].join(', ')})`).join('; ');
   throw new WeirError(
-    `${who}: ${path} uses compression weir cannot read: ${detail}. Supported: uncompressed, snappy, gzip, brotli; rewrite the file with one of them (e.g. pyarrow compression="snappy")`,
+    `${who}: ${path} uses compression weir cannot read: ${detail}. Supported: uncompressed, snappy, gzip, brotli, zstd, lz4, lz4_raw; rewrite the file with one of them (e.g. pyarrow compression="zstd")`,
     { kind: 'connector', code: 'unsupported_codec' },
   );
 }

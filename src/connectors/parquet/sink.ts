@@ -2,13 +2,15 @@ import { parquetMetadata, parquetSchema } from 'hyparquet';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import type { CommitContext, Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
-import type { ColumnType, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
+import type { Column, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
 import { fileError, isNotFound, resolvePath } from '../shared/files.js';
 import { abortStagedMessages, makeTargetDir, parseMessages, StagedFile, type StagedMessage } from '../shared/staged.js';
-import { CODEC, COMPRESSORS, openParquet } from './file.js';
+import { CODEC, COMPRESSORS } from './compression.js';
+import { openParquet } from './file.js';
 import { commitParquet } from './merge.js';
+import { sourceColumns } from './read-values.js';
 import type { ParquetOptions } from './spec.js';
-import { fieldNames, inferType, type SinkColumn, schemaElements, sourceColumns, TO_PARQUET, type ToParquet } from './types.js';
+import { fieldNames, planColumn, type SinkColumn, schemaElements, type ToParquet, toParquet, typeLabel } from './write-values.js';
 
 const WHO = 'parquet sink';
 const CREATED_BY = 'weir (hyparquet-writer)';
@@ -34,16 +36,23 @@ class FlushingByteWriter extends ByteWriter {
 /** The columns one writer writes, decided from the options, the source schema or the first batch. */
 interface Layout {
   columns: SinkColumn[];
+  converters: ToParquet[];
   /** Whether rows may carry fields that are not written (the `columns` option lists what to keep). */
   explicit: boolean;
   known: Set<string>;
 }
 
 function chooseLayout(opts: ParquetOptions, schema: Schema | undefined, batch: readonly Row[]): Layout {
-  const declared = new Map<string, ColumnType>(schema?.map((c) => [c.name, c.type]));
+  const declared = new Map<string, Column>(schema?.map((c) => [c.name, c]));
   const names = opts.columns ?? (schema?.length ? schema.map((c) => c.name) : fieldNames(batch));
-  const columns = names.map((name) => ({ name, type: declared.get(name) ?? inferType(batch.map((r) => r[name])) }));
-  return { columns, explicit: opts.columns !== undefined, known: new Set(names) };
+  const columns = names.map((name) =>
+    planColumn(
+      name,
+      declared.get(name),
+      batch.map((r) => r[name]),
+    ),
+  );
+  return { columns, converters: columns.map(toParquet), explicit: opts.columns !== undefined, known: new Set(names) };
 }
 
 /** The Parquet file bytes of an empty file with these columns (exactly what the writers produce for them). */
@@ -77,7 +86,7 @@ async function openWriter(partition: Partition, opts: ParquetOptions, ctx: TaskC
     layout = chooseLayout(opts, ctx.schema, batch);
     pw = new ParquetWriter({
       writer: byteWriter,
-      schema: schemaElements(layout.columns),
+      schema: schemaElements(layout.columns, { encoding: true }),
       codec: CODEC[opts.compression],
       compressors: COMPRESSORS,
       createdBy: CREATED_BY,
@@ -125,7 +134,7 @@ async function openWriter(partition: Partition, opts: ParquetOptions, ctx: TaskC
       if (batch.length === 0) return;
       const l = layout ?? start(batch);
       const { columns, explicit, known } = l;
-      const converters = columns.map((c) => TO_PARQUET[c.type]);
+      const converters = l.converters;
       const width = columns.length;
       const n = batch.length;
       // Convert straight into the row-group buffers; a bad row rolls the whole batch back.
@@ -161,6 +170,7 @@ async function openWriter(partition: Partition, opts: ParquetOptions, ctx: TaskC
       const l = layout ?? start([]);
       if (buffered > 0) await flushGroup(buffered);
       try {
+        (pw as ParquetWriter).schema = schemaElements(l.columns); // the footer: JSON columns labelled JSON
         await (pw as ParquetWriter).finish();
       } catch (error) {
         broken = error;
@@ -172,7 +182,7 @@ async function openWriter(partition: Partition, opts: ParquetOptions, ctx: TaskC
         ...message,
         rows,
         columns: l.columns.map((c) => c.name),
-        types: l.columns.map((c) => c.type),
+        types: l.columns.map(typeLabel),
       } satisfies StagedMessage;
     },
     async abort() {
@@ -215,10 +225,19 @@ async function checkAppendTarget(target: string, opts: ParquetOptions, ctx: Comm
   }
   try {
     if (pq.metadata.num_rows === 0n || !ctx.schema?.length) return;
-    const declared = new Map(ctx.schema.map((c) => [c.name, c.type]));
+    const declared = new Map(ctx.schema.map((c) => [c.name, c]));
     const names = opts.columns ?? ctx.schema.map((c) => c.name);
-    if (!names.every((n) => declared.has(n))) return; // types decided by the writers: the commit checks
-    const ours = parquetMetadata(emptyFile(names.map((name) => ({ name, type: declared.get(name) as ColumnType }))));
+    const columns = names.map((name) => declared.get(name));
+    // types decided by the writers (no declaration, a decimal without precision and scale): the commit checks
+    if (columns.some((c) => !c || (c.type === 'decimal' && (c.precision === undefined || c.scale === undefined)))) return;
+    const nanos = new Set(
+      pq.metadata.schema.filter((e) => e.logical_type?.type === 'TIMESTAMP' && e.logical_type.unit === 'NANOS').map((e) => e.name),
+    );
+    const planned = (columns as Column[]).map((c) => {
+      const column = planColumn(c.name, c, []);
+      return column.type === 'timestamp' && nanos.has(c.name) ? { ...column, unit: 'NANOS' as const } : column;
+    });
+    const ours = parquetMetadata(emptyFile(planned));
     const existing = sourceColumns(parquetSchema(pq.metadata));
     const expected = sourceColumns(parquetSchema(ours));
     const same =

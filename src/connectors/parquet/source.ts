@@ -2,20 +2,23 @@
  * The parquet source. The planner reads only the footer: the schema, the row
  * count and the row groups, which it splits into partitions of whole row groups
  * (`{ id, row_start, row_end }`). A worker opens the file, reads its footer
- * again, and decodes one row group at a time through positioned reads — the
- * file is never held in memory, only the row group being turned into rows.
+ * again, and decodes its row groups through positioned reads, a page of each
+ * column at a time (see pages.ts): the file is never held in memory, nor a
+ * whole row group as values — only the pages being turned into rows.
  */
 
-import type { ColumnData, FileMetaData } from 'hyparquet';
+import type { ColumnData, ColumnMetaData, FileMetaData, RowGroup } from 'hyparquet';
 import { parquetRead, parquetSchema } from 'hyparquet';
 import type { PlanContext, Source, TaskContext } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
 import { suggest } from '../../sdk/options.js';
-import type { Partition, Row, Schema } from '../../sdk/types.js';
+import type { Column, Partition, Row, Schema } from '../../sdk/types.js';
 import { resolvePath } from '../shared/files.js';
-import { assertReadableCodecs, DECOMPRESSORS, type OpenParquet, openParquet } from './file.js';
+import { DECOMPRESSORS } from './compression.js';
+import { assertReadableCodecs, type OpenParquet, openParquet, readInto } from './file.js';
+import { ColumnChunkReader, PageBuffers } from './pages.js';
+import { NESTED_PARSERS, nestedReadSchema, type SourceColumn, sourceColumns } from './read-values.js';
 import type { ParquetOptions } from './spec.js';
-import { PARSERS, type SourceColumn, sourceColumns } from './types.js';
 
 const WHO = 'parquet source';
 /** Rows per array yielded by `read`. */
@@ -85,54 +88,106 @@ export function planPartitions(metadata: FileMetaData, minRows: number): Partiti
   return parts;
 }
 
-/** Decodes rows `[from, to)` of one row group: columns first (hyparquet), then rows in chunks. */
-async function* decodeRows(pq: OpenParquet, columns: SourceColumn[], from: number, to: number): AsyncGenerator<Row[]> {
+/** Reads bytes of an open file as the page reader wants them. */
+const bytesOf = (pq: OpenParquet) => (position: number, into: Uint8Array) => readInto(pq.handle, into, position);
+
+/** The column chunk of a top-level leaf column in a row group. */
+function chunkOf(rowGroup: RowGroup, name: string): ColumnMetaData {
+  const chunk = rowGroup.columns.find((c) => c.meta_data?.path_in_schema.length === 1 && c.meta_data.path_in_schema[0] === name);
+  if (!chunk?.meta_data) throw new Error(`row group has no column chunk for "${name}"`);
+  return chunk.meta_data;
+}
+
+/**
+ * The nested columns of rows `[from, to)`, decoded by hyparquet (all of the row
+ * group's values of each: hyparquet decodes a nested column chunk whole), one
+ * array per column.
+ */
+async function readNested(pq: OpenParquet, columns: SourceColumn[], from: number, to: number): Promise<ArrayLike<unknown>[]> {
   const names = columns.map((c) => c.name);
   const pieces = new Map<string, ColumnData[]>(names.map((n) => [n, []]));
+  const metadata = { ...pq.metadata, schema: nestedReadSchema(pq.metadata.schema, parquetSchema(pq.metadata)) };
   await parquetRead({
     file: pq.file,
-    metadata: pq.metadata,
+    metadata,
     columns: names,
     rowStart: from,
     rowEnd: to,
     compressors: DECOMPRESSORS,
-    parsers: PARSERS,
-    utf8: false, // unannotated bytes: the column converter decides between text and base64
-    useOffsetIndex: true, // a slice of a large row group fetches only its pages when the file has an offset index
+    parsers: NESTED_PARSERS,
     onChunk: (chunk) => pieces.get(chunk.columnName)?.push(chunk),
   });
-  const length = to - from;
-  // One array per column covering exactly [from, to): usually hyparquet's own chunk.
-  const data = columns.map((c) => {
-    const list = pieces.get(c.name) ?? [];
+  return names.map((name) => {
+    const list = pieces.get(name) ?? [];
     const only = list.length === 1 ? list[0] : undefined;
     if (only && only.rowStart === from && only.rowEnd >= to) return only.columnData;
-    const out: unknown[] = new Array(length).fill(null);
+    const out: unknown[] = new Array(to - from).fill(null);
     for (const p of list) {
       for (let r = Math.max(p.rowStart, from); r < Math.min(p.rowEnd, to); r++) out[r - from] = p.columnData[r - p.rowStart];
     }
     return out;
   });
-  pieces.clear();
-  const converts = columns.map((c) => c.convert);
+}
+
+/** One row group to read: where it starts in the file's rows, and the part of it wanted. */
+interface GroupRead {
+  index: number;
+  start: number;
+  from: number;
+  to: number;
+}
+
+/**
+ * Decodes rows `[from, to)` of one row group in arrays of at most `chunkRows`
+ * rows: flat columns through the page reader (a page at a time, values decoded
+ * as rows are built), nested ones through hyparquet.
+ */
+async function* decodeGroup(
+  pq: OpenParquet,
+  columns: SourceColumn[],
+  buffers: PageBuffers[],
+  group: GroupRead,
+  chunkRows: number,
+): AsyncGenerator<Row[]> {
+  const rowGroup = pq.metadata.row_groups[group.index] as RowGroup;
+  const read = bytesOf(pq);
+  const readers = columns.map((c, i) => (c.flat ? new ColumnChunkReader(read, chunkOf(rowGroup, c.name), c, buffers[i]) : undefined));
+  const nestedColumns = columns.filter((c) => !c.flat);
+  const nested = nestedColumns.length ? await readNested(pq, nestedColumns, group.from, group.to) : [];
+  const nestedData = columns.map((c) => (c.flat ? undefined : nested[nestedColumns.indexOf(c)]));
+  if (group.from > group.start) await Promise.all(readers.map((r) => r?.skip(group.from - group.start)));
+  const names = columns.map((c) => c.name);
   const width = columns.length;
-  for (let start = 0; start < length; start += CHUNK_ROWS) {
-    const end = Math.min(length, start + CHUNK_ROWS);
-    const rows: Row[] = new Array(end - start);
-    for (let i = start; i < end; i++) {
+  for (let at = group.from; at < group.to; at += chunkRows) {
+    const n = Math.min(chunkRows, group.to - at);
+    const offset = at - group.from;
+    const data = await Promise.all(
+      columns.map(async (c, i) => {
+        const reader = readers[i];
+        if (reader) {
+          const values = await reader.take(n);
+          if (values.length < n) throw new Error(`column "${c.name}" has fewer values than the row group's ${rowGroup.num_rows} rows`);
+          return values;
+        }
+        const all = nestedData[i] as ArrayLike<unknown>;
+        const convert = c.convert as (v: unknown) => unknown;
+        return Array.from({ length: n }, (_, r) => {
+          const v = all[offset + r];
+          return v === null || v === undefined ? null : convert(v);
+        });
+      }),
+    );
+    const rows: Row[] = new Array(n);
+    for (let r = 0; r < n; r++) {
       const row: Row = {};
-      for (let c = 0; c < width; c++) {
-        const v = (data[c] as ArrayLike<unknown>)[i];
-        const convert = converts[c];
-        row[names[c] as string] = convert ? convert(v) : (v ?? null);
-      }
-      rows[i - start] = row;
+      for (let c = 0; c < width; c++) row[names[c] as string] = (data[c] as unknown[])[r];
+      rows[r] = row;
     }
     yield rows;
   }
 }
 
-/** Reads one partition, row group by row group, large groups in slices of `slice_rows` (worker). */
+/** Reads one partition, row group by row group, `slice_rows` rows at a time at most (worker). */
 async function* readPartition(partition: Partition, opts: ParquetOptions, ctx: TaskContext): AsyncGenerator<Row[]> {
   const path = resolvePath(ctx.baseDir, opts.path);
   const rowStart = Number(partition.row_start ?? 0);
@@ -146,27 +201,38 @@ async function* readPartition(partition: Partition, opts: ParquetOptions, ctx: T
         { kind: 'connector', code: 'file_changed' },
       );
     const columns = selectColumns(pq.metadata, opts, path);
-    for (const [start, end] of rowGroupRanges(pq.metadata)) {
-      const from = Math.max(start, rowStart);
-      const to = Math.min(end, rowEnd);
-      if (from >= to) continue;
+    const chunkRows = Math.min(CHUNK_ROWS, opts.slice_rows);
+    const buffers = columns.map(() => new PageBuffers());
+    let index = -1;
+    let start = 0;
+    for (const rg of pq.metadata.row_groups) {
+      index++;
+      const end = start + Number(rg.num_rows);
+      const group = { index, start, from: Math.max(start, rowStart), to: Math.min(end, rowEnd) };
+      start = end;
+      if (group.from >= group.to) continue;
+      if (ctx.signal.aborted) return;
       try {
-        for (let slice = from; slice < to; slice += opts.slice_rows) {
-          if (ctx.signal.aborted) return;
-          yield* decodeRows(pq, columns, slice, Math.min(to, slice + opts.slice_rows));
-        }
+        yield* decodeGroup(pq, columns, buffers, group, chunkRows);
       } catch (error) {
         if (error instanceof WeirError) throw error;
-        throw new WeirError(`${WHO}: cannot decode rows ${from}-${to} of ${path}: ${(error as Error).message}; the file may be damaged`, {
-          kind: 'connector',
-          code: 'parquet_decode',
-          cause: error,
-        });
+        throw new WeirError(
+          `${WHO}: cannot decode rows ${group.from}-${group.to} of ${path}: ${(error as Error).message}; the file may be damaged`,
+          { kind: 'connector', code: 'parquet_decode', cause: error },
+        );
       }
     }
   } finally {
     await pq.close();
   }
+}
+
+/** A source column as the run's schema lists it (decimals with their precision and scale). */
+function schemaColumn(c: SourceColumn): Column {
+  const column: Column = { name: c.name, type: c.type, nullable: c.nullable };
+  if (c.precision !== undefined) column.precision = c.precision;
+  if (c.scale !== undefined) column.scale = c.scale;
+  return column;
 }
 
 interface Plan {
@@ -190,7 +256,7 @@ export function parquetSource(opts: ParquetOptions): Source {
           const columns = selectColumns(pq.metadata, opts, path);
           return {
             path,
-            schema: columns.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable })),
+            schema: columns.map(schemaColumn),
             partitions: planPartitions(pq.metadata, opts.partition_rows),
             rows: Number(pq.metadata.num_rows),
           };

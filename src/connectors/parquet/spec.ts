@@ -4,15 +4,15 @@
  */
 import { type OptionsOf, o, type Rule, rules } from '../../sdk/options.js';
 
-/** Codecs the sink can write (and the source can read, besides these: nothing else without extra packages). */
-export const COMPRESSIONS = ['snappy', 'gzip', 'brotli', 'uncompressed'] as const;
+/** Codecs the sink can write (the source reads these and hadoop-framed LZ4 too). */
+export const COMPRESSIONS = ['snappy', 'zstd', 'lz4', 'lz4_raw', 'gzip', 'brotli', 'uncompressed'] as const;
 export type Compression = (typeof COMPRESSIONS)[number];
 
 export const parquetOptions = {
   path: o
     .path()
     .describe(
-      'The Parquet file to read (source) or write (sink). Relative paths resolve against the directory of the pipeline file. The sink always produces ONE file: partitions are written to temporary files beside it and merged into it at the job commit by copying their row groups byte for byte (no re-encoding), then renamed over the target, so the file never appears half-written. Types: integer ↔ INT64 (any INT32/INT64 when reading), number ↔ DOUBLE (FLOAT, DECIMAL), string ↔ STRING, boolean ↔ BOOLEAN, timestamp ↔ TIMESTAMP in microseconds UTC (DATE, INT96 and other units when reading; values are ISO-8601 text), json ↔ JSON; nested columns (struct, list, map) are read as json.',
+      'The Parquet file to read (source) or write (sink). Relative paths resolve against the directory of the pipeline file. The sink always produces ONE file: partitions are written to temporary files beside it and merged into it at the job commit by copying their row groups byte for byte (no re-encoding), then renamed over the target, so the file never appears half-written. Types: integer ↔ INT64 (any INT32/INT64 when reading; beyond 2^53 values are exact bigints), decimal ↔ DECIMAL(precision, scale) (exact; from INT32, INT64 or fixed/variable bytes when reading; written as INT32, INT64 or FIXED_LEN_BYTE_ARRAY with the precision and scale the schema declares, else precision 38 and the largest scale of the first batch; decimals wider than 38 digits, which Parquet readers cannot hold, are written as their exact text; a value with more fraction digits than the scale or more digits than the precision is a bad row, never rounded), number ↔ DOUBLE (FLOAT when reading), string ↔ STRING, boolean ↔ BOOLEAN, timestamp ↔ TIMESTAMP in microseconds UTC, nanoseconds when the first batch has sub-microsecond digits (millis, micros, nanos and INT96 when reading; values are ISO-8601 text with every digit), DATE → timestamp `YYYY-MM-DD`, json ↔ JSON (exact); nested columns (struct, list, map) are read as json, decimals and big integers inside them exact.',
     )
     .required()
     .example('data/events.parquet'),
@@ -25,13 +25,13 @@ export const parquetOptions = {
   partition_rows: o
     .int({ min: 1 })
     .describe(
-      'Source only. Each partition reads whole row groups: consecutive row groups are combined into one partition until it holds at least this many rows. 1 gives one partition per row group. A worker decodes one row group (or `slice_rows` rows of a larger one) at a time, so memory does not grow with the file size.',
+      'Source only. Each partition reads whole row groups: consecutive row groups are combined into one partition until it holds at least this many rows. 1 gives one partition per row group. A worker decodes a page of each column at a time, so memory grows neither with the file size nor with the row-group size.',
     )
     .default(100_000),
   slice_rows: o
     .int({ min: 1 })
     .describe(
-      "Source only. Rows decoded at a time: a row group with more rows than this (files from Spark or pyarrow often hold a million rows per group) is read in slices of this many rows, skipping the pages outside each slice, so a worker's memory stays bounded however large the row groups are.",
+      'Source only. Rows handed on at a time, at most (the source hands on arrays of at most 2,000 rows either way). Flat columns are streamed a page at a time and their values decoded only as rows are built, so memory stays bounded however large the row groups are (files from Spark, pyarrow and DuckDB often hold a million rows per group, DuckDB in one page per column); nested columns (lists, structs, maps) are decoded a row group at a time, so their memory grows with the row-group size.',
     )
     .default(100_000)
     .advanced(),
@@ -44,7 +44,7 @@ export const parquetOptions = {
   compression: o
     .enum(COMPRESSIONS)
     .describe(
-      'Sink only. Compression codec of the data pages: snappy (fast, the common default), gzip (smaller, slower), brotli (smallest, slowest) or uncompressed. The source reads these four codecs; files using ZSTD or LZ4 are refused with a clear error.',
+      "Sink only. Compression codec of the pages: snappy (fast, the common default), zstd, lz4 (written as the LZ4_RAW codec, as DuckDB and pyarrow write it; `lz4_raw` is the same), gzip, brotli or uncompressed. On Node 20 weir's own zstd encoder writes frames that every reader accepts but compresses little, so prefer snappy or lz4 for size there; on Node 22.15+ zstd is node:zlib's. The source reads every codec the usual writers produce (pyarrow, DuckDB, Polars, Spark): uncompressed, snappy, gzip, brotli, zstd, lz4 (hadoop framing) and lz4_raw; only the long-deprecated LZO is refused.",
     )
     .default('snappy'),
   mode: o

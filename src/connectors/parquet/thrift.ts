@@ -3,7 +3,8 @@
  * so a Parquet footer can be decoded, have its byte offsets shifted, and be
  * encoded again without losing anything (the readers and writers of the
  * parquet libraries map values to JS types and back, which is lossy for i16,
- * doubles and empty lists). Runs on the planner, at the job commit.
+ * doubles and empty lists). Runs on the planner, at the job commit, and on
+ * workers, where the source's page reader decodes page headers with it.
  */
 
 export const T = {
@@ -143,6 +144,16 @@ function readStruct(r: Reader): TStruct {
 /** Decodes one compact-protocol struct (a Parquet FileMetaData footer). */
 export function decodeStruct(bytes: Uint8Array): TStruct {
   return readStruct(new Reader(bytes));
+}
+
+/**
+ * Decodes the struct at the start of `bytes` (a page header before its page) and
+ * says how many bytes it took. Throws when `bytes` ends inside the struct.
+ */
+export function decodeStructPrefix(bytes: Uint8Array): { struct: TStruct; length: number } {
+  const reader = new Reader(bytes);
+  const struct = readStruct(reader);
+  return { struct, length: reader.offset };
 }
 
 class Writer {

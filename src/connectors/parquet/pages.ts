@@ -1,0 +1,356 @@
+/**
+ * The page reader of flat columns (top-level, not repeated: nearly every
+ * column of a table). It streams one column chunk page by page through
+ * positioned reads, decompresses one page at a time and decodes its values
+ * only as rows are taken, so a worker's memory follows the size of a page's
+ * bytes, never the row count of a row group (DuckDB writes one page per
+ * column chunk: a million values) and never one JavaScript object per value
+ * of a whole group. Runs on workers, once per column per row group read.
+ *
+ * Encodings: PLAIN, dictionary (PLAIN_DICTIONARY, RLE_DICTIONARY) and RLE
+ * booleans are decoded lazily; the DELTA encodings, BYTE_STREAM_SPLIT and ALP
+ * (rarer) are decoded a page at a time by hyparquet's own decoders.
+ */
+import type { ColumnMetaData, CompressionCodec, DataReader, ParquetType } from 'hyparquet';
+import { alpDecode } from 'hyparquet/src/alp.js';
+import { deltaBinaryUnpack, deltaByteArray, deltaLengthByteArray } from 'hyparquet/src/delta.js';
+import { byteStreamSplit, readRleBitPackedHybrid } from 'hyparquet/src/encoding.js';
+import { decompress } from './compression.js';
+import type { Convert, SourceColumn } from './read-values.js';
+import { decodeStructPrefix, field, type TStruct } from './thrift.js';
+
+/** Fills `into` with the file's bytes at `position`. */
+export type ReadBytes = (position: number, into: Uint8Array) => Promise<Uint8Array>;
+
+/** A buffer reused for one role (a column's header window, page bytes, decompressed pages): grown, never shrunk. */
+class Scratch {
+  private buffer = new Uint8Array(0);
+  take = (size: number): Uint8Array => {
+    if (this.buffer.length < size) this.buffer = new Uint8Array(Math.max(size, Math.ceil(this.buffer.length * 1.25)));
+    return this.buffer.subarray(0, size);
+  };
+}
+
+/**
+ * The buffers one column's pages are read into, reused from page to page and row
+ * group to row group: a page's bytes are dead once its rows are taken (values are
+ * converted to strings, numbers and Decimals, never views into the page).
+ */
+export class PageBuffers {
+  readonly window = new Scratch();
+  readonly body = new Scratch();
+}
+
+const PAGE = { DATA: 0, INDEX: 1, DICTIONARY: 2, DATA_V2: 3 } as const;
+const ENCODING = {
+  PLAIN: 0,
+  PLAIN_DICTIONARY: 2,
+  RLE: 3,
+  DELTA_BINARY_PACKED: 5,
+  DELTA_LENGTH_BYTE_ARRAY: 6,
+  DELTA_BYTE_ARRAY: 7,
+  RLE_DICTIONARY: 8,
+  BYTE_STREAM_SPLIT: 9,
+  ALP: 10,
+} as const;
+/** Bytes fetched at once for a page header (and the page itself when it fits). */
+const HEADER_WINDOW = 64 * 1024;
+
+/** A cursor over a page's non-null values, each already converted to its weir form. */
+type Values = () => unknown;
+
+const num = (s: TStruct | undefined, id: number): number => Number(s ? (field(s, id)?.value ?? 0) : 0);
+
+function textOf(bytes: Uint8Array): (start: number, end: number) => string {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return (start, end) => buf.toString('utf8', start, end);
+}
+
+/** PLAIN values of one physical type, read one at a time from `offset`. */
+function plainValues(bytes: Uint8Array, offset: number, type: ParquetType, typeLength: number, text: boolean, convert: Convert): Values {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let o = offset;
+  const c = convert as (v: unknown) => unknown;
+  switch (type) {
+    case 'BOOLEAN': {
+      let bit = 0;
+      return () => {
+        const v = ((bytes[o + (bit >> 3)] as number) >> (bit & 7)) & 1;
+        bit++;
+        return c(v === 1);
+      };
+    }
+    case 'INT32':
+      return () => {
+        const v = view.getInt32(o, true);
+        o += 4;
+        return c(v);
+      };
+    case 'INT64':
+      return () => {
+        const v = view.getBigInt64(o, true);
+        o += 8;
+        return c(v);
+      };
+    case 'INT96':
+      return () => {
+        const v = (BigInt(view.getInt32(o + 8, true)) << 64n) | view.getBigUint64(o, true);
+        o += 12;
+        return c(v);
+      };
+    case 'FLOAT':
+      return () => {
+        const v = view.getFloat32(o, true);
+        o += 4;
+        return c(v);
+      };
+    case 'DOUBLE':
+      return () => {
+        const v = view.getFloat64(o, true);
+        o += 8;
+        return c(v);
+      };
+    case 'FIXED_LEN_BYTE_ARRAY':
+      return () => {
+        const v = bytes.subarray(o, o + typeLength);
+        o += typeLength;
+        return c(v);
+      };
+    default: {
+      const slice = text ? textOf(bytes) : undefined;
+      return () => {
+        const length = view.getUint32(o, true);
+        const start = o + 4;
+        o = start + length;
+        return c(slice ? slice(start, o) : bytes.subarray(start, o));
+      };
+    }
+  }
+}
+
+/** Values decoded a whole page at a time (the rarer encodings), through hyparquet's decoders. */
+function decodedValues(
+  reader: DataReader,
+  encoding: number,
+  count: number,
+  type: ParquetType,
+  typeLength: number,
+  column: SourceColumn,
+): Values {
+  let values: ArrayLike<unknown>;
+  if (encoding === ENCODING.DELTA_BINARY_PACKED) {
+    const out = type === 'INT32' ? new Int32Array(count) : new BigInt64Array(count);
+    deltaBinaryUnpack(reader, count, out);
+    values = out;
+  } else if (encoding === ENCODING.DELTA_LENGTH_BYTE_ARRAY || encoding === ENCODING.DELTA_BYTE_ARRAY) {
+    const out = new Array<Uint8Array>(count);
+    (encoding === ENCODING.DELTA_BYTE_ARRAY ? deltaByteArray : deltaLengthByteArray)(reader, count, out);
+    values = out;
+  } else if (encoding === ENCODING.BYTE_STREAM_SPLIT) values = byteStreamSplit(reader, count, type, typeLength);
+  else if (encoding === ENCODING.ALP) values = alpDecode(reader, count, type);
+  else throw new Error(`column "${column.name}": unsupported encoding ${encoding}`);
+  const c = column.convert as (v: unknown) => unknown;
+  const decoder = new TextDecoder();
+  let i = 0;
+  return column.text ? () => c(decoder.decode(values[i++] as Uint8Array)) : () => c(values[i++]);
+}
+
+/** One decoded data page: its definition levels and a cursor over its values. */
+interface Page {
+  rows: number;
+  /** 1 where the row has a value, 0 where it is null; absent when no row is null. */
+  defined?: Uint8Array;
+  values: Values;
+}
+
+/** Reads one flat column of one row group, a page at a time. */
+export class ColumnChunkReader {
+  private position: number;
+  private readonly end: number;
+  private readonly codec: CompressionCodec;
+  private dictionary: unknown[] | undefined;
+  private page: Page | undefined;
+  /** Rows of the current page already taken. */
+  private used = 0;
+
+  constructor(
+    private readonly read: ReadBytes,
+    meta: ColumnMetaData,
+    private readonly column: SourceColumn,
+    private readonly buffers = new PageBuffers(),
+  ) {
+    const dict = Number(meta.dictionary_page_offset ?? 0);
+    const data = Number(meta.data_page_offset);
+    // Some writers (polars) leave dictionary_page_offset out; the chunk starts at the lower offset.
+    this.position = dict > 0 && dict < data ? dict : data;
+    this.end = this.position + Number(meta.total_compressed_size);
+    this.codec = meta.codec;
+  }
+
+  private get element() {
+    return this.column.node.element;
+  }
+
+  /** The next page's header and bytes, or undefined at the end of the chunk. */
+  private async nextPage(): Promise<{ header: TStruct; body: Uint8Array } | undefined> {
+    let window = HEADER_WINDOW;
+    for (;;) {
+      if (this.position >= this.end) return undefined;
+      const available = Math.min(window, this.end - this.position);
+      const bytes = await this.read(this.position, this.buffers.window.take(available));
+      let decoded: ReturnType<typeof decodeStructPrefix>;
+      try {
+        decoded = decodeStructPrefix(bytes);
+      } catch (error) {
+        if (available < this.end - this.position) {
+          window *= 4; // a header with large statistics: fetch more
+          continue;
+        }
+        throw error;
+      }
+      const size = num(decoded.struct, 3);
+      const start = this.position + decoded.length;
+      this.position = start + size;
+      const body =
+        decoded.length + size <= bytes.length
+          ? bytes.subarray(decoded.length, decoded.length + size)
+          : await this.read(start, this.buffers.body.take(size));
+      return { header: decoded.struct, body };
+    }
+  }
+
+  /** Loads pages until one has rows left; false at the end of the chunk. */
+  private async ensurePage(): Promise<boolean> {
+    while (!this.page || this.used >= this.page.rows) {
+      const next = await this.nextPage();
+      if (!next) return false;
+      const type = num(next.header, 1);
+      if (type === PAGE.DICTIONARY) this.dictionary = this.readDictionary(next.header, next.body);
+      else if (type === PAGE.DATA || type === PAGE.DATA_V2) {
+        this.page = type === PAGE.DATA ? this.readPageV1(next.header, next.body) : this.readPageV2(next.header, next.body);
+        this.used = 0;
+      }
+    }
+    return true;
+  }
+
+  private readDictionary(header: TStruct, body: Uint8Array): unknown[] {
+    const dph = field(header, 7)?.value as TStruct;
+    const count = num(dph, 1);
+    const bytes = decompress(this.codec, body, num(header, 2));
+    const { type, type_length } = this.element;
+    const next = plainValues(bytes, 0, type as ParquetType, type_length ?? 0, this.column.text, this.column.convert);
+    const out = new Array(count);
+    for (let i = 0; i < count; i++) out[i] = next();
+    return out;
+  }
+
+  private readPageV1(header: TStruct, body: Uint8Array): Page {
+    const dph = field(header, 5)?.value as TStruct;
+    const rows = num(dph, 1);
+    const bytes = decompress(this.codec, body, num(header, 2));
+    const reader: DataReader = { view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset: 0 };
+    const defined = this.column.nullable ? levels(reader, rows, undefined) : undefined;
+    return this.withValues(rows, defined, bytes, reader, num(dph, 2));
+  }
+
+  private readPageV2(header: TStruct, body: Uint8Array): Page {
+    const dph = field(header, 8)?.value as TStruct;
+    const rows = num(dph, 1);
+    const repLength = num(dph, 6);
+    const defLength = num(dph, 5);
+    const levelBytes = body.subarray(repLength, repLength + defLength);
+    const reader: DataReader = { view: new DataView(levelBytes.buffer, levelBytes.byteOffset, levelBytes.byteLength), offset: 0 };
+    const defined = this.column.nullable && defLength > 0 ? levels(reader, rows, defLength) : undefined;
+    const compressed = (field(dph, 7)?.value ?? true) !== false;
+    const size = num(header, 2) - repLength - defLength;
+    let bytes = body.subarray(repLength + defLength);
+    if (compressed && size > 0) bytes = decompress(this.codec, bytes, size);
+    return this.withValues(
+      rows,
+      defined,
+      bytes,
+      { view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset: 0 },
+      num(dph, 4),
+    );
+  }
+
+  private withValues(rows: number, defined: Uint8Array | undefined, bytes: Uint8Array, reader: DataReader, encoding: number): Page {
+    let count = rows;
+    if (defined) {
+      for (let i = 0; i < rows; i++) count -= 1 - (defined[i] as number);
+      if (count === rows) defined = undefined;
+    }
+    const { type, type_length } = this.element;
+    const physical = type as ParquetType;
+    const { text, convert } = this.column;
+    if (encoding === ENCODING.PLAIN)
+      return { rows, defined, values: plainValues(bytes, reader.offset, physical, type_length ?? 0, text, convert) };
+    if (encoding === ENCODING.PLAIN_DICTIONARY || encoding === ENCODING.RLE_DICTIONARY) {
+      const dictionary = this.dictionary;
+      if (!dictionary) throw new Error(`column "${this.column.name}": a dictionary-encoded page without a dictionary page`);
+      const width = reader.view.getUint8(reader.offset++);
+      const indexes = new Int32Array(count);
+      if (width) readRleBitPackedHybrid(reader, width, indexes, bytes.length - reader.offset);
+      let i = 0;
+      return { rows, defined, values: () => dictionary[indexes[i++] as number] };
+    }
+    if (encoding === ENCODING.RLE && physical === 'BOOLEAN') {
+      const bits = new Uint8Array(count);
+      readRleBitPackedHybrid(reader, 1, bits, undefined);
+      const c = convert as (v: unknown) => unknown;
+      let i = 0;
+      return { rows, defined, values: () => c(bits[i++] === 1) };
+    }
+    return { rows, defined, values: decodedValues(reader, encoding, count, physical, type_length ?? 0, this.column) };
+  }
+
+  /** The next `n` values of the column (null where a row has none); fewer only at the end of the chunk. */
+  async take(n: number): Promise<unknown[]> {
+    const out = new Array<unknown>(n);
+    let filled = 0;
+    while (filled < n && (await this.ensurePage())) {
+      const page = this.page as Page;
+      const count = Math.min(n - filled, page.rows - this.used);
+      const { defined, values } = page;
+      if (defined) for (let i = 0; i < count; i++) out[filled + i] = defined[this.used + i] ? values() : null;
+      else for (let i = 0; i < count; i++) out[filled + i] = values();
+      this.used += count;
+      filled += count;
+    }
+    if (filled < n) out.length = filled;
+    return out;
+  }
+
+  /** Passes over the next `n` rows (pages entirely inside them are not decompressed). */
+  async skip(n: number): Promise<void> {
+    let left = n;
+    while (left > 0) {
+      if (this.page && this.used < this.page.rows) {
+        const count = Math.min(left, this.page.rows - this.used);
+        await this.take(count);
+        left -= count;
+        continue;
+      }
+      const next = await this.nextPage();
+      if (!next) return;
+      const type = num(next.header, 1);
+      if (type === PAGE.DICTIONARY) this.dictionary = this.readDictionary(next.header, next.body);
+      else if (type === PAGE.DATA || type === PAGE.DATA_V2) {
+        const rows = num(field(next.header, type === PAGE.DATA ? 5 : 8)?.value as TStruct, 1);
+        if (rows <= left) left -= rows;
+        else {
+          this.page = type === PAGE.DATA ? this.readPageV1(next.header, next.body) : this.readPageV2(next.header, next.body);
+          this.used = 0;
+        }
+      }
+    }
+  }
+}
+
+/** Definition levels of a flat optional column (max level 1) as 1/0 per row. */
+function levels(reader: DataReader, rows: number, length: number | undefined): Uint8Array {
+  const out = new Uint8Array(rows);
+  readRleBitPackedHybrid(reader, 1, out, length);
+  return out;
+}
