@@ -32,13 +32,15 @@ class Scratch {
 }
 
 /**
- * The buffers one column's pages are read into, reused from page to page and row
- * group to row group: a page's bytes are dead once its rows are taken (values are
- * converted to strings, numbers and Decimals, never views into the page).
+ * The buffers one column's pages are read and decompressed into, reused from page
+ * to page and row group to row group: a page's bytes are dead once its rows are
+ * taken (values are converted to strings, numbers and Decimals, never views into
+ * the page; a dictionary is converted when it is read).
  */
 export class PageBuffers {
   readonly window = new Scratch();
   readonly body = new Scratch();
+  readonly pages = new Scratch();
 }
 
 const PAGE = { DATA: 0, INDEX: 1, DICTIONARY: 2, DATA_V2: 3 } as const;
@@ -237,7 +239,7 @@ export class ColumnChunkReader {
   private readDictionary(header: TStruct, body: Uint8Array): unknown[] {
     const dph = field(header, 7)?.value as TStruct;
     const count = num(dph, 1);
-    const bytes = decompress(this.codec, body, num(header, 2));
+    const bytes = decompress(this.codec, body, num(header, 2), this.buffers.pages.take);
     const { type, type_length } = this.element;
     const next = plainValues(bytes, 0, type as ParquetType, type_length ?? 0, this.column.text, this.column.convert);
     const out = new Array(count);
@@ -248,7 +250,7 @@ export class ColumnChunkReader {
   private readPageV1(header: TStruct, body: Uint8Array): Page {
     const dph = field(header, 5)?.value as TStruct;
     const rows = num(dph, 1);
-    const bytes = decompress(this.codec, body, num(header, 2));
+    const bytes = decompress(this.codec, body, num(header, 2), this.buffers.pages.take);
     const reader: DataReader = { view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset: 0 };
     const defined = this.column.nullable ? levels(reader, rows, undefined) : undefined;
     return this.withValues(rows, defined, bytes, reader, num(dph, 2));
@@ -265,7 +267,7 @@ export class ColumnChunkReader {
     const compressed = (field(dph, 7)?.value ?? true) !== false;
     const size = num(header, 2) - repLength - defLength;
     let bytes = body.subarray(repLength + defLength);
-    if (compressed && size > 0) bytes = decompress(this.codec, bytes, size);
+    if (compressed && size > 0) bytes = decompress(this.codec, bytes, size, this.buffers.pages.take);
     return this.withValues(
       rows,
       defined,

@@ -1,10 +1,13 @@
 /** The parquet connector inside real runs (in-process runtime, built-in connectors). */
+import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { parquetMetadata } from 'hyparquet';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { runYaml } from '../../../test/foundation/harness.js';
+import { requireService } from '../../../test/helpers/services.js';
 import type { AnyConnector } from '../../sdk/connector.js';
 import { testSource } from '../../sdk/testing.js';
 import { tempDir } from '../shared/test-context.js';
@@ -56,5 +59,71 @@ sink: { type: parquet, path: out/x.parquet, row_group_size: 50 }
     );
     expect(summary.status).toBe('failed');
     expect(await readdir(join(dir, 'out'))).toEqual([]);
+  });
+});
+
+const pgUp = await requireService('postgres');
+
+/** A timestamp as `YYYY-MM-DDTHH:MM:SS[.fraction]`: trailing zeros of the fraction and a UTC zone dropped. */
+function canonTime(text: string): string {
+  const m = /^(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:\.(\d+))?(?:Z|\+00(?::?00)?)?$/.exec(text);
+  if (!m) return text;
+  const fraction = (m[3] ?? '').replace(/0+$/, '');
+  return `${m[1]}T${m[2]}${fraction ? `.${fraction}` : ''}`;
+}
+
+describe.skipIf(!pgUp)('parquet → postgres', () => {
+  it('a DuckDB-written ZSTD file: decimal(38,10), bigint beyond 2^53, microsecond timestamps land exactly in the table weir creates', async () => {
+    const dir = await tempDir('weir-parquet-pg-');
+    const path = join(dir, 'in.parquet');
+    const { DuckDBInstance } = await import('@duckdb/node-api');
+    const duck = await (await DuckDBInstance.create(':memory:')).connect();
+    await duck.run(`COPY (
+      SELECT i AS id,
+        CASE WHEN i % 10 = 0 THEN NULL ELSE (CASE WHEN i % 2 = 0 THEN '-' ELSE '' END || '9' || lpad(i::VARCHAR, 27, '7') || '.' || lpad((i * 7919)::VARCHAR, 10, '0'))::DECIMAL(38,10) END AS amount,
+        CASE WHEN i % 10 = 1 THEN NULL ELSE 9007199254740993 + i * 1000003 END AS big,
+        CASE WHEN i % 10 = 2 THEN NULL ELSE TIMESTAMP '2024-01-01 00:00:00.000001' + to_microseconds(i * 1000003) END AS ts
+      FROM range(5000) t(i)) TO '${path}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 2048)`);
+    const expected = (
+      await duck.runAndReadAll(
+        `SELECT id::VARCHAR AS id, amount::VARCHAR AS amount, big::VARCHAR AS big, ts::VARCHAR AS ts FROM read_parquet('${path}') t ORDER BY t.id`,
+      )
+    ).getRowObjects();
+    const table = `pq_${randomBytes(5).toString('hex')}`;
+    const client = new pg.Client({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' });
+    await client.connect();
+    try {
+      const { summary } = await runYaml(
+        `pipeline: parquet-pg-${table}
+source: { type: parquet, path: in.parquet, partition_rows: 2000 }
+sink: { type: postgres, host: 127.0.0.1, port: 5432, user: postgres, database: test, table: ${table} }
+`,
+        [],
+        dir,
+      );
+      expect(summary.status, JSON.stringify(summary.error)).toBe('succeeded');
+      expect(summary.totals).toMatchObject({ rows_read: 5000, rows_written: 5000 });
+      await client.query("SET TIME ZONE 'UTC'");
+      const types = await client.query(
+        'SELECT column_name, data_type FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position',
+        [table],
+      );
+      expect(types.rows.map((r) => `${r.column_name} ${r.data_type}`)).toEqual([
+        'id bigint',
+        'amount numeric',
+        'big bigint',
+        'ts timestamp with time zone',
+      ]);
+      const got = await client.query(
+        `SELECT id::text AS id, amount::text AS amount, big::text AS big, ts::text AS ts FROM "${table}" t ORDER BY t.id`,
+      );
+      const canon = (r: Record<string, unknown>) => ({ ...r, ts: typeof r.ts === 'string' ? canonTime(r.ts) : r.ts });
+      expect(got.rows.map(canon)).toEqual(expected.map(canon));
+    } finally {
+      await client.query(`DROP TABLE IF EXISTS "${table}"`).catch(() => {});
+      await client.query('DELETE FROM _weir_checkpoints WHERE pipeline = $1', [`parquet-pg-${table}`]).catch(() => {});
+      await client.query('DELETE FROM _weir_runs WHERE pipeline = $1', [`parquet-pg-${table}`]).catch(() => {});
+      await client.end();
+    }
   });
 });
