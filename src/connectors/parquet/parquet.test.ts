@@ -7,6 +7,7 @@ import type { Source } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
 import { validateOptions } from '../../sdk/options.js';
 import type { JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
+import { Decimal, stringifyJson } from '../../sdk/values.js';
 import { collect, commitContext, planContext, taskContext, tempDir } from '../shared/test-context.js';
 import parquet from './index.js';
 import { commitParquet, mergeParquet } from './merge.js';
@@ -219,6 +220,98 @@ describe('parquet round trip', () => {
       { i32: null, f: 1.5, ts: null, u: null, j: null, raw: 'text' },
       { i32: -3, f: null, ts: '1970-01-01T00:00:00.000Z', u: null, j: [true], raw: null },
     ]);
+  });
+});
+
+describe('parquet sink: exact types', () => {
+  /** Writes `batches` through one writer, each either accepted or rejected; returns the rejections' messages. */
+  async function writeBatches(path: string, schema: Schema, batches: Row[][]): Promise<string[]> {
+    const sink = parquet.sink?.(options({ path })) ?? expect.unreachable();
+    const writer = await sink.writer({ id: '0' }, taskContext({ baseDir: dir, schema }));
+    const rejected: string[] = [];
+    for (const b of batches) {
+      const error = await Promise.resolve(writer.write(b)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      if (error) {
+        expect(error).toBeInstanceOf(RowError);
+        rejected.push((error as RowError).message);
+      }
+    }
+    const message = await writer.commit?.();
+    await writer.close?.();
+    await sink.commit?.([message as JsonValue], commitContext({ baseDir: dir, schema }));
+    return rejected;
+  }
+  const dec = (t: string) => Decimal.parse(t) as Decimal;
+  const texts = (rows: Row[], name: string) => rows.map((r) => (Decimal.is(r[name]) ? r[name].text : r[name]));
+
+  it('decimals with a declared precision and scale: DECIMAL(p,s), too many digits either side is a bad row, never rounded', async () => {
+    const schema: Schema = [{ name: 'd', type: 'decimal', precision: 10, scale: 2 }];
+    const rejected = await writeBatches('d.parquet', schema, [
+      [{ d: dec('1.5') }, { d: dec('-12345678.99') }, { d: '0.10' }, { d: 7 }, { d: null }],
+      [{ d: dec('1.234') }],
+      [{ d: dec('123456789.00') }],
+      [{ d: dec('1.230') }],
+    ]);
+    expect(rejected).toEqual([
+      'column "d": 1.234 has more than 2 digits after the point, which DECIMAL(10,2) holds; weir does not round',
+      'column "d": 123456789.00 has more than 8 digits before the point, which DECIMAL(10,2) holds',
+    ]);
+    const meta = parquetMetadata((await readFile(join(dir, 'd.parquet'))).buffer as ArrayBuffer);
+    expect(meta.schema[1]).toMatchObject({ type: 'INT64', converted_type: 'DECIMAL', precision: 10, scale: 2 });
+    const { schema: back, rows } = await readAll({ path: 'd.parquet' });
+    expect(back).toEqual([{ name: 'd', type: 'decimal', nullable: true, precision: 10, scale: 2 }]);
+    expect(texts(rows, 'd')).toEqual(['1.50', '-12345678.99', '0.10', '7.00', null, '1.23']);
+  });
+
+  it('decimals without precision: DECIMAL(38, largest scale of the first batch), 38 digits exact; wider ones as text', async () => {
+    const wide = `${'9'.repeat(30)}.${'1'.repeat(15)}`;
+    await writeBatches(
+      'w.parquet',
+      [{ name: 'd', type: 'decimal' }],
+      [[{ d: dec('1.25') }, { d: dec('-3.125') }], [{ d: dec(`${'9'.repeat(35)}.999`) }]],
+    );
+    const meta = parquetMetadata((await readFile(join(dir, 'w.parquet'))).buffer as ArrayBuffer);
+    expect(meta.schema[1]).toMatchObject({ type: 'FIXED_LEN_BYTE_ARRAY', type_length: 16, precision: 38, scale: 3 });
+    expect(texts((await readAll({ path: 'w.parquet' })).rows, 'd')).toEqual(['1.250', '-3.125', `${'9'.repeat(35)}.999`]);
+
+    await writeBatches('t.parquet', [{ name: 'd', type: 'decimal', precision: 45, scale: 15 }], [[{ d: dec(wide) }, { d: dec('-1') }]]);
+    const { schema, rows } = await readAll({ path: 't.parquet' });
+    expect(schema?.[0]?.type).toBe('string');
+    expect(rows).toEqual([{ d: wide }, { d: '-1' }]);
+  });
+
+  it('timestamps: nanoseconds kept when the first batch has them, dates as DATE; what does not fit the unit is a bad row', async () => {
+    const schema: Schema = [
+      { name: 'ns', type: 'timestamp' },
+      { name: 'us', type: 'timestamp' },
+      { name: 'day', type: 'timestamp' },
+    ];
+    const rejected = await writeBatches('ts.parquet', schema, [
+      [{ ns: '2024-01-02T03:04:05.123456789Z', us: '2024-01-02T03:04:05.123456Z', day: '2024-02-29' }],
+      [{ ns: '1960-01-01T00:00:00Z', us: '2024-01-02T03:04:05.1234567Z', day: '2024-03-01' }],
+      [{ ns: null, us: '2024-01-02T03:04:05.123456000+01:00', day: '2024-03-01T10:00:00Z' }],
+      [{ ns: null, us: null, day: '2024-03-02T00:00:00Z' }],
+    ]);
+    expect(rejected).toEqual([
+      'column "us": "2024-01-02T03:04:05.1234567Z" has more sub-second digits than the column\'s microseconds hold; weir does not round timestamps',
+      'column "day": "2024-03-01T10:00:00Z" has a time of day, and the column is a DATE (its first batch held only dates); give the source a schema, or write dates only',
+    ]);
+    expect((await readAll({ path: 'ts.parquet' })).rows).toEqual([
+      { ns: '2024-01-02T03:04:05.123456789Z', us: '2024-01-02T03:04:05.123456Z', day: '2024-02-29' },
+      { ns: null, us: null, day: '2024-03-02' },
+    ]);
+  });
+
+  it('json keeps decimals and big integers exact', async () => {
+    const doc = { amount: dec('375.30'), big: 18446744073709551615n, list: [dec('0.1'), 2] };
+    await writeBatches('j.parquet', [{ name: 'doc', type: 'json' }], [[{ doc }]]);
+    const meta = parquetMetadata((await readFile(join(dir, 'j.parquet'))).buffer as ArrayBuffer);
+    expect(meta.schema[1]).toMatchObject({ type: 'BYTE_ARRAY', converted_type: 'JSON' });
+    const [row] = (await readAll({ path: 'j.parquet' })).rows;
+    expect(stringifyJson(row?.doc)).toBe('{"amount":375.30,"big":18446744073709551615,"list":[0.1,2]}');
   });
 });
 
