@@ -162,6 +162,33 @@ describe('parquet files written by DuckDB', () => {
   });
 });
 
+describe('nested columns written by DuckDB', () => {
+  it('maps, lists of structs and nested lists become JSON values with decimals and bigints exact', async () => {
+    const path = join(dir, 'nested.parquet');
+    await duck.run(`COPY (
+      SELECT i AS id,
+        MAP {'a': ('1' || i || '.0000000001')::DECIMAL(38,10), 'b': NULL} AS m,
+        [{'x': 9007199254740993 + i, 'd': '-0.5'::DECIMAL(18,4), 't': TIMESTAMP_NS '2024-01-02 03:04:05.123456789'}] AS ls,
+        [[i, NULL], []]::BIGINT[][] AS nest,
+        CASE WHEN i = 1 THEN NULL ELSE {'inner': {'d': ('9' || repeat('8', 27) || '.' || repeat('7', 10))::DECIMAL(38,10)}} END AS deep
+      FROM range(3) t(i) ORDER BY i) TO '${path}' (FORMAT parquet, COMPRESSION zstd)`);
+    const { schema, rows } = await weirRead(path);
+    expect(schema.map((c) => `${c.name}:${c.type}`)).toEqual(['id:integer', 'm:json', 'ls:json', 'nest:json', 'deep:json']);
+    const exact = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `${x}n` : Decimal.is(x) ? `D${x.text}` : x));
+    expect(rows.map(exact)).toEqual(
+      [0, 1, 2].map((i) =>
+        exact({
+          id: i,
+          m: { a: Decimal.parse(`1${i}.0000000001`), b: null },
+          ls: [{ x: 9007199254740993n + BigInt(i), d: Decimal.parse('-0.5000'), t: '2024-01-02T03:04:05.123456789Z' }],
+          nest: [[i, null], []],
+          deep: i === 1 ? null : { inner: { d: Decimal.parse(`9${'8'.repeat(27)}.${'7'.repeat(10)}`) } },
+        }),
+      ),
+    );
+  });
+});
+
 describe('parquet files weir writes, read by DuckDB', () => {
   let input: string;
   let expected: Record<string, string | null>[];
