@@ -6,7 +6,6 @@
  * version has one). Used on workers (pages) and the planner (codec checks).
  */
 import * as zlib from 'node:zlib';
-import { Decompress as ZstdStream } from 'fzstd';
 import { type CompressionCodec, type Compressors, snappyUncompress } from 'hyparquet';
 import { compressors as decompressors } from 'hyparquet-compressors';
 import { lz4CompressBlock } from './lz4.js';
@@ -36,30 +35,18 @@ export const READABLE_CODECS: ReadonlySet<CompressionCodec> = new Set([
   'LZ4_RAW',
 ]);
 
-/** zstd into `out` through fzstd's stream (its `decompress(input, out)` is 15 times slower than with no `out`). */
-function zstdInto(input: Uint8Array, out: Uint8Array): Uint8Array {
-  let at = 0;
-  const stream = new ZstdStream((chunk) => {
-    if (at + chunk.length > out.length) throw new Error(`a ZSTD page decompressed to more than its header's ${out.length} bytes`);
-    out.set(chunk, at);
-    at += chunk.length;
-  });
-  stream.push(input, true);
-  return out.subarray(0, at);
-}
-
 /**
  * Decompresses one page's bytes (`size` is the page header's uncompressed size).
- * `into`, when given, lends a buffer of `size` bytes that zstd and snappy pages are
+ * `into`, when given, lends a buffer of `size` bytes that snappy pages are
  * decompressed into, so one column's pages reuse one buffer: a fresh one per page
  * (8 MB for a DuckDB page of a million BIGINTs) is garbage that V8 collects only
- * once 64 MB of it have piled up.
+ * once 64 MB of it have piled up. Not zstd: fzstd allocates a window of the page's
+ * size either way (and decompressing into a given buffer is 15 times slower).
  */
 export function decompress(codec: CompressionCodec, bytes: Uint8Array, size: number, into?: (size: number) => Uint8Array): Uint8Array {
   if (codec === 'UNCOMPRESSED') return bytes;
   let out: Uint8Array;
-  if (into && codec === 'ZSTD') out = zstdInto(bytes, into(size));
-  else if (into && codec === 'SNAPPY') {
+  if (into && codec === 'SNAPPY') {
     out = into(size);
     snappyUncompress(bytes, out);
   } else {

@@ -26,7 +26,8 @@ export type ReadBytes = (position: number, into: Uint8Array) => Promise<Uint8Arr
 class Scratch {
   private buffer = new Uint8Array(0);
   take = (size: number): Uint8Array => {
-    if (this.buffer.length < size) this.buffer = new Uint8Array(Math.max(size, Math.ceil(this.buffer.length * 1.25)));
+    // small buffers grow with headroom; large ones (a DuckDB page: 8 MB) to the size asked for
+    if (this.buffer.length < size) this.buffer = new Uint8Array(size < 1 << 20 ? Math.max(size, 2 * this.buffer.length) : size);
     return this.buffer.subarray(0, size);
   };
 }
