@@ -88,7 +88,7 @@ export function planPartitions(metadata: FileMetaData, minRows: number): Partiti
   return parts;
 }
 
-/** Reads bytes of an open file as the page reader wants them. */
+/** Fills a buffer with bytes of an open file at a position: the page reader's reads (positioned, no copy). */
 const bytesOf = (pq: OpenParquet) => (position: number, into: Uint8Array) => readInto(pq.handle, into, position);
 
 /** The column chunk of a top-level leaf column in a row group. */
@@ -137,6 +137,34 @@ interface GroupRead {
   to: number;
 }
 
+/** Where each selected column's values of one row group come from: its page reader (flat) or hyparquet's decoded array (nested). */
+type ColumnValues = { reader: ColumnChunkReader } | { decoded: ArrayLike<unknown>; convert: (v: unknown) => unknown };
+
+/** The next `n` values of one column, `offset` rows into the part of the group being read. */
+async function take(source: ColumnValues, name: string, offset: number, n: number): Promise<unknown[]> {
+  if ('reader' in source) {
+    const values = await source.reader.take(n);
+    if (values.length < n) throw new Error(`column "${name}" has fewer values than its row group has rows`);
+    return values;
+  }
+  const { decoded, convert } = source;
+  return Array.from({ length: n }, (_, r) => {
+    const v = decoded[offset + r];
+    return v === null || v === undefined ? null : convert(v);
+  });
+}
+
+/** Row objects from one array of values per column. */
+function rowsOf(names: readonly string[], data: readonly unknown[][], n: number): Row[] {
+  const rows: Row[] = new Array(n);
+  for (let r = 0; r < n; r++) {
+    const row: Row = {};
+    for (let c = 0; c < names.length; c++) row[names[c] as string] = (data[c] as unknown[])[r];
+    rows[r] = row;
+  }
+  return rows;
+}
+
 /**
  * Decodes rows `[from, to)` of one row group in arrays of at most `chunkRows`
  * rows: flat columns through the page reader (a page at a time, values decoded
@@ -150,40 +178,19 @@ async function* decodeGroup(
   chunkRows: number,
 ): AsyncGenerator<Row[]> {
   const rowGroup = pq.metadata.row_groups[group.index] as RowGroup;
-  const read = bytesOf(pq);
-  const readers = columns.map((c, i) => (c.flat ? new ColumnChunkReader(read, chunkOf(rowGroup, c.name), c, buffers[i]) : undefined));
   const nestedColumns = columns.filter((c) => !c.flat);
   const nested = nestedColumns.length ? await readNested(pq, nestedColumns, group.from, group.to) : [];
-  const nestedData = columns.map((c) => (c.flat ? undefined : nested[nestedColumns.indexOf(c)]));
-  if (group.from > group.start) await Promise.all(readers.map((r) => r?.skip(group.from - group.start)));
+  const sources = columns.map((c, i): ColumnValues => {
+    if (c.flat) return { reader: new ColumnChunkReader(bytesOf(pq), chunkOf(rowGroup, c.name), c, buffers[i]) };
+    return { decoded: nested[nestedColumns.indexOf(c)] as ArrayLike<unknown>, convert: c.convert as (v: unknown) => unknown };
+  });
+  if (group.from > group.start)
+    await Promise.all(sources.map((s) => ('reader' in s ? s.reader.skip(group.from - group.start) : undefined)));
   const names = columns.map((c) => c.name);
-  const width = columns.length;
   for (let at = group.from; at < group.to; at += chunkRows) {
     const n = Math.min(chunkRows, group.to - at);
-    const offset = at - group.from;
-    const data = await Promise.all(
-      columns.map(async (c, i) => {
-        const reader = readers[i];
-        if (reader) {
-          const values = await reader.take(n);
-          if (values.length < n) throw new Error(`column "${c.name}" has fewer values than the row group's ${rowGroup.num_rows} rows`);
-          return values;
-        }
-        const all = nestedData[i] as ArrayLike<unknown>;
-        const convert = c.convert as (v: unknown) => unknown;
-        return Array.from({ length: n }, (_, r) => {
-          const v = all[offset + r];
-          return v === null || v === undefined ? null : convert(v);
-        });
-      }),
-    );
-    const rows: Row[] = new Array(n);
-    for (let r = 0; r < n; r++) {
-      const row: Row = {};
-      for (let c = 0; c < width; c++) row[names[c] as string] = (data[c] as unknown[])[r];
-      rows[r] = row;
-    }
-    yield rows;
+    const data = await Promise.all(sources.map((s, i) => take(s, names[i] as string, at - group.from, n)));
+    yield rowsOf(names, data, n);
   }
 }
 
