@@ -184,7 +184,8 @@ export class ColumnChunkReader {
   ) {
     const dict = Number(meta.dictionary_page_offset ?? 0);
     const data = Number(meta.data_page_offset);
-    // Some writers (polars) leave dictionary_page_offset out; the chunk starts at the lower offset.
+    // The chunk starts at its dictionary page when there is one; polars leaves dictionary_page_offset out
+    // and lets data_page_offset point at the chunk's start, dictionary first (as hyparquet reads it).
     this.position = dict > 0 && dict < data ? dict : data;
     this.end = this.position + Number(meta.total_compressed_size);
     this.codec = meta.codec;
