@@ -305,6 +305,20 @@ describe('parquet sink: exact types', () => {
     ]);
   });
 
+  it('partitions that derived different decimal scales are refused at the commit, with what each chose', async () => {
+    const schema: Schema = [{ name: 'd', type: 'decimal' }];
+    const error = await writeAll(
+      { path: 'ds.parquet' },
+      [
+        ['0', [[{ d: dec('1.5') }]]],
+        ['1', [[{ d: dec('1.25') }]]],
+      ],
+      { schema },
+    ).catch((e: unknown) => e);
+    expect((error as WeirError).code).toBe('column_mismatch');
+    expect((error as WeirError).message).toMatch(/partition 0: d decimal\(38,1\); partition 1: d decimal\(38,2\).*precision and scale/);
+  });
+
   it('json keeps decimals and big integers exact', async () => {
     const doc = { amount: dec('375.30'), big: 18446744073709551615n, list: [dec('0.1'), 2] };
     await writeBatches('j.parquet', [{ name: 'doc', type: 'json' }], [[{ doc }]]);

@@ -10,7 +10,16 @@ import { openParquet } from './file.js';
 import { commitParquet } from './merge.js';
 import { sourceColumns } from './read-values.js';
 import type { ParquetOptions } from './spec.js';
-import { fieldNames, planColumn, type SinkColumn, schemaElements, type ToParquet, toParquet, typeLabel } from './write-values.js';
+import {
+  fieldNames,
+  planColumn,
+  type SinkColumn,
+  schemaElements,
+  type TimeUnit,
+  type ToParquet,
+  toParquet,
+  typeLabel,
+} from './write-values.js';
 
 const WHO = 'parquet sink';
 const CREATED_BY = 'weir (hyparquet-writer)';
@@ -207,7 +216,7 @@ function checkSameColumns(parts: StagedMessage[]): void {
     const got = (sig(p) as string[]).join(', ');
     if (got !== expected)
       throw new WeirError(
-        `${WHO}: partitions wrote different columns (partition ${first.partition}: ${expected}; partition ${p.partition}: ${got}); the source declares no schema, so each partition inferred its own. Set the sink's \`columns\` option and use a source with a schema, or one partition`,
+        `${WHO}: partitions wrote different columns (partition ${first.partition}: ${expected}; partition ${p.partition}: ${got}); what the schema leaves open (a column's type, a decimal's precision and scale, a timestamp's unit) each partition decides from its first batch. Use a source whose schema declares them (decimals with precision and scale), or one partition`,
         { kind: 'config', code: 'column_mismatch' },
       );
   }
@@ -230,12 +239,16 @@ async function checkAppendTarget(target: string, opts: ParquetOptions, ctx: Comm
     const columns = names.map((name) => declared.get(name));
     // types decided by the writers (no declaration, a decimal without precision and scale): the commit checks
     if (columns.some((c) => !c || (c.type === 'decimal' && (c.precision === undefined || c.scale === undefined)))) return;
-    const nanos = new Set(
-      pq.metadata.schema.filter((e) => e.logical_type?.type === 'TIMESTAMP' && e.logical_type.unit === 'NANOS').map((e) => e.name),
-    );
+    // a timestamp's unit is decided by the first batch: take the existing file's
+    const units = new Map<string, TimeUnit>();
+    for (const e of pq.metadata.schema) {
+      if (e.logical_type?.type === 'DATE' || e.converted_type === 'DATE') units.set(e.name, 'DATE');
+      else if (e.logical_type?.type === 'TIMESTAMP' && e.logical_type.unit === 'NANOS') units.set(e.name, 'NANOS');
+    }
     const planned = (columns as Column[]).map((c) => {
       const column = planColumn(c.name, c, []);
-      return column.type === 'timestamp' && nanos.has(c.name) ? { ...column, unit: 'NANOS' as const } : column;
+      const unit = units.get(c.name);
+      return column.type === 'timestamp' && unit ? { ...column, unit } : column;
     });
     const ours = parquetMetadata(emptyFile(planned));
     const existing = sourceColumns(parquetSchema(pq.metadata));
