@@ -131,35 +131,49 @@ async function weirRead(path: string): Promise<{ schema: Schema; rows: Row[] }> 
 const CODECS = ['snappy', 'gzip', 'zstd', 'lz4', 'lz4_raw', 'brotli', 'uncompressed'] as const;
 
 describe('parquet files written by DuckDB', () => {
-  it.each(CODECS)('%s: every value read exactly as DuckDB reads it', async (codec) => {
-    const path = join(dir, `duck-${codec}.parquet`);
-    // small row groups and pages: several of each, dictionary and plain pages both
-    await duck.run(`COPY (${TABLE}) TO '${path}' (FORMAT parquet, COMPRESSION ${codec}, ROW_GROUP_SIZE 1024)`);
-    const { schema, rows } = await weirRead(path);
-    expect(schema).toEqual([
-      { name: 'id', type: 'integer', nullable: true },
-      { name: 'd18', type: 'decimal', nullable: true, precision: 18, scale: 4 },
-      { name: 'd38', type: 'decimal', nullable: true, precision: 38, scale: 10 },
-      { name: 'big', type: 'integer', nullable: true },
-      { name: 'ts', type: 'timestamp', nullable: true },
-      { name: 'ts_ns', type: 'timestamp', nullable: true },
-      { name: 'tstz', type: 'timestamp', nullable: true },
-      { name: 'day', type: 'timestamp', nullable: true },
-      { name: 'txt', type: 'string', nullable: true },
-      { name: 'lst', type: 'json', nullable: true },
-      { name: 'st', type: 'json', nullable: true },
-    ]);
-    expect(rows).toHaveLength(3003);
-    // exact values, not doubles: a Decimal, bigints beyond 2^53, all sub-second digits
-    const first = rows[0] as Row;
-    expect(Decimal.is(first.d38) && first.d38.text).toBe('9999999999999999999999999999.9999999999');
-    expect(first.big).toBe(9223372036854775807n);
-    expect(first.ts).toBe('2024-01-02T03:04:05.123456Z');
-    expect(first.ts_ns).toBe('2024-01-02T03:04:05.123456789Z');
-    expect(first.day).toBe('2024-02-29');
-    expect(first.lst).toEqual([9007199254740993n, -9223372036854775808n, null]);
-    expect(rows.map(canonRow)).toEqual(await duckRows(path));
-  });
+  it.each([...CODECS.map((c) => [c, 'V1'] as const), ['zstd', 'V2'] as const, ['snappy', 'V2'] as const])(
+    '%s, %s pages: every value read exactly as DuckDB reads it',
+    async (codec, version) => {
+      const path = join(dir, `duck-${codec}-${version}.parquet`);
+      // small row groups: several of each, dictionary and plain pages both; V2 pages bring the DELTA encodings
+      await duck.run(
+        `COPY (${TABLE}) TO '${path}' (FORMAT parquet, COMPRESSION ${codec}, ROW_GROUP_SIZE 1024, PARQUET_VERSION ${version})`,
+      );
+      if (version === 'V2') {
+        const encodings = await duck.runAndReadAll(`SELECT DISTINCT encodings FROM parquet_metadata('${path}')`);
+        expect(
+          encodings
+            .getRowObjects()
+            .map((r) => String(r.encodings))
+            .join(' '),
+        ).toMatch(/DELTA/);
+      }
+      const { schema, rows } = await weirRead(path);
+      expect(schema).toEqual([
+        { name: 'id', type: 'integer', nullable: true },
+        { name: 'd18', type: 'decimal', nullable: true, precision: 18, scale: 4 },
+        { name: 'd38', type: 'decimal', nullable: true, precision: 38, scale: 10 },
+        { name: 'big', type: 'integer', nullable: true },
+        { name: 'ts', type: 'timestamp', nullable: true },
+        { name: 'ts_ns', type: 'timestamp', nullable: true },
+        { name: 'tstz', type: 'timestamp', nullable: true },
+        { name: 'day', type: 'timestamp', nullable: true },
+        { name: 'txt', type: 'string', nullable: true },
+        { name: 'lst', type: 'json', nullable: true },
+        { name: 'st', type: 'json', nullable: true },
+      ]);
+      expect(rows).toHaveLength(3003);
+      // exact values, not doubles: a Decimal, bigints beyond 2^53, all sub-second digits
+      const first = rows[0] as Row;
+      expect(Decimal.is(first.d38) && first.d38.text).toBe('9999999999999999999999999999.9999999999');
+      expect(first.big).toBe(9223372036854775807n);
+      expect(first.ts).toBe('2024-01-02T03:04:05.123456Z');
+      expect(first.ts_ns).toBe('2024-01-02T03:04:05.123456789Z');
+      expect(first.day).toBe('2024-02-29');
+      expect(first.lst).toEqual([9007199254740993n, -9223372036854775808n, null]);
+      expect(rows.map(canonRow)).toEqual(await duckRows(path));
+    },
+  );
 });
 
 describe('nested columns written by DuckDB', () => {

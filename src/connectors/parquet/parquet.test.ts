@@ -359,7 +359,7 @@ describe('parquet source', () => {
     expect(third).toEqual(ids(1000, 2000));
   });
 
-  it('reads a row group larger than slice_rows in slices, pages outside each slice skipped', async () => {
+  it('hands on a row group larger than slice_rows in arrays of at most slice_rows rows, nested columns too', async () => {
     const rows = ids(25_000).map((r) => ({ ...r, doc: { n: r.id } }));
     await writeAll({ path: 's.parquet', row_group_size: 25_000 }, [['0', [rows]]]);
     const src = source({ path: 's.parquet', slice_rows: 4000 });
