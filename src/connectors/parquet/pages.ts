@@ -11,12 +11,12 @@
  * booleans are decoded lazily; the DELTA encodings, BYTE_STREAM_SPLIT and ALP
  * (rarer) are decoded a page at a time by hyparquet's own decoders.
  */
-import type { ColumnMetaData, CompressionCodec, DataReader, ParquetType } from 'hyparquet';
+import type { ColumnMetaData, CompressionCodec, DataReader, ParquetType, SchemaElement } from 'hyparquet';
 import { alpDecode } from 'hyparquet/src/alp.js';
 import { deltaBinaryUnpack, deltaByteArray, deltaLengthByteArray } from 'hyparquet/src/delta.js';
 import { byteStreamSplit, readRleBitPackedHybrid } from 'hyparquet/src/encoding.js';
 import { decompress } from './compression.js';
-import type { Convert, SourceColumn } from './read-values.js';
+import type { Convert } from './read-values.js';
 import { decodeStructPrefix, field, type TStruct } from './thrift.js';
 
 /** Fills `into` with the file's bytes at `position`. */
@@ -61,6 +61,28 @@ const HEADER_WINDOW = 64 * 1024;
 
 /** A cursor over a page's non-null values, each already converted to its weir form. */
 type Values = () => unknown;
+
+/** The leaf column a chunk holds, as the page reader needs it. */
+export interface Leaf {
+  /** For messages: the column's name (or path). */
+  name: string;
+  element: SchemaElement;
+  /** Highest definition level (0: required; 1: a flat optional column; more inside optional groups). */
+  maxDef: number;
+  /** Highest repetition level (0 outside lists and maps). */
+  maxRep: number;
+  /** Byte values arrive as UTF-8 text. */
+  text: boolean;
+  convert: Convert;
+}
+
+/** The levels and values of whole records of a nested column's leaf, for Dremel assembly. */
+export interface LeafRecords {
+  rep: number[];
+  def: number[];
+  /** The values of the entries whose definition level is the highest. */
+  values: unknown[];
+}
 
 const num = (s: TStruct | undefined, id: number): number => Number(s ? (field(s, id)?.value ?? 0) : 0);
 
@@ -132,14 +154,7 @@ function plainValues(bytes: Uint8Array, offset: number, type: ParquetType, typeL
 }
 
 /** Values decoded a whole page at a time (the rarer encodings), through hyparquet's decoders. */
-function decodedValues(
-  reader: DataReader,
-  encoding: number,
-  count: number,
-  type: ParquetType,
-  typeLength: number,
-  column: SourceColumn,
-): Values {
+function decodedValues(reader: DataReader, encoding: number, count: number, type: ParquetType, typeLength: number, column: Leaf): Values {
   let values: ArrayLike<unknown>;
   if (encoding === ENCODING.DELTA_BINARY_PACKED) {
     const out = type === 'INT32' ? new Int32Array(count) : new BigInt64Array(count);
@@ -158,28 +173,31 @@ function decodedValues(
   return column.text ? () => c(decoder.decode(values[i++] as Uint8Array)) : () => c(values[i++]);
 }
 
-/** One decoded data page: its definition levels and a cursor over its values. */
+/** One decoded data page: its levels and a cursor over its values. */
 interface Page {
-  rows: number;
-  /** 1 where the row has a value, 0 where it is null; absent when no row is null. */
-  defined?: Uint8Array;
+  /** Level entries: rows for a flat column. */
+  entries: number;
+  /** Repetition levels; absent outside lists and maps. */
+  rep?: Uint8Array;
+  /** Definition levels (the highest where an entry has a value); absent when every entry has one. */
+  def?: Uint8Array;
   values: Values;
 }
 
-/** Reads one flat column of one row group, a page at a time. */
+/** Reads one leaf column chunk of one row group, a page at a time: flat columns by rows, nested leaves by records. */
 export class ColumnChunkReader {
   private position: number;
   private readonly end: number;
   private readonly codec: CompressionCodec;
   private dictionary: unknown[] | undefined;
   private page: Page | undefined;
-  /** Rows of the current page already taken. */
+  /** Entries of the current page already taken. */
   private used = 0;
 
   constructor(
     private readonly read: ReadBytes,
     meta: ColumnMetaData,
-    private readonly column: SourceColumn,
+    private readonly column: Leaf,
     private readonly buffers = new PageBuffers(),
   ) {
     const dict = Number(meta.dictionary_page_offset ?? 0);
@@ -192,7 +210,7 @@ export class ColumnChunkReader {
   }
 
   private get element() {
-    return this.column.node.element;
+    return this.column.element;
   }
 
   /** The next page's header and bytes, or undefined at the end of the chunk. */
@@ -225,7 +243,7 @@ export class ColumnChunkReader {
 
   /** Loads pages until one has rows left; false at the end of the chunk. */
   private async ensurePage(): Promise<boolean> {
-    while (!this.page || this.used >= this.page.rows) {
+    while (!this.page || this.used >= this.page.entries) {
       const next = await this.nextPage();
       if (!next) return false;
       const type = num(next.header, 1);
@@ -251,45 +269,62 @@ export class ColumnChunkReader {
 
   private readPageV1(header: TStruct, body: Uint8Array): Page {
     const dph = field(header, 5)?.value as TStruct;
-    const rows = num(dph, 1);
+    const entries = num(dph, 1);
     const bytes = decompress(this.codec, body, num(header, 2), this.buffers.pages.take);
     const reader: DataReader = { view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset: 0 };
-    const defined = this.column.nullable ? levels(reader, rows, undefined) : undefined;
-    return this.withValues(rows, defined, bytes, reader, num(dph, 2));
+    const { maxRep, maxDef } = this.column;
+    const rep = maxRep ? levels(reader, entries, maxRep, undefined) : undefined;
+    const def = maxDef ? levels(reader, entries, maxDef, undefined) : undefined;
+    return this.withValues(entries, rep, def, bytes, reader, num(dph, 2));
   }
 
   private readPageV2(header: TStruct, body: Uint8Array): Page {
     const dph = field(header, 8)?.value as TStruct;
-    const rows = num(dph, 1);
+    const entries = num(dph, 1);
     const repLength = num(dph, 6);
     const defLength = num(dph, 5);
-    const levelBytes = body.subarray(repLength, repLength + defLength);
-    const reader: DataReader = { view: new DataView(levelBytes.buffer, levelBytes.byteOffset, levelBytes.byteLength), offset: 0 };
-    const defined = this.column.nullable && defLength > 0 ? levels(reader, rows, defLength) : undefined;
+    const { maxRep, maxDef } = this.column;
+    const levelsAt = (at: number, length: number, max: number) =>
+      max && length > 0
+        ? levels({ view: new DataView(body.buffer, body.byteOffset + at, length), offset: 0 }, entries, max, length)
+        : undefined;
+    const rep = levelsAt(0, repLength, maxRep);
+    const def = levelsAt(repLength, defLength, maxDef);
     const compressed = (field(dph, 7)?.value ?? true) !== false;
     const size = num(header, 2) - repLength - defLength;
     let bytes = body.subarray(repLength + defLength);
     if (compressed && size > 0) bytes = decompress(this.codec, bytes, size, this.buffers.pages.take);
     return this.withValues(
-      rows,
-      defined,
+      entries,
+      rep,
+      def,
       bytes,
       { view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset: 0 },
       num(dph, 4),
     );
   }
 
-  private withValues(rows: number, defined: Uint8Array | undefined, bytes: Uint8Array, reader: DataReader, encoding: number): Page {
-    let count = rows;
-    if (defined) {
-      for (let i = 0; i < rows; i++) count -= 1 - (defined[i] as number);
-      if (count === rows) defined = undefined;
+  private withValues(
+    entries: number,
+    rep: Uint8Array | undefined,
+    levels: Uint8Array | undefined,
+    bytes: Uint8Array,
+    reader: DataReader,
+    encoding: number,
+  ): Page {
+    let def = levels;
+    let count = entries;
+    if (def) {
+      const max = this.column.maxDef;
+      count = 0;
+      for (let i = 0; i < entries; i++) if (def[i] === max) count++;
+      if (count === entries) def = undefined;
     }
+    const page = (values: Values): Page => ({ entries, rep, def, values });
     const { type, type_length } = this.element;
     const physical = type as ParquetType;
     const { text, convert } = this.column;
-    if (encoding === ENCODING.PLAIN)
-      return { rows, defined, values: plainValues(bytes, reader.offset, physical, type_length ?? 0, text, convert) };
+    if (encoding === ENCODING.PLAIN) return page(plainValues(bytes, reader.offset, physical, type_length ?? 0, text, convert));
     if (encoding === ENCODING.PLAIN_DICTIONARY || encoding === ENCODING.RLE_DICTIONARY) {
       const dictionary = this.dictionary;
       if (!dictionary) throw new Error(`column "${this.column.name}": a dictionary-encoded page without a dictionary page`);
@@ -297,27 +332,27 @@ export class ColumnChunkReader {
       const indexes = new Int32Array(count);
       if (width) readRleBitPackedHybrid(reader, width, indexes, bytes.length - reader.offset);
       let i = 0;
-      return { rows, defined, values: () => dictionary[indexes[i++] as number] };
+      return page(() => dictionary[indexes[i++] as number]);
     }
     if (encoding === ENCODING.RLE && physical === 'BOOLEAN') {
       const bits = new Uint8Array(count);
       readRleBitPackedHybrid(reader, 1, bits, undefined);
       const c = convert as (v: unknown) => unknown;
       let i = 0;
-      return { rows, defined, values: () => c(bits[i++] === 1) };
+      return page(() => c(bits[i++] === 1));
     }
-    return { rows, defined, values: decodedValues(reader, encoding, count, physical, type_length ?? 0, this.column) };
+    return page(decodedValues(reader, encoding, count, physical, type_length ?? 0, this.column));
   }
 
-  /** The next `n` values of the column (null where a row has none); fewer only at the end of the chunk. */
+  /** Flat columns: the next `n` values (null where a row has none); fewer only at the end of the chunk. */
   async take(n: number): Promise<unknown[]> {
     const out = new Array<unknown>(n);
     let filled = 0;
     while (filled < n && (await this.ensurePage())) {
       const page = this.page as Page;
-      const count = Math.min(n - filled, page.rows - this.used);
-      const { defined, values } = page;
-      if (defined) for (let i = 0; i < count; i++) out[filled + i] = defined[this.used + i] ? values() : null;
+      const count = Math.min(n - filled, page.entries - this.used);
+      const { def, values } = page;
+      if (def) for (let i = 0; i < count; i++) out[filled + i] = def[this.used + i] ? values() : null;
       else for (let i = 0; i < count; i++) out[filled + i] = values();
       this.used += count;
       filled += count;
@@ -326,12 +361,34 @@ export class ColumnChunkReader {
     return out;
   }
 
-  /** Passes over the next `n` rows (pages entirely inside them are not decompressed). */
+  /**
+   * Nested leaves: the levels and values of the next `n` records (a record starts
+   * at repetition level 0); fewer only at the end of the chunk.
+   */
+  async takeRecords(n: number): Promise<LeafRecords> {
+    const out: LeafRecords = { rep: [], def: [], values: [] };
+    const { maxDef } = this.column;
+    let records = 0;
+    while (await this.ensurePage()) {
+      const { entries, rep, def, values } = this.page as Page;
+      for (; this.used < entries; this.used++) {
+        const r = rep ? (rep[this.used] as number) : 0;
+        if (r === 0 && records++ === n) return out;
+        const d = def ? (def[this.used] as number) : maxDef;
+        out.rep.push(r);
+        out.def.push(d);
+        if (d === maxDef) out.values.push(values());
+      }
+    }
+    return out;
+  }
+
+  /** Flat columns: passes over the next `n` rows (pages entirely inside them are not decompressed). */
   async skip(n: number): Promise<void> {
     let left = n;
     while (left > 0) {
-      if (this.page && this.used < this.page.rows) {
-        const count = Math.min(left, this.page.rows - this.used);
+      if (this.page && this.used < this.page.entries) {
+        const count = Math.min(left, this.page.entries - this.used);
         await this.take(count);
         left -= count;
         continue;
@@ -352,9 +409,9 @@ export class ColumnChunkReader {
   }
 }
 
-/** Definition levels of a flat optional column (max level 1) as 1/0 per row. */
-function levels(reader: DataReader, rows: number, length: number | undefined): Uint8Array {
-  const out = new Uint8Array(rows);
-  readRleBitPackedHybrid(reader, 1, out, length);
+/** Repetition or definition levels up to `max` (RLE/bit-packed; `length` undefined: prefixed with it, as in V1 pages). */
+function levels(reader: DataReader, entries: number, max: number, length: number | undefined): Uint8Array {
+  const out = new Uint8Array(entries);
+  readRleBitPackedHybrid(reader, 32 - Math.clz32(max), out, length);
   return out;
 }

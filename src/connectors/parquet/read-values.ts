@@ -47,8 +47,14 @@ export interface SourceColumn {
   scale?: number;
   /** The column's schema node (a leaf, or a group for nested columns). */
   node: SchemaTree;
-  /** Whether the page reader decodes it (a top-level, non-repeated leaf); otherwise hyparquet does. */
+  /** Whether it is a top-level, non-repeated leaf (most columns of a table): the page reader reads it by rows. */
   flat: boolean;
+  /**
+   * Nested columns: whether weir's page reader streams their leaves, records
+   * assembled a slice at a time (every leaf of a type weir reads, no VARIANT);
+   * otherwise hyparquet decodes them a row group at a time.
+   */
+  streamed?: boolean;
   /** Flat columns: whether byte values arrive as text (decoded as UTF-8 by the page reader). */
   text: boolean;
   /** Converts one non-null value (physical for flat columns, hyparquet's for nested ones) to its weir form. */
@@ -185,7 +191,7 @@ export function jsonValue(v: unknown): unknown {
 // ---------------------------------------------------------------------------
 // Leaf columns
 
-interface Leaf {
+export interface LeafType {
   type: ColumnType;
   /** Byte values arrive as UTF-8 text. */
   text?: boolean;
@@ -196,14 +202,14 @@ interface Leaf {
 }
 
 const same: Convert = (v: unknown) => v;
-const leaf = (type: ColumnType, convert: Convert = same, text = false): Leaf => ({ type, convert, text });
+const leaf = (type: ColumnType, convert: Convert = same, text = false): LeafType => ({ type, convert, text });
 
 function timeUnitsPerSecond(unit: string | undefined): bigint {
   return unit === 'MILLIS' ? 1000n : unit === 'MICROS' ? 1_000_000n : 1_000_000_000n;
 }
 
 /** How a DECIMAL leaf is read: its precision and scale, values from the unscaled integer. */
-function decimalLeaf(e: SchemaElement): Leaf {
+function decimalLeaf(e: SchemaElement): LeafType {
   const scale = (e.logical_type?.type === 'DECIMAL' ? e.logical_type.scale : e.scale) ?? 0;
   const precision = (e.logical_type?.type === 'DECIMAL' ? e.logical_type.precision : e.precision) ?? undefined;
   return {
@@ -217,8 +223,8 @@ function decimalLeaf(e: SchemaElement): Leaf {
 /** Whether a leaf holds a DECIMAL (converted or logical annotation). */
 export const isDecimal = (e: SchemaElement) => e.converted_type === 'DECIMAL' || e.logical_type?.type === 'DECIMAL';
 
-/** How a leaf of physical values (weir's page reader) is read. */
-function physicalLeaf(e: SchemaElement): Leaf {
+/** How a leaf of physical values (weir's page reader) is read: the flat columns, and the leaves of nested ones. */
+export function physicalLeaf(e: SchemaElement): LeafType {
   const ct = e.converted_type;
   const lt = e.logical_type;
   if (ct === 'BSON' || lt?.type === 'BSON') return { ...leaf('json'), unsupported: 'BSON' };
@@ -322,6 +328,13 @@ function nestedConvert(node: SchemaTree): Convert {
     Array.isArray(v) ? v.map((x) => (x === null || x === undefined ? null : convert(x as never))) : convert(v as never)) as Convert;
 }
 
+/** The leaves under a schema node, in column-chunk order. */
+export function leavesOf(node: SchemaTree): SchemaTree[] {
+  return node.children.length ? node.children.flatMap(leavesOf) : [node];
+}
+
+const hasVariant = (node: SchemaTree): boolean => node.element.logical_type?.type === 'VARIANT' || node.children.some(hasVariant);
+
 /** The top-level columns of a Parquet schema tree. */
 export function sourceColumns(tree: SchemaTree): SourceColumn[] {
   return tree.children.map((node) => {
@@ -329,7 +342,18 @@ export function sourceColumns(tree: SchemaTree): SourceColumn[] {
     const nullable = e.repetition_type !== 'REQUIRED';
     if (node.children.length > 0 || e.repetition_type === 'REPEATED') {
       const kind = e.logical_type?.type ?? e.converted_type ?? (node.children.length ? 'group' : `repeated ${e.type}`);
-      return { name: e.name, type: 'json', nullable, node, flat: false, text: false, convert: nestedConvert(node), parquetType: kind };
+      const streamed = leavesOf(node).every((l) => !physicalLeaf(l.element).unsupported) && !hasVariant(node);
+      return {
+        name: e.name,
+        type: 'json',
+        nullable,
+        node,
+        flat: false,
+        streamed,
+        text: false,
+        convert: nestedConvert(node),
+        parquetType: kind,
+      };
     }
     const l = physicalLeaf(e);
     const parquetType = [e.type, e.logical_type?.type ?? e.converted_type].filter(Boolean).join('/');

@@ -16,7 +16,8 @@ import type { Column, Partition, Row, Schema } from '../../sdk/types.js';
 import { resolvePath } from '../shared/files.js';
 import { DECOMPRESSORS } from './compression.js';
 import { assertReadableCodecs, type OpenParquet, openParquet, readInto } from './file.js';
-import { ColumnChunkReader, PageBuffers } from './pages.js';
+import { NestedColumnReader } from './nested.js';
+import { ColumnChunkReader, type Leaf, PageBuffers } from './pages.js';
 import { NESTED_PARSERS, nestedReadSchema, type SourceColumn, sourceColumns } from './read-values.js';
 import type { ParquetOptions } from './spec.js';
 
@@ -99,9 +100,9 @@ function chunkOf(rowGroup: RowGroup, name: string): ColumnMetaData {
 }
 
 /**
- * The nested columns of rows `[from, to)`, decoded by hyparquet (all of the row
- * group's values of each: hyparquet decodes a nested column chunk whole), one
- * array per column.
+ * The nested columns the page reader does not stream (VARIANT, or a leaf of a
+ * type weir cannot read) for rows `[from, to)`, decoded by hyparquet — which
+ * decodes a nested column chunk whole —, one array per column.
  */
 async function readNested(pq: OpenParquet, columns: SourceColumn[], from: number, to: number): Promise<ArrayLike<unknown>[]> {
   const names = columns.map((c) => c.name);
@@ -137,8 +138,22 @@ interface GroupRead {
   to: number;
 }
 
-/** Where each selected column's values of one row group come from: its page reader (flat) or hyparquet's decoded array (nested). */
-type ColumnValues = { reader: ColumnChunkReader } | { decoded: ArrayLike<unknown>; convert: (v: unknown) => unknown };
+/**
+ * Where each selected column's values of one row group come from: the page
+ * reader (flat columns by rows, nested ones by records) or, for nested columns
+ * the page reader does not stream, hyparquet's array of the whole group.
+ */
+type ColumnValues = { reader: ColumnChunkReader | NestedColumnReader } | { decoded: ArrayLike<unknown>; convert: (v: unknown) => unknown };
+
+/** How the page reader reads a flat column. */
+const flatLeaf = (c: SourceColumn): Leaf => ({
+  name: c.name,
+  element: c.node.element,
+  maxDef: c.nullable ? 1 : 0,
+  maxRep: 0,
+  text: c.text,
+  convert: c.convert,
+});
 
 /** The next `n` values of one column, `offset` rows into the part of the group being read. */
 async function take(source: ColumnValues, name: string, offset: number, n: number): Promise<unknown[]> {
@@ -173,16 +188,20 @@ function rowsOf(names: readonly string[], data: readonly unknown[][], n: number)
 async function* decodeGroup(
   pq: OpenParquet,
   columns: SourceColumn[],
-  buffers: PageBuffers[],
+  buffers: PageBuffers[][],
   group: GroupRead,
   chunkRows: number,
 ): AsyncGenerator<Row[]> {
   const rowGroup = pq.metadata.row_groups[group.index] as RowGroup;
-  const nestedColumns = columns.filter((c) => !c.flat);
-  const nested = nestedColumns.length ? await readNested(pq, nestedColumns, group.from, group.to) : [];
+  const root = parquetSchema(pq.metadata);
+  const whole = columns.filter((c) => !c.flat && !c.streamed);
+  const decoded = whole.length ? await readNested(pq, whole, group.from, group.to) : [];
   const sources = columns.map((c, i): ColumnValues => {
-    if (c.flat) return { reader: new ColumnChunkReader(bytesOf(pq), chunkOf(rowGroup, c.name), c, buffers[i]) };
-    return { decoded: nested[nestedColumns.indexOf(c)] as ArrayLike<unknown>, convert: c.convert as (v: unknown) => unknown };
+    const own = buffers[i] as PageBuffers[];
+    if (c.flat)
+      return { reader: new ColumnChunkReader(bytesOf(pq), chunkOf(rowGroup, c.name), flatLeaf(c), (own[0] ??= new PageBuffers())) };
+    if (c.streamed) return { reader: new NestedColumnReader(bytesOf(pq), rowGroup, root, c, own) };
+    return { decoded: decoded[whole.indexOf(c)] as ArrayLike<unknown>, convert: c.convert as (v: unknown) => unknown };
   });
   if (group.from > group.start)
     await Promise.all(sources.map((s) => ('reader' in s ? s.reader.skip(group.from - group.start) : undefined)));
@@ -209,7 +228,7 @@ async function* readPartition(partition: Partition, opts: ParquetOptions, ctx: T
       );
     const columns = selectColumns(pq.metadata, opts, path);
     const chunkRows = Math.min(CHUNK_ROWS, opts.slice_rows);
-    const buffers = columns.map(() => new PageBuffers());
+    const buffers = columns.map((): PageBuffers[] => []);
     let index = -1;
     let start = 0;
     for (const rg of pq.metadata.row_groups) {
