@@ -125,6 +125,7 @@ const decimalStringifier = { test: (v: unknown) => Decimal.is(v), stringify: (v:
  * (`375.30`, `18446744073709551615`); Dates as ISO strings, as `JSON.stringify`.
  */
 export function stringifyJson(value: unknown): string {
+  if (isFlatPlain(value)) return JSON.stringify(value);
   let exact = false;
   const text = JSON.stringify(value, function (this: Record<string, unknown>, key, v) {
     // `v` has been through toJSON already (a Decimal is its string by now); the holder still has the original
@@ -133,6 +134,16 @@ export function stringifyJson(value: unknown): string {
   });
   if (!exact) return text ?? 'null';
   return losslessStringify(value, undefined, undefined, [decimalStringifier]) ?? 'null';
+}
+
+/** An object whose values are all strings, numbers, booleans, nulls or Dates (most rows): plain JSON.stringify is exact. */
+function isFlatPlain(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || Decimal.is(value)) return false;
+  for (const key in value) {
+    const v = (value as Record<string, unknown>)[key];
+    if (typeof v === 'bigint' || (typeof v === 'object' && v !== null && !(v instanceof Date))) return false;
+  }
+  return true;
 }
 
 /** Numbers in JSON text that JSON.parse may not keep exactly: a fraction or exponent, or 16+ digits. */

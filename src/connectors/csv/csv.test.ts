@@ -9,6 +9,7 @@ import type { JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
 import { Decimal } from '../../sdk/values.js';
 import { collect, commitContext, messageOf, planContext, taskContext, tempDir } from '../shared/test-context.js';
 import csv from './index.js';
+import { quotedFields } from './source.js';
 import { type CsvOptions, csvOptions, csvRules, csvSourceRules } from './spec.js';
 
 /** Validated options, as the runtime would pass them. */
@@ -167,6 +168,20 @@ describe('csv source', () => {
       { id: 1, name: 'café' },
       { id: 2, name: 'a;b' },
     ]);
+  });
+
+  it('tells quoted fields from unquoted ones in a raw record (fast-check)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.string({ unit: fc.constantFrom('a', ',', '"', '\n', 'é') }), fc.boolean()), { minLength: 1, maxLength: 6 }),
+        fc.constantFrom('\n', '\r\n', ''),
+        (fields, eol) => {
+          const raw = fields.map(([v, q]) => (q || /[",\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v)).join(',') + eol;
+          const expected = fields.map(([v, q]) => q || /[",\n]/.test(v));
+          expect(quotedFields(raw, ',', '"', fields.length)).toEqual(expected);
+        },
+      ),
+    );
   });
 
   it('treats null_value as null', async () => {
