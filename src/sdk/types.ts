@@ -1,4 +1,4 @@
-import { Decimal } from './values.js';
+import { Decimal, stringifyJson } from './values.js';
 
 /** Plain JSON: partitions, commit messages and checkpoints cross processes as this. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -60,10 +60,19 @@ export function estimateRowBytes(row: Row): number {
         else if (Decimal.is(v)) size += v.text.length;
         else if (v instanceof Date) size += 24;
         else if (v instanceof Uint8Array) size += v.byteLength;
-        else size += JSON.stringify(v)?.length ?? 0;
+        else size += jsonSize(v);
     }
   }
   return size;
+}
+
+/** The length of a nested value's exact JSON (bigints and decimals in it too); 0 for what JSON cannot hold (a cycle). */
+function jsonSize(v: unknown): number {
+  try {
+    return stringifyJson(v).length;
+  } catch {
+    return 0;
+  }
 }
 
 /**

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { estimateRowBytes } from './types.js';
 import { Decimal, parseJsonExact, stringifyJson } from './values.js';
 
 describe('Decimal', () => {
@@ -87,5 +88,15 @@ describe('exact JSON', () => {
         expect(JSON.parse(stringifyJson(parseJsonExact(text)))).toEqual(JSON.parse(text));
       }),
     );
+  });
+});
+
+describe('estimateRowBytes', () => {
+  it('sizes rows with bigints and decimals nested in JSON values (JSON.stringify throws on them)', () => {
+    const row = { a: [2n ** 70n, Decimal.parse('1.50')], b: { c: 1n }, d: Decimal.parse('375.30') };
+    expect(estimateRowBytes(row)).toBeGreaterThan(30);
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(estimateRowBytes({ cyclic })).toBeGreaterThan(0);
   });
 });
