@@ -1,5 +1,6 @@
 import { readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -643,4 +644,21 @@ describe('parquet at scale', () => {
     // One 20k-row group decoded at a time; the whole file as rows would be well over 100 MiB.
     expect(growth).toBeLessThan(80 * 2 ** 20);
   }, 120_000);
+});
+
+describe('isoFromUnits', () => {
+  it('writes what Date#toISOString writes, with the sub-millisecond digits (fast-check)', async () => {
+    const { isoFromUnits } = await import('./read-values.js');
+    fc.assert(
+      fc.property(fc.integer({ min: -8.64e15, max: 8.64e15 }), fc.integer({ min: 0, max: 999 }), (ms, micro) => {
+        const expected = new Date(ms).toISOString();
+        expect(isoFromUnits(ms, 1, 3)).toBe(expected);
+        const us = ms * 1000 + micro;
+        if (Number.isSafeInteger(us))
+          expect(isoFromUnits(BigInt(us), 1000, 3)).toBe(
+            micro ? `${expected.slice(0, -1)}${String(micro).padStart(3, '0').replace(/0+$/, '')}Z` : expected,
+          );
+      }),
+    );
+  });
 });

@@ -106,15 +106,41 @@ const floorDiv = (a: bigint, b: bigint) => {
 const withSubMillis = (iso: string, rest: number | bigint, digits: number) =>
   rest ? `${iso.slice(0, -1)}${rest.toString().padStart(digits, '0').replace(/0+$/, '')}Z` : iso;
 
+const DAY_MS = 86_400_000;
+const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
+const pad3 = (n: number) => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : `${n}`);
+/** The date part (`YYYY-MM-DDT`) of the last day formatted: a column's timestamps mostly share their day. */
+let lastDay = Number.NaN;
+let lastDayPrefix = '';
+
+/** Milliseconds since the epoch as `Date#toISOString` writes them, without a Date per value; undefined out of its range. */
+function isoMillis(ms: number): string | undefined {
+  const day = Math.floor(ms / DAY_MS);
+  if (day !== lastDay) {
+    const date = new Date(day * DAY_MS);
+    if (Number.isNaN(date.getTime()) || Number.isNaN(new Date(ms).getTime())) return undefined;
+    const iso = date.toISOString();
+    lastDayPrefix = iso.slice(0, iso.indexOf('T') + 1);
+    lastDay = day;
+  }
+  let rest = ms - day * DAY_MS;
+  const h = Math.floor(rest / 3_600_000);
+  rest -= h * 3_600_000;
+  const m = Math.floor(rest / 60_000);
+  rest -= m * 60_000;
+  const sec = Math.floor(rest / 1000);
+  return `${lastDayPrefix}${pad2(h)}:${pad2(m)}:${pad2(sec)}.${pad3(rest - sec * 1000)}Z`;
+}
+
 /** An instant counted in `perMs` units per millisecond since the epoch, as ISO-8601 (sub-ms digits only when non-zero). */
 export function isoFromUnits(raw: bigint | number, perMs: number, digits: number): string {
   const n = Number(raw);
   if (Math.abs(n) < MAX_EXACT) {
     // Exact in floating point: no bigint arithmetic (the common case for millis and micros).
     const ms = Math.floor(n / perMs);
-    const date = new Date(ms);
-    if (Number.isNaN(date.getTime())) return String(raw);
-    return withSubMillis(date.toISOString(), n - ms * perMs, digits);
+    const iso = isoMillis(ms);
+    if (iso === undefined) return String(raw);
+    return withSubMillis(iso, n - ms * perMs, digits);
   }
   const v = BigInt(raw);
   const per = BigInt(perMs);

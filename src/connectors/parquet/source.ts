@@ -213,6 +213,58 @@ async function* decodeGroup(
   }
 }
 
+/**
+ * Bytes of decompressed pages all partitions of this process may hold at once.
+ * DuckDB and Spark write a million rows per row group in one page per column
+ * (tens of MB a group): four partitions decoding such groups side by side would
+ * hold four times that, while decoding and writing share one thread anyway. A
+ * partition waits for its row group's share (the whole budget at most) before it
+ * decodes it, and gives it back when the group is done.
+ */
+const DECODE_BUDGET_BYTES = 48 * 1024 * 1024;
+
+/** A shared budget of bytes, handed out first come, first served. */
+class ByteBudget {
+  private free: number;
+  private readonly waiting: { bytes: number; grant: () => void }[] = [];
+
+  constructor(private readonly total: number) {
+    this.free = total;
+  }
+
+  /** Resolves with a release function once `bytes` (at most the whole budget) are available. */
+  async acquire(bytes: number): Promise<() => void> {
+    const n = Math.min(bytes, this.total);
+    if (this.waiting.length === 0 && this.free >= n) this.free -= n;
+    else await new Promise<void>((grant) => this.waiting.push({ bytes: n, grant }));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.free += n;
+      while (this.waiting.length && this.free >= (this.waiting[0] as { bytes: number }).bytes) {
+        const next = this.waiting.shift() as { bytes: number; grant: () => void };
+        this.free -= next.bytes;
+        next.grant();
+      }
+    };
+  }
+}
+
+const decodeBudget = new ByteBudget(DECODE_BUDGET_BYTES);
+/** Row groups decoded at once in this process: two keep the CPU busy while the other's batch is on the wire. */
+const GROUPS_AT_ONCE = 2;
+const groupSlots = new ByteBudget(GROUPS_AT_ONCE);
+
+/** Decompressed bytes of the selected columns in one row group (the footer's figure). */
+function groupBytes(rowGroup: RowGroup, columns: readonly SourceColumn[]): number {
+  const names = new Set(columns.map((c) => c.name));
+  let bytes = 0;
+  for (const c of rowGroup.columns)
+    if (c.meta_data && names.has(c.meta_data.path_in_schema[0] as string)) bytes += Number(c.meta_data.total_uncompressed_size);
+  return bytes;
+}
+
 /** Reads one partition, row group by row group, `slice_rows` rows at a time at most (worker). */
 async function* readPartition(partition: Partition, opts: ParquetOptions, ctx: TaskContext): AsyncGenerator<Row[]> {
   const path = resolvePath(ctx.baseDir, opts.path);
@@ -228,7 +280,6 @@ async function* readPartition(partition: Partition, opts: ParquetOptions, ctx: T
       );
     const columns = selectColumns(pq.metadata, opts, path);
     const chunkRows = Math.min(CHUNK_ROWS, opts.slice_rows);
-    const buffers = columns.map((): PageBuffers[] => []);
     let index = -1;
     let start = 0;
     for (const rg of pq.metadata.row_groups) {
@@ -238,14 +289,26 @@ async function* readPartition(partition: Partition, opts: ParquetOptions, ctx: T
       start = end;
       if (group.from >= group.to) continue;
       if (ctx.signal.aborted) return;
+      const slot = await groupSlots.acquire(1);
+      const release = await decodeBudget.acquire(groupBytes(rg, columns));
       try {
-        yield* decodeGroup(pq, columns, buffers, group, chunkRows);
+        // buffers of this group only: given back with its share of the budget
+        yield* decodeGroup(
+          pq,
+          columns,
+          columns.map((): PageBuffers[] => []),
+          group,
+          chunkRows,
+        );
       } catch (error) {
         if (error instanceof WeirError) throw error;
         throw new WeirError(
           `${WHO}: cannot decode rows ${group.from}-${group.to} of ${path}: ${(error as Error).message}; the file may be damaged`,
           { kind: 'connector', code: 'parquet_decode', cause: error },
         );
+      } finally {
+        release();
+        slot();
       }
     }
   } finally {
