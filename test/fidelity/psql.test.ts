@@ -45,51 +45,18 @@ afterAll(async () => {
   await admin.end();
 });
 
-/** md5 of every row's text (composite output tells NULL from ''), in a fixed order; UTC for timestamptz. */
-async function digest(table: string): Promise<string> {
-  const { stdout } = await run(
-    'psql',
-    [
-      '-X',
-      '-q',
-      '-A',
-      '-t',
-      '-v',
-      'ON_ERROR_STOP=1',
-      '-h',
-      BASE.host,
-      '-U',
-      BASE.user,
-      '-d',
-      BASE.database,
-      '-c',
-      `SELECT count(*) || ':' || md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text COLLATE "C"), '')) FROM "${table}" t`,
-    ],
-    { env: { ...process.env, PGTZ: 'UTC' } },
-  );
+/** Runs one psql command (`-c`) in UTC, as a user would from a shell; resolves with its output. */
+async function psql(command: string): Promise<string> {
+  const args = ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', BASE.host, '-U', BASE.user, '-d', BASE.database, '-c', command];
+  const { stdout } = await run('psql', args, { env: { ...process.env, PGTZ: 'UTC' } });
   return stdout.trim();
 }
 
-async function psqlCopy(table: string, path: string): Promise<void> {
-  await run(
-    'psql',
-    [
-      '-X',
-      '-q',
-      '-v',
-      'ON_ERROR_STOP=1',
-      '-h',
-      BASE.host,
-      '-U',
-      BASE.user,
-      '-d',
-      BASE.database,
-      '-c',
-      `\\copy "${table}" FROM '${path}' WITH (FORMAT csv, HEADER true)`,
-    ],
-    { env: { ...process.env, PGTZ: 'UTC' } },
-  );
-}
+/** md5 of every row's text (composite output tells NULL from ''), in a fixed order; UTC for timestamptz. */
+const digest = (table: string) =>
+  psql(`SELECT count(*) || ':' || md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text COLLATE "C"), '')) FROM "${table}" t`);
+
+const psqlCopy = (table: string, path: string) => psql(`\\copy "${table}" FROM '${path}' WITH (FORMAT csv, HEADER true)`);
 
 async function weir(table: string, path: string, sink = ''): Promise<void> {
   const { summary } = await runYaml(
