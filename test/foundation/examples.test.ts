@@ -16,7 +16,10 @@ describe('examples', () => {
     expect(cols.find((c) => c.name === 'quantity')?.type).toBe('INTEGER');
     // decimals keep their digits: TEXT affinity (SQLite's NUMERIC would store 298.80 as the REAL 298.8)
     expect(cols.find((c) => c.name === 'total')?.type).toBe('DECIMAL_TEXT');
-    expect(db.prepare('SELECT total, typeof(total) AS t FROM orders WHERE order_id = 100001').get()).toEqual({ total: '298.80', t: 'text' });
+    expect(db.prepare('SELECT total, typeof(total) AS t FROM orders WHERE order_id = 100001').get()).toEqual({
+      total: '298.80',
+      t: 'text',
+    });
     db.close();
   });
 

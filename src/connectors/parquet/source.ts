@@ -198,8 +198,7 @@ async function* decodeGroup(
   const decoded = whole.length ? await readNested(pq, whole, group.from, group.to) : [];
   const sources = columns.map((c, i): ColumnValues => {
     const own = buffers[i] as PageBuffers[];
-    if (c.flat)
-      return { reader: new ColumnChunkReader(bytesOf(pq), chunkOf(rowGroup, c.name), flatLeaf(c), (own[0] ??= new PageBuffers())) };
+    if (c.flat) return { reader: new ColumnChunkReader(bytesOf(pq), chunkOf(rowGroup, c.name), flatLeaf(c), new PageBuffers()) };
     if (c.streamed) return { reader: new NestedColumnReader(bytesOf(pq), rowGroup, root, c, own) };
     return { decoded: decoded[whole.indexOf(c)] as ArrayLike<unknown>, convert: c.convert as (v: unknown) => unknown };
   });
