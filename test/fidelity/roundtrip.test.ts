@@ -23,6 +23,7 @@ const up = (await requireService('postgres')) && (await requireService('mysql'))
 const id = randomBytes(3).toString('hex');
 const pgTable = `rt_pg_${id}`;
 const myTable = `rt_my_${id}`;
+const pgBack = `rt_pg2_${id}`;
 const dir = tempDir();
 
 const INPUT =
@@ -37,6 +38,7 @@ afterAll(async () => {
   const p = new pg.Client({ host: '127.0.0.1', user: 'postgres', database: 'test' });
   await p.connect();
   await p.query(`DROP TABLE IF EXISTS "${pgTable}"`);
+  await p.query(`DROP TABLE IF EXISTS "${pgBack}"`);
   await p.end();
   const m = await mysql.createConnection({ host: '127.0.0.1', user: 'root', database: 'test' });
   await m.query(`DROP TABLE IF EXISTS \`${myTable}\``);
@@ -66,5 +68,32 @@ describe.skipIf(!up)('round trip CSV → PostgreSQL → Parquet → MySQL → CS
     const byId = (rs: (string | null)[][]) => [rs[0], ...rs.slice(1).sort((a, b) => Number(a[0]) - Number(b[0]))];
     const zoneless = INPUT.replace(/(\.\d{6})Z/g, '$1'); // MySQL DATETIME(6): the same UTC time, without a zone
     expect(byId(records(await readFile(output, 'utf8')))).toEqual(byId(records(zoneless)));
+  });
+
+  it('PostgreSQL → Parquet → PostgreSQL: numeric(38,10), bigint, microsecond timestamptz and text come back equal', async () => {
+    const p = new pg.Client({ host: '127.0.0.1', user: 'postgres', database: 'test' });
+    await p.connect();
+    try {
+      const src = `${pgTable}_src`;
+      await p.query(`DROP TABLE IF EXISTS "${src}"`);
+      await p.query(`CREATE TABLE "${src}" (id int, amount numeric(38,10), big bigint, at timestamptz, label text)`);
+      await p.query(
+        `INSERT INTO "${src}" VALUES
+         (1, '1234567890123456789012345678.1234567890', 9007199254740993, '2024-05-01 10:00:00.123456+00', 'a "b"'),
+         (2, '-0.0000000001', -9223372036854775808, '1999-12-31 23:59:59.999999+00', ''),
+         (3, NULL, NULL, NULL, NULL)`,
+      );
+      const parquet = join(dir, 'pg.parquet');
+      await leg('pg-parquet-2', `{ type: postgres, database: test, table: ${src} }`, `{ type: parquet, path: ${parquet} }`);
+      await leg('parquet-pg-2', `{ type: parquet, path: ${parquet} }`, `{ type: postgres, database: test, table: ${pgBack} }`);
+      await p.query("SET TIME ZONE 'UTC'");
+      const text = async (t: string) =>
+        (await p.query(`SELECT id::text AS id, amount::text AS amount, big::text AS big, at::text AS at, label FROM "${t}" ORDER BY id`))
+          .rows;
+      expect(await text(pgBack)).toEqual(await text(src));
+      await p.query(`DROP TABLE IF EXISTS "${src}"`);
+    } finally {
+      await p.end();
+    }
   });
 });
