@@ -78,6 +78,135 @@ checkpoint: { path: ${join(dir, 'checkpoints.db')} }
     expect(summary.totals.rows_dead_lettered).toBe(rejected.length);
     expect(JSON.stringify(rejected[0])).toMatch(/CONSTRAINT .*quantity.* failed/i);
   });
+
+  /**
+   * Values in whole runs: rows whose values would be rounded or cut are dead letters,
+   * and weir's csv → mysql load gives the same table as the `mariadb` client's own
+   * LOAD DATA LOCAL INFILE of the same file.
+   */
+  describe('exact values', () => {
+    beforeAll(async () => {
+      await admin.query('SET SESSION group_concat_max_len = 1073741824');
+    });
+
+    it('a value that does not fit its column exactly is a dead letter, with the reason; the rest arrive exactly', async () => {
+      const table = unique('dlv');
+      const pipeline = unique('mysql-dlv');
+      tables.push(table);
+      pipelines.push(pipeline);
+      await admin.query(`CREATE TABLE \`${table}\` (id BIGINT PRIMARY KEY, amount DECIMAL(10,2), qty INT, note TEXT)`);
+      const dir = tempDir('weir-mysql-dlv-');
+      const lines = [
+        { id: 1, amount: '375.30', qty: 1, note: '1305.020020' },
+        { id: 2, amount: '1234567890123456789012345678901234567890', qty: 1, note: 'forty digits' },
+        { id: 3, amount: '1.234', qty: 1, note: 'three fraction digits' },
+        { id: 4, amount: '1.23', qty: 'abc', note: 'text into INT' },
+        { id: 5, amount: '1.23', qty: 1.5, note: 'fraction into INT' },
+        { id: 6, amount: '-0.01', qty: 2147483647, note: '' },
+        { id: 7, amount: null, qty: null, note: null },
+      ];
+      writeFileSync(join(dir, 'in.jsonl'), `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
+      const { summary } = await runYaml(
+        `
+  pipeline: ${pipeline}
+  source: { type: jsonl, path: in.jsonl }
+  sink: { type: mysql, host: 127.0.0.1, user: root, database: test, table: ${table}, batch_size: 100 }
+  errors: { tolerance: all, dead_letter: { type: jsonl, path: rejected.jsonl } }
+  checkpoint: { path: checkpoints.db }
+  `,
+        extra,
+        dir,
+      );
+      expect(summary.status).toBe('succeeded');
+      const [got] = await admin.query<mysql.RowDataPacket[]>(`SELECT id, amount, qty, note FROM \`${table}\` ORDER BY id`);
+      expect(got).toEqual([
+        { id: 1, amount: '375.30', qty: 1, note: '1305.020020' },
+        { id: 6, amount: '-0.01', qty: 2147483647, note: '' },
+        { id: 7, amount: null, qty: null, note: null },
+      ]);
+      const rejected = readFileSync(join(dir, 'rejected.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.stringify(JSON.parse(l)));
+      expect(rejected).toHaveLength(4);
+      expect(summary.totals.rows_written).toBe(3);
+      expect(summary.totals.rows_dead_lettered).toBe(4);
+      const reason = (id: number) => rejected.find((r) => r.includes(`"id":${id},`)) ?? '';
+      expect(reason(2)).toMatch(/40 digit\(s\) before the point; DECIMAL\(10,2\) holds 8/);
+      expect(reason(3)).toMatch(/3 digit\(s\) after the point; DECIMAL\(10,2\) keeps 2, so MySQL\/MariaDB would round it/);
+      expect(reason(4)).toMatch(/column qty: .*abc.* is not an integer/);
+      expect(reason(5)).toMatch(/column qty: 1\.5 has a fraction/);
+    });
+
+    it("weir's csv → mysql load and the mariadb client's LOAD DATA LOCAL INFILE of the same file give the same table", async () => {
+      const client = spawnSync('mariadb', ['--version']);
+      if (client.status !== 0) return; // no client on this machine
+      const dir = tempDir('weir-mysql-loadcmp-');
+      const decimal = fc.stringMatching(/^-?(0|[1-9]\d{0,27})(\.\d{1,10})?$/); // up to 38 digits, as DECIMAL(38,10) holds
+      const int64 = fc.oneof(
+        fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }),
+        fc.constantFrom(2n ** 53n + 1n, -(2n ** 63n), 2n ** 63n - 1n, 0n),
+      );
+      const text = fc
+        .string({ unit: fc.constantFrom('a', 'Z', '7', ' ', ',', '"', "'", ';', 'é', 'ü', '€', '日本', '🎉'), minLength: 1, maxLength: 24 })
+        .filter((s) => s !== 'NULL'); // LOAD DATA reads an unquoted NULL as NULL; weir as text
+      const record = fc.record({ amount: decimal, big: int64, note: text, quoteAnyway: fc.boolean() });
+      const csvField = (s: string, quote: boolean) => (quote || /[",]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
+      const digest = async (table: string) => {
+        const [[r]] = await admin.query<mysql.RowDataPacket[]>(
+          `SELECT COUNT(*) AS n, MD5(GROUP_CONCAT(CONCAT_WS('|', id, amount, big, note) ORDER BY id SEPARATOR '\\n')) AS md5 FROM \`${table}\``,
+        );
+        return { n: Number(r?.n), md5: r?.md5 };
+      };
+      const contents = async (table: string) =>
+        (await admin.query<mysql.RowDataPacket[]>(`SELECT id, amount, CAST(big AS CHAR) AS big, note FROM \`${table}\` ORDER BY id`))[0];
+      let runs = 0;
+      await fc.assert(
+        fc.asyncProperty(fc.array(record, { minLength: 1, maxLength: 40 }), async (records) => {
+          runs++;
+          const file = join(dir, `run-${runs}.csv`);
+          const body = records.map((r, i) => `${i + 1},${r.amount},${r.big},${csvField(r.note, r.quoteAnyway)}`).join('\n');
+          writeFileSync(file, `id,amount,big,note\n${body}\n`);
+          const [byClient, byWeir] = [unique('cmp_client'), unique('cmp_weir')];
+          const pipeline = unique('mysql-cmp');
+          tables.push(byClient, byWeir);
+          pipelines.push(pipeline);
+          for (const t of [byClient, byWeir])
+            await admin.query(`CREATE TABLE \`${t}\` (id BIGINT PRIMARY KEY, amount DECIMAL(38,10), big BIGINT, note TEXT)`);
+          const load = spawnSync(
+            'mariadb',
+            [
+              '--local-infile=1',
+              '-h127.0.0.1',
+              '-uroot',
+              'test',
+              '-e',
+              `LOAD DATA LOCAL INFILE '${file}' INTO TABLE ${byClient} FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '"' LINES TERMINATED BY '\\n' IGNORE 1 LINES`,
+            ],
+            { encoding: 'utf8' },
+          );
+          expect(load.status, load.stderr).toBe(0);
+          const { summary } = await runYaml(
+            `
+  pipeline: ${pipeline}
+  source: { type: csv, path: ${file}, columns: { id: integer, amount: decimal, big: integer, note: string } }
+  sink: { type: mysql, host: 127.0.0.1, user: root, database: test, table: ${byWeir} }
+  `,
+            extra,
+            dir,
+          );
+          expect(summary.status).toBe('succeeded');
+          const [a, b] = [await digest(byClient), await digest(byWeir)];
+          expect(a.n).toBe(records.length);
+          if (a.md5 !== b.md5) expect(await contents(byWeir)).toEqual(await contents(byClient)); // shows the difference
+          expect(b).toEqual(a);
+          for (const t of [byClient, byWeir]) await admin.query(`DROP TABLE \`${t}\``);
+        }),
+        { seed: 20240501, numRuns: 20, endOnFailure: true },
+      );
+      expect(runs).toBe(20);
+    });
+  });
 });
 
 /**
@@ -190,143 +319,5 @@ concurrency: 3
       [pipeline],
     );
     expect(leftovers).toBe(0);
-  });
-});
-
-/**
- * Values in whole runs: rows whose values would be rounded or cut are dead letters,
- * and weir's csv → mysql load gives the same table as the `mariadb` client's own
- * LOAD DATA LOCAL INFILE of the same file.
- */
-describe.skipIf(!up)('mysql sink in a run: exact values', () => {
-  beforeAll(async () => {
-    admin = await mysql.createConnection(BASE);
-    await admin.query('SET SESSION group_concat_max_len = 1073741824');
-  });
-  afterAll(async () => {
-    for (const t of tables) await admin.query(`DROP TABLE IF EXISTS \`${t}\``);
-    for (const p of pipelines) {
-      await admin.query('DELETE FROM _weir_checkpoints WHERE pipeline = ?', [p]).catch(() => {});
-      await admin.query('DELETE FROM _weir_runs WHERE pipeline = ?', [p]).catch(() => {});
-    }
-    await admin?.end();
-  });
-
-  it('a value that does not fit its column exactly is a dead letter, with the reason; the rest arrive exactly', async () => {
-    const table = unique('dlv');
-    const pipeline = unique('mysql-dlv');
-    tables.push(table);
-    pipelines.push(pipeline);
-    await admin.query(`CREATE TABLE \`${table}\` (id BIGINT PRIMARY KEY, amount DECIMAL(10,2), qty INT, note TEXT)`);
-    const dir = tempDir('weir-mysql-dlv-');
-    const lines = [
-      { id: 1, amount: '375.30', qty: 1, note: '1305.020020' },
-      { id: 2, amount: '1234567890123456789012345678901234567890', qty: 1, note: 'forty digits' },
-      { id: 3, amount: '1.234', qty: 1, note: 'three fraction digits' },
-      { id: 4, amount: '1.23', qty: 'abc', note: 'text into INT' },
-      { id: 5, amount: '1.23', qty: 1.5, note: 'fraction into INT' },
-      { id: 6, amount: '-0.01', qty: 2147483647, note: '' },
-      { id: 7, amount: null, qty: null, note: null },
-    ];
-    writeFileSync(join(dir, 'in.jsonl'), `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
-    const { summary } = await runYaml(
-      `
-pipeline: ${pipeline}
-source: { type: jsonl, path: in.jsonl }
-sink: { type: mysql, host: 127.0.0.1, user: root, database: test, table: ${table}, batch_size: 100 }
-errors: { tolerance: all, dead_letter: { type: jsonl, path: rejected.jsonl } }
-checkpoint: { path: checkpoints.db }
-`,
-      extra,
-      dir,
-    );
-    expect(summary.status).toBe('succeeded');
-    const [got] = await admin.query<mysql.RowDataPacket[]>(`SELECT id, amount, qty, note FROM \`${table}\` ORDER BY id`);
-    expect(got).toEqual([
-      { id: 1, amount: '375.30', qty: 1, note: '1305.020020' },
-      { id: 6, amount: '-0.01', qty: 2147483647, note: '' },
-      { id: 7, amount: null, qty: null, note: null },
-    ]);
-    const rejected = readFileSync(join(dir, 'rejected.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.stringify(JSON.parse(l)));
-    expect(rejected).toHaveLength(4);
-    expect(summary.totals.rows_written).toBe(3);
-    expect(summary.totals.rows_dead_lettered).toBe(4);
-    const reason = (id: number) => rejected.find((r) => r.includes(`"id":${id},`)) ?? '';
-    expect(reason(2)).toMatch(/40 digit\(s\) before the point; DECIMAL\(10,2\) holds 8/);
-    expect(reason(3)).toMatch(/3 digit\(s\) after the point; DECIMAL\(10,2\) keeps 2, so MySQL\/MariaDB would round it/);
-    expect(reason(4)).toMatch(/column qty: .*abc.* is not an integer/);
-    expect(reason(5)).toMatch(/column qty: 1\.5 has a fraction/);
-  });
-
-  it("weir's csv → mysql load and the mariadb client's LOAD DATA LOCAL INFILE of the same file give the same table", async () => {
-    const client = spawnSync('mariadb', ['--version']);
-    if (client.status !== 0) return; // no client on this machine
-    const dir = tempDir('weir-mysql-loadcmp-');
-    const decimal = fc.stringMatching(/^-?(0|[1-9]\d{0,27})(\.\d{1,10})?$/); // up to 38 digits, as DECIMAL(38,10) holds
-    const int64 = fc.oneof(
-      fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }),
-      fc.constantFrom(2n ** 53n + 1n, -(2n ** 63n), 2n ** 63n - 1n, 0n),
-    );
-    const text = fc
-      .string({ unit: fc.constantFrom('a', 'Z', '7', ' ', ',', '"', "'", ';', 'é', 'ü', '€', '日本', '🎉'), minLength: 1, maxLength: 24 })
-      .filter((s) => s !== 'NULL'); // LOAD DATA reads an unquoted NULL as NULL; weir as text
-    const record = fc.record({ amount: decimal, big: int64, note: text, quoteAnyway: fc.boolean() });
-    const csvField = (s: string, quote: boolean) => (quote || /[",]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
-    const digest = async (table: string) => {
-      const [[r]] = await admin.query<mysql.RowDataPacket[]>(
-        `SELECT COUNT(*) AS n, MD5(GROUP_CONCAT(CONCAT_WS('|', id, amount, big, note) ORDER BY id SEPARATOR '\\n')) AS md5 FROM \`${table}\``,
-      );
-      return { n: Number(r?.n), md5: r?.md5 };
-    };
-    const contents = async (table: string) =>
-      (await admin.query<mysql.RowDataPacket[]>(`SELECT id, amount, CAST(big AS CHAR) AS big, note FROM \`${table}\` ORDER BY id`))[0];
-    let runs = 0;
-    await fc.assert(
-      fc.asyncProperty(fc.array(record, { minLength: 1, maxLength: 40 }), async (records) => {
-        runs++;
-        const file = join(dir, `run-${runs}.csv`);
-        const body = records.map((r, i) => `${i + 1},${r.amount},${r.big},${csvField(r.note, r.quoteAnyway)}`).join('\n');
-        writeFileSync(file, `id,amount,big,note\n${body}\n`);
-        const [byClient, byWeir] = [unique('cmp_client'), unique('cmp_weir')];
-        const pipeline = unique('mysql-cmp');
-        tables.push(byClient, byWeir);
-        pipelines.push(pipeline);
-        for (const t of [byClient, byWeir])
-          await admin.query(`CREATE TABLE \`${t}\` (id BIGINT PRIMARY KEY, amount DECIMAL(38,10), big BIGINT, note TEXT)`);
-        const load = spawnSync(
-          'mariadb',
-          [
-            '--local-infile=1',
-            '-h127.0.0.1',
-            '-uroot',
-            'test',
-            '-e',
-            `LOAD DATA LOCAL INFILE '${file}' INTO TABLE ${byClient} FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '"' LINES TERMINATED BY '\\n' IGNORE 1 LINES`,
-          ],
-          { encoding: 'utf8' },
-        );
-        expect(load.status, load.stderr).toBe(0);
-        const { summary } = await runYaml(
-          `
-pipeline: ${pipeline}
-source: { type: csv, path: ${file}, columns: { id: integer, amount: decimal, big: integer, note: string } }
-sink: { type: mysql, host: 127.0.0.1, user: root, database: test, table: ${byWeir} }
-`,
-          extra,
-          dir,
-        );
-        expect(summary.status).toBe('succeeded');
-        const [a, b] = [await digest(byClient), await digest(byWeir)];
-        expect(a.n).toBe(records.length);
-        if (a.md5 !== b.md5) expect(await contents(byWeir)).toEqual(await contents(byClient)); // shows the difference
-        expect(b).toEqual(a);
-        for (const t of [byClient, byWeir]) await admin.query(`DROP TABLE \`${t}\``);
-      }),
-      { seed: 20240501, numRuns: 20, endOnFailure: true },
-    );
-    expect(runs).toBe(20);
   });
 });
