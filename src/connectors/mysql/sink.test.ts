@@ -422,188 +422,178 @@ describe.skipIf(!up)('mysql sink', () => {
     await writeRun({ table }, [['0', [[{ a: 1, b: 'x', c: true, d: { k: 1 } }]]]], { schema: undefined });
     expect(await select(`SELECT * FROM \`${table}\``)).toEqual([{ a: 1, b: 'x', c: 1, d: { k: 1 } }]);
   });
-});
 
-/** Exact values on every write path: decimals, integers beyond 2^53, microseconds, '' and NULL. */
-describe.skipIf(!up)('mysql sink: exact values', () => {
-  const dec = (text: string) => Decimal.parse(text) as Decimal;
-  const EXACT: Schema = [
-    { name: 'id', type: 'integer', nullable: false },
-    { name: 'd38', type: 'decimal', precision: 38, scale: 9 },
-    { name: 'd30', type: 'decimal', precision: 30, scale: 2 },
-    { name: 'price', type: 'decimal', precision: 5, scale: 2 },
-    { name: 'wide', type: 'decimal', precision: 70, scale: 3 },
-    { name: 'big', type: 'integer' },
-    { name: 'at', type: 'timestamp' },
-    { name: 'note', type: 'string' },
-  ];
-  const exactRow = (id: number, price = '375.30'): Row => ({
-    id,
-    d38: dec(`${id % 2 ? '-' : ''}12345678901234567890123456789.123456789`),
-    d30: dec('12345678901234567.89'),
-    price: dec(price),
-    wide: dec(`${'9'.repeat(67)}.120`),
-    big: 2n ** 60n + BigInt(id),
-    at: `2024-05-01T10:00:00.${String(123456 + id).padStart(6, '0')}Z`,
-    note: id % 3 === 0 ? null : id % 3 === 1 ? '' : 'ü, "q"',
-  });
-  /** The table's rows with every value as the server's text (no driver conversion in between). */
-  const asText = (table: string) =>
-    select(
-      `SELECT CAST(id AS CHAR) AS id, CAST(d38 AS CHAR) AS d38, CAST(d30 AS CHAR) AS d30, CAST(price AS CHAR) AS price, wide, CAST(big AS CHAR) AS big, CAST(at AS CHAR) AS at, note FROM \`${table}\` ORDER BY id`,
-    );
-  const expected = (id: number, price = '375.30') => ({
-    id: String(id),
-    d38: `${id % 2 ? '-' : ''}12345678901234567890123456789.123456789`,
-    d30: '12345678901234567.89',
-    price,
-    wide: `${'9'.repeat(67)}.120`,
-    big: String(2n ** 60n + BigInt(id)),
-    at: `2024-05-01 10:00:00.${String(123456 + id).padStart(6, '0')}`,
-    note: id % 3 === 0 ? null : id % 3 === 1 ? '' : 'ü, "q"',
-  });
-
-  beforeAll(async () => {
-    admin = await mysql.createConnection({ ...BASE, timezone: 'Z', dateStrings: true });
-  });
-  afterAll(async () => {
-    for (const t of created) await admin.query(`DROP TABLE IF EXISTS \`${t}\``);
-    await admin.query('DELETE FROM _weir_checkpoints WHERE pipeline = ?', [pipeline]).catch(() => {});
-    await admin.query('DELETE FROM _weir_runs WHERE pipeline = ?', [pipeline]).catch(() => {});
-    await admin?.end();
-  });
-
-  it('the session is strict, whatever the server default', async () => {
-    const conn = await connect(options({ table: 't' }), { baseDir: '.' });
-    try {
-      const [[mode]] = await conn.query<mysql.RowDataPacket[]>('SELECT @@SESSION.sql_mode AS m');
-      expect(String(mode?.m)).toMatch(/STRICT_TRANS_TABLES/);
-    } finally {
-      await conn.end();
-    }
-  });
-
-  it.each([
-    ['insert', {}],
-    ['upsert', { mode: 'upsert', key_columns: ['id'] }],
-    ['load_data', { method: 'load_data' }],
-    ['replace (staging table)', { mode: 'replace' }],
-  ])('%s: creates DECIMAL(p,s) and BIGINT columns and stores every value exactly', async (_path, input) => {
-    const table = tableName('exact');
-    await writeRun(
-      { table, ...input },
-      [
-        ['0', [[exactRow(1), exactRow(2)]]],
-        ['1', [[exactRow(3), exactRow(4, '0.5')]]],
-      ],
-      { schema: EXACT },
-    );
-    const cols = await select(
-      'SELECT COLUMN_NAME AS c, COLUMN_TYPE AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
-      ['test', table],
-    );
-    expect(cols.map((c) => `${c.c} ${c.t}`)).toEqual([
-      'id bigint(20)',
-      'd38 decimal(38,9)',
-      'd30 decimal(30,2)',
-      'price decimal(5,2)',
-      'wide longtext', // beyond DECIMAL(65,30): text keeps it exact
-      'big bigint(20)',
-      'at datetime(6)',
-      'note text',
-    ]);
-    expect(await asText(table)).toEqual([expected(1), expected(2), expected(3), expected(4, '0.50')]);
-    if ('mode' in input && input.mode === 'upsert') {
-      await writeRun({ table, ...input }, [['0', [[exactRow(2, '999.99'), exactRow(5)]]]], { schema: EXACT });
-      const got = await asText(table);
-      expect(got.map((r) => r.price)).toEqual(['375.30', '999.99', '375.30', '0.50', '375.30']);
-      expect(got[4]).toEqual(expected(5));
-    }
-  });
-
-  it.each(['insert', 'load_data'])(
-    '%s: a value that would be rounded, truncated or not fit is a row error, and leaves nothing of its batch',
-    async (method) => {
-      const table = tableName('bad');
-      await admin.query(`CREATE TABLE \`${table}\` (id BIGINT PRIMARY KEY, amount DECIMAL(10,2), qty INT, big BIGINT, f DOUBLE)`);
-      const schema: Schema = [
-        { name: 'id', type: 'integer' },
-        { name: 'amount', type: 'decimal' },
-        { name: 'qty', type: 'integer' },
-        { name: 'big', type: 'integer' },
-        { name: 'f', type: 'number' },
-      ];
-      const sink = mysqlConnector.sink?.(options({ table, method })) ?? expect.unreachable();
-      const cctx = { ...commitContext({ baseDir: '.', runId: runId(), schema }), pipeline };
-      await sink.setup?.(cctx);
-      const writer = await sink.writer({ id: '0' }, { ...taskContext({ baseDir: '.', runId: cctx.runId, schema }), pipeline });
-      const good = (id: number): Row => ({ id, amount: dec('1.23'), qty: 1, big: 2n ** 62n, f: dec('0.1') });
-      const bad: [Partial<Row>, RegExp][] = [
-        [
-          { amount: dec('1234567890123456789012345678901234567890') },
-          /column amount: .* 40 digit\(s\) before the point; DECIMAL\(10,2\) holds 8/,
-        ],
-        [{ amount: dec('1.234') }, /column amount: 1\.234 has 3 digit\(s\) after the point; DECIMAL\(10,2\) keeps 2/],
-        [{ amount: 'abc' }, /column amount: "abc" is not a decimal number/],
-        [{ qty: 'abc' }, /column qty: "abc" is not an integer/],
-        [{ qty: 1.5 }, /column qty: 1\.5 has a fraction/],
-        [{ qty: '1.5' }, /column qty: "1\.5" has a fraction/],
-        [{ qty: '' }, /column qty: "" is not an integer/], // LOAD DATA would read an empty field as 0
-        [{ qty: 3_000_000_000 }, /column qty: 3000000000 is out of range for INT/],
-        [{ big: 2n ** 63n }, /column big: 9223372036854775808 is out of range for BIGINT/],
-        [{ f: '' }, /column f: "" is not a number/],
-      ];
-      for (const [i, [change, message]] of bad.entries()) {
-        const error = await Promise.resolve(writer.write([good(100 + i), { ...good(200 + i), ...change }])).catch((e: unknown) => e);
-        expect(
-          error,
-          JSON.stringify(change, (_k, v) => (typeof v === 'bigint' ? String(v) : v)),
-        ).toBeInstanceOf(RowError);
-        expect((error as RowError).message).toMatch(message);
-      }
-      await writer.write([good(1), good(2)]);
-      await writer.commit?.();
-      await writer.close?.();
-      await sink.commit?.([], cctx);
-      await sink.close?.();
-      expect(await select(`SELECT id, amount, qty, CAST(big AS CHAR) AS big, f FROM \`${table}\` ORDER BY id`)).toEqual([
-        { id: 1, amount: '1.23', qty: 1, big: String(2n ** 62n), f: 0.1 },
-        { id: 2, amount: '1.23', qty: 1, big: String(2n ** 62n), f: 0.1 },
-      ]);
-    },
-  );
-
-  it.each(['insert', 'load_data'])(
-    '%s: decimals into text columns keep their text, into DOUBLE the nearest double; "" stays "" and NULL NULL',
-    async (method) => {
-      const table = tableName('text');
-      await admin.query(
-        `CREATE TABLE \`${table}\` (id BIGINT PRIMARY KEY, t TEXT, v VARCHAR(40) NOT NULL, f DOUBLE, j JSON, n DECIMAL(10,2))`,
+  /** Exact values on every write path: decimals, integers beyond 2^53, microseconds, '' and NULL. */
+  describe('exact values', () => {
+    const dec = (text: string) => Decimal.parse(text) as Decimal;
+    const EXACT: Schema = [
+      { name: 'id', type: 'integer', nullable: false },
+      { name: 'd38', type: 'decimal', precision: 38, scale: 9 },
+      { name: 'd30', type: 'decimal', precision: 30, scale: 2 },
+      { name: 'price', type: 'decimal', precision: 5, scale: 2 },
+      { name: 'wide', type: 'decimal', precision: 70, scale: 3 },
+      { name: 'big', type: 'integer' },
+      { name: 'at', type: 'timestamp' },
+      { name: 'note', type: 'string' },
+    ];
+    const exactRow = (id: number, price = '375.30'): Row => ({
+      id,
+      d38: dec(`${id % 2 ? '-' : ''}12345678901234567890123456789.123456789`),
+      d30: dec('12345678901234567.89'),
+      price: dec(price),
+      wide: dec(`${'9'.repeat(67)}.120`),
+      big: 2n ** 60n + BigInt(id),
+      at: `2024-05-01T10:00:00.${String(123456 + id).padStart(6, '0')}Z`,
+      note: id % 3 === 0 ? null : id % 3 === 1 ? '' : 'ü, "q"',
+    });
+    /** The table's rows with every value as the server's text (no driver conversion in between). */
+    const asText = (table: string) =>
+      select(
+        `SELECT CAST(id AS CHAR) AS id, CAST(d38 AS CHAR) AS d38, CAST(d30 AS CHAR) AS d30, CAST(price AS CHAR) AS price, wide, CAST(big AS CHAR) AS big, CAST(at AS CHAR) AS at, note FROM \`${table}\` ORDER BY id`,
       );
-      const schema: Schema = ['id', 't', 'v', 'f', 'j', 'n'].map((name) => ({ name, type: name === 'id' ? 'integer' : 'string' }));
-      const long = '12345678901234567890123456789.123456789';
+    const expected = (id: number, price = '375.30') => ({
+      id: String(id),
+      d38: `${id % 2 ? '-' : ''}12345678901234567890123456789.123456789`,
+      d30: '12345678901234567.89',
+      price,
+      wide: `${'9'.repeat(67)}.120`,
+      big: String(2n ** 60n + BigInt(id)),
+      at: `2024-05-01 10:00:00.${String(123456 + id).padStart(6, '0')}`,
+      note: id % 3 === 0 ? null : id % 3 === 1 ? '' : 'ü, "q"',
+    });
+
+    it('the session is strict, whatever the server default', async () => {
+      const conn = await connect(options({ table: 't' }), { baseDir: '.' });
+      try {
+        const [[mode]] = await conn.query<mysql.RowDataPacket[]>('SELECT @@SESSION.sql_mode AS m');
+        expect(String(mode?.m)).toMatch(/STRICT_TRANS_TABLES/);
+      } finally {
+        await conn.end();
+      }
+    });
+
+    it.each([
+      ['insert', {}],
+      ['upsert', { mode: 'upsert', key_columns: ['id'] }],
+      ['load_data', { method: 'load_data' }],
+      ['replace (staging table)', { mode: 'replace' }],
+    ])('%s: creates DECIMAL(p,s) and BIGINT columns and stores every value exactly', async (_path, input) => {
+      const table = tableName('exact');
       await writeRun(
-        { table, method },
+        { table, ...input },
         [
+          ['0', [[exactRow(1), exactRow(2)]]],
+          ['1', [[exactRow(3), exactRow(4, '0.5')]]],
+        ],
+        { schema: EXACT },
+      );
+      const cols = await select(
+        'SELECT COLUMN_NAME AS c, COLUMN_TYPE AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
+        ['test', table],
+      );
+      expect(cols.map((c) => `${c.c} ${c.t}`)).toEqual([
+        'id bigint(20)',
+        'd38 decimal(38,9)',
+        'd30 decimal(30,2)',
+        'price decimal(5,2)',
+        'wide longtext', // beyond DECIMAL(65,30): text keeps it exact
+        'big bigint(20)',
+        'at datetime(6)',
+        'note text',
+      ]);
+      expect(await asText(table)).toEqual([expected(1), expected(2), expected(3), expected(4, '0.50')]);
+      if ('mode' in input && input.mode === 'upsert') {
+        await writeRun({ table, ...input }, [['0', [[exactRow(2, '999.99'), exactRow(5)]]]], { schema: EXACT });
+        const got = await asText(table);
+        expect(got.map((r) => r.price)).toEqual(['375.30', '999.99', '375.30', '0.50', '375.30']);
+        expect(got[4]).toEqual(expected(5));
+      }
+    });
+
+    it.each(['insert', 'load_data'])(
+      '%s: a value that would be rounded, truncated or not fit is a row error, and leaves nothing of its batch',
+      async (method) => {
+        const table = tableName('bad');
+        await admin.query(`CREATE TABLE \`${table}\` (id BIGINT PRIMARY KEY, amount DECIMAL(10,2), qty INT, big BIGINT, f DOUBLE)`);
+        const schema: Schema = [
+          { name: 'id', type: 'integer' },
+          { name: 'amount', type: 'decimal' },
+          { name: 'qty', type: 'integer' },
+          { name: 'big', type: 'integer' },
+          { name: 'f', type: 'number' },
+        ];
+        const sink = mysqlConnector.sink?.(options({ table, method })) ?? expect.unreachable();
+        const cctx = { ...commitContext({ baseDir: '.', runId: runId(), schema }), pipeline };
+        await sink.setup?.(cctx);
+        const writer = await sink.writer({ id: '0' }, { ...taskContext({ baseDir: '.', runId: cctx.runId, schema }), pipeline });
+        const good = (id: number): Row => ({ id, amount: dec('1.23'), qty: 1, big: 2n ** 62n, f: dec('0.1') });
+        const bad: [Partial<Row>, RegExp][] = [
           [
-            '0',
+            { amount: dec('1234567890123456789012345678901234567890') },
+            /column amount: .* 40 digit\(s\) before the point; DECIMAL\(10,2\) holds 8/,
+          ],
+          [{ amount: dec('1.234') }, /column amount: 1\.234 has 3 digit\(s\) after the point; DECIMAL\(10,2\) keeps 2/],
+          [{ amount: 'abc' }, /column amount: "abc" is not a decimal number/],
+          [{ qty: 'abc' }, /column qty: "abc" is not an integer/],
+          [{ qty: 1.5 }, /column qty: 1\.5 has a fraction/],
+          [{ qty: '1.5' }, /column qty: "1\.5" has a fraction/],
+          [{ qty: '' }, /column qty: "" is not an integer/], // LOAD DATA would read an empty field as 0
+          [{ qty: 3_000_000_000 }, /column qty: 3000000000 is out of range for INT/],
+          [{ big: 2n ** 63n }, /column big: 9223372036854775808 is out of range for BIGINT/],
+          [{ f: '' }, /column f: "" is not a number/],
+        ];
+        for (const [i, [change, message]] of bad.entries()) {
+          const error = await Promise.resolve(writer.write([good(100 + i), { ...good(200 + i), ...change }])).catch((e: unknown) => e);
+          expect(
+            error,
+            JSON.stringify(change, (_k, v) => (typeof v === 'bigint' ? String(v) : v)),
+          ).toBeInstanceOf(RowError);
+          expect((error as RowError).message).toMatch(message);
+        }
+        await writer.write([good(1), good(2)]);
+        await writer.commit?.();
+        await writer.close?.();
+        await sink.commit?.([], cctx);
+        await sink.close?.();
+        expect(await select(`SELECT id, amount, qty, CAST(big AS CHAR) AS big, f FROM \`${table}\` ORDER BY id`)).toEqual([
+          { id: 1, amount: '1.23', qty: 1, big: String(2n ** 62n), f: 0.1 },
+          { id: 2, amount: '1.23', qty: 1, big: String(2n ** 62n), f: 0.1 },
+        ]);
+      },
+    );
+
+    it.each(['insert', 'load_data'])(
+      '%s: decimals into text columns keep their text, into DOUBLE the nearest double; "" stays "" and NULL NULL',
+      async (method) => {
+        const table = tableName('text');
+        await admin.query(
+          `CREATE TABLE \`${table}\` (id BIGINT PRIMARY KEY, t TEXT, v VARCHAR(40) NOT NULL, f DOUBLE, j JSON, n DECIMAL(10,2))`,
+        );
+        const schema: Schema = ['id', 't', 'v', 'f', 'j', 'n'].map((name) => ({ name, type: name === 'id' ? 'integer' : 'string' }));
+        const long = '12345678901234567890123456789.123456789';
+        await writeRun(
+          { table, method },
+          [
             [
+              '0',
               [
-                { id: 1, t: dec('1305.020020'), v: dec('-0.000100'), f: dec(long), j: { amount: dec('375.30') }, n: null },
-                { id: 2, t: '', v: '', f: null, j: null, n: null },
-                { id: 3, t: null, v: 'x', f: 0.1, j: [2n ** 64n], n: null },
+                [
+                  { id: 1, t: dec('1305.020020'), v: dec('-0.000100'), f: dec(long), j: { amount: dec('375.30') }, n: null },
+                  { id: 2, t: '', v: '', f: null, j: null, n: null },
+                  { id: 3, t: null, v: 'x', f: 0.1, j: [2n ** 64n], n: null },
+                ],
               ],
             ],
           ],
-        ],
-        { schema },
-      );
-      const got = await select(`SELECT id, t, v, f, CAST(j AS CHAR) AS j, n, t IS NULL AS t_null FROM \`${table}\` ORDER BY id`);
-      expect(got).toEqual([
-        { id: 1, t: '1305.020020', v: '-0.000100', f: Number(long), j: '{"amount":375.30}', n: null, t_null: 0 },
-        { id: 2, t: '', v: '', f: null, j: null, n: null, t_null: 0 },
-        { id: 3, t: null, v: 'x', f: 0.1, j: '[18446744073709551616]', n: null, t_null: 1 },
-      ]);
-    },
-  );
+          { schema },
+        );
+        const got = await select(`SELECT id, t, v, f, CAST(j AS CHAR) AS j, n, t IS NULL AS t_null FROM \`${table}\` ORDER BY id`);
+        expect(got).toEqual([
+          { id: 1, t: '1305.020020', v: '-0.000100', f: Number(long), j: '{"amount":375.30}', n: null, t_null: 0 },
+          { id: 2, t: '', v: '', f: null, j: null, n: null, t_null: 0 },
+          { id: 3, t: null, v: 'x', f: 0.1, j: '[18446744073709551616]', n: null, t_null: 1 },
+        ]);
+      },
+    );
+  });
 });
