@@ -270,10 +270,16 @@ export async function tableColumns(client: pg.Client, schema: string, table: str
   return columnsOf(client, qualified(schema, table));
 }
 
-/** {@link tableColumns} of a table named by its quoted, qualified name. */
-export async function columnsOf(client: pg.Client, name: string): Promise<Map<string, number> | undefined> {
-  const r = await client.query<{ name: string; oid: number }>(
-    `SELECT a.attname AS name, a.atttypid::int AS oid
+/** A column's PostgreSQL type: its OID and type modifier (`numeric(p,s)`'s precision and scale; -1 for none). */
+export interface PgColumnType {
+  oid: number;
+  typmod: number;
+}
+
+/** The column types of a table named by its quoted, qualified name, or undefined when the table does not exist. */
+export async function columnTypesOf(client: pg.Client, name: string): Promise<Map<string, PgColumnType> | undefined> {
+  const r = await client.query<{ name: string } & PgColumnType>(
+    `SELECT a.attname AS name, a.atttypid::int AS oid, a.atttypmod AS typmod
        FROM pg_attribute a
       WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
       ORDER BY a.attnum`,
@@ -283,18 +289,18 @@ export async function columnsOf(client: pg.Client, name: string): Promise<Map<st
     const exists = await client.query('SELECT to_regclass($1) IS NOT NULL AS ok', [name]);
     if (!exists.rows[0]?.ok) return undefined;
   }
-  return new Map(r.rows.map((c) => [c.name, c.oid]));
+  return new Map(r.rows.map((c) => [c.name, { oid: c.oid, typmod: c.typmod }]));
 }
 
-/** Digits after the point of each `numeric(p,s)` column of a table (by its quoted, qualified name); plain `numeric` has none. */
-export async function numericScales(client: pg.Client, name: string): Promise<Map<string, number>> {
-  const r = await client.query<{ name: string; typmod: number }>(
-    `SELECT a.attname AS name, a.atttypmod AS typmod
-       FROM pg_attribute a
-      WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid = ${OID.numeric} AND a.atttypmod >= 4`,
-    [name],
-  );
-  return new Map(r.rows.map((c) => [c.name, numericTypmod(c.typmod).scale as number]));
+/** {@link tableColumns} of a table named by its quoted, qualified name. */
+export async function columnsOf(client: pg.Client, name: string): Promise<Map<string, number> | undefined> {
+  const types = await columnTypesOf(client, name);
+  return types && new Map([...types].map(([column, t]) => [column, t.oid]));
+}
+
+/** Digits after the point a column keeps: `numeric(p,s)`'s s; undefined for any other type, plain `numeric` included. */
+export function numericScale(t: PgColumnType | undefined): number | undefined {
+  return t?.oid === OID.numeric ? numericTypmod(t.typmod).scale : undefined;
 }
 
 /** The schema of a query's result, from its field descriptions (runs it with LIMIT 0). Arrays are `json`. */

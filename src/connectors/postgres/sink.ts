@@ -48,12 +48,12 @@ import {
 import type { EncodedRows, EncodingHints, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
 import { fitsFraction, fractionError, valueText } from '../shared/columns.js';
 import {
-  columnsOf,
+  columnTypesOf,
   connect,
   destroy,
   endQuietly,
   isConnectionLoss,
-  numericScales,
+  numericScale,
   OID,
   PG_TYPES,
   pgError,
@@ -332,6 +332,8 @@ class PostgresWriter implements Writer {
   private columns: readonly string[] = [];
   /** Fields whose column is `numeric(p,s)`, with s: PostgreSQL would round a value with more fraction digits. */
   private scales: readonly (readonly [field: string, scale: number])[] = [];
+  /** The type OID of each of the table's columns (read once, when the transaction opens). */
+  private oids: ReadonlyMap<string, number> = new Map();
   private copySql = '';
   private mergeSql = '';
   private rows = 0;
@@ -373,9 +375,10 @@ class PostgresWriter implements Writer {
       const columns = schema ? planColumns(schema, plan.naming) : { fields: [], columns: [] };
       this.fields = columns.fields;
       this.columns = columns.columns;
-      const scales = await numericScales(client, plan.target);
+      const types = (await columnTypesOf(client, plan.stage ?? plan.target)) ?? new Map();
+      this.oids = new Map([...types].map(([column, t]) => [column, t.oid]));
       this.scales = this.fields.flatMap((f, i) => {
-        const scale = scales.get(this.columns[i] as string);
+        const scale = numericScale(types.get(this.columns[i] as string));
         return scale === undefined ? [] : [[f, scale] as const];
       });
       await client.query('BEGIN');
@@ -518,21 +521,14 @@ class PostgresWriter implements Writer {
   async encodingHints(format: EncodedRows['format']): Promise<EncodingHints> {
     const { ctx, plan } = this;
     if (format !== 'csv' || plan.keys || !ctx.schema?.length) return {};
-    const client = await this.transaction(undefined);
-    try {
-      const oids = await columnsOf(client, plan.stage ?? plan.target);
-      const { columns } = planColumns(ctx.schema, plan.naming);
-      const valueColumns = ctx.schema
-        .filter((c, i) => {
-          const oid = oids?.get(columns[i] as string);
-          return (c.type === 'boolean' && oid === OID.bool) || (c.type === 'number' && (oid === OID.float4 || oid === OID.float8));
-        })
-        .map((c) => c.name);
-      return { valueColumns, ...(this.scales.length ? { fractionDigits: Object.fromEntries(this.scales) } : {}) };
-    } catch (error) {
-      if (isConnectionLoss(error)) throw this.lost(error);
-      throw pgError(error, `reading the column types of ${plan.where}`, this.opts);
-    }
+    await this.transaction(undefined); // reads the column types
+    const valueColumns = ctx.schema
+      .filter((c, i) => {
+        const oid = this.oids.get(this.columns[i] as string);
+        return (c.type === 'boolean' && oid === OID.bool) || (c.type === 'number' && (oid === OID.float4 || oid === OID.float8));
+      })
+      .map((c) => c.name);
+    return { valueColumns, ...(this.scales.length ? { fractionDigits: Object.fromEntries(this.scales) } : {}) };
   }
 
   /** `COPY target (columns) FROM STDIN (FORMAT csv, …)` for the batch's columns and dialect; option values are escaped literals. */
