@@ -124,7 +124,7 @@ export function convertValue(value: unknown, type: ColumnType): Converted {
         : fail(`${show(value)} is not a string`);
     case 'integer':
       if (typeof value === 'bigint' || (typeof value === 'number' && Number.isInteger(value))) return ok(value);
-      if (decimal && value.scale === 0) return convertText(value.unscaled(0)?.toString() ?? '', 'integer');
+      if (decimal && value.scale === 0) return ok(toInteger(String(value.unscaled(0))));
       return fail(`${show(value)} is not an integer`);
     case 'number':
       if (typeof value === 'number') return ok(value);
@@ -182,7 +182,7 @@ export class TextTypeGuess {
   }
 
   private measure(text: string): void {
-    if (this.integer && text.length >= 19 && INFER_INT.test(text)) {
+    if (this.integer && text.length >= 19) {
       const n = BigInt(text);
       if (n < INT64_MIN || n > INT64_MAX) this.wide = true;
     }
@@ -212,8 +212,9 @@ export class TextTypeGuess {
 
 /**
  * Infers a column's type from JSON values: all integers → integer, decimals
- * (with integers) → decimal, doubles (with integers) → number, booleans → boolean, ISO-8601 strings → timestamp, other strings →
- * string, anything else or a mix → json. Nulls are ignored.
+ * (with integers) → decimal, doubles (with integers) → number, booleans →
+ * boolean, ISO-8601 strings → timestamp, other strings → string, anything else
+ * or a mix → json. Nulls are ignored.
  */
 export class JsonTypeGuess {
   private kinds = new Set<ColumnType>();
