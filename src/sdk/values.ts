@@ -125,25 +125,37 @@ const decimalStringifier = { test: (v: unknown) => Decimal.is(v), stringify: (v:
  * (`375.30`, `18446744073709551615`); Dates as ISO strings, as `JSON.stringify`.
  */
 export function stringifyJson(value: unknown): string {
-  if (isFlatPlain(value)) return JSON.stringify(value);
-  let exact = false;
-  const text = JSON.stringify(value, function (this: Record<string, unknown>, key, v) {
-    // `v` has been through toJSON already (a Decimal is its string by now); the holder still has the original
-    if (typeof v === 'bigint' || Decimal.is(this[key])) exact = true;
-    return typeof v === 'bigint' ? null : v;
-  });
-  if (!exact) return text ?? 'null';
+  const shape = topLevelShape(value);
+  if (shape === 'plain') return JSON.stringify(value);
+  if (shape === 'nested') {
+    // something deeper may hold a bigint or a Decimal: the replacer finds out in one pass
+    let exact = false;
+    const text = JSON.stringify(value, function (this: Record<string, unknown>, key, v) {
+      // `v` has been through toJSON already (a Decimal is its string by now); the holder still has the original
+      if (typeof v === 'bigint' || Decimal.is(this[key])) exact = true;
+      return typeof v === 'bigint' ? null : v;
+    });
+    if (!exact) return text ?? 'null';
+  }
   return losslessStringify(value, undefined, undefined, [decimalStringifier]) ?? 'null';
 }
 
-/** An object whose values are all strings, numbers, booleans, nulls or Dates (most rows): plain JSON.stringify is exact. */
-function isFlatPlain(value: unknown): boolean {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || Decimal.is(value)) return false;
+/**
+ * What plain `JSON.stringify` would make of a value, judged from its top level:
+ * `plain` when every value of an object is a string, number, boolean, null or
+ * Date (most rows: exact as it is); `exact` when one is a bigint or Decimal (it
+ * needs lossless-json); `nested` when there are lists or objects to look into.
+ */
+function topLevelShape(value: unknown): 'plain' | 'exact' | 'nested' {
+  if (typeof value === 'bigint' || Decimal.is(value)) return 'exact';
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'nested';
+  let shape: 'plain' | 'exact' = 'plain';
   for (const key in value) {
     const v = (value as Record<string, unknown>)[key];
-    if (typeof v === 'bigint' || (typeof v === 'object' && v !== null && !(v instanceof Date))) return false;
+    if (typeof v === 'bigint' || Decimal.is(v)) shape = 'exact';
+    else if (typeof v === 'object' && v !== null && !(v instanceof Date)) return 'nested';
   }
-  return true;
+  return shape;
 }
 
 /** Numbers in JSON text that JSON.parse may not keep exactly: a fraction or exponent, or 16+ digits. */
