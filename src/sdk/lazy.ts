@@ -7,7 +7,7 @@
  * sink: lazySink(async () => (await import('./sink.js')).parquetSink),
  */
 import type { CommitContext, PlanContext, Sink, Source, TaskContext } from './connector.js';
-import type { EncodedRows, JsonValue, Partition, Row } from './types.js';
+import type { EncodedRows, EncodingHints, JsonValue, Partition, Row } from './types.js';
 
 type Loader<O, T> = () => Promise<(options: O) => T>;
 
@@ -19,11 +19,26 @@ function once<O, T>(load: Loader<O, T>, options: O): () => Promise<T> {
   };
 }
 
-/** A source factory whose implementation is imported when the source is first used. */
-export function lazySource<O>(load: Loader<O, Source>): (options: O) => Source {
+/**
+ * A source factory whose implementation is imported when the source is first used.
+ * `encodes`: the source has `readEncoded` (the runtime asks before loading it); where
+ * the loaded source declines, its `read` rows are handed on instead.
+ */
+export function lazySource<O>(load: Loader<O, Source>, encodes = false): (options: O) => Source {
   return (options) => {
     const get = once(load, options);
     return {
+      ...(encodes
+        ? {
+            readEncoded: (partition: Partition, ctx: TaskContext, format: EncodedRows['format'], hints?: EncodingHints) =>
+              // whether the loaded source encodes is known only once it loaded: where it declines, its
+              // rows pass instead, which the runtime's batcher takes as it takes any source's rows
+              (async function* () {
+                const source = await get();
+                yield* source.readEncoded?.(partition, ctx, format, hints) ?? source.read(partition, ctx);
+              })() as AsyncIterable<EncodedRows>,
+          }
+        : {}),
       schema: async (ctx: PlanContext) => (await get()).schema?.(ctx),
       partitions: async (ctx: PlanContext) => (await (await get()).partitions?.(ctx)) ?? [{ id: '0' }],
       estimate: async (ctx: PlanContext) => (await get()).estimate?.(ctx),

@@ -14,7 +14,7 @@ export default defineConnector({
   options: parquetOptions,
   rules: parquetRules,
   // hyparquet loads only when a pipeline uses parquet
-  source: lazySource(async () => (await import('./source.js')).parquetSource),
+  source: lazySource(async () => (await import('./source.js')).parquetSource, true),
   sink: lazySink(async () => (await import('./sink.js')).parquetSink),
   check: async (opts, ctx) => (await import('./check.js')).parquetCheck(opts, ctx),
 });

@@ -17,6 +17,7 @@ import { deltaBinaryUnpack, deltaByteArray, deltaLengthByteArray } from 'hyparqu
 import { byteStreamSplit, readRleBitPackedHybrid } from 'hyparquet/src/encoding.js';
 import { decompress } from './compression.js';
 import type { Convert } from './read-values.js';
+import { STREAM_PAGE_BYTES, StreamedBytes, streamable, streamedLevels, streamedPlainValues } from './stream.js';
 import { decodeStructPrefix, field, type TStruct } from './thrift.js';
 
 /** Fills `into` with the file's bytes at `position`. */
@@ -58,6 +59,8 @@ const ENCODING = {
 } as const;
 /** Bytes fetched at once for a page header (and the page itself when it fits). */
 const HEADER_WINDOW = 64 * 1024;
+/** A compressed page at least this large is read into a buffer of its own (see `bodyBuffer`). */
+const LARGE_BODY = 1 << 20;
 
 /** A cursor over a page's non-null values, each already converted to its weir form. */
 type Values = () => unknown;
@@ -182,7 +185,12 @@ interface Page {
   /** Definition levels (the highest where an entry has a value); absent when every entry has one. */
   def?: Uint8Array;
   values: Values;
+  /** Streamed pages (see stream.ts): makes the next `k` values readable; await it before calling `values` for them. */
+  prepare?: (k: number) => Promise<void>;
 }
+
+/** A page as read from the chunk: its header and bytes, or its decompressed bytes as a stream. */
+type RawPage = { header: TStruct; body: Uint8Array } | { header: TStruct; stream: StreamedBytes };
 
 /** Reads one leaf column chunk of one row group, a page at a time: flat columns by rows, nested leaves by records. */
 export class ColumnChunkReader {
@@ -214,7 +222,7 @@ export class ColumnChunkReader {
   }
 
   /** The next page's header and bytes, or undefined at the end of the chunk. */
-  private async nextPage(): Promise<{ header: TStruct; body: Uint8Array } | undefined> {
+  private async nextPage(): Promise<RawPage | undefined> {
     let window = HEADER_WINDOW;
     for (;;) {
       if (this.position >= this.end) return undefined;
@@ -233,23 +241,65 @@ export class ColumnChunkReader {
       const size = num(decoded.struct, 3);
       const start = this.position + decoded.length;
       this.position = start + size;
+      if (this.streams(decoded.struct))
+        return { header: decoded.struct, stream: new StreamedBytes(this.read, start, size, num(decoded.struct, 2)) };
       const body =
         decoded.length + size <= bytes.length
           ? bytes.subarray(decoded.length, decoded.length + size)
-          : await this.read(start, this.buffers.body.take(size));
+          : await this.read(start, this.bodyBuffer(size));
       return { header: decoded.struct, body };
     }
+  }
+
+  /**
+   * Where a page's bytes are read to. The shared buffer when they outlive their
+   * page (uncompressed pages are decoded from it) or are small; else a buffer of
+   * their own, dead once decompressed: a DuckDB page of a million strings is 20 MB
+   * compressed, which the reader would otherwise hold beside the 48 MB it
+   * decompressed to until the row group ends.
+   */
+  private bodyBuffer(size: number): Uint8Array {
+    const keep = this.codec === 'UNCOMPRESSED' || this.codec === 'SNAPPY' || size < LARGE_BODY;
+    return keep ? this.buffers.body.take(size) : new Uint8Array(size);
+  }
+
+  /** Whether a page is decompressed as it is read (see stream.ts): a large zstd V1 page of PLAIN values of a flat column. */
+  private streams(header: TStruct): boolean {
+    return (
+      this.codec === 'ZSTD' &&
+      num(header, 1) === PAGE.DATA &&
+      num(header, 2) >= STREAM_PAGE_BYTES &&
+      num(field(header, 5)?.value as TStruct, 2) === ENCODING.PLAIN &&
+      this.column.maxRep === 0 &&
+      streamable(this.element.type as ParquetType)
+    );
+  }
+
+  /** A data page's levels and values. */
+  private async readData(next: RawPage): Promise<Page> {
+    if ('stream' in next) return this.readStreamed(next.header, next.stream);
+    return num(next.header, 1) === PAGE.DATA ? this.readPageV1(next.header, next.body) : this.readPageV2(next.header, next.body);
+  }
+
+  private async readStreamed(header: TStruct, stream: StreamedBytes): Promise<Page> {
+    const entries = num(field(header, 5)?.value as TStruct, 1);
+    const { maxDef, text, convert } = this.column;
+    const levels = maxDef ? await streamedLevels(stream, entries, maxDef) : undefined;
+    const { type, type_length } = this.element;
+    const values = streamedPlainValues(stream, type as ParquetType, type_length ?? 0, text, convert);
+    return { entries, def: allPresent(levels, entries, maxDef) ? undefined : levels, values: values.next, prepare: values.prepare };
   }
 
   /** Loads pages until one has rows left; false at the end of the chunk. */
   private async ensurePage(): Promise<boolean> {
     while (!this.page || this.used >= this.page.entries) {
+      this.page = undefined; // spent: collectable while the next one is read
       const next = await this.nextPage();
       if (!next) return false;
       const type = num(next.header, 1);
-      if (type === PAGE.DICTIONARY) this.dictionary = this.readDictionary(next.header, next.body);
+      if (type === PAGE.DICTIONARY && 'body' in next) this.dictionary = this.readDictionary(next.header, next.body);
       else if (type === PAGE.DATA || type === PAGE.DATA_V2) {
-        this.page = type === PAGE.DATA ? this.readPageV1(next.header, next.body) : this.readPageV2(next.header, next.body);
+        this.page = await this.readData(next);
         this.used = 0;
       }
     }
@@ -312,14 +362,8 @@ export class ColumnChunkReader {
     reader: DataReader,
     encoding: number,
   ): Page {
-    let def = levels;
-    let count = entries;
-    if (def) {
-      const max = this.column.maxDef;
-      count = 0;
-      for (let i = 0; i < entries; i++) if (def[i] === max) count++;
-      if (count === entries) def = undefined;
-    }
+    const def = allPresent(levels, entries, this.column.maxDef) ? undefined : levels;
+    const count = def ? present(def, 0, entries, this.column.maxDef) : entries;
     const page = (values: Values): Page => ({ entries, rep, def, values });
     const { type, type_length } = this.element;
     const physical = type as ParquetType;
@@ -352,6 +396,7 @@ export class ColumnChunkReader {
       const page = this.page as Page;
       const count = Math.min(n - filled, page.entries - this.used);
       const { def, values } = page;
+      if (page.prepare) await page.prepare(def ? present(def, this.used, this.used + count, this.column.maxDef) : count);
       if (def) for (let i = 0; i < count; i++) out[filled + i] = def[this.used + i] ? values() : null;
       else for (let i = 0; i < count; i++) out[filled + i] = values();
       this.used += count;
@@ -370,14 +415,17 @@ export class ColumnChunkReader {
     const { maxDef } = this.column;
     let records = 0;
     while (await this.ensurePage()) {
-      const { entries, rep, def, values } = this.page as Page;
+      const { entries, rep, def, values, prepare } = this.page as Page;
       for (; this.used < entries; this.used++) {
         const r = rep ? (rep[this.used] as number) : 0;
         if (r === 0 && records++ === n) return out;
         const d = def ? (def[this.used] as number) : maxDef;
         out.rep.push(r);
         out.def.push(d);
-        if (d === maxDef) out.values.push(values());
+        if (d === maxDef) {
+          if (prepare) await prepare(1);
+          out.values.push(values());
+        }
       }
     }
     return out;
@@ -396,12 +444,12 @@ export class ColumnChunkReader {
       const next = await this.nextPage();
       if (!next) return;
       const type = num(next.header, 1);
-      if (type === PAGE.DICTIONARY) this.dictionary = this.readDictionary(next.header, next.body);
+      if (type === PAGE.DICTIONARY && 'body' in next) this.dictionary = this.readDictionary(next.header, next.body);
       else if (type === PAGE.DATA || type === PAGE.DATA_V2) {
         const rows = num(field(next.header, type === PAGE.DATA ? 5 : 8)?.value as TStruct, 1);
         if (rows <= left) left -= rows;
         else {
-          this.page = type === PAGE.DATA ? this.readPageV1(next.header, next.body) : this.readPageV2(next.header, next.body);
+          this.page = await this.readData(next);
           this.used = 0;
         }
       }
@@ -414,4 +462,16 @@ function levels(reader: DataReader, entries: number, max: number, length: number
   const out = new Uint8Array(entries);
   readRleBitPackedHybrid(reader, 32 - Math.clz32(max), out, length);
   return out;
+}
+
+/** Entries of `def[from, to)` at the highest level `max`: those with a value. */
+function present(def: Uint8Array, from: number, to: number, max: number): number {
+  let count = 0;
+  for (let i = from; i < to; i++) if (def[i] === max) count++;
+  return count;
+}
+
+/** Whether every entry has a value (no levels, or all at the highest). */
+function allPresent(def: Uint8Array | undefined, entries: number, max: number): boolean {
+  return !def || present(def, 0, entries, max) === entries;
 }

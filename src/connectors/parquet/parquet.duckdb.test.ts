@@ -6,6 +6,7 @@
  * casts each to VARCHAR, weir's are written out the same way.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { rolldown } from 'rolldown';
@@ -175,6 +176,47 @@ describe('parquet files written by DuckDB', () => {
       expect(rows.map(canonRow)).toEqual(await duckRows(path));
     },
   );
+});
+
+describe('a row group of DuckDB pages of millions of bytes', () => {
+  it('zstd pages streamed as they decompress: every value as DuckDB reads it', async () => {
+    const path = join(dir, 'duck-large-pages.parquet');
+    // one row group, one page per column: 1-3 MB pages of each fixed width and of text, nulls in some
+    await duck.run(`COPY (
+      SELECT i::BIGINT AS id,
+        CASE WHEN i % 97 = 0 THEN NULL ELSE (i * 1234567.8901)::DECIMAL(18,4) END AS d18,
+        ((i::HUGEINT * 123456789012345678901 - 9999999999999999999999) // 7)::DECIMAL(28,0)::DECIMAL(38,10) + 0.0000000001 * (i * 7919 % 1000000) AS d38,
+        TIMESTAMP '2024-01-01' + to_microseconds(i::BIGINT * 1000003) AS ts,
+        CASE WHEN i % 89 = 0 THEN NULL ELSE i * 0.1::DOUBLE END AS dbl,
+        CASE WHEN i % 5 = 0 THEN NULL ELSE 'row ' || i || ' ñ€ abcdefghijklmnopqrstuvwxyz' END AS txt
+      FROM range(150000) t(i)) TO '${path}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)`);
+    const pages = await duck.runAndReadAll(
+      `SELECT path_in_schema AS name, total_uncompressed_size AS size FROM parquet_metadata('${path}') ORDER BY column_id`,
+    );
+    // every column is one page over the size from which pages are streamed
+    expect(pages.getRowObjects().every((r) => Number(r.size) > 1024 * 1024)).toBe(true);
+    const src = parquet.source?.(sourceOptions({ path })) ?? expect.unreachable();
+    const pctx = planContext({ baseDir: dir });
+    const schema = (await src.schema?.(pctx)) ?? [];
+    const digest = createHash('sha256');
+    let count = 0;
+    for (const p of (await src.partitions?.(pctx)) ?? [])
+      for await (const slice of src.read(p as Partition, taskContext({ baseDir: dir, schema })))
+        for (const r of slice as Row[]) {
+          digest.update(
+            `${[r.id, r.d18, r.d38, r.ts, r.dbl, r.txt].map((v) => (v === null ? '\\N' : canonTime(String(text(v))))).join('|')}\n`,
+          );
+          count++;
+        }
+    const duckDigest = createHash('sha256');
+    const reader = await duck.runAndReadAll(
+      `SELECT id::VARCHAR, d18::VARCHAR, d38::VARCHAR, ts::VARCHAR, dbl, txt FROM read_parquet('${path}')`,
+    );
+    for (const r of reader.getRows())
+      duckDigest.update(`${r.map((v, i) => (v === null ? '\\N' : i === 4 ? String(v) : canonTime(String(v)))).join('|')}\n`);
+    expect(count).toBe(150000);
+    expect(digest.digest('hex')).toBe(duckDigest.digest('hex'));
+  });
 });
 
 describe('nested columns written by DuckDB', () => {

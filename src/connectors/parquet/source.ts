@@ -15,6 +15,7 @@ import { suggest } from '../../sdk/options.js';
 import type { Column, Partition, Row, Schema } from '../../sdk/types.js';
 import { resolvePath } from '../shared/files.js';
 import { DECOMPRESSORS } from './compression.js';
+import { readPartitionEncoded } from './encoded.js';
 import { assertReadableCodecs, type OpenParquet, openParquet, readInto } from './file.js';
 import { NestedColumnReader } from './nested.js';
 import { ColumnChunkReader, type Leaf, PageBuffers } from './pages.js';
@@ -264,8 +265,12 @@ function groupBytes(rowGroup: RowGroup, columns: readonly SourceColumn[]): numbe
   return bytes;
 }
 
-/** Reads one partition, row group by row group, `slice_rows` rows at a time at most (worker). */
-async function* readPartition(partition: Partition, opts: ParquetOptions, ctx: TaskContext): AsyncGenerator<Row[]> {
+/**
+ * Reads one partition, row group by row group, `slice_rows` rows at a time at most
+ * (worker). `budgeted: false` reads outside the process-wide decode budget: for a
+ * re-read of rows whose group the caller already holds a share for (see encoded.ts).
+ */
+export async function* readPartition(partition: Partition, opts: ParquetOptions, ctx: TaskContext, budgeted = true): AsyncGenerator<Row[]> {
   const path = resolvePath(ctx.baseDir, opts.path);
   const rowStart = Number(partition.row_start ?? 0);
   const rowEnd = Number(partition.row_end ?? Number.POSITIVE_INFINITY);
@@ -288,8 +293,8 @@ async function* readPartition(partition: Partition, opts: ParquetOptions, ctx: T
       start = end;
       if (group.from >= group.to) continue;
       if (ctx.signal.aborted) return;
-      const slot = await groupSlots.acquire(1);
-      const release = await decodeBudget.acquire(groupBytes(rg, columns));
+      const slot = budgeted ? await groupSlots.acquire(1) : () => {};
+      const release = budgeted ? await decodeBudget.acquire(groupBytes(rg, columns)) : () => {};
       try {
         // buffers of this group only: given back with its share of the budget
         yield* decodeGroup(
@@ -370,5 +375,7 @@ export function parquetSource(opts: ParquetOptions): Source {
     },
     /** Worker: streams the partition's row groups as arrays of rows. */
     read: (partition, ctx) => readPartition(partition, opts, ctx),
+    /** Worker: the same rows as CSV records, for a sink that takes CSV as it is (see encoded.ts). */
+    readEncoded: (partition, ctx, format, hints) => readPartitionEncoded(partition, opts, ctx, format, hints),
   };
 }

@@ -31,7 +31,7 @@ export const parquetOptions = {
   slice_rows: o
     .int({ min: 1 })
     .describe(
-      'Source only. Rows handed on at a time, at most (the source hands on arrays of at most 2,000 rows either way). Flat columns are streamed a page at a time and their values decoded only as rows are built, so memory stays bounded however large the row groups are (files from Spark, pyarrow and DuckDB often hold a million rows per group, DuckDB in one page per column); nested columns (lists, structs, maps) too, their records assembled a slice at a time (VARIANT columns alone are decoded a row group at a time).',
+      'Source only. Rows handed on at a time, at most (the source hands on arrays of at most 2,000 rows either way). Flat columns are streamed a page at a time and their values decoded only as rows are built, so memory stays bounded however large the row groups are (files from Spark, pyarrow and DuckDB often hold a million rows per group, DuckDB in one page per column: a zstd page of 1 MB or more is decompressed as it is read, so not even one page is held whole); nested columns (lists, structs, maps) too, their records assembled a slice at a time (VARIANT columns alone are decoded a row group at a time).',
     )
     .default(100_000)
     .advanced(),
