@@ -568,7 +568,7 @@ describe.skipIf(!mysqlUp)('issue 10: a 400-character secret echoed cut short by 
     const p = writePipeline(s, {
       pipeline: 'canary-my-long',
       // a syntax error right before the secret: MariaDB echoes the query from there, cut to 80 characters
-      source: { type: 'mysql', database: 'test', user: 'root', query: "SELECT FROM t WHERE token = '${env:WEIR_JWT}'" },
+      source: { type: 'mysql', database: 'test', user: 'root', query: "SELECT FROM t WHERE note = '${env:WEIR_JWT}'" },
       sink: { type: 'jsonl', path: 'work/out/rows.jsonl' },
       retry: FAST_RETRY,
     });
