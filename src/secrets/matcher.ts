@@ -15,7 +15,9 @@
  * Cost: one Aho–Corasick pass over the text finds every place where a secret may start
  * (a run of letters or digits among its first characters, which every encoding keeps as
  * it is), and each candidate is checked character by character; so scrubbing stays
- * linear in the length of the output, with one secret or a thousand. A secret whose
+ * linear in the length of the output, with one secret or a thousand. Secrets that share
+ * their first characters (many tokens with the same JWT header) share a candidate, which is
+ * then checked against each of them: the cost grows with how many share it. A secret whose
  * first characters hold no such run (`"#$%&'()`) is searched for on its own.
  */
 import { AhoCorasick, foldCase } from './aho-corasick.js';
