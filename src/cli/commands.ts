@@ -115,7 +115,7 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
     const summary = await runPipeline(pipeline, { bus, logger, redactor, signal: stop.signal, fresh: Boolean(flags.fresh), closers });
     stopProgress();
     await stopAlerts();
-    process.stderr.write(formatSummary(summary));
+    process.stderr.write(formatSummary(summary, redactor));
     if (flags.summaryJson) writeSummaryJson(flags.summaryJson, summary, redactor);
     if (summary.status === 'succeeded') return EXIT.ok;
     if (summary.status === 'stopped' && signalCode !== undefined) return signalCode;

@@ -90,3 +90,38 @@ describe('validation issues', () => {
     );
   });
 });
+
+describe('YAML errors on a line of a secret value', () => {
+  const SECRET = 'wcanYamlS3cret0123456789';
+  const issuesOf = (text: string) => {
+    try {
+      parsePipelineText(text);
+    } catch (error) {
+      return JSON.stringify((error as ConfigError).issues);
+    }
+    throw new Error('expected a ConfigError');
+  };
+
+  it.each([
+    ['block tag', `sink:\n  type: x\n  password: !<${SECRET}>\n`],
+    ['block local tag', `sink:\n  type: x\n  api_key: !${SECRET}\n`],
+    ['flow tag', `sink: { type: x, token: !${SECRET} }\n`],
+    ['alias', `sink:\n  type: x\n  password: *${SECRET}\n`],
+    ['flow alias', `sink: { type: x, client_secret: *${SECRET} }\n`],
+    ['continued value', `sink:\n  type: x\n  password:\n    !<${SECRET}>\n`],
+  ])('%s: the message and the line hide the value', (_name, text) => {
+    const issues = issuesOf(text);
+    expect(issues).toMatch(/Unresolved (tag|alias)/);
+    expect(issues).not.toContain(SECRET.slice(0, 8));
+    expect(issues).toContain('***REDACTED***');
+  });
+
+  it('a tag on the line of an ordinary key is still shown', () => {
+    expect(issuesOf(`sink:\n  type: !custom x\n`)).toContain('!custom');
+    expect(issuesOf(`sink:\n  type: *nowhere\n`)).toContain('nowhere');
+  });
+
+  it('a secret key the spec declares (isSecretKey) is not known yet at parse time: credential names are', () => {
+    expect(issuesOf(`sink:\n  webhook_token: !<${SECRET}>\n`)).not.toContain(SECRET.slice(0, 8));
+  });
+});

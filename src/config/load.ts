@@ -4,7 +4,7 @@
  * parsed document so errors can point at a line.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { type Document, isMap, isSeq, LineCounter, parseDocument } from 'yaml';
+import { type Document, isMap, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 import { ConfigError, type ConfigIssue } from '../sdk/errors.js';
 import { isCredentialKey, REDACTED } from '../secrets/redactor.js';
 
@@ -67,11 +67,17 @@ export function parsePipelineText(bytes: Buffer | string, path = '<input>'): Loa
         const message = e.message.split('\n')[0] as string;
         // an error at the end of the file (an unclosed quote or bracket) points just after its last character
         const pos = lineCounter.linePos(Math.min(e.pos[0], text.trimEnd().length));
-        return at({ path: '', message }, pos, excerpt(text, pos));
+        return yamlIssue(text, message, pos);
       }),
       `${path} is not valid YAML`,
     );
   }
+  const unresolved = unresolvedAliases(doc, lineCounter);
+  if (unresolved.length)
+    throw new ConfigError(
+      unresolved.map((pos) => yamlIssue(text, 'Unresolved alias: the anchor (&name) must be set before the alias (*name)', pos)),
+      `${path} is not valid YAML`,
+    );
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: MAX_ALIASES });
@@ -85,6 +91,41 @@ export function parsePipelineText(bytes: Buffer | string, path = '<input>'): Loa
     positionOf: (p) => positionOf(doc, lineCounter, p),
     excerptAt: (pos, isSecretKey) => excerpt(text, pos, isSecretKey),
   };
+}
+
+/**
+ * A YAML syntax error at `pos`. The parser's message may repeat the text of a value
+ * ("Unresolved tag: !<value>"): on the line of a secret value (see {@link excerpt})
+ * that text is replaced, in the message as in the excerpt, since nothing has been
+ * registered with the redactor yet.
+ */
+function yamlIssue(text: string, message: string, pos: Position): ConfigIssue {
+  const { value } = maskSecrets(text.split('\n'), pos.line - 1, isCredentialKey);
+  return at({ path: '', message: value === undefined ? message : hideValue(message, value) }, pos, excerpt(text, pos));
+}
+
+/** The message with every word of a hidden value (without its YAML `!<…>`, `!`, `*`, `&`) replaced. */
+function hideValue(message: string, value: string): string {
+  const words = value
+    .split(/[\s,{}[\]]+/)
+    .map((w) => w.replace(/^(?:!<|!!|[!*&])/, '').replace(/>$/, ''))
+    .filter((w) => w.length > 0)
+    .sort((a, b) => b.length - a.length);
+  let out = message;
+  // a word of one or two characters would also match inside the message's own words: only at its end
+  for (const w of words) out = w.length > 2 ? out.split(w).join(REDACTED) : out.endsWith(w) ? `${out.slice(0, -w.length)}${REDACTED}` : out;
+  return out;
+}
+
+/** Where the aliases (`*name`) without an anchor before them are. */
+function unresolvedAliases(doc: Document, lc: LineCounter): Position[] {
+  const found: Position[] = [];
+  visit(doc, {
+    Alias(_key, node) {
+      if (node.resolve(doc) === undefined && node.range) found.push(lc.linePos(node.range[0]));
+    },
+  });
+  return found;
 }
 
 /**
@@ -120,7 +161,7 @@ const EXCERPT_WIDTH = 100;
 export function excerpt(text: string, pos: Position, isSecretKey: (key: string) => boolean = isCredentialKey): string {
   const lines = text.split('\n');
   const index = Math.min(Math.max(pos.line, 1), lines.length) - 1;
-  let line = maskSecrets(lines, index, isSecretKey);
+  let line = maskSecrets(lines, index, isSecretKey).line;
   let col = Math.max(1, Math.min(pos.col, line.length + 1));
   if (line.length > EXCERPT_WIDTH) {
     const from = Math.max(0, Math.min(col - 1 - EXCERPT_WIDTH / 2, line.length - EXCERPT_WIDTH));
@@ -137,20 +178,28 @@ export function excerpt(text: string, pos: Position, isSecretKey: (key: string) 
 /** `key:` in block or flow style, the key bare or quoted. */
 const KEY = /(["']?)([A-Za-z0-9_][A-Za-z0-9_.-]*)\1\s*:(?=\s|$)/g;
 
-/** Line `index` with the value of any secret key on it, or of the secret key it continues, masked. */
-function maskSecrets(lines: readonly string[], index: number, isSecretKey: (key: string) => boolean): string {
+/**
+ * Line `index` with the value of any secret key on it, or of the secret key it continues,
+ * masked; and the text it hid (undefined: nothing was hidden).
+ */
+function maskSecrets(lines: readonly string[], index: number, isSecretKey: (key: string) => boolean): { line: string; value?: string } {
   const line = (lines[index] ?? '').replace(/\r$/, '');
-  for (const m of line.matchAll(KEY)) if (isSecretKey(m[2] as string)) return `${line.slice(0, (m.index ?? 0) + m[0].length)} ${REDACTED}`;
+  for (const m of line.matchAll(KEY)) {
+    if (!isSecretKey(m[2] as string)) continue;
+    const end = (m.index ?? 0) + m[0].length;
+    return { line: `${line.slice(0, end)} ${REDACTED}`, value: line.slice(end) };
+  }
   // a continuation of the value of the nearest less-indented line above
   const indent = (l: string) => /^[\t ]*/.exec(l)?.[0].length ?? 0;
   const own = indent(line);
   for (let i = index - 1; i >= 0; i--) {
     const above = lines[i] as string;
     if (above.trim() === '' || indent(above) >= own) continue;
-    if ([...above.matchAll(KEY)].some((m) => isSecretKey(m[2] as string))) return `${line.slice(0, own)}${REDACTED}`;
+    if ([...above.matchAll(KEY)].some((m) => isSecretKey(m[2] as string)))
+      return { line: `${line.slice(0, own)}${REDACTED}`, value: line.slice(own) };
     break;
   }
-  return line;
+  return { line };
 }
 
 function refused(path: string, why: string): ConfigError {

@@ -155,6 +155,13 @@ describe('resolveReferences', () => {
     setEnv('WEIR_T_SHORT', 'ab');
     const out = resolve({ sink: { password: '${env:WEIR_T_SHORT}', batch: '${env:WEIR_T_SHORT}' } });
     expect(out.warnings).toHaveLength(1);
-    expect(out.warnings[0]).toContain('${env:WEIR_T_SHORT} (sink.password) is shorter than 3 characters');
+    expect(out.warnings[0]).toContain('${env:WEIR_T_SHORT} (sink.password) is shorter than 8 characters');
+  });
+
+  it('warns when a credential is shorter than SHORT_SECRET_LENGTH: scrubbed only as a whole word', () => {
+    setEnv('WEIR_T_WEAK', 'test');
+    const out = resolve({ sink: { password: '${env:WEIR_T_WEAK}' } });
+    expect(out.warnings).toHaveLength(1);
+    expect(out.warnings[0]).toContain('is shorter than 8 characters: weir scrubs it only as a whole word');
   });
 });

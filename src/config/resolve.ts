@@ -16,7 +16,7 @@ import { isAbsolute, resolve as resolvePath } from 'node:path';
 import type { ConfigIssue } from '../sdk/errors.js';
 import { isPlainObject, suggest } from '../sdk/options.js';
 import { PROVIDERS, parseKeyFile, permissionWarning, readSecretFile, type ScopeConfig, type SecretProvider } from '../secrets/providers.js';
-import { isCredentialKey, MIN_SECRET_LENGTH, type Redactor } from '../secrets/redactor.js';
+import { isCredentialKey, type Redactor, SHORT_SECRET_LENGTH } from '../secrets/redactor.js';
 
 /** `$${` (escape), `${…}` (a reference or a mistake), or a `${` that is never closed. */
 const REFERENCE = /\$\$\{|\$\{([^{}]*)\}|\$\{/g;
@@ -137,15 +137,15 @@ export function resolveReferences(data: unknown, baseDir: string, redactor: Reda
         if (!allowed.includes(kind) && (KINDS as readonly string[]).includes(kind))
           throw new Error(`${show}: ${kind} references cannot be used here (the secrets section may use env and file)`);
         const resolved = lookup(kind, ref, show);
-        const registered = redactor.addValue(resolved);
+        redactor.addValue(resolved);
         const key =
           path
             .replace(/\[\d+\]$/, '')
             .split('.')
             .pop() ?? '';
-        if (!registered && resolved.length > 0 && isCredentialKey(key))
+        if (resolved.length > 0 && resolved.length < SHORT_SECRET_LENGTH && isCredentialKey(key))
           warn(
-            `${show} (${path}) is shorter than ${MIN_SECRET_LENGTH} characters: weir redacts it only where it appears under a credential key; use a longer secret`,
+            `${show} (${path}) is shorter than ${SHORT_SECRET_LENGTH} characters: weir scrubs it only as a whole word, or under a credential key when shorter than 3; use a longer secret`,
           );
         return resolved;
       } catch (error) {

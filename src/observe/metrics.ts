@@ -62,13 +62,14 @@ export function collectMetrics(bus: EventBus, redactor: Redactor, withDefaults =
   let source = '';
   let sink = '';
   let state: RunMetrics['state'] = 'starting';
-  // error types come from connectors: scrub them before they become label values
-  const label = (v: string) => redactor.scrub(v).slice(0, 64);
+  // every label value is scrubbed before it is cut: error types come from connectors, and the
+  // pipeline id or a connector name may come from a reference (`pipeline: ${env:NAME}`)
+  const label = (v: string) => redactor.truncate(v, 64);
 
   const unsubscribe = bus.subscribe((e) => {
     switch (e.type) {
       case 'run_start':
-        ({ pipeline, source, sink } = e);
+        [pipeline, source, sink] = [e.pipeline, e.source, e.sink].map((v) => redactor.scrub(v)) as [string, string, string];
         state = 'running';
         running.set({ pipeline }, 1);
         break;
@@ -86,8 +87,8 @@ export function collectMetrics(bus: EventBus, redactor: Redactor, withDefaults =
         errors.inc({ pipeline, stage: 'write', error_type: label(e.error_type) });
         break;
       case 'row_dead_lettered':
-        rowsFailed.inc({ pipeline, stage: e.stage, error_type: label(e.error_type) });
-        errors.inc({ pipeline, stage: e.stage, error_type: label(e.error_type) });
+        rowsFailed.inc({ pipeline, stage: label(e.stage), error_type: label(e.error_type) });
+        errors.inc({ pipeline, stage: label(e.stage), error_type: label(e.error_type) });
         break;
       case 'rate_limit_wait':
         rateWait.inc({ pipeline }, e.wait_ms / 1000);

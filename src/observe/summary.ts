@@ -23,7 +23,9 @@ export function peakRss(): number {
   return process.resourceUsage().maxRSS * 1024;
 }
 
-export function formatSummary(s: RunSummary): string {
+/** The human summary, scrubbed before anything in it is cut short (partition ids are cut to 11 characters). */
+export function formatSummary(summary: RunSummary, redactor: Redactor): string {
+  const s = redactor.scrubValue(summary) as RunSummary;
   const t = s.totals;
   const mark = s.status === 'succeeded' ? '✔' : s.status === 'stopped' ? '■' : '✖';
   const lines = [

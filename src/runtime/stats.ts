@@ -1,5 +1,6 @@
 import type { PartitionMetrics } from '../observe/events.js';
 import { errorMessage, errorType } from '../sdk/errors.js';
+import { redactor } from '../secrets/redactor.js';
 
 const MAX_SAMPLES = 5;
 const MAX_SAMPLE_LENGTH = 300;
@@ -26,7 +27,8 @@ export class PartitionStats {
     const entry = this.errors[type] ?? { count: 0, samples: [] };
     this.errors[type] = entry;
     entry.count++;
-    if (entry.samples.length < MAX_SAMPLES) entry.samples.push(errorMessage(error).slice(0, MAX_SAMPLE_LENGTH));
+    // scrubbed before it is cut: a cut could leave a part of a secret too short to recognise later
+    if (entry.samples.length < MAX_SAMPLES) entry.samples.push(redactor.truncate(errorMessage(error), MAX_SAMPLE_LENGTH));
   }
 
   snapshot(): PartitionMetrics {

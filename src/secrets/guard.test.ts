@@ -75,6 +75,31 @@ describe('guardProcessOutput', () => {
     expect(text()).toBe(`hex ${REDACTED}\nb64 ${REDACTED}\n`);
   });
 
+  it('scrubs a string written as UTF-16, UCS-2 or latin1, and keeps writing it in that encoding', () => {
+    const ascii = 'gu4rd-s3cret-ascii-only';
+    const r = new Redactor();
+    r.addValue(ascii);
+    unguard();
+    unguard = guardProcessOutput(r);
+    for (const encoding of ['utf16le', 'ucs2', 'latin1'] as const) process.stdout.write(`${encoding} ${ascii}\n`, encoding);
+    expect(written.map((w) => w.chunk)).toEqual([`utf16le ${REDACTED}\n`, `ucs2 ${REDACTED}\n`, `latin1 ${REDACTED}\n`]);
+    expect(written.map((w) => w.encoding)).toEqual(['utf16le', 'ucs2', 'latin1']);
+  });
+
+  it('scrubs UTF-16 bytes in a Buffer or a Uint8Array', () => {
+    process.stdout.write(Buffer.from(`utf16 buffer ${SECRET}\n`, 'utf16le'));
+    process.stderr.write(new Uint8Array(Buffer.from(`utf16 view ${SECRET}\n`, 'utf16le')));
+    expect(written.map((w) => Buffer.from(String(w.chunk), w.encoding as BufferEncoding).toString('utf16le'))).toEqual([
+      `utf16 buffer ${REDACTED}\n`,
+      `utf16 view ${REDACTED}\n`,
+    ]);
+  });
+
+  it('scrubs an upper- or lower-cased secret', () => {
+    process.stdout.write(`${SECRET.toUpperCase()} ${SECRET.toLowerCase()}\n`);
+    expect(text()).toBe(`${REDACTED} ${REDACTED}\n`);
+  });
+
   it('passes the callback through', async () => {
     await new Promise<void>((resolve) => process.stdout.write('cb\n', () => resolve()));
     await new Promise<void>((resolve) => process.stdout.write('cb2\n', 'utf8', () => resolve()));

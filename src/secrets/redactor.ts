@@ -9,8 +9,9 @@
  *    to any depth — URL-encoded (either hex case, re-encoded, `+` for spaces),
  *    JSON-escaped (also `\u0022` and JSON inside JSON), HTML entities (also of JSON),
  *    base64/base64url (also inside a longer base64 text such as a `Basic` header) —
- *    each line of a multi-line secret (PEM keys), and a secret cut short by a length
- *    cap (at least 6 characters of it followed by the end of the text, a quote or `…`).
+ *    in any letter case, each line of a multi-line secret (PEM keys), and a secret cut
+ *    short: any prefix of {@link PREFIX_LENGTH} characters or more, whatever its length
+ *    (see `matcher.ts`, which also says how short secrets are matched: as whole tokens).
  * 2. **URL passwords**: the `PASS` of `scheme://user:PASS@host`, registered or not.
  * 3. **Credential pairs in free text**: `password=…`, `"api_key": "…"`, `token: …`,
  *    `Authorization: Bearer …`, `?access_token=…` — any key ending in a credential
@@ -19,15 +20,19 @@
  * {@link Redactor.scrubValue} also redacts object properties by key.
  *
  * Limits (documented in docs/security.md): a secret shorter than
- * {@link MIN_SECRET_LENGTH} characters is redacted by key only (scrubbing every
- * occurrence of one or two characters would destroy the output, and such a secret
- * protects nothing anyway; `resolveReferences` warns about it); a secret split
+ * {@link MIN_SECRET_LENGTH} characters is redacted by key only, and one shorter than
+ * {@link SHORT_SECRET_LENGTH} only as a whole token (scrubbing every `ab` or `test` of
+ * every line would destroy the output, and such a secret protects little anyway;
+ * validation warns about it); a secret split
  * across two separate writes, or transformed in a way not listed above (hex,
  * compression, encryption), is not recognised by value.
  */
 import { inspect } from 'node:util';
 import { setDisplayMasker } from '../sdk/options.js';
 import { Decimal } from '../sdk/values.js';
+import { SecretMatcher } from './matcher.js';
+
+export { CUT_PREFIX, PREFIX_LENGTH, SHORT_SECRET_LENGTH } from './matcher.js';
 
 export const REDACTED = '***REDACTED***';
 
@@ -85,10 +90,6 @@ export const MIN_SECRET_LENGTH = 3;
 
 /** Lines of a multi-line secret shorter than this are not scrubbed on their own. */
 const MIN_LINE_LENGTH = 8;
-/** base64 text inside a longer base64 run is matched from this many characters on. */
-const MIN_BASE64_CORE = 8;
-
-const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 // user:PASS@ in any URL-like text. PASS may contain '@' when another '@' follows before the host.
 // Bounded repetitions and a scheme that must start a word keep the scan linear on hostile text.
@@ -122,78 +123,10 @@ const KEY_VALUE = new RegExp(
 // header lines whose whole value is a credential: everything up to the end of the line (or of a JSON string)
 const HEADER_VALUE = /(^|[^A-Za-z0-9_.-])((?:proxy-)?authorization|(?:set-)?cookie)(\s*:[ \t]*)(?![\\"'])([^\r\n"\\]+)/gi;
 
-const hexClass = (n: number, width: number) =>
-  n
-    .toString(16)
-    .padStart(width, '0')
-    .split('')
-    .map((d) => (/[a-f]/.test(d) ? `[${d}${d.toUpperCase()}]` : d))
-    .join('');
-
-const NAMED_ENTITIES: Record<string, string> = { '"': 'quot', '&': 'amp', '<': 'lt', '>': 'gt', "'": 'apos', '\u00a0': 'nbsp' };
-const CONTROL_ESCAPES: Record<string, string> = { '\n': 'n', '\r': 'r', '\t': 't', '\b': 'b', '\f': 'f' };
-// escaping backslashes in front of a character, raw or URL-encoded (JSON inside JSON, \/ …)
-const BACKSLASHES = '(?:\\\\|%(?:25)*5[Cc])*';
-
-/**
- * A pattern for one character of a secret in any of the encodings that output picks up
- * along the way, nested to any depth: raw; percent-encoded (UTF-8 bytes, either case,
- * re-encoded `%252F`); `+` for a space; JSON `\"`, `\\`, `\n`, `\u0022` behind any number
- * of backslashes; HTML named or numeric entities, re-escaped (`&amp;quot;`). Letters and
- * digits only ever appear as themselves.
- */
-function charPattern(ch: string): string {
-  if (/^[A-Za-z0-9]$/.test(ch)) return ch;
-  const cp = ch.codePointAt(0) as number;
-  const alts = [escapeRegExp(ch)];
-  alts.push([...Buffer.from(ch)].map((b) => `%(?:25)*${hexClass(b, 2)}`).join(''));
-  const units = cp > 0xffff ? [ch.charCodeAt(0), ch.charCodeAt(1)] : [cp];
-  alts.push(units.map((u) => `u${hexClass(u, 4)}`).join('\\\\+'));
-  alts.push(`&(?:amp;)*#(?:0*${cp}|[xX]0*${hexClass(cp, 1)});`);
-  if (NAMED_ENTITIES[ch]) alts.push(`&(?:amp;)*${NAMED_ENTITIES[ch]};`);
-  if (CONTROL_ESCAPES[ch]) alts.push(CONTROL_ESCAPES[ch] as string);
-  if (ch === ' ') alts.push('\\+');
-  return `${BACKSLASHES}(?:${alts.join('|')})`;
-}
-
-/** Where a value cut short (a sample capped at N characters, an ellipsis) ends. */
-const CUT_END = `(?:%(?:25)*[0-9A-Fa-f]?|\\\\*u[0-9A-Fa-f]{0,3}|&[#A-Za-z0-9]*|\\\\+$)?(?=$|\\\\*["'\\r\\n]|\\\\+n|…|\\.\\.\\.|\\s*[)\\]}])`;
-/** A secret cut short is still scrubbed from this many characters on (when followed by a cut end). */
-const MIN_PREFIX = 6;
-const MAX_PREFIX_SECRET = 256;
-
-/**
- * The pattern of one secret: every encoding of it (see {@link charPattern}), and any
- * prefix of at least {@link MIN_PREFIX} characters where the text is cut off right after it.
- */
-function secretPattern(value: string): string {
-  const chars = [...value].map(charPattern);
-  const full = chars.join('');
-  if (chars.length <= MIN_PREFIX || chars.length > MAX_PREFIX_SECRET) return full;
-  let tail = '';
-  for (let i = chars.length - 1; i >= MIN_PREFIX; i--) tail = `(?:${chars[i]}${tail})?`;
-  return `${full}|${chars.slice(0, MIN_PREFIX).join('')}${tail}${CUT_END}`;
-}
-
-/** base64 forms of a secret, also inside a longer base64 text (base64("user:" + secret) in a Basic header), at each of the 3 alignments. */
-function base64Forms(value: string): string[] {
-  const bytes = Buffer.from(value);
-  const forms = new Set<string>([bytes.toString('base64'), bytes.toString('base64url')]);
-  for (let offset = 0; offset < 3; offset++) {
-    const encoded = Buffer.concat([Buffer.alloc(offset), bytes]).toString('base64');
-    const core = encoded.slice(offset === 0 ? 0 : 4, Math.floor((offset + bytes.length) / 3) * 4);
-    if (core.length >= MIN_BASE64_CORE) {
-      forms.add(core);
-      forms.add(core.replace(/\+/g, '-').replace(/\//g, '_'));
-    }
-  }
-  return [...forms].filter((f) => f.length >= MIN_SECRET_LENGTH);
-}
-
 export class Redactor {
   private readonly values = new Set<string>();
   private readonly keys = new Set<string>();
-  private valuePattern: RegExp | undefined;
+  private matcher: SecretMatcher | undefined;
 
   /**
    * Registers a secret value; it and its encodings are scrubbed from now on. A multi-line
@@ -209,7 +142,7 @@ export class Redactor {
         const t = line.trim();
         if (t.length >= MIN_LINE_LENGTH) this.values.add(t);
       }
-    if (this.values.size !== before) this.valuePattern = undefined;
+    if (this.values.size !== before) this.matcher = undefined;
     return true;
   }
 
@@ -234,23 +167,14 @@ export class Redactor {
     return safe.length > max ? `${safe.slice(0, Math.max(0, max - 1))}…` : safe;
   }
 
-  private buildPattern(): RegExp {
-    const secrets = [...this.values].sort((a, b) => b.length - a.length);
-    const literals = secrets
-      .flatMap(base64Forms)
-      .sort((a, b) => b.length - a.length)
-      .map(escapeRegExp);
-    return new RegExp([...secrets.map(secretPattern), ...literals].join('|'), 'g');
-  }
-
   /** Scrubs a string: registered values and their encodings, URL passwords and credential key=value pairs. */
   scrub(text: string): string {
     if (typeof text !== 'string') return text;
     if (this.values.size > 0) {
-      this.valuePattern ??= this.buildPattern();
+      this.matcher ??= new SecretMatcher(this.values);
       // a replacement can form a new occurrence with its neighbours ("***" + "RED…"): repeat until stable
       for (let i = 0; i < 4; i++) {
-        const next = text.replace(this.valuePattern, valueReplacer);
+        const next = replaceRanges(text, this.matcher.find(text));
         if (next === text) break;
         text = next;
       }
@@ -314,6 +238,17 @@ function read(obj: object, key: string): unknown {
   }
 }
 
+function replaceRanges(text: string, ranges: readonly [number, number][]): string {
+  if (ranges.length === 0) return text;
+  let out = '';
+  let at = 0;
+  for (const [start, end] of ranges) {
+    out += text.slice(at, start) + valueReplacer(text.slice(start, end));
+    at = end;
+  }
+  return out + text.slice(at);
+}
+
 // A match that ends in backslashes or a quote (a secret cut short right before the quote
 // that closes its string, or one ending in such a character) keeps them, so JSON and
 // quoted text stay well-formed.
@@ -328,6 +263,8 @@ function keyValueReplacer(match: string, lead: string, key: string, ...groups: u
   if (dQuote !== undefined) return dBody ? `${lead}${key}"${REDACTED}"` : match;
   if (sQuote !== undefined) return sBody ? `${lead}${key}'${REDACTED}'` : match;
   if (bare === undefined || bare.startsWith(REDACTED) || bare === '***' || /^(null|true|false|undefined)$/i.test(bare)) return match;
+  // MySQL's "Access denied … (using password: YES)" says whether one was sent, not what it is
+  if (/^(YES|NO)$/.test(bare) && /^password\s*:\s*$/i.test(key)) return match;
   // a quoted key with an unquoted value is JSON (a number): quote the replacement so it stays JSON
   const quote = /^\\?["']/.exec(key)?.[0] ?? '';
   return `${lead}${key}${quote}${REDACTED}${quote}`;

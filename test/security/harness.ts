@@ -31,7 +31,8 @@ export function findLeaks(canary: Canary, outputs: Record<string, string>): stri
   for (let i = 0; i + 10 <= canary.core.length; i++) windows.push(canary.core.slice(i, i + 10));
   const leaks: string[] = [];
   for (const [name, text] of Object.entries(outputs)) {
-    const haystacks = [text, ...base64Decodings(text)];
+    // ASCII written as UTF-16 reads as the text with a NUL after (or before) each character
+    const haystacks = [text, text.replace(/\0/g, ''), ...base64Decodings(text)];
     for (const h of haystacks) {
       const hit = windows.find((w) => h.includes(w));
       if (hit) {
@@ -106,6 +107,13 @@ export interface ScannedRun {
   output: string;
 }
 
+export interface ScanOptions {
+  /** Sees each stdout chunk (to scrape `/metrics` once the run started). */
+  onStdout?: (chunk: string) => void;
+  /** More outputs to scan, collected while the run went on (a `/metrics` scrape). */
+  extra?: () => Record<string, string>;
+}
+
 /** Runs the CLI in the scenario's work directory and scans everything it produced. */
 export async function runAndScan(
   s: Scenario,
@@ -113,9 +121,10 @@ export async function runAndScan(
   args: string[],
   env: Record<string, string | undefined> = {},
   timeoutMs = 60_000,
+  scan: ScanOptions = {},
 ): Promise<ScannedRun> {
-  const result = await runCli(args, { cwd: s.work, env: { WEIR_DEBUG: undefined, ...env }, timeoutMs });
-  const outputs = { stdout: result.stdout, stderr: result.stderr, ...readTree(s.work) };
+  const result = await runCli(args, { cwd: s.work, env: { WEIR_DEBUG: undefined, ...env }, timeoutMs, onStdout: scan.onStdout });
+  const outputs = { stdout: result.stdout, stderr: result.stderr, ...readTree(s.work), ...scan.extra?.() };
   return { result, leaks: findLeaks(canary, outputs), output: `${result.stdout}\n${result.stderr}` };
 }
 
@@ -251,6 +260,31 @@ export async function closedPort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/**
+ * Scrapes `/metrics` (and `/readyz`) of a run on `port` half a second after its first
+ * log line, for {@link runAndScan}'s `scan` option.
+ */
+export function scrapeMetrics(port: number): Required<ScanOptions> & { scraped: () => string } {
+  let started = false;
+  let scraped = '';
+  const get = (path: string) => fetch(`http://127.0.0.1:${port}${path}`).then((r) => r.text());
+  return {
+    onStdout: () => {
+      if (started) return;
+      started = true;
+      setTimeout(() => {
+        Promise.all([get('/metrics'), get('/readyz')])
+          .then((texts) => {
+            scraped = texts.join('\n');
+          })
+          .catch(() => {});
+      }, 500);
+    },
+    extra: () => ({ '/metrics': scraped }),
+    scraped: () => scraped,
+  };
 }
 
 /** Retries that cannot make a failing scenario slow. */

@@ -1,8 +1,7 @@
 /**
  * Metric labels are an output too: an error type that carries a secret (a connector
- * that puts a server's reply in an error code) never becomes a label value.
- * (In-process: `--metrics-port` is not wired into the CLI yet; add a scrape scenario
- * to canary.test.ts once it is.)
+ * that puts a server's reply in an error code) and a pipeline id read from a reference
+ * never become label values. (In-process; canary.test.ts scrapes `/metrics` of a run.)
  */
 import { describe, expect, it } from 'vitest';
 import { EventBus } from '../../src/observe/events.js';
@@ -20,7 +19,7 @@ describe('metric labels', () => {
     bus.emit({
       type: 'run_start',
       run_id: 'r1',
-      pipeline: 'canary',
+      pipeline: c.value,
       source: 'generator',
       sink: 'echo',
       partitions: 1,
@@ -35,6 +34,7 @@ describe('metric labels', () => {
     const text = await metrics.registry.metrics();
     metrics.stop();
     expect(text).toContain('weir_batch_retries_total');
+    expect(text).toContain('weir_run_running{pipeline="***REDACTED***"} 1');
     expect(findLeaks(c, { metrics: text })).toEqual([]);
   });
 });

@@ -233,7 +233,6 @@ export function pgError(error: unknown, doing: string, opts?: PostgresOptions): 
   if (e.detail) reason += ` (${e.detail})`;
   if (e.where && /COPY/.test(e.where)) reason += ` [${e.where}]`;
   if (e.hint) reason += `; hint: ${e.hint}`;
-  if (opts?.password) reason = reason.split(opts.password).join('***');
 
   if (code === '28P01')
     return new WeirError(`${doing}: authentication failed for user "${opts?.user ?? '?'}" (28P01: wrong password); check password`, {
