@@ -22,5 +22,6 @@ export default defineConnector({
   source: redisSource,
   sink: redisSink,
   exactlyOnce: false,
+  transactional: true,
   check: redisCheck,
 });
