@@ -173,15 +173,16 @@ export async function connectorsCommand(): Promise<number> {
     source: connector.source ? 'yes' : '-',
     sink: connector.sink ? 'yes' : '-',
     once: connector.exactlyOnce ? 'yes' : '-',
+    transactional: connector.sink ? (connector.transactional ? 'yes' : 'no') : '-',
     origin,
     description: connector.description,
   }));
   process.stdout.write(
-    `${'connector'.padEnd(12)}${'source'.padEnd(8)}${'sink'.padEnd(6)}${'exactly-once'.padEnd(14)}${'origin'.padEnd(10)}description\n`,
+    `${'connector'.padEnd(12)}${'source'.padEnd(8)}${'sink'.padEnd(6)}${'exactly-once'.padEnd(14)}${'transactional'.padEnd(15)}${'origin'.padEnd(10)}description\n`,
   );
   for (const r of rows)
     process.stdout.write(
-      `${r.name.padEnd(12)}${r.source.padEnd(8)}${r.sink.padEnd(6)}${r.once.padEnd(14)}${r.origin.padEnd(10)}${r.description}\n`,
+      `${r.name.padEnd(12)}${r.source.padEnd(8)}${r.sink.padEnd(6)}${r.once.padEnd(14)}${r.transactional.padEnd(15)}${r.origin.padEnd(10)}${r.description}\n`,
     );
   return EXIT.ok;
 }

@@ -196,8 +196,8 @@ describe('allDocs', () => {
   it('joins the pipeline reference, a connector index and every connector', () => {
     const md = allDocs(registry);
     expect(md).toContain('# Pipeline file');
-    expect(md).toContain('| `gadget` | yes | no | no | built-in | Reads gadgets. |');
-    expect(md).toContain('| `widget` | no | yes | yes | built-in | Writes widgets to a test server. |');
+    expect(md).toContain('| `gadget` | yes | no | no | no | built-in | Reads gadgets. |');
+    expect(md).toContain('| `widget` | no | yes | yes | no | built-in | Writes widgets to a test server. |');
     expect(md).toContain('\n# gadget\n');
     expect(md).toContain('\n# widget\n');
     expect(md).not.toContain('canary');

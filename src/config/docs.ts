@@ -241,6 +241,13 @@ function connectorRuleLines(connector: ConnectorInfo): string[] {
   return [...lines(connector.rules, ''), ...lines(connector.sourceRules, 'As a source: '), ...lines(connector.sinkRules, 'As a sink: ')];
 }
 
+/** What the docs say of a sink's `transactional` capability. */
+function transactionalText(connector: ConnectorInfo): string {
+  return connector.transactional
+    ? 'yes — a failed run leaves the target as it was'
+    : 'no — what a failed run committed before the failure can stay in the target';
+}
+
 /**
  * The Markdown reference of one connector, for `weir docs NAME`: what it supports,
  * its options (common, then advanced, then nested), its cross-field rules, and an
@@ -254,6 +261,7 @@ export function connectorDocs(connector: ConnectorInfo): string {
   const roles = [connector.source ? 'source' : '', connector.sink ? 'sink' : ''].filter(Boolean);
   const out = [heading(1, connector.name), '', connector.description, '', `Supports: ${roles.join(', ')}`, ''];
   out.push(`Exactly-once: ${connector.sink && connector.exactlyOnce ? 'yes' : 'no'}`);
+  if (connector.sink) out.push('', `Transactional: ${transactionalText(connector)}`);
   out.push(...optionSections(connector.options, ctx));
   const rules = connectorRuleLines(connector);
   if (rules.length) out.push('', '## Rules', '', ...rules);
@@ -295,14 +303,15 @@ export function allDocs(registry: Registry): string {
   const index = [
     heading(1, 'Connectors'),
     '',
-    '| connector | source | sink | exactly-once | origin | description |',
-    '|---|---|---|---|---|---|',
+    '| connector | source | sink | exactly-once | transactional | origin | description |',
+    '|---|---|---|---|---|---|---|',
     ...connectors.map(({ connector: c, origin }) => {
       const cells = [
         code(c.name),
         c.source ? 'yes' : 'no',
         c.sink ? 'yes' : 'no',
         c.sink && c.exactlyOnce ? 'yes' : 'no',
+        c.sink && c.transactional ? 'yes' : 'no',
         origin,
         c.description,
       ];

@@ -17,7 +17,7 @@ import type { Registry } from './registry.js';
 /** What the generators read of a connector; any `defineConnector` result fits. */
 export type ConnectorInfo = Pick<
   AnyConnector,
-  'name' | 'description' | 'options' | 'rules' | 'sourceRules' | 'sinkRules' | 'exactlyOnce'
+  'name' | 'description' | 'options' | 'rules' | 'sourceRules' | 'sinkRules' | 'exactlyOnce' | 'transactional'
 > & {
   readonly source?: unknown;
   readonly sink?: unknown;

@@ -54,6 +54,8 @@ export interface RunSummary {
   /** `kind` tells a configuration problem found at run time (exit 2) from a failed run (exit 1). */
   error?: { error_type: string; error_message: string; kind: 'config' | 'connector' | 'data' | 'cancelled' | 'internal' };
   resumed: boolean;
+  /** Whether the sink is transactional (`ConnectorDefinition.transactional`): when not, a failed run may have left rows in the target. */
+  sink_transactional: boolean;
   /** Peak resident memory of the process so far (filled in when the summary is written). */
   peak_rss_bytes?: number;
 }

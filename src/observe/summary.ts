@@ -46,6 +46,10 @@ export function formatSummary(summary: RunSummary, redactor: Redactor): string {
     if (s.partitions.length > shown.length) lines.push(`  … ${s.partitions.length - shown.length} more (see --summary-json)`);
   }
   if (s.error) lines.push(`  error: ${s.error.error_message} [${s.error.error_type}]`);
+  if (s.status === 'failed' && !s.sink_transactional)
+    lines.push(
+      `  not transactional: sink ${s.sink} can keep rows this run wrote before the failure (${t.partitions_committed} partition(s) had committed); see weir docs ${s.sink}`,
+    );
   const redo = t.rows_read - t.rows_written - t.rows_dead_lettered;
   if (s.status === 'stopped')
     lines.push(

@@ -349,6 +349,7 @@ export async function runPipeline(pipeline: ValidatedPipeline, env: RunEnv): Pro
     totals: totals(outcomes, partitions.length, (performance.now() - t0) / 1000, dlq?.failed ?? 0, skipped.size),
     partitions: outcomes.map((o) => o.metrics),
     resumed,
+    sink_transactional: config.sink.connector.transactional === true,
   };
   if (failure !== undefined) {
     summary.error = {

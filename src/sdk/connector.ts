@@ -177,6 +177,13 @@ export interface ConnectorDefinition<S extends Spec = Spec> {
   sink?: (options: OptionsOf<S>) => Sink;
   /** Whether the sink commits a partition's rows and its checkpoint atomically. */
   exactlyOnce?: boolean;
+  /**
+   * Whether a failed run leaves the sink's target exactly as it was before the run:
+   * the writers' and the job's abort take back everything the run wrote (staged rows,
+   * tables it created). `false` (the default) when rows a failed run wrote can stay;
+   * `weir connectors`, the docs and a failed run's summary then say so.
+   */
+  transactional?: boolean;
   /** Health checks for `weir check`: connection, authentication, rate limits, disk space. */
   check?: (options: OptionsOf<S>, ctx: CheckContext) => Promise<CheckResult[]>;
 }

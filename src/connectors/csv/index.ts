@@ -16,5 +16,6 @@ export default defineConnector({
   sourceRules: csvSourceRules,
   source: csvSource,
   sink: csvSink,
+  transactional: true,
   check: (opts, ctx) => fileChecks(resolvePath(ctx.baseDir, opts.path), ctx.role),
 });

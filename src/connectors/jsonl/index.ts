@@ -15,5 +15,6 @@ export default defineConnector({
   options: jsonlOptions,
   source: jsonlSource,
   sink: jsonlSink,
+  transactional: true,
   check: (opts, ctx) => fileChecks(resolvePath(ctx.baseDir, opts.path), ctx.role),
 });

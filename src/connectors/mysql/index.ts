@@ -21,5 +21,7 @@ export default defineConnector({
   source: mysqlSource,
   sink: mysqlSink,
   exactlyOnce: true,
+  // append and upsert commit each partition on its own: a failed run keeps the partitions that committed
+  transactional: false,
   check: mysqlCheck,
 });

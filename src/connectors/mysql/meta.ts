@@ -112,3 +112,60 @@ export async function checkpoints(conn: Conn, pipeline: string, runId: string): 
     return { partition_id: id, message };
   });
 }
+
+/**
+ * `_weir_created_tables`: the tables a run created, until its job commit. MySQL's DDL
+ * cannot share a transaction with this record, so the record comes first (see
+ * {@link recordCreating}); a failed or abandoned run drops what it recorded.
+ */
+export const CREATED = '_weir_created_tables';
+
+export async function createCreatedTable(conn: Conn): Promise<void> {
+  await conn.query(
+    `CREATE TABLE IF NOT EXISTS ${q(CREATED)} (
+      pipeline VARCHAR(128) NOT NULL,
+      run_id VARCHAR(64) NOT NULL,
+      target VARCHAR(64) NOT NULL,
+      created_at DATETIME(6) NOT NULL,
+      PRIMARY KEY (pipeline, run_id, target)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+  );
+}
+
+/** Records that this run is about to create `table`; false when the run had recorded it already. */
+export async function recordCreating(conn: Conn, pipeline: string, runId: string, table: string): Promise<boolean> {
+  await createCreatedTable(conn);
+  const [r] = await conn.query<mysql.ResultSetHeader>(
+    `INSERT IGNORE INTO ${q(CREATED)} (pipeline, run_id, target, created_at) VALUES (?, ?, ?, NOW(6))`,
+    [pipeline, runKey(runId), table],
+  );
+  return r.affectedRows === 1;
+}
+
+/** Forgets that the run created `table` (job commit: it is the user's table now; or someone else created it first). */
+export async function forgetCreated(conn: Conn, pipeline: string, runId: string, table?: string): Promise<void> {
+  const [t] = await conn.query<mysql.RowDataPacket[]>(
+    'SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?',
+    [CREATED],
+  );
+  if (t.length === 0) return;
+  await conn.query(
+    `DELETE FROM ${q(CREATED)} WHERE pipeline = ? AND run_id = ?${table === undefined ? '' : ' AND target = ?'}`,
+    table === undefined ? [pipeline, runKey(runId)] : [pipeline, runKey(runId), table],
+  );
+}
+
+/** Whether the run recorded that it created `table`. */
+export async function createdByRun(conn: Conn, pipeline: string, runId: string, table: string): Promise<boolean> {
+  const [t] = await conn.query<mysql.RowDataPacket[]>(
+    'SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?',
+    [CREATED],
+  );
+  if (t.length === 0) return false;
+  const [rows] = await conn.query<mysql.RowDataPacket[]>(`SELECT 1 FROM ${q(CREATED)} WHERE pipeline = ? AND run_id = ? AND target = ?`, [
+    pipeline,
+    runKey(runId),
+    table,
+  ]);
+  return rows.length > 0;
+}

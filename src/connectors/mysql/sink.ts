@@ -50,11 +50,14 @@ import { type Encode, encoderFor, toDatetimeText } from './encode.js';
 import {
   CHECKPOINTS,
   checkpoints,
+  createdByRun,
   createMetaTables,
+  forgetCreated,
   getRun,
   metaTablesExist,
   partitionKey,
   RUNS,
+  recordCreating,
   runKey,
   setRunStatus,
   stageNames,
@@ -77,6 +80,33 @@ function createTableSql(table: string, schema: Schema, keyColumns: readonly stri
   );
   if (keyColumns?.length) cols.push(`PRIMARY KEY (${keyColumns.map(q).join(', ')})`);
   return `CREATE TABLE ${ifNotExists ? 'IF NOT EXISTS ' : ''}${q(table)} (${cols.join(', ')}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`;
+}
+
+/**
+ * Creates the sink's own table for run `ctx` (not a staging table). The run records
+ * it first (DDL cannot share a transaction with the record), so a failed or abandoned
+ * run drops it — and only a table it created: when another session created the table
+ * first, the record is taken back.
+ */
+async function createOwnTable(conn: Conn, ctx: PlanContext, table: string, sql: string): Promise<void> {
+  const first = await recordCreating(conn, ctx.pipeline, ctx.runId, table);
+  try {
+    await conn.query(sql);
+  } catch (error) {
+    const exists = driverError(error).errno === 1050; // ER_TABLE_EXISTS_ERROR
+    if (first) await forgetCreated(conn, ctx.pipeline, ctx.runId, table);
+    if (!exists) throw error;
+  }
+}
+
+/** Drops the table run `runId` created, and its checkpoints (their rows went with it). Idempotent. */
+async function dropCreated(conn: Conn, log: Log, pipeline: string, runId: string, table: string): Promise<boolean> {
+  if (!(await createdByRun(conn, pipeline, runId, table))) return false;
+  await conn.query(`DROP TABLE IF EXISTS ${q(table)}`);
+  await conn.query(`DELETE FROM ${q(CHECKPOINTS)} WHERE pipeline = ? AND run_id = ?`, [pipeline, runKey(runId)]);
+  await forgetCreated(conn, pipeline, runId, table);
+  log.info('dropped the table the run created', { table, run: runId });
+  return true;
 }
 
 export function mysqlSink(opts: MysqlOptions): Sink {
@@ -140,7 +170,7 @@ export function mysqlSink(opts: MysqlOptions): Sink {
           if (exists) await conn.query(`CREATE TABLE IF NOT EXISTS ${q(stage)} LIKE ${q(table)}`);
           else if (ctx.schema && planned) await conn.query(createTableSql(stage, renamedSchema(ctx.schema, planned), keyColumns));
         } else if (!exists && ctx.schema && planned) {
-          await conn.query(createTableSql(table, renamedSchema(ctx.schema, planned), keyColumns));
+          await createOwnTable(conn, ctx, table, createTableSql(table, renamedSchema(ctx.schema, planned), keyColumns, false));
           ctx.log.info('created the sink table', { table, database: opts.database });
         }
       } catch (error) {
@@ -174,6 +204,7 @@ export function mysqlSink(opts: MysqlOptions): Sink {
           await conn.query('START TRANSACTION');
           await upsertRun(conn, ctx, 'committed');
           await conn.query(`DELETE FROM ${q(CHECKPOINTS)} WHERE pipeline = ? AND run_id = ?`, [ctx.pipeline, runKey(ctx.runId)]);
+          await forgetCreated(conn, ctx.pipeline, ctx.runId);
           await conn.query('COMMIT');
         }
       } catch (error) {
@@ -185,11 +216,13 @@ export function mysqlSink(opts: MysqlOptions): Sink {
 
     async abort(messages: JsonValue[], ctx: CommitContext) {
       const conn = await plan(ctx);
+      let dropped = false;
       try {
         if (!(await metaTablesExist(conn))) return;
         const run = await getRun(conn, ctx.pipeline, ctx.runId);
         if (!run || run.status === 'committed' || run.status === 'swapping' || run.status === 'abandoned') return;
         await setRunStatus(conn, ctx.pipeline, ctx.runId, 'aborted');
+        dropped = await dropCreated(conn, ctx.log, ctx.pipeline, ctx.runId, table);
         if (opts.mode === 'replace') {
           const done = await checkpoints(conn, ctx.pipeline, ctx.runId);
           const { stage } = stageNames(ctx.pipeline, ctx.runId, table);
@@ -203,7 +236,7 @@ export function mysqlSink(opts: MysqlOptions): Sink {
       } catch (error) {
         throw classify(error, `aborting the run on ${where(opts)}`);
       }
-      if (messages.length && opts.mode !== 'replace')
+      if (messages.length && opts.mode !== 'replace' && !dropped)
         ctx.log.info('partitions committed before the run failed stay in the table; resuming the run skips them', {
           table,
           partitions: messages.length,
@@ -231,6 +264,7 @@ export function mysqlSink(opts: MysqlOptions): Sink {
     );
     for (const r of stale) {
       if (r.stage) await conn.query(`DROP TABLE IF EXISTS ${q(String(r.stage))}`);
+      await dropCreated(conn, ctx.log, ctx.pipeline, String(r.run_id), table);
       await conn.query(`DELETE FROM ${q(CHECKPOINTS)} WHERE pipeline = ? AND run_id = ?`, [ctx.pipeline, r.run_id]);
       await setRunStatus(conn, ctx.pipeline, String(r.run_id), 'abandoned');
       ctx.log.info('abandoned an unfinished earlier run of the pipeline', { run: String(r.run_id), table });
@@ -279,6 +313,7 @@ export function mysqlSink(opts: MysqlOptions): Sink {
     await conn.query('START TRANSACTION');
     await setRunStatus(conn, ctx.pipeline, ctx.runId, 'committed');
     await conn.query(`DELETE FROM ${q(CHECKPOINTS)} WHERE pipeline = ? AND run_id = ?`, [ctx.pipeline, runKey(ctx.runId)]);
+    await forgetCreated(conn, ctx.pipeline, ctx.runId);
     await conn.query('COMMIT');
     await conn.query(`DROP TABLE IF EXISTS ${q(old)}`);
   }
@@ -444,7 +479,9 @@ class MysqlWriter implements Writer {
     let columns = await tableColumns(conn, this.opts.database, this.target);
     if (columns.length === 0) {
       // no schema at planning time: the first batch decides (DDL before the transaction starts)
-      await conn.query(createTableSql(this.target, renamedSchema(schema, planned), this.keyColumns));
+      const sql = createTableSql(this.target, renamedSchema(schema, planned), this.keyColumns, this.target !== this.opts.table);
+      if (this.target === this.opts.table) await createOwnTable(conn, this.ctx, this.target, sql);
+      else await conn.query(sql);
       columns = await tableColumns(conn, this.opts.database, this.target);
       if (this.keyColumns && this.target === this.opts.table) await checkUniqueKey(conn, this.opts, this.keyColumns);
     }

@@ -16,5 +16,6 @@ export default defineConnector({
   // hyparquet loads only when a pipeline uses parquet
   source: lazySource(async () => (await import('./source.js')).parquetSource, true),
   sink: lazySink(async () => (await import('./sink.js')).parquetSink),
+  transactional: true,
   check: async (opts, ctx) => (await import('./check.js')).parquetCheck(opts, ctx),
 });

@@ -22,5 +22,7 @@ export default defineConnector({
   source: postgresSource,
   sink: postgresSink,
   exactlyOnce: true,
+  // append and upsert commit each partition on its own: a failed run keeps the partitions that committed
+  transactional: false,
   check: postgresCheck,
 });

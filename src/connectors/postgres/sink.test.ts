@@ -424,26 +424,37 @@ errors: { tolerance: all, dead_letter: { type: jsonl, path: rejected.jsonl } }
     await admin.query('DELETE FROM _weir_runs WHERE pipeline = $1', [`${pipeline}-dl`]);
   });
 
-  it('through runPipeline: a failed partition rolls back whole; the others stay committed with checkpoints for resume', async () => {
-    const table = tableName();
-    const { summary } = await runYaml(
-      `
-pipeline: ${pipeline}-fail
+  for (const existing of [true, false])
+    it(`through runPipeline: a failed partition rolls back whole; ${existing ? 'in a table that existed, the others stay committed with checkpoints for resume' : 'the table the run created is dropped, with its checkpoints'}`, async () => {
+      const table = tableName();
+      const name = `${pipeline}-fail-${existing}`;
+      if (existing) await admin.query(`CREATE TABLE "${table}" (id bigint, value text)`);
+      const { summary } = await runYaml(
+        `
+pipeline: ${name}
 source: { type: test-source, rows: 300, partitions: 3, fail_partition: '1', fail_after: 50 }
 sink: { type: postgres, database: test, table: ${table}, batch_size: 20 }
 concurrency: 1
 delivery: exactly-once
 `,
-      [(await import('../../sdk/testing.js')).testSource as unknown as AnyConnector],
-    );
-    expect(summary.status).toBe('failed');
-    const got = await ids(table);
-    expect(got.every((id) => id < 100)).toBe(true); // partition 0 only; nothing of partition 1
-    expect(got).toHaveLength(100);
-    const cps = await select('SELECT partition_id FROM _weir_checkpoints WHERE pipeline = $1', [`${pipeline}-fail`]);
-    expect(cps).toEqual([{ partition_id: '0' }]);
-    await admin.query('DELETE FROM _weir_checkpoints WHERE pipeline = $1', [`${pipeline}-fail`]);
-  });
+        [(await import('../../sdk/testing.js')).testSource as unknown as AnyConnector],
+      );
+      expect(summary.status).toBe('failed');
+      expect(summary.sink_transactional).toBe(false);
+      const cps = await select('SELECT partition_id FROM _weir_checkpoints WHERE pipeline = $1', [name]);
+      const left = await select('SELECT target FROM _weir_created_tables WHERE pipeline = $1', [name]);
+      expect(left).toEqual([]);
+      if (existing) {
+        const got = await ids(table);
+        expect(got.every((id) => id < 100)).toBe(true); // partition 0 only; nothing of partition 1
+        expect(got).toHaveLength(100);
+        expect(cps).toEqual([{ partition_id: '0' }]);
+      } else {
+        expect((await select('SELECT to_regclass($1) AS r', [table]))[0]?.r).toBeNull();
+        expect(cps).toEqual([]);
+      }
+      await admin.query('DELETE FROM _weir_checkpoints WHERE pipeline = $1', [name]);
+    });
 });
 
 if (up) {

@@ -65,6 +65,8 @@ import type { PostgresOptions } from './spec.js';
 
 export const CHECKPOINTS_TABLE = '_weir_checkpoints';
 export const RUNS_TABLE = '_weir_runs';
+/** Tables a run created, until its job commit: a failed (or abandoned) run drops them. */
+export const CREATED_TABLE = '_weir_created_tables';
 
 /** What a partition's commit returns (and `_weir_checkpoints.message` holds). */
 export interface PostgresCommitMessage {
@@ -104,6 +106,7 @@ export function postgresSink(opts: PostgresOptions): Sink {
   const where = `${opts.schema}.${table}`;
   const checkpoints = qualified(opts.schema, CHECKPOINTS_TABLE);
   const runs = qualified(opts.schema, RUNS_TABLE);
+  const created = qualified(opts.schema, CREATED_TABLE);
   const keys = opts.mode === 'upsert' ? (opts.key_columns ?? []).map((k) => columnOf(k, opts.column_names)) : undefined;
   const naming: ColumnRules = { dialect: 'postgres', naming: opts.column_names, where: `sink table ${where}` };
 
@@ -132,6 +135,32 @@ export function postgresSink(opts: PostgresOptions): Sink {
          partitions integer NOT NULL, rows bigint NOT NULL, committed_at timestamptz NOT NULL DEFAULT now(),
          PRIMARY KEY (pipeline, run_id))`,
     );
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${created} (
+         pipeline text NOT NULL, run_id text NOT NULL, target text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),
+         PRIMARY KEY (pipeline, run_id, target))`,
+    );
+  };
+
+  /**
+   * Drops the target when this run created it (recorded with the CREATE TABLE, in its
+   * transaction), and the run's checkpoints with it: nothing of the run stays, and a
+   * resumed run redoes every partition. Only this sink's own table is ever dropped.
+   * Call inside a transaction holding the DDL lock.
+   */
+  const dropCreated = async (client: pg.Client, ctx: PlanContext) => {
+    const present = await client.query('SELECT to_regclass($1) IS NOT NULL AS ok', [created]);
+    if (!present.rows[0]?.ok) return false;
+    const mine = await client.query(`DELETE FROM ${created} WHERE pipeline = $1 AND run_id = $2 AND target = $3`, [
+      ctx.pipeline,
+      ctx.runId,
+      where,
+    ]);
+    if (!mine.rowCount) return false;
+    await client.query(`DROP TABLE IF EXISTS ${target}`);
+    await client.query(`DELETE FROM ${checkpoints} WHERE pipeline = $1 AND run_id = $2`, [ctx.pipeline, ctx.runId]);
+    ctx.log.info('dropped the table this run created', { table: where });
+    return true;
   };
 
   const runCommitted = async (client: pg.Client, ctx: PlanContext) => {
@@ -193,6 +222,11 @@ export function postgresSink(opts: PostgresOptions): Sink {
         });
       else if (schema?.length && plan) {
         await client.query(createTableSql(target, renamedSchema(schema, plan), keys));
+        await client.query(`INSERT INTO ${created} (pipeline, run_id, target) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [
+          ctx.pipeline,
+          ctx.runId,
+          where,
+        ]);
         ctx.log.info('created table', { table: where, columns: schema.length });
       } else return;
       if (opts.mode === 'replace' && !(await runCommitted(client, ctx))) {
@@ -273,6 +307,7 @@ export function postgresSink(opts: PostgresOptions): Sink {
             if (present.rows[0]?.ok) await client.query(`DROP TABLE ${stage}`);
           }
           await client.query(`DELETE FROM ${checkpoints} WHERE pipeline = $1 AND run_id = $2`, [ctx.pipeline, ctx.runId]);
+          await client.query(`DELETE FROM ${created} WHERE pipeline = $1 AND run_id = $2`, [ctx.pipeline, ctx.runId]);
           await client.query(`INSERT INTO ${runs} (pipeline, run_id, target, partitions, rows) VALUES ($1, $2, $3, $4, $5)`, [
             ctx.pipeline,
             ctx.runId,
@@ -287,26 +322,30 @@ export function postgresSink(opts: PostgresOptions): Sink {
     },
 
     async abort(messages: JsonValue[], ctx: CommitContext) {
-      if (opts.mode === 'replace') {
-        // nothing of the run was published: drop its staging table and its checkpoints together
-        await withClient(ctx, 'abort', (client) =>
-          inTransaction(client, async () => {
-            await lockDdl(client);
-            const stage = qualified(opts.schema, stageTableName(ctx.runId, table));
-            await client.query(`DROP TABLE IF EXISTS ${stage}`);
-            const cp = await client.query('SELECT to_regclass($1) IS NOT NULL AS ok', [checkpoints]);
-            if (cp.rows[0]?.ok)
+      // nothing of the run was published: drop what it staged, and the table it created
+      const dropped = await withClient(ctx, 'abort', (client) =>
+        inTransaction(client, async () => {
+          await lockDdl(client);
+          const cp = await client.query('SELECT to_regclass($1) IS NOT NULL AS cp, to_regclass($2) IS NOT NULL AS runs', [
+            checkpoints,
+            runs,
+          ]);
+          if (cp.rows[0]?.runs && (await runCommitted(client, ctx))) return false; // published: nothing to take back
+          if (opts.mode === 'replace') {
+            await client.query(`DROP TABLE IF EXISTS ${qualified(opts.schema, stageTableName(ctx.runId, table))}`);
+            if (cp.rows[0]?.cp)
               await client.query(`DELETE FROM ${checkpoints} WHERE pipeline = $1 AND run_id = $2`, [ctx.pipeline, ctx.runId]);
-          }),
-        ).catch((error: unknown) => {
-          throw pgError(error, `job abort of ${where}`, opts);
-        });
-      } else if (messages.length) {
+          }
+          return dropCreated(client, ctx);
+        }),
+      ).catch((error: unknown) => {
+        throw pgError(error, `job abort of ${where}`, opts);
+      });
+      if (messages.length && opts.mode !== 'replace' && !dropped)
         ctx.log.warn(
           `${messages.length} partition(s) were committed to ${where} before the run failed; they stay, with their checkpoints, and a resumed run skips them`,
           { table: where, partitions: messages.length },
         );
-      }
     },
   };
 }

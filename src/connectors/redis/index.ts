@@ -1,9 +1,9 @@
 /**
  * `redis`: Redis through ioredis. Sink: rows as hashes, JSON strings or stream
  * entries under a key template, pipelined. Source: a stream through a consumer
- * group, or the keys matching a pattern (SCAN). Not exactly-once: Redis has no
- * transaction across batches (hash and json writes are idempotent, stream mode is
- * at-least-once).
+ * group, or the keys matching a pattern (SCAN). Transactional: rows are staged under
+ * a run-scoped key prefix, published at the job commit and deleted by the job abort.
+ * Not exactly-once (hash and json writes are idempotent, stream mode is at-least-once).
  */
 import { defineConnector } from '../../sdk/connector.js';
 import { redisCheck } from './check.js';
@@ -22,5 +22,6 @@ export default defineConnector({
   source: redisSource,
   sink: redisSink,
   exactlyOnce: false,
+  transactional: true,
   check: redisCheck,
 });

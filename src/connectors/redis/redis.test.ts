@@ -10,6 +10,7 @@ import type { Row } from '../../sdk/types.js';
 import { collect, planContext, taskContext } from '../shared/test-context.js';
 import { connect } from './client.js';
 import redis from './index.js';
+import { stagePrefix } from './sink.js';
 import { compileTemplate } from './template.js';
 import { adminClient, dropKeysAndClose } from './test-keys.js';
 
@@ -26,10 +27,17 @@ const issues = (input: Record<string, unknown>, role: 'source' | 'sink') =>
 
 async function write(input: Record<string, unknown>, batches: Row[][], partitionId = '0') {
   const sink = redis.sink?.(options(input, 'sink')) ?? expect.unreachable();
-  const writer = await sink.writer({ id: partitionId }, taskContext({ baseDir: '.', partitionId }));
+  const ctx = taskContext({ baseDir: '.', partitionId, runId: `test-${randomBytes(4).toString('hex')}` });
+  const writer = await sink.writer({ id: partitionId }, ctx);
   try {
     for (const b of batches) await writer.write(b);
-    return await writer.commit?.();
+    const message = (await writer.commit?.()) ?? null;
+    await sink.commit?.([message], ctx);
+    return message;
+  } catch (error) {
+    await writer.abort?.();
+    await sink.abort?.([], ctx);
+    throw error;
   } finally {
     await writer.close?.();
   }
@@ -265,6 +273,9 @@ describe.skipIf(!up)('redis sink and source', () => {
     }
     await writer.write(users(2, 3));
     await writer.close?.();
-    expect(await admin.exists(`${prefix}:r:4`)).toBe(1);
+    const staged = `${stagePrefix('test', 'test-run')}${prefix}:r:`;
+    expect(await admin.exists(`${staged}4`)).toBe(1);
+    await sink.abort?.([], taskContext({ baseDir: '.' }));
+    expect(await admin.exists(`${staged}4`)).toBe(0);
   });
 });

@@ -10,20 +10,34 @@ import { connectorOptions } from '../../sdk/testing.js';
 import type { Row } from '../../sdk/types.js';
 import { taskContext } from '../shared/test-context.js';
 import redis from './index.js';
+import { stagePrefix } from './sink.js';
 import { adminClient, dropKeysAndClose } from './test-keys.js';
 
 const up = await requireService('redis');
 const prefix = `weirtest:${randomBytes(4).toString('hex')}`;
 
-async function write(input: Record<string, unknown>, batches: Row[][]) {
+/**
+ * Writes `batches` as partition 0 of a fresh run (`runId`), then commits the job.
+ * On a failure the staged keys are left for the test to see: `abort` takes them back.
+ */
+async function write(input: Record<string, unknown>, batches: Row[][], runId = `test-${randomBytes(4).toString('hex')}`) {
   const sink = redis.sink?.(connectorOptions(redis, input, 'sink')) ?? expect.unreachable();
-  const writer = await sink.writer({ id: '0' }, taskContext({ baseDir: '.', partitionId: '0' }));
+  const ctx = taskContext({ baseDir: '.', partitionId: '0', runId });
+  const writer = await sink.writer({ id: '0' }, ctx);
   try {
     for (const b of batches) await writer.write(b);
-    return await writer.commit?.();
+    const message = (await writer.commit?.()) ?? null;
+    await sink.commit?.([message], ctx);
+    return message;
   } finally {
     await writer.close?.();
   }
+}
+
+/** The job abort of run `runId`. */
+async function abort(input: Record<string, unknown>, runId: string) {
+  const sink = redis.sink?.(connectorOptions(redis, input, 'sink')) ?? expect.unreachable();
+  await sink.abort?.([], taskContext({ baseDir: '.', partitionId: '0', runId }));
 }
 
 const rows = (n: number): Row[] => Array.from({ length: n }, (_, i) => ({ id: i + 1, name: `u${i + 1}` }));
@@ -39,8 +53,12 @@ async function slowServer(writeDelayMs?: number): Promise<{ port: number; server
     if (name === 'hello') socket.write('%1\r\n+proto\r\n:3\r\n');
     else if (name === 'info') socket.write('$9\r\nloading:0\r\n');
     else if (name === 'client' || name === 'select') socket.write('+OK\r\n');
-    else if (writeDelayMs !== undefined)
-      answered = answered.then(() => new Promise((resolve) => setTimeout(() => resolve(void socket.write(':1\r\n')), writeDelayMs)));
+    else if (name === 'scan')
+      socket.write('*2\r\n$1\r\n0\r\n*0\r\n'); // the job commit: nothing staged
+    else if (writeDelayMs !== undefined) {
+      const reply = name === 'type' ? '+none\r\n' : ':1\r\n';
+      answered = answered.then(() => new Promise((resolve) => setTimeout(() => resolve(void socket.write(reply)), writeDelayMs)));
+    }
   };
   const server = createServer((socket) => {
     let buffer = '';
@@ -120,18 +138,20 @@ describe.skipIf(!up)('redis sink sending', () => {
 
   it('sends pipelines_in_flight pipelines at most: a failed pipeline stops the batch before the next is built', async () => {
     for (const inFlight of [1, 3]) {
-      const key = `${prefix}:f${inFlight}:{id}`;
-      await admin.set(`${prefix}:f${inFlight}:2`, 'a string'); // row 2, in the first pipeline: WRONGTYPE
-      const error = await write({ mode: 'hash', key, pipeline_depth: 5, pipelines_in_flight: inFlight }, [rows(30)]).catch(
-        (e: unknown) => e,
-      );
+      const input = { mode: 'hash', key: `${prefix}:f${inFlight}:{id}`, pipeline_depth: 5, pipelines_in_flight: inFlight };
+      const runId = `test-${randomBytes(4).toString('hex')}`;
+      const staged = `${stagePrefix('test', runId)}${prefix}:f${inFlight}:`;
+      await admin.set(`${staged}2`, 'a string'); // row 2's staged key, in the first pipeline: WRONGTYPE
+      const error = await write(input, [rows(30)], runId).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(RowError);
       expect((error as RowError).code).toBe('WRONGTYPE');
       const written = [];
-      for (let id = 1; id <= 30; id++) if ((await admin.type(`${prefix}:f${inFlight}:${id}`)) === 'hash') written.push(id);
+      for (let id = 1; id <= 30; id++) if ((await admin.type(`${staged}${id}`)) === 'hash') written.push(id);
       // the pipelines already in flight ran (a pipeline is not a transaction); none was sent after the failure
       const sent = Array.from({ length: 5 * inFlight }, (_, i) => i + 1).filter((id) => id !== 2);
       expect(written).toEqual(sent);
+      await abort(input, runId);
+      expect(await admin.keys(`${staged}*`)).toEqual([]);
     }
   });
 
@@ -176,5 +196,57 @@ describe.skipIf(!up)('redis sink sending', () => {
       big: '1180591620717411303424',
       nested: '{"n":1180591620717411303424,"list":[1,"a"]}',
     });
+  });
+
+  it('stages rows until the job commit; the job abort deletes them and leaves the target keys as they were', async () => {
+    const input = { mode: 'hash', key: `${prefix}:st:{id}`, ttl: '1h' };
+    await admin.hset(`${prefix}:st:1`, { id: '1', name: 'before', extra: 'kept until the commit' });
+    const sink = redis.sink?.(connectorOptions(redis, input, 'sink')) ?? expect.unreachable();
+    const runId = `test-${randomBytes(4).toString('hex')}`;
+    const ctx = taskContext({ baseDir: '.', partitionId: '0', runId });
+    const writer = await sink.writer({ id: '0' }, ctx);
+    await writer.write(rows(50));
+    const message = (await writer.commit?.()) ?? null;
+    await writer.close?.();
+    // committed by its partition, not yet by the job: nothing of it is visible
+    expect(await admin.hgetall(`${prefix}:st:1`)).toEqual({ id: '1', name: 'before', extra: 'kept until the commit' });
+    expect(await admin.exists(`${prefix}:st:2`)).toBe(0);
+    expect(await admin.keys(`${stagePrefix('test', runId)}*`)).toHaveLength(50);
+    await sink.abort?.([message], ctx);
+    await sink.abort?.([message], ctx);
+    expect(await admin.keys(`${stagePrefix('test', runId)}*`)).toEqual([]);
+    expect(await admin.hgetall(`${prefix}:st:1`)).toEqual({ id: '1', name: 'before', extra: 'kept until the commit' });
+    expect(await admin.exists(`${prefix}:st:2`)).toBe(0);
+    // a run that commits: its last row of a key replaces the hash, with the ttl from the commit
+    await write(input, [rows(50)]);
+    expect(await admin.hgetall(`${prefix}:st:1`)).toEqual({ id: '1', name: 'u1' });
+    expect(await admin.pttl(`${prefix}:st:50`)).toBeGreaterThan(3_500_000);
+  });
+
+  it('stream mode: the job commit appends the staged entries to an existing stream once, however often it runs', async () => {
+    const stream = `${prefix}:app`;
+    await admin.xadd(stream, '*', 'id', '0', 'name', 'before');
+    const input = { mode: 'stream', stream, pipeline_depth: 7, maxlen: 1000 };
+    const sink = redis.sink?.(connectorOptions(redis, input, 'sink')) ?? expect.unreachable();
+    const ctx = taskContext({ baseDir: '.', partitionId: '0', runId: `test-${randomBytes(4).toString('hex')}` });
+    const writer = await sink.writer({ id: '0' }, ctx);
+    await writer.write(rows(20));
+    const message = (await writer.commit?.()) ?? null;
+    await writer.close?.();
+    expect(await admin.xlen(stream)).toBe(1);
+    await sink.commit?.([message], ctx);
+    await sink.commit?.([message], ctx);
+    const entries = await admin.xrange(stream, '-', '+');
+    expect(entries.map(([, f]) => f[1])).toEqual(['0', ...rows(20).map((r) => String(r.id))]);
+    expect(await admin.keys(`${stagePrefix('test', ctx.runId)}*`)).toEqual([]);
+  });
+
+  it('a target key of another type fails the batch before anything is staged (WRONGTYPE, a row error)', async () => {
+    await admin.set(`${prefix}:wt:events`, 'a string');
+    const runId = `test-${randomBytes(4).toString('hex')}`;
+    const error = await write({ mode: 'stream', stream: `${prefix}:wt:events` }, [rows(5)], runId).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RowError);
+    expect((error as RowError).message).toMatch(/WRONGTYPE key .*wt:events holds a string, not a stream/);
+    expect(await admin.keys(`${stagePrefix('test', runId)}*`)).toEqual([]);
   });
 });

@@ -17,21 +17,40 @@
  * server only starts once the whole batch arrived), and every command of the batch
  * is in memory at once, so plain pipelines are the default.
  *
- * Delivery: Redis has no transaction across batches, so rows are visible as soon
- * as their batch is written and `abort()` cannot take them back. `hash` and `json`
- * writes are idempotent (a retried or re-run batch writes the same values to the
- * same keys), so re-running gives the same result; `stream` mode is at-least-once
- * (a retried batch can append entries twice; with `atomic` only when the connection
- * drops after EXEC ran but before its reply arrived).
+ * Staging: writers never touch the target keys. Every row goes to its key under the
+ * run's staging prefix (`weir:stage:<hash of pipeline and run>:<key>`), invisible to
+ * readers of the target keys; the job commit publishes the run's staged keys (SCAN of
+ * the prefix): a hash or JSON key replaces the target key (RENAME, then PEXPIRE for
+ * `ttl`, in one MULTI per SCAN page); a staged stream becomes the target stream when
+ * there is none (RENAMENX), else its entries are appended in chunks, each chunk's
+ * XADDs and the XDEL of its staged entries in one MULTI, so a repeated job commit
+ * appends each entry once. The job abort deletes the staged keys: a failed run leaves
+ * the target as it was. A hash therefore holds exactly the run's last row of its key
+ * (fields from before the run are gone), and `ttl` counts from the job commit.
+ * Before a batch of `hash` or `stream` rows is staged, the types of its target keys
+ * are read (TYPE, pipelined): a key holding another type is a bad row (WRONGTYPE),
+ * found while the row can still be dead-lettered.
+ *
+ * Delivery: at-least-once. `hash` and `json` writes are idempotent (a retried or
+ * re-run batch stages the same values under the same keys); in `stream` mode a
+ * retried batch can stage entries twice (with `atomic` only when the connection
+ * drops after EXEC ran but before its reply arrived). A run killed during its job
+ * commit has published part of its keys; resuming it publishes the rest.
  */
+import { createHash } from 'node:crypto';
 import type { ChainableCommander, Redis } from 'ioredis';
-import type { Sink, TaskContext, Writer } from '../../sdk/connector.js';
+import type { CommitContext, PlanContext, Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { RowError, type WeirError } from '../../sdk/errors.js';
 import type { JsonValue, Partition, Row } from '../../sdk/types.js';
 import { Decimal, stringifyJson } from '../../sdk/values.js';
 import { classify, connect, release, where } from './client.js';
 import type { RedisOptions } from './spec.js';
 import { compileTemplate, dateText, type KeyTemplate } from './template.js';
+
+/** The prefix of every key a run stages; hex only, so it is its own SCAN pattern. */
+export function stagePrefix(pipeline: string, runId: string): string {
+  return `weir:stage:${createHash('sha256').update(`${pipeline}\0${runId}`).digest('hex').slice(0, 16)}:`;
+}
 
 export interface RedisCommitMessage {
   partition_id: string;
@@ -117,9 +136,12 @@ function countValues(row: Row): number {
 interface Checked {
   /** `json` mode: every row's JSON text. */
   texts: string[] | undefined;
-  /** `stream` mode with `ttl`: the streams to expire after the entries. */
-  expire: Set<string> | undefined;
+  /** `hash` and `stream` modes: the target keys, whose types must fit. */
+  targets: Set<string> | undefined;
 }
+
+/** The type a target key must have (or none) in each mode; `json` SET replaces any type. */
+const TARGET_TYPE = { hash: 'hash', stream: 'stream', json: undefined } as const;
 
 type Replies = [Error | null, unknown][] | null;
 
@@ -171,17 +193,94 @@ class Watchdog {
 }
 
 export function redisSink(opts: RedisOptions): Sink {
+  /** Runs `fn` on a planner-side connection, closed after. */
+  const withClient = async (ctx: PlanContext, role: string, fn: (client: Redis) => Promise<void>) => {
+    const client = await connect(opts, ctx, `weir:${ctx.pipeline}:${role}`);
+    try {
+      await fn(client);
+    } catch (error) {
+      throw classify(error, `${role} of the run's staged keys on ${where(opts)}`);
+    } finally {
+      await release(client);
+    }
+  };
   return {
     writer(partition: Partition, ctx: TaskContext): Writer {
       return new RedisWriter(opts, partition, ctx);
     },
+    async commit(_messages: JsonValue[], ctx: CommitContext) {
+      await withClient(ctx, 'job commit', (client) => publish(client, opts, stagePrefix(ctx.pipeline, ctx.runId)));
+    },
+    async abort(_messages: JsonValue[], ctx: CommitContext) {
+      await withClient(ctx, 'job abort', async (client) => {
+        for await (const keys of staged(client, stagePrefix(ctx.pipeline, ctx.runId))) await client.unlink(...keys);
+      });
+    },
   };
+}
+
+/** The run's staged keys, a SCAN page at a time. */
+async function* staged(client: Redis, prefix: string): AsyncGenerator<string[]> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) yield keys;
+  } while (cursor !== '0');
+}
+
+/** Throws the first failed command of a MULTI, a staged key already moved by an earlier job commit aside. */
+function checkExec(replies: Replies): void {
+  if (replies === null) throw new Error('EXECABORT the transaction was discarded');
+  for (const [error] of replies) if (error && !/no such key/i.test(error.message)) throw error;
+}
+
+/** The job commit: moves every staged key of the run to its target key (see the module comment). Idempotent. */
+async function publish(client: Redis, opts: RedisOptions, prefix: string): Promise<void> {
+  const ttl = opts.ttl;
+  for await (const keys of staged(client, prefix)) {
+    if (opts.mode === 'stream') {
+      for (const key of keys) await publishStream(client, opts, key, key.slice(prefix.length));
+      continue;
+    }
+    const m = client.multi();
+    for (const key of keys) {
+      const target = key.slice(prefix.length);
+      m.rename(key, target);
+      if (ttl) m.pexpire(target, ttl);
+    }
+    checkExec(await m.exec());
+  }
+}
+
+/** Publishes one staged stream: renamed when the target has none, else appended chunk by chunk. */
+async function publishStream(client: Redis, opts: RedisOptions, key: string, target: string): Promise<void> {
+  const { maxlen, ttl } = opts;
+  const renamed = await client.renamenx(key, target).catch((error: Error) => {
+    if (/no such key/i.test(error.message)) return 2; // published by an earlier job commit
+    throw error;
+  });
+  if (renamed === 0)
+    for (;;) {
+      const entries = await client.xrange(key, '-', '+', 'COUNT', opts.pipeline_depth);
+      if (entries.length === 0) {
+        await client.del(key);
+        break;
+      }
+      const m = client.multi();
+      for (const [, fields] of entries) m.call('xadd', maxlen ? [target, 'MAXLEN', '~', maxlen, '*', ...fields] : [target, '*', ...fields]);
+      m.xdel(key, ...entries.map(([id]) => id));
+      checkExec(await m.exec());
+    }
+  else if (renamed === 1 && maxlen) await client.xtrim(target, 'MAXLEN', '~', maxlen);
+  if (ttl) await client.pexpire(target, ttl);
 }
 
 class RedisWriter implements Writer {
   private client: Redis | undefined;
   private rows = 0;
   private readonly key: KeyTemplate;
+  private readonly prefix: string;
 
   constructor(
     private readonly opts: RedisOptions,
@@ -189,6 +288,7 @@ class RedisWriter implements Writer {
     private readonly ctx: TaskContext,
   ) {
     this.key = opts.mode === 'stream' ? compileTemplate(opts.stream as string, 'stream') : compileTemplate(opts.key as string, 'key');
+    this.prefix = stagePrefix(ctx.pipeline, ctx.runId);
   }
 
   private async connection(): Promise<Redis> {
@@ -203,8 +303,35 @@ class RedisWriter implements Writer {
   async write(batch: Row[]): Promise<void> {
     if (batch.length === 0) return;
     const checked = this.check(batch);
-    await this.send(await this.connection(), batch, checked);
+    const client = await this.connection();
+    if (checked.targets) await this.checkTypes(client, checked.targets);
+    await this.send(client, batch, checked);
     this.rows += batch.length;
+  }
+
+  /** Fails the batch (WRONGTYPE, a row error) when a target key holds another type than the mode writes. */
+  private async checkTypes(client: Redis, targets: Set<string>): Promise<void> {
+    const want = TARGET_TYPE[this.opts.mode];
+    const keys = [...targets];
+    const watchdog = new Watchdog(this.opts.command_timeout);
+    try {
+      for (let i = 0; i < keys.length; i += this.opts.pipeline_depth) {
+        const chunk = keys.slice(i, i + this.opts.pipeline_depth);
+        const p = client.pipeline();
+        for (const k of chunk) p.type(k);
+        const replies = (await watchdog.wait(p.exec())) ?? [];
+        replies.forEach(([error, type], j) => {
+          if (error) throw error;
+          if (type !== 'none' && type !== want)
+            throw new Error(`WRONGTYPE key ${chunk[j]} holds a ${type}, not a ${want}: delete it or choose another key`);
+        });
+      }
+    } catch (error) {
+      if (watchdog.fired) client.disconnect();
+      throw this.failed(error);
+    } finally {
+      watchdog.stop();
+    }
   }
 
   /**
@@ -217,24 +344,24 @@ class RedisWriter implements Writer {
     const json = this.opts.mode === 'json';
     const stream = this.opts.mode === 'stream';
     const texts = json ? new Array<string>(batch.length) : undefined;
-    const expire = stream && this.opts.ttl ? new Set<string>() : undefined;
+    const targets = json ? undefined : new Set<string>();
     for (let i = 0; i < batch.length; i++) {
       const row = batch[i] as Row;
-      if (expire) expire.add(this.key.render(row));
+      if (targets) targets.add(this.key.render(row));
       else this.key.check(row);
       if (texts) texts[i] = jsonText(row, 'row');
       else if (countValues(row) === 0 && stream)
         throw new RowError('row has no non-null field: a stream entry needs at least one', { code: 'empty_row' });
     }
-    return { texts, expire };
+    return { texts, targets };
   }
 
   /** Adds one row's commands to a pipeline; returns how many. */
   private add(p: ChainableCommander, row: Row, text: string | undefined): number {
-    const { ttl, mode } = this.opts;
-    const key = this.key.render(row);
+    const { mode } = this.opts;
+    const key = this.prefix + this.key.render(row);
     if (mode === 'json') {
-      p.call('set', ttl ? [key, text as string, 'PX', ttl] : [key, text as string]);
+      p.call('set', [key, text as string]);
       return 1;
     }
     if (mode === 'stream') {
@@ -252,10 +379,6 @@ class RedisWriter implements Writer {
       p.call('hdel', [key, ...nulls]);
       n++;
     }
-    if (ttl) {
-      p.call('pexpire', [key, ttl]);
-      n++;
-    }
     return n;
   }
 
@@ -265,7 +388,7 @@ class RedisWriter implements Writer {
    * order on the one connection, so waiting for the oldest frees the next slot. The
    * first failure stops sending; what is in flight is awaited before it is thrown.
    */
-  private async send(client: Redis, batch: Row[], { texts, expire }: Checked): Promise<void> {
+  private async send(client: Redis, batch: Row[], { texts }: Checked): Promise<void> {
     const atomic = this.opts.atomic;
     const depth = atomic ? Number.POSITIVE_INFINITY : this.opts.pipeline_depth;
     const window = atomic ? 1 : this.opts.pipelines_in_flight;
@@ -277,12 +400,7 @@ class RedisWriter implements Writer {
         const p = atomic ? client.multi() : client.pipeline();
         let n = 0;
         for (; i < batch.length && n < depth; i++) n += this.add(p, batch[i] as Row, texts?.[i]);
-        if (i === batch.length && expire)
-          for (const s of expire) {
-            p.call('pexpire', [s, this.opts.ttl as number]);
-            n++;
-          }
-        if (n === 0) continue; // rows of only null fields, no ttl: nothing to send
+        if (n === 0) continue; // rows of only null fields: nothing to send
         inFlight.push(p.exec());
         if (inFlight.length >= window) await this.answered(inFlight, watchdog);
       }
@@ -320,12 +438,8 @@ class RedisWriter implements Writer {
     return { partition_id: this.partition.id, rows: this.rows };
   }
 
+  /** Nothing to take back here: the rows are staged, invisible, and the job abort deletes them. */
   abort(): void {
-    if (this.rows > 0)
-      this.ctx.log.warn('redis has no rollback: rows of this partition written before the failure stay', {
-        partition_id: this.partition.id,
-        rows: this.rows,
-      });
     this.rows = 0;
   }
 

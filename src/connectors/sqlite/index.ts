@@ -19,5 +19,6 @@ export default defineConnector({
   source: sqliteSource,
   sink: sqliteSink,
   exactlyOnce: true,
+  transactional: true,
   check: sqliteCheck,
 });
