@@ -2,7 +2,7 @@ import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WeirError } from '../../sdk/errors.js';
-import { abortStaged, type CommitPlan, commitStaged, parseMessages, StagedFile } from './staged.js';
+import { abortStaged, type CommitPlan, commitStaged, parseMessages, StagedFile, stagingName } from './staged.js';
 import { silentLog, tempDir } from './test-context.js';
 
 let dir: string;
@@ -51,7 +51,10 @@ describe('staged commit protocol', () => {
     await commitStaged(plan(target, parts));
     expect(await readFile(target, 'utf8')).toBe('old\na\nb\n');
     // replay a crash after the rename, before the cleanup: the commit record and temporary files are still there
-    await writeFile(`${target}.weir-commit`, JSON.stringify({ tmps: parts.map((p) => p.tmp) }));
+    await writeFile(
+      `${target}.weir-commit`,
+      JSON.stringify({ tmps: parts.map((p) => p.tmp), staging: stagingName(target, 'run-1', 'job') }),
+    );
     for (const p of parts) await writeFile(p.tmp, 'x\n');
     await commitStaged(plan(target, parts));
     expect(await readFile(target, 'utf8')).toBe('old\na\nb\n');
@@ -61,8 +64,9 @@ describe('staged commit protocol', () => {
   it('finishes an interrupted commit whose rename did not happen', async () => {
     const target = join(dir, 'out.txt');
     const parts = parseMessages([await stage(target, '0', 'a\n')], 'test sink');
-    await writeFile(`${target}.weir-tmp`, 'staged\n');
-    await writeFile(`${target}.weir-commit`, JSON.stringify({ tmps: parts.map((p) => p.tmp) }));
+    const staging = stagingName(target, 'run-1', 'job');
+    await writeFile(staging, 'staged\n');
+    await writeFile(`${target}.weir-commit`, JSON.stringify({ tmps: parts.map((p) => p.tmp), staging }));
     await commitStaged(plan(target, parts));
     expect(await readFile(target, 'utf8')).toBe('staged\n');
     expect(await readdir(dir)).toEqual(['out.txt']);
@@ -70,8 +74,8 @@ describe('staged commit protocol', () => {
 
   it('ignores a stale commit record of another job', async () => {
     const target = join(dir, 'out.txt');
-    await writeFile(`${target}.weir-commit`, JSON.stringify({ tmps: ['/elsewhere/x.tmp'] }));
-    await writeFile(`${target}.weir-tmp`, 'half');
+    await writeFile(`${target}.weir-commit`, JSON.stringify({ tmps: ['/elsewhere/x.tmp'], staging: '/elsewhere/y' }));
+    await writeFile(stagingName(target, 'run-1', 'job'), 'half');
     const parts = parseMessages([await stage(target, '0', 'a\n')], 'test sink');
     await commitStaged(plan(target, parts, { mode: 'overwrite', header: Buffer.from('h\n') }));
     expect(await readFile(target, 'utf8')).toBe('h\na\n');
@@ -97,7 +101,7 @@ describe('staged commit protocol', () => {
     await stage(target, '0', 'a\n');
     const other = await stage(target, '0', 'b\n', 'run-2');
     // `mine` is not listed in the messages (its writer crashed): the sweep finds it by the run tag
-    await abortStaged({ target, parts: [], runId: 'run-1', log: silentLog });
+    await abortStaged({ who: 'test sink', target, parts: [], runId: 'run-1', log: silentLog });
     expect(await readdir(dir)).toEqual([other.tmp.slice(dir.length + 1)]);
   });
 });
