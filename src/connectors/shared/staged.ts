@@ -401,7 +401,7 @@ export async function resumeCommit(plan: Pick<CommitPlan, 'who' | 'target' | 'ru
  */
 export async function publishStaging(plan: Pick<CommitPlan, 'target' | 'runId' | 'parts' | 'ownerOnly'>, staging: string): Promise<void> {
   const record: Journal = { tmps: plan.parts.map((p) => p.tmp), staging };
-  await replaceDurably(journalPath(plan.target), stagingName(plan.target, plan.runId, 'record'), JSON.stringify(record));
+  await replaceDurably(journalPath(plan.target), stagingName(plan.target, plan.runId, 'record'), JSON.stringify(record), plan.ownerOnly);
   await rename(staging, plan.target);
   await syncDir(dirname(plan.target));
 }
