@@ -2,6 +2,7 @@
  * The pipeline file's own spec, written with the same option builders as the
  * connectors', so `weir schema`, `weir docs` and validation come from one place.
  */
+import { createHash } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { type AnyConnector, validateConnectorOptions } from '../sdk/connector.js';
@@ -233,6 +234,21 @@ export interface ValidatedPipeline {
   config: PipelineConfig;
   warnings: string[];
   baseDir: string;
+  /** The pipeline's id in state (checkpoint stores, a sink's checkpoints): see {@link pipelineStateId}. */
+  stateId: string;
+}
+
+/**
+ * The pipeline's id as state keeps it: `pipeline:` as written; when it holds a
+ * reference (`${env:NAME}`), what was written plus a hash of the resolved value, so
+ * that state never holds a resolved value and two values are two pipelines.
+ *
+ * @example
+ * pipelineStateId('${env:TEAM}-load', 'sales-load') // '${env:TEAM}-load@<16 hex digits>'
+ */
+export function pipelineStateId(written: unknown, resolved: string): string {
+  if (typeof written !== 'string' || written === resolved) return resolved;
+  return `${written}@${createHash('sha256').update(resolved).digest('hex').slice(0, 16)}`;
 }
 
 /**
@@ -267,7 +283,8 @@ export function validatePipeline(
       withLines(issues, file, (key) => redactor.isSecretKey(key)),
       `${file.path} has ${issues.length} problem(s)`,
     );
-  return { config: r.value, warnings: resolved.warnings, baseDir };
+  const written = isPlainObject(file.data) ? file.data.pipeline : undefined;
+  return { config: r.value, warnings: resolved.warnings, baseDir, stateId: pipelineStateId(written, r.value.pipeline) };
 }
 
 const TLS_FILES = ['ssl_ca_cert', 'ssl_cert', 'ssl_key'] as const;

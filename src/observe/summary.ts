@@ -1,5 +1,6 @@
 /** The human summary printed at the end of a run, and the JSON summary file. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Redactor } from '../secrets/redactor.js';
 import type { RunSummary } from './events.js';
@@ -58,9 +59,24 @@ export function formatSummary(summary: RunSummary, redactor: Redactor): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Writes the JSON summary, scrubbed, atomically enough for tooling (whole file in one write). */
+/**
+ * Writes the JSON summary, scrubbed, mode 0600 (it may quote rejected values): to a
+ * new file with a random name beside `path` (`O_EXCL`, so a planted symlink is never
+ * followed), made durable, then renamed over `path` (a link there is replaced).
+ */
 export function writeSummaryJson(path: string, summary: RunSummary, redactor: Redactor): void {
   mkdirSync(dirname(path), { recursive: true });
   const full = { ...summary, peak_rss_bytes: summary.peak_rss_bytes ?? peakRss() };
-  writeFileSync(path, `${redactor.scrub(JSON.stringify(redactor.scrubValue(full), null, 2))}\n`);
+  const tmp = `${path}.${randomBytes(8).toString('hex')}.weir-tmp`;
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    writeFileSync(fd, `${redactor.scrub(JSON.stringify(redactor.scrubValue(full), null, 2))}\n`);
+    fsyncSync(fd);
+  } catch (error) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw error;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
 }

@@ -1,5 +1,6 @@
-import { writeFileSync } from 'node:fs';
+import { readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers/cli.js';
 import { CheckpointStore, checkpointFile, planHash } from './checkpoints.js';
@@ -48,5 +49,38 @@ describe('CheckpointStore', () => {
     const file = join(tempDir(), 'a-file');
     writeFileSync(file, 'not a directory');
     expect(() => CheckpointStore.open(join(file, 'cp.db'))).toThrow(/checkpoint\.path/);
+  });
+
+  it('creates its directory 0700 and its files 0600; refuses a symlink at its path', () => {
+    const dir = join(tempDir(), 'state');
+    const store = CheckpointStore.open(join(dir, 'cp.db'));
+    store.startRun({ run_id: 'r', pipeline: 'p', plan_hash: 'h', partitions: [{ id: '0' }] });
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    for (const f of readdirSync(dir)) expect([f, statSync(join(dir, f)).mode & 0o777]).toEqual([f, 0o600]);
+    store.close();
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, '');
+    symlinkSync(victim, join(dir, 'link.db'));
+    expect(() => CheckpointStore.open(join(dir, 'link.db'))).toThrow(/is a symbolic link; .*checkpoint\.path/);
+    expect(statSync(victim).size).toBe(0);
+  });
+
+  it('a damaged row read back is a clear error naming the store, not a JSON stack', () => {
+    const file = join(tempDir(), 'cp.db');
+    const store = CheckpointStore.open(file);
+    store.startRun({ run_id: 'r', pipeline: 'p', plan_hash: 'h', partitions: [{ id: '0' }] });
+    store.commitPartition('r', '0', { ok: true });
+    const db = new Database(file);
+    const tamper = (sql: string) => db.prepare(sql).run();
+    tamper(`UPDATE partitions SET message = '{"tmp":'`);
+    expect(() => store.committedPartitions('r')).toThrow(/checkpoint store .*cp\.db is damaged: partitions\.message of run r is not JSON/);
+    tamper(`UPDATE runs SET status = 'owned'`);
+    expect(() => store.lastRun('p')).toThrow(/damaged: the runs row of run "r" has an unknown status "owned"/);
+    tamper(`UPDATE runs SET status = 'stopped', partitions = '[{"id": 7}]'`);
+    expect(() => store.lastRun('p')).toThrow(/damaged: the partitions of .* are not a list of partitions with text ids/);
+    tamper(`UPDATE runs SET partitions = '[{"id": "0"}]'`);
+    expect(store.lastRun('p')?.partitions).toEqual([{ id: '0' }]);
+    db.close();
+    store.close();
   });
 });

@@ -8,9 +8,15 @@
  * Opened once per run by the planner. Writes are synchronous and durable
  * (`synchronous = FULL`): a partition is recorded right after its writer
  * committed, before the task reports success.
+ *
+ * The store may hold what rejected rows' commit messages say, so its directory is
+ * created 0700 and the file 0600 (SQLite gives its -wal and -shm files the same
+ * mode); a symlink at its path is refused. What is read back is untrusted: every
+ * row is checked for its shape here (a damaged row is a clear error), and the
+ * commit messages in it by the sink that wrote them, before it uses them.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, openSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import Database from 'better-sqlite3';
@@ -74,12 +80,40 @@ export function planHash(source: string, sink: string, partitions: Partition[]):
   return createHash('sha256').update(JSON.stringify({ source, sink, partitions })).digest('hex').slice(0, 32);
 }
 
+const STATUSES: readonly StoredRunStatus[] = ['running', 'stopped', 'succeeded', 'failed', 'abandoned'];
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Makes the store's directory (0700) and an empty store file (0600) when missing,
+ * never following a symlink at the file's path (SQLite would write through it).
+ */
+function createPrivately(file: string): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  let isLink: boolean;
+  try {
+    isLink = lstatSync(file).isSymbolicLink();
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'ENOENT') throw error;
+    try {
+      closeSync(openSync(file, 'wx', 0o600)); // an empty file is an empty SQLite database
+    } catch (raced) {
+      if ((raced as { code?: string }).code !== 'EEXIST') throw raced;
+    }
+    isLink = lstatSync(file).isSymbolicLink();
+  }
+  if (isLink)
+    throw new WeirError(
+      `the checkpoint store ${file} is a symbolic link; weir never follows one for its state. Remove the link, or set checkpoint.path to a file`,
+      { kind: 'config', code: 'checkpoint_store' },
+    );
+}
+
 export class CheckpointStore {
   private readonly db: Database.Database;
 
   private constructor(readonly file: string) {
     try {
-      mkdirSync(dirname(file), { recursive: true });
+      createPrivately(file);
       this.db = new Database(file, { timeout: 10_000 });
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = FULL');
@@ -112,6 +146,7 @@ export class CheckpointStore {
       const columns = (this.db.prepare('SELECT name FROM pragma_table_info(?)').all('runs') as { name: string }[]).map((c) => c.name);
       if (!columns.includes('owner')) this.db.exec('ALTER TABLE runs ADD COLUMN owner TEXT');
     } catch (error) {
+      if (error instanceof WeirError) throw error;
       const code = (error as { code?: string }).code ?? 'SQLITE_CANTOPEN';
       throw new WeirError(`cannot open the checkpoint store ${file} (${code}); check checkpoint.path and its permissions`, {
         kind: 'config',
@@ -129,9 +164,9 @@ export class CheckpointStore {
   /** The most recent run of `pipeline`, if any. */
   lastRun(pipeline: string): StoredRun | undefined {
     const row = this.db.prepare('SELECT * FROM runs WHERE pipeline = ? ORDER BY started_at DESC, rowid DESC LIMIT 1').get(pipeline) as
-      | (Omit<StoredRun, 'partitions'> & { partitions: string })
+      | Record<string, unknown>
       | undefined;
-    return row ? { ...row, partitions: JSON.parse(row.partitions) as Partition[] } : undefined;
+    return row ? this.checkRun(row) : undefined;
   }
 
   startRun(run: { run_id: string; pipeline: string; plan_hash: string; partitions: Partition[] }): void {
@@ -170,7 +205,7 @@ export class CheckpointStore {
       partition_id: string;
       message: string;
     }[];
-    return rows.map((r) => ({ partition_id: r.partition_id, message: JSON.parse(r.message) as JsonValue }));
+    return rows.map((r) => ({ partition_id: r.partition_id, message: this.json(r.message, `partitions.message of run ${runId}`) }));
   }
 
   /**
@@ -191,7 +226,7 @@ export class CheckpointStore {
         this.db
           .prepare('INSERT OR REPLACE INTO dead_letters (run_id, partition_id, message) VALUES (?, ?, ?)')
           .run(runId, partitionId, JSON.stringify(message));
-      return old ? (JSON.parse(old.message) as JsonValue) : undefined;
+      return old ? this.json(old.message, `dead_letters.message of run ${runId}`) : undefined;
     })();
   }
 
@@ -201,7 +236,7 @@ export class CheckpointStore {
       partition_id: string;
       message: string;
     }[];
-    return new Map(rows.map((r) => [r.partition_id, JSON.parse(r.message) as JsonValue]));
+    return new Map(rows.map((r) => [r.partition_id, this.json(r.message, `dead_letters.message of run ${runId}`)]));
   }
 
   /** Forgets a run's dead-letter messages (after they were published). */
@@ -224,6 +259,38 @@ export class CheckpointStore {
         this.db.prepare('DELETE FROM runs WHERE run_id = ?').run(run_id);
       }
     })();
+  }
+
+  /** A run row as read back, checked for its shape. */
+  private checkRun(row: Record<string, unknown>): StoredRun {
+    const where = `the runs row of run ${JSON.stringify(row.run_id)}`;
+    for (const key of ['run_id', 'pipeline', 'plan_hash', 'started_at'] as const)
+      if (typeof row[key] !== 'string') throw this.damaged(`${where} has no text ${key}`);
+    for (const key of ['finished_at', 'owner'] as const)
+      if (row[key] !== null && typeof row[key] !== 'string') throw this.damaged(`${where} has a ${key} that is not text`);
+    if (!STATUSES.includes(row.status as StoredRunStatus))
+      throw this.damaged(`${where} has an unknown status ${JSON.stringify(row.status)}`);
+    const partitions = this.json(row.partitions, `the partitions of ${where}`);
+    if (!Array.isArray(partitions) || !partitions.every((p) => isObject(p) && typeof p.id === 'string'))
+      throw this.damaged(`the partitions of ${where} are not a list of partitions with text ids`);
+    return { ...(row as unknown as StoredRun), partitions: partitions as unknown as Partition[] };
+  }
+
+  /** A JSON column as read back. */
+  private json(text: unknown, what: string): JsonValue {
+    if (typeof text !== 'string') throw this.damaged(`${what} is not text`);
+    try {
+      return JSON.parse(text) as JsonValue;
+    } catch {
+      throw this.damaged(`${what} is not JSON`);
+    }
+  }
+
+  private damaged(what: string): WeirError {
+    return new WeirError(
+      `the checkpoint store ${this.file} is damaged: ${what}; it was changed outside weir. Nothing was read from it: inspect it, or delete it (or set checkpoint.path) to start over`,
+      { kind: 'connector', code: 'checkpoint_store_damaged' },
+    );
   }
 
   close(): void {

@@ -60,6 +60,7 @@ const isInterrupted = (run: StoredRun): boolean => run.status === 'running' || r
 
 export async function runPipeline(pipeline: ValidatedPipeline, env: RunEnv): Promise<RunSummary> {
   const { config, baseDir } = pipeline;
+  const stateId = pipeline.stateId ?? config.pipeline; // never a resolved reference: state keeps this
   const startedAt = new Date();
   const t0 = performance.now();
   const { bus } = env;
@@ -75,7 +76,7 @@ export async function runPipeline(pipeline: ValidatedPipeline, env: RunEnv): Pro
 
   let runId = env.runId ?? newRunId();
   let logger = env.logger.child({ run_id: runId, pipeline: config.pipeline });
-  let planCtx: PlanContext = { runId, pipeline: config.pipeline, log: toLog(logger), signal: stop.abort, baseDir };
+  let planCtx: PlanContext = { runId, pipeline: stateId, log: toLog(logger), signal: stop.abort, baseDir };
   let source: Source | undefined;
   let sink: Sink | undefined;
   let dlq: DeadLetterQueue | undefined;
@@ -114,7 +115,7 @@ export async function runPipeline(pipeline: ValidatedPipeline, env: RunEnv): Pro
     const recoverable = Boolean(config.sink.connector.exactlyOnce && sink.recover);
     const resumable = (run: StoredRun | undefined): run is StoredRun =>
       run !== undefined && (isInterrupted(run) || (recoverable && run.status === 'failed'));
-    const previous = store?.lastRun(config.pipeline);
+    const previous = store?.lastRun(stateId);
     if (previous && ownerAlive(previous))
       throw new WeirError(
         `pipeline ${config.pipeline} is already running (run ${previous.run_id}, process ${previous.owner}); wait for it or stop it before starting another run`,
@@ -189,7 +190,7 @@ export async function runPipeline(pipeline: ValidatedPipeline, env: RunEnv): Pro
       skipped = new Map(committed.filter((p) => planned.has(p.partition_id)).map((p) => [p.partition_id, p.message]));
       store?.claim(runId);
     } else if (store) {
-      store.startRun({ run_id: runId, pipeline: config.pipeline, plan_hash: hash, partitions });
+      store.startRun({ run_id: runId, pipeline: stateId, plan_hash: hash, partitions });
     }
     runRecorded = true;
     // the job commit happened, but the process ended before the store knew: nothing is left to do
@@ -204,6 +205,7 @@ export async function runPipeline(pipeline: ValidatedPipeline, env: RunEnv): Pro
       const dlSection = config.errors.dead_letter;
       const dlCtx: TaskContext = {
         ...planCtx,
+        ownerOnly: true, // rejected rows may hold anything: files of the dead-letter sink are 0600
         partitionId: 'dead-letter',
         attempt: 1,
         schema: undefined,
@@ -241,7 +243,7 @@ export async function runPipeline(pipeline: ValidatedPipeline, env: RunEnv): Pro
       const checkpointStore = store;
       const deps: TaskDeps = {
         runId,
-        pipeline: config.pipeline,
+        pipeline: stateId,
         baseDir,
         source,
         sink,
@@ -285,7 +287,7 @@ export async function runPipeline(pipeline: ValidatedPipeline, env: RunEnv): Pro
       await sink.commit?.(ordered, commitCtx);
       jobDone = true;
       store?.setStatus(runId, 'succeeded');
-      store?.prune(config.pipeline);
+      store?.prune(stateId);
       bus.emit({ type: 'job_commit', partitions: ordered.length, duration_ms: Math.round(performance.now() - c0) });
     } else if (failure === undefined && stopRequested) {
       failure = stop.drain.reason;

@@ -38,6 +38,11 @@ export interface PlanContext {
   readonly signal: AbortSignal;
   /** Directory relative paths in the pipeline file resolve against. */
   readonly baseDir: string;
+  /**
+   * The rows are sensitive (the dead-letter sink receives rejected records): files
+   * the sink creates must be readable by their owner only (mode 0600).
+   */
+  readonly ownerOnly?: boolean;
 }
 
 /** What every worker-side call receives, once per partition attempt. */

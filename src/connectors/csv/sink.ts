@@ -45,7 +45,7 @@ function chooseColumns(opts: CsvOptions, ctx: TaskContext, first: Row | undefine
 /** Opens the writer of one partition (worker). */
 async function openWriter(partition: Partition, opts: CsvOptions, ctx: TaskContext): Promise<Writer> {
   const target = resolvePath(ctx.baseDir, opts.path);
-  const file = await StagedFile.open(target, partition.id, ctx.runId, WHO);
+  const file = await StagedFile.open(target, partition.id, ctx.runId, WHO, { ownerOnly: ctx.ownerOnly });
   let columns: { names: string[]; explicit: boolean; set: Set<string> } | undefined;
 
   return {
@@ -124,6 +124,7 @@ export function csvSink(opts: CsvOptions): Sink {
         parts,
         runId: ctx.runId,
         log: ctx.log,
+        ownerOnly: ctx.ownerOnly,
         header,
         checkExisting: (head) => {
           if (!header) return;

@@ -33,7 +33,7 @@ export function jsonLine(row: Row): string {
 /** Opens the writer of one partition (worker). Works without a schema. */
 async function openWriter(partition: Partition, opts: JsonlOptions, ctx: TaskContext): Promise<Writer> {
   const target = resolvePath(ctx.baseDir, opts.path);
-  const file = await StagedFile.open(target, partition.id, ctx.runId, WHO);
+  const file = await StagedFile.open(target, partition.id, ctx.runId, WHO, { ownerOnly: ctx.ownerOnly });
   return {
     async write(batch) {
       if (batch.length === 0) return;
@@ -67,6 +67,7 @@ export function jsonlSink(opts: JsonlOptions): Sink {
         parts: parseMessages(messages, WHO),
         runId: ctx.runId,
         log: ctx.log,
+        ownerOnly: ctx.ownerOnly,
       });
     },
     /** Planner: deletes the run's temporary files. Idempotent. */

@@ -6,18 +6,30 @@
  * its header and its footer, shifts every offset of its row groups by where
  * those bytes landed, and writes one footer listing all row groups.
  *
- * The merged file is written to `<path>.weir-tmp`, made durable, recorded in
+ * The merged file is written to a new staging file beside the target (random
+ * name, `O_EXCL`, see `../shared/staged.ts`), made durable, recorded in
  * `<path>.weir-commit` and then renamed over the target, so the target is never
  * half-written; a commit that is repeated or resumed after a crash finishes the
  * first one's work and never appends twice.
  */
 import { constants } from 'node:fs';
-import { copyFile, type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Log } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
 import { fileError } from '../shared/files.js';
-import { abortStaged, exists, type Journal, readJournal, type StagedMessage, sameList, syncDir } from '../shared/staged.js';
+import {
+  cleanUp,
+  copyExclusive,
+  createExclusive,
+  exists,
+  openOwn,
+  publishStaging,
+  resumeCommit,
+  type StagedMessage,
+  stagingName,
+  syncDir,
+} from '../shared/staged.js';
 import { MAGIC_BYTES, readFooter, readRange } from './file.js';
 import { decodeStruct, encodeStruct, field, removeField, setField, T, type TList, type TStruct } from './thrift.js';
 
@@ -35,7 +47,7 @@ interface Input {
 }
 
 async function loadInput(path: string, who: string): Promise<Input> {
-  const handle = await open(path, 'r');
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     const { footerStart, footer } = await readFooter(handle, path, who);
     let meta: TStruct;
@@ -100,14 +112,16 @@ async function writeAt(out: FileHandle, bytes: Uint8Array, position: number): Pr
 }
 
 /**
- * Writes the row groups of `paths` (in order) into one Parquet file at `out`.
- * Every input with rows must have exactly the same schema. Returns the total row count.
+ * Writes the row groups of `paths` (in order) into one new Parquet file at `out`
+ * (created with `O_EXCL`: nothing may be there). Every input with rows must have
+ * exactly the same schema. Returns the total row count.
  */
 export async function mergeParquet(
   paths: readonly string[],
   out: string,
   who: string,
   describe: (path: string) => string,
+  { ownerOnly = false } = {},
 ): Promise<bigint> {
   const inputs = await Promise.all(paths.map((p) => loadInput(p, who)));
   const withRows = inputs.filter((i) => i.rows > 0n);
@@ -128,10 +142,10 @@ export async function mergeParquet(
   let position: number;
   if (first) {
     // The first input keeps its offsets: clone it (a kernel copy or reflink) and cut off its footer.
-    await copyFile(first.path, out, constants.COPYFILE_FICLONE);
+    await copyExclusive(first.path, out);
     position = first.footerStart;
   } else position = 4;
-  const handle = await open(out, first ? 'r+' : 'w');
+  const handle = first ? await openOwn(out, constants.O_RDWR) : await createExclusive(out, ownerOnly);
   try {
     if (first) await handle.truncate(position);
     else await writeAt(handle, MAGIC_BYTES, 0);
@@ -143,7 +157,7 @@ export async function mergeParquet(
         rowGroups.push(rg);
       }
       if (input === first) continue;
-      const src = await open(input.path, 'r');
+      const src = await open(input.path, constants.O_RDONLY | constants.O_NOFOLLOW);
       try {
         await copyRange(src, handle, 4, input.footerStart, position);
       } finally {
@@ -186,17 +200,8 @@ export interface ParquetCommitPlan {
   parts: StagedMessage[];
   runId: string;
   log: Log;
-}
-
-/** Writes a small file and makes it durable before returning. */
-async function writeDurable(path: string, text: string): Promise<void> {
-  const handle = await open(path, 'w');
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  /** A new target is readable by its owner only (0600). */
+  ownerOnly?: boolean;
 }
 
 /**
@@ -206,45 +211,19 @@ async function writeDurable(path: string, text: string): Promise<void> {
  */
 export async function commitParquet(plan: ParquetCommitPlan): Promise<void> {
   const { who, target, parts, log } = plan;
-  const journalPath = `${target}.weir-commit`;
-  const staging = `${target}.weir-tmp`;
-  const tmps = parts.map((p) => p.tmp);
-  const cleanUp = async () => {
-    await abortStaged({ target, parts, runId: plan.runId, log }); // deletes the temporary files (the journal keeps the staging file safe)
-    await rm(journalPath, { force: true });
-  };
   try {
-    const journal = await readJournal(journalPath);
-    if (journal && sameList(journal.tmps, tmps)) {
-      // A previous commit of this job got as far as the record: finish it.
-      if (await exists(staging)) await rename(staging, target);
-      await syncDir(dirname(target));
-      await cleanUp();
-      return;
-    }
-    if (journal) await rm(journalPath, { force: true });
-    if (tmps.length === 0) {
+    if (parts.length === 0) {
       log.debug('no partitions to commit', { path: target });
       return;
     }
-    const present = await Promise.all(tmps.map(exists));
-    if (present.every((p) => !p) && (await exists(target))) {
-      log.debug('job already committed', { path: target });
-      await cleanUp();
-      return;
-    }
-    const missing = tmps.filter((_, i) => !present[i]);
-    if (missing.length)
-      throw new WeirError(
-        `${who}: cannot commit ${target}: temporary file(s) ${missing.join(', ')} of this run are gone (deleted by someone else, or not on a directory shared with the workers); run the pipeline again`,
-        { kind: 'connector', code: 'commit_files_missing' },
-      );
+    if ((await resumeCommit(plan)) === 'done') return await cleanUp(plan);
     await mkdir(dirname(target), { recursive: true });
+    const tmps = parts.map((p) => p.tmp);
     const rows = parts.reduce((n, p) => n + p.rows, 0);
     if (plan.mode === 'overwrite' && parts.length === 1) {
       await rename(tmps[0] as string, target);
       await syncDir(dirname(target));
-      await cleanUp();
+      await cleanUp(plan);
       log.debug('job committed', { path: target, partitions: 1, rows });
       return;
     }
@@ -253,12 +232,10 @@ export async function commitParquet(plan: ParquetCommitPlan): Promise<void> {
     const partOf = new Map(parts.map((p) => [p.tmp, p.partition]));
     const describe = (path: string) =>
       path === target ? `the existing file ${target}` : `the rows of partition ${partOf.get(path) ?? path}`;
-    await rm(staging, { force: true });
-    await mergeParquet(inputs, staging, who, describe);
-    await writeDurable(journalPath, JSON.stringify({ tmps } satisfies Journal));
-    await rename(staging, target);
-    await syncDir(dirname(target));
-    await cleanUp();
+    const staging = stagingName(target, plan.runId, 'job');
+    await mergeParquet(inputs, staging, who, describe, { ownerOnly: plan.ownerOnly });
+    await publishStaging(plan, staging);
+    await cleanUp(plan);
     log.debug('job committed', { path: target, partitions: parts.length, rows });
   } catch (error) {
     if (error instanceof WeirError) throw error;

@@ -1,4 +1,4 @@
-import { readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
@@ -9,6 +9,7 @@ import { RowError, WeirError } from '../../sdk/errors.js';
 import { validateOptions } from '../../sdk/options.js';
 import type { JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
 import { Decimal, stringifyJson } from '../../sdk/values.js';
+import { stagingName } from '../shared/staged.js';
 import { collect, commitContext, planContext, taskContext, tempDir } from '../shared/test-context.js';
 import parquet from './index.js';
 import { commitParquet, mergeParquet } from './merge.js';
@@ -475,8 +476,9 @@ describe('parquet sink commit', () => {
     );
     // Crash after the merged file and the record were written, before the rename.
     const tmps = messages.map((m) => (m as { tmp: string }).tmp);
-    await mergeParquet(tmps, join(dir, 'r.parquet.weir-tmp'), 'test', String);
-    await writeFile(join(dir, 'r.parquet.weir-commit'), JSON.stringify({ tmps }));
+    const staging = stagingName(join(dir, 'r.parquet'), cctx.runId, 'job');
+    await mergeParquet(tmps, staging, 'test', String);
+    await writeFile(join(dir, 'r.parquet.weir-commit'), JSON.stringify({ tmps, staging }));
     await sink.commit?.(messages, cctx);
     const first = await readFile(join(dir, 'r.parquet'));
     expect(await tmpLeftovers()).toEqual([]);
@@ -555,6 +557,18 @@ describe('parquet sink commit', () => {
     const length = bytes.readUInt32LE(bytes.length - 8);
     const footer = bytes.subarray(bytes.length - 8 - length, bytes.length - 8);
     expect(Buffer.from(encodeStruct(decodeStruct(footer))).equals(footer)).toBe(true);
+  });
+
+  it('the merge never writes through a link planted at its output, with or without rows to clone', async () => {
+    const tmpOf = async (path: string, rows: Row[][]) =>
+      ((await writeAll({ path }, [['0', rows]], { schema, commit: false })).messages[0] as { tmp: string }).tmp;
+    await writeFile(join(dir, 'victim'), 'victim');
+    for (const tmp of [await tmpOf('l.parquet', [part(0, 2)]), await tmpOf('e.parquet', [])]) {
+      const out = `${tmp}.planted`;
+      await symlink(join(dir, 'victim'), out);
+      await expect(mergeParquet([tmp], out, 'test', String)).rejects.toThrow(/EEXIST/);
+      expect(await readFile(join(dir, 'victim'), 'utf8')).toBe('victim');
+    }
   });
 
   it('a missing temporary file fails the commit with a clear message', async () => {

@@ -77,7 +77,7 @@ const describeColumns = (cols: { name: string; parquetType: string }[]) => cols.
 /** Opens the writer of one partition (worker). */
 async function openWriter(partition: Partition, opts: ParquetOptions, ctx: TaskContext): Promise<Writer> {
   const target = resolvePath(ctx.baseDir, opts.path);
-  const file = await StagedFile.open(target, partition.id, ctx.runId, WHO);
+  const file = await StagedFile.open(target, partition.id, ctx.runId, WHO, { ownerOnly: ctx.ownerOnly });
   const groupSize = opts.row_group_size;
   let layout: Layout | undefined;
   let pw: ParquetWriter | undefined;
@@ -288,6 +288,7 @@ export function parquetSink(opts: ParquetOptions): Sink {
         parts,
         runId: ctx.runId,
         log: ctx.log,
+        ownerOnly: ctx.ownerOnly,
       });
     },
     /** Planner: deletes the run's temporary files. Idempotent. */

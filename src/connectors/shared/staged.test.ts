@@ -1,8 +1,8 @@
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WeirError } from '../../sdk/errors.js';
-import { abortStaged, type CommitPlan, commitStaged, parseMessages, StagedFile } from './staged.js';
+import { abortStaged, type CommitPlan, commitStaged, parseMessages, StagedFile, stagingName } from './staged.js';
 import { silentLog, tempDir } from './test-context.js';
 
 let dir: string;
@@ -51,7 +51,10 @@ describe('staged commit protocol', () => {
     await commitStaged(plan(target, parts));
     expect(await readFile(target, 'utf8')).toBe('old\na\nb\n');
     // replay a crash after the rename, before the cleanup: the commit record and temporary files are still there
-    await writeFile(`${target}.weir-commit`, JSON.stringify({ tmps: parts.map((p) => p.tmp) }));
+    await writeFile(
+      `${target}.weir-commit`,
+      JSON.stringify({ tmps: parts.map((p) => p.tmp), staging: stagingName(target, 'run-1', 'job') }),
+    );
     for (const p of parts) await writeFile(p.tmp, 'x\n');
     await commitStaged(plan(target, parts));
     expect(await readFile(target, 'utf8')).toBe('old\na\nb\n');
@@ -61,8 +64,9 @@ describe('staged commit protocol', () => {
   it('finishes an interrupted commit whose rename did not happen', async () => {
     const target = join(dir, 'out.txt');
     const parts = parseMessages([await stage(target, '0', 'a\n')], 'test sink');
-    await writeFile(`${target}.weir-tmp`, 'staged\n');
-    await writeFile(`${target}.weir-commit`, JSON.stringify({ tmps: parts.map((p) => p.tmp) }));
+    const staging = stagingName(target, 'run-1', 'job');
+    await writeFile(staging, 'staged\n');
+    await writeFile(`${target}.weir-commit`, JSON.stringify({ tmps: parts.map((p) => p.tmp), staging }));
     await commitStaged(plan(target, parts));
     expect(await readFile(target, 'utf8')).toBe('staged\n');
     expect(await readdir(dir)).toEqual(['out.txt']);
@@ -70,8 +74,8 @@ describe('staged commit protocol', () => {
 
   it('ignores a stale commit record of another job', async () => {
     const target = join(dir, 'out.txt');
-    await writeFile(`${target}.weir-commit`, JSON.stringify({ tmps: ['/elsewhere/x.tmp'] }));
-    await writeFile(`${target}.weir-tmp`, 'half');
+    await writeFile(`${target}.weir-commit`, JSON.stringify({ tmps: ['/elsewhere/x.tmp'], staging: '/elsewhere/y' }));
+    await writeFile(stagingName(target, 'run-1', 'job'), 'half');
     const parts = parseMessages([await stage(target, '0', 'a\n')], 'test sink');
     await commitStaged(plan(target, parts, { mode: 'overwrite', header: Buffer.from('h\n') }));
     expect(await readFile(target, 'utf8')).toBe('h\na\n');
@@ -97,7 +101,58 @@ describe('staged commit protocol', () => {
     await stage(target, '0', 'a\n');
     const other = await stage(target, '0', 'b\n', 'run-2');
     // `mine` is not listed in the messages (its writer crashed): the sweep finds it by the run tag
-    await abortStaged({ target, parts: [], runId: 'run-1', log: silentLog });
+    await abortStaged({ who: 'test sink', target, parts: [], runId: 'run-1', log: silentLog });
     expect(await readdir(dir)).toEqual([other.tmp.slice(dir.length + 1)]);
+  });
+
+  it('a commit or abort whose message names anything but a temporary file of this run reads and deletes nothing', async () => {
+    const target = join(dir, 'out.txt');
+    const good = await stage(target, '0', 'a\n');
+    const victim = join(dir, 'victim');
+    const foreign = [
+      victim, // beside the target, not weir's name
+      join(dir, '..', 'out.txt.0.00000000-0011223344556677.tmp'), // another directory
+      `${dir}/./${good.tmp.slice(dir.length + 1)}`, // not a normal path
+      (await stage(target, '0', 'b\n', 'run-2')).tmp, // another run's
+      good.tmp.replace('out.txt.0.', 'out.txt.1.'), // another partition's name
+    ];
+    await writeFile(victim, 'victim\n');
+    for (const tmp of foreign) {
+      const parts = [{ ...good, tmp }];
+      await expect(commitStaged(plan(target, parts))).rejects.toMatchObject({ code: 'foreign_staging_path', kind: 'connector' });
+      await expect(abortStaged({ ...plan(target, parts) })).rejects.toThrow(/is not a staging file of .*out\.txt in this run/);
+    }
+    expect(await readFile(victim, 'utf8')).toBe('victim\n');
+    expect(await readFile(good.tmp, 'utf8')).toBe('a\n');
+    await expect(stat(target)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('a commit record that is a link is ignored, one naming a foreign staging file is refused', async () => {
+    const target = join(dir, 'out.txt');
+    const victim = join(dir, 'victim');
+    await writeFile(victim, JSON.stringify({ tmps: [], staging: victim }));
+    const parts = parseMessages([await stage(target, '0', 'a\n')], 'test sink');
+    await writeFile(`${target}.weir-commit`, JSON.stringify({ tmps: parts.map((p) => p.tmp), staging: victim }));
+    await expect(commitStaged(plan(target, parts))).rejects.toThrow(/the commit record .* names .*victim.*, which is not a staging file/);
+    await rm(`${target}.weir-commit`);
+    await symlink(victim, `${target}.weir-commit`);
+    await commitStaged(plan(target, parts));
+    expect(await readFile(target, 'utf8')).toBe('a\n');
+    expect(await readFile(victim, 'utf8')).toBe(JSON.stringify({ tmps: [], staging: victim }));
+    expect((await readdir(dir)).sort()).toEqual(['out.txt', 'victim']);
+  });
+
+  it('ownerOnly: temporary and new target files are 0600; otherwise the umask decides', async () => {
+    const mode = async (p: string) => (await stat(p)).mode & 0o777;
+    const priv = join(dir, 'private.jsonl');
+    const file = await StagedFile.open(priv, '0', 'run-1', 'test sink', { ownerOnly: true });
+    await file.append(Buffer.from('a\n'), 1);
+    const message = await file.commit();
+    expect(await mode(message.tmp)).toBe(0o600);
+    await commitStaged(plan(priv, [message], { ownerOnly: true }));
+    expect(await mode(priv)).toBe(0o600);
+    const open = join(dir, 'open.jsonl');
+    await commitStaged(plan(open, [await stage(open, '0', 'a\n')]));
+    expect(await mode(open)).toBe(0o666 & ~process.umask());
   });
 });

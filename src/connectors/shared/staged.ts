@@ -5,19 +5,28 @@
  *    `<path>.<partition id>.<run tag>-<random>.tmp` beside the target, and its
  *    commit returns `{ partition, tmp, rows, bytes }`.
  * 2. The job commit (planner) concatenates the temporary files in partition-id
- *    order into `<path>.weir-tmp` (after the existing target's bytes in append
- *    mode), records the list of files in `<path>.weir-commit`, renames the staged
- *    file over the target, then deletes the temporary files and the record.
+ *    order into a staging file `<path>.<run tag>-<random>.weir-tmp` (after the
+ *    existing target's bytes in append mode), records the list of files and the
+ *    staging file in `<path>.weir-commit`, renames the staging file over the
+ *    target, then deletes the temporary files and the record.
  *
  * The target is only ever replaced by a rename, so it never appears half-written.
  * A job commit that is repeated — or resumed after a crash — finishes the work of
  * the first one and never appends twice. In a distributed run the directory must
  * be shared by the planner and the workers.
+ *
+ * Whoever can write into the target's directory must not be able to redirect weir:
+ * every file weir creates there has a random name and is created with
+ * `O_CREAT | O_EXCL` (a planted symlink or file at that name fails the create instead
+ * of being followed), files are read back with `O_NOFOLLOW`, and the paths that
+ * commit messages and the record name — read back from the checkpoint store, so
+ * untrusted — must be staging files of this target and this run, or nothing is read
+ * or deleted ({@link checkParts}).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { copyFile, type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { copyFile, type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Log } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
 import type { JsonValue } from '../../sdk/types.js';
@@ -40,6 +49,101 @@ function runTag(runId: string): string {
 /** Partition ids become part of a file name: keep them to safe characters. */
 function safeId(id: string): string {
   return id.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64) || '_';
+}
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * The names of the files weir creates beside a target, all of one shape:
+ * `<target>.[<partition>.]<run tag>-<16 random hex>.<kind>`. The random part comes
+ * from the crypto RNG, so nobody can plant something at a name before weir uses it.
+ */
+export const STAGING_KINDS = {
+  /** A partition's temporary file (a writer's output). */
+  part: 'tmp',
+  /** The job commit's staging file, renamed over the target. */
+  job: 'weir-tmp',
+  /** The commit record while it is written, renamed to `<target>.weir-commit`. */
+  record: 'weir-commit-tmp',
+} as const;
+type StagingKind = keyof typeof STAGING_KINDS;
+
+/** A new staging name for `target` (planner or worker). */
+export function stagingName(target: string, runId: string, kind: StagingKind, partition?: string): string {
+  const id = partition === undefined ? '' : `${safeId(partition)}.`;
+  return `${target}.${id}${runTag(runId)}-${randomBytes(8).toString('hex')}.${STAGING_KINDS[kind]}`;
+}
+
+/** The pattern of the base names {@link stagingName} gives; `partition` undefined: any partition. */
+function stagingPattern(target: string, runId: string, kind: StagingKind, partition?: string | null): RegExp {
+  const id = partition === null ? '' : partition === undefined ? '[A-Za-z0-9_-]{1,64}\\.' : `${escapeRegExp(safeId(partition))}\\.`;
+  return new RegExp(`^${escapeRegExp(basename(target))}\\.${id}${runTag(runId)}-[0-9a-f]{16}\\.${escapeRegExp(STAGING_KINDS[kind])}$`);
+}
+
+/** Whether `path` is a staging file of `target` in run `runId`: beside it, with weir's naming. */
+export function isStagingPath(path: unknown, target: string, runId: string, kind: StagingKind, partition?: string): path is string {
+  if (typeof path !== 'string' || resolve(path) !== path || dirname(path) !== dirname(target)) return false;
+  return stagingPattern(target, runId, kind, kind === 'part' ? partition : null).test(basename(path));
+}
+
+/** The error for a path read back from state that is not one of this run's staging files: nothing is read or deleted. */
+function foreignPath(who: string, target: string, what: string, path: unknown): WeirError {
+  return new WeirError(
+    `${who}: ${what} names ${JSON.stringify(path)}, which is not a staging file of ${target} in this run (they are \`${basename(target)}.<partition>.<run tag>-<random>.tmp\` in ${dirname(target)}); the checkpoint store (checkpoint.path, .weir/checkpoints.db by default) was changed outside weir or belongs to another pipeline. Nothing was read or deleted: inspect the store, and delete it to start over`,
+    { kind: 'connector', code: 'foreign_staging_path' },
+  );
+}
+
+/**
+ * Checks that every message names a temporary file of this target and run (planner,
+ * before the job commit or abort touches any of them). Throws {@link foreignPath}'s error.
+ */
+export function checkParts(who: string, target: string, runId: string, parts: readonly StagedMessage[]): void {
+  for (const p of parts)
+    if (!isStagingPath(p.tmp, target, runId, 'part', p.partition))
+      throw foreignPath(who, target, `the commit message of partition ${JSON.stringify(p.partition)}`, p.tmp);
+}
+
+/** Creates a new file for writing; fails when anything (a file, a symlink) is at `path` already. */
+export function createExclusive(path: string, ownerOnly = false): Promise<FileHandle> {
+  return open(path, 'wx', ownerOnly ? 0o600 : 0o666);
+}
+
+/**
+ * Opens a file weir created, without following a symlink, and checks it is still the
+ * one file it made (a regular file with one link: not a hard link to someone else's).
+ */
+export async function openOwn(path: string, flags: number): Promise<FileHandle> {
+  const handle = await open(path, flags | constants.O_NOFOLLOW);
+  const st = await handle.stat();
+  if (!st.isFile() || st.nlink !== 1) {
+    await handle.close();
+    throw new WeirError(`${path} was replaced by a link or a special file while weir was writing it; nothing more was written to it`, {
+      kind: 'connector',
+      code: 'staging_replaced',
+    });
+  }
+  return handle;
+}
+
+/** Copies `from` to a new file `to` (a reflink where the file system can); never follows or replaces anything at `to`. */
+export function copyExclusive(from: string, to: string): Promise<void> {
+  return copyFile(from, to, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+}
+
+/** Writes a small file durably under a new random name, then renames it to `path` (a link at `path` is replaced, not followed). */
+export async function replaceDurably(path: string, tmp: string, text: string, ownerOnly = false): Promise<void> {
+  const handle = await createExclusive(tmp, ownerOnly);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    await rm(tmp, { force: true });
+    throw error;
+  }
+  await handle.close();
+  await rename(tmp, path);
 }
 
 /** Every byte of `data` at `position` (a file write may be short). */
@@ -68,13 +172,16 @@ export class StagedFile {
     private readonly who: string,
   ) {}
 
-  /** Creates the parent directory if needed and opens a new temporary file beside `target`. */
-  static async open(target: string, partition: string, runId: string, who: string): Promise<StagedFile> {
-    const tmp = `${target}.${safeId(partition)}.${runTag(runId)}-${randomBytes(4).toString('hex')}.tmp`;
+  /**
+   * Creates the parent directory if needed and a new temporary file beside `target`
+   * (random name, `O_EXCL`). `ownerOnly`: mode 0600 (the dead-letter sink's rows).
+   */
+  static async open(target: string, partition: string, runId: string, who: string, { ownerOnly = false } = {}): Promise<StagedFile> {
+    const tmp = stagingName(target, runId, 'part', partition);
     const file = new StagedFile(tmp, partition, who);
     try {
       await mkdir(dirname(target), { recursive: true });
-      file.handle = await open(tmp, 'wx');
+      file.handle = await createExclusive(tmp, ownerOnly);
     } catch (error) {
       throw fileError(error, { who, path: tmp, action: 'write' });
     }
@@ -163,15 +270,18 @@ export interface CommitPlan {
   parts: StagedMessage[];
   runId: string;
   log: Log;
+  /** A new target is readable by its owner only (0600): the dead-letter sink's rows. */
+  ownerOnly?: boolean;
   /** Written first when the target is new, empty or overwritten (a CSV header). */
   header?: Uint8Array;
   /** Checks the first bytes of a non-empty target before appending to it; throws when they do not fit. */
   checkExisting?: (head: Buffer) => void;
 }
 
-/** The commit journal: the temp files a job commit is publishing, so a repeated commit finishes it. */
+/** The commit record: the temp files a job commit is publishing and its staging file, so a repeated commit finishes it. */
 export interface Journal {
   tmps: string[];
+  staging: string;
 }
 
 export async function exists(path: string): Promise<boolean> {
@@ -184,24 +294,47 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** The journal at `path`; undefined when there is none, empty when it was torn. */
-export async function readJournal(path: string): Promise<Journal | undefined> {
+const journalPath = (target: string) => `${target}.weir-commit`;
+
+/**
+ * The commit record of `target`, when it is one of this job's (planner): undefined
+ * when there is none, or it is torn, a symlink, or another job's. A record for
+ * exactly these temporary files whose staging file is not one of this run's is
+ * tampering: an error, before anything is read or deleted.
+ */
+export async function readJournal(
+  plan: Pick<CommitPlan, 'who' | 'target' | 'runId' | 'log'>,
+  tmps: readonly string[],
+): Promise<Journal | undefined> {
+  const path = journalPath(plan.target);
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      text = await handle.readFile('utf8');
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     if (isNotFound(error)) return undefined;
-    throw error;
+    const code = (error as { code?: string }).code;
+    if (code !== 'ELOOP' && code !== 'EISDIR') throw error;
+    plan.log.warn('ignoring a commit record that is not a regular file (weir never makes one)', { file: path });
+    return undefined;
   }
+  let j: Partial<Journal>;
   try {
-    const j = JSON.parse(text) as Journal;
-    return Array.isArray(j.tmps) ? j : { tmps: [] };
+    j = JSON.parse(text) as Partial<Journal>;
   } catch {
-    return { tmps: [] }; // torn write: stale, the commit starts over
+    return undefined; // torn write: stale, the commit starts over
   }
+  if (!Array.isArray(j?.tmps) || !sameList(j.tmps, tmps)) return undefined; // another job's
+  if (!isStagingPath(j.staging, plan.target, plan.runId, 'job'))
+    throw foreignPath(plan.who, plan.target, `the commit record ${path}`, j.staging);
+  return j as Journal;
 }
 
-export const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+export const sameList = (a: readonly unknown[], b: readonly unknown[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** The first `n` bytes and the last byte of a file. */
 async function headAndTail(path: string, n: number): Promise<{ head: Buffer; last: number | undefined; size: number }> {
@@ -219,7 +352,7 @@ async function headAndTail(path: string, n: number): Promise<{ head: Buffer; las
 }
 
 async function appendFileTo(out: FileHandle, path: string, buffer: Buffer): Promise<void> {
-  const src = await open(path, 'r');
+  const src = await openOwn(path, constants.O_RDONLY);
   try {
     for (;;) {
       const { bytesRead } = await src.read(buffer, 0, buffer.length, null);
@@ -232,38 +365,56 @@ async function appendFileTo(out: FileHandle, path: string, buffer: Buffer): Prom
 }
 
 /**
+ * What a job commit does first (planner): checks the messages' paths, then finds
+ * out whether an earlier commit of this job finished or got as far as its record.
+ * `done`: nothing is left to publish (the caller cleans up).
+ */
+export async function resumeCommit(plan: Pick<CommitPlan, 'who' | 'target' | 'runId' | 'log' | 'parts'>): Promise<'done' | 'todo'> {
+  const { who, target, parts } = plan;
+  checkParts(who, target, plan.runId, parts);
+  const tmps = parts.map((p) => p.tmp);
+  const journal = await readJournal(plan, tmps);
+  if (journal) {
+    // A previous commit of this job got as far as the record: finish it.
+    if (await exists(journal.staging)) await rename(journal.staging, target);
+    await syncDir(dirname(target));
+    return 'done';
+  }
+  await rm(journalPath(target), { force: true });
+  const present = await Promise.all(tmps.map(exists));
+  if (tmps.length > 0 && present.every((p) => !p) && (await exists(target))) {
+    plan.log.debug('job already committed', { path: target });
+    return 'done';
+  }
+  const missing = tmps.filter((_, i) => !present[i]);
+  if (missing.length)
+    throw new WeirError(
+      `${who}: cannot commit ${target}: temporary file(s) ${missing.join(', ')} of this run are gone (deleted by someone else, or not on a directory shared with the workers); run the pipeline again`,
+      { kind: 'connector', code: 'commit_files_missing' },
+    );
+  return 'todo';
+}
+
+/**
+ * Publishes a job's staging file (planner): records it with the temporary files it
+ * holds, renames it over the target, and makes the rename durable.
+ */
+export async function publishStaging(plan: Pick<CommitPlan, 'target' | 'runId' | 'parts' | 'ownerOnly'>, staging: string): Promise<void> {
+  const record: Journal = { tmps: plan.parts.map((p) => p.tmp), staging };
+  await replaceDurably(journalPath(plan.target), stagingName(plan.target, plan.runId, 'record'), JSON.stringify(record), plan.ownerOnly);
+  await rename(staging, plan.target);
+  await syncDir(dirname(plan.target));
+}
+
+/**
  * The job commit (planner): atomically replaces (or extends) the target with the
  * partitions' temporary files in partition-id order. Idempotent: when the
  * temporary files are gone and the target exists, the job was committed already.
  */
 export async function commitStaged(plan: CommitPlan): Promise<void> {
   const { who, target, parts } = plan;
-  const journalPath = `${target}.weir-commit`;
-  const staging = `${target}.weir-tmp`;
-  const tmps = parts.map((p) => p.tmp);
   try {
-    const journal = await readJournal(journalPath);
-    if (journal && sameList(journal.tmps, tmps)) {
-      // A previous commit of this job got as far as the record: finish it.
-      if (await exists(staging)) await rename(staging, target);
-      await cleanUp(plan, journalPath);
-      return;
-    }
-    if (journal) await rm(journalPath, { force: true });
-
-    const present = await Promise.all(tmps.map(exists));
-    if (tmps.length > 0 && present.every((p) => !p) && (await exists(target))) {
-      plan.log.debug('job already committed', { path: target });
-      await cleanUp(plan, journalPath);
-      return;
-    }
-    const missing = tmps.filter((_, i) => !present[i]);
-    if (missing.length)
-      throw new WeirError(
-        `${who}: cannot commit ${target}: temporary file(s) ${missing.join(', ')} of this run are gone (deleted by someone else, or not on a directory shared with the workers); run the pipeline again`,
-        { kind: 'connector', code: 'commit_files_missing' },
-      );
-
+    if ((await resumeCommit(plan)) === 'done') return await cleanUp(plan);
     await mkdir(dirname(target), { recursive: true });
     let hasData = false;
     let needsNewline = false;
@@ -275,56 +426,82 @@ export async function commitStaged(plan: CommitPlan): Promise<void> {
         needsNewline = last !== 0x0a;
       }
     }
-    if (hasData) await copyFile(target, staging, constants.COPYFILE_FICLONE);
-    const out = await open(staging, hasData ? 'a' : 'w');
+    const staging = stagingName(target, plan.runId, 'job');
+    if (hasData) await copyExclusive(target, staging);
+    const out = hasData ? await openOwn(staging, constants.O_WRONLY | constants.O_APPEND) : await createExclusive(staging, plan.ownerOnly);
     try {
       if (needsNewline) await writeAll(out, Buffer.from('\n'), null);
       if (!hasData && plan.header?.length) await writeAll(out, plan.header, null);
       const buffer = Buffer.allocUnsafe(1024 * 1024);
-      for (const tmp of tmps) await appendFileTo(out, tmp, buffer);
+      for (const p of parts) await appendFileTo(out, p.tmp, buffer);
       await out.sync();
     } finally {
       await out.close();
     }
-    await writeFile(journalPath, JSON.stringify({ tmps } satisfies Journal));
-    await rename(staging, target);
-    await syncDir(dirname(target));
-    await cleanUp(plan, journalPath);
+    await publishStaging(plan, staging);
+    await cleanUp(plan);
     plan.log.debug('job committed', { path: target, partitions: parts.length, rows: parts.reduce((n, p) => n + p.rows, 0) });
   } catch (error) {
     throw fileError(error, { who, path: target, action: 'write' });
   }
 }
 
-/** The job abort (planner): deletes the temporary files of the run. Idempotent. */
-export async function abortStaged(plan: Pick<CommitPlan, 'target' | 'parts' | 'runId' | 'log'>): Promise<void> {
+/**
+ * The job abort (planner): deletes the temporary files of the run. Idempotent. A
+ * message naming anything but a temporary file of this run is an error: nothing is deleted.
+ */
+export async function abortStaged(plan: Pick<CommitPlan, 'who' | 'target' | 'parts' | 'runId' | 'log'>): Promise<void> {
+  checkParts(plan.who, plan.target, plan.runId, plan.parts);
   await Promise.all(plan.parts.map((p) => rm(p.tmp, { force: true })));
-  const staging = `${plan.target}.weir-tmp`;
-  if (!(await exists(`${plan.target}.weir-commit`))) await rm(staging, { force: true });
   await sweep(plan);
 }
 
-async function cleanUp(plan: CommitPlan, journalPath: string): Promise<void> {
+/** After a job commit (planner): deletes its temporary files, the record, and what crashed writers of the run left. */
+export async function cleanUp(plan: Pick<CommitPlan, 'target' | 'parts' | 'runId' | 'log'>): Promise<void> {
   await Promise.all(plan.parts.map((p) => rm(p.tmp, { force: true })));
-  await rm(journalPath, { force: true });
+  await rm(journalPath(plan.target), { force: true });
   await sweep(plan);
 }
 
-/** Deletes temporary files this run left beside the target (writers that crashed before their abort). */
+/**
+ * Deletes the temporary and staging files this run left beside the target (writers
+ * and job commits that crashed), found by their names; the staging file a commit
+ * record names is kept, since a repeated commit publishes it.
+ */
 async function sweep(plan: Pick<CommitPlan, 'target' | 'runId' | 'log'>): Promise<void> {
   const dir = dirname(plan.target);
-  const name = basename(plan.target);
-  const suffix = new RegExp(`\\.${runTag(plan.runId)}-[0-9a-f]{8}\\.tmp$`);
   let entries: string[];
   try {
     entries = await readdir(dir);
   } catch {
     return;
   }
-  const stale = entries.filter((e) => e.startsWith(`${name}.`) && suffix.test(e));
-  for (const e of stale) {
-    plan.log.debug('deleting a temporary file left by a failed writer', { file: join(dir, e) });
-    await rm(join(dir, e), { force: true });
+  const kinds = [
+    stagingPattern(plan.target, plan.runId, 'part'),
+    stagingPattern(plan.target, plan.runId, 'job', null),
+    stagingPattern(plan.target, plan.runId, 'record', null),
+  ];
+  const keep = await recordedStaging(plan.target);
+  for (const e of entries.filter((e) => kinds.some((k) => k.test(e)))) {
+    const path = join(dir, e);
+    if (path === keep) continue;
+    plan.log.debug('deleting a temporary file left by a failed writer or commit', { file: path });
+    await rm(path, { force: true });
+  }
+}
+
+/** The staging file the commit record names, if there is a readable record. */
+async function recordedStaging(target: string): Promise<string | undefined> {
+  try {
+    const handle = await open(journalPath(target), constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      const staging = (JSON.parse(await handle.readFile('utf8')) as Partial<Journal>)?.staging;
+      return typeof staging === 'string' ? staging : undefined;
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return undefined;
   }
 }
 
@@ -357,5 +534,5 @@ export async function abortStagedMessages(
   messages: readonly JsonValue[],
   ctx: { runId: string; log: Log },
 ): Promise<void> {
-  await abortStaged({ target, parts: parseMessages(messages, who, { lenient: true }), runId: ctx.runId, log: ctx.log });
+  await abortStaged({ who, target, parts: parseMessages(messages, who, { lenient: true }), runId: ctx.runId, log: ctx.log });
 }
