@@ -126,4 +126,46 @@ sink: { type: postgres, host: 127.0.0.1, port: 5432, user: postgres, database: t
       await client.end();
     }
   });
+
+  it('a bad row in a CSV batch is isolated, and a column of fixed scale takes the row path where a longer fraction is a bad row', async () => {
+    const dir = await tempDir('weir-parquet-pg-');
+    const { DuckDBInstance } = await import('@duckdb/node-api');
+    const duck = await (await DuckDBInstance.create(':memory:')).connect();
+    await duck.run(`COPY (SELECT i AS id, (i || '.' || CASE WHEN i = 1234 THEN '125' ELSE '25' END)::DECIMAL(18,4) AS amount, 'n' || i AS name
+      FROM range(3000) t(i)) TO '${join(dir, 'in.parquet')}' (FORMAT parquet, COMPRESSION zstd)`);
+    const table = `pq_${randomBytes(5).toString('hex')}`;
+    const client = new pg.Client({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' });
+    await client.connect();
+    const run = (name: string) =>
+      runYaml(
+        `pipeline: ${name}
+source: { type: parquet, path: in.parquet }
+sink: { type: postgres, host: 127.0.0.1, port: 5432, user: postgres, database: test, table: ${table} }
+errors: { tolerance: all, dead_letter: { type: jsonl, path: ${name}.jsonl } }
+`,
+        [],
+        dir,
+      );
+    try {
+      // the COPY of the CSV batch fails on row 777; the runtime re-reads the batch as rows and isolates it
+      await client.query(`CREATE TABLE "${table}" (id bigint CHECK (id <> 777), amount numeric, name text)`);
+      const checked = await run(`pq-check-${table}`);
+      expect(checked.summary.totals).toMatchObject({ rows_written: 2999, rows_dead_lettered: 1 });
+      expect(await readFile(join(dir, `pq-check-${table}.jsonl`), 'utf8')).toContain('"id":777');
+      const one = await client.query(`SELECT amount::text AS a FROM "${table}" WHERE id = 1234`);
+      expect(one.rows).toEqual([{ a: '1234.1250' }]);
+      // numeric(12,2) would round 1234.1250 without a word: that row is a bad row, the others land exactly
+      await client.query(`DROP TABLE "${table}"; CREATE TABLE "${table}" (id bigint, amount numeric(12,2), name text)`);
+      const fixed = await run(`pq-fixed-${table}`);
+      expect(fixed.summary.totals).toMatchObject({ rows_written: 2999, rows_dead_lettered: 1 });
+      expect(await readFile(join(dir, `pq-fixed-${table}.jsonl`), 'utf8')).toContain('"id":1234');
+      const sum = await client.query(`SELECT count(*)::int AS n, sum(amount)::text AS total FROM "${table}"`);
+      expect(sum.rows).toEqual([{ n: 2999, total: String((2999 * 3000) / 2 - 1234 + 0.25 * 2999) }]);
+    } finally {
+      await client.query(`DROP TABLE IF EXISTS "${table}"`).catch(() => {});
+      for (const t of ['_weir_checkpoints', '_weir_runs'])
+        await client.query(`DELETE FROM ${t} WHERE pipeline LIKE $1`, [`pq-%-${table}`]).catch(() => {});
+      await client.end();
+    }
+  });
 });
