@@ -15,7 +15,7 @@ import { readPartition } from './source.js';
 import type { ParquetOptions } from './spec.js';
 
 /** Bytes of CSV records per encoded batch (as the csv source's passthrough hands on). */
-const BATCH_BYTES = 2 * 1024 * 1024;
+const BATCH_BYTES = 1024 * 1024;
 const DIALECT: Dialect = { delimiter: ',', quote: '"', nullText: '' };
 
 /**
