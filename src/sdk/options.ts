@@ -411,7 +411,8 @@ function parseList(v: unknown, meta: OptionMeta, path: string): ParseResult<unkn
 function parseMap(v: unknown, meta: OptionMeta, path: string): ParseResult<Record<string, unknown>> | ParseIssues {
   if (!isPlainObject(v)) return fail(`must be a mapping of name: value, got ${typeName(v)}`);
   const item = meta.secret ? (meta.item as Opt<unknown, boolean>).secret() : (meta.item as Opt<unknown, boolean>);
-  const out: Record<string, unknown> = {};
+  // no prototype: a key named __proto__ or toString is an entry like any other, and no lookup finds an inherited one
+  const out: Record<string, unknown> = Object.create(null);
   const issues: ConfigIssue[] = [];
   for (const [k, raw] of Object.entries(v)) {
     const r = item.parse(raw, joinPath(path, k));
@@ -517,7 +518,7 @@ export function validateOptions<S extends Spec>(
   }
   const known = Object.keys(spec);
   for (const key of Object.keys(input)) {
-    if (key in spec || ignoreKeys.includes(key)) continue;
+    if (Object.hasOwn(spec, key) || ignoreKeys.includes(key)) continue;
     const near = suggest(key, known);
     issues.push({
       path: joinPath(path, key),
@@ -527,7 +528,7 @@ export function validateOptions<S extends Spec>(
   const out: Record<string, unknown> = {};
   const bad = new Set<string>();
   for (const [key, opt] of Object.entries(spec)) {
-    const raw = input[key];
+    const raw = Object.hasOwn(input, key) ? input[key] : undefined;
     const p = joinPath(path, key);
     if (raw === undefined || raw === null) {
       if (opt.meta.default !== undefined) out[key] = structuredClone(opt.meta.default);

@@ -13,6 +13,20 @@ export interface Partition {
 export type Row = Record<string, unknown>;
 
 /**
+ * An empty row without a prototype: any column name — `__proto__`, `constructor`,
+ * `toString` — is a column like any other (`row[name] = v` on `{}` would set the
+ * prototype for `__proto__`). Sources build their rows from this.
+ */
+export function emptyRow(): Row {
+  return Object.create(null) as Row;
+}
+
+/** A row's own value of a column: undefined when the row has no such column, never something it inherits. */
+export function rowValue(row: Row, name: string): unknown {
+  return Object.hasOwn(row, name) ? row[name] : undefined;
+}
+
+/**
  * weir's column types. `decimal` is exact (values are {@link Decimal}s: PostgreSQL
  * `numeric`, MySQL `DECIMAL`, Parquet `DECIMAL`); `number` is a double (values are
  * JavaScript numbers: `double precision`, `REAL`, `DOUBLE`). `integer` values are
