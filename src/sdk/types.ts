@@ -21,6 +21,13 @@ export function emptyRow(): Row {
   return Object.create(null) as Row;
 }
 
+/** A row of these columns with these values, in this order (see {@link emptyRow}). */
+export function rowOf(names: readonly string[], values: readonly unknown[]): Row {
+  const row = emptyRow();
+  for (let i = 0; i < names.length; i++) row[names[i] as string] = values[i];
+  return row;
+}
+
 /** A row's own value of a column: undefined when the row has no such column, never something it inherits. */
 export function rowValue(row: Row, name: string): unknown {
   return Object.hasOwn(row, name) ? row[name] : undefined;

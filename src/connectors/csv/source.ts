@@ -15,7 +15,7 @@ import { parse as parseSync } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import type { Source, TaskContext } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
-import type { ColumnType, EncodedRows, EncodingHints, Partition, Row, Schema } from '../../sdk/types.js';
+import { type ColumnType, type EncodedRows, type EncodingHints, emptyRow, type Partition, type Row, type Schema } from '../../sdk/types.js';
 import { type Converted, convertText, TextTypeGuess } from '../shared/columns.js';
 import { type FileSample, fileError, openToRead, resolvePath, singleFileSource } from '../shared/files.js';
 import { ChunkScanner, type Dialect, encodeRowsCsv, type Field, KIND_OF, type LineEnding } from './encoded.js';
@@ -284,7 +284,7 @@ class RecordConverter {
         `record has ${record.length} field(s), expected ${names.length} (${names.join(', ')}); check the delimiter and quoting on this line`,
         { code: 'bad_record' },
       );
-    const row: Row = {};
+    const row = emptyRow();
     for (let i = 0; i < names.length; i++) {
       const text = record[i];
       const name = names[i] as string;

@@ -55,7 +55,8 @@ function parseLine(text: string, line: number): Row | RowError {
       `line ${line} is ${value === null ? 'null' : Array.isArray(value) ? 'a JSON array' : `a JSON ${typeof value}`}, not a JSON object; each line must be one object such as {"id": 1}`,
       { code: 'bad_record' },
     );
-  return value as Row;
+  // a row has no prototype (see emptyRow): JSON.parse keeps a "__proto__" key as an own field, and it stays one
+  return Object.setPrototypeOf(value, null) as Row;
 }
 
 interface Sample extends FileSample {
@@ -119,7 +120,7 @@ async function* readJsonl(path: string, opts: JsonlOptions, ctx: TaskContext): A
       let error = row instanceof RowError ? row : undefined;
       if (!error) {
         for (const [name, type] of declared) {
-          if (!(name in (row as Row))) continue;
+          if (!Object.hasOwn(row as Row, name)) continue;
           const r = convertValue((row as Row)[name], type);
           if (!r.ok) {
             error = new RowError(`line ${n}, field "${name}": ${r.reason}`, { code: 'bad_field' });
