@@ -20,6 +20,7 @@ import bytesLib from 'bytes';
 import { closest, distance } from 'fastest-levenshtein';
 import ms from 'ms';
 import type { ConfigIssue } from './errors.js';
+import { DEFAULT_MAX_JSON_DEPTH } from './values.js';
 
 export type OptionKind =
   | 'string'
@@ -473,6 +474,19 @@ export const o = {
   object: <S extends Spec>(spec: S, objectRules: Rule[] = []) =>
     new Opt<OptionsOf<S>>(base('object', { spec, rules: objectRules }), parseObject as Parser<OptionsOf<S>>),
 };
+
+/**
+ * The `max_depth` option of a source that parses JSON (one definition for every
+ * such source, so its docs and schema are the same everywhere).
+ */
+export const jsonDepthOption = () =>
+  o
+    .int({ min: 1, max: 1000 })
+    .describe(
+      'Source only. How deeply arrays and objects may nest inside a JSON value read from the source. A value nested deeper is a row error (dead-lettered with `errors.tolerance: all`), so one hostile line cannot exhaust the stack and fail the run.',
+    )
+    .default(DEFAULT_MAX_JSON_DEPTH)
+    .advanced();
 
 // ---------------------------------------------------------------------------
 // Validation of a whole options object

@@ -190,7 +190,7 @@ async function* readKeys(opts: RedisOptions, ctx: TaskContext): AsyncGenerator<R
         }
         let parsed: unknown;
         try {
-          parsed = parseJsonExact(value as string);
+          parsed = parseJsonExact(value as string, opts.max_depth);
         } catch (error) {
           await ctx.reject(
             { [opts.key_field]: key, value },
