@@ -405,3 +405,46 @@ describe('csv sink', () => {
     expect(await readFile(join(dir, 'deep', 'er', 'out.csv'), 'utf8')).toBe('n\n1\n');
   });
 });
+
+describe('csv sink formula_escape', () => {
+  const hostile = ['=HYPERLINK("http://evil","x")', '+1+2', '-2+3', '@SUM(A1)', '\tcmd', '\r=1', 'plain', '', 'a=b'];
+  const rows = (): Row[] => hostile.map((text, i) => ({ id: i, text, n: -5, d: Decimal.parse('-1.5') }));
+
+  it('is off by default: values are written as they are', async () => {
+    await writeAll({ path: 'out.csv' }, [['0', rows()]]);
+    const back = await readAll({ path: 'out.csv', columns: { text: 'string' } });
+    expect(back.rows.map((r) => r.text)).toEqual(hostile);
+  });
+
+  it("prefixes text starting with =, +, -, @, tab or CR with ' (OWASP), in values and in the header; numbers stay numbers", async () => {
+    await writeAll({ path: 'out.csv', formula_escape: true }, [['0', [...rows(), { id: 99, text: 'x', n: 1, d: null, '=cmd': 'y' }]]], {
+      schema: [
+        { name: 'id', type: 'integer' },
+        { name: 'text', type: 'string' },
+        { name: 'n', type: 'integer' },
+        { name: 'd', type: 'decimal' },
+        { name: '=cmd', type: 'string' },
+      ],
+    });
+    const text = await readFile(join(dir, 'out.csv'), 'utf8');
+    expect(text.split('\n')[0]).toBe("id,text,n,d,'=cmd");
+    const back = await readAll({ path: 'out.csv', columns: { text: 'string' } });
+    expect(back.rows.map((r) => r.text)).toEqual([
+      `'=HYPERLINK("http://evil","x")`,
+      "'+1+2",
+      "'-2+3",
+      "'@SUM(A1)",
+      "'\tcmd",
+      "'\r=1",
+      'plain',
+      '',
+      'a=b',
+      'x',
+    ]);
+    expect(back.rows.slice(0, 3).map((r) => [r.n, String(r.d)])).toEqual([
+      [-5, '-1.5'],
+      [-5, '-1.5'],
+      [-5, '-1.5'],
+    ]);
+  });
+});

@@ -1,6 +1,6 @@
 import type { CommitContext, Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
-import type { JsonValue, Partition, Row } from '../../sdk/types.js';
+import { type JsonValue, type Partition, type Row, rowValue } from '../../sdk/types.js';
 import { valueText } from '../shared/columns.js';
 import { resolvePath } from '../shared/files.js';
 import { abortStagedMessages, commitStaged, makeTargetDir, parseMessages, StagedFile, type StagedMessage } from '../shared/staged.js';
@@ -21,6 +21,20 @@ function formatValue(value: unknown, column: string): string | null {
       cause: error,
     });
   }
+}
+
+/** Text a spreadsheet would run as a formula (OWASP's list): `=`, `+`, `-`, `@`, tab or CR first. */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/** With `formula_escape`, text a spreadsheet would run as a formula gets a `'` in front. */
+function escapeFormula(text: string, opts: CsvOptions): string {
+  return opts.formula_escape && FORMULA_START.test(text) ? `'${text}` : text;
+}
+
+/** One value as the CSV field's text, null for null (only text values are escaped as formulas: numbers are numbers). */
+function fieldText(value: unknown, column: string, opts: CsvOptions): string | null {
+  const text = formatValue(value, column);
+  return typeof value === 'string' && text !== null ? escapeFormula(text, opts) : text;
 }
 
 /**
@@ -71,7 +85,7 @@ async function openWriter(partition: Partition, opts: CsvOptions, ctx: TaskConte
         const record: (string | null)[] = new Array(names.length);
         for (let i = 0; i < names.length; i++) {
           const name = names[i] as string;
-          record[i] = formatValue(row[name], name);
+          record[i] = fieldText(rowValue(row, name), name, opts);
         }
         records[r] = record;
       }
@@ -116,7 +130,8 @@ export function csvSink(opts: CsvOptions): Sink {
       const parts = parseMessages(messages, WHO);
       const target = resolvePath(ctx.baseDir, opts.path);
       const names = jobColumns(parts, opts, ctx);
-      const header = opts.header && names.length ? Buffer.from(csvText([names], opts), opts.encoding) : undefined;
+      const header =
+        opts.header && names.length ? Buffer.from(csvText([names.map((n) => escapeFormula(n, opts))], opts), opts.encoding) : undefined;
       await commitStaged({
         who: WHO,
         target,

@@ -42,6 +42,12 @@ export const csvOptions = {
       'Sink only. `overwrite` replaces the file; `append` adds the rows after the existing ones (and writes no second header). Either way the file is replaced atomically when the run commits.',
     )
     .default('overwrite'),
+  formula_escape: o
+    .bool()
+    .describe(
+      "Sink only. Writes text that starts with `=`, `+`, `-`, `@`, a tab or a carriage return with a `'` in front (OWASP's advice against CSV injection), in values and in the header, so a spreadsheet shows it as text instead of running it as a formula. Numbers (integer, decimal and number values) are written as they are. The file then no longer holds the exact text: leave it off for files that programs read.",
+    )
+    .default(false),
   split_bytes: o
     .bytes({ min: 0 })
     .describe(
