@@ -448,3 +448,33 @@ describe('csv sink formula_escape', () => {
     ]);
   });
 });
+
+describe('csv line endings per record (RFC 4180 readers accept LF and CRLF)', () => {
+  const expected = [
+    { id: 1, name: 'a' },
+    { id: 2, name: 'b' },
+    { id: 3, name: 'c' },
+  ];
+  for (const [what, text] of [
+    ['a CRLF header with LF records', 'id,name\r\n1,a\n2,b\n3,c\n'],
+    ['an LF header with CRLF records', 'id,name\n1,a\r\n2,b\r\n3,c\r\n'],
+    ['records mixing both', 'id,name\r\n1,a\n2,b\r\n3,c'],
+    ['quoted fields keep their own line breaks', 'id,name\n1,a\r\n"2","b"\n3,"c"\r\n'],
+  ] as const) {
+    it(`reads ${what}: every record on its own, no \\r left in a value`, async () => {
+      await writeFile(join(dir, 'in.csv'), text);
+      const { rows, rejected } = await readAll({ path: 'in.csv', columns: { id: 'integer', name: 'string' } });
+      expect(rejected).toEqual([]);
+      expect(rows).toEqual(expected);
+    });
+  }
+
+  it('keeps a line break inside a quoted field as it is, CR and all', async () => {
+    await writeFile(join(dir, 'in.csv'), 'id,name\n1,"x\r\ny"\r\n2,"p\nq"\n');
+    const { rows } = await readAll({ path: 'in.csv', columns: { id: 'integer', name: 'string' } });
+    expect(rows).toEqual([
+      { id: 1, name: 'x\r\ny' },
+      { id: 2, name: 'p\nq' },
+    ]);
+  });
+});

@@ -489,3 +489,17 @@ describe('encoded.ts field checks', () => {
       expect(isoTimestampBytes(Buffer.from(s), 0, s.length)).toBe(true);
   });
 });
+
+describe('csv readEncoded with LF and CRLF records in one file', () => {
+  it('reads each record on its own as the row path does, and hands COPY one line ending', async () => {
+    for (const content of ['id,name\r\n1,a\n2,b\n3,c\n', 'id,name\n1,a\r\n2,b\r\n3,"c\r\nd"\r\n', 'id,name\r\n1,a\n2,b\r\n3,c']) {
+      for (const tuning of [{ chunkBytes: 1 << 20 }, { chunkBytes: 8, readBytes: 3 }]) {
+        const { rows, chunks } = await same(content, { columns: { id: 'integer', name: 'string' } }, tuning);
+        expect(rows.map((r) => r.id)).toEqual([1, 2, 3]);
+        expect(rows.map((r) => r.name)).not.toContainEqual(expect.stringMatching(/\r$/));
+        // `same` read every chunk as COPY does, which refuses a file mixing the two
+        expect(chunks.length).toBeGreaterThan(0);
+      }
+    }
+  });
+});

@@ -687,6 +687,12 @@ export class ChunkScanner {
         } else {
           this.rows++;
           if (lineEnd === 0) this.openEnd = true;
+          else if (lineEnd !== this.lineEndingLength) {
+            // the other line ending: the record's text as it is, ended the way the rest of the data is
+            this.flush(recEnd - lineEnd);
+            this.writeText(this.lineEnding === 'crlf' ? '\r\n' : '\n');
+            this.emitFrom = recEnd;
+          }
         }
       }
       pos = recEnd;
@@ -731,10 +737,15 @@ export class ChunkScanner {
       else return -2;
       this.lineEnding = le;
     }
-    if (le === 'lf') return c === LF ? 1 : 0;
-    if (c !== CR) return 0;
+    // LF and CRLF both end a record, whichever the file started with (as csv-parse reads it); a bare CR is text
+    if (c === LF) return 1;
     if (p + 1 >= end) return eof ? 0 : -1;
     return buf[p + 1] === LF ? 2 : 0;
+  }
+
+  /** The line ending the chunk's data uses for every record: the file's first (COPY takes one kind only). */
+  private get lineEndingLength(): number {
+    return this.lineEnding === 'crlf' ? 2 : 1;
   }
 
   private incomplete(recStart: number, lf: number, cr: number): number {

@@ -46,7 +46,15 @@ interface ParserStart {
   lineEnding: LineEnding | 'cr';
 }
 
-const RECORD_DELIMITERS = { lf: '\n', crlf: '\r\n', cr: '\r' } as const;
+/**
+ * Record delimiters as csv-parse takes them: a file of LF or CRLF records may mix
+ * the two, record by record, as RFC 4180 readers allow (a CRLF header over LF
+ * records, or the other way round); only old Mac files (bare CR) keep their own.
+ */
+const RECORD_DELIMITERS = { lf: ['\r\n', '\n'], crlf: ['\r\n', '\n'], cr: ['\r'] } as const;
+
+/** The record delimiters for a file whose first line ending is `lineEnding` (unknown: LF or CRLF). */
+const recordDelimiters = (lineEnding: LineEnding | 'cr') => [...RECORD_DELIMITERS[lineEnding ?? 'lf']];
 
 /**
  * The fields of a record as the row path sees them ({@link Field}). csv-parse gives
@@ -125,6 +133,7 @@ async function openParser<I extends boolean>(
 ) {
   const handle = await openToRead(path, WHO);
   const skipped: CsvError[] = [];
+  const lineEnding = from?.lineEnding ?? (await firstLineEnding(path, opts));
   const parser = parse({
     ...parseOptions(opts),
     bom: !from,
@@ -132,7 +141,7 @@ async function openParser<I extends boolean>(
     raw: true,
     from_line: from ? 1 : opts.skip_lines + 1,
     skip_empty_lines: skipEmptyLines,
-    ...(from?.lineEnding ? { record_delimiter: RECORD_DELIMITERS[from.lineEnding] } : {}),
+    record_delimiter: recordDelimiters(lineEnding),
     on_skip: (error) => {
       if (error) skipped.push(error);
     },
@@ -480,6 +489,7 @@ async function readPrefix(path: string, opts: CsvOptions): Promise<Prefix> {
   const declared = opts.header ? undefined : Object.keys(opts.columns ?? {});
   const start: Prefix = { names: declared, offset: bom, lines: 1, lineEnding: undefined, line: opts.skip_lines, utf16 };
   if (utf16 || (!opts.header && opts.skip_lines === 0)) return start;
+  const delimiters = recordDelimiters(await firstLineEnding(path, opts));
   // most headers sit in the first few KB: parsed at once; else csv-parse streams the file up to it
   for (const size of PREFIX_BLOCK_BYTES) {
     const block = await readHead(path, size);
@@ -488,6 +498,7 @@ async function readPrefix(path: string, opts: CsvOptions): Promise<Prefix> {
       bom: true,
       info: true,
       skip_empty_lines: false,
+      record_delimiter: delimiters,
     } as ParseOptions) as unknown as {
       record: Field[];
       info: Info;
@@ -616,7 +627,7 @@ function decodeChunk(
       bom: false,
       raw: true,
       skip_empty_lines: false,
-      ...(chunk.lineEnding ? { record_delimiter: RECORD_DELIMITERS[chunk.lineEnding] } : {}),
+      record_delimiter: recordDelimiters(chunk.lineEnding),
       on_skip: (error) => {
         if (error) skipped.push(error);
       },
