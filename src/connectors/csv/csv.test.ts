@@ -478,3 +478,43 @@ describe('csv line endings per record (RFC 4180 readers accept LF and CRLF)', ()
     ]);
   });
 });
+
+describe('csv encoding', () => {
+  const file = Buffer.concat([
+    Buffer.from('id,name\n1,ann\n2,'),
+    Buffer.from([0xe9, 0x74, 0xe9]),
+    Buffer.from('\n3,"b'),
+    Buffer.from([0xc3, 0x28]),
+    Buffer.from('"\n4,\u00e9\n'),
+  ]);
+
+  it('utf8 (the default) is strict: a record with bytes that are no UTF-8 is a row error naming the fix; the rest is read', async () => {
+    await writeFile(join(dir, 'in.csv'), file);
+    const { rows, rejected } = await readAll({ path: 'in.csv', columns: { id: 'integer', name: 'string' } });
+    expect(rows).toEqual([
+      { id: 1, name: 'ann' },
+      { id: 4, name: 'é' },
+    ]);
+    expect(rejected.map((r) => (r.record as { line: number }).line)).toEqual([3, 4]);
+    expect(rejected.map((r) => (r.error as Error).message)).toEqual([
+      'record is not valid UTF-8 (bytes that encode no character); fix the file, or set encoding: latin1 (each byte one character) or utf8-lossy (such bytes become U+FFFD)',
+      'record is not valid UTF-8 (bytes that encode no character); fix the file, or set encoding: latin1 (each byte one character) or utf8-lossy (such bytes become U+FFFD)',
+    ]);
+  });
+
+  it('utf8-lossy reads such bytes as U+FFFD; latin1 reads every byte as a character', async () => {
+    await writeFile(join(dir, 'in.csv'), file);
+    const lossy = await readAll({ path: 'in.csv', encoding: 'utf8-lossy', columns: { id: 'integer', name: 'string' } });
+    expect(lossy.rejected).toEqual([]);
+    expect(lossy.rows.map((r) => r.name)).toEqual(['ann', '\ufffdt\ufffd', 'b\ufffd(', 'é']);
+    const latin1 = await readAll({ path: 'in.csv', encoding: 'latin1', columns: { id: 'integer', name: 'string' } });
+    expect(latin1.rows.map((r) => r.name)).toEqual(['ann', 'été', 'bÃ(', 'Ã©']);
+  });
+
+  it('keeps a valid U+FFFD in the data as text in strict mode', async () => {
+    await writeFile(join(dir, 'in.csv'), 'id,name\n1,\ufffd\n');
+    const { rows, rejected } = await readAll({ path: 'in.csv', columns: { id: 'integer', name: 'string' } });
+    expect(rejected).toEqual([]);
+    expect(rows).toEqual([{ id: 1, name: '\ufffd' }]);
+  });
+});

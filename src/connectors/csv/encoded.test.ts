@@ -271,13 +271,31 @@ describe('csv readEncoded', () => {
     await same('a.b\n\\.\n1.2\n', { delimiter: '.' });
   });
 
-  it('hands on invalid UTF-8 as the row path decodes it (U+FFFD)', async () => {
-    await same(Buffer.concat([Buffer.from('a,b\n1,'), Buffer.from([0xff, 0xfe, 0x41]), Buffer.from('\n2,ok\n')]), {});
-    await same(
-      Buffer.concat([Buffer.from('a,b\n1,x\n2,"'), Buffer.from([0xc3]), Buffer.from('"\n3,\\\n4,y')]),
-      {},
-      { chunkBytes: 1 << 20 },
-    );
+  it('hands on invalid UTF-8 as the row path decodes it (U+FFFD) with encoding: utf8-lossy', async () => {
+    const lossy = { encoding: 'utf8-lossy' };
+    await same(Buffer.concat([Buffer.from('a,b\n1,'), Buffer.from([0xff, 0xfe, 0x41]), Buffer.from('\n2,ok\n')]), lossy);
+    await same(Buffer.concat([Buffer.from('a,b\n1,x\n2,"'), Buffer.from([0xc3]), Buffer.from('"\n3,\\\n4,y')]), lossy, {
+      chunkBytes: 1 << 20,
+    });
+  });
+
+  it('rejects a record with invalid UTF-8 as the row path does (the default, strict utf8), and keeps the rest', async () => {
+    const bad = Buffer.concat([
+      Buffer.from('a,b\n1,'),
+      Buffer.from([0xff, 0xfe, 0x41]),
+      Buffer.from('\n2,ok\n3,"x'),
+      Buffer.from([0xc3]),
+      Buffer.from('"\n4,\u00e9\n'),
+    ]);
+    for (const tuning of [{ chunkBytes: 1 << 20 }, { chunkBytes: 8, readBytes: 3 }]) {
+      const { rows, rejected } = await same(bad, {}, tuning);
+      expect(rows.map((r) => r.a)).toEqual([2, 4]);
+      expect(rejected.map((r) => r.record)).toEqual([
+        { line: 2, raw: '1,\ufffd\ufffdA' },
+        { line: 4, raw: '3,x\ufffd' },
+      ]);
+      expect(rejected[0]?.message).toMatch(/not valid UTF-8.*encoding: latin1/);
+    }
   });
 
   it('is off for options COPY cannot take as they are', () => {

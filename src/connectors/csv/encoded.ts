@@ -23,6 +23,7 @@
  * unclosed quote at the end of the file) and overlong records make the caller
  * switch to the row path for the rest of the file.
  */
+import { isUtf8 } from 'node:buffer';
 import type { ColumnType, EncodingHints, Row } from '../../sdk/types.js';
 import { fitsFraction, fractionError, valueText } from '../shared/columns.js';
 
@@ -303,6 +304,8 @@ export interface ScannerOptions {
   valueColumns?: readonly string[];
   /** Digits after the point each column's target keeps ({@link EncodingHints.fractionDigits}): more is a rejected record. */
   fractionDigits?: Readonly<Record<string, number>>;
+  /** Strict UTF-8: the error that rejects a record with bytes that encode no character (else they read as U+FFFD). */
+  invalidUtf8?: () => Error;
 }
 
 /**
@@ -801,7 +804,8 @@ export class ChunkScanner {
   /** Converts a record the row path's way: rejected, or re-encoded from its row. */
   private slowRecord(recStart: number, recEnd: number, nf: number, index: number, lfAtStart: number): void {
     const fields = this.recordFields(nf);
-    const result = this.options.check.convert(fields);
+    const strict = this.options.invalidUtf8;
+    const result = strict && this.allSlow && !isUtf8(this.buf.subarray(recStart, recEnd)) ? strict() : this.options.check.convert(fields);
     this.drop(recStart, recEnd);
     if (result instanceof Error) {
       this.rejects.push({ index, line: this.baseLine + 1 + lfAtStart, fields, error: result });

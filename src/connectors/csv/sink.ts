@@ -5,7 +5,7 @@ import { valueText } from '../shared/columns.js';
 import { resolvePath } from '../shared/files.js';
 import { abortStagedMessages, commitStaged, makeTargetDir, parseMessages, StagedFile, type StagedMessage } from '../shared/staged.js';
 import { csvField } from './encoded.js';
-import type { CsvOptions } from './spec.js';
+import { type CsvOptions, textEncoding } from './spec.js';
 
 const WHO = 'csv sink';
 
@@ -89,7 +89,7 @@ async function openWriter(partition: Partition, opts: CsvOptions, ctx: TaskConte
         }
         records[r] = record;
       }
-      const bytes = await file.append(Buffer.from(csvText(records, opts), opts.encoding), batch.length);
+      const bytes = await file.append(Buffer.from(csvText(records, opts), textEncoding(opts)), batch.length);
       ctx.count('bytes_sent', bytes);
     },
     async commit() {
@@ -131,7 +131,9 @@ export function csvSink(opts: CsvOptions): Sink {
       const target = resolvePath(ctx.baseDir, opts.path);
       const names = jobColumns(parts, opts, ctx);
       const header =
-        opts.header && names.length ? Buffer.from(csvText([names.map((n) => escapeFormula(n, opts))], opts), opts.encoding) : undefined;
+        opts.header && names.length
+          ? Buffer.from(csvText([names.map((n) => escapeFormula(n, opts))], opts), textEncoding(opts))
+          : undefined;
       await commitStaged({
         who: WHO,
         target,
@@ -142,8 +144,8 @@ export function csvSink(opts: CsvOptions): Sink {
         header,
         checkExisting: (head) => {
           if (!header) return;
-          const firstLine = head.subarray(0, head.indexOf(0x0a) + 1 || head.length).toString(opts.encoding);
-          const expected = Buffer.from(header).toString(opts.encoding);
+          const firstLine = head.subarray(0, head.indexOf(0x0a) + 1 || head.length).toString(textEncoding(opts));
+          const expected = Buffer.from(header).toString(textEncoding(opts));
           if (firstLine.replace(/\r?\n$/, '').replace(/^\uFEFF/, '') !== expected.replace(/\n$/, ''))
             throw new WeirError(
               `${WHO}: cannot append to ${target}: its header ${JSON.stringify(firstLine.trim())} differs from the columns of this run ${JSON.stringify(expected.trim())}; use mode: overwrite, write to another path, or set \`columns\` to match the file`,

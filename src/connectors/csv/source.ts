@@ -19,8 +19,9 @@ import { type ColumnType, type EncodedRows, type EncodingHints, emptyRow, type P
 import { type Converted, convertText, TextTypeGuess } from '../shared/columns.js';
 import { type FileSample, fileError, openToRead, resolvePath, singleFileSource } from '../shared/files.js';
 import { ChunkScanner, type Dialect, encodeRowsCsv, type Field, KIND_OF, type LineEnding } from './encoded.js';
-import type { CsvOptions } from './spec.js';
+import { type CsvOptions, textEncoding } from './spec.js';
 import { type RangeStart, recordBoundaries } from './split.js';
+import { INVALID_MARK, invalidUtf8Error, shownText, Utf8Marker } from './utf8.js';
 
 /** Rows inspected to infer column types. */
 export const INFER_ROWS = 1000;
@@ -108,7 +109,7 @@ function parseOptions(opts: CsvOptions): ParseOptions {
     delimiter: opts.delimiter,
     quote: opts.quote,
     escape: opts.quote,
-    encoding: opts.encoding,
+    encoding: textEncoding(opts),
     relax_column_count: true,
     relax_quotes: true, // keep `a"b` and `"a"b` as text rather than swallow the lines after them
     skip_records_with_error: true,
@@ -153,14 +154,21 @@ async function openParser<I extends boolean>(
     ...(end !== undefined && Number.isFinite(end) ? { end: end - 1 } : {}),
   });
   stream.on('error', (error) => parser.destroy(fileError(error, { who: WHO, path, action: 'read' })));
-  stream.pipe(parser);
+  // strict UTF-8: invalid bytes are marked on their way to csv-parse, and the records holding them rejected
+  const marker = opts.encoding === 'utf8' ? new Utf8Marker() : undefined;
+  if (marker) stream.pipe(marker).pipe(parser);
+  else stream.pipe(parser);
   const close = () => {
-    stream.unpipe(parser);
+    stream.unpipe(marker ?? parser);
+    marker?.unpipe(parser);
     stream.destroy();
+    marker?.destroy();
     parser.destroy();
   };
+  /** Whether a record holds bytes that are no UTF-8 (only a file with such bytes is looked at). */
+  const invalid = (record: Field[]) => marker?.sawInvalid === true && record.some((f) => f?.includes(INVALID_MARK));
   type Item = I extends true ? { record: string[]; raw: string; info: Info } : { record: string[]; raw: string };
-  return { parser: parser as AsyncIterable<Item>, fields: fieldReader(opts), skipped, close };
+  return { parser: parser as AsyncIterable<Item>, fields: fieldReader(opts), skipped, close, invalid };
 }
 
 /** Column names from a header record: trimmed; blanks become `column_<n>`; duplicates are a config error. */
@@ -312,9 +320,14 @@ class RecordConverter {
     return row;
   }
 
-  /** The record as CSV text, for the dead-letter entry. */
+  /** The record as CSV text, for the dead-letter entry (invalid UTF-8 shown as U+FFFD). */
   raw(record: Field[]): string {
-    return stringify([record], { delimiter: this.opts.delimiter, quote: this.opts.quote, escape: this.opts.quote, eof: false });
+    return stringify([record.map((f) => (f ? shownText(f) : f))], {
+      delimiter: this.opts.delimiter,
+      quote: this.opts.quote,
+      escape: this.opts.quote,
+      eof: false,
+    });
   }
 }
 
@@ -327,7 +340,7 @@ interface Resume extends ParserStart {
 
 /** Reads one partition (worker); with `resume`, from the middle of the file; with `end`, up to that byte. */
 async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext, resume?: Resume, end?: number): AsyncGenerator<Row[]> {
-  const { parser, fields, skipped, close } = await openParser(path, opts, false, resume, false, end);
+  const { parser, fields, skipped, close, invalid } = await openParser(path, opts, false, resume, false, end);
   const flushSkipped = async () => {
     while (skipped.length) {
       const error = skipped.shift() as CsvError & { lines?: number; record?: unknown };
@@ -345,6 +358,10 @@ async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext, resume
     let chunk: Row[] = [];
 
     const take = async (record: Field[], line: number, c: RecordConverter) => {
+      if (invalid(record)) {
+        await ctx.reject({ line, raw: c.raw(record) }, invalidUtf8Error());
+        return;
+      }
       const result = c.convert(record);
       if (result instanceof RowError) await ctx.reject({ line, raw: c.raw(record) }, result);
       else chunk.push(result);
@@ -438,7 +455,7 @@ const oneByte = (c: string) => c.length === 1 && c.charCodeAt(0) < 0x80 && c !==
 export function encodable(opts: CsvOptions): boolean {
   const n = opts.null_value;
   return (
-    opts.encoding === 'utf8' &&
+    textEncoding(opts) === 'utf8' &&
     oneByte(opts.delimiter) &&
     oneByte(opts.quote) &&
     opts.delimiter !== opts.quote &&
@@ -793,6 +810,7 @@ async function* scanChunks(
     check: { convert: (fields) => converter.convert(fields) },
     ...(hints.valueColumns ? { valueColumns: hints.valueColumns } : {}),
     ...(hints.fractionDigits ? { fractionDigits: hints.fractionDigits } : {}),
+    ...(opts.encoding === 'utf8' ? { invalidUtf8: invalidUtf8Error } : {}),
   });
   try {
     let filePos = prefix.offset; // next byte to read

@@ -27,8 +27,10 @@ export const csvOptions = {
   delimiter: oneChar().describe('The field separator, one character, e.g. "," or ";" or "\\t".').default(','),
   quote: oneChar().describe('The character that quotes fields containing the delimiter, quotes or line breaks.').default('"'),
   encoding: o
-    .enum(['utf8', 'latin1'] as const)
-    .describe('Text encoding of the file.')
+    .enum(['utf8', 'utf8-lossy', 'latin1'] as const)
+    .describe(
+      'Text encoding of the file. `utf8` is strict: as a source, a record with bytes that encode no character is a row error (dead-lettered with `errors.tolerance: all`). `utf8-lossy` reads such bytes as U+FFFD (the replacement character) instead; `latin1` reads every byte as one character. A sink writes UTF-8 for both utf8 settings.',
+    )
     .default('utf8'),
   null_value: o
     .string()
@@ -65,6 +67,9 @@ export const csvOptions = {
 
 /** Validated `csv` options, as the source and sink factories receive them. */
 export type CsvOptions = OptionsOf<typeof csvOptions>;
+
+/** The Node.js encoding of the file's text (`utf8-lossy` decodes as `utf8` does). */
+export const textEncoding = (opts: CsvOptions): BufferEncoding => (opts.encoding === 'latin1' ? 'latin1' : 'utf8');
 
 /** Cross-field rules of the `csv` connector in both roles. */
 export const csvRules: Rule[] = [
