@@ -13,12 +13,25 @@ export interface Partition {
 export type Row = Record<string, unknown>;
 
 /**
- * An empty row without a prototype: any column name — `__proto__`, `constructor`,
+ * The prototype of rows: an empty object without a prototype of its own, so a row
+ * inherits nothing (not Object.prototype's `constructor`, `toString` or `__proto__`
+ * accessor). Unlike `Object.create(null)`, whose objects V8 keeps as slow
+ * dictionaries (3x the cost of building a row), rows on this prototype stay fast.
+ */
+const ROW_PROTO: object = Object.freeze(Object.create(null));
+
+/**
+ * An empty row that inherits nothing: any column name — `__proto__`, `constructor`,
  * `toString` — is a column like any other (`row[name] = v` on `{}` would set the
  * prototype for `__proto__`). Sources build their rows from this.
  */
 export function emptyRow(): Row {
-  return Object.create(null) as Row;
+  return Object.create(ROW_PROTO) as Row;
+}
+
+/** Makes a parsed JSON object a row (see {@link emptyRow}): its own keys, `__proto__` too, stay its fields. */
+export function asRow(value: object): Row {
+  return Object.setPrototypeOf(value, ROW_PROTO) as Row;
 }
 
 /** A row of these columns with these values, in this order (see {@link emptyRow}). */

@@ -6,7 +6,7 @@
 import { createInterface } from 'node:readline';
 import type { Source, TaskContext } from '../../sdk/connector.js';
 import { RowError } from '../../sdk/errors.js';
-import type { ColumnType, Row, Schema } from '../../sdk/types.js';
+import { asRow, type ColumnType, type Row, type Schema } from '../../sdk/types.js';
 import { JsonDepthError, parseJsonExact } from '../../sdk/values.js';
 import { convertValue, JsonTypeGuess } from '../shared/columns.js';
 import { type FileSample, fileError, openToRead, singleFileSource } from '../shared/files.js';
@@ -60,8 +60,8 @@ function parseLine(text: string, line: number, maxDepth: number): Row | RowError
       `line ${line} is ${value === null ? 'null' : Array.isArray(value) ? 'a JSON array' : `a JSON ${typeof value}`}, not a JSON object; each line must be one object such as {"id": 1}`,
       { code: 'bad_record' },
     );
-  // a row has no prototype (see emptyRow): JSON.parse keeps a "__proto__" key as an own field, and it stays one
-  return Object.setPrototypeOf(value, null) as Row;
+  // a row inherits nothing (see emptyRow): JSON.parse keeps a "__proto__" key as an own field, and it stays one
+  return asRow(value);
 }
 
 interface Sample extends FileSample {
