@@ -6,12 +6,23 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { defineConnector } from '../../src/sdk/connector.js';
 import { o } from '../../src/sdk/options.js';
 import type { Row } from '../../src/sdk/types.js';
 import { tempDir } from '../helpers/cli.js';
+import { requireService } from '../helpers/services.js';
 import { runYaml } from './harness.js';
+
+const pgUp = await requireService('postgres');
+
+async function dropTable(table: string) {
+  const client = new pg.Client({ host: '127.0.0.1', user: 'postgres', database: 'test' });
+  await client.connect();
+  await client.query(`DROP TABLE IF EXISTS ${table}`);
+  await client.end();
+}
 
 const nested = (depth: number) => `${'['.repeat(depth)}1${']'.repeat(depth)}`;
 const TOLERANT = 'errors: { tolerance: all, dead_letter: { type: jsonl, path: dead.jsonl } }';
@@ -125,4 +136,37 @@ describe('pathological rows', () => {
     expect(summary.error?.error_message).toMatch(/cannot be written as JSON/);
     expect(summary.error?.error_message).not.toMatch(/\n\s+at /);
   });
+});
+
+describe('an oversized CSV record', () => {
+  // a few MB over a limit of 1MB shows what a 100MB field over the default does
+  const big = (n: number) => `${'x'.repeat(64)}\n`.repeat(Math.ceil(n / 65)).slice(0, n);
+  for (const [what, field] of [
+    ['an unquoted field', 'y'.repeat(3_000_000)],
+    ['a quoted field with line breaks and delimiters', `"${big(3_000_000).replaceAll('x,', 'x,')}a,b,""c"""`],
+  ] as const) {
+    for (const sink of ['jsonl', 'postgres'] as const) {
+      it.skipIf(sink === 'postgres' && !pgUp)(`is one dead letter, whatever it holds (${what}, csv → ${sink})`, async () => {
+        const dir = tempDir('weir-big-');
+        writeFileSync(join(dir, 'in.csv'), `id,v\n1,a\n2,${field}\n3,c\r\n4,d\n`);
+        const table = `weir_big_${Math.random().toString(36).slice(2, 10)}`;
+        const sinkYaml =
+          sink === 'jsonl'
+            ? 'type: jsonl, path: out.jsonl'
+            : `type: postgres, host: 127.0.0.1, user: postgres, database: test, table: ${table}`;
+        const { summary } = await runYaml(
+          `pipeline: big\nsource: { type: csv, path: in.csv, max_record_bytes: 1MB, columns: { id: integer } }\nsink: { ${sinkYaml} }\nerrors: { tolerance: all, max_failed_rows: 1, dead_letter: { type: jsonl, path: dead.jsonl } }\n`,
+          { dir },
+        );
+        if (sink === 'postgres') await dropTable(table);
+        expect(summary.error?.error_message).toBeUndefined();
+        expect(summary.totals).toMatchObject({ rows_read: 4, rows_written: 3, rows_dead_lettered: 1 });
+        const dead = lines(join(dir, 'dead.jsonl'));
+        expect(dead).toHaveLength(1);
+        expect(dead[0]).toMatchObject({ error_type: 'record_too_large', record: { line: 3 } });
+        expect(String(dead[0]?.error_message)).toMatch(/larger than max_record_bytes \(1MB\)/);
+        if (sink === 'jsonl') expect(lines(join(dir, 'out.jsonl')).map((r) => r.v)).toEqual(['a', 'c', 'd']);
+      });
+    }
+  }
 });

@@ -304,6 +304,8 @@ export interface ScannerOptions {
   valueColumns?: readonly string[];
   /** Digits after the point each column's target keeps ({@link EncodingHints.fractionDigits}): more is a rejected record. */
   fractionDigits?: Readonly<Record<string, number>>;
+  /** Records larger than this are left to the row path, which rejects them (`max_record_bytes`). */
+  maxRecordBytes?: number;
   /** Strict UTF-8: the error that rejects a record with bytes that encode no character (else they read as U+FFFD). */
   invalidUtf8?: () => Error;
 }
@@ -594,7 +596,8 @@ export class ChunkScanner {
         break;
       }
       const recEnd = p + lineEnd;
-      if (recEnd - recStart > MAX_SCAN_RECORD_BYTES) return this.giveUp(recStart, lfAtStart, crAtStart, 'record_size');
+      if (recEnd - recStart > (this.options.maxRecordBytes ?? MAX_SCAN_RECORD_BYTES))
+        return this.giveUp(recStart, lfAtStart, crAtStart, 'record_size');
       if (lineEnd > 0) {
         this.lf++;
         if (lineEnd === 2) {

@@ -58,6 +58,13 @@ export const csvOptions = {
     .default('32MB')
     .example('128MB', 0)
     .advanced(),
+  max_record_bytes: o
+    .bytes({ min: 1024, max: 1024 * 1024 * 1024 })
+    .describe(
+      'Source only. A record larger than this (an unclosed quote that swallows the rest of the file, a runaway field) is one row error: one dead letter with `errors.tolerance: all`, counted once against `max_failed_rows`, and reading goes on at the next record. Bounds the memory one record takes.',
+    )
+    .default('64MB')
+    .advanced(),
   skip_lines: o
     .int({ min: 0 })
     .describe('Source only. Lines to skip at the top of the file before the header or first row (titles, comments).')
