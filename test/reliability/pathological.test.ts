@@ -170,3 +170,27 @@ describe('an oversized CSV record', () => {
     }
   }
 });
+
+describe.skipIf(!pgUp)('deep JSON in a database', () => {
+  it('a PostgreSQL jsonb value nested deeper than max_depth is one dead letter; the other rows are read', async () => {
+    const table = `weir_deep_${Math.random().toString(36).slice(2, 10)}`;
+    const client = new pg.Client({ host: '127.0.0.1', user: 'postgres', database: 'test' });
+    await client.connect();
+    try {
+      await client.query(`CREATE TABLE ${table} (id int, j jsonb)`);
+      await client.query(`INSERT INTO ${table} VALUES (1, '{"a": [1]}'), (2, $1), (3, 'null')`, [nested(70)]);
+      const dir = tempDir('weir-deep-');
+      const source = `type: postgres, host: 127.0.0.1, user: postgres, database: test, table: ${table}`;
+      const run = (extra: string) =>
+        runYaml(`pipeline: deep-pg\nsource: { ${source}${extra} }\nsink: { type: jsonl, path: out.jsonl }\n${TOLERANT}\n`, { dir });
+      const { summary } = await run('');
+      expect(summary.error?.error_message).toBeUndefined();
+      expect(summary.totals).toMatchObject({ rows_read: 3, rows_written: 2, rows_dead_lettered: 1 });
+      expect(lines(join(dir, 'dead.jsonl'))[0]).toMatchObject({ error_type: 'json_too_deep', record: { id: 2, j: null } });
+      expect((await run(', max_depth: 100')).summary.totals).toMatchObject({ rows_written: 3, rows_dead_lettered: 0 });
+    } finally {
+      await client.query(`DROP TABLE IF EXISTS ${table}`);
+      await client.end();
+    }
+  });
+});
