@@ -151,6 +151,34 @@ describe('resolveReferences', () => {
     expect(byPath['secrets.self.path']).toContain('cannot be used here');
   });
 
+  it('a name that is an Object.prototype property resolves to nothing of Object.prototype', () => {
+    for (const name of ['toString', 'constructor', 'hasOwnProperty', '__proto__', 'valueOf']) {
+      const out = resolve({ sink: { password: `\${env:${name}}` } });
+      expect(out.issues.map((i) => i.message).join('\n')).toMatch(/is not set/);
+      expect(JSON.stringify(out.data)).not.toMatch(/native code|function/);
+    }
+    secretFile('keys.json', JSON.stringify({ password: 'p' }));
+    secretFile('keys.env', 'password=p\n');
+    for (const file of ['keys.json', 'keys.env'])
+      for (const key of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+        const out = resolve({ sink: { password: `\${file:${file}#${key}}` } });
+        expect(out.issues.map((i) => i.message).join('\n')).toMatch(/has no key/);
+        expect(JSON.stringify(out.data)).not.toMatch(/native code|function/);
+      }
+    secretFile('proto.json', '{"__proto__": "from-json", "constructor": {"name": "n"}}');
+    const out = resolve({ a: '${file:proto.json#__proto__}', b: '${file:proto.json#constructor.name}' });
+    expect(out.issues).toEqual([]);
+    expect(out.data).toEqual({ a: 'from-json', b: 'n' });
+  });
+
+  it('keeps a key named __proto__ in the pipeline data as a key (validation then reports it)', () => {
+    const data = JSON.parse('{"sink": {"__proto__": {"table": "evil"}, "path": "x"}}');
+    const out = resolve(data);
+    const sink = (out.data as { sink: Record<string, unknown> }).sink;
+    expect(Object.keys(sink)).toEqual(['__proto__', 'path']);
+    expect(sink.table).toBeUndefined();
+  });
+
   it('warns when a credential resolves to a value too short to be redacted by value', () => {
     setEnv('WEIR_T_SHORT', 'ab');
     const out = resolve({ sink: { password: '${env:WEIR_T_SHORT}', batch: '${env:WEIR_T_SHORT}' } });

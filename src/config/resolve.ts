@@ -53,7 +53,7 @@ export function resolveReferences(data: unknown, baseDir: string, redactor: Reda
     if (kind === 'env') {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(ref))
         throw new Error(`${show} is not a valid environment variable name (letters, digits and underscores)`);
-      const v = process.env[ref];
+      const v = Object.hasOwn(process.env, ref) ? process.env[ref] : undefined;
       if (v === undefined) throw new Error(`${show}: environment variable ${ref} is not set; export it or change the reference`);
       return v;
     }
@@ -73,7 +73,7 @@ export function resolveReferences(data: unknown, baseDir: string, redactor: Reda
       if (key === undefined) return text.trim();
       if (key === '') throw new Error(`${show} names no key after #`);
       const entries = parseKeyFile(text, file);
-      const value = entries[key];
+      const value = Object.hasOwn(entries, key) ? entries[key] : undefined;
       if (value === undefined) {
         const near = suggest(key, Object.keys(entries));
         throw new Error(`${show}: file ${file} has no key "${key}"${near ? ` (did you mean "${near}"?)` : ''}`);
@@ -105,7 +105,8 @@ export function resolveReferences(data: unknown, baseDir: string, redactor: Reda
     if (typeof value === 'string') return value.includes('${') ? resolveString(value, path, allowed) : value;
     if (Array.isArray(value)) return value.map((v, i) => walk(v, `${path}[${i}]`, allowed));
     if (isPlainObject(value)) {
-      const out: Record<string, unknown> = {};
+      // no prototype: a key named __proto__ stays a key (validation reports it), it does not become the prototype
+      const out: Record<string, unknown> = Object.create(null);
       for (const [k, v] of Object.entries(value)) out[k] = walk(v, path ? `${path}.${k}` : k, allowed);
       return out;
     }
@@ -159,7 +160,7 @@ export function resolveReferences(data: unknown, baseDir: string, redactor: Reda
   const secretsSection = root && 'secrets' in root ? walk(root.secrets, 'secrets', ['env', 'file']) : undefined;
   scopes = buildScopes(secretsSection, abs, warn, issues);
   if (!root) return { data: walk(data, '', KINDS), issues, warnings };
-  const out: Record<string, unknown> = {};
+  const out: Record<string, unknown> = Object.create(null);
   for (const [k, v] of Object.entries(root)) out[k] = k === 'secrets' ? secretsSection : walk(v, k, KINDS);
   return { data: out, issues, warnings };
 }
@@ -183,7 +184,7 @@ function buildScopes(
       continue;
     }
     const scope = raw as unknown as ScopeConfig;
-    const factory = typeof scope.provider === 'string' ? PROVIDERS[scope.provider] : undefined;
+    const factory = typeof scope.provider === 'string' && Object.hasOwn(PROVIDERS, scope.provider) ? PROVIDERS[scope.provider] : undefined;
     if (!factory) {
       const near = typeof scope.provider === 'string' ? suggest(scope.provider, Object.keys(PROVIDERS)) : undefined;
       issues.push({

@@ -210,8 +210,9 @@ export class DeadLetterQueue implements RowErrorHandler {
 /** The record as plain JSON with its numbers exact (decimals and bigints stay what they are). */
 function toJson(record: unknown): unknown {
   try {
-    return parseJsonExact(stringifyJson(record));
-  } catch {
-    return String(record);
+    return parseJsonExact(stringifyJson(record), Number.POSITIVE_INFINITY);
+  } catch (error) {
+    // String(record) would throw for a row without a prototype, and say nothing for any other object
+    return `(a row that cannot be written as JSON: ${(error as Error).message})`;
   }
 }

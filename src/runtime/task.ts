@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { EventBus, PartitionMetrics } from '../observe/events.js';
 import { toLog } from '../observe/logger.js';
 import type { Sink, Source, TaskContext, Writer } from '../sdk/connector.js';
-import { errorMessage, errorType, WeirError } from '../sdk/errors.js';
+import { errorMessage, errorType, RowError, WeirError } from '../sdk/errors.js';
 import type { EncodedRows, JsonValue, Partition, Row, Schema } from '../sdk/types.js';
 import { type Batch, type BatchLimits, batches } from './batcher.js';
 import type { RateLimiter, Retrier } from './policies.js';
@@ -296,6 +296,21 @@ async function writeEncoded(
   return [await writeWithIsolation(writer, rows, batchId, deps, stats, attempt), rows.length + rejected];
 }
 
+/**
+ * What a pathological row makes JavaScript throw while a sink handles it (a value
+ * nested deep enough to exhaust the stack, a string beyond V8's limit: RangeError)
+ * is that row's error, so it is dead-lettered like any bad row instead of failing
+ * the run. Only for a batch narrowed down to one row: a batch's RangeError is split
+ * first, and a sink that throws it for every row still dead-letters them one by one.
+ */
+function asRowError(error: unknown): unknown {
+  if (!(error instanceof RangeError)) return error;
+  return new RowError(`row cannot be processed: ${error.message} (a value nested too deeply or too large)`, {
+    code: 'row_too_complex',
+    cause: error,
+  });
+}
+
 let lastYield = performance.now();
 
 /**
@@ -361,7 +376,8 @@ async function writeWithIsolation(
       deps.signal,
     );
     return rows.length;
-  } catch (error) {
+  } catch (thrown) {
+    const error = rows.length === 1 ? asRowError(thrown) : thrown;
     if (deps.signal.aborted || !deps.rowErrors.tolerates(error)) throw error;
     if (rows.length === 1) {
       stats.rowsFailed++;

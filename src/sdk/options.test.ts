@@ -330,3 +330,26 @@ describe('secret numbers', () => {
     if (!r.ok) expect(r.message).not.toContain('987654');
   });
 });
+
+describe('names that are Object.prototype properties', () => {
+  const spec = { path: o.path().describe('p'), columns: o.map(o.string()).describe('c') };
+  for (const key of ['toString', 'constructor', 'hasOwnProperty', 'valueOf', '__proto__']) {
+    it(`an option key ${key} is unknown, not a match with Object.prototype`, () => {
+      const input = JSON.parse(`{"path": "x", ${JSON.stringify(key)}: "y"}`);
+      const r = validateOptions(spec, input, 'source');
+      expect(r.issues.map((i) => i.path)).toEqual([`source.${key}`]);
+      expect(r.issues[0]?.message).toMatch(/unknown option/);
+    });
+
+    it(`a map keeps an entry named ${key}, and has no other`, () => {
+      const input = JSON.parse(`{"columns": {${JSON.stringify(key)}: "integer"}}`);
+      const r = validateOptions(spec, input, 'source');
+      expect(r.issues).toEqual([]);
+      const columns = (r.value as { columns: Record<string, string> }).columns;
+      expect(Object.keys(columns)).toEqual([key]);
+      expect(columns[key]).toBe('integer');
+      const other = key === 'toString' ? 'valueOf' : 'toString';
+      expect(columns[other]).toBeUndefined();
+    });
+  }
+});

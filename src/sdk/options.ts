@@ -20,6 +20,7 @@ import bytesLib from 'bytes';
 import { closest, distance } from 'fastest-levenshtein';
 import ms from 'ms';
 import type { ConfigIssue } from './errors.js';
+import { DEFAULT_MAX_JSON_DEPTH } from './values.js';
 
 export type OptionKind =
   | 'string'
@@ -411,7 +412,8 @@ function parseList(v: unknown, meta: OptionMeta, path: string): ParseResult<unkn
 function parseMap(v: unknown, meta: OptionMeta, path: string): ParseResult<Record<string, unknown>> | ParseIssues {
   if (!isPlainObject(v)) return fail(`must be a mapping of name: value, got ${typeName(v)}`);
   const item = meta.secret ? (meta.item as Opt<unknown, boolean>).secret() : (meta.item as Opt<unknown, boolean>);
-  const out: Record<string, unknown> = {};
+  // no prototype: a key named __proto__ or toString is an entry like any other, and no lookup finds an inherited one
+  const out: Record<string, unknown> = Object.create(null);
   const issues: ConfigIssue[] = [];
   for (const [k, raw] of Object.entries(v)) {
     const r = item.parse(raw, joinPath(path, k));
@@ -473,6 +475,19 @@ export const o = {
     new Opt<OptionsOf<S>>(base('object', { spec, rules: objectRules }), parseObject as Parser<OptionsOf<S>>),
 };
 
+/**
+ * The `max_depth` option of a source that parses JSON (one definition for every
+ * such source, so its docs and schema are the same everywhere).
+ */
+export const jsonDepthOption = () =>
+  o
+    .int({ min: 1, max: 1000 })
+    .describe(
+      'Source only. How deeply arrays and objects may nest inside a JSON value read from the source. A value nested deeper is a row error (dead-lettered with `errors.tolerance: all`), so one hostile line cannot exhaust the stack and fail the run.',
+    )
+    .default(DEFAULT_MAX_JSON_DEPTH)
+    .advanced();
+
 // ---------------------------------------------------------------------------
 // Validation of a whole options object
 
@@ -517,7 +532,7 @@ export function validateOptions<S extends Spec>(
   }
   const known = Object.keys(spec);
   for (const key of Object.keys(input)) {
-    if (key in spec || ignoreKeys.includes(key)) continue;
+    if (Object.hasOwn(spec, key) || ignoreKeys.includes(key)) continue;
     const near = suggest(key, known);
     issues.push({
       path: joinPath(path, key),
@@ -527,7 +542,7 @@ export function validateOptions<S extends Spec>(
   const out: Record<string, unknown> = {};
   const bad = new Set<string>();
   for (const [key, opt] of Object.entries(spec)) {
-    const raw = input[key];
+    const raw = Object.hasOwn(input, key) ? input[key] : undefined;
     const p = joinPath(path, key);
     if (raw === undefined || raw === null) {
       if (opt.meta.default !== undefined) out[key] = structuredClone(opt.meta.default);

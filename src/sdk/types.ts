@@ -13,6 +13,40 @@ export interface Partition {
 export type Row = Record<string, unknown>;
 
 /**
+ * The prototype of rows: an empty object without a prototype of its own, so a row
+ * inherits nothing (not Object.prototype's `constructor`, `toString` or `__proto__`
+ * accessor). Unlike `Object.create(null)`, whose objects V8 keeps as slow
+ * dictionaries (3x the cost of building a row), rows on this prototype stay fast.
+ */
+const ROW_PROTO: object = Object.freeze(Object.create(null));
+
+/**
+ * An empty row that inherits nothing: any column name — `__proto__`, `constructor`,
+ * `toString` — is a column like any other (`row[name] = v` on `{}` would set the
+ * prototype for `__proto__`). Sources build their rows from this.
+ */
+export function emptyRow(): Row {
+  return Object.create(ROW_PROTO) as Row;
+}
+
+/** Makes a parsed JSON object a row (see {@link emptyRow}): its own keys, `__proto__` too, stay its fields. */
+export function asRow(value: object): Row {
+  return Object.setPrototypeOf(value, ROW_PROTO) as Row;
+}
+
+/** A row of these columns with these values, in this order (see {@link emptyRow}). */
+export function rowOf(names: readonly string[], values: readonly unknown[]): Row {
+  const row = emptyRow();
+  for (let i = 0; i < names.length; i++) row[names[i] as string] = values[i];
+  return row;
+}
+
+/** A row's own value of a column: undefined when the row has no such column, never something it inherits. */
+export function rowValue(row: Row, name: string): unknown {
+  return Object.hasOwn(row, name) ? row[name] : undefined;
+}
+
+/**
  * weir's column types. `decimal` is exact (values are {@link Decimal}s: PostgreSQL
  * `numeric`, MySQL `DECIMAL`, Parquet `DECIMAL`); `number` is a double (values are
  * JavaScript numbers: `double precision`, `REAL`, `DOUBLE`). `integer` values are

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { estimateRowBytes } from './types.js';
-import { Decimal, parseJsonExact, stringifyJson } from './values.js';
+import { Decimal, JsonDepthError, parseJsonExact, stringifyJson } from './values.js';
 
 describe('Decimal', () => {
   it('keeps text in JSON number grammar as it is', () => {
@@ -98,5 +98,58 @@ describe('estimateRowBytes', () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
     expect(estimateRowBytes({ cyclic })).toBeGreaterThan(0);
+  });
+});
+
+describe('JSON nesting depth', () => {
+  const nested = (depth: number, open = '[', close = ']', inner = '1') => `${open.repeat(depth)}${inner}${close.repeat(depth)}`;
+  const objects = (depth: number) => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+
+  it('parses up to the limit (64 by default), and refuses one level more with an error naming the limit', () => {
+    expect(parseJsonExact(nested(64))).toBeDefined();
+    expect(parseJsonExact(objects(64))).toBeDefined();
+    expect(() => parseJsonExact(nested(65))).toThrow(JsonDepthError);
+    expect(() => parseJsonExact(objects(65))).toThrow(/nested deeper than 64 levels/);
+    expect(parseJsonExact(nested(100), 100)).toBeDefined();
+    expect(() => parseJsonExact(nested(3), 2)).toThrow(/deeper than 2 levels/);
+  });
+
+  it('refuses a hostile depth on both parsers (plain and exact numbers) without exhausting the stack', () => {
+    for (const inner of ['1', '1.5', '12345678901234567890']) {
+      const e = (() => {
+        try {
+          parseJsonExact(`{"x": ${nested(200_000, '[', ']', inner)}}`);
+        } catch (error) {
+          return error;
+        }
+      })();
+      expect(e).toBeInstanceOf(JsonDepthError);
+    }
+  });
+
+  it('counts only brackets outside strings', () => {
+    const text = JSON.stringify({ s: '['.repeat(500), t: '{"a":'.repeat(100), q: 'a\\"[[[[' });
+    expect(parseJsonExact(text)).toEqual(JSON.parse(text));
+    // many brackets in all, but never deep
+    expect(parseJsonExact(JSON.stringify(Array.from({ length: 500 }, () => [[1]])))).toHaveLength(500);
+  });
+
+  it('agrees with a depth computed from the value (property)', () => {
+    const depthOf = (v: unknown): number =>
+      v !== null && typeof v === 'object' ? 1 + Math.max(0, ...Object.values(v as object).map(depthOf)) : 0;
+    fc.assert(
+      fc.property(fc.jsonValue({ depthSize: 'large', maxDepth: 12 }), fc.integer({ min: 1, max: 8 }), (value, limit) => {
+        const text = JSON.stringify(value);
+        if (depthOf(value) > limit) expect(() => parseJsonExact(text, limit)).toThrow(JsonDepthError);
+        else expect(() => parseJsonExact(text, limit)).not.toThrow();
+      }),
+      { seed: 64 },
+    );
+  });
+
+  it('the size estimate of a row with a hostile value is a number, not a stack overflow', () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 200_000; i++) deep = [deep];
+    expect(typeof estimateRowBytes({ id: 1, deep })).toBe('number');
   });
 });

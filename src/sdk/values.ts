@@ -170,12 +170,59 @@ export function exactJsonNumber(text: string): number | bigint | Decimal {
   return Decimal.parse(text) as Decimal;
 }
 
+/** How deeply JSON that weir reads may nest by default (a source's `max_depth` option). */
+export const DEFAULT_MAX_JSON_DEPTH = 64;
+
+/** JSON nested deeper than the reader allows: a row error where a row holds it. */
+export class JsonDepthError extends SyntaxError {
+  constructor(readonly maxDepth: number) {
+    super(`JSON nested deeper than ${maxDepth} levels (arrays and objects inside each other); raise max_depth if it is expected`);
+    this.name = 'JsonDepthError';
+  }
+}
+
 /**
  * Parses JSON keeping every number exact ({@link exactJsonNumber}); as fast as
  * `JSON.parse` for text without fractions, exponents or long digit runs. Throws
- * a SyntaxError on invalid JSON, as `JSON.parse` does.
+ * a SyntaxError on invalid JSON, as `JSON.parse` does, and a {@link JsonDepthError}
+ * when arrays and objects nest deeper than `maxDepth` (what is read, and each later
+ * step such as JSON.stringify, then stays far from the stack's limit).
  */
-export function parseJsonExact(text: string): unknown {
+export function parseJsonExact(text: string, maxDepth: number = DEFAULT_MAX_JSON_DEPTH): unknown {
+  if (nestsDeeper(text, maxDepth)) throw new JsonDepthError(maxDepth);
   if (!INEXACT_NUMBER.test(text)) return JSON.parse(text);
   return losslessParse(text, undefined, exactJsonNumber);
+}
+
+/** Whether arrays and objects in JSON text nest deeper than `max` (brackets inside strings do not count). */
+function nestsDeeper(text: string, max: number): boolean {
+  if (countOpenings(text, max) <= max) return false; // too few brackets in all: the common case, found natively
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) i = stringEnd(text, i);
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
+/** `[` and `{` in the text, counted up to `max + 1`. */
+function countOpenings(text: string, max: number): number {
+  let n = 0;
+  for (const bracket of ['[', '{']) {
+    for (let i = text.indexOf(bracket); i >= 0 && n <= max; i = text.indexOf(bracket, i + 1)) n++;
+  }
+  return n;
+}
+
+/** The index of the quote closing the string that opens at `start` (the text's end when it never closes). */
+function stringEnd(text: string, start: number): number {
+  for (let i = text.indexOf('"', start + 1); i >= 0; i = text.indexOf('"', i + 1)) {
+    let backslashes = 0;
+    while (text.charCodeAt(i - 1 - backslashes) === 0x5c) backslashes++;
+    if (backslashes % 2 === 0) return i;
+  }
+  return text.length;
 }

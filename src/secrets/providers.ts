@@ -63,11 +63,12 @@ export function parseKeyFile(text: string, path: string): Record<string, string>
     } catch {
       throw new Error(`file ${path} looks like JSON but does not parse`);
     }
-    const out: Record<string, string> = {};
+    const out: Record<string, string> = Object.create(null);
     flatten(parsed as Record<string, unknown>, '', out);
     return out;
   }
-  const out: Record<string, string> = {};
+  // no prototype: a key is found only when the file has it (never `constructor` or `toString` of Object.prototype)
+  const out: Record<string, string> = Object.create(null);
   for (const line of trimmed.split(/\r?\n/)) {
     if (line.trim().startsWith('#')) continue;
     const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*?)\s*$/.exec(line);
@@ -105,7 +106,12 @@ export type ProviderFactory = (scope: ScopeConfig, warn: (msg: string) => void) 
  */
 export const PROVIDERS: Record<string, ProviderFactory> = {
   /** Environment variables, optionally with a prefix: key `db_password` with prefix `APP_` reads `APP_db_password`. */
-  env: (scope) => ({ get: (key) => process.env[`${scope.prefix ?? ''}${key}`] }),
+  env: (scope) => ({
+    get: (key) => {
+      const name = `${scope.prefix ?? ''}${key}`;
+      return Object.hasOwn(process.env, name) ? process.env[name] : undefined;
+    },
+  }),
   /** One JSON or dotenv file holding many keys. */
   file: (scope, warn) => {
     let cache: Record<string, string> | undefined;

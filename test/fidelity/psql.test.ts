@@ -156,3 +156,40 @@ describe.skipIf(!up)('CSV → PostgreSQL equals psql \\copy', () => {
     ]);
   });
 });
+
+describe.skipIf(!up)('where psql \\copy has an opinion (issue 10, item 12)', () => {
+  const create = async (t: string) => admin.query(`CREATE TABLE "${t}" (id integer, name text)`);
+  const file = async (content: string | Buffer) => {
+    const path = join(dir, `opinion-${randomBytes(4).toString('hex')}.csv`);
+    await writeFile(path, content);
+    return path;
+  };
+
+  it('LF and CRLF records in one file: psql refuses it; weir loads each record as psql loads the same file with one line ending', async () => {
+    const mixed = await file('id,name\r\n1,a\n2,"b\r\nc"\r\n3,d\n');
+    const [t1, t2, t3] = [name(), name(), name()];
+    for (const t of [t1, t2, t3]) await create(t);
+    await expect(psqlCopy(t1, mixed)).rejects.toThrow(/carriage return|newline/i);
+    await psqlCopy(t1, await file('id,name\n1,a\n2,"b\r\nc"\n3,d\n'));
+    await weir(t2, mixed);
+    await weir(t3, mixed, ', batch_size: 1');
+    expect(await digest(t2)).toBe(await digest(t1));
+    expect(await digest(t3)).toBe(await digest(t1));
+  });
+
+  it('invalid UTF-8: psql refuses the whole file; weir loads the other rows and dead-letters that one', async () => {
+    const bad = await file(Buffer.concat([Buffer.from('id,name\n1,a\n2,'), Buffer.from([0xff]), Buffer.from('\n3,c\n')]));
+    const [t1, t2] = [name(), name()];
+    await create(t1);
+    await create(t2);
+    await expect(psqlCopy(t1, bad)).rejects.toThrow(/invalid byte sequence/);
+    await psqlCopy(t1, await file('id,name\n1,a\n3,c\n'));
+    const { summary } = await runYaml(
+      `pipeline: ${pipeline}-${t2}\nsource: { type: csv, path: ${bad} }\nsink: { type: postgres, database: test, table: ${t2} }\nerrors: { tolerance: all, dead_letter: { type: jsonl, path: dead-${t2}.jsonl } }\n`,
+      [],
+      dir,
+    );
+    expect(summary.totals).toMatchObject({ rows_read: 3, rows_written: 2, rows_dead_lettered: 1 });
+    expect(await digest(t2)).toBe(await digest(t1));
+  });
+});

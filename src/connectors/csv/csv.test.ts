@@ -405,3 +405,116 @@ describe('csv sink', () => {
     expect(await readFile(join(dir, 'deep', 'er', 'out.csv'), 'utf8')).toBe('n\n1\n');
   });
 });
+
+describe('csv sink formula_escape', () => {
+  const hostile = ['=HYPERLINK("http://evil","x")', '+1+2', '-2+3', '@SUM(A1)', '\tcmd', '\r=1', 'plain', '', 'a=b'];
+  const rows = (): Row[] => hostile.map((text, i) => ({ id: i, text, n: -5, d: Decimal.parse('-1.5') }));
+
+  it('is off by default: values are written as they are', async () => {
+    await writeAll({ path: 'out.csv' }, [['0', rows()]]);
+    const back = await readAll({ path: 'out.csv', columns: { text: 'string' } });
+    expect(back.rows.map((r) => r.text)).toEqual(hostile);
+  });
+
+  it("prefixes text starting with =, +, -, @, tab or CR with ' (OWASP), in values and in the header; numbers stay numbers", async () => {
+    await writeAll({ path: 'out.csv', formula_escape: true }, [['0', [...rows(), { id: 99, text: 'x', n: 1, d: null, '=cmd': 'y' }]]], {
+      schema: [
+        { name: 'id', type: 'integer' },
+        { name: 'text', type: 'string' },
+        { name: 'n', type: 'integer' },
+        { name: 'd', type: 'decimal' },
+        { name: '=cmd', type: 'string' },
+      ],
+    });
+    const text = await readFile(join(dir, 'out.csv'), 'utf8');
+    expect(text.split('\n')[0]).toBe("id,text,n,d,'=cmd");
+    const back = await readAll({ path: 'out.csv', columns: { text: 'string' } });
+    expect(back.rows.map((r) => r.text)).toEqual([
+      `'=HYPERLINK("http://evil","x")`,
+      "'+1+2",
+      "'-2+3",
+      "'@SUM(A1)",
+      "'\tcmd",
+      "'\r=1",
+      'plain',
+      '',
+      'a=b',
+      'x',
+    ]);
+    expect(back.rows.slice(0, 3).map((r) => [r.n, String(r.d)])).toEqual([
+      [-5, '-1.5'],
+      [-5, '-1.5'],
+      [-5, '-1.5'],
+    ]);
+  });
+});
+
+describe('csv line endings per record (RFC 4180 readers accept LF and CRLF)', () => {
+  const expected = [
+    { id: 1, name: 'a' },
+    { id: 2, name: 'b' },
+    { id: 3, name: 'c' },
+  ];
+  for (const [what, text] of [
+    ['a CRLF header with LF records', 'id,name\r\n1,a\n2,b\n3,c\n'],
+    ['an LF header with CRLF records', 'id,name\n1,a\r\n2,b\r\n3,c\r\n'],
+    ['records mixing both', 'id,name\r\n1,a\n2,b\r\n3,c'],
+    ['quoted fields keep their own line breaks', 'id,name\n1,a\r\n"2","b"\n3,"c"\r\n'],
+  ] as const) {
+    it(`reads ${what}: every record on its own, no \\r left in a value`, async () => {
+      await writeFile(join(dir, 'in.csv'), text);
+      const { rows, rejected } = await readAll({ path: 'in.csv', columns: { id: 'integer', name: 'string' } });
+      expect(rejected).toEqual([]);
+      expect(rows).toEqual(expected);
+    });
+  }
+
+  it('keeps a line break inside a quoted field as it is, CR and all', async () => {
+    await writeFile(join(dir, 'in.csv'), 'id,name\n1,"x\r\ny"\r\n2,"p\nq"\n');
+    const { rows } = await readAll({ path: 'in.csv', columns: { id: 'integer', name: 'string' } });
+    expect(rows).toEqual([
+      { id: 1, name: 'x\r\ny' },
+      { id: 2, name: 'p\nq' },
+    ]);
+  });
+});
+
+describe('csv encoding', () => {
+  const file = Buffer.concat([
+    Buffer.from('id,name\n1,ann\n2,'),
+    Buffer.from([0xe9, 0x74, 0xe9]),
+    Buffer.from('\n3,"b'),
+    Buffer.from([0xc3, 0x28]),
+    Buffer.from('"\n4,\u00e9\n'),
+  ]);
+
+  it('utf8 (the default) is strict: a record with bytes that are no UTF-8 is a row error naming the fix; the rest is read', async () => {
+    await writeFile(join(dir, 'in.csv'), file);
+    const { rows, rejected } = await readAll({ path: 'in.csv', columns: { id: 'integer', name: 'string' } });
+    expect(rows).toEqual([
+      { id: 1, name: 'ann' },
+      { id: 4, name: 'é' },
+    ]);
+    expect(rejected.map((r) => (r.record as { line: number }).line)).toEqual([3, 4]);
+    expect(rejected.map((r) => (r.error as Error).message)).toEqual([
+      'record is not valid UTF-8 (bytes that encode no character); fix the file, or set encoding: latin1 (each byte one character) or utf8-lossy (such bytes become U+FFFD)',
+      'record is not valid UTF-8 (bytes that encode no character); fix the file, or set encoding: latin1 (each byte one character) or utf8-lossy (such bytes become U+FFFD)',
+    ]);
+  });
+
+  it('utf8-lossy reads such bytes as U+FFFD; latin1 reads every byte as a character', async () => {
+    await writeFile(join(dir, 'in.csv'), file);
+    const lossy = await readAll({ path: 'in.csv', encoding: 'utf8-lossy', columns: { id: 'integer', name: 'string' } });
+    expect(lossy.rejected).toEqual([]);
+    expect(lossy.rows.map((r) => r.name)).toEqual(['ann', '\ufffdt\ufffd', 'b\ufffd(', 'é']);
+    const latin1 = await readAll({ path: 'in.csv', encoding: 'latin1', columns: { id: 'integer', name: 'string' } });
+    expect(latin1.rows.map((r) => r.name)).toEqual(['ann', 'été', 'bÃ(', 'Ã©']);
+  });
+
+  it('keeps a valid U+FFFD in the data as text in strict mode', async () => {
+    await writeFile(join(dir, 'in.csv'), 'id,name\n1,\ufffd\n');
+    const { rows, rejected } = await readAll({ path: 'in.csv', columns: { id: 'integer', name: 'string' } });
+    expect(rejected).toEqual([]);
+    expect(rows).toEqual([{ id: 1, name: '\ufffd' }]);
+  });
+});

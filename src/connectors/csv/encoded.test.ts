@@ -271,13 +271,31 @@ describe('csv readEncoded', () => {
     await same('a.b\n\\.\n1.2\n', { delimiter: '.' });
   });
 
-  it('hands on invalid UTF-8 as the row path decodes it (U+FFFD)', async () => {
-    await same(Buffer.concat([Buffer.from('a,b\n1,'), Buffer.from([0xff, 0xfe, 0x41]), Buffer.from('\n2,ok\n')]), {});
-    await same(
-      Buffer.concat([Buffer.from('a,b\n1,x\n2,"'), Buffer.from([0xc3]), Buffer.from('"\n3,\\\n4,y')]),
-      {},
-      { chunkBytes: 1 << 20 },
-    );
+  it('hands on invalid UTF-8 as the row path decodes it (U+FFFD) with encoding: utf8-lossy', async () => {
+    const lossy = { encoding: 'utf8-lossy' };
+    await same(Buffer.concat([Buffer.from('a,b\n1,'), Buffer.from([0xff, 0xfe, 0x41]), Buffer.from('\n2,ok\n')]), lossy);
+    await same(Buffer.concat([Buffer.from('a,b\n1,x\n2,"'), Buffer.from([0xc3]), Buffer.from('"\n3,\\\n4,y')]), lossy, {
+      chunkBytes: 1 << 20,
+    });
+  });
+
+  it('rejects a record with invalid UTF-8 as the row path does (the default, strict utf8), and keeps the rest', async () => {
+    const bad = Buffer.concat([
+      Buffer.from('a,b\n1,'),
+      Buffer.from([0xff, 0xfe, 0x41]),
+      Buffer.from('\n2,ok\n3,"x'),
+      Buffer.from([0xc3]),
+      Buffer.from('"\n4,\u00e9\n'),
+    ]);
+    for (const tuning of [{ chunkBytes: 1 << 20 }, { chunkBytes: 8, readBytes: 3 }]) {
+      const { rows, rejected } = await same(bad, {}, tuning);
+      expect(rows.map((r) => r.a)).toEqual([2, 4]);
+      expect(rejected.map((r) => r.record)).toEqual([
+        { line: 2, raw: '1,\ufffd\ufffdA' },
+        { line: 4, raw: '3,x\ufffd' },
+      ]);
+      expect(rejected[0]?.message).toMatch(/not valid UTF-8.*encoding: latin1/);
+    }
   });
 
   it('is off for options COPY cannot take as they are', () => {
@@ -487,5 +505,19 @@ describe('encoded.ts field checks', () => {
     );
     for (const s of ['2024-05-01', '2024-05-01T10:00', '2024-05-01 10:00:60.5+02:30', '2024-05-01T10:00:00Z', '2024-02-30'])
       expect(isoTimestampBytes(Buffer.from(s), 0, s.length)).toBe(true);
+  });
+});
+
+describe('csv readEncoded with LF and CRLF records in one file', () => {
+  it('reads each record on its own as the row path does, and hands COPY one line ending', async () => {
+    for (const content of ['id,name\r\n1,a\n2,b\n3,c\n', 'id,name\n1,a\r\n2,b\r\n3,"c\r\nd"\r\n', 'id,name\r\n1,a\n2,b\r\n3,c']) {
+      for (const tuning of [{ chunkBytes: 1 << 20 }, { chunkBytes: 8, readBytes: 3 }]) {
+        const { rows, chunks } = await same(content, { columns: { id: 'integer', name: 'string' } }, tuning);
+        expect(rows.map((r) => r.id)).toEqual([1, 2, 3]);
+        expect(rows.map((r) => r.name)).not.toContainEqual(expect.stringMatching(/\r$/));
+        // `same` read every chunk as COPY does, which refuses a file mixing the two
+        expect(chunks.length).toBeGreaterThan(0);
+      }
+    }
   });
 });

@@ -23,6 +23,7 @@
  * unclosed quote at the end of the file) and overlong records make the caller
  * switch to the row path for the rest of the file.
  */
+import { isUtf8 } from 'node:buffer';
 import type { ColumnType, EncodingHints, Row } from '../../sdk/types.js';
 import { fitsFraction, fractionError, valueText } from '../shared/columns.js';
 
@@ -303,6 +304,10 @@ export interface ScannerOptions {
   valueColumns?: readonly string[];
   /** Digits after the point each column's target keeps ({@link EncodingHints.fractionDigits}): more is a rejected record. */
   fractionDigits?: Readonly<Record<string, number>>;
+  /** Records larger than this are left to the row path, which rejects them (`max_record_bytes`). */
+  maxRecordBytes?: number;
+  /** Strict UTF-8: the error that rejects a record with bytes that encode no character (else they read as U+FFFD). */
+  invalidUtf8?: () => Error;
 }
 
 /**
@@ -591,7 +596,8 @@ export class ChunkScanner {
         break;
       }
       const recEnd = p + lineEnd;
-      if (recEnd - recStart > MAX_SCAN_RECORD_BYTES) return this.giveUp(recStart, lfAtStart, crAtStart, 'record_size');
+      if (recEnd - recStart > (this.options.maxRecordBytes ?? MAX_SCAN_RECORD_BYTES))
+        return this.giveUp(recStart, lfAtStart, crAtStart, 'record_size');
       if (lineEnd > 0) {
         this.lf++;
         if (lineEnd === 2) {
@@ -687,6 +693,12 @@ export class ChunkScanner {
         } else {
           this.rows++;
           if (lineEnd === 0) this.openEnd = true;
+          else if (lineEnd !== this.lineEndingLength) {
+            // the other line ending: the record's text as it is, ended the way the rest of the data is
+            this.flush(recEnd - lineEnd);
+            this.writeText(this.lineEnding === 'crlf' ? '\r\n' : '\n');
+            this.emitFrom = recEnd;
+          }
         }
       }
       pos = recEnd;
@@ -731,10 +743,15 @@ export class ChunkScanner {
       else return -2;
       this.lineEnding = le;
     }
-    if (le === 'lf') return c === LF ? 1 : 0;
-    if (c !== CR) return 0;
+    // LF and CRLF both end a record, whichever the file started with (as csv-parse reads it); a bare CR is text
+    if (c === LF) return 1;
     if (p + 1 >= end) return eof ? 0 : -1;
     return buf[p + 1] === LF ? 2 : 0;
+  }
+
+  /** The line ending the chunk's data uses for every record: the file's first (COPY takes one kind only). */
+  private get lineEndingLength(): number {
+    return this.lineEnding === 'crlf' ? 2 : 1;
   }
 
   private incomplete(recStart: number, lf: number, cr: number): number {
@@ -790,7 +807,8 @@ export class ChunkScanner {
   /** Converts a record the row path's way: rejected, or re-encoded from its row. */
   private slowRecord(recStart: number, recEnd: number, nf: number, index: number, lfAtStart: number): void {
     const fields = this.recordFields(nf);
-    const result = this.options.check.convert(fields);
+    const strict = this.options.invalidUtf8;
+    const result = strict && this.allSlow && !isUtf8(this.buf.subarray(recStart, recEnd)) ? strict() : this.options.check.convert(fields);
     this.drop(recStart, recEnd);
     if (result instanceof Error) {
       this.rejects.push({ index, line: this.baseLine + 1 + lfAtStart, fields, error: result });

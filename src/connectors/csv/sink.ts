@@ -1,11 +1,11 @@
 import type { CommitContext, Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
-import type { JsonValue, Partition, Row } from '../../sdk/types.js';
+import { type JsonValue, type Partition, type Row, rowValue } from '../../sdk/types.js';
 import { valueText } from '../shared/columns.js';
 import { resolvePath } from '../shared/files.js';
 import { abortStagedMessages, commitStaged, makeTargetDir, parseMessages, StagedFile, type StagedMessage } from '../shared/staged.js';
 import { csvField } from './encoded.js';
-import type { CsvOptions } from './spec.js';
+import { type CsvOptions, textEncoding } from './spec.js';
 
 const WHO = 'csv sink';
 
@@ -21,6 +21,20 @@ function formatValue(value: unknown, column: string): string | null {
       cause: error,
     });
   }
+}
+
+/** Text a spreadsheet would run as a formula (OWASP's list): `=`, `+`, `-`, `@`, tab or CR first. */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/** With `formula_escape`, text a spreadsheet would run as a formula gets a `'` in front. */
+function escapeFormula(text: string, opts: CsvOptions): string {
+  return opts.formula_escape && FORMULA_START.test(text) ? `'${text}` : text;
+}
+
+/** One value as the CSV field's text, null for null (only text values are escaped as formulas: numbers are numbers). */
+function fieldText(value: unknown, column: string, opts: CsvOptions): string | null {
+  const text = formatValue(value, column);
+  return typeof value === 'string' && text !== null ? escapeFormula(text, opts) : text;
 }
 
 /**
@@ -71,11 +85,11 @@ async function openWriter(partition: Partition, opts: CsvOptions, ctx: TaskConte
         const record: (string | null)[] = new Array(names.length);
         for (let i = 0; i < names.length; i++) {
           const name = names[i] as string;
-          record[i] = formatValue(row[name], name);
+          record[i] = fieldText(rowValue(row, name), name, opts);
         }
         records[r] = record;
       }
-      const bytes = await file.append(Buffer.from(csvText(records, opts), opts.encoding), batch.length);
+      const bytes = await file.append(Buffer.from(csvText(records, opts), textEncoding(opts)), batch.length);
       ctx.count('bytes_sent', bytes);
     },
     async commit() {
@@ -116,7 +130,10 @@ export function csvSink(opts: CsvOptions): Sink {
       const parts = parseMessages(messages, WHO);
       const target = resolvePath(ctx.baseDir, opts.path);
       const names = jobColumns(parts, opts, ctx);
-      const header = opts.header && names.length ? Buffer.from(csvText([names], opts), opts.encoding) : undefined;
+      const header =
+        opts.header && names.length
+          ? Buffer.from(csvText([names.map((n) => escapeFormula(n, opts))], opts), textEncoding(opts))
+          : undefined;
       await commitStaged({
         who: WHO,
         target,
@@ -128,8 +145,8 @@ export function csvSink(opts: CsvOptions): Sink {
         header,
         checkExisting: (head) => {
           if (!header) return;
-          const firstLine = head.subarray(0, head.indexOf(0x0a) + 1 || head.length).toString(opts.encoding);
-          const expected = Buffer.from(header).toString(opts.encoding);
+          const firstLine = head.subarray(0, head.indexOf(0x0a) + 1 || head.length).toString(textEncoding(opts));
+          const expected = Buffer.from(header).toString(textEncoding(opts));
           if (firstLine.replace(/\r?\n$/, '').replace(/^\uFEFF/, '') !== expected.replace(/\n$/, ''))
             throw new WeirError(
               `${WHO}: cannot append to ${target}: its header ${JSON.stringify(firstLine.trim())} differs from the columns of this run ${JSON.stringify(expected.trim())}; use mode: overwrite, write to another path, or set \`columns\` to match the file`,

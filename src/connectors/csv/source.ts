@@ -10,24 +10,24 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { open, stat } from 'node:fs/promises';
+import bytesLib from 'bytes';
 import { type CsvError, type Info, type Options as ParseOptions, parse } from 'csv-parse';
 import { parse as parseSync } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import type { Source, TaskContext } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
-import type { ColumnType, EncodedRows, EncodingHints, Partition, Row, Schema } from '../../sdk/types.js';
+import { type ColumnType, type EncodedRows, type EncodingHints, emptyRow, type Partition, type Row, type Schema } from '../../sdk/types.js';
 import { type Converted, convertText, TextTypeGuess } from '../shared/columns.js';
 import { type FileSample, fileError, openToRead, resolvePath, singleFileSource } from '../shared/files.js';
 import { ChunkScanner, type Dialect, encodeRowsCsv, type Field, KIND_OF, type LineEnding } from './encoded.js';
-import type { CsvOptions } from './spec.js';
+import { type CsvOptions, textEncoding } from './spec.js';
 import { type RangeStart, recordBoundaries } from './split.js';
+import { INVALID_MARK, invalidUtf8Error, shownText, Utf8Marker } from './utf8.js';
 
 /** Rows inspected to infer column types. */
 export const INFER_ROWS = 1000;
 /** Rows per array yielded by `read`. */
 const CHUNK_ROWS = 1000;
-/** A record larger than this is rejected (guards memory against a runaway unclosed quote). */
-const MAX_RECORD_BYTES = 64 * 1024 * 1024;
 
 const WHO = 'csv source';
 
@@ -46,7 +46,15 @@ interface ParserStart {
   lineEnding: LineEnding | 'cr';
 }
 
-const RECORD_DELIMITERS = { lf: '\n', crlf: '\r\n', cr: '\r' } as const;
+/**
+ * Record delimiters as csv-parse takes them: a file of LF or CRLF records may mix
+ * the two, record by record, as RFC 4180 readers allow (a CRLF header over LF
+ * records, or the other way round); only old Mac files (bare CR) keep their own.
+ */
+const RECORD_DELIMITERS = { lf: ['\r\n', '\n'], crlf: ['\r\n', '\n'], cr: ['\r'] } as const;
+
+/** The record delimiters for a file whose first line ending is `lineEnding` (unknown: LF or CRLF). */
+const recordDelimiters = (lineEnding: LineEnding | 'cr') => [...RECORD_DELIMITERS[lineEnding ?? 'lf']];
 
 /**
  * The fields of a record as the row path sees them ({@link Field}). csv-parse gives
@@ -100,11 +108,11 @@ function parseOptions(opts: CsvOptions): ParseOptions {
     delimiter: opts.delimiter,
     quote: opts.quote,
     escape: opts.quote,
-    encoding: opts.encoding,
+    encoding: textEncoding(opts),
     relax_column_count: true,
     relax_quotes: true, // keep `a"b` and `"a"b` as text rather than swallow the lines after them
     skip_records_with_error: true,
-    max_record_size: MAX_RECORD_BYTES,
+    max_record_size: opts.max_record_bytes,
   };
 }
 
@@ -125,6 +133,16 @@ async function openParser<I extends boolean>(
 ) {
   const handle = await openToRead(path, WHO);
   const skipped: CsvError[] = [];
+  const lineEnding = from?.lineEnding ?? (await firstLineEnding(path, opts));
+  /** A record over max_record_bytes: csv-parse drops the rest of the chunk it is in and would read on inside it, so reading stops there. */
+  let oversized: Oversized | undefined;
+  const stopAtOversized = () => {
+    stream.unpipe(marker ?? parser);
+    marker?.unpipe(parser);
+    stream.destroy();
+    marker?.destroy();
+    parser.end();
+  };
   const parser = parse({
     ...parseOptions(opts),
     bom: !from,
@@ -132,9 +150,13 @@ async function openParser<I extends boolean>(
     raw: true,
     from_line: from ? 1 : opts.skip_lines + 1,
     skip_empty_lines: skipEmptyLines,
-    ...(from?.lineEnding ? { record_delimiter: RECORD_DELIMITERS[from.lineEnding] } : {}),
+    record_delimiter: recordDelimiters(lineEnding),
     on_skip: (error) => {
-      if (error) skipped.push(error);
+      if (oversized) return;
+      if ((error as CsvError | undefined)?.code === 'CSV_MAX_RECORD_SIZE') {
+        oversized = { records: parser.info.records, lines: parser.info.lines };
+        setImmediate(stopAtOversized);
+      } else if (error) skipped.push(error);
     },
   });
   if (from) (parser.info as { lines: number }).lines = from.lines;
@@ -144,14 +166,37 @@ async function openParser<I extends boolean>(
     ...(end !== undefined && Number.isFinite(end) ? { end: end - 1 } : {}),
   });
   stream.on('error', (error) => parser.destroy(fileError(error, { who: WHO, path, action: 'read' })));
-  stream.pipe(parser);
+  // strict UTF-8: invalid bytes are marked on their way to csv-parse, and the records holding them rejected
+  const marker = opts.encoding === 'utf8' ? new Utf8Marker() : undefined;
+  if (marker) stream.pipe(marker).pipe(parser);
+  else stream.pipe(parser);
   const close = () => {
-    stream.unpipe(parser);
+    stream.unpipe(marker ?? parser);
+    marker?.unpipe(parser);
     stream.destroy();
+    marker?.destroy();
     parser.destroy();
   };
+  /** Whether a record holds bytes that are no UTF-8 (only a file with such bytes is looked at). */
+  const invalid = (record: Field[]) => marker?.sawInvalid === true && record.some((f) => f?.includes(INVALID_MARK));
   type Item = I extends true ? { record: string[]; raw: string; info: Info } : { record: string[]; raw: string };
-  return { parser: parser as AsyncIterable<Item>, fields: fieldReader(opts), skipped, close };
+  return {
+    parser: parser as AsyncIterable<Item>,
+    fields: fieldReader(opts),
+    skipped,
+    close,
+    invalid,
+    lineEnding,
+    oversized: () => oversized,
+    /** Whether byte offsets counted from records are the file's (no invalid UTF-8 was marked, which changes lengths). */
+    exactOffsets: () => marker?.sawInvalid !== true,
+  };
+}
+
+/** Where csv-parse stopped at a record over max_record_bytes: records it gave before, and its line counter. */
+interface Oversized {
+  records: number;
+  lines: number;
 }
 
 /** Column names from a header record: trimmed; blanks become `column_<n>`; duplicates are a config error. */
@@ -284,7 +329,7 @@ class RecordConverter {
         `record has ${record.length} field(s), expected ${names.length} (${names.join(', ')}); check the delimiter and quoting on this line`,
         { code: 'bad_record' },
       );
-    const row: Row = {};
+    const row = emptyRow();
     for (let i = 0; i < names.length; i++) {
       const text = record[i];
       const name = names[i] as string;
@@ -303,9 +348,14 @@ class RecordConverter {
     return row;
   }
 
-  /** The record as CSV text, for the dead-letter entry. */
+  /** The record as CSV text, for the dead-letter entry (invalid UTF-8 shown as U+FFFD). */
   raw(record: Field[]): string {
-    return stringify([record], { delimiter: this.opts.delimiter, quote: this.opts.quote, escape: this.opts.quote, eof: false });
+    return stringify([record.map((f) => (f ? shownText(f) : f))], {
+      delimiter: this.opts.delimiter,
+      quote: this.opts.quote,
+      escape: this.opts.quote,
+      eof: false,
+    });
   }
 }
 
@@ -318,7 +368,16 @@ interface Resume extends ParserStart {
 
 /** Reads one partition (worker); with `resume`, from the middle of the file; with `end`, up to that byte. */
 async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext, resume?: Resume, end?: number): AsyncGenerator<Row[]> {
-  const { parser, fields, skipped, close } = await openParser(path, opts, false, resume, false, end);
+  const { parser, fields, skipped, close, invalid, lineEnding, oversized, exactOffsets } = await openParser(
+    path,
+    opts,
+    false,
+    resume,
+    false,
+    end,
+  );
+  /** Where reading goes on after a record over max_record_bytes. */
+  let after: Resume | undefined;
   const flushSkipped = async () => {
     while (skipped.length) {
       const error = skipped.shift() as CsvError & { lines?: number; record?: unknown };
@@ -336,6 +395,10 @@ async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext, resume
     let chunk: Row[] = [];
 
     const take = async (record: Field[], line: number, c: RecordConverter) => {
+      if (invalid(record)) {
+        await ctx.reject({ line, raw: c.raw(record) }, invalidUtf8Error());
+        return;
+      }
       const result = c.convert(record);
       if (result instanceof RowError) await ctx.reject({ line, raw: c.raw(record) }, result);
       else chunk.push(result);
@@ -361,7 +424,14 @@ async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext, resume
 
     /** The last line of the previous record. */
     let lastLine = resume?.line ?? opts.skip_lines;
+    /** Records taken from the parser, and the bytes of those after the header (for where an oversized record starts). */
+    let taken = 0;
+    let dataBytes = 0;
     for await (const item of parser) {
+      const stop = oversized();
+      if (stop && taken >= stop.records) break; // what csv-parse read after the oversized record's start is not data
+      taken++;
+      if (names) dataBytes += rawBytes(item.raw, lineEnding);
       const record = fields(item.record, item.raw);
       const line = lastLine + 1;
       lastLine = line + countNewlines(record);
@@ -387,9 +457,76 @@ async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext, resume
     if (!converter && names) await start(names);
     await flushSkipped();
     if (chunk.length) yield chunk;
+    const stop = oversized();
+    if (stop && names) {
+      const line = lastLine + 1;
+      await ctx.reject(
+        { line, raw: null },
+        new RowError(
+          `the record starting at line ${line} is larger than max_record_bytes (${formatBytes(opts.max_record_bytes)}): an unclosed quote or a runaway field; fix the file, or raise max_record_bytes if such records are expected`,
+          { code: 'record_too_large' },
+        ),
+      );
+      const next = await afterOversized(path, opts, {
+        resume,
+        dataBytes,
+        lineEnding,
+        line: lastLine,
+        lines: stop.lines,
+        end,
+        exact: exactOffsets(),
+      });
+      if (next) after = { ...next, names };
+    }
   } finally {
     close();
   }
+  if (after) yield* readCsv(path, opts, ctx, after, end);
+}
+
+/** Bytes of a record in the file from csv-parse's raw text, which leaves out the LF of a CRLF record delimiter. */
+function rawBytes(raw: string, lineEnding: LineEnding | 'cr'): number {
+  const n = Buffer.byteLength(raw);
+  return lineEnding !== 'cr' && raw.charCodeAt(raw.length - 1) === 0x0d ? n + 1 : n;
+}
+
+const formatBytes = (n: number) => bytesLib.format(n, { unitSeparator: '' }) ?? `${n} bytes`;
+
+/**
+ * Where the record after an oversized one starts (worker): the oversized record's
+ * start is the data's start plus the bytes of the records before it, and its end
+ * is found as the splitter finds record boundaries (following quotes). Undefined
+ * when it runs to the end of the range.
+ */
+async function afterOversized(
+  path: string,
+  opts: CsvOptions,
+  at: {
+    resume: Resume | undefined;
+    dataBytes: number;
+    lineEnding: LineEnding | 'cr';
+    line: number;
+    lines: number;
+    end: number | undefined;
+    exact: boolean;
+  },
+): Promise<Omit<Resume, 'names'> | undefined> {
+  if (!at.exact || at.lineEnding === 'cr' || !oneByte(opts.delimiter) || !oneByte(opts.quote))
+    throw new WeirError(
+      `${WHO}: ${path} has a record larger than max_record_bytes (${formatBytes(opts.max_record_bytes)}) after line ${at.line}, and with ${at.exact ? 'this dialect' : 'invalid UTF-8 before it'} weir cannot find where it ends; fix the file, or raise max_record_bytes`,
+      { kind: 'data', code: 'record_too_large', retryable: false },
+    );
+  const base = at.resume ? at.resume.offset : (await readPrefix(path, opts)).offset;
+  const offset = base + at.dataBytes;
+  let size: number;
+  try {
+    size = at.end ?? (await stat(path)).size;
+  } catch (error) {
+    throw fileError(error, { who: WHO, path, action: 'read' });
+  }
+  const dialect = { delimiter: opts.delimiter.charCodeAt(0), quote: opts.quote.charCodeAt(0), lineEnding: at.lineEnding ?? 'lf' };
+  const [next] = await recordBoundaries(path, dialect, { offset, line: at.line, lines: at.lines }, size, [offset + 1]);
+  return next;
 }
 
 // ---------------------------------------------------------------------------
@@ -429,7 +566,7 @@ const oneByte = (c: string) => c.length === 1 && c.charCodeAt(0) < 0x80 && c !==
 export function encodable(opts: CsvOptions): boolean {
   const n = opts.null_value;
   return (
-    opts.encoding === 'utf8' &&
+    textEncoding(opts) === 'utf8' &&
     oneByte(opts.delimiter) &&
     oneByte(opts.quote) &&
     opts.delimiter !== opts.quote &&
@@ -480,6 +617,7 @@ async function readPrefix(path: string, opts: CsvOptions): Promise<Prefix> {
   const declared = opts.header ? undefined : Object.keys(opts.columns ?? {});
   const start: Prefix = { names: declared, offset: bom, lines: 1, lineEnding: undefined, line: opts.skip_lines, utf16 };
   if (utf16 || (!opts.header && opts.skip_lines === 0)) return start;
+  const delimiters = recordDelimiters(await firstLineEnding(path, opts));
   // most headers sit in the first few KB: parsed at once; else csv-parse streams the file up to it
   for (const size of PREFIX_BLOCK_BYTES) {
     const block = await readHead(path, size);
@@ -488,6 +626,7 @@ async function readPrefix(path: string, opts: CsvOptions): Promise<Prefix> {
       bom: true,
       info: true,
       skip_empty_lines: false,
+      record_delimiter: delimiters,
     } as ParseOptions) as unknown as {
       record: Field[];
       info: Info;
@@ -616,7 +755,7 @@ function decodeChunk(
       bom: false,
       raw: true,
       skip_empty_lines: false,
-      ...(chunk.lineEnding ? { record_delimiter: RECORD_DELIMITERS[chunk.lineEnding] } : {}),
+      record_delimiter: recordDelimiters(chunk.lineEnding),
       on_skip: (error) => {
         if (error) skipped.push(error);
       },
@@ -782,6 +921,8 @@ async function* scanChunks(
     check: { convert: (fields) => converter.convert(fields) },
     ...(hints.valueColumns ? { valueColumns: hints.valueColumns } : {}),
     ...(hints.fractionDigits ? { fractionDigits: hints.fractionDigits } : {}),
+    ...(opts.encoding === 'utf8' ? { invalidUtf8: invalidUtf8Error } : {}),
+    maxRecordBytes: opts.max_record_bytes,
   });
   try {
     let filePos = prefix.offset; // next byte to read
@@ -816,7 +957,7 @@ async function* scanChunks(
           continue;
         }
         if (scanned > 0) break; // full: the partial record at the end goes with the next chunk
-        if (cap > MAX_RECORD_BYTES) {
+        if (cap > opts.max_record_bytes) {
           scanner.stop = { at: 0, reason: 'record_size' };
           break;
         }

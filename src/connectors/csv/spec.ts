@@ -27,8 +27,10 @@ export const csvOptions = {
   delimiter: oneChar().describe('The field separator, one character, e.g. "," or ";" or "\\t".').default(','),
   quote: oneChar().describe('The character that quotes fields containing the delimiter, quotes or line breaks.').default('"'),
   encoding: o
-    .enum(['utf8', 'latin1'] as const)
-    .describe('Text encoding of the file.')
+    .enum(['utf8', 'utf8-lossy', 'latin1'] as const)
+    .describe(
+      'Text encoding of the file. `utf8` is strict: as a source, a record with bytes that encode no character is a row error (dead-lettered with `errors.tolerance: all`). `utf8-lossy` reads such bytes as U+FFFD (the replacement character) instead; `latin1` reads every byte as one character. A sink writes UTF-8 for both utf8 settings.',
+    )
     .default('utf8'),
   null_value: o
     .string()
@@ -42,6 +44,12 @@ export const csvOptions = {
       'Sink only. `overwrite` replaces the file; `append` adds the rows after the existing ones (and writes no second header). Either way the file is replaced atomically when the run commits.',
     )
     .default('overwrite'),
+  formula_escape: o
+    .bool()
+    .describe(
+      "Sink only. Writes text that starts with `=`, `+`, `-`, `@`, a tab or a carriage return with a `'` in front (OWASP's advice against CSV injection), in values and in the header, so a spreadsheet shows it as text instead of running it as a formula. Numbers (integer, decimal and number values) are written as they are. The file then no longer holds the exact text: leave it off for files that programs read.",
+    )
+    .default(false),
   split_bytes: o
     .bytes({ min: 0 })
     .describe(
@@ -49,6 +57,13 @@ export const csvOptions = {
     )
     .default('32MB')
     .example('128MB', 0)
+    .advanced(),
+  max_record_bytes: o
+    .bytes({ min: 1024, max: 1024 * 1024 * 1024 })
+    .describe(
+      'Source only. A record larger than this (an unclosed quote that swallows the rest of the file, a runaway field) is one row error: one dead letter with `errors.tolerance: all`, counted once against `max_failed_rows`, and reading goes on at the next record. Bounds the memory one record takes.',
+    )
+    .default('64MB')
     .advanced(),
   skip_lines: o
     .int({ min: 0 })
@@ -59,6 +74,9 @@ export const csvOptions = {
 
 /** Validated `csv` options, as the source and sink factories receive them. */
 export type CsvOptions = OptionsOf<typeof csvOptions>;
+
+/** The Node.js encoding of the file's text (`utf8-lossy` decodes as `utf8` does). */
+export const textEncoding = (opts: CsvOptions): BufferEncoding => (opts.encoding === 'latin1' ? 'latin1' : 'utf8');
 
 /** Cross-field rules of the `csv` connector in both roles. */
 export const csvRules: Rule[] = [

@@ -216,3 +216,23 @@ describe('csv split_bytes', () => {
     );
   });
 });
+
+describe('record boundaries in a file mixing LF and CRLF records', () => {
+  it('a quote after a bare LF in a CRLF file opens a quoted field, so no boundary falls inside it', async () => {
+    const { writeFile: write } = await import('node:fs/promises');
+    const { join: joinPath } = await import('node:path');
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const path = joinPath(mkdtempSync(joinPath(tmpdir(), 'weir-split-mixed-')), 'in.csv');
+    const text = 'id,t\r\n1,"x\nsplit,here\n"\n2,y\r\n';
+    await write(path, text);
+    const starts = await recordBoundaries(
+      path,
+      { delimiter: 0x2c, quote: 0x22, lineEnding: 'crlf' },
+      { offset: 6, line: 1, lines: 2 },
+      text.length,
+      [12],
+    );
+    expect(starts.map((s) => text.slice(s.offset))).toEqual(['2,y\r\n']);
+  });
+});

@@ -57,7 +57,6 @@ export async function recordBoundaries(
   let t = 0; // next target
   while (t < targets.length && (targets[t] as number) <= start.offset) t++;
   if (t >= targets.length) return found;
-  const crlf = d.lineEnding === 'crlf';
   const handle = await open(path, 'r');
   try {
     const buf = Buffer.allocUnsafe(Math.max(2, blockBytes)); // two bytes at least: a doubled quote is never cut in two
@@ -78,7 +77,6 @@ export async function recordBoundaries(
       const block = buf.subarray(0, n);
       let consumed = n;
       const byteAt = (k: number) => (k >= 0 ? (block[k] as number) : k === -1 ? prev1 : prev2);
-      const isRecordEnd = (k: number) => !crlf || byteAt(k - 1) === CR; // the line feed at k ends a record (outside quotes)
       /** Line feeds, carriage returns and CRLF pairs in block[0, b). */
       const counts = (b: number) => {
         let lfs = 0;
@@ -97,8 +95,7 @@ export async function recordBoundaries(
         const stop = q < 0 ? n : q;
         if (inQuote) {
           // a CRLF inside a quoted field is two lines to csv-parse, not a record delimiter
-          if (crlf)
-            for (let k = block.indexOf(LF, i); k >= 0 && k < stop; k = block.indexOf(LF, k + 1)) if (byteAt(k - 1) === CR) crlfInside++;
+          for (let k = block.indexOf(LF, i); k >= 0 && k < stop; k = block.indexOf(LF, k + 1)) if (byteAt(k - 1) === CR) crlfInside++;
           if (q < 0) break;
           if (q + 1 === n && pos + n < size) {
             consumed = q; // maybe the first of a doubled pair: read it again with the next block
@@ -114,17 +111,15 @@ export async function recordBoundaries(
         }
         // outside quotes up to `stop`: a record delimiter here may be the boundary a target waits for
         while (t < targets.length && (targets[t] as number) - pos < stop) {
-          let end = -1;
-          for (let k = block.indexOf(LF, Math.max(i, (targets[t] as number) - pos)); k >= 0 && k < stop; k = block.indexOf(LF, k + 1))
-            if (isRecordEnd(k)) {
-              end = k + 1;
-              break;
-            }
+          // a line feed outside quotes ends a record, after a CR or not: LF and CRLF records may mix (as the readers take them)
+          const lineFeed = block.indexOf(LF, Math.max(i, (targets[t] as number) - pos));
+          const end = lineFeed >= 0 && lineFeed < stop ? lineFeed + 1 : -1;
           if (end < 0) break;
           i = end;
           if (pos + end < size) {
             const c = counts(end);
-            const ends = crlf ? crlfPairs + c.pairs - crlfInside : 0;
+            // csv-parse counts a CRLF record delimiter as one line (LF and CRLF records may mix)
+            const ends = crlfPairs + c.pairs - crlfInside;
             found.push({
               offset: pos + end,
               line: start.line + lf + c.lfs,
@@ -137,7 +132,7 @@ export async function recordBoundaries(
         if (q < 0) break;
         // a quote opens a quoted field only where a field starts; elsewhere it is text
         const b1 = byteAt(q - 1);
-        inQuote = b1 === d.delimiter || (b1 === LF && isRecordEnd(q - 1));
+        inQuote = b1 === d.delimiter || b1 === LF;
         i = q + 1;
       }
       if (t >= targets.length) break; // every boundary found: the rest of the file is not read

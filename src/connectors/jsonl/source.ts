@@ -6,8 +6,8 @@
 import { createInterface } from 'node:readline';
 import type { Source, TaskContext } from '../../sdk/connector.js';
 import { RowError } from '../../sdk/errors.js';
-import type { ColumnType, Row, Schema } from '../../sdk/types.js';
-import { parseJsonExact } from '../../sdk/values.js';
+import { asRow, type ColumnType, type Row, type Schema } from '../../sdk/types.js';
+import { JsonDepthError, parseJsonExact } from '../../sdk/values.js';
 import { convertValue, JsonTypeGuess } from '../shared/columns.js';
 import { type FileSample, fileError, openToRead, singleFileSource } from '../shared/files.js';
 import type { JsonlOptions } from './spec.js';
@@ -43,11 +43,16 @@ async function openLines(path: string) {
 }
 
 /** One parsed line: the object, or why the line is not one. */
-function parseLine(text: string, line: number): Row | RowError {
+function parseLine(text: string, line: number, maxDepth: number): Row | RowError {
   let value: unknown;
   try {
-    value = parseJsonExact(text);
+    value = parseJsonExact(text, maxDepth);
   } catch (error) {
+    if (error instanceof JsonDepthError)
+      return new RowError(
+        `line ${line} nests arrays and objects deeper than ${maxDepth} levels; raise source.max_depth if such lines are expected`,
+        { code: 'json_too_deep', cause: error },
+      );
     return new RowError(`line ${line} is not valid JSON (${(error as Error).message})`, { code: 'bad_json', cause: error });
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value))
@@ -55,7 +60,8 @@ function parseLine(text: string, line: number): Row | RowError {
       `line ${line} is ${value === null ? 'null' : Array.isArray(value) ? 'a JSON array' : `a JSON ${typeof value}`}, not a JSON object; each line must be one object such as {"id": 1}`,
       { code: 'bad_record' },
     );
-  return value as Row;
+  // a row inherits nothing (see emptyRow): JSON.parse keeps a "__proto__" key as an own field, and it stays one
+  return asRow(value);
 }
 
 interface Sample extends FileSample {
@@ -79,7 +85,7 @@ async function takeSample(path: string, opts: JsonlOptions): Promise<Sample> {
       }
       bytes += Buffer.byteLength(text) + 1;
       if (text.trim() === '') continue;
-      const row = parseLine(n === 1 ? text.replace(/^\uFEFF/, '') : text, n);
+      const row = parseLine(n === 1 ? text.replace(/^\uFEFF/, '') : text, n, opts.max_depth);
       if (row instanceof RowError) continue;
       rows++;
       for (const key in row) {
@@ -115,11 +121,11 @@ async function* readJsonl(path: string, opts: JsonlOptions, ctx: TaskContext): A
       n++;
       const text = n === 1 ? raw.replace(/^\uFEFF/, '') : raw;
       if (text.trim() === '') continue;
-      const row = parseLine(text, n);
+      const row = parseLine(text, n, opts.max_depth);
       let error = row instanceof RowError ? row : undefined;
       if (!error) {
         for (const [name, type] of declared) {
-          if (!(name in (row as Row))) continue;
+          if (!Object.hasOwn(row as Row, name)) continue;
           const r = convertValue((row as Row)[name], type);
           if (!r.ok) {
             error = new RowError(`line ${n}, field "${name}": ${r.reason}`, { code: 'bad_field' });

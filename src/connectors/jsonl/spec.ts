@@ -2,7 +2,7 @@
  * Options of the `jsonl` connector (validated on the planner; the same values
  * reach every worker).
  */
-import { type OptionsOf, o } from '../../sdk/options.js';
+import { jsonDepthOption, type OptionsOf, o } from '../../sdk/options.js';
 import { COLUMN_TYPES } from '../../sdk/types.js';
 
 /** The option spec of the `jsonl` connector, shared by its source and sink. */
@@ -20,6 +20,7 @@ export const jsonlOptions = {
       'Source only. Column types by field name (integer, number, string, boolean, timestamp, json): those fields are converted to the type and a value that does not fit rejects its line. Other fields pass through as parsed; the schema is inferred from the first 1000 lines.',
     )
     .example({ id: 'integer', created_at: 'timestamp' }),
+  max_depth: jsonDepthOption(),
   mode: o
     .enum(['overwrite', 'append'] as const)
     .describe(

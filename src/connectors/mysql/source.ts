@@ -6,9 +6,9 @@
 import type { Connection as CoreConnection } from 'mysql2';
 import type mysql from 'mysql2/promise';
 import type { PlanContext, Source, TaskContext } from '../../sdk/connector.js';
-import { WeirError } from '../../sdk/errors.js';
-import type { Column, ColumnType, Partition, Row, Schema } from '../../sdk/types.js';
-import { parseJsonExact } from '../../sdk/values.js';
+import { RowError, WeirError } from '../../sdk/errors.js';
+import { type Column, type ColumnType, type Partition, type Row, rowOf, type Schema } from '../../sdk/types.js';
+import { JsonDepthError, parseJsonExact } from '../../sdk/values.js';
 import { type Conn, classify, connect, type MysqlOptions, q, release, schemaOf, tableColumns, uniqueKeys, where } from './db.js';
 
 /** mysql2 field type codes (protocol column types). */
@@ -184,19 +184,39 @@ export function mysqlSource(opts: MysqlOptions): Source {
           params.push(p.from, p.to);
         }
         const core = (conn as unknown as { connection: CoreConnection }).connection;
-        const stream = core.query(sql, params).stream({ highWaterMark: opts.fetch_size });
+        // rows built here from arrays: mysql2's generated row parsers refuse a column named __proto__
+        // (and then never end the stream); its static parser with rowsAsArray does not look at names
+        const query = core.query({ sql, values: params, rowsAsArray: true, disableEval: true } as never);
+        let names: string[] = [];
+        query.on('fields', (fields: { name: string }[]) => {
+          names = fields.map((f) => f.name);
+        });
+        const stream = query.stream({ highWaterMark: opts.fetch_size });
         let chunk: Row[] = [];
         try {
-          for await (const row of stream as AsyncIterable<Row>) {
+          for await (const values of stream as AsyncIterable<unknown[]>) {
+            const row = rowOf(names, values);
+            let tooDeep: string | undefined;
             for (const name of json) {
               const v = row[name];
               if (typeof v === 'string') {
                 try {
-                  row[name] = parseJsonExact(v);
-                } catch {
-                  // not JSON after all: keep the text
+                  row[name] = parseJsonExact(v, opts.max_depth);
+                } catch (error) {
+                  // nested too deeply: a row error; anything else is not JSON after all: keep the text
+                  if (error instanceof JsonDepthError) tooDeep = name;
                 }
               }
+            }
+            if (tooDeep !== undefined) {
+              await ctx.reject(
+                { ...row, [tooDeep]: null },
+                new RowError(
+                  `column "${tooDeep}" holds JSON nested deeper than ${opts.max_depth} levels; raise source.max_depth if such values are expected`,
+                  { code: 'json_too_deep' },
+                ),
+              );
+              continue;
             }
             chunk.push(row);
             if (chunk.length >= opts.fetch_size) {

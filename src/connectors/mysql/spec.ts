@@ -2,7 +2,7 @@
  * Options of the `mysql` connector (MySQL and MariaDB, through mysql2).
  * One spec drives validation, docs, JSON Schema and redaction.
  */
-import { o, rules } from '../../sdk/options.js';
+import { jsonDepthOption, o, rules } from '../../sdk/options.js';
 import { columnNameOption, columnNamesOption } from '../../sdk/sql.js';
 import { tlsOptions, tlsRules } from '../../sdk/tls.js';
 
@@ -52,6 +52,7 @@ export const mysqlOptions = {
     .int({ min: 1, max: 1_000_000 })
     .describe("Sink: rows per batch (one multi-row INSERT or LOAD DATA, split further if it would exceed the server's max_allowed_packet).")
     .default(5000),
+  max_depth: jsonDepthOption(),
   fetch_size: o
     .int({ min: 1, max: 1_000_000 })
     .describe('Source: rows handed to the pipeline per chunk while streaming the result.')

@@ -12,7 +12,7 @@ import { parquetRead, parquetSchema } from 'hyparquet';
 import type { PlanContext, Source, TaskContext } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
 import { suggest } from '../../sdk/options.js';
-import type { Column, Partition, Row, Schema } from '../../sdk/types.js';
+import { type Column, emptyRow, type Partition, type Row, type Schema } from '../../sdk/types.js';
 import { resolvePath } from '../shared/files.js';
 import { DECOMPRESSORS } from './compression.js';
 import { readPartitionEncoded } from './encoded.js';
@@ -174,7 +174,7 @@ async function take(source: ColumnValues, name: string, offset: number, n: numbe
 function rowsOf(names: readonly string[], data: readonly unknown[][], n: number): Row[] {
   const rows: Row[] = new Array(n);
   for (let r = 0; r < n; r++) {
-    const row: Row = {};
+    const row = emptyRow();
     for (let c = 0; c < names.length; c++) row[names[c] as string] = (data[c] as unknown[])[r];
     rows[r] = row;
   }

@@ -9,7 +9,7 @@ import { NETWORK_ERROR_CODES, RowError, WeirError } from '../../sdk/errors.js';
 import { quoteIdentifier as q } from '../../sdk/sql.js';
 import { tlsConfig } from '../../sdk/tls.js';
 import type { ColumnType, Schema } from '../../sdk/types.js';
-import { Decimal, parseJsonExact } from '../../sdk/values.js';
+import { Decimal, JsonDepthError, parseJsonExact } from '../../sdk/values.js';
 import type { PostgresOptions } from './spec.js';
 
 /** The PostgreSQL type OIDs weir maps to its column types. */
@@ -100,30 +100,39 @@ function numeric(text: string): Decimal | number {
  * numeric as Decimal, json/jsonb with exact numbers, dates and timestamps as lossless ISO-8601 strings (the
  * session time zone is UTC), intervals as text; the rest as node-postgres does.
  */
-export const readTypes = {
-  getTypeParser(oid: number, format?: 'text' | 'binary') {
-    if (format === 'binary') return pg.types.getTypeParser(oid, 'binary');
-    switch (oid) {
-      case OID.int8:
-        return int8;
-      case OID.numeric:
-        return numeric;
-      case OID.date:
-        return (text: string) => text;
-      case OID.timestamp:
-        return (text: string) => text.replace(' ', 'T');
-      case OID.timestamptz:
-        return isoTimestamptz;
-      case OID.interval:
-        return (text: string) => text;
-      case OID.json:
-      case OID.jsonb:
-        return parseJsonExact;
-      default:
-        return pg.types.getTypeParser(oid, 'text');
-    }
-  },
-} as unknown as pg.CustomTypesConfig;
+export const readTypes = (maxDepth: number) =>
+  ({
+    getTypeParser(oid: number, format?: 'text' | 'binary') {
+      if (format === 'binary') return pg.types.getTypeParser(oid, 'binary');
+      switch (oid) {
+        case OID.int8:
+          return int8;
+        case OID.numeric:
+          return numeric;
+        case OID.date:
+          return (text: string) => text;
+        case OID.timestamp:
+          return (text: string) => text.replace(' ', 'T');
+        case OID.timestamptz:
+          return isoTimestamptz;
+        case OID.interval:
+          return (text: string) => text;
+        case OID.json:
+        case OID.jsonb:
+          // a value nested too deeply comes back as its error: the source rejects that row, not the whole read
+          return (text: string) => {
+            try {
+              return parseJsonExact(text, maxDepth);
+            } catch (error) {
+              if (error instanceof JsonDepthError) return error;
+              throw error;
+            }
+          };
+        default:
+          return pg.types.getTypeParser(oid, 'text');
+      }
+    },
+  }) as unknown as pg.CustomTypesConfig;
 
 export interface ConnectOptions {
   baseDir: string;
@@ -144,7 +153,7 @@ export function clientConfig(opts: PostgresOptions, c: ConnectOptions): pg.Clien
     connectionTimeoutMillis: opts.connect_timeout,
     statement_timeout: opts.statement_timeout > 0 ? opts.statement_timeout : undefined,
     application_name: `${opts.application_name} ${c.role}`.slice(0, 63),
-    types: readTypes,
+    types: readTypes(opts.max_depth),
   };
 }
 

@@ -7,10 +7,11 @@
  */
 import type pg from 'pg';
 import type { PlanContext, Source, TaskContext } from '../../sdk/connector.js';
-import { WeirError } from '../../sdk/errors.js';
+import { RowError, WeirError } from '../../sdk/errors.js';
 import { quoteIdentifier as q } from '../../sdk/sql.js';
 import type { JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
-import { connect, endQuietly, pgError, qualified, querySchema, type RangeKind, rangeKindOfOid, tableColumns } from './client.js';
+import { JsonDepthError } from '../../sdk/values.js';
+import { connect, endQuietly, OID, pgError, qualified, querySchema, type RangeKind, rangeKindOfOid, tableColumns } from './client.js';
 import type { PostgresOptions } from './spec.js';
 
 /** A range of the partition column: `lo` inclusive, `hi` exclusive; null means unbounded. The first range also takes NULLs. */
@@ -43,6 +44,32 @@ export function splitRange(kind: RangeKind, lo: unknown, hi: unknown, n: number)
 
 function stripSemicolons(sql: string): string {
   return sql.trim().replace(/;+\s*$/, '');
+}
+
+/**
+ * The rows of a FETCH, less those with a json/jsonb value nested deeper than
+ * `max_depth` (its parser returns the error instead of throwing it): each of
+ * those goes to `ctx.reject`, so one hostile document is one row error.
+ */
+async function withoutTooDeep(r: pg.QueryResult<Row>, opts: PostgresOptions, ctx: TaskContext): Promise<Row[]> {
+  const json = r.fields.filter((f) => f.dataTypeID === OID.json || f.dataTypeID === OID.jsonb).map((f) => f.name);
+  if (json.length === 0) return r.rows;
+  const rows: Row[] = [];
+  for (const row of r.rows) {
+    const column = json.find((name) => row[name] instanceof JsonDepthError);
+    if (column === undefined) rows.push(row);
+    else
+      await ctx.reject(
+        { ...row, [column]: null },
+        new RowError(
+          `column "${column}" holds JSON nested deeper than ${opts.max_depth} levels; raise source.max_depth if such values are expected`,
+          {
+            code: 'json_too_deep',
+          },
+        ),
+      );
+  }
+  return rows;
 }
 
 export function postgresSource(opts: PostgresOptions): Source {
@@ -138,7 +165,7 @@ export function postgresSource(opts: PostgresOptions): Source {
             pending = client.query<Row>(fetchSql);
             pending.catch(() => {});
           }
-          yield r.rows;
+          yield await withoutTooDeep(r, opts, ctx);
         }
         await client.query('COMMIT');
       } catch (error) {

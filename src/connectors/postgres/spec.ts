@@ -3,7 +3,7 @@
  * reach every worker. One spec drives the TypeScript type, validation, docs,
  * JSON Schema and redaction (`password` is secret).
  */
-import { type OptionsOf, o, type Rule, rules } from '../../sdk/options.js';
+import { jsonDepthOption, type OptionsOf, o, type Rule, rules } from '../../sdk/options.js';
 import { columnNameOption, columnNamesOption } from '../../sdk/sql.js';
 import { tlsOptions, tlsRules } from '../../sdk/tls.js';
 
@@ -54,6 +54,7 @@ export const postgresOptions = {
     .describe('Source: how many ranges of `partition_column` to read in parallel.')
     .default(1)
     .example(8),
+  max_depth: jsonDepthOption(),
   fetch_size: o
     .int({ min: 1, max: 1_000_000 })
     .describe('Source: rows per FETCH from the server-side cursor. Larger is faster; memory grows with it.')

@@ -14,7 +14,7 @@
 import type { Redis } from 'ioredis';
 import type { PlanContext, Source, TaskContext } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
-import type { Partition, Row } from '../../sdk/types.js';
+import { emptyRow, type Partition, type Row } from '../../sdk/types.js';
 import { parseJsonExact } from '../../sdk/values.js';
 import { classify, connect, release, where } from './client.js';
 import type { RedisOptions } from './spec.js';
@@ -28,8 +28,16 @@ function xreadgroup(client: Redis, ...args: (string | number)[]): Promise<ReadRe
 }
 
 function entryRow(id: string, fields: string[] | null, idField: string): Row {
-  const row: Row = { [idField]: id };
+  const row = emptyRow();
+  row[idField] = id;
   if (fields) for (let i = 0; i + 1 < fields.length; i += 2) row[fields[i] as string] = fields[i + 1];
+  return row;
+}
+
+/** A row holding only its key (Object.assign onto it keeps a field named `__proto__` as a field). */
+function keyRow(keyField: string, key: string): Row {
+  const row = emptyRow();
+  row[keyField] = key;
   return row;
 }
 
@@ -177,12 +185,12 @@ async function* readKeys(opts: RedisOptions, ctx: TaskContext): AsyncGenerator<R
         if (opts.mode === 'hash') {
           const fields = value as Record<string, string>;
           if (Object.keys(fields).length === 0) continue;
-          rows.push({ [opts.key_field]: key, ...fields });
+          rows.push(Object.assign(keyRow(opts.key_field, key), fields));
           continue;
         }
         let parsed: unknown;
         try {
-          parsed = parseJsonExact(value as string);
+          parsed = parseJsonExact(value as string, opts.max_depth);
         } catch (error) {
           await ctx.reject(
             { [opts.key_field]: key, value },
@@ -192,8 +200,8 @@ async function* readKeys(opts: RedisOptions, ctx: TaskContext): AsyncGenerator<R
         }
         rows.push(
           parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)
-            ? { [opts.key_field]: key, ...(parsed as Row) }
-            : { [opts.key_field]: key, value: parsed },
+            ? Object.assign(keyRow(opts.key_field, key), parsed)
+            : Object.assign(keyRow(opts.key_field, key), { value: parsed }),
         );
       }
       if (rows.length) yield rows;

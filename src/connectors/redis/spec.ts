@@ -2,7 +2,7 @@
  * Options of the `redis` connector. One spec drives validation, docs, JSON Schema
  * and redaction; role-specific rules say which options each mode needs.
  */
-import { type OptionsOf, o, rules } from '../../sdk/options.js';
+import { jsonDepthOption, type OptionsOf, o, rules } from '../../sdk/options.js';
 import { tlsOptions, tlsRules } from '../../sdk/tls.js';
 import { compileTemplate } from './template.js';
 
@@ -112,6 +112,7 @@ export const redisOptions = {
     .describe('Source, `hash` and `json` modes: the field of each row that holds its key.')
     .default('_key')
     .advanced(),
+  max_depth: jsonDepthOption(),
   connect_timeout: o
     .duration({ min: 100, max: 600_000 })
     .describe('How long to wait for the connection, handshake included (AUTH, SELECT and the ready check).')

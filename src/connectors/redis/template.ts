@@ -4,7 +4,7 @@
  * Compiled once (planner and worker); rendering is a string concatenation per row.
  */
 import { RowError } from '../../sdk/errors.js';
-import type { Row } from '../../sdk/types.js';
+import { type Row, rowValue } from '../../sdk/types.js';
 
 /** A date as ISO 8601 text; a {@link RowError} for an invalid date (toISOString would throw a RangeError). */
 export function dateText(d: Date, field: string): string {
@@ -63,7 +63,7 @@ export function compileTemplate(template: string, option = 'key'): KeyTemplate {
     check(row: Row): void {
       for (let i = 0; i < n; i++) {
         const field = fields[i] as string;
-        const v = row[field];
+        const v = rowValue(row, field);
         const type = typeof v;
         if (type !== 'string' && type !== 'number' && type !== 'bigint' && type !== 'boolean') keyPart(row, field, template);
       }
@@ -72,7 +72,7 @@ export function compileTemplate(template: string, option = 'key'): KeyTemplate {
 }
 
 function keyPart(row: Row, field: string, template: string): string {
-  const v = row[field];
+  const v = rowValue(row, field);
   switch (typeof v) {
     case 'string':
       return v;

@@ -6,7 +6,7 @@ import type { Source } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
 import type { OptionsOf } from '../../sdk/options.js';
 import { quoteIdentifier as q } from '../../sdk/sql.js';
-import type { Partition, Row } from '../../sdk/types.js';
+import { type Partition, type Row, rowOf } from '../../sdk/types.js';
 import { decimalColumns, exactRow, openDb, tableExists, tableSchema } from './db.js';
 import type { sqliteOptions } from './spec.js';
 
@@ -74,9 +74,12 @@ export function sqliteSource(opts: Options): Source {
         if (!stmt.reader) throw new WeirError('source.query must be a SELECT that returns rows', { kind: 'config', code: 'not_a_query' });
         stmt.safeIntegers(true); // integers beyond 2^53 as bigint, not rounded
         const decimals = decimalColumns(stmt);
+        // rows built from arrays: better-sqlite3's own row objects lose a column named __proto__
+        const names = stmt.columns().map((c) => c.name);
+        stmt.raw(true);
         let chunk: Row[] = [];
-        for (const row of stmt.iterate() as IterableIterator<Row>) {
-          chunk.push(exactRow(row, decimals));
+        for (const values of stmt.iterate() as IterableIterator<unknown[]>) {
+          chunk.push(exactRow(rowOf(names, values), decimals));
           if (chunk.length >= CHUNK) {
             yield chunk;
             chunk = [];
