@@ -26,6 +26,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { ColumnType, EncodingHints, Row } from '../../sdk/types.js';
 import { fitsFraction, fractionError, valueText } from '../shared/columns.js';
+import { csvField, type Dialect } from '../shared/csv-text.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -47,46 +48,6 @@ export const KIND_OF: Record<ColumnType, Kind> = { string: 0, integer: 1, number
 
 /** Record delimiter of a file, as csv-parse discovers it: unknown until the first line break outside quotes. */
 export type LineEnding = 'lf' | 'crlf' | undefined;
-
-/** Delimiter, quote and null text of the encoded data. */
-export interface Dialect {
-  readonly delimiter: string;
-  readonly quote: string;
-  readonly nullText: string;
-}
-
-/**
- * One field as CSV text that reads back as `text` (NULL for null): quoted when it
- * holds the delimiter, the quote or a line break, equals the null text, or (first
- * field) starts with a backslash — PostgreSQL reads a line `\.` as end of data.
- */
-export function csvField(text: string | null, d: Dialect, first: boolean): string {
-  if (text === null) return d.nullText;
-  if (
-    text === d.nullText ||
-    text.includes(d.delimiter) ||
-    text.includes(d.quote) ||
-    text.includes('\n') ||
-    text.includes('\r') ||
-    (first && text.charCodeAt(0) === BACKSLASH)
-  )
-    return `${d.quote}${text.split(d.quote).join(d.quote + d.quote)}${d.quote}`;
-  return text;
-}
-
-/** Rows as CSV records of `columns` (each ending with a newline), read back field for field as the rows' text. */
-export function encodeRowsCsv(rows: readonly Row[], columns: readonly string[], d: Dialect): Buffer {
-  let out = '';
-  for (const row of rows) {
-    let line = '';
-    for (let i = 0; i < columns.length; i++) {
-      const field = csvField(valueText(row[columns[i] as string]), d, i === 0);
-      line = i === 0 ? field : `${line}${d.delimiter}${field}`;
-    }
-    out += `${line}\n`;
-  }
-  return Buffer.from(out, 'utf8');
-}
 
 // ---------------------------------------------------------------------------
 // field checks on bytes: each answers whether the raw text is already the row

@@ -2,9 +2,9 @@ import type { CommitContext, Sink, TaskContext, Writer } from '../../sdk/connect
 import { RowError, WeirError } from '../../sdk/errors.js';
 import { type JsonValue, type Partition, type Row, rowValue } from '../../sdk/types.js';
 import { valueText } from '../shared/columns.js';
+import { csvField } from '../shared/csv-text.js';
 import { resolvePath } from '../shared/files.js';
 import { abortStagedMessages, commitStaged, makeTargetDir, parseMessages, StagedFile, type StagedMessage } from '../shared/staged.js';
-import { csvField } from './encoded.js';
 import { type CsvOptions, textEncoding } from './spec.js';
 
 const WHO = 'csv sink';

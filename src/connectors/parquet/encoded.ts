@@ -10,7 +10,7 @@
  */
 import type { TaskContext } from '../../sdk/connector.js';
 import type { EncodedRows, EncodingHints, Partition, Row, Schema } from '../../sdk/types.js';
-import { type Dialect, encodeRowsCsv } from '../csv/encoded.js';
+import { type Dialect, encodeRowsCsv } from '../shared/csv-text.js';
 import { readPartition } from './source.js';
 import type { ParquetOptions } from './spec.js';
 
