@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-const MEASURED = ['test/foundation/memory.test.ts'];
+const MEASURED = ['test/foundation/memory.test.ts', 'src/connectors/parquet/memory.test.ts'];
 
 // Two cores: a modest pool. Tests that talk to real services use unique names, so files may run
 // in parallel. Measurements (peak memory) run last and alone: a loaded machine changes how V8
@@ -17,7 +17,8 @@ export default defineConfig({
         extends: true,
         test: { name: 'weir', include: ['src/**/*.test.ts', 'test/**/*.test.ts'], exclude: MEASURED, sequence: { groupOrder: 0 } },
       },
-      { extends: true, test: { name: 'measured', include: MEASURED, sequence: { groupOrder: 1 } } },
+      // one file at a time: each measures a process of its own and must not share the machine
+      { extends: true, test: { name: 'measured', include: MEASURED, fileParallelism: false, sequence: { groupOrder: 1 } } },
     ],
   },
 });

@@ -156,7 +156,7 @@ export async function runPartition(partition: Partition, attempt: number, deps: 
       if (stopping.aborted) throw cancelled(stopping);
       const started = performance.now();
       const [written, total] = batch.encoded
-        ? await writeEncoded(w, batch.encoded, id, deps, stats, attempt)
+        ? await writeEncoded(w, batch.encoded, id, deps, stats, attempt).finally(() => batch.encoded?.release?.())
         : [await writeWithIsolation(w, batch.rows, id, deps, stats, attempt), count];
       const bytes = written === total ? batch.bytes : Math.round((batch.bytes * written) / Math.max(1, total));
       stats.rowsProcessed += written;

@@ -158,6 +158,12 @@ export interface EncodedRows {
    * A record that cannot be converted is passed to `reject` instead of being returned.
    */
   decode(reject: (record: unknown, error: unknown) => Promise<void>): Promise<Row[]>;
+  /**
+   * Called by the runtime once the batch was written or given up (worker, once per
+   * batch): neither `data` nor `decode` is used after it, so the source may reuse the
+   * bytes for a later batch.
+   */
+  release?(): void;
 }
 
 export function isEncodedRows(item: unknown): item is EncodedRows {

@@ -10,7 +10,7 @@
  */
 import type { TaskContext } from '../../sdk/connector.js';
 import type { EncodedRows, EncodingHints, Partition, Row, Schema } from '../../sdk/types.js';
-import { type Dialect, encodeRowsCsv } from '../shared/csv-text.js';
+import { csvRecords, type Dialect } from '../shared/csv-text.js';
 import { readPartition } from './source.js';
 import type { ParquetOptions } from './spec.js';
 
@@ -49,53 +49,82 @@ export function readPartitionEncoded(
   );
 }
 
-/** Slices of the row path encoded and gathered into batches of about {@link BATCH_BYTES}. */
+/**
+ * The byte buffers of one partition's batches, each reused once the runtime released
+ * its batch: a batch outlives several collections of the young generation, and fresh
+ * buffers of that age would pile up until a full one (V8 lets 64 MB of them wait).
+ */
+class BatchBuffers {
+  private readonly free: Buffer[] = [];
+
+  /** A buffer of at least `size` bytes. */
+  take(size: number): Buffer {
+    const i = this.free.findIndex((b) => b.length >= size);
+    return i >= 0 ? (this.free.splice(i, 1)[0] as Buffer) : Buffer.allocUnsafeSlow(Math.max(size, 2 * BATCH_BYTES));
+  }
+
+  give(buffer: Buffer): void {
+    if (this.free.length < KEPT_BUFFERS) this.free.push(buffer);
+  }
+}
+
+/** Buffers a partition keeps for reuse: the batch being written, the one read ahead, the one being filled. */
+const KEPT_BUFFERS = 3;
+
+/** Slices of the row path written as CSV records into batches of about {@link BATCH_BYTES}. */
 async function* encodedBatches(partition: Partition, opts: ParquetOptions, ctx: TaskContext, names: string[]): AsyncGenerator<EncodedRows> {
+  const buffers = new BatchBuffers();
   let at = Number(partition.row_start ?? 0);
-  let pieces: Buffer[] = [];
-  let bytes = 0;
+  let buffer = buffers.take(BATCH_BYTES);
+  let length = 0;
   let rows = 0;
   const cut = (): EncodedRows => {
-    const batch = encodedBatch(
-      partition,
-      opts,
-      ctx,
-      names,
-      pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces, bytes),
-      at,
-      at + rows,
-    );
+    const batch = encodedBatch(partition, opts, ctx, names, buffer, length, at, at + rows, buffers);
     at += rows;
-    pieces = [];
-    bytes = 0;
     rows = 0;
+    length = 0;
     return batch;
   };
   for await (const slice of readPartition(partition, opts, ctx)) {
-    const data = encodeRowsCsv(slice, names, DIALECT);
-    pieces.push(data);
-    bytes += data.length;
+    const text = csvRecords(slice, names, DIALECT);
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: count the bytes only where that may not fit
+    const size = 3 * text.length <= buffer.length - length ? 0 : Buffer.byteLength(text, 'utf8');
+    if (size > buffer.length - length) {
+      if (rows > 0) yield cut();
+      else buffers.give(buffer);
+      buffer = buffers.take(size);
+    }
+    length += buffer.write(text, length, 'utf8');
     rows += slice.length;
-    if (bytes >= BATCH_BYTES) yield cut();
+    if (length >= BATCH_BYTES) {
+      yield cut();
+      buffer = buffers.take(BATCH_BYTES);
+    }
   }
   if (rows > 0) yield cut();
 }
-/** Rows `[from, to)` of the file as one encoded batch; `decode` reads them again (outside the decode budget, which this partition holds). */
+
+/**
+ * Rows `[from, to)` of the file as one encoded batch, `length` bytes of `buffer`;
+ * `decode` reads them again (outside the decode budget, which this partition holds).
+ */
 function encodedBatch(
   partition: Partition,
   opts: ParquetOptions,
   ctx: TaskContext,
   columns: string[],
-  data: Buffer,
+  buffer: Buffer,
+  length: number,
   from: number,
   to: number,
+  buffers: BatchBuffers,
 ): EncodedRows {
   return {
     kind: 'encoded',
     format: 'csv',
     columns,
     ...DIALECT,
-    data,
+    data: buffer.subarray(0, length),
     rows: to - from,
     async decode() {
       const out: Row[] = [];
@@ -103,5 +132,6 @@ function encodedBatch(
         for (const row of slice) out.push(row);
       return out;
     },
+    release: () => buffers.give(buffer),
   };
 }

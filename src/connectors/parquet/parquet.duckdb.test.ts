@@ -5,11 +5,8 @@
  * nulls, a list and a struct. Values are compared as canonical text: DuckDB
  * casts each to VARCHAR, weir's are written out the same way.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { rolldown } from 'rolldown';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { validateOptions } from '../../sdk/options.js';
 import type { JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
@@ -283,63 +280,4 @@ describe('parquet files weir writes, read by DuckDB', () => {
     expect(codecs.getRowObjects().map((r) => r.compression)).toEqual([codec === 'lz4' ? 'LZ4_RAW' : codec.toUpperCase()]);
     expect(await duckRows(join(dir, out), 'json')).toEqual(expected);
   });
-});
-
-/** Runs node with `args` (in this checkout, for its node_modules) and resolves to what it printed. */
-function run(args: string[]): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: join(import.meta.dirname, '..', '..', '..'), stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`node ${args[0]} exited with ${code}`))));
-  });
-}
-
-/** Writes `select` to a Parquet file in a process of its own (DuckDB), then reads it through the source in another; what the probe printed. */
-async function probeRead(name: string, select: string): Promise<{ rows: number; rowsPerSecond: number; peakRssMiB: number }> {
-  const path = join(dir, `${name}.parquet`);
-  // After a large COPY in this process, the child's resident set measured 30-60 MB higher,
-  // the same code reading the same file: DuckDB writes in a process of its own.
-  const write = `const { DuckDBInstance } = await import('@duckdb/node-api');
-    const c = await (await DuckDBInstance.create(':memory:')).connect();
-    await c.run(\`COPY (${select}) TO '${path}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)\`);`;
-  await run(['--input-type=module', '-e', write]);
-  const probe = join(dir, 'read-probe.mjs');
-  if (!existsSync(probe)) {
-    const bundle = await rolldown({
-      input: join(import.meta.dirname, 'read-probe.ts'),
-      platform: 'node',
-      external: (id) => id.startsWith('node:'),
-      logLevel: 'silent',
-    });
-    await bundle.write({ file: probe, format: 'esm' });
-    await bundle.close();
-  }
-  const output = await run([probe, path]);
-  process.stdout.write(`[parquet] ${name}: ${output.trim()}\n`);
-  return JSON.parse(output) as { rows: number; rowsPerSecond: number; peakRssMiB: number };
-}
-
-describe('parquet source memory', () => {
-  it('a 3M-row ZSTD file in 1M-row row groups (one page per column chunk) reads under 200 MB peak RSS', async () => {
-    const result = await probeRead(
-      'flat-3m',
-      `SELECT i AS id, (i * 1.2345)::DECIMAL(18,4) AS amount, 'name ' || (i % 1000) AS name,
-         TIMESTAMP '2024-01-01' + to_microseconds(i * 1000003) AS at FROM range(3000000) t(i)`,
-    );
-    expect(result.rows).toBe(3_000_000);
-    expect(result.peakRssMiB).toBeLessThan(200);
-  }, 120_000);
-
-  it('lists and structs in 1M-row row groups: records assembled a slice at a time, under 200 MB peak RSS', async () => {
-    const result = await probeRead(
-      'nested-2m',
-      `SELECT i AS id, [i, i + 1, NULL] AS lst, {'d': (i * 1.5)::DECIMAL(18,2), 's': 'x' || (i % 100)} AS st FROM range(2000000) t(i)`,
-    );
-    expect(result.rows).toBe(2_000_000);
-    expect(result.peakRssMiB).toBeLessThan(200);
-  }, 120_000);
 });

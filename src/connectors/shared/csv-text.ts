@@ -36,6 +36,11 @@ export function csvField(text: string | null, d: Dialect, first: boolean): strin
 
 /** Rows as CSV records of `columns` (each ending with a newline), read back field for field as the rows' text. */
 export function encodeRowsCsv(rows: readonly Row[], columns: readonly string[], d: Dialect): Buffer {
+  return Buffer.from(csvRecords(rows, columns, d), 'utf8');
+}
+
+/** {@link encodeRowsCsv}'s records as text. */
+export function csvRecords(rows: readonly Row[], columns: readonly string[], d: Dialect): string {
   let out = '';
   for (const row of rows) {
     let line = '';
@@ -45,5 +50,5 @@ export function encodeRowsCsv(rows: readonly Row[], columns: readonly string[], 
     }
     out += `${line}\n`;
   }
-  return Buffer.from(out, 'utf8');
+  return out;
 }
