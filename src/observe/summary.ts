@@ -35,6 +35,10 @@ export function formatSummary(summary: RunSummary, redactor: Redactor): string {
     `  rows: ${n(t.rows_read)} read · ${n(t.rows_written)} written · ${n(t.rows_dead_lettered)} dead-lettered · ${n(t.rows_per_second)} rows/s`,
     `  ${bytes(t.bytes_sent)} sent in ${n(t.batches_sent)} batches · ${n(t.retries)} retries · peak memory ${bytes(s.peak_rss_bytes ?? peakRss())}`,
   ];
+  if (t.partition_retries)
+    lines.push(
+      `  ${n(t.partition_retries)} partition retries: ${n(t.rows_replayed)} rows written by failed attempts were written again${s.delivery === 'exactly-once' ? ' (the failed attempts were rolled back: no duplicates)' : `; at-least-once: sink ${s.sink} may hold some of them twice`}`,
+    );
   if (s.partitions.length > 1) {
     const shown = [...s.partitions].sort((a, b) => b.duration_seconds - a.duration_seconds).slice(0, MAX_PARTITION_LINES);
     lines.push(
