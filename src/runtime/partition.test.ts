@@ -3,7 +3,10 @@
  * retryable error a given number of times, a sink that cannot take rows back
  * (at-least-once), and the errors that must not be retried.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../../test/helpers/cli.js';
 import { ofType, runYaml } from '../../test/reliability/harness.js';
 import { EventBus } from '../observe/events.js';
 import { collectMetrics } from '../observe/metrics.js';
@@ -173,6 +176,46 @@ describe('partition retries', () => {
       /weir_partition_retries_total\{pipeline="partition-retry-test",error_type="connection_lost"\} 1/,
     );
     metrics.stop();
+  });
+
+  it('dead letters of a retried partition are those of its last attempt: each once, and the counts add up', async () => {
+    const { state, connector } = flakySink({ failPartition: '1', failAttempts: 1, failAfterWrites: 2, error: lost });
+    const dir = tempDir('weir-partition-retry-dl-');
+    const { summary } = await runYaml(
+      yaml().replace('partitions: 4', 'partitions: 4, reject_every: 7') +
+        'errors: { tolerance: all, dead_letter: { type: jsonl, path: rejected.jsonl } }\n',
+      { connectors: [testSource, connector], dir },
+    );
+    expect(summary.status).toBe('succeeded');
+    const dead = readFileSync(join(dir, 'rejected.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { record: { line: number }; attempt: number; partition_id: string });
+    const rejected = range(400).filter((i) => i % 7 === 0);
+    expect(dead.map((d) => d.record.line).sort((x, y) => x - y)).toEqual(rejected);
+    expect(dead.filter((d) => d.partition_id === '1').every((d) => d.attempt === 2)).toBe(true);
+    expect(summary.totals).toMatchObject({ rows_read: 400, rows_written: 400 - rejected.length, rows_dead_lettered: rejected.length });
+    expect(state.target).toHaveLength(400 - rejected.length);
+  });
+
+  it('a stop during the backoff before a retry ends the run as stopped (resumable), without another attempt', async () => {
+    const { state, connector } = flakySink({ failPartition: '0', failAttempts: 1, failAfterWrites: 1, error: lost });
+    const stop = new AbortController();
+    let delay = 0;
+    const { summary } = await runYaml(yaml().replace('initial_delay: 1ms, max_delay: 2ms', 'initial_delay: 20s, max_delay: 20s'), {
+      connectors: [testSource, connector],
+      signal: stop.signal,
+      onEvent: (e) => {
+        if (e.type !== 'partition_retry') return;
+        delay = e.delay_ms;
+        setTimeout(() => stop.abort(), 20);
+      },
+    });
+    expect(summary.status).toBe('stopped');
+    expect(state.attempts.filter((a) => a.startsWith('0/'))).toEqual(['0/1']);
+    expect(summary.totals.partitions_failed).toBe(0);
+    // the backoff (0–20 s, jittered) is cut short by the stop
+    if (delay > 1000) expect(summary.totals.duration_seconds * 1000).toBeLessThan(delay);
   });
 
   it('progress does not count the rows of a failed attempt twice', async () => {
