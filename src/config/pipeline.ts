@@ -91,7 +91,7 @@ const retrySpec = {
   partition_attempts: o
     .int({ min: 1, max: 100 })
     .describe(
-      'Total tries of a partition, the first included: a partition that fails with a retryable error (connection lost, server restarting, deadlock, serialization failure, timeout) is aborted and run again from its start, after the same backoff as a batch. 1 turns partition retries off.',
+      'Total tries of a partition, the first included: a partition that fails with a retryable error (connection lost, server restarting, deadlock, serialization failure, timeout) is aborted and run again from its start, after the same backoff as a batch. An exactly-once sink keeps nothing of a failed attempt; an at-least-once sink may keep what it had written (counted as `rows_replayed` in the summary). 1 turns partition retries off.',
     )
     .default(4),
 };

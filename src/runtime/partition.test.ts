@@ -155,6 +155,10 @@ describe('partition retries', () => {
     expect(state.attempts.filter((a) => a.startsWith('2/'))).toEqual(['2/1', '2/2', '2/3']);
     expect(ofType(events, 'partition_retry')).toHaveLength(2);
     expect(ofType(events, 'partition_failed').map((e) => e.metrics.attempt)).toContain(3);
+    expect(summary.error?.error_type).toBe('connection_lost');
+    expect(summary.error?.error_message).toMatch(
+      /^partition 2 failed 3 times \(retry\.partition_attempts: 3; raise it to try more often\); last error: connection lost/,
+    );
   });
 
   it("an at-least-once sink's replay is counted: summary, metrics and progress", async () => {

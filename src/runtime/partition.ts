@@ -35,7 +35,8 @@ export async function runPartition(partition: Partition, deps: TaskDeps, policy:
     const outcome = await runTask(partition, attempt, deps);
     if (retried.length) outcome.retried = [...retried];
     if (outcome.ok) return outcome;
-    if (attempt >= policy.attempts || stopping.aborted || !isPartitionRetryable(outcome.error)) return failed(outcome, deps);
+    if (stopping.aborted || !isPartitionRetryable(outcome.error)) return failed(outcome, deps);
+    if (attempt >= policy.attempts) return failed(attempt > 1 ? { ...outcome, error: exhausted(outcome, attempt) } : outcome, deps);
     const delay = policy.delay(attempt, outcome.error);
     await deps.rowErrors.discardAttempt?.(partition.id, attempt);
     deps.bus.emit({
@@ -52,6 +53,15 @@ export async function runPartition(partition: Partition, deps: TaskDeps, policy:
       return failed({ ...outcome, error: stop }, deps); // interrupted: resumable, like a partition a stop cut short
     }
   }
+}
+
+/** The last error of a partition that used up its attempts, saying so and naming the option. */
+function exhausted(outcome: PartitionOutcome, attempts: number): WeirError {
+  const e = outcome.error;
+  return new WeirError(
+    `partition ${outcome.partition.id} failed ${attempts} times (retry.partition_attempts: ${attempts}; raise it to try more often); last error: ${errorMessage(e)}`,
+    { code: errorType(e), kind: e instanceof WeirError ? e.kind : 'connector', cause: e },
+  );
 }
 
 function failed(outcome: PartitionOutcome, deps: TaskDeps): PartitionOutcome {
