@@ -54,7 +54,10 @@ export interface RunSummary {
   started_at: string;
   finished_at: string;
   totals: RunTotals;
+  /** The last attempt of each partition that ran. */
   partitions: PartitionMetrics[];
+  /** The earlier attempts, which failed with a retryable error and were run again. */
+  retried_attempts: PartitionMetrics[];
   /** `kind` tells a configuration problem found at run time (exit 2) from a failed run (exit 1). */
   error?: { error_type: string; error_message: string; kind: 'config' | 'connector' | 'data' | 'cancelled' | 'internal' };
   resumed: boolean;

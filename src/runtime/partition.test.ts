@@ -111,6 +111,10 @@ describe('partition retries', () => {
     expect(ofType(events, 'partition_failed')).toEqual([]);
     expect(summary.totals).toMatchObject({ partition_retries: 2, rows_replayed: 120, rows_read: 400, rows_written: 400 });
     expect(summary.partitions.find((p) => p.partition_id === '2')?.attempt).toBe(3);
+    expect(summary.retried_attempts.map((m) => [m.partition_id, m.attempt, m.rows_processed, Object.keys(m.errors)])).toEqual([
+      ['2', 1, 60, ['connection_lost']],
+      ['2', 2, 60, ['connection_lost']],
+    ]);
     expect(logs).toMatch(/"event":"partition_retry".*"attempt":1.*runs again as attempt 2 in \d+ ms/);
     expect(formatSummary(summary, new Redactor())).toContain('2 partition retries: 120 rows written by failed attempts were written again');
   });

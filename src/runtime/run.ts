@@ -339,6 +339,7 @@ export async function runPipeline(pipeline: ValidatedPipeline, env: RunEnv): Pro
     finished_at: new Date().toISOString(),
     totals: totals(outcomes, partitions.length, (performance.now() - t0) / 1000, dlq?.failed ?? 0, skipped.size),
     partitions: outcomes.map((o) => o.metrics),
+    retried_attempts: outcomes.flatMap((o) => o.retried ?? []),
     resumed,
     sink_transactional: config.sink.connector.transactional === true,
   };
