@@ -116,7 +116,10 @@ describe('partition retries', () => {
       ['2', 2, 60, ['connection_lost']],
     ]);
     expect(logs).toMatch(/"event":"partition_retry".*"attempt":1.*runs again as attempt 2 in \d+ ms/);
-    expect(formatSummary(summary, new Redactor())).toContain('2 partition retries: 120 rows written by failed attempts were written again');
+    const human = formatSummary(summary, new Redactor());
+    expect(human).toContain('2 partition retries: 120 rows written by failed attempts were written again');
+    expect(human).toMatch(/rows\/s {2}attempt\n/);
+    expect(human).toMatch(/\n {2}2 +100 +0 +0 +[\d.]+ +[\d,]+ +3\n/);
   });
 
   it('a non-retryable error fails the run at once: one attempt', async () => {
