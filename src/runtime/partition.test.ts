@@ -48,6 +48,7 @@ function flakySink(o: {
     sink: () => ({
       writer(partition, ctx): Writer {
         state.attempts.push(`${partition.id}/${ctx.attempt}`);
+        ctx.log.info('flaky writer opened');
         const rows: Row[] = [];
         let writes = 0;
         const failing = partition.id === o.failPartition && ctx.attempt <= o.failAttempts;
@@ -116,6 +117,7 @@ describe('partition retries', () => {
       ['2', 2, 60, ['connection_lost']],
     ]);
     expect(logs).toMatch(/"event":"partition_retry".*"attempt":1.*runs again as attempt 2 in \d+ ms/);
+    expect(logs).toMatch(/"partition_id":"2","attempt":3,"msg":"flaky writer opened"/); // a connector's log lines carry the attempt
     const human = formatSummary(summary, new Redactor());
     expect(human).toContain('2 partition retries: 120 rows written by failed attempts were written again');
     expect(human).toMatch(/rows\/s {2}attempt\n/);
