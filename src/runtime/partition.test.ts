@@ -211,6 +211,18 @@ describe('partition retries', () => {
     expect(state.target).toHaveLength(400 - rejected.length);
   });
 
+  it("errors.max_error_rate counts the rows of the last attempt only: a failed attempt's reads do not dilute the rate", async () => {
+    // attempt 1 reads ~930 rows (below the 1000 the rate needs) before it fails; counted twice, they would dilute 25% to ~20%
+    const { connector } = flakySink({ failPartition: '0', failAttempts: 1, failAfterWrites: 35, error: lost });
+    const { summary } = await runYaml(
+      yaml().replace('rows: 400, partitions: 4', 'rows: 4000, partitions: 1, reject_every: 4') +
+        'errors: { tolerance: all, max_error_rate: 0.22, dead_letter: { type: jsonl, path: rejected.jsonl } }\n',
+      { connectors: [testSource, connector] },
+    );
+    expect(summary.totals.partition_retries).toBe(1);
+    expect(summary.error?.error_type).toBe('error_rate_exceeded'); // 25% of the rows are bad
+  });
+
   it('a stop during the backoff before a retry ends the run as stopped (resumable), without another attempt', async () => {
     const { state, connector } = flakySink({ failPartition: '0', failAttempts: 1, failAfterWrites: 1, error: lost });
     const stop = new AbortController();
