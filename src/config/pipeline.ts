@@ -88,6 +88,12 @@ const retrySpec = {
     .describe('How long the open circuit breaker pauses writes before one probe write may go through.')
     .default('5s')
     .advanced(),
+  partition_attempts: o
+    .int({ min: 1, max: 100 })
+    .describe(
+      'Total tries of a partition, the first included: a partition that fails with a retryable error (connection lost, server restarting, deadlock, serialization failure, timeout) is aborted and run again from its start, after the same backoff as a batch. An exactly-once sink keeps nothing of a failed attempt; an at-least-once sink may keep what it had written (counted as `rows_replayed` in the summary). 1 turns partition retries off.',
+    )
+    .default(4),
 };
 
 const rateLimitSpec = {
@@ -203,7 +209,7 @@ export function pipelineSpec(registry: Registry) {
       .object(errorsSpec(registry), [rules.requiredWhen('dead_letter', 'tolerance', 'all')])
       .describe('What happens to bad rows.')
       .default({}),
-    retry: o.object(retrySpec).describe('Retries of failed batch writes (retryable errors only).').default({}),
+    retry: o.object(retrySpec).describe('Retries of failed batch writes and of failed partitions (retryable errors only).').default({}),
     rate_limit: o.object(rateLimitSpec).describe('Limits that hold across all partitions of the run.'),
     shutdown_timeout: o
       .duration({ min: 0 })

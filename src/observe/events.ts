@@ -34,6 +34,10 @@ export interface RunTotals {
   bytes_sent: number;
   batches_sent: number;
   retries: number;
+  /** Partition attempts that failed with a retryable error and were run again. */
+  partition_retries: number;
+  /** Rows written by those failed attempts and written again by a later one (an at-least-once sink that cannot take them back may hold them twice). */
+  rows_replayed: number;
   duration_seconds: number;
   rows_per_second: number;
 }
@@ -50,7 +54,10 @@ export interface RunSummary {
   started_at: string;
   finished_at: string;
   totals: RunTotals;
+  /** The last attempt of each partition that ran. */
   partitions: PartitionMetrics[];
+  /** The earlier attempts, which failed with a retryable error and were run again. */
+  retried_attempts: PartitionMetrics[];
   /** `kind` tells a configuration problem found at run time (exit 2) from a failed run (exit 1). */
   error?: { error_type: string; error_message: string; kind: 'config' | 'connector' | 'data' | 'cancelled' | 'internal' };
   resumed: boolean;
@@ -101,6 +108,8 @@ export type WeirEvent =
   | { type: 'rows_read'; partition_id: string; rows: number }
   | { type: 'partition_complete'; metrics: PartitionMetrics }
   | { type: 'partition_failed'; metrics: PartitionMetrics; error_type: string; error_message: string }
+  /** Attempt `metrics.attempt` failed with a retryable error and was aborted; attempt + 1 starts after `delay_ms`. */
+  | { type: 'partition_retry'; metrics: PartitionMetrics; delay_ms: number; error_type: string; error_message: string }
   | { type: 'job_commit'; partitions: number; duration_ms: number }
   | { type: 'job_abort'; partitions: number; reason: string }
   | { type: 'close_error'; resource: string; partition_id?: string; error_type: string; error_message: string }

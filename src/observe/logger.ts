@@ -118,6 +118,12 @@ export function logEvents(bus: EventBus, root: Logger): () => void {
           `partition ${e.metrics.partition_id} failed: ${e.error_message}`,
         );
         break;
+      case 'partition_retry':
+        logger.warn(
+          { event: e.type, ...e.metrics, delay_ms: e.delay_ms, error_type: e.error_type, error_message: e.error_message },
+          `partition ${e.metrics.partition_id} attempt ${e.metrics.attempt} failed (${e.error_message}); it was aborted and runs again as attempt ${e.metrics.attempt + 1} in ${e.delay_ms} ms`,
+        );
+        break;
       case 'job_commit':
         logger.info({ event: e.type, ...omitType(e) }, 'job committed');
         break;

@@ -37,6 +37,11 @@ export function collectMetrics(bus: EventBus, redactor: Redactor, withDefaults =
   const retries = mk('weir_batch_retries_total', 'Batch write retries, by error type.', ['pipeline', 'sink', 'error_type']);
   const errors = mk('weir_errors_total', 'Errors, by stage and type.', ['pipeline', 'stage', 'error_type']);
   const partitions = mk('weir_partitions_total', 'Partitions finished, by status.', ['pipeline', 'status']);
+  const partitionRetries = mk(
+    'weir_partition_retries_total',
+    'Partition attempts that failed with a retryable error and ran again, by error type.',
+    ['pipeline', 'error_type'],
+  );
   const rateWait = mk('weir_rate_limit_wait_seconds_total', 'Time tasks spent waiting for the rate limiter.', ['pipeline']);
   const latency = new Histogram({
     name: 'weir_batch_duration_seconds',
@@ -98,6 +103,10 @@ export function collectMetrics(bus: EventBus, redactor: Redactor, withDefaults =
         break;
       case 'partition_failed':
         partitions.inc({ pipeline, status: 'failed' });
+        errors.inc({ pipeline, stage: 'partition', error_type: label(e.error_type) });
+        break;
+      case 'partition_retry':
+        partitionRetries.inc({ pipeline, error_type: label(e.error_type) });
         errors.inc({ pipeline, stage: 'partition', error_type: label(e.error_type) });
         break;
       case 'partition_skipped':

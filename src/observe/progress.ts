@@ -54,6 +54,8 @@ export function trackProgress(bus: EventBus, options: ProgressOptions): () => vo
       timer = setInterval(tick, options.tty ? 250 : options.intervalMs);
       timer.unref();
     } else if (e.type === 'batch_written') rows += e.rows;
+    else if (e.type === 'partition_retry')
+      rows -= e.metrics.rows_processed; // its next attempt writes them again
     else if (e.type === 'run_complete' || e.type === 'run_failed') stop();
   });
   return () => {

@@ -35,14 +35,18 @@ export function formatSummary(summary: RunSummary, redactor: Redactor): string {
     `  rows: ${n(t.rows_read)} read · ${n(t.rows_written)} written · ${n(t.rows_dead_lettered)} dead-lettered · ${n(t.rows_per_second)} rows/s`,
     `  ${bytes(t.bytes_sent)} sent in ${n(t.batches_sent)} batches · ${n(t.retries)} retries · peak memory ${bytes(s.peak_rss_bytes ?? peakRss())}`,
   ];
+  if (t.partition_retries)
+    lines.push(
+      `  ${n(t.partition_retries)} partition retries: ${n(t.rows_replayed)} rows written by failed attempts were written again${s.delivery === 'exactly-once' ? ' (the failed attempts were rolled back: no duplicates)' : `; at-least-once: sink ${s.sink} may hold some of them twice`}`,
+    );
   if (s.partitions.length > 1) {
     const shown = [...s.partitions].sort((a, b) => b.duration_seconds - a.duration_seconds).slice(0, MAX_PARTITION_LINES);
     lines.push(
-      `  ${'partition'.padEnd(12)}${'rows'.padStart(12)}${'failed'.padStart(9)}${'retries'.padStart(9)}${'seconds'.padStart(9)}${'rows/s'.padStart(11)}`,
+      `  ${'partition'.padEnd(12)}${'rows'.padStart(12)}${'failed'.padStart(9)}${'retries'.padStart(9)}${'seconds'.padStart(9)}${'rows/s'.padStart(11)}${t.partition_retries ? 'attempt'.padStart(9) : ''}`,
     );
     for (const p of shown)
       lines.push(
-        `  ${p.partition_id.slice(0, 11).padEnd(12)}${n(p.rows_processed).padStart(12)}${n(p.rows_failed).padStart(9)}${n(p.retry_count).padStart(9)}${p.duration_seconds.toFixed(2).padStart(9)}${n(p.throughput).padStart(11)}`,
+        `  ${p.partition_id.slice(0, 11).padEnd(12)}${n(p.rows_processed).padStart(12)}${n(p.rows_failed).padStart(9)}${n(p.retry_count).padStart(9)}${p.duration_seconds.toFixed(2).padStart(9)}${n(p.throughput).padStart(11)}${t.partition_retries ? String(p.attempt).padStart(9) : ''}`,
       );
     if (s.partitions.length > shown.length) lines.push(`  … ${s.partitions.length - shown.length} more (see --summary-json)`);
   }

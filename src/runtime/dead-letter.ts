@@ -169,6 +169,11 @@ export class DeadLetterQueue implements RowErrorHandler {
     if (replaced !== undefined) await sink.abort?.([replaced], { ...ctx, schema: undefined });
   }
 
+  /** A failed attempt is retried: what it dead-lettered goes (worker). */
+  discardAttempt(partitionId: string, attempt: number): Promise<void> {
+    return this.discardPartition(partitionId, attempt);
+  }
+
   /** Drops what a partition attempt dead-lettered: a later attempt, or the resumed run, rejects those rows again. */
   private async discardPartition(partitionId: string, attempt: number): Promise<void> {
     const pending = this.pending.get(partitionId);

@@ -57,6 +57,46 @@ export function backoffDelay(attempt: number, error: unknown, o: RetryOptions, r
   return Math.round(random() * ceiling);
 }
 
+/**
+ * Whether a failed partition attempt is worth running again from its start (worker,
+ * once per failed attempt): its error is retryable, or it is a connector error caused
+ * by a retryable one. A connection lost in the middle of a partition's transaction is
+ * not retryable batch by batch (the earlier batches went with the transaction), but
+ * the whole partition is. Data, configuration, internal and cancellation errors never are.
+ *
+ * @example
+ * isPartitionRetryable(new WeirError('transaction lost', { code: 'connection_lost', cause: econnreset })); // true
+ */
+export function isPartitionRetryable(error: unknown): boolean {
+  let e = error;
+  for (let depth = 0; e !== undefined && e !== null && depth < 8; depth++) {
+    if (e instanceof WeirError && e.kind !== 'connector') return false;
+    if (isRetryable(e)) return true;
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return false;
+}
+
+/** How a failed partition is retried: built from the pipeline's `retry` section. */
+export interface PartitionRetryPolicy {
+  /** Total tries of a partition, the first included. */
+  attempts: number;
+  /** The wait (ms) before attempt `failed + 1`, after attempt `failed` failed with `error`. */
+  delay(failed: number, error: unknown): number;
+}
+
+/**
+ * The partition retry policy: `partition_attempts` tries, each retry after the batch
+ * retries' backoff (exponential with full jitter, a `Retry-After` honoured).
+ *
+ * @example
+ * const policy = partitionRetryPolicy({ max_attempts: 5, initial_delay: 100, max_delay: 30_000, partition_attempts: 4 });
+ * policy.delay(1, error); // 0–100 ms
+ */
+export function partitionRetryPolicy(o: RetryOptions & { partition_attempts: number }, random = Math.random): PartitionRetryPolicy {
+  return { attempts: o.partition_attempts, delay: (failed, error) => backoffDelay(failed, error, o, random) };
+}
+
 function cancelledBy(signal: AbortSignal | undefined): unknown {
   return signal?.reason ?? new WeirError('run stopped', { kind: 'cancelled', code: 'cancelled' });
 }

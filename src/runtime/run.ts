@@ -14,7 +14,6 @@
  * ready to be resumed. A failure (not a stop) aborts the job: nothing is published.
  */
 import { randomBytes } from 'node:crypto';
-import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { ValidatedPipeline } from '../config/pipeline.js';
 import type { EventBus, PartitionMetrics, RunStatus, RunSummary, RunTotals } from '../observe/events.js';
@@ -25,9 +24,10 @@ import type { JsonValue, Partition } from '../sdk/types.js';
 import type { Redactor } from '../secrets/redactor.js';
 import { CheckpointStore, checkpointFile, ownerAlive, planHash, type StoredPartition, type StoredRun } from './checkpoints.js';
 import { type DeadLetterLedger, DeadLetterQueue, memoryLedger } from './dead-letter.js';
-import { CircuitGate, createRetrier, RateLimiter, SharedPause } from './policies.js';
+import { runLocally } from './partition.js';
+import { CircuitGate, createRetrier, partitionRetryPolicy, RateLimiter, SharedPause } from './policies.js';
 import { Closers, StopController } from './shutdown.js';
-import { type PartitionOutcome, runPartition, type TaskDeps } from './task.js';
+import type { PartitionOutcome, TaskDeps } from './task.js';
 
 export interface RunEnv {
   bus: EventBus;
@@ -94,6 +94,7 @@ export async function runPipeline(pipeline: ValidatedPipeline, env: RunEnv): Pro
   const unregister: (() => void)[] = [];
   const unsubscribe = bus.subscribe((e) => {
     if (e.type === 'rows_read') rowsRead += e.rows;
+    else if (e.type === 'partition_retry') rowsRead -= e.metrics.rows_read; // the next attempt reads them again
   });
 
   try {
@@ -259,22 +260,10 @@ export async function runPipeline(pipeline: ValidatedPipeline, env: RunEnv): Pro
         onCommitted: checkpointStore ? (id, message) => checkpointStore.commitPartition(runId, id, message) : undefined,
         closers,
       };
-      const limit = pLimit(config.concurrency);
       const todo = partitions.filter((p) => !skipped.has(p.id));
-      const results = await Promise.all(
-        todo.map((p) =>
-          limit(async () => {
-            if (stop.drain.aborted) return undefined;
-            const outcome = await runPartition(p, 1, deps);
-            if (!outcome.ok && !stop.drain.aborted) {
-              failure ??= outcome.error;
-              stop.abortNow(outcome.error);
-            }
-            return outcome;
-          }),
-        ),
-      );
-      outcomes = results.filter((o): o is PartitionOutcome => o !== undefined);
+      const executed = await runLocally(todo, deps, { concurrency: config.concurrency, retry: partitionRetryPolicy(config.retry), stop });
+      outcomes = executed.outcomes;
+      failure ??= executed.failure;
     }
 
     const messages = new Map(skipped);
@@ -350,6 +339,7 @@ export async function runPipeline(pipeline: ValidatedPipeline, env: RunEnv): Pro
     finished_at: new Date().toISOString(),
     totals: totals(outcomes, partitions.length, (performance.now() - t0) / 1000, dlq?.failed ?? 0, skipped.size),
     partitions: outcomes.map((o) => o.metrics),
+    retried_attempts: outcomes.flatMap((o) => o.retried ?? []),
     resumed,
     sink_transactional: config.sink.connector.transactional === true,
   };
@@ -391,14 +381,17 @@ function checkPartitions(partitions: Partition[], type: string): void {
 }
 
 /**
- * The run's totals. Rows count what this run read and wrote; partitions skipped
- * because an earlier attempt of the run committed them count as committed.
+ * The run's totals. Rows count what the last attempt of each partition read and
+ * wrote; the earlier (retried) attempts count in `partition_retries` and
+ * `rows_replayed`. Partitions skipped because an earlier run attempt committed them
+ * count as committed.
  */
 export function totals(outcomes: PartitionOutcome[], partitions: number, duration: number, deadLettered: number, skipped = 0): RunTotals {
   const metrics = outcomes.map((o) => o.metrics);
   const sum = (list: PartitionMetrics[], k: keyof PartitionMetrics) => list.reduce((a, m) => a + (m[k] as number), 0);
   const committed = outcomes.filter((o) => o.ok).map((o) => o.metrics);
   const written = sum(committed, 'rows_processed');
+  const retried = outcomes.flatMap((o) => o.retried ?? []);
   return {
     partitions,
     partitions_committed: committed.length + skipped,
@@ -411,7 +404,9 @@ export function totals(outcomes: PartitionOutcome[], partitions: number, duratio
     rows_failed: sum(metrics, 'rows_failed'),
     bytes_sent: sum(metrics, 'bytes_sent'),
     batches_sent: sum(metrics, 'batches_sent'),
-    retries: sum(metrics, 'retry_count'),
+    retries: sum([...metrics, ...retried], 'retry_count'),
+    partition_retries: retried.length,
+    rows_replayed: sum(retried, 'rows_processed'),
     duration_seconds: Math.round(duration * 1000) / 1000,
     rows_per_second: duration > 0 ? Math.round(written / duration) : 0,
   };

@@ -1,6 +1,7 @@
 /**
- * The task loop: one partition, read → batch → rate limit → write (with retries)
- * → commit, or abort on failure; the writer is always closed.
+ * The task loop: one attempt of one partition, read → batch → rate limit → write
+ * (with retries) → commit, or abort on failure; the writer is always closed.
+ * Failed attempts are retried by `runPartition` (partition.ts).
  */
 import type { Logger } from 'pino';
 import type { EventBus, PartitionMetrics } from '../observe/events.js';
@@ -21,6 +22,8 @@ export interface RowErrorHandler {
   reject(record: unknown, error: unknown, info: RejectInfo): Promise<void>;
   /** Makes the attempt's rejected rows durable; called just before the partition commits. */
   commitPartition?(partitionId: string, attempt: number): Promise<void>;
+  /** Drops the rows a failed attempt rejected, before the partition runs again (the next attempt rejects them again). */
+  discardAttempt?(partitionId: string, attempt: number): Promise<void>;
 }
 
 export interface RejectInfo {
@@ -57,8 +60,11 @@ export interface PartitionOutcome {
   partition: Partition;
   ok: boolean;
   message?: JsonValue;
+  /** The metrics of the last attempt. */
   metrics: PartitionMetrics;
   error?: unknown;
+  /** The metrics of the earlier attempts, which failed with a retryable error and were aborted. */
+  retried?: PartitionMetrics[];
 }
 
 function cancelled(signal: AbortSignal): WeirError {
@@ -66,11 +72,15 @@ function cancelled(signal: AbortSignal): WeirError {
   return reason instanceof WeirError ? reason : new WeirError('run stopped', { kind: 'cancelled', code: 'cancelled' });
 }
 
-/** Runs one attempt of one partition. Never throws: the outcome says what happened. */
-export async function runPartition(partition: Partition, attempt: number, deps: TaskDeps): Promise<PartitionOutcome> {
+/**
+ * Runs one attempt of one partition (worker). Never throws: the outcome says what
+ * happened. A failed attempt is aborted (its writer's abort) before it returns; the
+ * caller emits `partition_failed` or retries it.
+ */
+export async function runTask(partition: Partition, attempt: number, deps: TaskDeps): Promise<PartitionOutcome> {
   const { bus, sink, source } = deps;
   const stats = new PartitionStats(partition.id, attempt);
-  const logger = deps.logger.child({ partition_id: partition.id });
+  const logger = deps.logger.child({ partition_id: partition.id, attempt });
   let batchId = 0;
 
   const ctx: TaskContext = {
@@ -202,9 +212,7 @@ export async function runPartition(partition: Partition, attempt: number, deps: 
         });
       }
     }
-    const metrics = stats.snapshot();
-    bus.emit({ type: 'partition_failed', metrics, error_type: errorType(error), error_message: errorMessage(error) });
-    return { partition, ok: false, metrics, error };
+    return { partition, ok: false, metrics: stats.snapshot(), error };
   } finally {
     unregister?.();
     if (closeWriter) {

@@ -74,7 +74,7 @@ describe('retries through the runtime', () => {
 
   it('gives up after max_attempts and fails the run with the sink error; nothing is committed', async () => {
     const { record, connector } = recordingSinkConnector({ failFirstWrites: 100 });
-    const { summary } = await runYaml(yaml('retry: { max_attempts: 3, initial_delay: 1ms, max_delay: 2ms }'), {
+    const { summary } = await runYaml(yaml('retry: { max_attempts: 3, initial_delay: 1ms, max_delay: 2ms, partition_attempts: 1 }'), {
       connectors: [testSource, connector],
     });
     expect(summary.status).toBe('failed');
@@ -83,6 +83,18 @@ describe('retries through the runtime', () => {
     expect(summary.totals.retries).toBe(2);
     expect(record.jobAborts).toHaveLength(1);
     expect(record.committed).toHaveLength(0);
+  });
+
+  it('a batch that used up its retries fails the partition, which runs again from its start (partition_attempts)', async () => {
+    const { record, connector } = recordingSinkConnector({ failFirstWrites: 3 });
+    const { summary } = await runYaml(yaml('retry: { max_attempts: 2, initial_delay: 1ms, max_delay: 2ms, partition_attempts: 3 }'), {
+      connectors: [testSource, connector],
+    });
+    expect(summary.status).toBe('succeeded');
+    expect(record.writersOpened).toEqual(['0', '0']);
+    expect(record.writersAborted).toEqual(['0']);
+    expect(summary.totals).toMatchObject({ partition_retries: 1, retries: 1 + 1 });
+    expect(record.committed).toHaveLength(40);
   });
 
   it('a sink that keeps failing opens the shared circuit breaker: writes pause (a warning says so) instead of hammering, then recover', async () => {

@@ -473,9 +473,11 @@ class PostgresWriter implements Writer {
     destroy(this.client);
     this.client = undefined;
     if (this.rows === 0) return pgError(error, `writing to ${this.plan.where}`, this.opts); // nothing lost yet: retry reconnects
+    // not retryable batch by batch; the classified cause (retryable) lets the runtime redo the partition
+    const cause = pgError(error, 'cause', this.opts);
     this.broken = new WeirError(
-      `connection to ${this.plan.where} lost after ${this.rows} row(s) of partition ${this.partition.id} were written in its transaction; the server rolled them back and the partition must be redone (resume the run): ${pgError(error, 'cause', this.opts).message}`,
-      { kind: 'connector', code: 'connection_lost', retryable: false, cause: error },
+      `connection to ${this.plan.where} lost after ${this.rows} row(s) of partition ${this.partition.id} were written in its transaction; the server rolled them back and the partition must be redone: ${cause.message}`,
+      { kind: 'connector', code: 'connection_lost', retryable: false, cause },
     );
     return this.broken;
   }
