@@ -62,3 +62,36 @@ describe('LogLimiter', () => {
     expect(() => new LogLimiter({ intervalMs: Number.NaN })).toThrow(/intervalMs must be ≥ 0/);
   });
 });
+
+describe('LogLimiter.due', () => {
+  it('returns keys quiet for an interval with lines held back, once, and looks at most once per interval', () => {
+    const clock = fakeClock(0);
+    const limit = new LogLimiter({ burst: 1, intervalMs: 5000, now: clock.now });
+    expect(limit.due()).toEqual([]);
+    printed(limit, 4, 'row_dead_lettered', '0');
+    clock.advance(1);
+    printed(limit, 3, 'batch_retry', '0');
+    clock.advance(4998);
+    expect(limit.due()).toEqual([]);
+    clock.advance(1); // 5000: row_dead_lettered was quiet for an interval, batch_retry not yet
+    expect(limit.due()).toEqual([{ type: 'row_dead_lettered', partition_id: '0', suppressed: 3 }]);
+    clock.advance(1); // 5001: batch_retry is due, but the last look was less than an interval ago
+    expect(limit.due()).toEqual([]);
+    clock.advance(4999);
+    expect(limit.due()).toEqual([{ type: 'batch_retry', partition_id: '0', suppressed: 2 }]);
+    clock.advance(10_000);
+    expect(limit.due()).toEqual([]);
+    expect(limit.drainAll()).toEqual([]);
+  });
+
+  it('leaves a key alone whose last line printed less than an interval ago', () => {
+    const clock = fakeClock();
+    const limit = new LogLimiter({ burst: 1, intervalMs: 5000, now: clock.now });
+    limit.due();
+    clock.advance(4000);
+    printed(limit, 3);
+    clock.advance(2000);
+    expect(limit.due()).toEqual([]);
+    expect(limit.drain('0')).toEqual([{ type: 'row_dead_lettered', partition_id: '0', suppressed: 2 }]);
+  });
+});

@@ -2,7 +2,8 @@
  * A policy that keeps events which repeat per row or per batch from flooding the log:
  * per key (event type and partition), the first `burst` lines are always printed, and
  * after that at most one line per `intervalMs`. Whatever it holds back is counted and
- * reported with the next line printed for that key, or by `drain` at partition end.
+ * reported with the next line printed for that key, by `due` once the key was quiet for an
+ * interval, or by `drain` at partition end.
  * It only decides about log lines: metrics, progress, alerts and the summary see every event.
  *
  * @example
@@ -48,6 +49,7 @@ export class LogLimiter {
   private readonly intervalMs: number;
   private readonly now: () => number;
   private readonly keys = new Map<string, KeyState>();
+  private nextDueCheckAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: LogLimitOptions = {}) {
     this.burst = options.burst ?? DEFAULT_LOG_BURST;
@@ -70,6 +72,26 @@ export class LogLimiter {
     state.suppressed = 0;
     state.lastPrintedAt = now;
     return { print: true, suppressed };
+  }
+
+  /**
+   * Keys that held lines back for a whole interval since their last printed line, so that an
+   * endless partition reports a kind that went quiet: their counts are returned and start over,
+   * as if a line had been printed. Looks at most once per interval (cheap to call per event),
+   * so a count waits at most two intervals.
+   */
+  due(): Suppressed[] {
+    const now = this.now();
+    if (now < this.nextDueCheckAt) return [];
+    this.nextDueCheckAt = now + this.intervalMs;
+    const out: Suppressed[] = [];
+    for (const s of this.keys.values()) {
+      if (s.suppressed === 0 || now - s.lastPrintedAt < this.intervalMs) continue;
+      out.push({ type: s.type, partition_id: s.partition_id, suppressed: s.suppressed });
+      s.suppressed = 0;
+      s.lastPrintedAt = now;
+    }
+    return out;
   }
 
   /** Forgets the keys of one partition, returning those with lines still held back, for the caller to report. */

@@ -98,6 +98,25 @@ describe('logEvents rate-limits lines that repeat per row or per batch', () => {
     ]);
   });
 
+  it('reports a count held back by a kind that went quiet within two intervals, not only at partition end', () => {
+    const { bus, clock, lines } = setup();
+    emitTimes(bus, 30, deadLetter('0'));
+    const tick = () => bus.emit({ type: 'progress', rows: 1, rows_per_second: 1 });
+    clock.advance(4000);
+    tick();
+    expect(ofEvent(lines(), 'log_suppressed')).toEqual([]);
+    clock.advance(6000);
+    tick();
+    expect(ofEvent(lines(), 'log_suppressed')).toMatchObject([
+      { suppressed_event: 'row_dead_lettered', partition_id: '0', suppressed: 25 },
+    ]);
+    // reported once: nothing is left for the partition end, and the next line starts a fresh count
+    clock.advance(10_000);
+    tick();
+    bus.emit({ type: 'partition_complete', metrics: metrics('0') });
+    expect(ofEvent(lines(), 'log_suppressed')).toHaveLength(1);
+  });
+
   it('keeps partitions and event types apart', () => {
     const { bus, lines } = setup();
     for (let i = 0; i < 100; i++) {

@@ -97,9 +97,10 @@ export interface LogEventsOptions {
 /**
  * Turns each event into one log line: the one place where events become log lines.
  * Lines of repeating events are rate-limited per event type and partition; what is held back
- * is counted on the next line of that kind, and at partition end (and run end) in a
- * `log_suppressed` line ("N more row_dead_lettered lines suppressed"). Metrics and the
- * summary subscribe to the bus themselves and still count every event.
+ * is counted on the next line of that kind, or else in a `log_suppressed` line ("N more
+ * row_dead_lettered lines suppressed") once that kind was quiet for an interval, at partition
+ * end and at run end. Metrics and the summary subscribe to the bus themselves and still count
+ * every event.
  */
 export function logEvents(bus: EventBus, root: Logger, options: LogEventsOptions = {}): () => void {
   const limiter = options.limiter ?? new LogLimiter();
@@ -113,17 +114,20 @@ export function logEvents(bus: EventBus, root: Logger, options: LogEventsOptions
     if (e.type === 'partition_complete' || e.type === 'partition_failed') reportSuppressed(limiter.drain(e.metrics.partition_id));
     if (e.type === 'run_complete' || e.type === 'run_failed') reportSuppressed(limiter.drainAll());
     const line = lineOf(e);
-    if (!line) return;
-    if (isRepeating(e)) {
-      if (!logger.isLevelEnabled(line.level)) return;
-      const decision = limiter.admit(e.type, e.partition_id);
-      if (!decision.print) return;
-      if (decision.suppressed > 0) write(withSuppressed(line, e.type, decision.suppressed));
-      else write(line);
+    if (line) writeLimited(e, line);
+    reportSuppressed(limiter.due());
+  });
+
+  function writeLimited(e: WeirEvent, line: Line): void {
+    if (!isRepeating(e)) {
+      write(line);
       return;
     }
-    write(line);
-  });
+    if (!logger.isLevelEnabled(line.level)) return;
+    const decision = limiter.admit(e.type, e.partition_id);
+    if (!decision.print) return;
+    write(decision.suppressed > 0 ? withSuppressed(line, e.type, decision.suppressed) : line);
+  }
 }
 
 function withSuppressed(line: Line, type: RepeatingType, suppressed: number): Line {
