@@ -48,7 +48,8 @@ export class LogLimiter {
   private readonly burst: number;
   private readonly intervalMs: number;
   private readonly now: () => number;
-  private readonly keys = new Map<string, KeyState>();
+  /** event type → partition id (undefined: outside any partition) → state */
+  private readonly keys = new Map<string, Map<string | undefined, KeyState>>();
   private nextDueCheckAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: LogLimitOptions = {}) {
@@ -85,7 +86,7 @@ export class LogLimiter {
     if (now < this.nextDueCheckAt) return [];
     this.nextDueCheckAt = now + this.intervalMs;
     const out: Suppressed[] = [];
-    for (const s of this.keys.values()) {
+    for (const s of this.states()) {
       if (s.suppressed === 0 || now - s.lastPrintedAt < this.intervalMs) continue;
       out.push({ type: s.type, partition_id: s.partition_id, suppressed: s.suppressed });
       s.suppressed = 0;
@@ -106,20 +107,28 @@ export class LogLimiter {
 
   private take(which: (s: KeyState) => boolean): Suppressed[] {
     const out: Suppressed[] = [];
-    for (const [key, s] of this.keys) {
+    for (const s of this.states()) {
       if (!which(s)) continue;
-      this.keys.delete(key);
+      this.keys.get(s.type)?.delete(s.partition_id);
       if (s.suppressed > 0) out.push({ type: s.type, partition_id: s.partition_id, suppressed: s.suppressed });
     }
     return out;
   }
 
+  private *states(): Generator<KeyState> {
+    for (const byPartition of this.keys.values()) yield* byPartition.values();
+  }
+
   private state(type: string, partition_id: string | undefined): KeyState {
-    const key = JSON.stringify([type, partition_id ?? null]);
-    let state = this.keys.get(key);
+    let byPartition = this.keys.get(type);
+    if (!byPartition) {
+      byPartition = new Map();
+      this.keys.set(type, byPartition);
+    }
+    let state = byPartition.get(partition_id);
     if (!state) {
       state = { type, partition_id, seen: 0, lastPrintedAt: Number.NEGATIVE_INFINITY, suppressed: 0 };
-      this.keys.set(key, state);
+      byPartition.set(partition_id, state);
     }
     return state;
   }

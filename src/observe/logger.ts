@@ -113,19 +113,21 @@ export function logEvents(bus: EventBus, root: Logger, options: LogEventsOptions
     if (e.type === 'run_start') logger = root.child({ run_id: e.run_id, pipeline: e.pipeline });
     if (e.type === 'partition_complete' || e.type === 'partition_failed') reportSuppressed(limiter.drain(e.metrics.partition_id));
     if (e.type === 'run_complete' || e.type === 'run_failed') reportSuppressed(limiter.drainAll());
-    const line = lineOf(e);
-    if (line) writeLimited(e, line);
+    if (isRepeating(e)) writeRepeating(e);
+    else {
+      const line = lineOf(e);
+      if (line) write(line);
+    }
     reportSuppressed(limiter.due());
   });
 
-  function writeLimited(e: WeirEvent, line: Line): void {
-    if (!isRepeating(e)) {
-      write(line);
-      return;
-    }
-    if (!logger.isLevelEnabled(line.level)) return;
+  /** Asks the limiter before the line is built: most of these events print nothing. */
+  function writeRepeating(e: Extract<WeirEvent, { type: RepeatingType }>): void {
+    if (!logger.isLevelEnabled(REPEATING[e.type])) return;
     const decision = limiter.admit(e.type, e.partition_id);
     if (!decision.print) return;
+    const line = lineOf(e);
+    if (!line) return;
     write(decision.suppressed > 0 ? withSuppressed(line, e.type, decision.suppressed) : line);
   }
 }
