@@ -56,6 +56,7 @@ sink: { type: postgres, host: 127.0.0.1, port: ${proxy.port}, user: postgres, da
 delivery: exactly-once
 concurrency: 4
 retry: { max_attempts: 5, initial_delay: 50ms, max_delay: 1s, partition_attempts: 4 }
+progress_interval: 200ms
 `,
     );
     let written = 0;
@@ -69,9 +70,10 @@ retry: { max_attempts: 5, initial_delay: 50ms, max_delay: 1s, partition_attempts
         const lines = (pending + chunk).split('\n');
         pending = lines.pop() ?? '';
         for (const line of lines) {
-          const m = /"event":"batch_written".*"rows":(\d+)/.exec(line);
+          // progress lines, not batch_written ones: those are rate-limited after the first few
+          const m = /"event":"progress","rows":(\d+)/.exec(line);
           if (!m) continue;
-          written += Number(m[1]);
+          written = Number(m[1]);
           if (cuts.length < CUT_AT.length && written >= (CUT_AT[cuts.length] as number))
             cuts.push(`${proxy.cutAll()} connections cut at ${written} rows written (${Math.round(performance.now() - t0)} ms)`);
         }
