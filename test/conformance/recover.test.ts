@@ -44,6 +44,8 @@ let myAdmin: mysql.Connection;
 const dir = tempDir('weir-recover-');
 const connector = (name: string) => builtinConnectors.find((c) => c.name === name) as AnyConnector;
 
+type OldWriter = (pipeline: string, runId: string, doneRunId: string) => Promise<JsonValue>;
+
 /** One sink in the shared test body. */
 interface RecoverTarget {
   connector: AnyConnector;
@@ -53,11 +55,12 @@ interface RecoverTarget {
   /** The ids of the rows visible in the sink's table, sorted. */
   ids(options: Record<string, unknown>): Promise<number[]>;
   /**
-   * Creates the bookkeeping tables as weir created them before issue 11, and in them,
-   * the old way: run `runId` with partition 0 committed (its rows where that weir put
-   * them) and run `doneRunId` job-committed. Returns the sink options and partition 0's message.
+   * Creates the bookkeeping tables as weir created them before issue 11 (and the sink's
+   * table). `writeOld` writes as that weir did: run `runId` with partition 0 committed
+   * (its rows where that weir put them) and run `doneRunId` job-committed; it returns
+   * partition 0's commit message.
    */
-  legacy(id: string, pipeline: string, runId: string, doneRunId: string): Promise<{ options: Record<string, unknown>; message: JsonValue }>;
+  legacy(id: string): Promise<{ options: Record<string, unknown>; writeOld: OldWriter }>;
 }
 
 const pgIds = async (schema: string, table: string) =>
@@ -78,8 +81,9 @@ const targets: RecoverTarget[] = [
         db.close();
       }
     },
-    legacy: async (id, pipeline, runId, doneRunId) => {
-      const db = new Database(join(dir, `${id}.db`));
+    legacy: async (id) => {
+      const file = join(dir, `${id}.db`);
+      const db = new Database(file);
       // sqlite/sink.ts at 69b99eb, createMetaTables
       db.exec(`
         CREATE TABLE IF NOT EXISTS "_weir_checkpoints" (
@@ -104,20 +108,25 @@ const targets: RecoverTarget[] = [
           PRIMARY KEY (pipeline, run_id)
         );
       `);
-      const stage = stageTableName(pipeline, runId, '0');
-      db.exec(`CREATE TABLE "${stage}" ("id" INTEGER, "name" TEXT, "amount" REAL, "active" INTEGER)`);
-      const insert = db.prepare(`INSERT INTO "${stage}" VALUES (?, ?, ?, ?)`);
-      for (const r of rowsOf('0')) insert.run(r.id, r.name, r.amount, r.active ? 1 : 0);
-      const message = { partition_id: '0', stage, rows: ROWS };
-      const now = new Date().toISOString();
-      db.prepare(
-        'INSERT OR REPLACE INTO "_weir_checkpoints" (pipeline, run_id, partition_id, target, stage, rows_written, message, committed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-      ).run(pipeline, runId, '0', 'events', stage, ROWS, JSON.stringify(message), now);
-      db.prepare(
-        `INSERT OR REPLACE INTO "_weir_runs" (pipeline, run_id, target, status, partitions, rows_written, committed_at) VALUES (?, ?, ?, 'committed', ?, ?, ?)`,
-      ).run(pipeline, doneRunId, 'events', 3, 60, now);
       db.close();
-      return { options: { path: `${id}.db`, table: 'events' }, message };
+      const writeOld: OldWriter = async (pipeline, runId, doneRunId) => {
+        const db = new Database(file);
+        const stage = stageTableName(pipeline, runId, '0');
+        db.exec(`CREATE TABLE "${stage}" ("id" INTEGER, "name" TEXT, "amount" REAL, "active" INTEGER)`);
+        const insert = db.prepare(`INSERT INTO "${stage}" VALUES (?, ?, ?, ?)`);
+        for (const r of rowsOf('0')) insert.run(r.id, r.name, r.amount, r.active ? 1 : 0);
+        const message = { partition_id: '0', stage, rows: ROWS };
+        const now = new Date().toISOString();
+        db.prepare(
+          'INSERT OR REPLACE INTO "_weir_checkpoints" (pipeline, run_id, partition_id, target, stage, rows_written, message, committed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        ).run(pipeline, runId, '0', 'events', stage, ROWS, JSON.stringify(message), now);
+        db.prepare(
+          `INSERT OR REPLACE INTO "_weir_runs" (pipeline, run_id, target, status, partitions, rows_written, committed_at) VALUES (?, ?, ?, 'committed', ?, ?, ?)`,
+        ).run(pipeline, doneRunId, 'events', 3, 60, now);
+        db.close();
+        return message;
+      };
+      return { options: { path: `${id}.db`, table: 'events' }, writeOld };
     },
   },
   {
@@ -125,7 +134,7 @@ const targets: RecoverTarget[] = [
     skip: !up.postgres,
     options: (id) => ({ host: '127.0.0.1', database: 'test', user: 'postgres', table: id }),
     ids: (options) => pgIds(String(options.schema ?? 'public'), String(options.table)),
-    legacy: async (id, pipeline, runId, doneRunId) => {
+    legacy: async (id) => {
       // a schema of its own: the bookkeeping tables in it have exactly the old shapes
       const schema = id;
       const t = (name: string) => `"${schema}"."${name}"`;
@@ -149,22 +158,25 @@ const targets: RecoverTarget[] = [
          PRIMARY KEY (pipeline, run_id, target))`,
       );
       await pgAdmin.query(`CREATE TABLE ${t('events')} (id bigint, name text, amount double precision, active boolean)`);
-      for (const r of rowsOf('0'))
-        await pgAdmin.query(`INSERT INTO ${t('events')} VALUES ($1, $2, $3, $4)`, [r.id, r.name, r.amount, r.active]);
-      const where = `${schema}.events`;
-      const message = { partition_id: '0', rows: ROWS, columns: ['id', 'name', 'amount', 'active'], batches: 2 };
-      await pgAdmin.query(
-        `INSERT INTO ${t('_weir_checkpoints')} (pipeline, run_id, partition_id, target, message) VALUES ($1, $2, $3, $4, $5)`,
-        [pipeline, runId, '0', where, JSON.stringify(message)],
-      );
-      await pgAdmin.query(`INSERT INTO ${t('_weir_runs')} (pipeline, run_id, target, partitions, rows) VALUES ($1, $2, $3, $4, $5)`, [
-        pipeline,
-        doneRunId,
-        where,
-        3,
-        60,
-      ]);
-      return { options: { host: '127.0.0.1', database: 'test', user: 'postgres', schema, table: 'events' }, message };
+      const writeOld: OldWriter = async (pipeline, runId, doneRunId) => {
+        for (const r of rowsOf('0'))
+          await pgAdmin.query(`INSERT INTO ${t('events')} VALUES ($1, $2, $3, $4)`, [r.id, r.name, r.amount, r.active]);
+        const where = `${schema}.events`;
+        const message = { partition_id: '0', rows: ROWS, columns: ['id', 'name', 'amount', 'active'], batches: 2 };
+        await pgAdmin.query(
+          `INSERT INTO ${t('_weir_checkpoints')} (pipeline, run_id, partition_id, target, message) VALUES ($1, $2, $3, $4, $5)`,
+          [pipeline, runId, '0', where, JSON.stringify(message)],
+        );
+        await pgAdmin.query(`INSERT INTO ${t('_weir_runs')} (pipeline, run_id, target, partitions, rows) VALUES ($1, $2, $3, $4, $5)`, [
+          pipeline,
+          doneRunId,
+          where,
+          3,
+          60,
+        ]);
+        return message;
+      };
+      return { options: { host: '127.0.0.1', database: 'test', user: 'postgres', schema, table: 'events' }, writeOld };
     },
   },
   {
@@ -172,7 +184,7 @@ const targets: RecoverTarget[] = [
     skip: !up.mysql,
     options: (id) => ({ host: '127.0.0.1', user: 'root', database: 'test', table: id }),
     ids: (options) => myIds(String(options.database), String(options.table)),
-    legacy: async (id, pipeline, runId, doneRunId) => {
+    legacy: async (id) => {
       // a database of its own: the bookkeeping tables in it have exactly the old shapes
       const database = id;
       const t = (name: string) => `\`${database}\`.\`${name}\``;
@@ -213,22 +225,25 @@ const targets: RecoverTarget[] = [
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
       );
       await myAdmin.query(`CREATE TABLE ${t('events')} (id BIGINT, name TEXT, amount DOUBLE, active BOOLEAN) ENGINE=InnoDB`);
-      for (const r of rowsOf('0'))
-        await myAdmin.query(`INSERT INTO ${t('events')} VALUES (?, ?, ?, ?)`, [r.id, r.name, r.amount, r.active]);
-      const message = { partition_id: '0', rows: ROWS, target: 'events' };
-      await myAdmin.query(
-        `INSERT INTO ${t('_weir_checkpoints')} (pipeline, run_id, partition_id, target, rows_written, message, committed_at) VALUES (?, ?, ?, ?, ?, ?, NOW(6))`,
-        [pipeline, runId, '0', 'events', ROWS, JSON.stringify(message)],
-      );
-      for (const [run, status] of [
-        [runId, 'aborted'],
-        [doneRunId, 'committed'],
-      ])
+      const writeOld: OldWriter = async (pipeline, runId, doneRunId) => {
+        for (const r of rowsOf('0'))
+          await myAdmin.query(`INSERT INTO ${t('events')} VALUES (?, ?, ?, ?)`, [r.id, r.name, r.amount, r.active]);
+        const message = { partition_id: '0', rows: ROWS, target: 'events' };
         await myAdmin.query(
-          `INSERT INTO ${t('_weir_runs')} (pipeline, run_id, target, mode, stage, status, started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, NOW(6), NOW(6))`,
-          [pipeline, run, 'events', 'append', null, status],
+          `INSERT INTO ${t('_weir_checkpoints')} (pipeline, run_id, partition_id, target, rows_written, message, committed_at) VALUES (?, ?, ?, ?, ?, ?, NOW(6))`,
+          [pipeline, runId, '0', 'events', ROWS, JSON.stringify(message)],
         );
-      return { options: { host: '127.0.0.1', user: 'root', database, table: 'events' }, message };
+        for (const [run, status] of [
+          [runId, 'aborted'],
+          [doneRunId, 'committed'],
+        ])
+          await myAdmin.query(
+            `INSERT INTO ${t('_weir_runs')} (pipeline, run_id, target, mode, stage, status, started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, NOW(6), NOW(6))`,
+            [pipeline, run, 'events', 'append', null, status],
+          );
+        return message;
+      };
+      return { options: { host: '127.0.0.1', user: 'root', database, table: 'events' }, writeOld };
     },
   },
 ];
@@ -443,17 +458,25 @@ describe('recover() after a crash, in every exactly-once SQL sink', () => {
       async () => {
         const id = `${tag}_legacy_${++n}`;
         const pipeline = `${tag}-${n}`;
-        const { options, message } = await target.legacy(id, pipeline, 'old-run', 'old-done');
+        const { options, writeOld } = await target.legacy(id);
+        const message = await writeOld(pipeline, 'old-run', 'old-done');
         const sink = sinkOf(target.connector, options);
         try {
           const ctx = contextFor(pipeline, 'old-run');
-          await sink.setup?.(ctx);
+          await sink.setup?.(ctx); // upgrades the tables
           expect(await sink.recover?.(contextFor(pipeline, 'old-done'))).toEqual({ jobCommitted: true, partitions: [] });
           const state = await sink.recover?.(ctx);
           expect(state).toEqual({ jobCommitted: false, partitions: [{ partition_id: '0', message }] });
           await resume(sink, ctx, state?.partitions ?? []);
           expect(await target.ids(options)).toEqual(allIds);
           expect(await sink.recover?.(ctx)).toEqual({ jobCommitted: true, partitions: [] });
+          // the upgrade only added columns: an older weir still writing to this target keeps working
+          const older = await writeOld(`${pipeline}-older`, 'older-run', 'older-done');
+          expect(await sink.recover?.(contextFor(`${pipeline}-older`, 'older-done'))).toEqual({ jobCommitted: true, partitions: [] });
+          expect(await sink.recover?.(contextFor(`${pipeline}-older`, 'older-run'))).toEqual({
+            jobCommitted: false,
+            partitions: [{ partition_id: '0', message: older }],
+          });
         } finally {
           await sink.close?.();
         }
