@@ -41,8 +41,22 @@ export function stageNames(pipeline: string, runId: string, table: string): { st
   return { stage: `_weir_stage_${h}`, old: `_weir_old_${h}` };
 }
 
-/** Creates the bookkeeping tables, or upgrades the shapes an older weir created. */
-export const createMetaTables = (conn: Conn) => book(conn, bookkeeping.ensure());
+/**
+ * Creates the bookkeeping tables, or upgrades the shapes an older weir created. Runs of
+ * other pipelines may open the same database at once: a named lock per database lets
+ * one of them upgrade it (MySQL has no ADD COLUMN IF NOT EXISTS).
+ */
+export async function createMetaTables(conn: Conn): Promise<void> {
+  await conn.query("SELECT GET_LOCK(CONCAT('weir:bookkeeping:', DATABASE()), ?)", [DDL_LOCK_SECONDS]);
+  try {
+    await book(conn, bookkeeping.ensure());
+  } finally {
+    await conn.query("SELECT RELEASE_LOCK(CONCAT('weir:bookkeeping:', DATABASE()))");
+  }
+}
+
+/** How long a run waits for another to finish creating or upgrading the tables (they take milliseconds). */
+const DDL_LOCK_SECONDS = 30;
 
 /** The commit messages of the partitions of a run that committed. */
 export async function checkpoints(conn: Conn, pipeline: string, runId: string): Promise<{ partition_id: string; message: JsonValue }[]> {
