@@ -74,7 +74,7 @@ const targets: Target[] = [
         return { rows: r.rows, count: r.rowCount ?? 0 };
       };
       return {
-        bk: new Bookkeeping(postgresDialect, (t) => `${quoteIdentifier(schema)}.${quoteIdentifier(t)}`),
+        bk: new Bookkeeping(postgresDialect, { name: (t) => `${quoteIdentifier(schema)}.${quoteIdentifier(t)}` }),
         run: (step, seen) => runAsync(step, recording(exec, seen)),
         close: async () => {
           await client.query(`DROP SCHEMA ${quoteIdentifier(schema)} CASCADE`);

@@ -292,15 +292,25 @@ export interface RunMark {
  * steps yield statements the sink runs on its connection, in its transaction).
  *
  * @example
- * const bk = new Bookkeeping(postgresDialect, (t) => qualified(schema, t));
+ * const bk = new Bookkeeping(postgresDialect, { name: (t) => qualified(schema, t) });
  * await runAsync(bk.ensure(), (s) => client.query(s.sql, s.params).then((r) => ({ rows: r.rows, count: r.rowCount ?? 0 })));
  */
 export class Bookkeeping {
+  private readonly tableName: (name: BookkeepingTable) => string;
+  private readonly tables: readonly TableDef[];
+
   constructor(
     readonly dialect: BookkeepingDialect,
-    /** The table's name in statements (quoted, and qualified by a schema where the sink has one). */
-    private readonly tableName: (name: BookkeepingTable) => string = dialect.quote,
-  ) {}
+    options: {
+      /** A table's name in statements (quoted, and qualified by a schema where the sink has one). */
+      name?: (name: BookkeepingTable) => string;
+      /** The tables the sink uses (default: all three); {@link ensure} creates only these. */
+      tables?: readonly BookkeepingTable[];
+    } = {},
+  ) {
+    this.tableName = options.name ?? dialect.quote;
+    this.tables = TABLES.filter((t) => !options.tables || options.tables.includes(t.name));
+  }
 
   /** The quoted, qualified name of `_weir_checkpoints`, `_weir_runs` or `_weir_created_tables`. */
   table(name: BookkeepingTable): string {
@@ -309,7 +319,7 @@ export class Bookkeeping {
 
   /** Creates the tables, or upgrades the shapes older weir versions created. Idempotent; run it where the sink serialises its DDL. */
   *ensure(): Step<void> {
-    for (const def of TABLES) {
+    for (const def of this.tables) {
       const table = this.table(def.name);
       const found = (yield this.dialect.columnsOf(def.name, table)).rows;
       if (found.length === 0) {

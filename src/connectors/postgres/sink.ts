@@ -110,7 +110,7 @@ export function postgresSink(opts: PostgresOptions): Sink {
   const table = opts.table as string;
   const target = qualified(opts.schema, table);
   const where = `${opts.schema}.${table}`;
-  const bk = new Bookkeeping(postgresDialect, (name) => qualified(opts.schema, name));
+  const bk = new Bookkeeping(postgresDialect, { name: (t) => qualified(opts.schema, t) });
   const created = bk.table(CREATED_TABLE);
   const keys = opts.mode === 'upsert' ? (opts.key_columns ?? []).map((k) => columnOf(k, opts.column_names)) : undefined;
   const naming: ColumnRules = { dialect: 'postgres', naming: opts.column_names, where: `sink table ${where}` };

@@ -64,8 +64,11 @@ function createTableSql(table: string, schema: Schema): string {
   return `CREATE TABLE IF NOT EXISTS ${q(table)} (${schema.map((c) => `${q(c.name)} ${SQLITE_TYPES[c.type]}`).join(', ')})`;
 }
 
-/** weir's bookkeeping tables in the target database (one definition for every SQL sink). */
-const bookkeeping = new Bookkeeping(sqliteDialect);
+/**
+ * weir's bookkeeping tables in the target database (one definition for every SQL sink).
+ * The sink creates its table in the job commit's own transaction: it needs no record of it.
+ */
+const bookkeeping = new Bookkeeping(sqliteDialect, { tables: [CHECKPOINTS_TABLE, RUNS_TABLE] });
 
 /** Runs a bookkeeping step on `db`, synchronously: inside a transaction, it is part of it. */
 function book<T>(db: SqliteDb, step: Step<T>): T {
