@@ -111,7 +111,6 @@ export function postgresSink(opts: PostgresOptions): Sink {
   const target = qualified(opts.schema, table);
   const where = `${opts.schema}.${table}`;
   const bk = new Bookkeeping(postgresDialect, { name: (t) => qualified(opts.schema, t) });
-  const created = bk.table(CREATED_TABLE);
   const keys = opts.mode === 'upsert' ? (opts.key_columns ?? []).map((k) => columnOf(k, opts.column_names)) : undefined;
   const naming: ColumnRules = { dialect: 'postgres', naming: opts.column_names, where: `sink table ${where}` };
 
@@ -134,11 +133,9 @@ export function postgresSink(opts: PostgresOptions): Sink {
    * Drops the target when this run created it (recorded with the CREATE TABLE, in its
    * transaction), and the run's checkpoints with it: nothing of the run stays, and a
    * resumed run redoes every partition. Only this sink's own table is ever dropped.
-   * Call inside a transaction holding the DDL lock.
+   * Call inside a transaction holding the DDL lock, after {@link ensureBookkeeping}.
    */
   const dropCreated = async (client: pg.Client, ctx: PlanContext) => {
-    const present = await client.query('SELECT to_regclass($1) IS NOT NULL AS ok', [created]);
-    if (!present.rows[0]?.ok) return false;
     if (!(await book(client, bk.forgetCreated(ctx.pipeline, ctx.runId, where)))) return false;
     await client.query(`DROP TABLE IF EXISTS ${target}`);
     await book(client, bk.forgetCheckpoints(ctx.pipeline, ctx.runId));
