@@ -3,7 +3,7 @@
  * (README: "nothing lost, nothing duplicated where exactly-once is promised — also when
  * the process is killed at any moment and run again"). One test body, three sinks:
  *
- * - a run of three partitions crashes before the commit of partition 1, after it, before
+ * - a run of three partitions (mode append, and replace) crashes before the commit of partition 1, after it, before
  *   the job commit, or after it — the sink and its writers dropped without close, or the
  *   process running them killed with SIGKILL (`crash-child.mjs`, the built code);
  * - a fresh sink's `recover()` must report exactly what the target holds: the partitions
@@ -259,6 +259,13 @@ interface Driver {
   job(messages: JsonValue[]): Promise<void>;
   /** Ends the run at once: nothing is closed, rolled back or cleaned up. */
   crash(): Promise<void>;
+  /**
+   * What the database does once a crashed process is gone: its connections close and
+   * their open transactions roll back (at once after SIGKILL; for a dropped sink, here).
+   * Until then an open transaction of the dead run holds its locks, and a resumed
+   * `replace` waits for them, as it would for a zombie process.
+   */
+  reap(): Promise<void>;
 }
 
 const contextFor = (pipeline: string, runId: string): CommitContext => ({
@@ -273,8 +280,11 @@ const contextFor = (pipeline: string, runId: string): CommitContext => ({
 const sinkOf = (connector: AnyConnector, options: Record<string, unknown>): Sink =>
   (connector.sink as NonNullable<AnyConnector['sink']>)(connectorOptions(connector, options, 'sink'));
 
-/** Sinks and writers a test dropped without closing, as a crash would; released once the test is over. */
+/** Sinks and writers a test dropped without closing, as a crash would; released by `reap()`, else after the tests. */
 const dropped: { close?(): Promise<void> | void }[] = [];
+const release = async (items: { close?(): Promise<void> | void }[]) => {
+  for (const item of items) await Promise.resolve(item.close?.()).catch(() => {});
+};
 
 function inProcess(connector: AnyConnector, options: Record<string, unknown>, pipeline: string, runId: string): Driver {
   const sink = sinkOf(connector, options);
@@ -299,6 +309,7 @@ function inProcess(connector: AnyConnector, options: Record<string, unknown>, pi
     crash: async () => {
       dropped.push(...writers.values(), sink);
     },
+    reap: async () => release(dropped.splice(0, dropped.length)),
   };
 }
 
@@ -334,6 +345,7 @@ function inChild(connector: AnyConnector, options: Record<string, unknown>, pipe
       child.kill('SIGKILL');
       await exited;
     },
+    reap: async () => {},
   };
 }
 
@@ -384,7 +396,7 @@ describe('recover() after a crash, in every exactly-once SQL sink', () => {
     if (up.mysql) myAdmin = await mysql.createConnection({ host: '127.0.0.1', user: 'root', database: 'test' });
   });
   afterAll(async () => {
-    for (const d of dropped) await Promise.resolve(d.close?.()).catch(() => {});
+    await release(dropped);
     if (up.postgres) {
       const tables = await pgAdmin.query<{ t: string }>(
         "SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE $1",
@@ -416,41 +428,43 @@ describe('recover() after a crash, in every exactly-once SQL sink', () => {
 
   let n = 0;
   for (const target of targets)
-    for (const crash of ['dropped', 'SIGKILL'] as const)
-      for (const step of STEPS)
-        it.skipIf(target.skip || (crash === 'SIGKILL' && !built))(
-          `${target.connector.name}: ${crash === 'dropped' ? 'sink dropped without close' : 'process killed (SIGKILL)'} ${step}`,
-          async () => {
-            const id = `${tag}_${++n}`;
-            const options = target.options(id);
-            const pipeline = `${tag}-${n}`;
-            const runId = `run-${n}`;
-            const driver = (crash === 'dropped' ? inProcess : inChild)(target.connector, options, pipeline, runId);
-            const messages = await runUntil(driver, step);
-            await driver.crash();
+    for (const mode of ['append', 'replace'] as const)
+      for (const crash of ['dropped', 'SIGKILL'] as const)
+        for (const step of STEPS)
+          it.skipIf(target.skip || (crash === 'SIGKILL' && !built))(
+            `${target.connector.name} (${mode}): ${crash === 'dropped' ? 'sink dropped without close' : 'process killed (SIGKILL)'} ${step}`,
+            async () => {
+              const id = `${tag}_${++n}`;
+              const options = { ...target.options(id), mode };
+              const pipeline = `${tag}-${n}`;
+              const runId = `run-${n}`;
+              const driver = (crash === 'dropped' ? inProcess : inChild)(target.connector, options, pipeline, runId);
+              const messages = await runUntil(driver, step);
+              await driver.crash();
 
-            const sink = sinkOf(target.connector, options);
-            const ctx = contextFor(pipeline, runId);
-            try {
-              await sink.setup?.(ctx); // the runtime sets the sink up before it asks what it holds
-              const state = await sink.recover?.(ctx);
-              if (step === 'after the job commit') expect(state).toEqual({ jobCommitted: true, partitions: [] });
-              else {
-                // exactly the partitions that committed, with the messages their commits returned
-                const held = messages.map((m) => ({ partition_id: String((m as { partition_id: string }).partition_id), message: m }));
-                expect(state?.jobCommitted).toBe(false);
-                expect([...(state?.partitions ?? [])].sort(byPartition)).toEqual(held.sort(byPartition));
-                await resume(sink, ctx, state?.partitions ?? []);
+              const sink = sinkOf(target.connector, options);
+              const ctx = contextFor(pipeline, runId);
+              try {
+                await sink.setup?.(ctx); // the runtime sets the sink up before it asks what it holds
+                const state = await sink.recover?.(ctx);
+                if (step === 'after the job commit') expect(state).toEqual({ jobCommitted: true, partitions: [] });
+                else {
+                  // exactly the partitions that committed, with the messages their commits returned
+                  const held = messages.map((m) => ({ partition_id: String((m as { partition_id: string }).partition_id), message: m }));
+                  expect(state?.jobCommitted).toBe(false);
+                  expect([...(state?.partitions ?? [])].sort(byPartition)).toEqual(held.sort(byPartition));
+                  await driver.reap();
+                  await resume(sink, ctx, state?.partitions ?? []);
+                }
+                expect(await target.ids(options)).toEqual(allIds);
+                // resuming once more changes nothing: the run is committed
+                expect(await sink.recover?.(ctx)).toEqual({ jobCommitted: true, partitions: [] });
+              } finally {
+                await sink.close?.();
               }
-              expect(await target.ids(options)).toEqual(allIds);
-              // resuming once more changes nothing: the run is committed
-              expect(await sink.recover?.(ctx)).toEqual({ jobCommitted: true, partitions: [] });
-            } finally {
-              await sink.close?.();
-            }
-          },
-          30_000,
-        );
+            },
+            30_000,
+          );
 
   for (const target of targets)
     it.skipIf(target.skip)(
