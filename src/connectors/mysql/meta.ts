@@ -1,35 +1,39 @@
 /**
- * weir's bookkeeping tables in the sink's database, which make the MySQL sink
- * exactly-once:
+ * The MySQL sink's use of weir's exactly-once bookkeeping (the tables are defined once,
+ * for every SQL sink, in `sdk/exactly-once.ts`):
  *
  * - `_weir_checkpoints`: one row per committed partition of a run, inserted in
  *   the same transaction as the partition's rows.
  * - `_weir_runs`: one row per run: `running` → `committed` (job commit), or
  *   `aborted` (resumable), or `abandoned` (a newer run of the same pipeline
  *   started; its leftovers were cleaned up and it can no longer be resumed).
+ * - `_weir_created_tables`: the tables a run created, until its job commit. MySQL's DDL
+ *   cannot share a transaction with this record, so the record comes first (see
+ *   {@link recordCreating}); a failed or abandoned run drops what it recorded.
+ *
+ * Keys longer than MySQL can index (run ids over 64, partition ids over 191
+ * characters) are stored as their hash; the full value stays in the message.
  */
 import { createHash } from 'node:crypto';
-import type mysql from 'mysql2/promise';
+import { Bookkeeping, mysqlDialect, type RunStatus, runAsync, type Step } from '../../sdk/exactly-once.js';
 import type { JsonValue } from '../../sdk/types.js';
-import { type Conn, q } from './db.js';
+import type { Conn } from './db.js';
 
-export const CHECKPOINTS = '_weir_checkpoints';
-export const RUNS = '_weir_runs';
+export { CHECKPOINTS_TABLE as CHECKPOINTS, CREATED_TABLE as CREATED, RUNS_TABLE as RUNS, type RunStatus } from '../../sdk/exactly-once.js';
 
-export type RunStatus = 'running' | 'swapping' | 'committed' | 'aborted' | 'abandoned';
+export const bookkeeping = new Bookkeeping(mysqlDialect);
 
-/** Keys longer than the column are replaced by a hash (the full value stays in the message). */
-export function key(value: string, max: number): string {
-  return value.length <= max
-    ? value
-    : `sha256:${createHash('sha256')
-        .update(value)
-        .digest('hex')
-        .slice(0, max - 7)}`;
+/** Runs a bookkeeping step on `conn` (inside its open transaction, if any). */
+export async function book<T>(conn: Conn, step: Step<T>): Promise<T> {
+  return runAsync(step, async ({ sql, params }) => {
+    const [result] = await conn.query(sql, params);
+    return Array.isArray(result)
+      ? { rows: result as Record<string, unknown>[], count: 0 }
+      : { rows: [], count: (result as { affectedRows?: number }).affectedRows ?? 0 };
+  });
 }
 
-export const runKey = (runId: string) => key(runId, 64);
-export const partitionKey = (id: string) => key(id, 191);
+export const runKey = (runId: string) => mysqlDialect.key(runId, 'run_id');
 
 /** Names derived from (pipeline, run, table): the staging table of `replace` and the table it displaces. */
 export function stageNames(pipeline: string, runId: string, table: string): { stage: string; old: string } {
@@ -37,135 +41,41 @@ export function stageNames(pipeline: string, runId: string, table: string): { st
   return { stage: `_weir_stage_${h}`, old: `_weir_old_${h}` };
 }
 
+/**
+ * Creates the bookkeeping tables, or upgrades the shapes an older weir created. Runs of
+ * other pipelines may open the same database at once: a named lock per database lets
+ * one of them upgrade it (MySQL has no ADD COLUMN IF NOT EXISTS).
+ */
 export async function createMetaTables(conn: Conn): Promise<void> {
-  await conn.query(
-    `CREATE TABLE IF NOT EXISTS ${q(CHECKPOINTS)} (
-      pipeline VARCHAR(128) NOT NULL,
-      run_id VARCHAR(64) NOT NULL,
-      partition_id VARCHAR(191) NOT NULL,
-      target VARCHAR(64) NOT NULL,
-      rows_written BIGINT NOT NULL,
-      message LONGTEXT NOT NULL,
-      committed_at DATETIME(6) NOT NULL,
-      PRIMARY KEY (pipeline, run_id, partition_id)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-  );
-  await conn.query(
-    `CREATE TABLE IF NOT EXISTS ${q(RUNS)} (
-      pipeline VARCHAR(128) NOT NULL,
-      run_id VARCHAR(64) NOT NULL,
-      target VARCHAR(64) NOT NULL,
-      mode VARCHAR(16) NOT NULL,
-      stage VARCHAR(64) NULL,
-      status VARCHAR(16) NOT NULL,
-      started_at DATETIME(6) NOT NULL,
-      updated_at DATETIME(6) NOT NULL,
-      PRIMARY KEY (pipeline, run_id)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-  );
+  await conn.query("SELECT GET_LOCK(CONCAT('weir:bookkeeping:', DATABASE()), ?)", [DDL_LOCK_SECONDS]);
+  try {
+    await book(conn, bookkeeping.ensure());
+  } finally {
+    await conn.query("SELECT RELEASE_LOCK(CONCAT('weir:bookkeeping:', DATABASE()))");
+  }
 }
 
-export async function metaTablesExist(conn: Conn): Promise<boolean> {
-  const [rows] = await conn.query<mysql.RowDataPacket[]>(
-    'SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?)',
-    [CHECKPOINTS, RUNS],
-  );
-  return Number(rows[0]?.n) === 2;
-}
-
-export interface RunRow {
-  run_id: string;
-  target: string;
-  mode: string;
-  stage: string | null;
-  status: RunStatus;
-}
-
-export async function getRun(conn: Conn, pipeline: string, runId: string): Promise<RunRow | undefined> {
-  const [rows] = await conn.query<mysql.RowDataPacket[]>(
-    `SELECT run_id, target, mode, stage, status FROM ${q(RUNS)} WHERE pipeline = ? AND run_id = ?`,
-    [pipeline, runKey(runId)],
-  );
-  return rows[0] as RunRow | undefined;
-}
-
-export async function setRunStatus(conn: Conn, pipeline: string, runId: string, status: RunStatus): Promise<void> {
-  await conn.query(`UPDATE ${q(RUNS)} SET status = ?, updated_at = NOW(6) WHERE pipeline = ? AND run_id = ?`, [
-    status,
-    pipeline,
-    runKey(runId),
-  ]);
-}
+/** How long a run waits for another to finish creating or upgrading the tables (they take milliseconds). */
+const DDL_LOCK_SECONDS = 30;
 
 /** The commit messages of the partitions of a run that committed. */
 export async function checkpoints(conn: Conn, pipeline: string, runId: string): Promise<{ partition_id: string; message: JsonValue }[]> {
-  const [rows] = await conn.query<mysql.RowDataPacket[]>(
-    `SELECT partition_id, message FROM ${q(CHECKPOINTS)} WHERE pipeline = ? AND run_id = ? ORDER BY partition_id`,
-    [pipeline, runKey(runId)],
-  );
-  return rows.map((r) => {
-    const message = JSON.parse(String(r.message)) as JsonValue;
-    const id =
-      message && typeof message === 'object' && !Array.isArray(message) && typeof message.partition_id === 'string'
-        ? message.partition_id
-        : String(r.partition_id);
-    return { partition_id: id, message };
-  });
-}
-
-/**
- * `_weir_created_tables`: the tables a run created, until its job commit. MySQL's DDL
- * cannot share a transaction with this record, so the record comes first (see
- * {@link recordCreating}); a failed or abandoned run drops what it recorded.
- */
-export const CREATED = '_weir_created_tables';
-
-export async function createCreatedTable(conn: Conn): Promise<void> {
-  await conn.query(
-    `CREATE TABLE IF NOT EXISTS ${q(CREATED)} (
-      pipeline VARCHAR(128) NOT NULL,
-      run_id VARCHAR(64) NOT NULL,
-      target VARCHAR(64) NOT NULL,
-      created_at DATETIME(6) NOT NULL,
-      PRIMARY KEY (pipeline, run_id, target)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-  );
+  return (await book(conn, bookkeeping.checkpoints(pipeline, runId))).map((c) => ({ partition_id: c.partition_id, message: c.message }));
 }
 
 /** Records that this run is about to create `table`; false when the run had recorded it already. */
-export async function recordCreating(conn: Conn, pipeline: string, runId: string, table: string): Promise<boolean> {
-  await createCreatedTable(conn);
-  const [r] = await conn.query<mysql.ResultSetHeader>(
-    `INSERT IGNORE INTO ${q(CREATED)} (pipeline, run_id, target, created_at) VALUES (?, ?, ?, NOW(6))`,
-    [pipeline, runKey(runId), table],
-  );
-  return r.affectedRows === 1;
-}
+export const recordCreating = (conn: Conn, pipeline: string, runId: string, table: string) =>
+  book(conn, bookkeeping.recordCreated(pipeline, runId, table));
 
 /** Forgets that the run created `table` (job commit: it is the user's table now; or someone else created it first). */
-export async function forgetCreated(conn: Conn, pipeline: string, runId: string, table?: string): Promise<void> {
-  const [t] = await conn.query<mysql.RowDataPacket[]>(
-    'SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?',
-    [CREATED],
-  );
-  if (t.length === 0) return;
-  await conn.query(
-    `DELETE FROM ${q(CREATED)} WHERE pipeline = ? AND run_id = ?${table === undefined ? '' : ' AND target = ?'}`,
-    table === undefined ? [pipeline, runKey(runId)] : [pipeline, runKey(runId), table],
-  );
-}
+export const forgetCreated = (conn: Conn, pipeline: string, runId: string, table?: string) =>
+  book(conn, bookkeeping.forgetCreated(pipeline, runId, table));
 
 /** Whether the run recorded that it created `table`. */
-export async function createdByRun(conn: Conn, pipeline: string, runId: string, table: string): Promise<boolean> {
-  const [t] = await conn.query<mysql.RowDataPacket[]>(
-    'SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?',
-    [CREATED],
-  );
-  if (t.length === 0) return false;
-  const [rows] = await conn.query<mysql.RowDataPacket[]>(`SELECT 1 FROM ${q(CREATED)} WHERE pipeline = ? AND run_id = ? AND target = ?`, [
-    pipeline,
-    runKey(runId),
-    table,
-  ]);
-  return rows.length > 0;
-}
+export const createdByRun = (conn: Conn, pipeline: string, runId: string, table: string) =>
+  book(conn, bookkeeping.created(pipeline, runId, table));
+
+export const getRun = (conn: Conn, pipeline: string, runId: string) => book(conn, bookkeeping.run(pipeline, runId));
+
+export const setRunStatus = (conn: Conn, pipeline: string, runId: string, status: RunStatus) =>
+  book(conn, bookkeeping.setRunStatus(pipeline, runId, status));

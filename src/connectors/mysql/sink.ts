@@ -48,17 +48,14 @@ import {
 } from './db.js';
 import { type Encode, encoderFor, toDatetimeText } from './encode.js';
 import {
-  CHECKPOINTS,
+  book,
+  bookkeeping,
   checkpoints,
   createdByRun,
   createMetaTables,
   forgetCreated,
   getRun,
-  metaTablesExist,
-  partitionKey,
-  RUNS,
   recordCreating,
-  runKey,
   setRunStatus,
   stageNames,
 } from './meta.js';
@@ -103,7 +100,7 @@ async function createOwnTable(conn: Conn, ctx: PlanContext, table: string, sql: 
 async function dropCreated(conn: Conn, log: Log, pipeline: string, runId: string, table: string): Promise<boolean> {
   if (!(await createdByRun(conn, pipeline, runId, table))) return false;
   await conn.query(`DROP TABLE IF EXISTS ${q(table)}`);
-  await conn.query(`DELETE FROM ${q(CHECKPOINTS)} WHERE pipeline = ? AND run_id = ?`, [pipeline, runKey(runId)]);
+  await book(conn, bookkeeping.forgetCheckpoints(pipeline, runId));
   await forgetCreated(conn, pipeline, runId, table);
   log.info('dropped the table the run created', { table, run: runId });
   return true;
@@ -181,11 +178,8 @@ export function mysqlSink(opts: MysqlOptions): Sink {
     async recover(ctx: CommitContext): Promise<RecoveredState> {
       const conn = await plan(ctx);
       try {
-        if (!(await metaTablesExist(conn))) return { jobCommitted: false, partitions: [] };
-        const run = await getRun(conn, ctx.pipeline, ctx.runId);
-        if (run?.status === 'committed') return { jobCommitted: true, partitions: [] };
-        if (run?.status === 'abandoned') return { jobCommitted: false, partitions: [] }; // its checkpoints were discarded
-        return { jobCommitted: false, partitions: await checkpoints(conn, ctx.pipeline, ctx.runId) };
+        await createMetaTables(conn);
+        return await book(conn, bookkeeping.recover(ctx.pipeline, ctx.runId));
       } catch (error) {
         throw classify(error, `reading checkpoints on ${where(opts)}`);
       }
@@ -199,11 +193,11 @@ export function mysqlSink(opts: MysqlOptions): Sink {
     async commit(messages: JsonValue[], ctx: CommitContext) {
       const conn = await plan(ctx);
       try {
-        if (opts.mode === 'replace') await swapIn(conn, ctx);
+        if (opts.mode === 'replace') await swapIn(conn, ctx, messages);
         else {
           await conn.query('START TRANSACTION');
-          await upsertRun(conn, ctx, 'committed');
-          await conn.query(`DELETE FROM ${q(CHECKPOINTS)} WHERE pipeline = ? AND run_id = ?`, [ctx.pipeline, runKey(ctx.runId)]);
+          await markRun(conn, ctx, 'committed', messages);
+          await book(conn, bookkeeping.forgetCheckpoints(ctx.pipeline, ctx.runId));
           await forgetCreated(conn, ctx.pipeline, ctx.runId);
           await conn.query('COMMIT');
         }
@@ -218,7 +212,7 @@ export function mysqlSink(opts: MysqlOptions): Sink {
       const conn = await plan(ctx);
       let dropped = false;
       try {
-        if (!(await metaTablesExist(conn))) return;
+        await createMetaTables(conn);
         const run = await getRun(conn, ctx.pipeline, ctx.runId);
         if (!run || run.status === 'committed' || run.status === 'swapping' || run.status === 'abandoned') return;
         await setRunStatus(conn, ctx.pipeline, ctx.runId, 'aborted');
@@ -258,27 +252,33 @@ export function mysqlSink(opts: MysqlOptions): Sink {
         kind: 'config',
         code: 'run_abandoned',
       });
-    const [stale] = await conn.query<mysql.RowDataPacket[]>(
-      `SELECT run_id, stage FROM ${q(RUNS)} WHERE pipeline = ? AND target = ? AND run_id <> ? AND status IN ('running', 'aborted')`,
-      [ctx.pipeline, table, runKey(ctx.runId)],
-    );
-    for (const r of stale) {
+    for (const r of await book(conn, bookkeeping.unfinishedRuns(ctx.pipeline, table, ctx.runId))) {
       if (r.stage) await conn.query(`DROP TABLE IF EXISTS ${q(String(r.stage))}`);
       await dropCreated(conn, ctx.log, ctx.pipeline, String(r.run_id), table);
-      await conn.query(`DELETE FROM ${q(CHECKPOINTS)} WHERE pipeline = ? AND run_id = ?`, [ctx.pipeline, r.run_id]);
+      await book(conn, bookkeeping.forgetCheckpoints(ctx.pipeline, String(r.run_id)));
       await setRunStatus(conn, ctx.pipeline, String(r.run_id), 'abandoned');
       ctx.log.info('abandoned an unfinished earlier run of the pipeline', { run: String(r.run_id), table });
     }
-    if (!current) await upsertRun(conn, ctx, 'running');
+    if (!current) await markRun(conn, ctx, 'running');
     else if (current.status === 'aborted') await setRunStatus(conn, ctx.pipeline, ctx.runId, 'running'); // resumed
   }
 
-  async function upsertRun(conn: Conn, ctx: CommitContext, status: 'running' | 'committed'): Promise<void> {
+  /** Records the run's status; `committed` with the totals of the partitions' commit messages. */
+  async function markRun(conn: Conn, ctx: CommitContext, status: 'running' | 'committed', messages: JsonValue[] = []): Promise<void> {
     const stage = opts.mode === 'replace' ? stageNames(ctx.pipeline, ctx.runId, table).stage : null;
-    await conn.query(
-      `INSERT INTO ${q(RUNS)} (pipeline, run_id, target, mode, stage, status, started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, NOW(6), NOW(6))
-       ON DUPLICATE KEY UPDATE status = VALUES(status), updated_at = NOW(6)`,
-      [ctx.pipeline, runKey(ctx.runId), table, opts.mode, stage, status],
+    const rows = (messages as MysqlCommitMessage[]).reduce((n, m) => n + (Number(m?.rows) || 0), 0);
+    await book(
+      conn,
+      bookkeeping.markRun({
+        pipeline: ctx.pipeline,
+        runId: ctx.runId,
+        target: table,
+        status,
+        mode: opts.mode,
+        stage,
+        partitions: messages.length,
+        rows,
+      }),
     );
   }
 
@@ -288,7 +288,7 @@ export function mysqlSink(opts: MysqlOptions): Sink {
    * are ordered to be idempotent: `swapping` is recorded first, and a repeated
    * commit that finds the staging table gone knows the swap happened.
    */
-  async function swapIn(conn: Conn, ctx: CommitContext): Promise<void> {
+  async function swapIn(conn: Conn, ctx: CommitContext, messages: JsonValue[]): Promise<void> {
     const { stage, old } = stageNames(ctx.pipeline, ctx.runId, table);
     const run = await getRun(conn, ctx.pipeline, ctx.runId);
     if (run?.status === 'committed') return;
@@ -297,13 +297,13 @@ export function mysqlSink(opts: MysqlOptions): Sink {
     if (!stageExists && run?.status !== 'swapping') {
       if (!targetExists) {
         ctx.log.warn('replace: no rows and no schema; the target table was not created', { table });
-        await upsertRun(conn, ctx, 'committed');
+        await markRun(conn, ctx, 'committed', messages);
         return;
       }
       await conn.query(`CREATE TABLE ${q(stage)} LIKE ${q(table)}`); // no rows at all: replace with an empty table
     }
     if (run?.status !== 'swapping') {
-      await upsertRun(conn, ctx, 'running');
+      await markRun(conn, ctx, 'running');
       await setRunStatus(conn, ctx.pipeline, ctx.runId, 'swapping');
     }
     if ((await tableEngine(conn, opts.database, stage)) !== undefined) {
@@ -311,8 +311,8 @@ export function mysqlSink(opts: MysqlOptions): Sink {
       else await conn.query(`RENAME TABLE ${q(stage)} TO ${q(table)}`);
     }
     await conn.query('START TRANSACTION');
-    await setRunStatus(conn, ctx.pipeline, ctx.runId, 'committed');
-    await conn.query(`DELETE FROM ${q(CHECKPOINTS)} WHERE pipeline = ? AND run_id = ?`, [ctx.pipeline, runKey(ctx.runId)]);
+    await markRun(conn, ctx, 'committed', messages);
+    await book(conn, bookkeeping.forgetCheckpoints(ctx.pipeline, ctx.runId));
     await forgetCreated(conn, ctx.pipeline, ctx.runId);
     await conn.query('COMMIT');
     await conn.query(`DROP TABLE IF EXISTS ${q(old)}`);
@@ -511,22 +511,22 @@ class MysqlWriter implements Writer {
     if (this.broken) throw this.broken;
     const message: MysqlCommitMessage = { partition_id: this.partition.id, rows: this.rows, target: this.opts.table as string };
     const conn = await this.connection();
-    const args = [
-      this.ctx.pipeline,
-      runKey(this.ctx.runId),
-      partitionKey(this.partition.id),
-      this.opts.table,
-      this.rows,
-      JSON.stringify(message),
-    ];
     try {
       if (!this.inTx) {
         await conn.query('START TRANSACTION');
         this.inTx = true;
       }
-      await conn.query(
-        `INSERT INTO ${q(CHECKPOINTS)} (pipeline, run_id, partition_id, target, rows_written, message, committed_at) VALUES (?, ?, ?, ?, ?, ?, NOW(6))`,
-        args,
+      await book(
+        conn,
+        bookkeeping.storeCheckpoint({
+          pipeline: this.ctx.pipeline,
+          runId: this.ctx.runId,
+          partitionId: this.partition.id,
+          target: this.opts.table as string,
+          stage: this.target === this.opts.table ? null : this.target,
+          rows: this.rows,
+          message,
+        }),
       );
     } catch (error) {
       if (driverError(error).errno === 1062) {

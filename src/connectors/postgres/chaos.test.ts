@@ -119,7 +119,7 @@ checkpoint: { path: ${join(dir, 'checkpoints.db')} }
   const start = logLines(final.stdout).find((l) => l.event === 'run_start');
   if (killedAfter.length) expect(start?.resumed).toBe(true);
   expect(await stats(table)).toEqual({ n: rows, d: rows, lo: 1_000_001, hi: 1_000_000 + rows });
-  const runs = await admin.query('SELECT rows::int FROM _weir_runs WHERE pipeline = $1', [pipeline]);
+  const runs = await admin.query('SELECT rows_written::int AS rows FROM _weir_runs WHERE pipeline = $1', [pipeline]);
   expect(runs.rows).toEqual([{ rows }]);
   const left = await admin.query('SELECT count(*)::int AS n FROM _weir_checkpoints WHERE pipeline = $1', [pipeline]);
   expect(left.rows[0]?.n).toBe(0);

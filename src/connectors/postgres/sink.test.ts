@@ -180,7 +180,10 @@ describe.skipIf(!up)('postgres sink', () => {
       [],
     );
     expect(
-      await select('SELECT partitions, rows::int FROM _weir_runs WHERE pipeline = $1 AND run_id = $2', [pipeline, cctx.runId]),
+      await select('SELECT partitions, rows_written::int AS rows FROM _weir_runs WHERE pipeline = $1 AND run_id = $2', [
+        pipeline,
+        cctx.runId,
+      ]),
     ).toEqual([{ partitions: 2, rows: 5 }]);
   });
 

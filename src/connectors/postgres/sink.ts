@@ -34,6 +34,7 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { CommitContext, PlanContext, Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
+import { Bookkeeping, CHECKPOINTS_TABLE, CREATED_TABLE, postgresDialect, RUNS_TABLE, runAsync, type Step } from '../../sdk/exactly-once.js';
 import {
   type ColumnPlan,
   type ColumnRules,
@@ -63,10 +64,15 @@ import {
 import { copyBuffer, copyRows } from './copy.js';
 import type { PostgresOptions } from './spec.js';
 
-export const CHECKPOINTS_TABLE = '_weir_checkpoints';
-export const RUNS_TABLE = '_weir_runs';
-/** Tables a run created, until its job commit: a failed (or abandoned) run drops them. */
-export const CREATED_TABLE = '_weir_created_tables';
+export { CHECKPOINTS_TABLE, CREATED_TABLE, RUNS_TABLE };
+
+/** Runs a bookkeeping step on `client` (inside its open transaction, if any). */
+function book<T>(client: pg.Client, step: Step<T>): Promise<T> {
+  return runAsync(step, async ({ sql, params }) => {
+    const r = await client.query(sql, params);
+    return { rows: r.rows, count: r.rowCount ?? 0 };
+  });
+}
 
 /** What a partition's commit returns (and `_weir_checkpoints.message` holds). */
 export interface PostgresCommitMessage {
@@ -104,9 +110,7 @@ export function postgresSink(opts: PostgresOptions): Sink {
   const table = opts.table as string;
   const target = qualified(opts.schema, table);
   const where = `${opts.schema}.${table}`;
-  const checkpoints = qualified(opts.schema, CHECKPOINTS_TABLE);
-  const runs = qualified(opts.schema, RUNS_TABLE);
-  const created = qualified(opts.schema, CREATED_TABLE);
+  const bk = new Bookkeeping(postgresDialect, { name: (t) => qualified(opts.schema, t) });
   const keys = opts.mode === 'upsert' ? (opts.key_columns ?? []).map((k) => columnOf(k, opts.column_names)) : undefined;
   const naming: ColumnRules = { dialect: 'postgres', naming: opts.column_names, where: `sink table ${where}` };
 
@@ -122,51 +126,25 @@ export function postgresSink(opts: PostgresOptions): Sink {
   /** Serialises DDL of concurrent runs and writers on this schema (transaction-scoped). */
   const lockDdl = (client: pg.Client) => client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`weir:ddl:${opts.schema}`]);
 
-  const ensureBookkeeping = async (client: pg.Client) => {
-    await client.query(
-      `CREATE TABLE IF NOT EXISTS ${checkpoints} (
-         pipeline text NOT NULL, run_id text NOT NULL, partition_id text NOT NULL,
-         target text NOT NULL, message jsonb NOT NULL, committed_at timestamptz NOT NULL DEFAULT now(),
-         PRIMARY KEY (pipeline, run_id, partition_id))`,
-    );
-    await client.query(
-      `CREATE TABLE IF NOT EXISTS ${runs} (
-         pipeline text NOT NULL, run_id text NOT NULL, target text NOT NULL,
-         partitions integer NOT NULL, rows bigint NOT NULL, committed_at timestamptz NOT NULL DEFAULT now(),
-         PRIMARY KEY (pipeline, run_id))`,
-    );
-    await client.query(
-      `CREATE TABLE IF NOT EXISTS ${created} (
-         pipeline text NOT NULL, run_id text NOT NULL, target text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),
-         PRIMARY KEY (pipeline, run_id, target))`,
-    );
-  };
+  /** Creates weir's tables, or upgrades the shapes an older weir created. Call inside a transaction holding the DDL lock. */
+  const ensureBookkeeping = (client: pg.Client) => book(client, bk.ensure());
 
   /**
    * Drops the target when this run created it (recorded with the CREATE TABLE, in its
    * transaction), and the run's checkpoints with it: nothing of the run stays, and a
    * resumed run redoes every partition. Only this sink's own table is ever dropped.
-   * Call inside a transaction holding the DDL lock.
+   * Call inside a transaction holding the DDL lock, after {@link ensureBookkeeping}.
    */
   const dropCreated = async (client: pg.Client, ctx: PlanContext) => {
-    const present = await client.query('SELECT to_regclass($1) IS NOT NULL AS ok', [created]);
-    if (!present.rows[0]?.ok) return false;
-    const mine = await client.query(`DELETE FROM ${created} WHERE pipeline = $1 AND run_id = $2 AND target = $3`, [
-      ctx.pipeline,
-      ctx.runId,
-      where,
-    ]);
-    if (!mine.rowCount) return false;
+    if (!(await book(client, bk.forgetCreated(ctx.pipeline, ctx.runId, where)))) return false;
     await client.query(`DROP TABLE IF EXISTS ${target}`);
-    await client.query(`DELETE FROM ${checkpoints} WHERE pipeline = $1 AND run_id = $2`, [ctx.pipeline, ctx.runId]);
+    await book(client, bk.forgetCheckpoints(ctx.pipeline, ctx.runId));
     ctx.log.info('dropped the table this run created', { table: where });
     return true;
   };
 
-  const runCommitted = async (client: pg.Client, ctx: PlanContext) => {
-    const r = await client.query(`SELECT 1 FROM ${runs} WHERE pipeline = $1 AND run_id = $2`, [ctx.pipeline, ctx.runId]);
-    return r.rowCount === 1;
-  };
+  const runCommitted = async (client: pg.Client, ctx: PlanContext) =>
+    (await book(client, bk.run(ctx.pipeline, ctx.runId)))?.status === 'committed';
 
   /** Checks that an existing table has a column for each field (by exact name) and, for upsert, a unique key on key_columns. */
   const checkExisting = async (client: pg.Client, existing: Map<string, number>, plan: ColumnPlan | undefined) => {
@@ -222,11 +200,7 @@ export function postgresSink(opts: PostgresOptions): Sink {
         });
       else if (schema?.length && plan) {
         await client.query(createTableSql(target, renamedSchema(schema, plan), keys));
-        await client.query(`INSERT INTO ${created} (pipeline, run_id, target) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [
-          ctx.pipeline,
-          ctx.runId,
-          where,
-        ]);
+        await book(client, bk.recordCreated(ctx.pipeline, ctx.runId, where));
         ctx.log.info('created table', { table: where, columns: schema.length });
       } else return;
       if (opts.mode === 'replace' && !(await runCommitted(client, ctx))) {
@@ -235,7 +209,7 @@ export function postgresSink(opts: PostgresOptions): Sink {
         if (made.rows[0]?.missing) {
           await client.query(`CREATE TABLE ${stage} (LIKE ${target} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)`);
           // checkpoints of this run without their staging table are stale: redo those partitions
-          await client.query(`DELETE FROM ${checkpoints} WHERE pipeline = $1 AND run_id = $2`, [ctx.pipeline, ctx.runId]);
+          await book(client, bk.forgetCheckpoints(ctx.pipeline, ctx.runId));
         }
       }
     });
@@ -252,7 +226,7 @@ export function postgresSink(opts: PostgresOptions): Sink {
       return new PostgresWriter(opts, partition, ctx, {
         target,
         where,
-        checkpoints,
+        bookkeeping: bk,
         keys,
         stage: opts.mode === 'replace' ? qualified(opts.schema, stageTableName(ctx.runId, table)) : undefined,
         naming,
@@ -261,26 +235,19 @@ export function postgresSink(opts: PostgresOptions): Sink {
     },
 
     async recover(ctx: CommitContext) {
-      return withClient(ctx, 'recover', async (client) => {
-        const present = await client.query<{ cp: boolean; runs: boolean }>(
-          'SELECT to_regclass($1) IS NOT NULL AS cp, to_regclass($2) IS NOT NULL AS runs',
-          [checkpoints, runs],
-        );
-        const state = { jobCommitted: false, partitions: [] as { partition_id: string; message: JsonValue }[] };
-        if (present.rows[0]?.runs) state.jobCommitted = await runCommitted(client, ctx);
-        if (state.jobCommitted || !present.rows[0]?.cp) return state;
-        if (opts.mode === 'replace') {
-          const stage = qualified(opts.schema, stageTableName(ctx.runId, table));
-          const r = await client.query('SELECT to_regclass($1) IS NOT NULL AS ok', [stage]);
-          if (!r.rows[0]?.ok) return state;
-        }
-        const r = await client.query<{ partition_id: string; message: JsonValue }>(
-          `SELECT partition_id, message FROM ${checkpoints} WHERE pipeline = $1 AND run_id = $2 ORDER BY partition_id`,
-          [ctx.pipeline, ctx.runId],
-        );
-        state.partitions = r.rows.map((x) => ({ partition_id: x.partition_id, message: x.message }));
-        return state;
-      });
+      return withClient(ctx, 'recover', (client) =>
+        inTransaction(client, async () => {
+          await lockDdl(client);
+          await ensureBookkeeping(client);
+          const stage = opts.mode === 'replace' ? qualified(opts.schema, stageTableName(ctx.runId, table)) : undefined;
+          // replace: checkpoints without their staging table are stale (its rows are gone)
+          const staged = stage ? (await client.query('SELECT to_regclass($1) IS NOT NULL AS ok', [stage])).rows[0]?.ok === true : true;
+          return book(
+            client,
+            bk.recover(ctx.pipeline, ctx.runId, () => staged),
+          );
+        }),
+      );
     },
 
     async commit(messages: JsonValue[], ctx: CommitContext) {
@@ -306,15 +273,20 @@ export function postgresSink(opts: PostgresOptions): Sink {
             }
             if (present.rows[0]?.ok) await client.query(`DROP TABLE ${stage}`);
           }
-          await client.query(`DELETE FROM ${checkpoints} WHERE pipeline = $1 AND run_id = $2`, [ctx.pipeline, ctx.runId]);
-          await client.query(`DELETE FROM ${created} WHERE pipeline = $1 AND run_id = $2`, [ctx.pipeline, ctx.runId]);
-          await client.query(`INSERT INTO ${runs} (pipeline, run_id, target, partitions, rows) VALUES ($1, $2, $3, $4, $5)`, [
-            ctx.pipeline,
-            ctx.runId,
-            where,
-            list.length,
-            rows,
-          ]);
+          await book(client, bk.forgetCheckpoints(ctx.pipeline, ctx.runId));
+          await book(client, bk.forgetCreated(ctx.pipeline, ctx.runId));
+          await book(
+            client,
+            bk.markRun({
+              pipeline: ctx.pipeline,
+              runId: ctx.runId,
+              target: where,
+              status: 'committed',
+              mode: opts.mode,
+              partitions: list.length,
+              rows,
+            }),
+          );
         }),
       ).catch((error: unknown) => {
         throw pgError(error, `job commit into ${where}`, opts);
@@ -326,15 +298,11 @@ export function postgresSink(opts: PostgresOptions): Sink {
       const dropped = await withClient(ctx, 'abort', (client) =>
         inTransaction(client, async () => {
           await lockDdl(client);
-          const cp = await client.query('SELECT to_regclass($1) IS NOT NULL AS cp, to_regclass($2) IS NOT NULL AS runs', [
-            checkpoints,
-            runs,
-          ]);
-          if (cp.rows[0]?.runs && (await runCommitted(client, ctx))) return false; // published: nothing to take back
+          await ensureBookkeeping(client);
+          if (await runCommitted(client, ctx)) return false; // published: nothing to take back
           if (opts.mode === 'replace') {
             await client.query(`DROP TABLE IF EXISTS ${qualified(opts.schema, stageTableName(ctx.runId, table))}`);
-            if (cp.rows[0]?.cp)
-              await client.query(`DELETE FROM ${checkpoints} WHERE pipeline = $1 AND run_id = $2`, [ctx.pipeline, ctx.runId]);
+            await book(client, bk.forgetCheckpoints(ctx.pipeline, ctx.runId));
           }
           return dropCreated(client, ctx);
         }),
@@ -353,7 +321,7 @@ export function postgresSink(opts: PostgresOptions): Sink {
 interface WriterPlan {
   target: string;
   where: string;
-  checkpoints: string;
+  bookkeeping: Bookkeeping;
   keys: readonly string[] | undefined;
   stage: string | undefined;
   naming: ColumnRules;
@@ -600,23 +568,28 @@ class PostgresWriter implements Writer {
     try {
       if (!client) client = await this.open(undefined);
       try {
-        await client.query(
-          `INSERT INTO ${plan.checkpoints} (pipeline, run_id, partition_id, target, message) VALUES ($1, $2, $3, $4, $5)`,
-          [ctx.pipeline, ctx.runId, this.partition.id, plan.where, JSON.stringify(message)],
+        await book(
+          client,
+          plan.bookkeeping.storeCheckpoint({
+            pipeline: ctx.pipeline,
+            runId: ctx.runId,
+            partitionId: this.partition.id,
+            target: plan.where,
+            stage: plan.stage ?? null,
+            rows: this.rows,
+            message,
+          }),
         );
       } catch (error) {
         if ((error as { code?: string }).code !== '23505') throw error;
         // another attempt of this partition already committed: keep its rows, drop ours
         await client.query('ROLLBACK');
         this.finished = true;
-        const r = await client.query<{ message: JsonValue }>(
-          `SELECT message FROM ${plan.checkpoints} WHERE pipeline = $1 AND run_id = $2 AND partition_id = $3`,
-          [ctx.pipeline, ctx.runId, this.partition.id],
-        );
+        const [earlier] = await book(client, plan.bookkeeping.checkpoints(ctx.pipeline, ctx.runId, this.partition.id));
         ctx.log.warn('partition was already committed by an earlier attempt; this attempt was rolled back', {
           partition_id: this.partition.id,
         });
-        return r.rows[0]?.message ?? message;
+        return earlier?.message ?? message;
       }
       await client.query('COMMIT');
       this.finished = true;

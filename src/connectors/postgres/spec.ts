@@ -15,7 +15,9 @@ export const postgresOptions = {
   password: o.secret().describe('Password of `user`. Leave out for trust or peer authentication.'),
   schema: o
     .identifier()
-    .describe('Schema of `table`; the sink also keeps its checkpoint tables `_weir_checkpoints` and `_weir_runs` here.')
+    .describe(
+      'Schema of `table`; the sink also keeps its exactly-once bookkeeping tables `_weir_checkpoints`, `_weir_runs` and `_weir_created_tables` here (see docs/exactly-once.md).',
+    )
     .default('public'),
   table: o
     .identifier()

@@ -22,6 +22,7 @@
 import { createHash } from 'node:crypto';
 import type { CommitContext, RecoveredState, Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
+import { Bookkeeping, CHECKPOINTS_TABLE, RUNS_TABLE, runSync, type Step, sqliteDialect } from '../../sdk/exactly-once.js';
 import type { OptionsOf } from '../../sdk/options.js';
 import {
   type ColumnPlan,
@@ -38,9 +39,7 @@ import type { sqliteOptions } from './spec.js';
 
 type Options = OptionsOf<typeof sqliteOptions>;
 
-/** weir's bookkeeping tables in the target database. */
-export const CHECKPOINTS_TABLE = '_weir_checkpoints';
-export const RUNS_TABLE = '_weir_runs';
+export { CHECKPOINTS_TABLE, RUNS_TABLE };
 
 export interface SqliteCommitMessage {
   partition_id: string;
@@ -65,38 +64,23 @@ function createTableSql(table: string, schema: Schema): string {
   return `CREATE TABLE IF NOT EXISTS ${q(table)} (${schema.map((c) => `${q(c.name)} ${SQLITE_TYPES[c.type]}`).join(', ')})`;
 }
 
-function createMetaTables(db: SqliteDb): void {
-  db.exec(`
-    CREATE TABLE IF NOT EXISTS ${q(CHECKPOINTS_TABLE)} (
-      pipeline TEXT NOT NULL,
-      run_id TEXT NOT NULL,
-      partition_id TEXT NOT NULL,
-      target TEXT NOT NULL,
-      stage TEXT,
-      rows_written INTEGER NOT NULL,
-      message TEXT NOT NULL,
-      committed_at TEXT NOT NULL,
-      PRIMARY KEY (pipeline, run_id, partition_id)
-    );
-    CREATE TABLE IF NOT EXISTS ${q(RUNS_TABLE)} (
-      pipeline TEXT NOT NULL,
-      run_id TEXT NOT NULL,
-      target TEXT NOT NULL,
-      status TEXT NOT NULL,
-      partitions INTEGER NOT NULL,
-      rows_written INTEGER NOT NULL,
-      committed_at TEXT NOT NULL,
-      PRIMARY KEY (pipeline, run_id)
-    );
-  `);
+/**
+ * weir's bookkeeping tables in the target database (one definition for every SQL sink).
+ * The sink creates its table in the job commit's own transaction: it needs no record of it.
+ */
+const bookkeeping = new Bookkeeping(sqliteDialect, { tables: [CHECKPOINTS_TABLE, RUNS_TABLE] });
+
+/** Runs a bookkeeping step on `db`, synchronously: inside a transaction, it is part of it. */
+function book<T>(db: SqliteDb, step: Step<T>): T {
+  return runSync(step, ({ sql, params }) => {
+    const stmt = db.prepare(sql);
+    if (stmt.reader) return { rows: stmt.all(...params) as Record<string, unknown>[], count: 0 };
+    return { rows: [], count: stmt.run(...params).changes };
+  });
 }
 
 function runCommitted(db: SqliteDb, pipeline: string, runId: string): boolean {
-  if (!tableExists(db, RUNS_TABLE)) return false;
-  return (
-    db.prepare(`SELECT 1 FROM ${q(RUNS_TABLE)} WHERE pipeline = ? AND run_id = ? AND status = 'committed'`).get(pipeline, runId) !==
-    undefined
-  );
+  return tableExists(db, RUNS_TABLE) && book(db, bookkeeping.run(pipeline, runId))?.status === 'committed';
 }
 
 function stageTablesOf(db: SqliteDb, pipeline: string, runId: string): string[] {
@@ -139,7 +123,7 @@ export function sqliteSink(opts: Options): Sink {
       const db = job(ctx);
       if (ctx.schema) columnsFor(db, ctx.schema);
       try {
-        createMetaTables(db);
+        db.transaction(() => book(db, bookkeeping.ensure())).immediate();
       } catch (error) {
         throw sqliteError(error, `creating weir's checkpoint tables in ${opts.path}`);
       }
@@ -147,18 +131,13 @@ export function sqliteSink(opts: Options): Sink {
 
     recover(ctx: CommitContext): RecoveredState {
       const db = job(ctx);
-      if (runCommitted(db, ctx.pipeline, ctx.runId)) return { jobCommitted: true, partitions: [] };
-      if (!tableExists(db, CHECKPOINTS_TABLE)) return { jobCommitted: false, partitions: [] };
-      const rows = db
-        .prepare(`SELECT partition_id, stage, message FROM ${q(CHECKPOINTS_TABLE)} WHERE pipeline = ? AND run_id = ? ORDER BY rowid`)
-        .all(ctx.pipeline, ctx.runId) as { partition_id: string; stage: string | null; message: string }[];
-      return {
-        jobCommitted: false,
-        // a checkpoint without its staging table (dropped by hand) is not a committed partition
-        partitions: rows
-          .filter((r) => r.stage === null || tableExists(db, r.stage))
-          .map((r) => ({ partition_id: r.partition_id, message: JSON.parse(r.message) as JsonValue })),
-      };
+      if (!tableExists(db, CHECKPOINTS_TABLE)) return { jobCommitted: runCommitted(db, ctx.pipeline, ctx.runId), partitions: [] };
+      db.transaction(() => book(db, bookkeeping.ensure())).immediate();
+      // a checkpoint without its staging table (dropped by hand) is not a committed partition
+      return book(
+        db,
+        bookkeeping.recover(ctx.pipeline, ctx.runId, (c) => c.stage === null || tableExists(db, c.stage)),
+      );
     },
 
     writer(partition: Partition, ctx: TaskContext): Writer {
@@ -210,10 +189,21 @@ export function sqliteSink(opts: Options): Sink {
             if (!insert && ctx.schema?.length) prepare(ctx.schema);
             const message: SqliteCommitMessage = { partition_id: partition.id, stage: staged ? stage : null, rows };
             db.transaction(() => {
-              createMetaTables(db);
-              db.prepare(
-                `INSERT OR REPLACE INTO ${q(CHECKPOINTS_TABLE)} (pipeline, run_id, partition_id, target, stage, rows_written, message, committed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-              ).run(ctx.pipeline, ctx.runId, partition.id, table, message.stage, rows, JSON.stringify(message), new Date().toISOString());
+              book(db, bookkeeping.ensure());
+              // this attempt's stage replaced any earlier attempt's (same table name): so does its checkpoint
+              book(db, bookkeeping.forgetCheckpoints(ctx.pipeline, ctx.runId, partition.id));
+              book(
+                db,
+                bookkeeping.storeCheckpoint({
+                  pipeline: ctx.pipeline,
+                  runId: ctx.runId,
+                  partitionId: partition.id,
+                  target: table,
+                  stage: message.stage,
+                  rows,
+                  message,
+                }),
+              );
             }).immediate();
             return message;
           } catch (error) {
@@ -224,12 +214,7 @@ export function sqliteSink(opts: Options): Sink {
           if (!db.open) return;
           db.transaction(() => {
             db.exec(`DROP TABLE IF EXISTS ${q(stage)}`);
-            if (tableExists(db, CHECKPOINTS_TABLE))
-              db.prepare(`DELETE FROM ${q(CHECKPOINTS_TABLE)} WHERE pipeline = ? AND run_id = ? AND partition_id = ?`).run(
-                ctx.pipeline,
-                ctx.runId,
-                partition.id,
-              );
+            if (tableExists(db, CHECKPOINTS_TABLE)) book(db, bookkeeping.forgetCheckpoints(ctx.pipeline, ctx.runId, partition.id));
           }).immediate();
         },
         close() {
@@ -267,11 +252,20 @@ export function sqliteSink(opts: Options): Sink {
             total += Number(m.rows) || 0;
           }
           for (const leftover of stageTablesOf(db, ctx.pipeline, ctx.runId)) db.exec(`DROP TABLE ${q(leftover)}`);
-          createMetaTables(db);
-          db.prepare(`DELETE FROM ${q(CHECKPOINTS_TABLE)} WHERE pipeline = ? AND run_id = ?`).run(ctx.pipeline, ctx.runId);
-          db.prepare(
-            `INSERT OR REPLACE INTO ${q(RUNS_TABLE)} (pipeline, run_id, target, status, partitions, rows_written, committed_at) VALUES (?, ?, ?, 'committed', ?, ?, ?)`,
-          ).run(ctx.pipeline, ctx.runId, table, list.length, total, new Date().toISOString());
+          book(db, bookkeeping.ensure());
+          book(db, bookkeeping.forgetCheckpoints(ctx.pipeline, ctx.runId));
+          book(
+            db,
+            bookkeeping.markRun({
+              pipeline: ctx.pipeline,
+              runId: ctx.runId,
+              target: table,
+              status: 'committed',
+              mode: opts.mode,
+              partitions: list.length,
+              rows: total,
+            }),
+          );
         }).immediate();
       } catch (error) {
         throw sqliteError(error, `job commit into ${table} in ${opts.path}`);
@@ -286,8 +280,7 @@ export function sqliteSink(opts: Options): Sink {
           const stages = new Set(stageTablesOf(db, ctx.pipeline, ctx.runId));
           for (const m of messages as SqliteCommitMessage[]) if (m?.stage) stages.add(m.stage);
           for (const stage of stages) db.exec(`DROP TABLE IF EXISTS ${q(stage)}`);
-          if (tableExists(db, CHECKPOINTS_TABLE))
-            db.prepare(`DELETE FROM ${q(CHECKPOINTS_TABLE)} WHERE pipeline = ? AND run_id = ?`).run(ctx.pipeline, ctx.runId);
+          if (tableExists(db, CHECKPOINTS_TABLE)) book(db, bookkeeping.forgetCheckpoints(ctx.pipeline, ctx.runId));
         }).immediate();
       } catch (error) {
         throw sqliteError(error, `job abort of ${table} in ${opts.path}`);
