@@ -234,6 +234,12 @@ describe('parquet footers that lie about where the data is', () => {
     await expectCorrupt('schema.parquet', bytes, /schema element "\w+" claims 7 children, but only 2 elements follow it/);
   });
 
+  it("a group with num_children -1: refused (hyparquet's GeoParquet marking looped forever on it)", async () => {
+    const { data, footer } = splitFile(await duckFile('group.parquet', 'SELECT [i] AS lst FROM range(10) t(i)'));
+    setInt(items(footer, F.file.schema)[1] as TStruct, 5, -1n);
+    await expectCorrupt('group-negative.parquet', joinFile(data, footer), /schema element "lst"'s num_children is negative \(-1\)/);
+  });
+
   it('a truncated file (cut in half): refused as cut short', async () => {
     await expectCorrupt('truncated.parquet', valid.subarray(0, valid.length >> 1), /does not end in PAR1: it was cut short/);
   });

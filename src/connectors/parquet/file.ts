@@ -7,6 +7,7 @@
  */
 import { type FileHandle, open } from 'node:fs/promises';
 import { type AsyncBuffer, type FileMetaData, parquetMetadata } from 'hyparquet';
+import { markGeoColumns } from 'hyparquet/src/geoparquet.js';
 import { WeirError } from '../../sdk/errors.js';
 import { fileError } from '../shared/files.js';
 import { READABLE_CODECS } from './compression.js';
@@ -91,7 +92,8 @@ async function readMetadata(handle: FileHandle, size: number, path: string, who:
   let metadata: FileMetaData;
   try {
     checkCompact(footer.subarray(0, length));
-    metadata = parquetMetadata(footer.buffer as ArrayBuffer);
+    // GeoParquet columns are marked after the schema is checked: hyparquet's marking loops forever on a negative num_children
+    metadata = parquetMetadata(footer.buffer as ArrayBuffer, { geoparquet: false });
   } catch (error) {
     throw corruptFile(path, who, `its footer is not valid Parquet metadata (${(error as Error).message})`, error);
   }
@@ -100,6 +102,11 @@ async function readMetadata(handle: FileHandle, size: number, path: string, who:
   } catch (error) {
     if (error instanceof Corrupt) throw corruptFile(path, who, error.message, error);
     throw error;
+  }
+  try {
+    markGeoColumns(metadata.schema, metadata.key_value_metadata);
+  } catch (error) {
+    throw corruptFile(path, who, `its "geo" metadata is not valid GeoParquet (${(error as Error).message})`, error);
   }
   return metadata;
 }
@@ -113,8 +120,12 @@ function notParquet(path: string, who: string, option: string, reason: string, c
 }
 
 async function checkMagic(handle: FileHandle, size: number, path: string, who: string, option: string): Promise<void> {
-  if (size < 12) throw notParquet(path, who, option, `only ${size} bytes long`);
-  const head = new DataView(await readRange(handle, 0, 4));
+  const head = new DataView(await readRange(handle, 0, Math.min(4, size)));
+  if (size < 12) {
+    if (size >= 4 && head.getUint32(0, true) === MAGIC)
+      throw corruptFile(path, who, `it starts as Parquet but is only ${size} bytes long: it was cut short`);
+    throw notParquet(path, who, option, `only ${size} bytes long`);
+  }
   const tail = new DataView(await readRange(handle, size - 4, 4));
   if (tail.getUint32(0, true) === ENCRYPTED_MAGIC)
     throw new WeirError(`${who}: ${path} is an encrypted Parquet file, which weir cannot read; decrypt it first`, {

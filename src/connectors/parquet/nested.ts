@@ -69,6 +69,10 @@ export class NestedColumnReader {
   /** The next `n` values of the column as weir JSON values (null for a null struct, list or map). */
   async take(n: number): Promise<unknown[]> {
     const slices = await Promise.all(this.leaves.map((l) => l.reader.takeRecords(n)));
+    // hyparquet's assembly trusts the leaves to agree: one that ended early is a lie of its pages
+    slices.forEach((slice, i) => {
+      if (slice.records < n) throw new Corrupt(`column "${this.leaves[i]?.path}" holds fewer records than its row group claims rows`);
+    });
     const data = new Map<string, unknown[]>();
     this.leaves.forEach((leaf, i) => {
       const { rep, def, values } = slices[i] as (typeof slices)[number];

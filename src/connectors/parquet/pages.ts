@@ -90,6 +90,8 @@ export interface LeafRecords {
   def: number[];
   /** The values of the entries whose definition level is the highest. */
   values: unknown[];
+  /** Records these are (fewer than asked only where the chunk ended). */
+  records: number;
 }
 
 /** A non-negative i32 field of a page header; a missing required one, a negative one or one of another type is corrupt. */
@@ -128,12 +130,17 @@ function plainWidth(type: ParquetType, typeLength: number): number {
   }
 }
 
-/** Throws unless `count` PLAIN values of a fixed-width type fit in `bytes` from `offset`. */
+/**
+ * Throws unless `count` PLAIN values of a fixed-width type fill `bytes` from
+ * `offset` exactly: fewer bytes cannot hold them, more mean the levels before
+ * them were shorter than claimed (a byte array checks its own lengths).
+ */
 function checkPlainFits(bytes: Uint8Array, offset: number, count: number, type: ParquetType, typeLength: number, what: string): void {
   const width = plainWidth(type, typeLength);
+  if (width === 0 && type !== 'BOOLEAN') return;
   const needed = type === 'BOOLEAN' ? Math.ceil(count / 8) : width * count;
-  if (offset + needed > bytes.length)
-    throw new Corrupt(`${what}: ${count} values need ${needed} bytes, the page holds ${bytes.length - offset}`);
+  if (offset + needed !== bytes.length)
+    throw new Corrupt(`${what}: ${count} values take ${needed} bytes, the page holds ${bytes.length - offset} for them`);
 }
 
 function textOf(bytes: Uint8Array): (start: number, end: number) => string {
@@ -148,6 +155,7 @@ function textOf(bytes: Uint8Array): (start: number, end: number) => string {
 function plainValues(
   bytes: Uint8Array,
   offset: number,
+  count: number,
   type: ParquetType,
   typeLength: number,
   text: boolean,
@@ -204,12 +212,14 @@ function plainValues(
       };
     default: {
       const slice = text ? textOf(bytes) : undefined;
+      let left = count;
       return () => {
         if (o + 4 > bytes.length) throw new Corrupt(`${what}: a value's length lies past the end of its page`);
         const length = view.getUint32(o, true);
         const start = o + 4;
         o = start + length;
         if (o > bytes.length) throw new Corrupt(`${what}: a value of ${length} bytes runs past the end of its page`);
+        if (--left === 0 && o !== bytes.length) throw new Corrupt(`${what}: ${bytes.length - o} bytes follow its last value`);
         return c(slice ? slice(start, o) : bytes.subarray(start, o));
       };
     }
@@ -401,7 +411,7 @@ export class ColumnChunkReader {
     const bytes = decompress(this.codec, page.body, page.uncompressed, this.buffers.pages.take);
     const { type, type_length } = this.element;
     checkPlainFits(bytes, 0, count, type as ParquetType, type_length ?? 0, what);
-    const next = plainValues(bytes, 0, type as ParquetType, type_length ?? 0, this.column.text, this.column.convert, what);
+    const next = plainValues(bytes, 0, count, type as ParquetType, type_length ?? 0, this.column.text, this.column.convert, what);
     const out = new Array(count);
     for (let i = 0; i < count; i++) out[i] = next();
     return out;
@@ -505,7 +515,7 @@ export class ColumnChunkReader {
     const what = `${this.what}: the data page at byte ${at}`;
     if (encoding === ENCODING.PLAIN) {
       checkPlainFits(bytes, reader.offset, count, physical, type_length ?? 0, what);
-      return page(plainValues(bytes, reader.offset, physical, type_length ?? 0, text, convert, what));
+      return page(plainValues(bytes, reader.offset, count, physical, type_length ?? 0, text, convert, what));
     }
     if (encoding === ENCODING.PLAIN_DICTIONARY || encoding === ENCODING.RLE_DICTIONARY) {
       const dictionary = this.dictionary;
@@ -558,14 +568,16 @@ export class ColumnChunkReader {
    * at repetition level 0); fewer only at the end of the chunk.
    */
   async takeRecords(n: number): Promise<LeafRecords> {
-    const out: LeafRecords = { rep: [], def: [], values: [] };
+    const out: LeafRecords = { rep: [], def: [], values: [], records: 0 };
     const { maxDef } = this.column;
-    let records = 0;
     while (await this.ensurePage()) {
       const { entries, rep, def, values } = this.page as Page;
       for (; this.used < entries; this.used++) {
         const r = rep ? (rep[this.used] as number) : 0;
-        if (r === 0 && records++ === n) return out;
+        if (r === 0 && out.records++ === n) {
+          out.records = n;
+          return out;
+        }
         const d = def ? (def[this.used] as number) : maxDef;
         out.rep.push(r);
         out.def.push(d);
