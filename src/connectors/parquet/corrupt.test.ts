@@ -294,6 +294,55 @@ describe('parquet page headers that lie', () => {
   });
 });
 
+describe('parquet schemas and pages that contradict themselves (found by the fuzz test)', () => {
+  const schemaElement = (f: TStruct, name: string) =>
+    items(f, F.file.schema).find((e) => Buffer.from(field(e, 4)?.value as Uint8Array).toString() === name) as TStruct;
+
+  it('an INT64 column annotated JSON: refused, not converted as text', async () => {
+    const bytes = withFooter((f) => schemaElement(f, 'id').fields.push({ id: 6, type: 5, value: 19 }));
+    await expectCorrupt('json-int.parquet', bytes, /column "id" is annotated JSON, which its physical type INT64 cannot be/);
+  });
+
+  it('a leaf annotated LIST: refused (hyparquet reads its missing first child)', async () => {
+    const bytes = withFooter((f) => schemaElement(f, 's').fields.push({ id: 6, type: 5, value: 3 }));
+    await expectCorrupt('list-leaf.parquet', bytes, /column "s" is annotated LIST/);
+  });
+
+  it('a DECIMAL with a scale of -2 billion: refused, not a RangeError from building its text', async () => {
+    const { data, footer } = splitFile(await duckFile('decimal.parquet', 'SELECT (i * 1.5)::DECIMAL(18,3) AS d FROM range(10) t(i)'));
+    const d = schemaElement(footer, 'd');
+    setInt(d, 7, -2_000_000_000n);
+    const logical = field(d, 10)?.value as TStruct | undefined;
+    const decimal = logical && (field(logical, 5)?.value as TStruct);
+    if (decimal) setInt(decimal, 1, -2_000_000_000n);
+    await expectCorrupt(
+      'decimal-scale.parquet',
+      joinFile(data, footer),
+      /DECIMAL\(18, -2000000000\): its scale must be 0 to its precision/,
+    );
+  });
+
+  it('a V2 page whose definition levels are said to take 0 bytes: refused, its levels not read as values', async () => {
+    const plain = await writeWithSink(dir, 'plain.parquet', ROWS, { compression: 'uncompressed' });
+    const last = pagesOf(plain)
+      .filter((p) => field(p.header, F.page.dataHeaderV2))
+      .at(-1);
+    if (!last) throw new Error('no V2 data page');
+    const bytes = withPageHeader(plain, last.at, (h) => setInt(field(h, F.page.dataHeaderV2)?.value as TStruct, 5, 0n));
+    await expectCorrupt('v2-levels.parquet', bytes, /column "s": the data page at byte \d+ claims \d+ nulls, its levels hold 0/);
+  });
+
+  it("a struct leaf whose pages end early: refused, not hyparquet's 'struct parsing error'", async () => {
+    const bytes = await duckFile('struct.parquet', "SELECT {'a': 'k' || (i % 3), 'b': i} AS st FROM range(100) t(i)");
+    const first = pagesOf(bytes).find((p) => field(p.header, F.page.dataHeader) ?? field(p.header, F.page.dataHeaderV2));
+    if (!first) throw new Error('no data page');
+    const mutant = withPageHeader(bytes, first.at, (h) =>
+      setInt((field(h, F.page.dataHeader) ?? field(h, F.page.dataHeaderV2))?.value as TStruct, 1, 1n),
+    );
+    await expectCorrupt('struct-short.parquet', mutant, /column "st.a" holds fewer records than its row group claims rows/);
+  });
+});
+
 describe('a corrupt parquet file in a run', () => {
   it('weir run exits 1 with the corrupt-file message and writes nothing', async () => {
     await writeFile(

@@ -89,6 +89,7 @@ function schemaLeaves(schema: readonly SchemaElement[]): LeafCheck[] {
       if (!e.type || !PHYSICAL.has(e.type)) throw new Corrupt(`column "${here.join('.')}" has no valid physical type`);
       if (e.type === 'FIXED_LEN_BYTE_ARRAY' && !(Number.isInteger(e.type_length) && (e.type_length as number) > 0))
         throw new Corrupt(`column "${here.join('.')}" is FIXED_LEN_BYTE_ARRAY of length ${e.type_length}`);
+      checkLeafAnnotation(e, here.join('.'));
       leaves.push({ path: here, type: e.type, repeated: rep });
       return index + 1;
     }
@@ -99,6 +100,69 @@ function schemaLeaves(schema: readonly SchemaElement[]): LeafCheck[] {
   const end = walk(0, [], false, 0);
   if (end !== schema.length) throw new Corrupt(`${schema.length - end} schema elements belong to no column`);
   return leaves;
+}
+
+/** Digits a DECIMAL of each integer type can hold (the format's limits); bytes hold more, up to a bound that keeps text sane. */
+const MAX_PRECISION: Record<string, number> = { INT32: 9, INT64: 18 };
+const MAX_DECIMAL_DIGITS = 4096;
+
+const BYTES = ['BYTE_ARRAY'];
+const INT32 = ['INT32'];
+const INT64 = ['INT64'];
+/** The physical types each annotation may annotate (the format's rules); absent: no leaf may carry it. */
+const ANNOTATES: Record<string, readonly string[]> = {
+  UTF8: BYTES,
+  STRING: BYTES,
+  ENUM: BYTES,
+  JSON: BYTES,
+  BSON: BYTES,
+  GEOMETRY: BYTES,
+  GEOGRAPHY: BYTES,
+  UUID: ['FIXED_LEN_BYTE_ARRAY'],
+  FLOAT16: ['FIXED_LEN_BYTE_ARRAY'],
+  INTERVAL: ['FIXED_LEN_BYTE_ARRAY'],
+  DECIMAL: ['INT32', 'INT64', 'FIXED_LEN_BYTE_ARRAY', 'BYTE_ARRAY'],
+  DATE: INT32,
+  TIME_MILLIS: INT32,
+  TIME_MICROS: INT64,
+  TIME: ['INT32', 'INT64'],
+  TIMESTAMP_MILLIS: INT64,
+  TIMESTAMP_MICROS: INT64,
+  TIMESTAMP: INT64,
+  INT_8: INT32,
+  INT_16: INT32,
+  INT_32: INT32,
+  UINT_8: INT32,
+  UINT_16: INT32,
+  UINT_32: INT32,
+  INT_64: INT64,
+  UINT_64: INT64,
+  INTEGER: ['INT32', 'INT64'],
+  NULL: ['BOOLEAN', 'INT32', 'INT64', 'INT96', 'FLOAT', 'DOUBLE', 'BYTE_ARRAY', 'FIXED_LEN_BYTE_ARRAY'],
+};
+
+/**
+ * A leaf's annotations must fit its physical type: a JSON INT64 or a LIST leaf
+ * is a footer that lies, and weir's converters and hyparquet's assembly would
+ * stumble on its values (a LIST leaf has no first child to read). A DECIMAL's
+ * scale and precision must be ones its values can have.
+ */
+function checkLeafAnnotation(e: SchemaElement, name: string): void {
+  for (const annotation of [e.converted_type, e.logical_type?.type]) {
+    if (annotation === undefined) continue;
+    if (!ANNOTATES[annotation]?.includes(e.type as string))
+      throw new Corrupt(`column "${name}" is annotated ${annotation}, which its physical type ${e.type} cannot be`);
+  }
+  if (e.logical_type?.type === 'TIME' && (e.logical_type.unit === 'MILLIS') !== (e.type === 'INT32'))
+    throw new Corrupt(`column "${name}" is a TIME in ${e.logical_type.unit} stored as ${e.type}`);
+  const decimal = e.logical_type?.type === 'DECIMAL' ? e.logical_type : e.converted_type === 'DECIMAL' ? e : undefined;
+  if (!decimal) return;
+  const { precision, scale = 0 } = decimal as { precision?: number; scale?: number };
+  const max = MAX_PRECISION[e.type as string] ?? MAX_DECIMAL_DIGITS;
+  if (!Number.isInteger(precision) || (precision as number) < 1 || (precision as number) > max)
+    throw new Corrupt(`column "${name}" is a DECIMAL of precision ${precision}, which ${e.type} cannot hold (1 to ${max})`);
+  if (!Number.isInteger(scale) || scale < 0 || scale > (precision as number))
+    throw new Corrupt(`column "${name}" is a DECIMAL(${precision}, ${scale}): its scale must be 0 to its precision`);
 }
 
 const samePath = (a: readonly unknown[] | undefined, b: readonly string[]) =>

@@ -372,6 +372,16 @@ export class ColumnChunkReader {
     }
   }
 
+  /** A page's bytes decompressed; a lie about their size names the column and the page. */
+  private decompress(bytes: Uint8Array, size: number, at: number): Uint8Array {
+    try {
+      return decompress(this.codec, bytes, size, this.buffers.pages.take);
+    } catch (error) {
+      if (error instanceof Corrupt) throw new Corrupt(`${this.what}: the page at byte ${at}: ${error.message}`);
+      throw error;
+    }
+  }
+
   /** The level entries of a data page (0 for other pages), counted against what the chunk has left. */
   private entriesOf(page: PageHead): number {
     if (page.type !== PAGE.DATA && page.type !== PAGE.DATA_V2) {
@@ -408,7 +418,7 @@ export class ColumnChunkReader {
   private readDictionary(page: PageHead): unknown[] {
     const what = `${this.what}: the dictionary page at byte ${page.at}`;
     const count = num(struct(page.header, 7, `${what}'s header`), 1, `${what}'s num_values`);
-    const bytes = decompress(this.codec, page.body, page.uncompressed, this.buffers.pages.take);
+    const bytes = this.decompress(page.body, page.uncompressed, page.at);
     const { type, type_length } = this.element;
     checkPlainFits(bytes, 0, count, type as ParquetType, type_length ?? 0, what);
     const next = plainValues(bytes, 0, count, type as ParquetType, type_length ?? 0, this.column.text, this.column.convert, what);
@@ -419,7 +429,7 @@ export class ColumnChunkReader {
 
   private readPageV1(page: PageHead, entries: number): Page {
     const dph = struct(page.header, 5, `${this.what}'s data page header`);
-    const bytes = decompress(this.codec, page.body, page.uncompressed, this.buffers.pages.take);
+    const bytes = this.decompress(page.body, page.uncompressed, page.at);
     const reader: DataReader = { view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset: 0 };
     const { maxRep, maxDef } = this.column;
     const rep = maxRep ? this.levels(bytes, reader, entries, maxRep, undefined, 'repetition') : undefined;
@@ -445,7 +455,7 @@ export class ColumnChunkReader {
     const compressed = (field(dph, 7)?.value ?? true) !== false;
     const size = page.uncompressed - repLength - defLength;
     let bytes = body.subarray(repLength + defLength);
-    if (compressed && size > 0) bytes = decompress(this.codec, bytes, size, this.buffers.pages.take);
+    if (compressed && size > 0) bytes = this.decompress(bytes, size, page.at);
     const built = this.withValues(
       entries,
       rep,
