@@ -133,7 +133,23 @@ describe('parquet footers that lie about row counts', () => {
     await expectCorrupt(
       'variant-more.parquet',
       joinFile(data, footer),
-      /column "v" holds 1000 values where its row group claims 1500 rows/,
+      /column "v.metadata" holds 1000 records, its row group claims 1500 rows/,
+    );
+  });
+
+  it("a VARIANT's dictionary page claiming fewer entries: refused before hyparquet (which trusts it) decodes the column", async () => {
+    const bytes = await duckFile('variant-dict.parquet', "SELECT {'a': i % 3}::VARIANT AS v FROM range(1000) t(i)");
+    const entries = (h: TStruct) => field(h, F.page.dictionaryHeader)?.value as TStruct | undefined;
+    const dict = pagesOf(bytes).find((p) => {
+      const d = entries(p.header);
+      return d && getInt(d, 1) > 1n;
+    });
+    if (!dict) throw new Error('no dictionary page of several entries');
+    const mutant = withPageHeader(bytes, dict.at, (h) => setInt(entries(h) as TStruct, 1, getInt(entries(h) as TStruct, 1) - 1n));
+    await expectCorrupt(
+      'variant-dict-short.parquet',
+      mutant,
+      /column "v\.[\w.]+": the dictionary page at byte \d+: 2 values take 16 bytes, the page holds 24/,
     );
   });
 

@@ -1,7 +1,7 @@
 /**
  * Fuzzing the parquet reader: valid files written by weir's sink and by DuckDB
- * (several codecs, V1 and V2 pages, dictionaries, nulls, lists and structs,
- * several row groups) are mutated by a seeded fast-check run (fuzz-probe.ts,
+ * (several codecs, V1 and V2 pages, dictionaries, nulls, lists, structs and a
+ * VARIANT, several row groups) are mutated by a seeded fast-check run (fuzz-probe.ts,
  * in a child process: a hang is cut off and the peak RSS is the reader's) and
  * every mutant must read exactly as the original or be refused with a clear
  * error (see fuzz-probe.ts for the two contracts).
@@ -59,6 +59,11 @@ beforeAll(async () => {
     );
     files.push(name);
   }
+  // a VARIANT column: hyparquet decodes it (after weir's page reader checked its pages)
+  await duck.run(
+    `COPY (SELECT i AS id, {'a': i, 'b': 'x' || (i % 7)}::VARIANT AS v FROM range(300) t(i)) TO '${join(dir, 'duckdb-variant.parquet')}' (FORMAT parquet, ROW_GROUP_SIZE 100)`,
+  );
+  files.push('duckdb-variant.parquet');
   duck.closeSync();
 });
 

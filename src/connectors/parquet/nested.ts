@@ -89,6 +89,11 @@ export class NestedColumnReader {
     await Promise.all(this.leaves.map((l) => l.reader.finish()));
   }
 
+  /** Checks every leaf's pages whole (see {@link ColumnChunkReader.checkAll}): for a column hyparquet decodes. */
+  async checkPages(rows: number): Promise<void> {
+    for (const leaf of this.leaves) await leaf.reader.checkAll(rows);
+  }
+
   /** Passes over the next `n` records. */
   async skip(n: number): Promise<void> {
     await Promise.all(this.leaves.map((l) => l.reader.takeRecords(n)));

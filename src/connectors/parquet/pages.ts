@@ -622,6 +622,25 @@ export class ColumnChunkReader {
   }
 
   /**
+   * Reads the whole chunk with every check, keeping nothing: for the columns
+   * hyparquet decodes (it trusts pages), before it is given them. `rows` is the
+   * row group's: the records the chunk must hold.
+   */
+  async checkAll(rows: number): Promise<void> {
+    const { maxDef } = this.column;
+    let records = 0;
+    while (await this.ensurePage()) {
+      const { entries, rep, def, values } = this.page as Page;
+      for (; this.used < entries; this.used++) {
+        if (!rep || rep[this.used] === 0) records++;
+        if (!def || def[this.used] === maxDef) values();
+      }
+    }
+    if (records !== rows) throw new Corrupt(`${this.what} holds ${records} records, its row group claims ${rows} rows`);
+    await this.finish();
+  }
+
+  /**
    * Once the row group's rows were taken: the chunk held exactly the values its
    * footer claims, none left over in its pages (a footer claiming fewer rows
    * than the pages hold would otherwise drop rows silently).

@@ -109,16 +109,21 @@ async function readNested(pq: OpenParquet, columns: SourceColumn[], from: number
   const names = columns.map((c) => c.name);
   const pieces = new Map<string, ColumnData[]>(names.map((n) => [n, []]));
   const metadata = { ...pq.metadata, schema: nestedReadSchema(pq.metadata.schema, parquetSchema(pq.metadata)) };
-  await parquetRead({
-    file: pq.file,
-    metadata,
-    columns: names,
-    rowStart: from,
-    rowEnd: to,
-    compressors: DECOMPRESSORS,
-    parsers: NESTED_PARSERS,
-    onChunk: (chunk) => pieces.get(chunk.columnName)?.push(chunk),
-  });
+  try {
+    await parquetRead({
+      file: pq.file,
+      metadata,
+      columns: names,
+      rowStart: from,
+      rowEnd: to,
+      compressors: DECOMPRESSORS,
+      parsers: NESTED_PARSERS,
+      onChunk: (chunk) => pieces.get(chunk.columnName)?.push(chunk),
+    });
+  } catch (error) {
+    // the footer was checked: what hyparquet stumbles on in these columns' pages is a lie of the pages
+    throw new Corrupt(`column(s) ${names.map((n) => `"${n}"`).join(', ')} cannot be decoded (${(error as Error).message})`);
+  }
   return names.map((name) => {
     const list = pieces.get(name) ?? [];
     const only = list.length === 1 ? list[0] : undefined;
@@ -200,6 +205,8 @@ async function* decodeGroup(
   const rowGroup = pq.metadata.row_groups[group.index] as RowGroup;
   const root = parquetSchema(pq.metadata);
   const whole = columns.filter((c) => !c.flat && !c.streamed);
+  // hyparquet decodes these whole and trusts their pages: weir's page reader checks them first
+  for (const c of whole) await new NestedColumnReader(bytesOf(pq), rowGroup, root, c, []).checkPages(Number(rowGroup.num_rows));
   const decoded = whole.length ? await readNested(pq, whole, group.from, group.to) : [];
   const sources = columns.map((c, i): ColumnValues => {
     const own = buffers[i] as PageBuffers[];
