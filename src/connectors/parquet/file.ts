@@ -6,10 +6,13 @@
  * Used on the planner and on workers alike.
  */
 import { type FileHandle, open } from 'node:fs/promises';
-import { type AsyncBuffer, type FileMetaData, parquetMetadataAsync } from 'hyparquet';
+import { type AsyncBuffer, type FileMetaData, parquetMetadata } from 'hyparquet';
+import { markGeoColumns } from 'hyparquet/src/geoparquet.js';
 import { WeirError } from '../../sdk/errors.js';
 import { fileError } from '../shared/files.js';
 import { READABLE_CODECS } from './compression.js';
+import { Corrupt, checkMetadata, corruptFile, MAX_FOOTER_BYTES } from './corrupt.js';
+import { checkCompact } from './thrift.js';
 
 const MAGIC = 0x31524150; // "PAR1" little-endian
 const ENCRYPTED_MAGIC = 0x45524150; // "PARE"
@@ -61,18 +64,51 @@ export async function openParquet(path: string, who: string, option = 'path'): P
     if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
     size = st.size;
     await checkMagic(handle, size, path, who, option);
-    const file = fileAsyncBuffer(handle, size);
-    let metadata: FileMetaData;
-    try {
-      metadata = await parquetMetadataAsync(file);
-    } catch (error) {
-      throw notParquet(path, who, option, (error as Error).message, error);
-    }
-    return { handle, size, file, metadata, close: () => handle.close() };
+    const metadata = await readMetadata(handle, size, path, who);
+    return { handle, size, file: fileAsyncBuffer(handle, size), metadata, close: () => handle.close() };
   } catch (error) {
     await handle.close().catch(() => {});
     throw fileError(error, { who, path, option, action: 'read' });
   }
+}
+
+/**
+ * Reads, checks and decodes the footer: its length against the file's size, its
+ * thrift against its own length (before hyparquet's decoder allocates what a
+ * count says), and the decoded metadata against itself and the file.
+ */
+async function readMetadata(handle: FileHandle, size: number, path: string, who: string): Promise<FileMetaData> {
+  const length = new DataView(await readRange(handle, size - 8, 4)).getUint32(0, true);
+  const footerStart = size - 8 - length;
+  if (footerStart < 4) throw corruptFile(path, who, `its footer length ${length} does not fit in its ${size} bytes`);
+  if (length > MAX_FOOTER_BYTES)
+    throw corruptFile(
+      path,
+      who,
+      `its footer is ${length} bytes, more than the ${MAX_FOOTER_BYTES} weir reads (a file with that many row groups is better written with fewer, larger ones)`,
+    );
+  // the footer and its 8-byte tail, as hyparquet's decoder takes them
+  const footer = new Uint8Array(await readRange(handle, footerStart, length + 8));
+  let metadata: FileMetaData;
+  try {
+    checkCompact(footer.subarray(0, length));
+    // GeoParquet columns are marked after the schema is checked: hyparquet's marking loops forever on a negative num_children
+    metadata = parquetMetadata(footer.buffer as ArrayBuffer, { geoparquet: false });
+  } catch (error) {
+    throw corruptFile(path, who, `its footer is not valid Parquet metadata (${(error as Error).message})`, error);
+  }
+  try {
+    checkMetadata(metadata, { size, footerStart });
+  } catch (error) {
+    if (error instanceof Corrupt) throw corruptFile(path, who, error.message, error);
+    throw error;
+  }
+  try {
+    markGeoColumns(metadata.schema, metadata.key_value_metadata);
+  } catch (error) {
+    throw corruptFile(path, who, `its "geo" metadata is not valid GeoParquet (${(error as Error).message})`, error);
+  }
+  return metadata;
 }
 
 function notParquet(path: string, who: string, option: string, reason: string, cause?: unknown): WeirError {
@@ -84,14 +120,20 @@ function notParquet(path: string, who: string, option: string, reason: string, c
 }
 
 async function checkMagic(handle: FileHandle, size: number, path: string, who: string, option: string): Promise<void> {
-  if (size < 12) throw notParquet(path, who, option, `only ${size} bytes long`);
-  const head = new DataView(await readRange(handle, 0, 4));
+  const head = new DataView(await readRange(handle, 0, Math.min(4, size)));
+  if (size < 12) {
+    if (size >= 4 && head.getUint32(0, true) === MAGIC)
+      throw corruptFile(path, who, `it starts as Parquet but is only ${size} bytes long: it was cut short`);
+    throw notParquet(path, who, option, `only ${size} bytes long`);
+  }
   const tail = new DataView(await readRange(handle, size - 4, 4));
   if (tail.getUint32(0, true) === ENCRYPTED_MAGIC)
     throw new WeirError(`${who}: ${path} is an encrypted Parquet file, which weir cannot read; decrypt it first`, {
       kind: 'connector',
       code: 'parquet_encrypted',
     });
+  if (head.getUint32(0, true) === MAGIC && tail.getUint32(0, true) !== MAGIC)
+    throw corruptFile(path, who, 'it starts as Parquet but does not end in PAR1: it was cut short (truncated while written or copied?)');
   if (head.getUint32(0, true) !== MAGIC || tail.getUint32(0, true) !== MAGIC)
     throw notParquet(path, who, option, 'no PAR1 magic bytes at its start and end');
 }

@@ -13,6 +13,7 @@ import type { ParquetParsers, RowGroup, SchemaTree } from 'hyparquet';
 import { assembleLists, assembleNested } from 'hyparquet/src/assemble.js';
 import { DEFAULT_PARSERS } from 'hyparquet/src/convert.js';
 import { getMaxDefinitionLevel, getMaxRepetitionLevel } from 'hyparquet/src/schema.js';
+import { Corrupt } from './corrupt.js';
 import { ColumnChunkReader, PageBuffers, type ReadBytes } from './pages.js';
 import { jsonValue, leavesOf, NESTED_PARSERS, physicalLeaf, type SourceColumn } from './read-values.js';
 
@@ -54,7 +55,7 @@ export class NestedColumnReader {
     this.leaves = leavesOf(column.node).map((node, i) => {
       const path = node.path.join('.');
       const meta = rowGroup.columns.find((c) => c.meta_data?.path_in_schema.join('.') === path)?.meta_data;
-      if (!meta) throw new Error(`row group has no column chunk for "${path}"`);
+      if (!meta) throw new Corrupt(`the row group has no column chunk for "${path}"`);
       const schemaPath = pathTo(root, node);
       const maxDef = getMaxDefinitionLevel(schemaPath);
       const maxRep = getMaxRepetitionLevel(schemaPath);
@@ -68,6 +69,10 @@ export class NestedColumnReader {
   /** The next `n` values of the column as weir JSON values (null for a null struct, list or map). */
   async take(n: number): Promise<unknown[]> {
     const slices = await Promise.all(this.leaves.map((l) => l.reader.takeRecords(n)));
+    // hyparquet's assembly trusts the leaves to agree: one that ended early is a lie of its pages
+    slices.forEach((slice, i) => {
+      if (slice.records < n) throw new Corrupt(`column "${this.leaves[i]?.path}" holds fewer records than its row group claims rows`);
+    });
     const data = new Map<string, unknown[]>();
     this.leaves.forEach((leaf, i) => {
       const { rep, def, values } = slices[i] as (typeof slices)[number];
@@ -75,8 +80,18 @@ export class NestedColumnReader {
     });
     assembleNested(data, this.column.node, PARSERS);
     const assembled = (data.get(this.column.name) ?? []) as unknown[];
-    if (assembled.length < n) throw new Error(`column "${this.column.name}" has fewer records than its row group has rows`);
+    if (assembled.length < n) throw new Corrupt(`column "${this.column.name}" holds fewer records than its row group claims rows`);
     return assembled.map((v) => (v === null || v === undefined ? null : jsonValue(v)));
+  }
+
+  /** Once the row group's records were taken: every leaf's pages held no more (see {@link ColumnChunkReader.finish}). */
+  async finish(): Promise<void> {
+    await Promise.all(this.leaves.map((l) => l.reader.finish()));
+  }
+
+  /** Checks every leaf's pages whole (see {@link ColumnChunkReader.checkAll}): for a column hyparquet decodes. */
+  async checkPages(rows: number): Promise<void> {
+    for (const leaf of this.leaves) await leaf.reader.checkAll(rows);
   }
 
   /** Passes over the next `n` records. */

@@ -10,14 +10,22 @@
  * Encodings: PLAIN, dictionary (PLAIN_DICTIONARY, RLE_DICTIONARY) and RLE
  * booleans are decoded lazily; the DELTA encodings, BYTE_STREAM_SPLIT and ALP
  * (rarer) are decoded a page at a time by hyparquet's own decoders.
+ *
+ * Every page is checked against its column chunk as it is read (see corrupt.ts):
+ * its bytes inside the chunk, its value count within what the chunk has left,
+ * levels within their maximum, values inside the page's bytes, dictionary
+ * indexes inside the dictionary; {@link ColumnChunkReader.finish} checks that
+ * the pages held exactly the values the footer claims. A lie is a {@link Corrupt}.
  */
 import type { ColumnMetaData, CompressionCodec, DataReader, ParquetType, SchemaElement } from 'hyparquet';
 import { alpDecode } from 'hyparquet/src/alp.js';
 import { deltaBinaryUnpack, deltaByteArray, deltaLengthByteArray } from 'hyparquet/src/delta.js';
-import { byteStreamSplit, readRleBitPackedHybrid } from 'hyparquet/src/encoding.js';
+import { byteStreamSplit } from 'hyparquet/src/encoding.js';
 import { decompress } from './compression.js';
+import { Corrupt, chunkStart } from './corrupt.js';
+import { decodeHybrid } from './hybrid.js';
 import type { Convert } from './read-values.js';
-import { STREAM_PAGE_BYTES, StreamedBytes, streamable, streamedLevels, streamedPlainValues } from './stream.js';
+import { STREAM_PAGE_BYTES, StreamedBytes, streamable, streamedPlainValues } from './stream.js';
 import { decodeStructPrefix, field, type TStruct } from './thrift.js';
 
 /** Fills `into` with the file's bytes at `position`. */
@@ -61,6 +69,7 @@ const ENCODING = {
 const HEADER_WINDOW = 64 * 1024;
 /** A compressed page at least this large is read into a buffer of its own (see `bodyBuffer`). */
 const LARGE_BODY = 1 << 20;
+const NO_BYTES = new Uint8Array(0);
 
 /** A cursor over a page's non-null values, each already converted to its weir form. */
 type Values = () => unknown;
@@ -85,17 +94,78 @@ export interface LeafRecords {
   def: number[];
   /** The values of the entries whose definition level is the highest. */
   values: unknown[];
+  /** Records these are (fewer than asked only where the chunk ended). */
+  records: number;
 }
 
-const num = (s: TStruct | undefined, id: number): number => Number(s ? (field(s, id)?.value ?? 0) : 0);
+/** A non-negative i32 field of a page header; a missing required one, a negative one or one of another type is corrupt. */
+function num(s: TStruct | undefined, id: number, what: string, optional = false): number {
+  const value = s ? field(s, id)?.value : undefined;
+  if (value === undefined && optional) return 0;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0x7fffffff)
+    throw new Corrupt(
+      `${what} is ${value === undefined ? 'missing' : `not a valid count (${typeof value === 'number' ? value : typeof value})`}`,
+    );
+  return value;
+}
+
+/** The struct field of a page header (its data or dictionary page header). */
+function struct(s: TStruct, id: number, what: string): TStruct {
+  const value = field(s, id)?.value as TStruct | undefined;
+  if (!value || typeof value !== 'object' || !Array.isArray((value as TStruct).fields)) throw new Corrupt(`${what} is missing`);
+  return value;
+}
+
+/** Bytes a PLAIN value of a fixed-width type takes (0: variable, BYTE_ARRAY; BOOLEAN counts bits). */
+function plainWidth(type: ParquetType, typeLength: number): number {
+  switch (type) {
+    case 'INT32':
+    case 'FLOAT':
+      return 4;
+    case 'INT64':
+    case 'DOUBLE':
+      return 8;
+    case 'INT96':
+      return 12;
+    case 'FIXED_LEN_BYTE_ARRAY':
+      return typeLength;
+    default:
+      return 0;
+  }
+}
+
+/**
+ * Throws unless `count` PLAIN values of a fixed-width type fill `bytes` from
+ * `offset` exactly: fewer bytes cannot hold them, more mean the levels before
+ * them were shorter than claimed (a byte array checks its own lengths).
+ */
+function checkPlainFits(bytes: Uint8Array, offset: number, count: number, type: ParquetType, typeLength: number, what: string): void {
+  const width = plainWidth(type, typeLength);
+  if (width === 0 && type !== 'BOOLEAN') return;
+  const needed = type === 'BOOLEAN' ? Math.ceil(count / 8) : width * count;
+  if (offset + needed !== bytes.length)
+    throw new Corrupt(`${what}: ${count} values take ${needed} bytes, the page holds ${bytes.length - offset} for them`);
+}
 
 function textOf(bytes: Uint8Array): (start: number, end: number) => string {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   return (start, end) => buf.toString('utf8', start, end);
 }
 
-/** PLAIN values of one physical type, read one at a time from `offset`. */
-function plainValues(bytes: Uint8Array, offset: number, type: ParquetType, typeLength: number, text: boolean, convert: Convert): Values {
+/**
+ * PLAIN values of one physical type, read one at a time from `offset`; the
+ * caller checked that `count` of them fit (a byte array checks its own length).
+ */
+function plainValues(
+  bytes: Uint8Array,
+  offset: number,
+  count: number,
+  type: ParquetType,
+  typeLength: number,
+  text: boolean,
+  convert: Convert,
+  what: string,
+): Values {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let o = offset;
   const c = convert as (v: unknown) => unknown;
@@ -146,10 +216,14 @@ function plainValues(bytes: Uint8Array, offset: number, type: ParquetType, typeL
       };
     default: {
       const slice = text ? textOf(bytes) : undefined;
+      let left = count;
       return () => {
+        if (o + 4 > bytes.length) throw new Corrupt(`${what}: a value's length lies past the end of its page`);
         const length = view.getUint32(o, true);
         const start = o + 4;
         o = start + length;
+        if (o > bytes.length) throw new Corrupt(`${what}: a value of ${length} bytes runs past the end of its page`);
+        if (--left === 0 && o !== bytes.length) throw new Corrupt(`${what}: ${bytes.length - o} bytes follow its last value`);
         return c(slice ? slice(start, o) : bytes.subarray(start, o));
       };
     }
@@ -159,6 +233,40 @@ function plainValues(bytes: Uint8Array, offset: number, type: ParquetType, typeL
 /** Values decoded a whole page at a time (the rarer encodings), through hyparquet's decoders. */
 function decodedValues(reader: DataReader, encoding: number, count: number, type: ParquetType, typeLength: number, column: Leaf): Values {
   let values: ArrayLike<unknown>;
+  try {
+    values = decodeWhole(reader, encoding, count, type, typeLength, column);
+  } catch (error) {
+    if (error instanceof Corrupt) throw error;
+    // hyparquet's decoders trust the page: what they stumble on (a read out of bounds, a prefix before the first value) is a lie in the file
+    throw new Corrupt(`column "${column.name}": a page of encoding ${encoding} cannot be decoded (${(error as Error).message})`);
+  }
+  // they read through the page's underlying buffer, which may be larger than the page
+  if (reader.offset > reader.view.byteLength || values.length < count)
+    throw new Corrupt(`column "${column.name}": a page of encoding ${encoding} holds fewer values than it claims`);
+  const c = column.convert as (v: unknown) => unknown;
+  const decoder = new TextDecoder();
+  let i = 0;
+  return column.text ? () => c(decoder.decode(values[i++] as Uint8Array)) : () => c(values[i++]);
+}
+
+function decodeWhole(
+  reader: DataReader,
+  encoding: number,
+  count: number,
+  type: ParquetType,
+  typeLength: number,
+  column: Leaf,
+): ArrayLike<unknown> {
+  let values: ArrayLike<unknown>;
+  if (encoding === ENCODING.BYTE_STREAM_SPLIT)
+    checkPlainFits(
+      new Uint8Array(reader.view.buffer, reader.view.byteOffset, reader.view.byteLength),
+      reader.offset,
+      count,
+      type,
+      typeLength,
+      `column "${column.name}"`,
+    );
   if (encoding === ENCODING.DELTA_BINARY_PACKED) {
     const out = type === 'INT32' ? new Int32Array(count) : new BigInt64Array(count);
     deltaBinaryUnpack(reader, count, out);
@@ -169,17 +277,16 @@ function decodedValues(reader: DataReader, encoding: number, count: number, type
     values = out;
   } else if (encoding === ENCODING.BYTE_STREAM_SPLIT) values = byteStreamSplit(reader, count, type, typeLength);
   else if (encoding === ENCODING.ALP) values = alpDecode(reader, count, type);
-  else throw new Error(`column "${column.name}": unsupported encoding ${encoding}`);
-  const c = column.convert as (v: unknown) => unknown;
-  const decoder = new TextDecoder();
-  let i = 0;
-  return column.text ? () => c(decoder.decode(values[i++] as Uint8Array)) : () => c(values[i++]);
+  else throw new Corrupt(`column "${column.name}": a page has the unknown encoding ${encoding}`);
+  return values;
 }
 
 /** One decoded data page: its levels and a cursor over its values. */
 interface Page {
   /** Level entries: rows for a flat column. */
   entries: number;
+  /** Entries with a value (at the highest definition level). */
+  count: number;
   /** Repetition levels; absent outside lists and maps. */
   rep?: Uint8Array;
   /** Definition levels (the highest where an entry has a value); absent when every entry has one. */
@@ -189,18 +296,32 @@ interface Page {
   prepare?: (k: number) => Promise<void>;
 }
 
-/** A page as read from the chunk: its header and bytes, or its decompressed bytes as a stream. */
-type RawPage = { header: TStruct; body: Uint8Array } | { header: TStruct; stream: StreamedBytes };
+/** A page's header as the reader uses it, checked against its column chunk. */
+interface PageHead {
+  type: number;
+  header: TStruct;
+  /** Where the page starts in the file, for messages. */
+  at: number;
+  uncompressed: number;
+  /** The page's bytes as read (empty when it is streamed). */
+  body: Uint8Array;
+  /** A large zstd page's bytes, decompressed as they are read (see stream.ts). */
+  stream?: StreamedBytes;
+}
 
 /** Reads one leaf column chunk of one row group, a page at a time: flat columns by rows, nested leaves by records. */
 export class ColumnChunkReader {
   private position: number;
   private readonly end: number;
   private readonly codec: CompressionCodec;
+  private readonly maxPageSize: number;
   private dictionary: unknown[] | undefined;
   private page: Page | undefined;
   /** Entries of the current page already taken. */
   private used = 0;
+  /** Level entries the footer claims for the chunk that no page has held yet. */
+  private valuesLeft: number;
+  private readonly claimed: number;
 
   constructor(
     private readonly read: ReadBytes,
@@ -208,55 +329,100 @@ export class ColumnChunkReader {
     private readonly column: Leaf,
     private readonly buffers = new PageBuffers(),
   ) {
-    const dict = Number(meta.dictionary_page_offset ?? 0);
-    const data = Number(meta.data_page_offset);
-    // The chunk starts at its dictionary page when there is one; polars leaves dictionary_page_offset out
-    // and lets data_page_offset point at the chunk's start, dictionary first (as hyparquet reads it).
-    this.position = dict > 0 && dict < data ? dict : data;
+    // the footer's figures were checked against the file (corrupt.ts): the chunk lies inside its data
+    this.position = chunkStart(meta);
     this.end = this.position + Number(meta.total_compressed_size);
     this.codec = meta.codec;
+    this.claimed = Number(meta.num_values);
+    this.valuesLeft = this.claimed;
+    this.maxPageSize = Number(meta.total_uncompressed_size);
   }
 
   private get element() {
     return this.column.element;
   }
 
+  private get what() {
+    return `column "${this.column.name}"`;
+  }
+
   /** The next page's header and bytes, or undefined at the end of the chunk. */
-  private async nextPage(): Promise<RawPage | undefined> {
+  private async nextPage(): Promise<PageHead | undefined> {
     let window = HEADER_WINDOW;
     for (;;) {
       if (this.position >= this.end) return undefined;
-      const available = Math.min(window, this.end - this.position);
-      const bytes = await this.read(this.position, this.buffers.window.take(available));
+      const at = this.position;
+      const available = Math.min(window, this.end - at);
+      const bytes = await this.read(at, this.buffers.window.take(available));
       let decoded: ReturnType<typeof decodeStructPrefix>;
       try {
         decoded = decodeStructPrefix(bytes);
       } catch (error) {
-        if (available < this.end - this.position) {
+        if (available < this.end - at) {
           window *= 4; // a header with large statistics: fetch more
           continue;
         }
-        throw error;
+        throw new Corrupt(`${this.what}: the page header at byte ${at} cannot be decoded (${(error as Error).message})`);
       }
-      const size = num(decoded.struct, 3);
-      const start = this.position + decoded.length;
+      const what = `${this.what}: the page at byte ${at}`;
+      const type = num(decoded.struct, 1, `${what}'s type`);
+      const uncompressed = num(decoded.struct, 2, `${what}'s uncompressed size`);
+      const size = num(decoded.struct, 3, `${what}'s compressed size`);
+      const start = at + decoded.length;
+      if (start + size > this.end) throw new Corrupt(`${what} claims ${size} bytes, past the end of its column chunk at byte ${this.end}`);
+      if (uncompressed > this.maxPageSize)
+        throw new Corrupt(`${what} claims ${uncompressed} bytes uncompressed, more than its whole column chunk's ${this.maxPageSize}`);
       this.position = start + size;
-      if (this.streams(decoded.struct))
-        return { header: decoded.struct, stream: new StreamedBytes(this.read, start, size, num(decoded.struct, 2)) };
+      if (this.streams(type, decoded.struct, uncompressed))
+        return {
+          type,
+          header: decoded.struct,
+          at,
+          uncompressed,
+          body: NO_BYTES,
+          stream: new StreamedBytes(this.read, start, size, uncompressed),
+        };
       const body =
         decoded.length + size <= bytes.length
           ? bytes.subarray(decoded.length, decoded.length + size)
           : await this.read(start, this.bodyBuffer(size));
-      return { header: decoded.struct, body };
+      return { type, header: decoded.struct, at, uncompressed, body };
     }
+  }
+
+  /** A page's bytes decompressed; a lie about their size names the column and the page. */
+  private decompress(bytes: Uint8Array, size: number, at: number): Uint8Array {
+    try {
+      return decompress(this.codec, bytes, size, this.buffers.pages.take);
+    } catch (error) {
+      if (error instanceof Corrupt) throw new Corrupt(`${this.what}: the page at byte ${at}: ${error.message}`);
+      throw error;
+    }
+  }
+
+  /** The level entries of a data page (0 for other pages), counted against what the chunk has left. */
+  private entriesOf(page: PageHead): number {
+    if (page.type !== PAGE.DATA && page.type !== PAGE.DATA_V2) {
+      if (page.type !== PAGE.DICTIONARY && page.type !== PAGE.INDEX)
+        throw new Corrupt(`${this.what}: the page at byte ${page.at} has the unknown type ${page.type}`);
+      return 0;
+    }
+    const what = `${this.what}: the data page at byte ${page.at}`;
+    const dph = struct(page.header, page.type === PAGE.DATA ? 5 : 8, `${what}'s header`);
+    const entries = num(dph, 1, `${what}'s num_values`);
+    if (entries > this.valuesLeft)
+      throw new Corrupt(
+        `${what} holds ${entries} values, but its column chunk claims ${this.claimed} and ${this.claimed - this.valuesLeft} came before`,
+      );
+    this.valuesLeft -= entries;
+    return entries;
   }
 
   /**
    * Where a page's bytes are read to. The shared buffer when they outlive their
    * page (uncompressed pages are decoded from it) or are small; else a buffer of
-   * their own, dead once decompressed: a DuckDB page of a million strings is 20 MB
-   * compressed, which the reader would otherwise hold beside the 48 MB it
-   * decompressed to until the row group ends.
+   * their own, dead once decompressed, rather than held beside what it decompressed
+   * to until the row group ends.
    */
   private bodyBuffer(size: number): Uint8Array {
     const keep = this.codec === 'UNCOMPRESSED' || this.codec === 'SNAPPY' || size < LARGE_BODY;
@@ -264,30 +430,40 @@ export class ColumnChunkReader {
   }
 
   /** Whether a page is decompressed as it is read (see stream.ts): a large zstd V1 page of PLAIN values of a flat column. */
-  private streams(header: TStruct): boolean {
-    return (
-      this.codec === 'ZSTD' &&
-      num(header, 1) === PAGE.DATA &&
-      num(header, 2) >= STREAM_PAGE_BYTES &&
-      num(field(header, 5)?.value as TStruct, 2) === ENCODING.PLAIN &&
-      this.column.maxRep === 0 &&
-      streamable(this.element.type as ParquetType)
-    );
+  private streams(type: number, header: TStruct, uncompressed: number): boolean {
+    if (this.codec !== 'ZSTD' || type !== PAGE.DATA || uncompressed < STREAM_PAGE_BYTES) return false;
+    const encoding = field(field(header, 5)?.value as TStruct, 2)?.value;
+    return encoding === ENCODING.PLAIN && this.column.maxRep === 0 && streamable(this.element.type as ParquetType);
   }
 
   /** A data page's levels and values. */
-  private async readData(next: RawPage): Promise<Page> {
-    if ('stream' in next) return this.readStreamed(next.header, next.stream);
-    return num(next.header, 1) === PAGE.DATA ? this.readPageV1(next.header, next.body) : this.readPageV2(next.header, next.body);
+  private async readData(page: PageHead, entries: number): Promise<Page> {
+    if (page.stream) return this.readStreamed(page, page.stream, entries);
+    return page.type === PAGE.DATA ? this.readPageV1(page, entries) : this.readPageV2(page, entries);
   }
 
-  private async readStreamed(header: TStruct, stream: StreamedBytes): Promise<Page> {
-    const entries = num(field(header, 5)?.value as TStruct, 1);
+  private async readStreamed(page: PageHead, stream: StreamedBytes, entries: number): Promise<Page> {
     const { maxDef, text, convert } = this.column;
-    const levels = maxDef ? await streamedLevels(stream, entries, maxDef) : undefined;
+    let def: Uint8Array | undefined;
+    if (maxDef) {
+      await stream.ensure(4);
+      await stream.ensure(4 + stream.view.getUint32(stream.at, true));
+      const reader: DataReader = { view: stream.view, offset: stream.at };
+      def = this.levels(stream.bytes, reader, entries, maxDef, undefined, 'definition');
+      stream.at += 4 + stream.view.getUint32(stream.at, true);
+    }
+    const count = def ? present(def, 0, entries, maxDef) : entries;
+    if (count === entries) def = undefined;
     const { type, type_length } = this.element;
-    const values = streamedPlainValues(stream, type as ParquetType, type_length ?? 0, text, convert);
-    return { entries, def: allPresent(levels, entries, maxDef) ? undefined : levels, values: values.next, prepare: values.prepare };
+    const values = streamedPlainValues(
+      stream,
+      type as ParquetType,
+      type_length ?? 0,
+      text,
+      convert,
+      `${this.what}: the page at byte ${page.at}`,
+    );
+    return { entries, count, ...(def ? { def } : {}), values: values.next, prepare: values.prepare };
   }
 
   /** Loads pages until one has rows left; false at the end of the chunk. */
@@ -296,62 +472,100 @@ export class ColumnChunkReader {
       this.page = undefined; // spent: collectable while the next one is read
       const next = await this.nextPage();
       if (!next) return false;
-      const type = num(next.header, 1);
-      if (type === PAGE.DICTIONARY && 'body' in next) this.dictionary = this.readDictionary(next.header, next.body);
-      else if (type === PAGE.DATA || type === PAGE.DATA_V2) {
-        this.page = await this.readData(next);
+      const entries = this.entriesOf(next);
+      if (next.type === PAGE.DICTIONARY) this.dictionary = this.readDictionary(next);
+      else if (next.type === PAGE.DATA || next.type === PAGE.DATA_V2) {
+        this.page = await this.readData(next, entries);
         this.used = 0;
       }
     }
     return true;
   }
 
-  private readDictionary(header: TStruct, body: Uint8Array): unknown[] {
-    const dph = field(header, 7)?.value as TStruct;
-    const count = num(dph, 1);
-    const bytes = decompress(this.codec, body, num(header, 2), this.buffers.pages.take);
+  private readDictionary(page: PageHead): unknown[] {
+    const what = `${this.what}: the dictionary page at byte ${page.at}`;
+    const count = num(struct(page.header, 7, `${what}'s header`), 1, `${what}'s num_values`);
+    const bytes = this.decompress(page.body, page.uncompressed, page.at);
     const { type, type_length } = this.element;
-    const next = plainValues(bytes, 0, type as ParquetType, type_length ?? 0, this.column.text, this.column.convert);
+    checkPlainFits(bytes, 0, count, type as ParquetType, type_length ?? 0, what);
+    const next = plainValues(bytes, 0, count, type as ParquetType, type_length ?? 0, this.column.text, this.column.convert, what);
     const out = new Array(count);
     for (let i = 0; i < count; i++) out[i] = next();
     return out;
   }
 
-  private readPageV1(header: TStruct, body: Uint8Array): Page {
-    const dph = field(header, 5)?.value as TStruct;
-    const entries = num(dph, 1);
-    const bytes = decompress(this.codec, body, num(header, 2), this.buffers.pages.take);
+  private readPageV1(page: PageHead, entries: number): Page {
+    const dph = struct(page.header, 5, `${this.what}'s data page header`);
+    const bytes = this.decompress(page.body, page.uncompressed, page.at);
     const reader: DataReader = { view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset: 0 };
     const { maxRep, maxDef } = this.column;
-    const rep = maxRep ? levels(reader, entries, maxRep, undefined) : undefined;
-    const def = maxDef ? levels(reader, entries, maxDef, undefined) : undefined;
-    return this.withValues(entries, rep, def, bytes, reader, num(dph, 2));
+    const rep = maxRep ? this.levels(bytes, reader, entries, maxRep, undefined, 'repetition') : undefined;
+    const def = maxDef ? this.levels(bytes, reader, entries, maxDef, undefined, 'definition') : undefined;
+    return this.withValues(entries, rep, def, bytes, reader, num(dph, 2, `${this.what}: a data page's encoding`), page.at);
   }
 
-  private readPageV2(header: TStruct, body: Uint8Array): Page {
-    const dph = field(header, 8)?.value as TStruct;
-    const entries = num(dph, 1);
-    const repLength = num(dph, 6);
-    const defLength = num(dph, 5);
+  private readPageV2(page: PageHead, entries: number): Page {
+    const what = `${this.what}: the data page at byte ${page.at}`;
+    const dph = struct(page.header, 8, `${what}'s header`);
+    const repLength = num(dph, 6, `${what}'s repetition levels length`);
+    const defLength = num(dph, 5, `${what}'s definition levels length`);
+    const { body } = page;
+    if (repLength + defLength > body.length || repLength + defLength > page.uncompressed)
+      throw new Corrupt(`${what}'s levels claim ${repLength + defLength} bytes, the page holds ${body.length}`);
     const { maxRep, maxDef } = this.column;
-    const levelsAt = (at: number, length: number, max: number) =>
+    const levelsAt = (at: number, length: number, max: number, kind: 'repetition' | 'definition') =>
       max && length > 0
-        ? levels({ view: new DataView(body.buffer, body.byteOffset + at, length), offset: 0 }, entries, max, length)
+        ? this.levels(body, { view: new DataView(body.buffer, body.byteOffset + at, length), offset: 0 }, entries, max, length, kind)
         : undefined;
-    const rep = levelsAt(0, repLength, maxRep);
-    const def = levelsAt(repLength, defLength, maxDef);
+    const rep = levelsAt(0, repLength, maxRep, 'repetition');
+    const def = levelsAt(repLength, defLength, maxDef, 'definition');
     const compressed = (field(dph, 7)?.value ?? true) !== false;
-    const size = num(header, 2) - repLength - defLength;
+    const size = page.uncompressed - repLength - defLength;
     let bytes = body.subarray(repLength + defLength);
-    if (compressed && size > 0) bytes = decompress(this.codec, bytes, size, this.buffers.pages.take);
-    return this.withValues(
+    if (compressed && size > 0) bytes = this.decompress(bytes, size, page.at);
+    const built = this.withValues(
       entries,
       rep,
       def,
       bytes,
       { view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset: 0 },
-      num(dph, 4),
+      num(dph, 4, `${what}'s encoding`),
+      page.at,
     );
+    const nulls = num(dph, 2, `${what}'s num_nulls`);
+    if (nulls !== entries - built.count) throw new Corrupt(`${what} claims ${nulls} nulls, its levels hold ${entries - built.count}`);
+    return built;
+  }
+
+  /**
+   * Repetition or definition levels, each checked to be at most `max` (RLE/bit-packed;
+   * `length` undefined: prefixed with it, as in V1 pages). `bytes` holds the reader's view.
+   */
+  private levels(
+    bytes: Uint8Array,
+    reader: DataReader,
+    entries: number,
+    max: number,
+    length: number | undefined,
+    kind: 'repetition' | 'definition',
+  ): Uint8Array {
+    const what = `${this.what}: ${kind} levels`;
+    const base = reader.view.byteOffset - bytes.byteOffset;
+    let start = base + reader.offset;
+    let size = length;
+    if (size === undefined) {
+      if (reader.offset + 4 > reader.view.byteLength) throw new Corrupt(`${what} lie past the end of their page`);
+      size = reader.view.getUint32(reader.offset, true);
+      start += 4;
+    }
+    const out = new Uint8Array(entries);
+    decodeHybrid(bytes, start, start + size, 32 - Math.clz32(max), out, what);
+    for (let i = 0; i < entries; i++)
+      if ((out[i] as number) > max) throw new Corrupt(`${what}: level ${out[i]} is more than the column's highest, ${max}`);
+    if (kind === 'repetition' && entries > 0 && out[0] !== 0 && !this.page)
+      throw new Corrupt(`${what}: the column chunk does not start a record`);
+    reader.offset = start + size - base;
+    return out;
   }
 
   private withValues(
@@ -361,26 +575,47 @@ export class ColumnChunkReader {
     bytes: Uint8Array,
     reader: DataReader,
     encoding: number,
+    at: number,
   ): Page {
-    const def = allPresent(levels, entries, this.column.maxDef) ? undefined : levels;
-    const count = def ? present(def, 0, entries, this.column.maxDef) : entries;
-    const page = (values: Values): Page => ({ entries, rep, def, values });
+    let def = levels;
+    let count = entries;
+    if (def) {
+      const max = this.column.maxDef;
+      count = 0;
+      for (let i = 0; i < entries; i++) if (def[i] === max) count++;
+      if (count === entries) def = undefined;
+    }
+    const page = (values: Values): Page => ({ entries, count, rep, def, values });
     const { type, type_length } = this.element;
     const physical = type as ParquetType;
     const { text, convert } = this.column;
-    if (encoding === ENCODING.PLAIN) return page(plainValues(bytes, reader.offset, physical, type_length ?? 0, text, convert));
+    const what = `${this.what}: the data page at byte ${at}`;
+    if (encoding === ENCODING.PLAIN) {
+      checkPlainFits(bytes, reader.offset, count, physical, type_length ?? 0, what);
+      return page(plainValues(bytes, reader.offset, count, physical, type_length ?? 0, text, convert, what));
+    }
     if (encoding === ENCODING.PLAIN_DICTIONARY || encoding === ENCODING.RLE_DICTIONARY) {
       const dictionary = this.dictionary;
-      if (!dictionary) throw new Error(`column "${this.column.name}": a dictionary-encoded page without a dictionary page`);
-      const width = reader.view.getUint8(reader.offset++);
+      if (!dictionary) throw new Corrupt(`${what} is dictionary-encoded, but its column chunk has no dictionary page before it`);
       const indexes = new Int32Array(count);
-      if (width) readRleBitPackedHybrid(reader, width, indexes, bytes.length - reader.offset);
+      if (count > 0) {
+        if (reader.offset >= bytes.length) throw new Corrupt(`${what}: its dictionary indexes are missing`);
+        const width = bytes[reader.offset] as number;
+        decodeHybrid(bytes, reader.offset + 1, bytes.length, width, indexes, `${what}: dictionary indexes`);
+        for (let i = 0; i < count; i++) {
+          const index = indexes[i] as number;
+          if (index < 0 || index >= dictionary.length)
+            throw new Corrupt(`${what}: dictionary index ${index >>> 0} is outside its dictionary of ${dictionary.length} values`);
+        }
+      }
       let i = 0;
       return page(() => dictionary[indexes[i++] as number]);
     }
     if (encoding === ENCODING.RLE && physical === 'BOOLEAN') {
       const bits = new Uint8Array(count);
-      readRleBitPackedHybrid(reader, 1, bits, undefined);
+      if (reader.offset + 4 > bytes.length) throw new Corrupt(`${what}: its booleans are missing`);
+      const length = reader.view.getUint32(reader.offset, true);
+      decodeHybrid(bytes, reader.offset + 4, reader.offset + 4 + length, 1, bits, `${what}: booleans`);
       const c = convert as (v: unknown) => unknown;
       let i = 0;
       return page(() => c(bits[i++] === 1));
@@ -411,14 +646,16 @@ export class ColumnChunkReader {
    * at repetition level 0); fewer only at the end of the chunk.
    */
   async takeRecords(n: number): Promise<LeafRecords> {
-    const out: LeafRecords = { rep: [], def: [], values: [] };
+    const out: LeafRecords = { rep: [], def: [], values: [], records: 0 };
     const { maxDef } = this.column;
-    let records = 0;
     while (await this.ensurePage()) {
       const { entries, rep, def, values, prepare } = this.page as Page;
       for (; this.used < entries; this.used++) {
         const r = rep ? (rep[this.used] as number) : 0;
-        if (r === 0 && records++ === n) return out;
+        if (r === 0 && out.records++ === n) {
+          out.records = n;
+          return out;
+        }
         const d = def ? (def[this.used] as number) : maxDef;
         out.rep.push(r);
         out.def.push(d);
@@ -443,25 +680,52 @@ export class ColumnChunkReader {
       }
       const next = await this.nextPage();
       if (!next) return;
-      const type = num(next.header, 1);
-      if (type === PAGE.DICTIONARY && 'body' in next) this.dictionary = this.readDictionary(next.header, next.body);
-      else if (type === PAGE.DATA || type === PAGE.DATA_V2) {
-        const rows = num(field(next.header, type === PAGE.DATA ? 5 : 8)?.value as TStruct, 1);
+      const rows = this.entriesOf(next);
+      if (next.type === PAGE.DICTIONARY) this.dictionary = this.readDictionary(next);
+      else if (next.type === PAGE.DATA || next.type === PAGE.DATA_V2) {
         if (rows <= left) left -= rows;
         else {
-          this.page = await this.readData(next);
+          this.page = await this.readData(next, rows);
           this.used = 0;
         }
       }
     }
   }
-}
 
-/** Repetition or definition levels up to `max` (RLE/bit-packed; `length` undefined: prefixed with it, as in V1 pages). */
-function levels(reader: DataReader, entries: number, max: number, length: number | undefined): Uint8Array {
-  const out = new Uint8Array(entries);
-  readRleBitPackedHybrid(reader, 32 - Math.clz32(max), out, length);
-  return out;
+  /**
+   * Reads the whole chunk with every check, keeping nothing: for the columns
+   * hyparquet decodes (it trusts pages), before it is given them. `rows` is the
+   * row group's: the records the chunk must hold.
+   */
+  async checkAll(rows: number): Promise<void> {
+    const { maxDef } = this.column;
+    let records = 0;
+    while (await this.ensurePage()) {
+      const { entries, rep, def, values, prepare } = this.page as Page;
+      for (; this.used < entries; this.used++) {
+        if (!rep || rep[this.used] === 0) records++;
+        if (!def || def[this.used] === maxDef) {
+          if (prepare) await prepare(1);
+          values();
+        }
+      }
+    }
+    if (records !== rows) throw new Corrupt(`${this.what} holds ${records} records, its row group claims ${rows} rows`);
+    await this.finish();
+  }
+
+  /**
+   * Once the row group's rows were taken: the chunk held exactly the values its
+   * footer claims, none left over in its pages (a footer claiming fewer rows
+   * than the pages hold would otherwise drop rows silently).
+   */
+  async finish(): Promise<void> {
+    const more = () => new Corrupt(`${this.what} holds more values than its row group has rows`);
+    if (this.page && this.used < this.page.entries) throw more();
+    for (let next = await this.nextPage(); next; next = await this.nextPage()) if (this.entriesOf(next) > 0) throw more();
+    if (this.valuesLeft > 0)
+      throw new Corrupt(`${this.what}'s pages hold ${this.claimed - this.valuesLeft} values, its column chunk claims ${this.claimed}`);
+  }
 }
 
 /** Entries of `def[from, to)` at the highest level `max`: those with a value. */
@@ -469,9 +733,4 @@ function present(def: Uint8Array, from: number, to: number, max: number): number
   let count = 0;
   for (let i = from; i < to; i++) if (def[i] === max) count++;
   return count;
-}
-
-/** Whether every entry has a value (no levels, or all at the highest). */
-function allPresent(def: Uint8Array | undefined, entries: number, max: number): boolean {
-  return !def || present(def, 0, entries, max) === entries;
 }

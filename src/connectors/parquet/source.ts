@@ -15,6 +15,7 @@ import { suggest } from '../../sdk/options.js';
 import { type Column, emptyRow, type Partition, type Row, type Schema } from '../../sdk/types.js';
 import { resolvePath } from '../shared/files.js';
 import { DECOMPRESSORS } from './compression.js';
+import { Corrupt, corruptFile } from './corrupt.js';
 import { readPartitionEncoded } from './encoded.js';
 import { assertReadableCodecs, type OpenParquet, openParquet, readInto } from './file.js';
 import { NestedColumnReader } from './nested.js';
@@ -96,7 +97,7 @@ const bytesOf = (pq: OpenParquet) => (position: number, into: Uint8Array) => rea
 /** The column chunk of a top-level leaf column in a row group. */
 function chunkOf(rowGroup: RowGroup, name: string): ColumnMetaData {
   const chunk = rowGroup.columns.find((c) => c.meta_data?.path_in_schema.length === 1 && c.meta_data.path_in_schema[0] === name);
-  if (!chunk?.meta_data) throw new Error(`row group has no column chunk for "${name}"`);
+  if (!chunk?.meta_data) throw new Corrupt(`the row group has no column chunk for "${name}"`);
   return chunk.meta_data;
 }
 
@@ -109,24 +110,33 @@ async function readNested(pq: OpenParquet, columns: SourceColumn[], from: number
   const names = columns.map((c) => c.name);
   const pieces = new Map<string, ColumnData[]>(names.map((n) => [n, []]));
   const metadata = { ...pq.metadata, schema: nestedReadSchema(pq.metadata.schema, parquetSchema(pq.metadata)) };
-  await parquetRead({
-    file: pq.file,
-    metadata,
-    columns: names,
-    rowStart: from,
-    rowEnd: to,
-    compressors: DECOMPRESSORS,
-    parsers: NESTED_PARSERS,
-    onChunk: (chunk) => pieces.get(chunk.columnName)?.push(chunk),
-  });
+  try {
+    await parquetRead({
+      file: pq.file,
+      metadata,
+      columns: names,
+      rowStart: from,
+      rowEnd: to,
+      compressors: DECOMPRESSORS,
+      parsers: NESTED_PARSERS,
+      onChunk: (chunk) => pieces.get(chunk.columnName)?.push(chunk),
+    });
+  } catch (error) {
+    // the footer was checked: what hyparquet stumbles on in these columns' pages is a lie of the pages
+    throw new Corrupt(`column(s) ${names.map((n) => `"${n}"`).join(', ')} cannot be decoded (${(error as Error).message})`);
+  }
   return names.map((name) => {
     const list = pieces.get(name) ?? [];
     const only = list.length === 1 ? list[0] : undefined;
-    if (only && only.rowStart === from && only.rowEnd >= to) return only.columnData;
-    const out: unknown[] = new Array(to - from).fill(null);
+    if (only && only.rowStart === from && only.rowEnd >= to && only.columnData.length >= to - from) return only.columnData;
+    const out: unknown[] = new Array(to - from);
+    let filled = 0;
     for (const p of list) {
-      for (let r = Math.max(p.rowStart, from); r < Math.min(p.rowEnd, to); r++) out[r - from] = p.columnData[r - p.rowStart];
+      for (let r = Math.max(p.rowStart, from); r < Math.min(p.rowEnd, to, p.rowStart + p.columnData.length); r++, filled++)
+        out[r - from] = p.columnData[r - p.rowStart];
     }
+    // hyparquet stops where the pages do: rows it did not decode are not nulls
+    if (filled < to - from) throw new Corrupt(`column "${name}" holds ${filled} values where its row group claims ${to - from} rows`);
     return out;
   });
 }
@@ -160,7 +170,7 @@ const flatLeaf = (c: SourceColumn): Leaf => ({
 async function take(source: ColumnValues, name: string, offset: number, n: number): Promise<unknown[]> {
   if ('reader' in source) {
     const values = await source.reader.take(n);
-    if (values.length < n) throw new Error(`column "${name}" has fewer values than its row group has rows`);
+    if (values.length < n) throw new Corrupt(`column "${name}" holds fewer values than its row group claims rows`);
     return values;
   }
   const { decoded, convert } = source;
@@ -196,6 +206,8 @@ async function* decodeGroup(
   const rowGroup = pq.metadata.row_groups[group.index] as RowGroup;
   const root = parquetSchema(pq.metadata);
   const whole = columns.filter((c) => !c.flat && !c.streamed);
+  // hyparquet decodes these whole and trusts their pages: weir's page reader checks them first
+  for (const c of whole) await new NestedColumnReader(bytesOf(pq), rowGroup, root, c, []).checkPages(Number(rowGroup.num_rows));
   const decoded = whole.length ? await readNested(pq, whole, group.from, group.to) : [];
   const sources = columns.map((c, i): ColumnValues => {
     const own = buffers[i] as PageBuffers[];
@@ -206,11 +218,19 @@ async function* decodeGroup(
   if (group.from > group.start)
     await Promise.all(sources.map((s) => ('reader' in s ? s.reader.skip(group.from - group.start) : undefined)));
   const names = columns.map((c) => c.name);
+  const last = group.to === group.start + Number(rowGroup.num_rows);
   for (let at = group.from; at < group.to; at += chunkRows) {
     const n = Math.min(chunkRows, group.to - at);
     const data = await Promise.all(sources.map((s, i) => take(s, names[i] as string, at - group.from, n)));
+    // the group's last rows wait until its pages were found to hold no more than the footer claims
+    if (last && at + n >= group.to) await finishGroup(sources);
     yield rowsOf(names, data, n);
   }
+}
+
+/** Checks that every streamed column's pages held exactly its row group's rows. */
+async function finishGroup(sources: readonly ColumnValues[]): Promise<void> {
+  await Promise.all(sources.map((s) => ('reader' in s ? s.reader.finish() : undefined)));
 }
 
 /**
@@ -306,6 +326,7 @@ export async function* readPartition(partition: Partition, opts: ParquetOptions,
         );
       } catch (error) {
         if (error instanceof WeirError) throw error;
+        if (error instanceof Corrupt) throw corruptFile(path, WHO, `${error.message} (row group ${index})`, error);
         throw new WeirError(
           `${WHO}: cannot decode rows ${group.from}-${group.to} of ${path}: ${(error as Error).message}; the file may be damaged`,
           { kind: 'connector', code: 'parquet_decode', cause: error },

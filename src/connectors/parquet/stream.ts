@@ -10,7 +10,7 @@
  */
 import { Decompress } from 'fzstd';
 import type { ParquetType } from 'hyparquet';
-import { readRleBitPackedHybrid } from 'hyparquet/src/encoding.js';
+import { Corrupt } from './corrupt.js';
 import type { Convert } from './read-values.js';
 
 /** Fills `into` with the file's bytes at `position`. */
@@ -67,7 +67,8 @@ export class StreamedBytes {
   async ensure(n: number): Promise<void> {
     while (this.available < n) {
       const block = this.blocks.shift() ?? (await this.decompressMore());
-      if (!block) throw new Error(`a zstd page ended after ${this.produced} bytes, its header says ${this.size}`);
+      if (!block)
+        throw new Corrupt(`a zstd page decompressed to ${this.produced} bytes, its header says ${this.size}, and its values need more`);
       this.append(block);
     }
   }
@@ -80,7 +81,7 @@ export class StreamedBytes {
       const chunk = await this.read(this.position, new Uint8Array(length));
       this.position += length;
       this.decompressor.push(chunk, this.position >= this.stop);
-      if (this.produced > this.size) throw new Error(`a zstd page decompressed to more than the ${this.size} bytes its header says`);
+      if (this.produced > this.size) throw new Corrupt(`a zstd page decompressed to more than the ${this.size} bytes its header says`);
     }
     return this.blocks.shift();
   }
@@ -121,16 +122,25 @@ export function streamedPlainValues(
   typeLength: number,
   text: boolean,
   convert: Convert,
+  what: string,
 ): StreamedValues {
   const c = convert as (v: unknown) => unknown;
   const width = type === 'FIXED_LEN_BYTE_ARRAY' ? typeLength : WIDTH[type];
+  // a page that ends before its values, or bytes zstd cannot decode, name the column and the page
+  const named = (prepare: (k: number) => Promise<void>) => async (k: number) => {
+    try {
+      await prepare(k);
+    } catch (error) {
+      throw new Corrupt(`${what}: ${(error as Error).message}`);
+    }
+  };
   if (width !== undefined) {
     const next = fixedValue(s, type, width, c);
-    return { prepare: (k) => s.ensure(k * width), next };
+    return { prepare: named((k) => s.ensure(k * width)), next };
   }
   // BYTE_ARRAY: each value is a 4-byte length and its bytes
   return {
-    async prepare(k) {
+    prepare: named(async (k) => {
       let offset = 0;
       for (let i = 0; i < k; i++) {
         if (s.available < offset + 4) await s.ensure(offset + 4);
@@ -138,7 +148,7 @@ export function streamedPlainValues(
         offset += 4 + length;
         if (s.available < offset) await s.ensure(offset);
       }
-    },
+    }),
     next() {
       const length = s.view.getUint32(s.at, true);
       const start = s.at + 4;
@@ -170,15 +180,4 @@ function fixedValue(s: StreamedBytes, type: ParquetType, width: number, c: (v: u
     default:
       return step((at) => s.bytes.slice(at, at + width));
   }
-}
-
-/** The definition levels at the start of a streamed V1 page (a 4-byte length, then RLE/bit-packed levels). */
-export async function streamedLevels(s: StreamedBytes, entries: number, max: number): Promise<Uint8Array> {
-  await s.ensure(4);
-  const length = s.view.getUint32(s.at, true);
-  await s.ensure(4 + length);
-  const out = new Uint8Array(entries);
-  readRleBitPackedHybrid({ view: s.view, offset: s.at + 4 }, 32 - Math.clz32(max), out, length);
-  s.at += 4 + length;
-  return out;
 }

@@ -5,6 +5,12 @@
  * parquet libraries map values to JS types and back, which is lossy for i16,
  * doubles and empty lists). Runs on the planner, at the job commit, and on
  * workers, where the source's page reader decodes page headers with it.
+ *
+ * What it reads is untrusted (a file's footer and page headers): a container
+ * may not claim more entries than the bytes left could hold, structs nest at
+ * most {@link MAX_DEPTH} deep, and {@link checkCompact} checks a whole footer
+ * that way without building anything, before hyparquet's own decoder (which
+ * allocates what a count says) sees it.
  */
 
 export const T = {
@@ -40,6 +46,9 @@ export interface TMap {
   valueType: number;
   entries: [TValue, TValue][];
 }
+/** Structs inside structs, at most: Parquet's own footer nests 6 deep (a statistics value in a column chunk). */
+export const MAX_DEPTH = 64;
+
 /** boolean (struct fields), number (byte, i16, i32, double, booleans inside lists), bigint (i64), bytes, or a container. */
 export type TValue = boolean | number | bigint | Uint8Array | TStruct | TList | TMap;
 
@@ -48,6 +57,9 @@ class Reader {
   private readonly view: DataView;
   constructor(private readonly bytes: Uint8Array) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  get left(): number {
+    return this.bytes.length - this.offset;
   }
   byte(): number {
     if (this.offset >= this.bytes.length) throw new Error('thrift: unexpected end of data');
@@ -78,15 +90,31 @@ class Reader {
     return v;
   }
   binary(): Uint8Array {
-    const n = this.smallVarint();
-    if (this.offset + n > this.bytes.length) throw new Error('thrift: binary runs past the end of the data');
+    const n = this.binaryLength();
     const v = this.bytes.slice(this.offset, this.offset + n);
     this.offset += n;
     return v;
   }
+  binaryLength(): number {
+    const n = this.smallVarint();
+    if (n > this.left) throw new Error(`thrift: a binary of ${n} bytes with ${this.left} bytes left`);
+    return n;
+  }
+  /** The entry count of a list or set, after its header byte; at most one entry per byte left. */
+  listSize(header: number): number {
+    const size = header >> 4 === 15 ? this.smallVarint() : header >> 4;
+    if (size > this.left) throw new Error(`thrift: a list of ${size} entries with ${this.left} bytes left`);
+    return size;
+  }
+  /** The entry count of a map; each entry takes two bytes at least. */
+  mapSize(): number {
+    const size = this.smallVarint();
+    if (size * 2 > this.left) throw new Error(`thrift: a map of ${size} entries with ${this.left} bytes left`);
+    return size;
+  }
 }
 
-function readValue(r: Reader, type: number, inContainer: boolean): TValue {
+function readValue(r: Reader, type: number, inContainer: boolean, depth: number): TValue {
   switch (type) {
     case T.TRUE:
     case T.FALSE:
@@ -106,29 +134,29 @@ function readValue(r: Reader, type: number, inContainer: boolean): TValue {
     case T.SET: {
       const header = r.byte();
       const elemType = header & 0x0f;
-      let size = header >> 4;
-      if (size === 15) size = r.smallVarint();
+      const size = r.listSize(header);
       const items: TValue[] = new Array(size);
-      for (let i = 0; i < size; i++) items[i] = readValue(r, elemType, true);
+      for (let i = 0; i < size; i++) items[i] = readValue(r, elemType, true, depth);
       return { elemType, items } satisfies TList;
     }
     case T.MAP: {
-      const size = r.smallVarint();
+      const size = r.mapSize();
       const types = size > 0 ? r.byte() : 0;
       const keyType = types >> 4;
       const valueType = types & 0x0f;
       const entries: [TValue, TValue][] = [];
-      for (let i = 0; i < size; i++) entries.push([readValue(r, keyType, true), readValue(r, valueType, true)]);
+      for (let i = 0; i < size; i++) entries.push([readValue(r, keyType, true, depth), readValue(r, valueType, true, depth)]);
       return { keyType, valueType, entries } satisfies TMap;
     }
     case T.STRUCT:
-      return readStruct(r);
+      return readStruct(r, depth + 1);
     default:
       throw new Error(`thrift: unsupported compact type ${type}`);
   }
 }
 
-function readStruct(r: Reader): TStruct {
+function readStruct(r: Reader, depth: number): TStruct {
+  if (depth > MAX_DEPTH) throw new Error(`thrift: structs nested more than ${MAX_DEPTH} deep`);
   const fields: TField[] = [];
   let id = 0;
   for (;;) {
@@ -137,13 +165,13 @@ function readStruct(r: Reader): TStruct {
     if (type === T.STOP) return { fields };
     const delta = header >> 4;
     id = delta ? id + delta : Number(r.zigzag());
-    fields.push({ id, type, value: readValue(r, type, false) });
+    fields.push({ id, type, value: readValue(r, type, false, depth) });
   }
 }
 
 /** Decodes one compact-protocol struct (a Parquet FileMetaData footer). */
 export function decodeStruct(bytes: Uint8Array): TStruct {
-  return readStruct(new Reader(bytes));
+  return readStruct(new Reader(bytes), 0);
 }
 
 /**
@@ -152,8 +180,78 @@ export function decodeStruct(bytes: Uint8Array): TStruct {
  */
 export function decodeStructPrefix(bytes: Uint8Array): { struct: TStruct; length: number } {
   const reader = new Reader(bytes);
-  const struct = readStruct(reader);
+  const struct = readStruct(reader, 0);
   return { struct, length: reader.offset };
+}
+
+/** Passes over one value, checking every count and length against the bytes left; allocates nothing. */
+function skipValue(r: Reader, type: number, inContainer: boolean, depth: number): void {
+  switch (type) {
+    case T.TRUE:
+    case T.FALSE:
+      if (inContainer) r.byte();
+      return;
+    case T.BYTE:
+      r.byte();
+      return;
+    case T.I16:
+    case T.I32:
+    case T.I64:
+      r.varint();
+      return;
+    case T.DOUBLE:
+      r.double();
+      return;
+    case T.BINARY: {
+      const n = r.binaryLength(); // before the offset is read: the length's varint moves it
+      r.offset += n;
+      return;
+    }
+    case T.LIST:
+    case T.SET: {
+      const header = r.byte();
+      const size = r.listSize(header);
+      for (let i = 0; i < size; i++) skipValue(r, header & 0x0f, true, depth);
+      return;
+    }
+    case T.MAP: {
+      const size = r.mapSize();
+      const types = size > 0 ? r.byte() : 0;
+      for (let i = 0; i < size; i++) {
+        skipValue(r, types >> 4, true, depth);
+        skipValue(r, types & 0x0f, true, depth);
+      }
+      return;
+    }
+    case T.STRUCT:
+      skipStruct(r, depth + 1);
+      return;
+    default:
+      throw new Error(`thrift: unsupported compact type ${type}`);
+  }
+}
+
+function skipStruct(r: Reader, depth: number): void {
+  if (depth > MAX_DEPTH) throw new Error(`thrift: structs nested more than ${MAX_DEPTH} deep`);
+  let id = 0;
+  for (;;) {
+    const header = r.byte();
+    const type = header & 0x0f;
+    if (type === T.STOP) return;
+    id = header >> 4 ? id + (header >> 4) : Number(r.zigzag());
+    skipValue(r, type, false, depth);
+  }
+}
+
+/**
+ * Checks that `bytes` hold exactly one well-formed struct whose every count and
+ * length fits in them, without decoding it: what a decoder that allocates what a
+ * count says (hyparquet's) may then be given.
+ */
+export function checkCompact(bytes: Uint8Array): void {
+  const r = new Reader(bytes);
+  skipStruct(r, 0);
+  if (r.left > 0) throw new Error(`thrift: ${r.left} bytes after the end of the struct`);
 }
 
 class Writer {
