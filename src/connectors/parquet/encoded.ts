@@ -50,9 +50,10 @@ export function readPartitionEncoded(
 }
 
 /**
- * The byte buffers of one partition's batches, each reused once the runtime released
- * its batch: a batch outlives several collections of the young generation, and fresh
- * buffers of that age would pile up until a full one (V8 lets 64 MB of them wait).
+ * The byte buffers of batches, each reused once the runtime released its batch, by
+ * any partition of this process: a batch outlives several collections of the young
+ * generation, and fresh buffers of that age would pile up until a full one (V8 lets
+ * 64 MB of them wait).
  */
 class BatchBuffers {
   private readonly free: Buffer[] = [];
@@ -68,12 +69,13 @@ class BatchBuffers {
   }
 }
 
-/** Buffers a partition keeps for reuse: the batch being written, the one read ahead, the one being filled. */
-const KEPT_BUFFERS = 3;
+/** Buffers kept for reuse: per partition at work, the batch being written, the one read ahead and the one being filled. */
+const KEPT_BUFFERS = 16;
+const batchBuffers = new BatchBuffers();
 
 /** Slices of the row path written as CSV records into batches of about {@link BATCH_BYTES}. */
 async function* encodedBatches(partition: Partition, opts: ParquetOptions, ctx: TaskContext, names: string[]): AsyncGenerator<EncodedRows> {
-  const buffers = new BatchBuffers();
+  const buffers = batchBuffers;
   let at = Number(partition.row_start ?? 0);
   let buffer = buffers.take(BATCH_BYTES);
   let length = 0;
