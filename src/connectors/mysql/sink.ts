@@ -111,7 +111,22 @@ export function mysqlSink(opts: MysqlOptions): Sink {
   const naming: ColumnRules = { dialect: 'mysql', naming: opts.column_names, where: `sink table ${table} in ${opts.database}` };
   const keyColumns = opts.mode === 'upsert' ? opts.key_columns?.map((k) => columnOf(k, opts.column_names)) : undefined;
   let planConn: Conn | undefined;
+  /**
+   * The planner's connection (setup, recover, job commit and abort; a few uses a run),
+   * opened again when a ping finds it lost: a network cut during the partitions must
+   * not fail the job commit that follows them.
+   */
   const plan = async (ctx: PlanContext): Promise<Conn> => {
+    if (
+      planConn &&
+      !(await planConn.ping().then(
+        () => true,
+        () => false,
+      ))
+    ) {
+      planConn.destroy();
+      planConn = undefined;
+    }
     planConn ??= await connect(opts, ctx);
     return planConn;
   };
