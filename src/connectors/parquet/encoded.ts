@@ -16,6 +16,8 @@ import type { ParquetOptions } from './spec.js';
 
 /** Bytes of CSV records per encoded batch (as the csv source's passthrough hands on). */
 const BATCH_BYTES = 1024 * 1024;
+/** A batch buffer's size: a batch and the slice that ends it (a slice of 2,000 rows is ~250 KB of CSV at ~130 bytes a row). */
+const BUFFER_BYTES = BATCH_BYTES + 512 * 1024;
 const DIALECT: Dialect = { delimiter: ',', quote: '"', nullText: '' };
 
 /**
@@ -61,7 +63,7 @@ class BatchBuffers {
   /** A buffer of at least `size` bytes. */
   take(size: number): Buffer {
     const i = this.free.findIndex((b) => b.length >= size);
-    return i >= 0 ? (this.free.splice(i, 1)[0] as Buffer) : Buffer.allocUnsafeSlow(Math.max(size, 2 * BATCH_BYTES));
+    return i >= 0 ? (this.free.splice(i, 1)[0] as Buffer) : Buffer.allocUnsafeSlow(Math.max(size, BUFFER_BYTES));
   }
 
   give(buffer: Buffer): void {
@@ -70,7 +72,7 @@ class BatchBuffers {
 }
 
 /** Buffers kept for reuse: per partition at work, the batch being written, the one read ahead and the one being filled. */
-const KEPT_BUFFERS = 16;
+const KEPT_BUFFERS = 8;
 const batchBuffers = new BatchBuffers();
 
 /** Slices of the row path written as CSV records into batches of about {@link BATCH_BYTES}. */

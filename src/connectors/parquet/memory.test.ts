@@ -82,10 +82,10 @@ describe('parquet source memory', () => {
 const pgUp = await requireService('postgres');
 
 describe.skipIf(!pgUp)('parquet → postgres memory', () => {
-  // The issue asks for 200 MB; measured 205-215 MB on a quiet machine (V8's young generation
-  // and the ArrayBuffers it has not collected yet are ~70 MB of it). The bound catches a
-  // regression (before the encoded path and streamed pages: 355 MB) until the rest is found.
-  it('3M DuckDB ZSTD rows in 1M-row groups land exactly (DuckDB reading = the table), under 240 MB peak RSS', async () => {
+  // Measured 188-198 MB on a quiet machine (the issue's bound is 200 MB); the test allows 225 MB
+  // so that it holds beside a loaded machine, and still catches a regression (355 MB before
+  // the encoded path and streamed pages).
+  it('3M DuckDB ZSTD rows in 1M-row groups land exactly (DuckDB reading = the table), under 225 MB peak RSS', async () => {
     const path = join(dir, 'to-pg.parquet');
     const select = `SELECT i AS id, (i * 12345.6789012345)::DECIMAL(38,10) AS amount, (i * 9007199254)::BIGINT AS big,
       TIMESTAMP '2020-01-01' + to_microseconds(i * 1234567) AS ts, 'name-' || i || '-' || md5(i::VARCHAR) AS label, i % 3 = 0 AS flag
@@ -122,7 +122,7 @@ describe.skipIf(!pgUp)('parquet → postgres memory', () => {
       );
       expect(summary.totals.rows_written).toBe(3_000_000);
       expect(got.rows[0].d).toBe(expected);
-      expect(summary.peak_rss_bytes).toBeLessThan(240 * 2 ** 20);
+      expect(summary.peak_rss_bytes).toBeLessThan(225 * 2 ** 20);
     } finally {
       await client.query(`DROP TABLE IF EXISTS "${table}"`).catch(() => {});
       for (const t of ['_weir_checkpoints', '_weir_runs'])

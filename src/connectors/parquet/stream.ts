@@ -17,7 +17,7 @@ import type { Convert } from './read-values.js';
 type ReadBytes = (position: number, into: Uint8Array) => Promise<Uint8Array>;
 
 /** Compressed bytes read at a time. */
-const READ_BYTES = 1 << 20;
+const READ_BYTES = 128 << 10; // zstd turns each into up to ~1 MB of blocks, all queued until read
 /** A page decompressing to at least this many bytes is streamed. */
 export const STREAM_PAGE_BYTES = 1 << 20;
 
