@@ -77,13 +77,12 @@ const batchBuffers = new BatchBuffers();
 
 /** Slices of the row path written as CSV records into batches of about {@link BATCH_BYTES}. */
 async function* encodedBatches(partition: Partition, opts: ParquetOptions, ctx: TaskContext, names: string[]): AsyncGenerator<EncodedRows> {
-  const buffers = batchBuffers;
   let at = Number(partition.row_start ?? 0);
-  let buffer = buffers.take(BATCH_BYTES);
+  let buffer = batchBuffers.take(BATCH_BYTES);
   let length = 0;
   let rows = 0;
   const cut = (): EncodedRows => {
-    const batch = encodedBatch(partition, opts, ctx, names, buffer, length, at, at + rows, buffers);
+    const batch = encodedBatch(partition, opts, ctx, names, buffer, length, at, at + rows);
     at += rows;
     rows = 0;
     length = 0;
@@ -95,14 +94,14 @@ async function* encodedBatches(partition: Partition, opts: ParquetOptions, ctx: 
     const size = 3 * text.length <= buffer.length - length ? 0 : Buffer.byteLength(text, 'utf8');
     if (size > buffer.length - length) {
       if (rows > 0) yield cut();
-      else buffers.give(buffer);
-      buffer = buffers.take(size);
+      else batchBuffers.give(buffer);
+      buffer = batchBuffers.take(size);
     }
     length += buffer.write(text, length, 'utf8');
     rows += slice.length;
     if (length >= BATCH_BYTES) {
       yield cut();
-      buffer = buffers.take(BATCH_BYTES);
+      buffer = batchBuffers.take(BATCH_BYTES);
     }
   }
   if (rows > 0) yield cut();
@@ -110,7 +109,7 @@ async function* encodedBatches(partition: Partition, opts: ParquetOptions, ctx: 
 
 /**
  * Rows `[from, to)` of the file as one encoded batch, `length` bytes of `buffer`;
- * `decode` reads them again (outside the decode budget, which this partition holds).
+ * `decode` reads them again (without waiting for a turn: this partition holds one).
  */
 function encodedBatch(
   partition: Partition,
@@ -121,7 +120,6 @@ function encodedBatch(
   length: number,
   from: number,
   to: number,
-  buffers: BatchBuffers,
 ): EncodedRows {
   return {
     kind: 'encoded',
@@ -136,6 +134,6 @@ function encodedBatch(
         for (const row of slice) out.push(row);
       return out;
     },
-    release: () => buffers.give(buffer),
+    release: () => batchBuffers.give(buffer),
   };
 }

@@ -444,16 +444,15 @@ export class ColumnChunkReader {
 
   private async readStreamed(page: PageHead, stream: StreamedBytes, entries: number): Promise<Page> {
     const { maxDef, text, convert } = this.column;
-    let def: Uint8Array | undefined;
+    let levels: Uint8Array | undefined;
     if (maxDef) {
       await stream.ensure(4);
       await stream.ensure(4 + stream.view.getUint32(stream.at, true));
       const reader: DataReader = { view: stream.view, offset: stream.at };
-      def = this.levels(stream.bytes, reader, entries, maxDef, undefined, 'definition');
-      stream.at += 4 + stream.view.getUint32(stream.at, true);
+      levels = this.levels(stream.bytes, reader, entries, maxDef, undefined, 'definition');
+      stream.at = reader.offset;
     }
-    const count = def ? present(def, 0, entries, maxDef) : entries;
-    if (count === entries) def = undefined;
+    const { def, count } = presence(levels, entries, maxDef);
     const { type, type_length } = this.element;
     const values = streamedPlainValues(
       stream,
@@ -577,14 +576,7 @@ export class ColumnChunkReader {
     encoding: number,
     at: number,
   ): Page {
-    let def = levels;
-    let count = entries;
-    if (def) {
-      const max = this.column.maxDef;
-      count = 0;
-      for (let i = 0; i < entries; i++) if (def[i] === max) count++;
-      if (count === entries) def = undefined;
-    }
+    const { def, count } = presence(levels, entries, this.column.maxDef);
     const page = (values: Values): Page => ({ entries, count, rep, def, values });
     const { type, type_length } = this.element;
     const physical = type as ParquetType;
@@ -726,6 +718,12 @@ export class ColumnChunkReader {
     if (this.valuesLeft > 0)
       throw new Corrupt(`${this.what}'s pages hold ${this.claimed - this.valuesLeft} values, its column chunk claims ${this.claimed}`);
   }
+}
+
+/** A page's entries with a value, and its definition levels unless every entry has one. */
+function presence(levels: Uint8Array | undefined, entries: number, max: number): { def?: Uint8Array; count: number } {
+  const count = levels ? present(levels, 0, entries, max) : entries;
+  return count === entries ? { count } : { def: levels, count };
 }
 
 /** Entries of `def[from, to)` at the highest level `max`: those with a value. */

@@ -233,68 +233,47 @@ async function finishGroup(sources: readonly ColumnValues[]): Promise<void> {
   await Promise.all(sources.map((s) => ('reader' in s ? s.reader.finish() : undefined)));
 }
 
-/**
- * Bytes of decompressed pages all partitions of this process may hold at once.
- * DuckDB and Spark write a million rows per row group in one page per column
- * (tens of MB a group): four partitions decoding such groups side by side would
- * hold four times that, while decoding and writing share one thread anyway. A
- * partition waits for its row group's share (the whole budget at most) before it
- * decodes it, and gives it back when the group is done.
- */
-const DECODE_BUDGET_BYTES = 48 * 1024 * 1024;
-
-/** A shared budget of bytes, handed out first come, first served. */
-class ByteBudget {
+/** Turns handed out first come, first served: at most `total` taken at once. */
+class Turns {
   private free: number;
-  private readonly waiting: { bytes: number; grant: () => void }[] = [];
+  private readonly waiting: (() => void)[] = [];
 
-  constructor(private readonly total: number) {
+  constructor(total: number) {
     this.free = total;
   }
 
-  /** Resolves with a release function once `bytes` (at most the whole budget) are available. */
-  async acquire(bytes: number): Promise<() => void> {
-    const n = Math.min(bytes, this.total);
-    if (this.waiting.length === 0 && this.free >= n) this.free -= n;
-    else await new Promise<void>((grant) => this.waiting.push({ bytes: n, grant }));
+  /** Resolves with a release function once a turn is free. */
+  async take(): Promise<() => void> {
+    if (this.waiting.length === 0 && this.free > 0) this.free--;
+    else await new Promise<void>((grant) => this.waiting.push(grant));
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      this.free += n;
-      while (this.waiting.length && this.free >= (this.waiting[0] as { bytes: number }).bytes) {
-        const next = this.waiting.shift() as { bytes: number; grant: () => void };
-        this.free -= next.bytes;
-        next.grant();
-      }
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
     };
   }
 }
 
-const decodeBudget = new ByteBudget(DECODE_BUDGET_BYTES);
 /**
  * Row groups decoded at once in this process. One: decoding and encoding share the one
  * JavaScript thread, and batches already wait for the sink as bytes, so a second group
- * gained nothing (3M DuckDB rows into PostgreSQL: 15 s either way) but ~30 MB of peak.
+ * gained nothing (3M DuckDB rows into PostgreSQL: 15 s either way) but ~30 MB of peak;
+ * and DuckDB and Spark write a million rows per group, one page per column, which a
+ * partition decodes while the others wait for their turn.
  */
 const GROUPS_AT_ONCE = 1;
-const groupSlots = new ByteBudget(GROUPS_AT_ONCE);
-
-/** Decompressed bytes of the selected columns in one row group (the footer's figure). */
-function groupBytes(rowGroup: RowGroup, columns: readonly SourceColumn[]): number {
-  const names = new Set(columns.map((c) => c.name));
-  let bytes = 0;
-  for (const c of rowGroup.columns)
-    if (c.meta_data && names.has(c.meta_data.path_in_schema[0] as string)) bytes += Number(c.meta_data.total_uncompressed_size);
-  return bytes;
-}
+const decodeTurns = new Turns(GROUPS_AT_ONCE);
 
 /**
  * Reads one partition, row group by row group, `slice_rows` rows at a time at most
- * (worker). `budgeted: false` reads outside the process-wide decode budget: for a
- * re-read of rows whose group the caller already holds a share for (see encoded.ts).
+ * (worker), each row group in its turn (see {@link GROUPS_AT_ONCE}). `queued: false`
+ * reads without waiting for a turn: for a re-read of rows whose group the caller's
+ * partition is decoding (see encoded.ts).
  */
-export async function* readPartition(partition: Partition, opts: ParquetOptions, ctx: TaskContext, budgeted = true): AsyncGenerator<Row[]> {
+export async function* readPartition(partition: Partition, opts: ParquetOptions, ctx: TaskContext, queued = true): AsyncGenerator<Row[]> {
   const path = resolvePath(ctx.baseDir, opts.path);
   const rowStart = Number(partition.row_start ?? 0);
   const rowEnd = Number(partition.row_end ?? Number.POSITIVE_INFINITY);
@@ -317,10 +296,9 @@ export async function* readPartition(partition: Partition, opts: ParquetOptions,
       start = end;
       if (group.from >= group.to) continue;
       if (ctx.signal.aborted) return;
-      const slot = budgeted ? await groupSlots.acquire(1) : () => {};
-      const release = budgeted ? await decodeBudget.acquire(groupBytes(rg, columns)) : () => {};
+      const release = queued ? await decodeTurns.take() : () => {};
       try {
-        // buffers of this group only: given back with its share of the budget
+        // buffers of this group only: collectable once it is done
         yield* decodeGroup(
           pq,
           columns,
@@ -337,7 +315,6 @@ export async function* readPartition(partition: Partition, opts: ParquetOptions,
         );
       } finally {
         release();
-        slot();
       }
     }
   } finally {
