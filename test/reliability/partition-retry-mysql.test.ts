@@ -54,20 +54,11 @@ retry: { max_attempts: 5, initial_delay: 50ms, max_delay: 1s, partition_attempts
 progress_interval: 200ms
 `,
     );
-    let pending = '';
-    const cuts: string[] = [];
+    const { cuts, onStdout } = proxy.cutAtProgress(CUT_AT);
     const r = await runCli(['run', file, '--log-level', 'info', '--log-format', 'json', '--summary-json', join(dir, 'summary.json')], {
       cwd: dir,
       timeoutMs: 90_000,
-      onStdout: (chunk) => {
-        const lines = (pending + chunk).split('\n');
-        pending = lines.pop() ?? '';
-        for (const line of lines) {
-          const m = /"event":"progress","rows":(\d+)/.exec(line);
-          if (m && cuts.length < CUT_AT.length && Number(m[1]) >= (CUT_AT[cuts.length] as number))
-            cuts.push(`${proxy.cutAll()} connections cut at ${m[1]} rows`);
-        }
-      },
+      onStdout,
     });
     expect(cuts, r.stderr).toHaveLength(2);
     expect(r.code, r.stderr + r.stdout.slice(-3000)).toBe(0);

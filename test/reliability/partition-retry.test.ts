@@ -17,7 +17,7 @@ import { TcpProxy } from './proxy.js';
 
 const up = await requireService('postgres');
 const ROWS = 1_000_000;
-/** Rows written (as logged) at which the proxy cuts every connection. */
+/** Progress (rows) at which the proxy cuts every connection. */
 const CUT_AT = [200_000, 550_000];
 
 const suffix = randomBytes(4).toString('hex');
@@ -59,25 +59,12 @@ retry: { max_attempts: 5, initial_delay: 50ms, max_delay: 1s, partition_attempts
 progress_interval: 200ms
 `,
     );
-    let written = 0;
-    let pending = '';
-    const cuts: string[] = [];
+    const { cuts, onStdout } = proxy.cutAtProgress(CUT_AT);
     const t0 = performance.now();
     const r = await runCli(['run', file, '--log-level', 'debug', '--log-format', 'json', '--summary-json', join(dir, 'summary.json')], {
       cwd: dir,
       timeoutMs: 90_000,
-      onStdout: (chunk) => {
-        const lines = (pending + chunk).split('\n');
-        pending = lines.pop() ?? '';
-        for (const line of lines) {
-          // progress lines, not batch_written ones: those are rate-limited after the first few
-          const m = /"event":"progress","rows":(\d+)/.exec(line);
-          if (!m) continue;
-          written = Number(m[1]);
-          if (cuts.length < CUT_AT.length && written >= (CUT_AT[cuts.length] as number))
-            cuts.push(`${proxy.cutAll()} connections cut at ${written} rows written (${Math.round(performance.now() - t0)} ms)`);
-        }
-      },
+      onStdout,
     });
     const seconds = ((performance.now() - t0) / 1000).toFixed(1);
     expect(cuts, r.stderr).toHaveLength(2);

@@ -63,6 +63,27 @@ export class TcpProxy {
     return pairs.length;
   }
 
+  /**
+   * A `weir run` stdout handler that cuts every connection once the run's progress
+   * lines (JSON logs, a short `progress_interval`) reach each of `rows`, in order; what
+   * it cut is listed in `cuts`. Progress, not `batch_written`: those lines are rate-limited.
+   */
+  cutAtProgress(rows: readonly number[]): { cuts: string[]; onStdout: (chunk: string) => void } {
+    const cuts: string[] = [];
+    const t0 = performance.now();
+    let pending = '';
+    const onStdout = (chunk: string) => {
+      const lines = (pending + chunk).split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        const m = /"event":"progress","rows":(\d+)/.exec(line);
+        if (m && cuts.length < rows.length && Number(m[1]) >= (rows[cuts.length] as number))
+          cuts.push(`${this.cutAll()} connections cut at ${m[1]} rows (${Math.round(performance.now() - t0)} ms)`);
+      }
+    };
+    return { cuts, onStdout };
+  }
+
   async close(): Promise<void> {
     this.cutAll();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
