@@ -30,6 +30,7 @@ import type { JsonValue, Row } from '../../src/sdk/types.js';
 import { ROOT, tempDir } from '../helpers/cli.js';
 import { requireService } from '../helpers/services.js';
 import { CONFORMANCE_SCHEMA, conformanceRows } from './harness.js';
+import { oldMysqlBookkeeping } from './old-bookkeeping.js';
 
 const up = { postgres: await requireService('postgres'), mysql: await requireService('mysql') };
 const built = existsSync(join(ROOT, 'dist', 'connectors', 'index.js'));
@@ -189,41 +190,8 @@ const targets: RecoverTarget[] = [
       const database = id;
       const t = (name: string) => `\`${database}\`.\`${name}\``;
       await myAdmin.query(`CREATE DATABASE \`${database}\``);
-      // mysql/meta.ts at 69b99eb, createMetaTables and createCreatedTable
-      await myAdmin.query(
-        `CREATE TABLE IF NOT EXISTS ${t('_weir_checkpoints')} (
-      pipeline VARCHAR(128) NOT NULL,
-      run_id VARCHAR(64) NOT NULL,
-      partition_id VARCHAR(191) NOT NULL,
-      target VARCHAR(64) NOT NULL,
-      rows_written BIGINT NOT NULL,
-      message LONGTEXT NOT NULL,
-      committed_at DATETIME(6) NOT NULL,
-      PRIMARY KEY (pipeline, run_id, partition_id)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-      );
-      await myAdmin.query(
-        `CREATE TABLE IF NOT EXISTS ${t('_weir_runs')} (
-      pipeline VARCHAR(128) NOT NULL,
-      run_id VARCHAR(64) NOT NULL,
-      target VARCHAR(64) NOT NULL,
-      mode VARCHAR(16) NOT NULL,
-      stage VARCHAR(64) NULL,
-      status VARCHAR(16) NOT NULL,
-      started_at DATETIME(6) NOT NULL,
-      updated_at DATETIME(6) NOT NULL,
-      PRIMARY KEY (pipeline, run_id)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-      );
-      await myAdmin.query(
-        `CREATE TABLE IF NOT EXISTS ${t('_weir_created_tables')} (
-      pipeline VARCHAR(128) NOT NULL,
-      run_id VARCHAR(64) NOT NULL,
-      target VARCHAR(64) NOT NULL,
-      created_at DATETIME(6) NOT NULL,
-      PRIMARY KEY (pipeline, run_id, target)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-      );
+      const old = oldMysqlBookkeeping(t);
+      for (const sql of Object.values(old)) await myAdmin.query(sql);
       await myAdmin.query(`CREATE TABLE ${t('events')} (id BIGINT, name TEXT, amount DOUBLE, active BOOLEAN) ENGINE=InnoDB`);
       const writeOld: OldWriter = async (pipeline, runId, doneRunId) => {
         for (const r of rowsOf('0'))

@@ -1,5 +1,6 @@
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { oldMysqlBookkeeping } from '../../../test/conformance/old-bookkeeping.js';
 import { requireService } from '../../../test/helpers/services.js';
 import { createMetaTables } from './meta.js';
 
@@ -19,19 +20,7 @@ describe.skipIf(!up)('mysql bookkeeping tables', () => {
 
   it('runs that open a target of the old shape at the same time upgrade it once, without colliding', async () => {
     // _weir_runs as mysql/meta.ts created it at 69b99eb: no partitions, rows_written, committed_at
-    await admin.query(
-      `CREATE TABLE \`${database}\`._weir_runs (
-      pipeline VARCHAR(128) NOT NULL,
-      run_id VARCHAR(64) NOT NULL,
-      target VARCHAR(64) NOT NULL,
-      mode VARCHAR(16) NOT NULL,
-      stage VARCHAR(64) NULL,
-      status VARCHAR(16) NOT NULL,
-      started_at DATETIME(6) NOT NULL,
-      updated_at DATETIME(6) NOT NULL,
-      PRIMARY KEY (pipeline, run_id)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-    );
+    await admin.query(oldMysqlBookkeeping((name) => `\`${database}\`.\`${name}\``)._weir_runs);
     const conns = await Promise.all(Array.from({ length: 6 }, () => mysql.createConnection({ host: '127.0.0.1', user: 'root', database })));
     try {
       const results = await Promise.allSettled(conns.map((c) => createMetaTables(c)));
