@@ -2,10 +2,9 @@ import { dirname, resolve } from 'node:path';
 import { allDocs, connectorDocs, pipelineDocs } from '../config/docs.js';
 import { connectorJsonSchema, pipelineJsonSchema } from '../config/jsonschema.js';
 import { type LoadedFile, loadPipelineFile } from '../config/load.js';
-import { type ValidatedPipeline, validatePipeline } from '../config/pipeline.js';
-import { Registry } from '../config/registry.js';
-import { resolveReferences } from '../config/resolve.js';
-import { builtinConnectors } from '../connectors/index.js';
+import { createRegistry, openPipeline } from '../config/open.js';
+import type { ValidatedPipeline } from '../config/pipeline.js';
+import type { Registry } from '../config/registry.js';
 import { evaluateAlerts, prometheusRules } from '../observe/alerts.js';
 import { EventBus } from '../observe/events.js';
 import type { LogFormat, LogLevel } from '../observe/logger.js';
@@ -14,8 +13,8 @@ import { trackProgress } from '../observe/progress.js';
 import { formatSummary, writeSummaryJson } from '../observe/summary.js';
 import { runPipeline } from '../runtime/run.js';
 import { Closers } from '../runtime/shutdown.js';
-import { ConfigError, errorMessage } from '../sdk/errors.js';
-import { isPlainObject, suggest } from '../sdk/options.js';
+import { errorMessage } from '../sdk/errors.js';
+import { suggest } from '../sdk/options.js';
 import { redactor } from '../secrets/redactor.js';
 import { EXIT, printError } from './exit.js';
 
@@ -34,34 +33,11 @@ interface Loaded {
   pipeline: ValidatedPipeline;
 }
 
-async function createRegistry(): Promise<Registry> {
-  const registry = new Registry(builtinConnectors);
-  await registry.loadInstalled(process.cwd());
-  return registry;
-}
-
 /** load → plugins → resolve → validate; throws ConfigError with every issue. */
 async function load(path: string): Promise<Loaded> {
   const file = loadPipelineFile(path);
-  const baseDir = dirname(resolve(path));
   const registry = await createRegistry();
-  // register every secret before a connector module runs code that could print one
-  const resolved = resolveReferences(file.data, baseDir, redactor);
-  if (isPlainObject(file.data) && Array.isArray(file.data.connectors)) {
-    const issues = [];
-    for (const [i, spec] of file.data.connectors.entries()) {
-      try {
-        await registry.load(String(spec), baseDir);
-      } catch (error) {
-        issues.push({
-          path: `connectors[${i}]`,
-          message: `cannot load connector module ${JSON.stringify(spec)}: ${errorMessage(error).split('\n')[0]}`,
-        });
-      }
-    }
-    if (issues.length) throw new ConfigError(issues, `${path}: connector modules failed to load`);
-  }
-  return { file, registry, pipeline: validatePipeline(file, registry, redactor, baseDir, resolved) };
+  return { file, registry, pipeline: await openPipeline(file, dirname(resolve(path)), registry, redactor) };
 }
 
 function defaultFormat(flags: { logFormat?: 'json' | 'pretty' }) {

@@ -13,6 +13,8 @@ const MAX_ALIASES = 50;
 
 export interface LoadedFile {
   path: string;
+  /** The file's text as written (references unresolved): what a task carries to another process. */
+  text: string;
   data: unknown;
   /** Where a dotted path such as `sink.port` or `alerts[0].name` is written (its key), if known. */
   positionOf(path: string): Position | undefined;
@@ -87,6 +89,7 @@ export function parsePipelineText(bytes: Buffer | string, path = '<input>'): Loa
   if (data === null || data === undefined) throw refused(path, 'it is empty; see `weir schema` for the file format');
   return {
     path,
+    text,
     data,
     positionOf: (p) => positionOf(doc, lineCounter, p),
     excerptAt: (pos, isSecretKey) => excerpt(text, pos, isSecretKey),

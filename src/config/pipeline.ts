@@ -236,8 +236,20 @@ export function pipelineSpec(registry: Registry) {
 export type PipelineSpec = ReturnType<typeof pipelineSpec>;
 export type PipelineConfig = OptionsOf<PipelineSpec>;
 
+/**
+ * The pipeline as written, to rebuild it in another process (a task's JSON): the
+ * file's text with its references unresolved (never a resolved secret) and the
+ * directory its relative paths start at.
+ */
+export interface PipelineDocument {
+  path: string;
+  text: string;
+  base_dir: string;
+}
+
 export interface ValidatedPipeline {
   config: PipelineConfig;
+  document: PipelineDocument;
   warnings: string[];
   baseDir: string;
   /** The pipeline's id in state (checkpoint stores, a sink's checkpoints): see {@link pipelineStateId}. */
@@ -290,7 +302,13 @@ export function validatePipeline(
       `${file.path} has ${issues.length} problem(s)`,
     );
   const written = isPlainObject(file.data) ? file.data.pipeline : undefined;
-  return { config: r.value, warnings: resolved.warnings, baseDir, stateId: pipelineStateId(written, r.value.pipeline) };
+  return {
+    config: r.value,
+    document: { path: file.path, text: file.text, base_dir: baseDir },
+    warnings: resolved.warnings,
+    baseDir,
+    stateId: pipelineStateId(written, r.value.pipeline),
+  };
 }
 
 const TLS_FILES = ['ssl_ca_cert', 'ssl_cert', 'ssl_key'] as const;

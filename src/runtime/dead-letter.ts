@@ -3,6 +3,8 @@
  * fails the partition; with `all` each bad row goes to the dead-letter sink with
  * its error and context, until `max_failed_rows` or `max_error_rate` says stop.
  */
+import type { Logger } from 'pino';
+import { toLog } from '../observe/logger.js';
 import type { Sink, TaskContext, Writer } from '../sdk/connector.js';
 import { errorMessage, errorType, isRetryable, WeirError } from '../sdk/errors.js';
 import type { JsonValue, Row } from '../sdk/types.js';
@@ -59,32 +61,65 @@ interface Pending {
 }
 
 /**
- * Dead letters are staged per partition attempt: written through their own writer
- * of the dead-letter sink, committed just before the partition itself commits (the
- * message kept in the ledger). A partition committed before a crash keeps its dead
- * letters when the run resumes, and one redone (after a stop, or a later attempt)
- * replaces those of its earlier attempt instead of adding to them. The sink's job
- * commit publishes them all once the run ends: succeeded, or failed — then with
- * those of the partitions that failed, which explain it — but not when the run
- * stops to be resumed.
+ * The context the dead-letter sink's writers and commits get: the run's, with files
+ * readable by their owner only (rejected rows may hold anything).
  */
-export class DeadLetterQueue implements RowErrorHandler {
+export function deadLetterContext(o: {
+  runId: string;
+  pipeline: string;
+  baseDir: string;
+  logger: Logger;
+  signal: AbortSignal;
+}): TaskContext {
+  return {
+    runId: o.runId,
+    pipeline: o.pipeline,
+    baseDir: o.baseDir,
+    log: toLog(o.logger),
+    signal: o.signal,
+    ownerOnly: true,
+    partitionId: 'dead-letter',
+    attempt: 1,
+    schema: undefined,
+    reject: async () => {},
+    count: () => {},
+    onCommit: () => {},
+  };
+}
+
+/** What the row-error policy needs to know about the run. */
+export interface DeadLetterPolicy {
+  options: ErrorPolicyOptions;
+  pipeline: string;
+  redactor: Redactor;
+  /** Rows read so far in the run, for `max_error_rate`. */
+  rowsRead: () => number;
+  /** Rows the run rejected before this stager started (a task in another process), for the run-wide limits. */
+  failedBefore?: number;
+}
+
+/**
+ * Stages dead letters (worker): per partition attempt, through that attempt's own
+ * writer of the dead-letter sink, committed just before the partition itself
+ * commits, and handed to `committed` (the {@link DeadLetterPublisher}, or a task's
+ * outcome). A later attempt of a partition replaces what an earlier one rejected
+ * instead of adding to it.
+ */
+export class DeadLetterStager implements RowErrorHandler {
   private readonly pending = new Map<string, Pending>();
+  /** Rows rejected by the attempts this stager has not discarded. */
   failed = 0;
 
   constructor(
-    private readonly options: ErrorPolicyOptions,
-    private readonly pipeline: string,
-    private readonly redactor: Redactor,
-    /** Rows read so far in the run, for `max_error_rate`. */
-    private readonly rowsRead: () => number,
-    private readonly sink?: Sink,
-    private readonly ctx?: TaskContext,
-    private readonly ledger: DeadLetterLedger = memoryLedger(),
+    private readonly policy: DeadLetterPolicy,
+    private readonly sink: Sink | undefined,
+    private readonly ctx: TaskContext | undefined,
+    /** Receives a partition attempt's committed dead letters (undefined: it rejected none). */
+    private readonly committed: (partitionId: string, message: JsonValue | undefined) => Promise<void>,
   ) {}
 
   tolerates(error: unknown): boolean {
-    if (this.options.tolerance !== 'all') return false;
+    if (this.policy.options.tolerance !== 'all') return false;
     // only errors about the rows themselves: a broken connection or a lost transaction
     // must fail the partition (and be redone on resume), not dead-letter good rows
     if (error instanceof WeirError) return error.kind === 'data';
@@ -92,22 +127,24 @@ export class DeadLetterQueue implements RowErrorHandler {
   }
 
   async reject(record: unknown, error: unknown, info: RejectInfo): Promise<void> {
-    if (this.options.tolerance !== 'all') throw error;
+    const { options, redactor, pipeline } = this.policy;
+    if (options.tolerance !== 'all') throw error;
     this.failed++;
-    const { max_failed_rows: maxRows, max_error_rate: maxRate } = this.options;
-    if (maxRows !== undefined && this.failed > maxRows)
+    const failed = this.failed + (this.policy.failedBefore ?? 0);
+    const { max_failed_rows: maxRows, max_error_rate: maxRate } = options;
+    if (maxRows !== undefined && failed > maxRows)
       throw new WeirError(`more than ${maxRows} rows were rejected (errors.max_failed_rows); last error: ${errorMessage(error)}`, {
         code: 'too_many_failed_rows',
         cause: error,
       });
-    const read = this.rowsRead();
-    if (maxRate !== undefined && read >= MIN_ROWS_FOR_RATE && this.failed / read > maxRate)
+    const read = this.policy.rowsRead();
+    if (maxRate !== undefined && read >= MIN_ROWS_FOR_RATE && failed / read > maxRate)
       throw new WeirError(
-        `${this.failed} of ${read} rows were rejected, above errors.max_error_rate ${maxRate}; last error: ${errorMessage(error)}`,
+        `${failed} of ${read} rows were rejected, above errors.max_error_rate ${maxRate}; last error: ${errorMessage(error)}`,
         { code: 'error_rate_exceeded', cause: error },
       );
-    const entry = this.redactor.scrubValue({
-      pipeline: this.pipeline,
+    const entry = redactor.scrubValue({
+      pipeline,
       run_id: this.ctx?.runId ?? null,
       partition_id: info.partition_id,
       batch_id: info.batch_id ?? null,
@@ -120,7 +157,7 @@ export class DeadLetterQueue implements RowErrorHandler {
     }) as Row;
     let pending = this.pending.get(info.partition_id);
     if (pending && pending.attempt !== info.attempt) {
-      await this.discardPartition(info.partition_id, pending.attempt);
+      await this.discardAttempt(info.partition_id, pending.attempt);
       pending = undefined;
     }
     if (!pending) {
@@ -144,17 +181,12 @@ export class DeadLetterQueue implements RowErrorHandler {
     await pending.chain;
   }
 
-  /**
-   * Makes a partition attempt's dead letters durable before the partition commits
-   * (worker): its writer commits, the ledger keeps the message, and a message an
-   * earlier attempt left (a crash between the two commits) is discarded.
-   */
+  /** Makes a partition attempt's dead letters durable (worker, before the partition commits) and hands them on. */
   async commitPartition(partitionId: string, attempt: number): Promise<void> {
     const pending = this.pending.get(partitionId);
     if (pending && pending.attempt !== attempt) return;
     this.pending.delete(partitionId);
-    const { sink, ctx } = this;
-    if (!sink || !ctx) return;
+    if (!this.sink || !this.ctx) return;
     let message: JsonValue | undefined;
     if (pending) {
       await this.flush(partitionId, pending);
@@ -165,17 +197,11 @@ export class DeadLetterQueue implements RowErrorHandler {
         await pending.writer?.close?.();
       }
     }
-    const replaced = this.ledger.save(partitionId, message);
-    if (replaced !== undefined) await sink.abort?.([replaced], { ...ctx, schema: undefined });
-  }
-
-  /** A failed attempt is retried: what it dead-lettered goes (worker). */
-  discardAttempt(partitionId: string, attempt: number): Promise<void> {
-    return this.discardPartition(partitionId, attempt);
+    await this.committed(partitionId, message);
   }
 
   /** Drops what a partition attempt dead-lettered: a later attempt, or the resumed run, rejects those rows again. */
-  private async discardPartition(partitionId: string, attempt: number): Promise<void> {
+  async discardAttempt(partitionId: string, attempt: number): Promise<void> {
     const pending = this.pending.get(partitionId);
     if (!pending || pending.attempt !== attempt) return;
     this.pending.delete(partitionId);
@@ -189,26 +215,54 @@ export class DeadLetterQueue implements RowErrorHandler {
   }
 
   /**
-   * Ends the run's dead letters (planner). `publish`: the run is over (succeeded or
-   * failed): partitions that never committed keep theirs too — they explain the
-   * failure — and the sink's job commit publishes every partition's. Otherwise (the
-   * run stopped and will resume) uncommitted attempts are dropped and the ledger
-   * waits for the resumed run.
+   * Ends the stager: `publish` (the run is over) commits what partitions that never
+   * committed rejected — they explain the failure —; otherwise (a stop, to resume)
+   * their attempts are dropped.
    */
-  async finish(publish = true): Promise<void> {
-    try {
-      for (const [id, pending] of [...this.pending]) {
-        if (publish) await this.commitPartition(id, pending.attempt);
-        else await this.discardPartition(id, pending.attempt);
-      }
-      const messages = this.ledger.all();
-      if (publish && this.sink && this.ctx && messages.size > 0) {
-        await this.sink.commit?.([...messages.values()], { ...this.ctx, schema: undefined });
-        this.ledger.clear();
-      }
-    } finally {
-      await this.sink?.close?.();
+  async finish(publish: boolean): Promise<void> {
+    for (const [id, pending] of [...this.pending]) {
+      if (publish) await this.commitPartition(id, pending.attempt);
+      else await this.discardAttempt(id, pending.attempt);
     }
+  }
+}
+
+/**
+ * Publishes a run's dead letters (planner): each partition's committed dead letters
+ * wait in the ledger (the checkpoint store: they survive a crash), a partition redone
+ * replacing those of its earlier attempt, and the sink's job commit publishes them
+ * all once the run ends: succeeded, or failed — then with those of the partitions that
+ * failed, which explain it — but not when the run stops to be resumed.
+ */
+export class DeadLetterPublisher {
+  constructor(
+    private readonly sink: Sink | undefined,
+    private readonly ctx: TaskContext | undefined,
+    private readonly ledger: DeadLetterLedger = memoryLedger(),
+  ) {}
+
+  /** Keeps a partition's committed dead letters (undefined: it has none now); those of its earlier attempt are discarded. */
+  async record(partitionId: string, message: JsonValue | undefined): Promise<void> {
+    const replaced = this.ledger.save(partitionId, message);
+    if (replaced !== undefined) await this.discard(replaced);
+  }
+
+  /** Takes back committed dead letters that will not be published (an attempt that is retried). */
+  async discard(message: JsonValue): Promise<void> {
+    if (this.sink && this.ctx) await this.sink.abort?.([message], { ...this.ctx, schema: undefined });
+  }
+
+  /** The job commit of the dead-letter sink, with every partition's message. */
+  async publish(): Promise<void> {
+    const messages = this.ledger.all();
+    if (this.sink && this.ctx && messages.size > 0) {
+      await this.sink.commit?.([...messages.values()], { ...this.ctx, schema: undefined });
+      this.ledger.clear();
+    }
+  }
+
+  close(): Promise<void> | void {
+    return this.sink?.close?.();
   }
 }
 

@@ -8,8 +8,9 @@
  * sink whose commit outcome was lost with the connection finds the earlier
  * attempt's commit and keeps it (see the SQL sinks' `commit`).
  *
- * Also the local engine: the partitions of a run with bounded concurrency in this
- * process, the first failure stopping the others.
+ * {@link runAll} runs a run's partitions with bounded concurrency, the first
+ * failure stopping the others: the loop every engine that runs partitions from the
+ * planner process shares (engine.ts).
  */
 import pLimit from 'p-limit';
 import type { PartitionMetrics } from '../observe/events.js';
@@ -17,7 +18,18 @@ import { errorMessage, errorType, WeirError } from '../sdk/errors.js';
 import type { Partition } from '../sdk/types.js';
 import { abortableSleep, isPartitionRetryable, type PartitionRetryPolicy } from './policies.js';
 import type { StopController } from './shutdown.js';
-import { type PartitionOutcome, runTask, type TaskDeps } from './task.js';
+import type { EventSink, PartitionOutcome } from './task.js';
+
+/** What a partition's attempts share: where events go, the run's stop signals, and how a failed attempt's dead letters are dropped. */
+export interface PartitionRun {
+  bus: EventSink;
+  /** Aborted when in-flight work must stop now. */
+  signal: AbortSignal;
+  /** Aborted when a stop was requested (drain). */
+  drain?: AbortSignal;
+  /** Drops what a failed attempt dead-lettered, before the partition runs again. */
+  discardAttempt?(outcome: PartitionOutcome): Promise<void>;
+}
 
 /**
  * Runs a partition until an attempt commits, fails with an error that is not
@@ -26,19 +38,23 @@ import { type PartitionOutcome, runTask, type TaskDeps } from './task.js';
  * `partition_failed` once, for the last one, when the partition fails.
  *
  * @example
- * const outcome = await runPartition(partition, deps, partitionRetryPolicy(config.retry));
+ * const outcome = await runPartition((attempt) => runTask(partition, attempt, deps), policy, deps);
  */
-export async function runPartition(partition: Partition, deps: TaskDeps, policy: PartitionRetryPolicy): Promise<PartitionOutcome> {
+export async function runPartition(
+  attemptOnce: (attempt: number) => Promise<PartitionOutcome>,
+  policy: PartitionRetryPolicy,
+  deps: PartitionRun,
+): Promise<PartitionOutcome> {
   const retried: PartitionMetrics[] = [];
   const stopping = deps.drain ? AbortSignal.any([deps.signal, deps.drain]) : deps.signal;
   for (let attempt = 1; ; attempt++) {
-    const outcome = await runTask(partition, attempt, deps);
+    const outcome = await attemptOnce(attempt);
     if (retried.length) outcome.retried = [...retried];
     if (outcome.ok) return outcome;
     if (stopping.aborted || !isPartitionRetryable(outcome.error)) return failed(outcome, deps);
     if (attempt >= policy.attempts) return failed(attempt > 1 ? { ...outcome, error: exhausted(outcome, attempt) } : outcome, deps);
     const delay = policy.delay(attempt, outcome.error);
-    await deps.rowErrors.discardAttempt?.(partition.id, attempt);
+    await deps.discardAttempt?.(outcome);
     deps.bus.emit({
       type: 'partition_retry',
       metrics: outcome.metrics,
@@ -64,7 +80,7 @@ function exhausted(outcome: PartitionOutcome, attempts: number): WeirError {
   );
 }
 
-function failed(outcome: PartitionOutcome, deps: TaskDeps): PartitionOutcome {
+function failed(outcome: PartitionOutcome, deps: PartitionRun): PartitionOutcome {
   deps.bus.emit({
     type: 'partition_failed',
     metrics: outcome.metrics,
@@ -74,21 +90,21 @@ function failed(outcome: PartitionOutcome, deps: TaskDeps): PartitionOutcome {
   return outcome;
 }
 
-export interface LocalEngineOptions {
+export interface RunAllOptions {
   concurrency: number;
-  retry: PartitionRetryPolicy;
   stop: StopController;
 }
 
 /**
- * The local engine (planner process, once per run): runs the partitions, at most
- * `concurrency` at a time. The first partition that fails (after its retries) stops
- * the others at once; after a stop (drain), no new partition starts.
+ * Runs the partitions, at most `concurrency` at a time (planner process, once per
+ * run), each until it is done (`runOne`: its attempts). The first partition that
+ * fails (after its retries) stops the others at once; after a stop (drain), no new
+ * partition starts.
  */
-export async function runLocally(
+export async function runAll(
   partitions: Partition[],
-  deps: TaskDeps,
-  o: LocalEngineOptions,
+  runOne: (partition: Partition) => Promise<PartitionOutcome>,
+  o: RunAllOptions,
 ): Promise<{ outcomes: PartitionOutcome[]; failure: unknown }> {
   const limit = pLimit(o.concurrency);
   let failure: unknown;
@@ -96,7 +112,7 @@ export async function runLocally(
     partitions.map((p) =>
       limit(async () => {
         if (o.stop.drain.aborted) return undefined;
-        const outcome = await runPartition(p, deps, o.retry);
+        const outcome = await runOne(p);
         if (!outcome.ok && !o.stop.drain.aborted) {
           failure ??= outcome.error ?? new WeirError(`partition ${p.id} failed`, { kind: 'internal' });
           o.stop.abortNow(outcome.error);

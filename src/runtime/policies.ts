@@ -291,10 +291,23 @@ export class TokenBucket {
 }
 
 /**
- * The run's rate limits: one bucket per dimension, shared by all tasks. Rows are
- * paid once per batch; requests once per write attempt (retries are requests too).
+ * The rate limits a task obeys (worker, per batch): the local {@link RateLimiter} in
+ * one process, a Redis-backed one across the processes of a distributed run.
  */
-export class RateLimiter {
+export interface RunRateLimiter {
+  readonly active: boolean;
+  /** Waits for `rows` rows' worth of tokens; returns the time waited in ms. */
+  acquireRows(rows: number, signal?: AbortSignal): Promise<number>;
+  /** Waits for one request token; returns the time waited in ms. */
+  acquireRequest(signal?: AbortSignal): Promise<number>;
+}
+
+/**
+ * The run's rate limits in this process: one bucket per dimension, shared by all
+ * tasks. Rows are paid once per batch; requests once per write attempt (retries are
+ * requests too).
+ */
+export class RateLimiter implements RunRateLimiter {
   private readonly rows?: TokenBucket;
   private readonly requests?: TokenBucket;
 

@@ -10,7 +10,7 @@ import type { Sink, Source, TaskContext, Writer } from '../sdk/connector.js';
 import { errorMessage, errorType, RowError, WeirError } from '../sdk/errors.js';
 import type { EncodedRows, JsonValue, Partition, Row, Schema } from '../sdk/types.js';
 import { type Batch, type BatchLimits, batches } from './batcher.js';
-import type { RateLimiter, Retrier } from './policies.js';
+import type { Retrier, RunRateLimiter } from './policies.js';
 import type { Closers } from './shutdown.js';
 import { PartitionStats } from './stats.js';
 
@@ -33,6 +33,19 @@ export interface RejectInfo {
   stage: 'read' | 'write';
 }
 
+/** Where a task's events go: the run's event bus, or a worker's channel back to the planner. */
+export type EventSink = Pick<EventBus, 'emit'>;
+
+/** Records that a partition committed (the checkpoint store), before the partition counts as done. */
+export interface CheckpointWriter {
+  commitPartition(partitionId: string, message: JsonValue): void;
+}
+
+/**
+ * What one attempt of a partition needs. Every shared policy is an interface (event
+ * sink, rate limiter, row-error stager, checkpoint writer): an engine that runs tasks
+ * in another process gives them its own implementations.
+ */
 export interface TaskDeps {
   runId: string;
   pipeline: string;
@@ -40,18 +53,18 @@ export interface TaskDeps {
   source: Source;
   sink: Sink;
   schema: Schema | undefined;
-  bus: EventBus;
+  bus: EventSink;
   logger: Logger;
   limits: BatchLimits;
   retrier: Retrier;
-  rateLimiter: RateLimiter;
+  rateLimiter: RunRateLimiter;
   rowErrors: RowErrorHandler;
   /** Aborted when in-flight work must stop now (another partition failed, or the shutdown timeout passed). Writers see it as `ctx.signal`. */
   signal: AbortSignal;
   /** Aborted when a stop was requested: read no new batch; the batch being written may finish. */
   drain?: AbortSignal;
-  /** Called right after the writer committed, before the partition counts as done (the checkpoint store records it here). */
-  onCommitted?: (partitionId: string, message: JsonValue) => void;
+  /** Called right after the writer committed, before the partition counts as done; none when the engine records it itself. */
+  checkpoints?: CheckpointWriter;
   /** Where the writer is registered, so an immediate exit can still close it. */
   closers?: Closers;
 }
@@ -187,7 +200,7 @@ export async function runTask(partition: Partition, attempt: number, deps: TaskD
     if (deps.signal.aborted) throw cancelled(deps.signal);
     await deps.rowErrors.commitPartition?.(partition.id, attempt);
     const message = (await w.commit?.()) ?? { partition_id: partition.id, rows: stats.rowsProcessed };
-    deps.onCommitted?.(partition.id, message);
+    deps.checkpoints?.commitPartition(partition.id, message);
     for (const callback of afterCommit) await callback();
     const metrics = stats.snapshot();
     bus.emit({ type: 'partition_complete', metrics });

@@ -180,7 +180,7 @@ describe.skipIf(!up)('postgres sink', () => {
       [],
     );
     expect(
-      await select('SELECT partitions, rows_written::int AS rows FROM _weir_runs WHERE pipeline = $1 AND run_id = $2', [
+      await select('SELECT partitions::int AS partitions, rows_written::int AS rows FROM _weir_runs WHERE pipeline = $1 AND run_id = $2', [
         pipeline,
         cctx.runId,
       ]),

@@ -1,0 +1,129 @@
+/**
+ * The plan phase: which run this is (new, resumed, or a new one after abandoning an
+ * interrupted one), its partitions, and which of them an earlier attempt of the run
+ * already committed.
+ *
+ * Resume: the checkpoint store records every committed partition. When the last run
+ * of the pipeline did not finish (killed, or stopped by a signal) and the plan is the
+ * same, `weir run` resumes it under the SAME run id: committed partitions are
+ * skipped, the others redone. An exactly-once sink is asked what it holds
+ * (`Sink.recover`) and trusted over the local store. `fresh` abandons the old run
+ * instead (its staged data is aborted).
+ */
+import type { CommitContext, RecoveredState, Sink } from '../../sdk/connector.js';
+import { WeirError } from '../../sdk/errors.js';
+import type { Partition } from '../../sdk/types.js';
+import { ownerAlive, planHash, type StoredPartition, type StoredRun } from '../checkpoints.js';
+import { newRunId } from '../run-id.js';
+import type { RunState } from './state.js';
+
+/** Interrupted (killed) or stopped by a signal: the next `weir run` resumes it. */
+export const isInterrupted = (run: StoredRun): boolean => run.status === 'running' || run.status === 'stopped';
+
+/** Plans the run (planner, once): sets its id, partitions and skipped partitions, prepares the sink, records the run. */
+export async function planRun(r: RunState): Promise<void> {
+  const { config, env, stateId } = r;
+  const source = r.source as NonNullable<RunState['source']>;
+  const sink = r.sink as Sink;
+  // an exactly-once sink knows what it holds: even a failed run resumes, since recover() tells what survived the abort
+  const recoverable = Boolean(config.sink.connector.exactlyOnce && sink.recover);
+  const resumable = (run: StoredRun | undefined): run is StoredRun =>
+    run !== undefined && (isInterrupted(run) || (recoverable && run.status === 'failed'));
+  const previous = r.store?.lastRun(stateId);
+  if (previous && ownerAlive(previous))
+    throw new WeirError(
+      `pipeline ${config.pipeline} is already running (run ${previous.run_id}, process ${previous.owner}); wait for it or stop it before starting another run`,
+      { code: 'already_running' },
+    );
+  if (resumable(previous) && !env.fresh && !env.runId) r.setRunId(previous.run_id);
+
+  r.schema = (await source.schema?.(r.planCtx)) ?? undefined;
+  r.partitions = (await source.partitions?.(r.planCtx)) ?? [{ id: '0' }];
+  checkPartitions(r.partitions, config.source.type);
+  const hash = planHash(config.source.type, config.sink.type, r.partitions);
+  r.resumed = resumable(previous) && previous.run_id === r.runId && previous.plan_hash === hash;
+  const abandon = resumable(previous) && !r.resumed ? previous : undefined;
+  if (abandon && r.runId === abandon.run_id) r.setRunId(newRunId());
+  const estimated = await source.estimate?.(r.planCtx);
+  env.bus.emit({
+    type: 'run_start',
+    run_id: r.runId,
+    pipeline: config.pipeline,
+    source: config.source.type,
+    sink: config.sink.type,
+    partitions: r.partitions.length,
+    delivery: config.delivery,
+    resumed: r.resumed,
+    ...(estimated !== undefined ? { estimated_rows: estimated } : {}),
+  });
+  const commitCtx: CommitContext = { ...r.planCtx, schema: r.schema };
+  await sink.setup?.(commitCtx);
+  r.setupDone = true;
+
+  if (abandon) await abandonRun(r, abandon, recoverable, commitCtx);
+  let state: RecoveredState | undefined;
+  if (r.resumed) {
+    let committed = r.store?.committedPartitions(r.runId) ?? [];
+    if (recoverable) {
+      state = await (sink.recover as NonNullable<Sink['recover']>)(commitCtx);
+      committed = state.partitions;
+      r.store?.replacePartitions(r.runId, committed);
+    }
+    const planned = new Set(r.partitions.map((p) => p.id));
+    r.skipped = new Map(committed.filter((p) => planned.has(p.partition_id)).map((p) => [p.partition_id, p.message]));
+    r.store?.claim(r.runId);
+  } else {
+    r.store?.startRun({ run_id: r.runId, pipeline: stateId, plan_hash: hash, partitions: r.partitions });
+  }
+  r.recorded = true;
+  // the job commit happened, but the process ended before the store knew: nothing is left to do
+  if (state?.jobCommitted) {
+    r.skipped = new Map(r.partitions.map((p) => [p.id, r.skipped.get(p.id) ?? null]));
+    r.jobDone = true;
+    r.store?.setStatus(r.runId, 'succeeded');
+  }
+  for (const id of r.skipped.keys())
+    env.bus.emit({ type: 'partition_skipped', partition_id: id, reason: `already committed by an earlier attempt of run ${r.runId}` });
+}
+
+/** Starts over: the interrupted run's committed partitions are aborted and the run is marked abandoned. */
+async function abandonRun(r: RunState, old: StoredRun, recoverable: boolean, commitCtx: CommitContext): Promise<void> {
+  const sink = r.sink as Sink;
+  const reason = r.env.fresh
+    ? '--fresh'
+    : r.env.runId
+      ? `run id ${r.env.runId} was given`
+      : 'its plan (source partitions) differs from this one';
+  const oldCtx: CommitContext = { ...commitCtx, runId: old.run_id };
+  let messages = r.store?.committedPartitions(old.run_id) ?? [];
+  if (recoverable) messages = mergePartitions(messages, (await (sink.recover as NonNullable<Sink['recover']>)(oldCtx)).partitions);
+  await sink.abort?.(
+    messages.map((m) => m.message),
+    oldCtx,
+  );
+  r.store?.setStatus(old.run_id, 'abandoned');
+  r.env.bus.emit({
+    type: 'warning',
+    message: `starting over: the interrupted run ${old.run_id} was abandoned (${reason}); its ${messages.length} committed partition(s) were discarded`,
+  });
+}
+
+/** Local and recovered partitions, the recovered ones winning. */
+function mergePartitions(local: StoredPartition[], recovered: StoredPartition[]): StoredPartition[] {
+  const byId = new Map(local.map((p) => [p.partition_id, p]));
+  for (const p of recovered) byId.set(p.partition_id, p);
+  return [...byId.values()];
+}
+
+function checkPartitions(partitions: Partition[], type: string): void {
+  const seen = new Set<string>();
+  for (const p of partitions) {
+    if (typeof p.id !== 'string' || p.id === '')
+      throw new WeirError(`source ${type} returned a partition without a string id`, { kind: 'internal' });
+    if (seen.has(p.id)) throw new WeirError(`source ${type} returned two partitions with id ${p.id}`, { kind: 'internal' });
+    seen.add(p.id);
+  }
+  // partitions cross processes: they must survive a JSON round trip unchanged
+  if (JSON.stringify(JSON.parse(JSON.stringify(partitions))) !== JSON.stringify(partitions))
+    throw new WeirError(`source ${type} returned partitions that are not plain JSON`, { kind: 'internal' });
+}
