@@ -211,6 +211,26 @@ export function pipelineSpec(registry: Registry) {
       .default({}),
     retry: o.object(retrySpec).describe('Retries of failed batch writes and of failed partitions (retryable errors only).').default({}),
     rate_limit: o.object(rateLimitSpec).describe('Limits that hold across all partitions of the run.'),
+    stream: o
+      .object({
+        epoch_rows: o
+          .int({ min: 1, max: 10_000_000 })
+          .describe(
+            'Unbounded sources: most rows in one epoch (one commit of the sink, then the acknowledgements). Bounds what a crash redelivers.',
+          )
+          .default(10_000),
+        epoch_interval: o
+          .duration({ min: 10 })
+          .describe(
+            'Unbounded sources: longest time an epoch stays open, so a message is committed and acknowledged within about this long.',
+          )
+          .default('1s'),
+        stop_when_idle: o
+          .duration({ min: 10 })
+          .describe('Unbounded sources: end the run (exit 0) once no message arrived for this long. Absent: run until SIGINT/SIGTERM.'),
+      })
+      .describe('How an unbounded source (a queue, a stream) is committed: in epochs.')
+      .default({}),
     shutdown_timeout: o
       .duration({ min: 0 })
       .describe('On SIGINT/SIGTERM, how long in-flight batches may take to finish before they are aborted.')

@@ -110,6 +110,7 @@ export type WeirEvent =
   | { type: 'partition_failed'; metrics: PartitionMetrics; error_type: string; error_message: string }
   /** Attempt `metrics.attempt` failed with a retryable error and was aborted; attempt + 1 starts after `delay_ms`. */
   | { type: 'partition_retry'; metrics: PartitionMetrics; delay_ms: number; error_type: string; error_message: string }
+  | { type: 'epoch_commit'; partition_id: string; epoch: number; rows: number; duration_ms: number }
   | { type: 'job_commit'; partitions: number; duration_ms: number }
   | { type: 'job_abort'; partitions: number; reason: string }
   | { type: 'close_error'; resource: string; partition_id?: string; error_type: string; error_message: string }

@@ -195,6 +195,8 @@ function lineOf(e: WeirEvent): Line | undefined {
         { event: e.type, ...e.metrics, delay_ms: e.delay_ms, error_type: e.error_type, error_message: e.error_message },
         `partition ${e.metrics.partition_id} attempt ${e.metrics.attempt} failed (${e.error_message}); it was aborted and runs again as attempt ${e.metrics.attempt + 1} in ${e.delay_ms} ms`,
       );
+    case 'epoch_commit':
+      return line('debug', { event: e.type, ...omitType(e) }, `partition ${e.partition_id} epoch ${e.epoch} committed (${e.rows} rows)`);
     case 'job_commit':
       return line('info', { event: e.type, ...omitType(e) }, 'job committed');
     case 'job_abort':

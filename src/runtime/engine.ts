@@ -20,6 +20,7 @@ import type { BatchLimits } from './batcher.js';
 import type { DeadLetterPublisher, DeadLetterStager } from './dead-letter.js';
 import type { PartitionRetryPolicy, Retrier, RunRateLimiter } from './policies.js';
 import type { Closers, StopController } from './shutdown.js';
+import type { StreamDeps } from './stream.js';
 import type { CheckpointWriter, PartitionOutcome } from './task.js';
 
 /** What the planner hands an engine: the run, the partitions to run, and the policies every task obeys. */
@@ -42,6 +43,8 @@ export interface ExecuteJob {
   deadLetters: DeadLetterPublisher;
   /** Records committed partitions; none without a checkpoint store. */
   checkpoints: CheckpointWriter | undefined;
+  /** Unbounded sources: the epoch settings and each partition's last committed epoch. */
+  stream: StreamDeps | undefined;
   /** The run's rows read and rejected so far, for the error policy's run-wide limits. */
   progress(): { rowsRead: number; rowsRejected: number };
   /** This process's connectors and policies: an engine that runs tasks here uses them, one that runs them elsewhere builds its own there. */

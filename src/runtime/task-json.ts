@@ -9,6 +9,7 @@
  */
 import type { PipelineDocument } from '../config/pipeline.js';
 import type { PartitionMetrics } from '../observe/events.js';
+import type { EpochMark } from '../sdk/connector.js';
 import { type ErrorKind, errorMessage, errorType, WeirError } from '../sdk/errors.js';
 import type { JsonValue, Partition, Schema } from '../sdk/types.js';
 import type { Redactor } from '../secrets/redactor.js';
@@ -27,6 +28,8 @@ export interface TaskSpec {
   /** The run's rows read and rows rejected when the task started: the error policy's limits hold for the whole run. */
   run_rows_read: number;
   run_rows_rejected: number;
+  /** Unbounded sources: the partition's last committed epoch, where this attempt continues. */
+  resume_from?: EpochMark;
 }
 
 /** An error as plain JSON: its message redacted by the process that raised it. */

@@ -13,6 +13,7 @@ import { type Batch, type BatchLimits, batches } from './batcher.js';
 import type { Retrier, RunRateLimiter } from './policies.js';
 import type { Closers } from './shutdown.js';
 import { PartitionStats } from './stats.js';
+import type { StreamDeps } from './stream.js';
 
 /** Where rejected rows go. `reject` throws when the run's error policy does not tolerate them. */
 export interface RowErrorHandler {
@@ -67,6 +68,8 @@ export interface TaskDeps {
   checkpoints?: CheckpointWriter;
   /** Where the writer is registered, so an immediate exit can still close it. */
   closers?: Closers;
+  /** Unbounded sources: how epochs are cut, and where each partition's last committed epoch is kept. */
+  stream?: StreamDeps;
 }
 
 export interface PartitionOutcome {
@@ -80,22 +83,27 @@ export interface PartitionOutcome {
   retried?: PartitionMetrics[];
 }
 
-function cancelled(signal: AbortSignal): WeirError {
+export function cancelled(signal: AbortSignal): WeirError {
   const reason = signal.reason;
   return reason instanceof WeirError ? reason : new WeirError('run stopped', { kind: 'cancelled', code: 'cancelled' });
 }
 
 /**
- * Runs one attempt of one partition (worker). Never throws: the outcome says what
- * happened. A failed attempt is aborted (its writer's abort) before it returns; the
- * caller emits `partition_failed` or retries it.
+ * The context of one partition attempt: what the source and the writer get. Also
+ * returns the work registered for after the commit (`ctx.onCommit`) and whether the
+ * writer counts exact bytes (`ctx.count`).
  */
-export async function runTask(partition: Partition, attempt: number, deps: TaskDeps): Promise<PartitionOutcome> {
-  const { bus, sink, source } = deps;
-  const stats = new PartitionStats(partition.id, attempt);
-  const logger = deps.logger.child({ partition_id: partition.id, attempt });
-  let batchId = 0;
-
+export function taskContext(
+  partition: Partition,
+  attempt: number,
+  deps: TaskDeps,
+  stats: PartitionStats,
+  logger: Logger,
+  resumeFrom?: JsonValue,
+): { ctx: TaskContext; afterCommit: (() => Promise<void> | void)[]; exactBytes: () => boolean } {
+  const { bus } = deps;
+  const afterCommit: (() => Promise<void> | void)[] = [];
+  let exact = false;
   const ctx: TaskContext = {
     runId: deps.runId,
     pipeline: deps.pipeline,
@@ -105,6 +113,7 @@ export async function runTask(partition: Partition, attempt: number, deps: TaskD
     schema: deps.schema,
     signal: deps.signal,
     log: toLog(logger),
+    ...(resumeFrom !== undefined ? { resumeFrom } : {}),
     reject: async (record, error) => {
       stats.rowsRead++;
       bus.emit({ type: 'rows_read', partition_id: partition.id, rows: 1 });
@@ -121,14 +130,27 @@ export async function runTask(partition: Partition, attempt: number, deps: TaskD
     },
     count: (_metric, value) => {
       stats.bytesSent += value;
-      exactBytes = true;
+      exact = true;
     },
     onCommit: (callback) => {
       afterCommit.push(callback);
     },
   };
-  let exactBytes = false;
-  const afterCommit: (() => Promise<void> | void)[] = [];
+  return { ctx, afterCommit, exactBytes: () => exact };
+}
+
+/**
+ * Runs one attempt of one partition (worker). Never throws: the outcome says what
+ * happened. A failed attempt is aborted (its writer's abort) before it returns; the
+ * caller emits `partition_failed` or retries it.
+ */
+export async function runTask(partition: Partition, attempt: number, deps: TaskDeps): Promise<PartitionOutcome> {
+  const { bus, sink, source } = deps;
+  const stats = new PartitionStats(partition.id, attempt);
+  const logger = deps.logger.child({ partition_id: partition.id, attempt });
+  let batchId = 0;
+
+  const { ctx, afterCommit, exactBytes } = taskContext(partition, attempt, deps, stats, logger);
 
   bus.emit({ type: 'partition_start', partition_id: partition.id, attempt });
   const stopping = deps.drain ? AbortSignal.any([deps.signal, deps.drain]) : deps.signal;
@@ -184,7 +206,7 @@ export async function runTask(partition: Partition, attempt: number, deps: TaskD
       const bytes = written === total ? batch.bytes : Math.round((batch.bytes * written) / Math.max(1, total));
       stats.rowsProcessed += written;
       stats.batchesSent++;
-      if (!exactBytes) stats.bytesSent += bytes;
+      if (!exactBytes()) stats.bytesSent += bytes;
       bus.emit({
         type: 'batch_written',
         partition_id: partition.id,
@@ -341,7 +363,7 @@ let lastYield = performance.now();
  * Every ~100 ms the task lets the event loop turn (more often costs memory: V8 then
  * finds more of each batch alive when it collects).
  */
-async function yieldToEventLoop(): Promise<void> {
+export async function yieldToEventLoop(): Promise<void> {
   if (performance.now() - lastYield < 100) return;
   await new Promise<void>((resolve) => setImmediate(resolve));
   lastYield = performance.now();
@@ -379,7 +401,7 @@ function onRetry(deps: TaskDeps, stats: PartitionStats, batchId: number) {
  * isolated; those go to the dead-letter sink and the good rows are written.
  * Returns the number of rows written.
  */
-async function writeWithIsolation(
+export async function writeWithIsolation(
   writer: Writer,
   rows: Row[],
   batchId: number,

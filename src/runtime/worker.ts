@@ -13,11 +13,13 @@ import { parsePipelineText } from '../config/load.js';
 import { createRegistry, openPipeline } from '../config/open.js';
 import type { ValidatedPipeline } from '../config/pipeline.js';
 import type { WeirEvent } from '../observe/events.js';
+import type { EpochMark } from '../sdk/connector.js';
 import type { JsonValue } from '../sdk/types.js';
 import { Redactor } from '../secrets/redactor.js';
 import { DeadLetterStager, deadLetterContext } from './dead-letter.js';
 import { createRetrier, RateLimiter, SharedPause } from './policies.js';
-import { runTask, type TaskDeps } from './task.js';
+import { runAttempt, streamSettings } from './stream.js';
+import type { TaskDeps } from './task.js';
 import { emptyMetrics, type TaskResult, type TaskSpec, taskError } from './task-json.js';
 
 export interface WorkerHost {
@@ -29,6 +31,8 @@ export interface WorkerHost {
   signal: AbortSignal;
   /** Aborted when the task should stop reading and let its last batch finish. */
   drain?: AbortSignal;
+  /** Unbounded sources: tells the planner an epoch committed (where a retry continues). */
+  epochCommitted?(partitionId: string, mark: EpochMark): void;
 }
 
 /**
@@ -59,6 +63,7 @@ export async function runTaskJson(spec: TaskSpec, host: WorkerHost): Promise<Tas
   const dl = config.errors.dead_letter;
   const deadLetterSink = dl ? dl.connector.sink?.(dl.options) : undefined;
   let rowsRead = 0;
+  let last = spec.resume_from;
   let deadLetters: JsonValue | undefined;
   const stager = new DeadLetterStager(
     {
@@ -94,10 +99,24 @@ export async function runTaskJson(spec: TaskSpec, host: WorkerHost): Promise<Tas
     rowErrors: stager,
     signal: host.signal,
     ...(host.drain ? { drain: host.drain } : {}),
+    ...(source.unbounded
+      ? {
+          stream: {
+            settings: streamSettings(config.stream),
+            progress: {
+              last: () => last,
+              committed: (id: string, mark: EpochMark) => {
+                last = mark;
+                host.epochCommitted?.(id, mark);
+              },
+            },
+          },
+        }
+      : {}),
   };
   let result: TaskResult;
   try {
-    const outcome = await runTask(spec.partition, spec.attempt, deps);
+    const outcome = await runAttempt(spec.partition, spec.attempt, deps);
     // a failed attempt's dead letters are committed too: the planner publishes them or takes them back
     if (!outcome.ok) await stager.finish(true);
     result = {

@@ -12,7 +12,7 @@
  * - `Sink.setup()`         planner, once per run before any writer
  * - `Sink.writer()`        worker, once per partition attempt
  * - `Writer.write()`       worker, once per batch; may be retried with the same batch
- * - `Writer.commit()`      worker, once per partition, after its last batch
+ * - `Writer.commit()`      worker, once per partition (per epoch of an unbounded source), after its last batch
  * - `Writer.abort()`       worker, after a failure; must be idempotent
  * - `Writer.close()`       worker, always, after commit or abort
  * - `Sink.commit()`        planner, once when every partition committed; must be idempotent
@@ -67,6 +67,34 @@ export interface TaskContext extends PlanContext {
    * at-least-once redelivery, never loss).
    */
   onCommit(callback: () => Promise<void> | void): void;
+  /**
+   * Unbounded sources: the offsets of the last epoch of this partition that was
+   * committed (as the source supplied them), when the run continues after a crash, a
+   * stop or a failed attempt. A message at or before them was committed already: the
+   * source skips it (and may acknowledge it) instead of yielding it again.
+   */
+  readonly resumeFrom?: JsonValue;
+}
+
+/**
+ * What an unbounded source yields ({@link Source.stream}): rows and the source's
+ * offsets just after them (plain JSON). The runtime cuts epochs only between chunks;
+ * `ack` runs once the epoch holding the chunk was committed by the sink (and
+ * checkpointed), never before. A chunk without rows is a heartbeat: it tells the
+ * runtime the source is alive and idle.
+ */
+export interface StreamChunk {
+  rows: Row[];
+  offsets: JsonValue;
+  ack?: () => Promise<void> | void;
+}
+
+/** An epoch of an unbounded source's partition, as the writer's commit receives it: store it with the rows (exactly-once). */
+export interface EpochMark {
+  /** 1, 2, … within the run and partition. */
+  epoch: number;
+  /** The source's offsets after the epoch's last row. */
+  offsets: JsonValue;
 }
 
 /** Per-partition writer. Rows it receives become visible only through commit. */
@@ -84,8 +112,13 @@ export interface Writer {
   writeEncoded?(batch: EncodedRows): Promise<boolean>;
   /** How this writer reads encoded rows (worker, once, before the first batch), so the source can skip rewrites the target does not need. */
   encodingHints?(format: EncodedRows['format']): Promise<EncodingHints> | EncodingHints;
-  /** Makes the partition's rows durable (and, for exactly-once sinks, visible with the checkpoint). Returns the commit message. */
-  commit?(): Promise<JsonValue> | JsonValue;
+  /**
+   * Makes the partition's rows durable (and, for exactly-once sinks, visible with the
+   * checkpoint). Returns the commit message. For an epoch of an unbounded source,
+   * `epoch` is given: an exactly-once sink stores it with the checkpoint, in the same
+   * transaction (see `Bookkeeping.storeCheckpoint`), and puts it in its message.
+   */
+  commit?(epoch?: EpochMark): Promise<JsonValue> | JsonValue;
   /** Discards whatever this writer wrote. Idempotent. */
   abort?(): Promise<void> | void;
   /** Releases connections and handles. Always called, after commit or abort. */
@@ -112,6 +145,14 @@ export interface Source {
     format: EncodedRows['format'],
     hints?: EncodingHints,
   ): AsyncIterable<EncodedRows> | undefined;
+  /**
+   * An unbounded source (a queue, a stream) never ends by itself: the runtime reads it
+   * through {@link stream} and commits each partition in epochs (`stream.epoch_rows`,
+   * `stream.epoch_interval`) until the run is stopped or `stream.stop_when_idle` passes.
+   */
+  readonly unbounded?: boolean;
+  /** Unbounded sources (worker, once per partition attempt): the partition's messages, from `ctx.resumeFrom` on. */
+  stream?(partition: Partition, ctx: TaskContext): AsyncIterable<StreamChunk>;
   /** Releases planner-side resources. */
   close?(): Promise<void> | void;
 }
@@ -129,6 +170,12 @@ export interface RecoveredState {
 }
 
 export interface Sink {
+  /**
+   * Whether the sink takes an unbounded source: `true` when each epoch's writer commit
+   * makes its rows visible; a sentence saying why not otherwise (e.g. a table published
+   * only at the job commit). Absent: refused.
+   */
+  readonly streaming?: true | string;
   /** Encodings this sink's writers take as they are (`Writer.writeEncoded`); the runtime then asks the source for them (`Source.readEncoded`). */
   readonly accepts?: readonly EncodedRows['format'][];
   /** Prepares the target once per run (planner). */

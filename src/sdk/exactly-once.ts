@@ -21,7 +21,7 @@
  * table, now `rows_written`) only loses its NOT NULL.
  */
 import { createHash } from 'node:crypto';
-import type { RecoveredState } from './connector.js';
+import type { EpochMark, RecoveredState } from './connector.js';
 import { quoteIdentifier } from './sql.js';
 import type { JsonValue } from './types.js';
 
@@ -257,6 +257,24 @@ export interface Checkpoint {
   stage?: string | null;
   rows: number;
   message: JsonValue;
+  /** An epoch of an unbounded source: stored under its own key, in place of the partition's previous epoch. */
+  epoch?: EpochMark;
+}
+
+/**
+ * The key of a partition's checkpoint: its id, or for an epoch of an unbounded source
+ * `id#epoch`, so that two attempts committing the same epoch collide (the second one
+ * finds the first) while the next epoch replaces the previous one.
+ */
+export function checkpointKey(partitionId: string, epoch?: Pick<EpochMark, 'epoch'>): string {
+  return epoch ? `${partitionId}#${epoch.epoch}` : partitionId;
+}
+
+/** The message a checkpoint stores: the sink's, with the epoch in it when there is one (what `recover` hands back). */
+export function checkpointMessage(message: JsonValue, partitionId: string, epoch?: EpochMark): JsonValue {
+  if (!epoch) return message;
+  const base = message && typeof message === 'object' && !Array.isArray(message) ? message : { value: message };
+  return { partition_id: partitionId, ...base, epoch: { epoch: epoch.epoch, offsets: epoch.offsets } };
 }
 
 /** A checkpoint read back: the partition's id and commit message, and its staging table. */
@@ -336,18 +354,24 @@ export class Bookkeeping {
     }
   }
 
-  /** Stores a partition's checkpoint (worker, inside the transaction that holds its rows). Fails on a duplicate key: another attempt committed. */
+  /**
+   * Stores a partition's checkpoint (worker, inside the transaction that holds its
+   * rows). Fails on a duplicate key: another attempt committed. An epoch replaces the
+   * partition's previous epoch, so a stream keeps one checkpoint per partition.
+   */
   *storeCheckpoint(c: Checkpoint): Step<void> {
     const d = this.dialect;
     const values = [
       d.key(c.pipeline, 'pipeline'),
       d.key(c.runId, 'run_id'),
-      d.key(c.partitionId, 'partition_id'),
+      d.key(checkpointKey(c.partitionId, c.epoch), 'partition_id'),
       c.target,
       c.stage ?? null,
       c.rows,
-      JSON.stringify(c.message),
+      JSON.stringify(checkpointMessage(c.message, c.partitionId, c.epoch)),
     ];
+    if (c.epoch && c.epoch.epoch > 1)
+      yield* this.forgetCheckpoints(c.pipeline, c.runId, checkpointKey(c.partitionId, { epoch: c.epoch.epoch - 1 }));
     yield {
       sql: `INSERT INTO ${this.table(CHECKPOINTS_TABLE)} (pipeline, run_id, partition_id, target, stage, rows_written, message, committed_at) VALUES (${this.placeholders(values.length)}, ${d.now})`,
       params: values,

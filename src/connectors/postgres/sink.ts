@@ -32,9 +32,19 @@
  */
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import type { CommitContext, PlanContext, Sink, TaskContext, Writer } from '../../sdk/connector.js';
+import type { CommitContext, EpochMark, PlanContext, Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
-import { Bookkeeping, CHECKPOINTS_TABLE, CREATED_TABLE, postgresDialect, RUNS_TABLE, runAsync, type Step } from '../../sdk/exactly-once.js';
+import {
+  Bookkeeping,
+  CHECKPOINTS_TABLE,
+  CREATED_TABLE,
+  checkpointKey,
+  checkpointMessage,
+  postgresDialect,
+  RUNS_TABLE,
+  runAsync,
+  type Step,
+} from '../../sdk/exactly-once.js';
 import {
   type ColumnPlan,
   type ColumnRules,
@@ -217,6 +227,11 @@ export function postgresSink(opts: PostgresOptions): Sink {
 
   return {
     ...(opts.mode === 'upsert' ? {} : { accepts: ['csv'] as const }),
+    // append and upsert commit each epoch's rows where readers see them; replace publishes the table at the job commit
+    streaming:
+      opts.mode === 'replace'
+        ? 'mode: replace publishes the table only at the end of the run, and a stream never ends; use mode: append or upsert'
+        : true,
 
     async setup(ctx: CommitContext) {
       await withClient(ctx, 'setup', (client) => prepareTarget(client, ctx, ctx.schema));
@@ -554,7 +569,7 @@ class PostgresWriter implements Writer {
     return sql;
   }
 
-  async commit(): Promise<JsonValue> {
+  async commit(epoch?: EpochMark): Promise<JsonValue> {
     if (this.broken) throw this.broken;
     const { ctx, plan } = this;
     const message: PostgresCommitMessage = {
@@ -578,6 +593,7 @@ class PostgresWriter implements Writer {
             stage: plan.stage ?? null,
             rows: this.rows,
             message,
+            ...(epoch ? { epoch } : {}),
           }),
         );
       } catch (error) {
@@ -585,7 +601,10 @@ class PostgresWriter implements Writer {
         // another attempt of this partition already committed: keep its rows, drop ours
         await client.query('ROLLBACK');
         this.finished = true;
-        const [earlier] = await book(client, plan.bookkeeping.checkpoints(ctx.pipeline, ctx.runId, this.partition.id));
+        const [earlier] = await book(
+          client,
+          plan.bookkeeping.checkpoints(ctx.pipeline, ctx.runId, checkpointKey(this.partition.id, epoch)),
+        );
         ctx.log.warn('partition was already committed by an earlier attempt; this attempt was rolled back', {
           partition_id: this.partition.id,
         });
@@ -593,7 +612,7 @@ class PostgresWriter implements Writer {
       }
       await client.query('COMMIT');
       this.finished = true;
-      return message;
+      return checkpointMessage(message, this.partition.id, epoch);
     } catch (error) {
       if (isConnectionLoss(error)) {
         destroy(this.client);

@@ -38,6 +38,7 @@ const result = await runTaskJson(spec, {
   logger: (redactor) => createLogger({ format: 'json', level: 'info', redactor, destination: process.stderr }),
   signal: stop.signal,
   drain: drain.signal,
+  epochCommitted: (partition_id, mark) => void send({ epoch: { partition_id, mark } }),
 });
 await send({ result });
 process.disconnect?.();

@@ -17,6 +17,7 @@ import { WeirError } from '../../sdk/errors.js';
 import type { JsonValue, Partition } from '../../sdk/types.js';
 import type { Engine, ExecuteJob, ExecuteResult } from '../engine.js';
 import { runAll, runPartition } from '../partition.js';
+import { epochOf } from '../stream.js';
 import type { PartitionOutcome } from '../task.js';
 import { emptyMetrics, fromTaskError, parseTaskResult, type TaskResult, type TaskSpec } from '../task-json.js';
 
@@ -66,6 +67,8 @@ export function childProcessEngine(options: ChildProcessEngineOptions = {}): Eng
           run_rows_read: progress.rowsRead,
           run_rows_rejected: progress.rowsRejected,
         };
+        const resume = job.stream?.progress.last(partition.id);
+        if (resume) spec.resume_from = resume;
         const result = await runChild(entry, spec, job, options);
         if (result.dead_letters !== undefined) {
           if (result.ok) await job.deadLetters.record(partition.id, result.dead_letters);
@@ -132,9 +135,11 @@ function runChild(entry: string, spec: TaskSpec, job: ExecuteJob, options: Child
       kill('SIGKILL')();
     });
     child.on('message', (m: unknown) => {
-      const message = m as { event?: WeirEvent; result?: unknown } | null;
+      const message = m as { event?: WeirEvent; result?: unknown; epoch?: { partition_id?: unknown; mark?: unknown } } | null;
       if (typeof message !== 'object' || message === null) return;
-      if (message.event && typeof message.event === 'object' && typeof message.event.type === 'string') job.bus.emit(message.event);
+      const mark = message.epoch?.partition_id === partition.id ? epochOf({ epoch: message.epoch.mark as JsonValue }) : undefined;
+      if (mark) job.stream?.progress.committed(partition.id, mark);
+      else if (message.event && typeof message.event === 'object' && typeof message.event.type === 'string') job.bus.emit(message.event);
       else if (message.result !== undefined) {
         try {
           result = parseTaskResult(message.result, { partition_id: partition.id, attempt });

@@ -5,7 +5,8 @@
  */
 import type { Engine, ExecuteJob, ExecuteResult } from '../engine.js';
 import { runAll, runPartition } from '../partition.js';
-import { runTask, type TaskDeps } from '../task.js';
+import { runAttempt } from '../stream.js';
+import type { TaskDeps } from '../task.js';
 
 export const localEngine: Engine = {
   name: 'local',
@@ -28,6 +29,7 @@ export const localEngine: Engine = {
       drain: stop.drain,
       checkpoints: job.checkpoints,
       closers: job.closers,
+      ...(job.stream ? { stream: job.stream } : {}),
     };
     const run = {
       bus: job.bus,
@@ -36,6 +38,6 @@ export const localEngine: Engine = {
       discardAttempt: (o: { partition: { id: string }; metrics: { attempt: number } }) =>
         local.rowErrors.discardAttempt(o.partition.id, o.metrics.attempt),
     };
-    return runAll(job.partitions, (p) => runPartition((attempt) => runTask(p, attempt, deps), job.retry, run), job);
+    return runAll(job.partitions, (p) => runPartition((attempt) => runAttempt(p, attempt, deps), job.retry, run), job);
   },
 };

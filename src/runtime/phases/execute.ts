@@ -9,6 +9,7 @@ import type { CheckpointStore } from '../checkpoints.js';
 import { type DeadLetterLedger, DeadLetterPublisher, DeadLetterStager, deadLetterContext, memoryLedger } from '../dead-letter.js';
 import type { ExecuteJob } from '../engine.js';
 import { CircuitGate, createRetrier, partitionRetryPolicy, RateLimiter, SharedPause } from '../policies.js';
+import { memoryProgress, streamSettings } from '../stream.js';
 import type { CheckpointWriter } from '../task.js';
 import type { RunState } from './state.js';
 
@@ -61,6 +62,7 @@ export async function executeRun(r: RunState): Promise<void> {
     closers: env.closers,
     deadLetters: publisher,
     checkpoints,
+    stream: r.source?.unbounded ? { settings: streamSettings(config.stream), progress: memoryProgress(r.resumePoints) } : undefined,
     progress: () => ({ rowsRead: r.rowsRead, rowsRejected: r.rowsRejected }),
     local: {
       source,

@@ -15,6 +15,7 @@ import { WeirError } from '../../sdk/errors.js';
 import type { Partition } from '../../sdk/types.js';
 import { ownerAlive, planHash, type StoredPartition, type StoredRun } from '../checkpoints.js';
 import { newRunId } from '../run-id.js';
+import { epochOf } from '../stream.js';
 import type { RunState } from './state.js';
 
 /** Interrupted (killed) or stopped by a signal: the next `weir run` resumes it. */
@@ -37,6 +38,7 @@ export async function planRun(r: RunState): Promise<void> {
     );
   if (resumable(previous) && !env.fresh && !env.runId) r.setRunId(previous.run_id);
 
+  if (source.unbounded) checkStreaming(r);
   r.schema = (await source.schema?.(r.planCtx)) ?? undefined;
   r.partitions = (await source.partitions?.(r.planCtx)) ?? [{ id: '0' }];
   checkPartitions(r.partitions, config.source.type);
@@ -70,7 +72,12 @@ export async function planRun(r: RunState): Promise<void> {
       r.store?.replacePartitions(r.runId, committed);
     }
     const planned = new Set(r.partitions.map((p) => p.id));
-    r.skipped = new Map(committed.filter((p) => planned.has(p.partition_id)).map((p) => [p.partition_id, p.message]));
+    for (const p of committed.filter((c) => planned.has(c.partition_id))) {
+      // a stream partition's checkpoint is where it continues, not a finished partition
+      const epoch = epochOf(p.message);
+      if (epoch) r.resumePoints.set(p.partition_id, epoch);
+      else r.skipped.set(p.partition_id, p.message);
+    }
     r.store?.claim(r.runId);
   } else {
     r.store?.startRun({ run_id: r.runId, pipeline: stateId, plan_hash: hash, partitions: r.partitions });
@@ -106,6 +113,21 @@ async function abandonRun(r: RunState, old: StoredRun, recoverable: boolean, com
     type: 'warning',
     message: `starting over: the interrupted run ${old.run_id} was abandoned (${reason}); its ${messages.length} committed partition(s) were discarded`,
   });
+}
+
+/** An unbounded source needs a sink whose epoch commits make rows visible, and a `stream()` to read. */
+function checkStreaming(r: RunState): void {
+  const { config } = r;
+  const sink = r.sink as Sink;
+  if (!r.source?.stream)
+    throw new WeirError(`source ${config.source.type} says it is unbounded but has no stream() to read it`, { kind: 'internal' });
+  if (sink.streaming !== true)
+    throw new WeirError(
+      `the ${config.sink.type} sink cannot take an unbounded source (${config.source.type}): ${
+        sink.streaming ?? 'it publishes rows only at the end of the run, and a stream never ends'
+      }`,
+      { kind: 'config', code: 'sink_not_streaming' },
+    );
 }
 
 /** Local and recovered partitions, the recovered ones winning. */

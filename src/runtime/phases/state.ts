@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { ValidatedPipeline } from '../../config/pipeline.js';
 import type { EventBus, WeirEvent } from '../../observe/events.js';
 import { toLog } from '../../observe/logger.js';
-import type { PlanContext, Sink, Source } from '../../sdk/connector.js';
+import type { EpochMark, PlanContext, Sink, Source } from '../../sdk/connector.js';
 import type { JsonValue, Partition, Schema } from '../../sdk/types.js';
 import type { Redactor } from '../../secrets/redactor.js';
 import type { CheckpointStore } from '../checkpoints.js';
@@ -32,6 +32,8 @@ export class RunState {
   partitions: Partition[] = [];
   /** Partitions an earlier attempt of this run committed, with their commit messages. */
   skipped = new Map<string, JsonValue>();
+  /** Unbounded sources: each partition's last committed epoch, from the run's checkpoints. */
+  resumePoints = new Map<string, EpochMark>();
   resumed = false;
   /** The run is in the checkpoint store (from here on, its status is kept there). */
   recorded = false;

@@ -1,0 +1,263 @@
+/**
+ * Epochs, as Spark Structured Streaming commits micro-batches: an unbounded source's
+ * partition is committed in epochs. An epoch ends after `stream.epoch_rows` rows or
+ * `stream.epoch_interval` (only between two chunks of the source); its writer
+ * commits with the epoch's offsets ({@link EpochMark}: an exactly-once sink stores
+ * them in the same transaction), the checkpoint store records them, and only then
+ * the epoch's acknowledgements run. A crash loses at most the open epoch, whose
+ * messages were never acknowledged: the source redelivers them, and skips those at
+ * or before `ctx.resumeFrom` (committed, not yet acknowledged).
+ *
+ * The partition ends when the source ends, after `stream.stop_when_idle` without a
+ * message (the open epoch committed, the partition done), or on a stop: a drain
+ * commits the open epoch first, an abort discards it.
+ */
+import type { EpochMark, StreamChunk, Writer } from '../sdk/connector.js';
+import { errorMessage, errorType, WeirError } from '../sdk/errors.js';
+import { checkpointMessage } from '../sdk/exactly-once.js';
+import type { JsonValue, Partition, Row } from '../sdk/types.js';
+import { PartitionStats } from './stats.js';
+import { cancelled, type PartitionOutcome, runTask, type TaskDeps, taskContext, writeWithIsolation, yieldToEventLoop } from './task.js';
+
+export interface StreamSettings {
+  epochRows: number;
+  epochIntervalMs: number;
+  /** End the partition after this long without a message; absent: never. */
+  stopWhenIdleMs?: number;
+}
+
+/** The pipeline's `stream` section as the task uses it. */
+export function streamSettings(s: { epoch_rows: number; epoch_interval: number; stop_when_idle?: number | undefined }): StreamSettings {
+  return {
+    epochRows: s.epoch_rows,
+    epochIntervalMs: s.epoch_interval,
+    ...(s.stop_when_idle !== undefined ? { stopWhenIdleMs: s.stop_when_idle } : {}),
+  };
+}
+
+/** Each partition's last committed epoch: where a retried attempt, or a resumed run, continues. */
+export interface StreamProgress {
+  last(partitionId: string): EpochMark | undefined;
+  committed(partitionId: string, mark: EpochMark): void;
+}
+
+export interface StreamDeps {
+  settings: StreamSettings;
+  progress: StreamProgress;
+}
+
+/** A progress kept in memory, seeded with what the run's checkpoints say. */
+export function memoryProgress(seed: Iterable<[string, EpochMark]> = []): StreamProgress {
+  const last = new Map(seed);
+  return {
+    last: (id) => last.get(id),
+    committed: (id, mark) => {
+      const known = last.get(id);
+      if (!known || known.epoch < mark.epoch) last.set(id, mark);
+    },
+  };
+}
+
+/** The epoch a stored commit message names (untrusted: read back from the checkpoint store or the target). */
+export function epochOf(message: JsonValue): EpochMark | undefined {
+  if (!message || typeof message !== 'object' || Array.isArray(message)) return undefined;
+  const e = message.epoch;
+  if (!e || typeof e !== 'object' || Array.isArray(e)) return undefined;
+  if (!Number.isSafeInteger(e.epoch) || (e.epoch as number) < 1 || e.offsets === undefined) return undefined;
+  return { epoch: e.epoch as number, offsets: e.offsets };
+}
+
+/** One attempt of a partition: in epochs for an unbounded source, else as one commit (worker). */
+export function runAttempt(partition: Partition, attempt: number, deps: TaskDeps): Promise<PartitionOutcome> {
+  return deps.source.unbounded && deps.stream ? runStreamTask(partition, attempt, deps) : runTask(partition, attempt, deps);
+}
+
+type EpochEnd = 'cut' | 'idle' | 'ended' | 'drain';
+
+/** Runs one attempt of an unbounded source's partition, epoch after epoch (worker). Never throws. */
+export async function runStreamTask(partition: Partition, attempt: number, deps: TaskDeps): Promise<PartitionOutcome> {
+  const { bus, sink, source } = deps;
+  const stream = deps.stream as StreamDeps;
+  const { settings } = stream;
+  const stats = new PartitionStats(partition.id, attempt);
+  const logger = deps.logger.child({ partition_id: partition.id, attempt });
+  const resume = stream.progress.last(partition.id);
+  const { ctx } = taskContext(partition, attempt, deps, stats, logger, resume?.offsets);
+  bus.emit({ type: 'partition_start', partition_id: partition.id, attempt });
+  const chunks = (source.stream as NonNullable<typeof source.stream>)(partition, ctx)[Symbol.asyncIterator]();
+  let pending: Promise<IteratorResult<StreamChunk>> | undefined;
+  let epoch = resume?.epoch ?? 0;
+  let lastMessageAt = performance.now();
+  let message: JsonValue | undefined;
+  let writer: Writer | undefined;
+  let batchId = 0;
+  try {
+    for (let end: EpochEnd = 'cut'; end === 'cut'; ) {
+      epoch++;
+      const w = await sink.writer(partition, ctx);
+      writer = w;
+      const unregister = deps.closers?.register(`writer ${partition.id}`, () => w.close?.());
+      const acks: NonNullable<StreamChunk['ack']>[] = [];
+      let rows = 0;
+      let offsets: JsonValue | undefined;
+      let opened = performance.now();
+      try {
+        for (;;) {
+          if (deps.signal.aborted) throw cancelled(deps.signal);
+          if (deps.drain?.aborted) {
+            end = 'drain';
+            break;
+          }
+          pending ??= chunks.next();
+          const wait = Math.max(0, opened + settings.epochIntervalMs - performance.now());
+          const next = await nextWithin(pending, wait, deps);
+          if (next === 'timeout' || next === 'stop') {
+            if (next === 'timeout' && rows > 0) break;
+            if (idleFor(lastMessageAt, settings)) {
+              end = 'idle';
+              break;
+            }
+            opened = performance.now(); // nothing to commit: the epoch stays open
+            continue;
+          }
+          pending = undefined;
+          if (next.done) {
+            end = 'ended';
+            break;
+          }
+          const chunk = next.value;
+          offsets = chunk.offsets;
+          if (chunk.ack) acks.push(chunk.ack);
+          if (chunk.rows.length > 0) {
+            lastMessageAt = performance.now();
+            for (let i = 0; i < chunk.rows.length; i += deps.limits.rows) {
+              const slice = chunk.rows.slice(i, i + deps.limits.rows);
+              batchId++;
+              await writeSlice(w, slice, batchId, deps, stats, attempt);
+            }
+            rows += chunk.rows.length;
+            await yieldToEventLoop();
+          } else if (idleFor(lastMessageAt, settings)) {
+            end = 'idle';
+            break;
+          }
+          if (rows >= settings.epochRows) break;
+        }
+        if (offsets !== undefined && (rows > 0 || acks.length > 0)) {
+          message = await commitEpoch(w, partition, { epoch, offsets }, rows, acks, deps);
+        } else {
+          epoch--; // nothing happened in it: the number is used by the next epoch
+          await w.abort?.();
+        }
+      } finally {
+        unregister?.();
+        writer = undefined;
+        await w.close?.();
+      }
+    }
+    await chunks.return?.(undefined);
+    if (deps.drain?.aborted && !deps.signal.aborted) throw cancelled(deps.drain);
+    await deps.rowErrors.commitPartition?.(partition.id, attempt);
+    const metrics = stats.snapshot();
+    bus.emit({ type: 'partition_complete', metrics });
+    return { partition, ok: true, message: message ?? { partition_id: partition.id, rows: 0 }, metrics };
+  } catch (error) {
+    stats.recordError(error);
+    const closing = chunks.return?.(undefined).catch(() => undefined);
+    await Promise.race([closing, new Promise((r) => setTimeout(r, 1000).unref())]);
+    if (writer?.abort) {
+      try {
+        await writer.abort();
+      } catch (abortError) {
+        bus.emit({
+          type: 'close_error',
+          resource: 'writer.abort',
+          partition_id: partition.id,
+          error_type: errorType(abortError),
+          error_message: errorMessage(abortError),
+        });
+      }
+    }
+    return { partition, ok: false, metrics: stats.snapshot(), error };
+  }
+}
+
+/** Commits one epoch: the writer's commit with its mark, the checkpoint, then its acknowledgements. */
+async function commitEpoch(
+  w: Writer,
+  partition: Partition,
+  mark: EpochMark,
+  rows: number,
+  acks: NonNullable<StreamChunk['ack']>[],
+  deps: TaskDeps,
+): Promise<JsonValue> {
+  const stream = deps.stream as StreamDeps;
+  const c0 = performance.now();
+  const message = checkpointMessage((await w.commit?.(mark)) ?? { partition_id: partition.id, rows }, partition.id, mark);
+  const stored = epochOf(message);
+  if (stored && JSON.stringify(stored.offsets) !== JSON.stringify(mark.offsets)) {
+    // an earlier attempt committed this epoch with other messages: continue from what it committed
+    stream.progress.committed(partition.id, stored);
+    throw new WeirError(
+      `epoch ${mark.epoch} of partition ${partition.id} was already committed by an earlier attempt; the partition continues from its offsets`,
+      { code: 'epoch_committed_elsewhere', retryable: true },
+    );
+  }
+  deps.checkpoints?.commitPartition(partition.id, message);
+  stream.progress.committed(partition.id, mark);
+  for (const ack of acks) await ack();
+  deps.bus.emit({
+    type: 'epoch_commit',
+    partition_id: partition.id,
+    epoch: mark.epoch,
+    rows,
+    duration_ms: Math.round(performance.now() - c0),
+  });
+  return message;
+}
+
+async function writeSlice(w: Writer, rows: Row[], batchId: number, deps: TaskDeps, stats: PartitionStats, attempt: number): Promise<void> {
+  stats.rowsRead += rows.length;
+  deps.bus.emit({ type: 'rows_read', partition_id: stats.partitionId, rows: rows.length });
+  const started = performance.now();
+  const written = await writeWithIsolation(w, rows, batchId, deps, stats, attempt);
+  stats.rowsProcessed += written;
+  stats.batchesSent++;
+  deps.bus.emit({
+    type: 'batch_written',
+    partition_id: stats.partitionId,
+    batch_id: batchId,
+    rows: written,
+    bytes: 0,
+    duration_ms: Math.round(performance.now() - started),
+  });
+}
+
+const idleFor = (lastMessageAt: number, s: StreamSettings): boolean =>
+  s.stopWhenIdleMs !== undefined && performance.now() - lastMessageAt >= s.stopWhenIdleMs;
+
+/** The next chunk, `timeout` when none came within `ms`, or `stop` on a stop request (the read stays pending for later). */
+async function nextWithin(
+  pending: Promise<IteratorResult<StreamChunk>>,
+  ms: number,
+  deps: TaskDeps,
+): Promise<IteratorResult<StreamChunk> | 'timeout' | 'stop'> {
+  const stop = deps.drain ? AbortSignal.any([deps.signal, deps.drain]) : deps.signal;
+  let timer: NodeJS.Timeout | undefined;
+  let onStop: (() => void) | undefined;
+  try {
+    return await Promise.race([
+      pending,
+      new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), ms);
+      }),
+      new Promise<'stop'>((resolve) => {
+        onStop = () => resolve('stop');
+        stop.addEventListener('abort', onStop, { once: true });
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    if (onStop) stop.removeEventListener('abort', onStop);
+  }
+}
