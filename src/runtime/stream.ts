@@ -13,11 +13,20 @@
  * commits the open epoch first, an abort discards it.
  */
 import type { EpochMark, StreamChunk, Writer } from '../sdk/connector.js';
-import { errorMessage, errorType, WeirError } from '../sdk/errors.js';
+import { WeirError } from '../sdk/errors.js';
 import { checkpointMessage } from '../sdk/exactly-once.js';
 import type { JsonValue, Partition, Row } from '../sdk/types.js';
 import { PartitionStats } from './stats.js';
-import { cancelled, type PartitionOutcome, runTask, type TaskDeps, taskContext, writeWithIsolation, yieldToEventLoop } from './task.js';
+import {
+  abandonAttempt,
+  cancelled,
+  type PartitionOutcome,
+  runTask,
+  type TaskDeps,
+  taskContext,
+  writeWithIsolation,
+  yieldToEventLoop,
+} from './task.js';
 
 export interface StreamSettings {
   epochRows: number;
@@ -163,21 +172,7 @@ export async function runStreamTask(partition: Partition, attempt: number, deps:
     return { partition, ok: true, message: message ?? { partition_id: partition.id, rows: 0 }, metrics };
   } catch (error) {
     stats.recordError(error);
-    const closing = chunks.return?.(undefined).catch(() => undefined);
-    await Promise.race([closing, new Promise((r) => setTimeout(r, 1000).unref())]);
-    if (writer?.abort) {
-      try {
-        await writer.abort();
-      } catch (abortError) {
-        bus.emit({
-          type: 'close_error',
-          resource: 'writer.abort',
-          partition_id: partition.id,
-          error_type: errorType(abortError),
-          error_message: errorMessage(abortError),
-        });
-      }
-    }
+    await abandonAttempt(chunks, writer, partition.id, bus);
     return { partition, ok: false, metrics: stats.snapshot(), error };
   }
 }

@@ -14,6 +14,7 @@ import { type ErrorKind, errorMessage, errorType, WeirError } from '../sdk/error
 import type { JsonValue, Partition, Schema } from '../sdk/types.js';
 import type { Redactor } from '../secrets/redactor.js';
 import { isPartitionRetryable, retryAfterOf } from './policies.js';
+import { PartitionStats } from './stats.js';
 
 export interface TaskSpec {
   pipeline: PipelineDocument;
@@ -98,18 +99,5 @@ export function parseTaskResult(value: unknown, expect: { partition_id: string; 
 
 /** The metrics of an attempt that never ran (its worker could not start it, or died first). */
 export function emptyMetrics(partitionId: string, attempt: number): PartitionMetrics {
-  return {
-    partition_id: partitionId,
-    attempt,
-    rows_read: 0,
-    rows_processed: 0,
-    rows_failed: 0,
-    bytes_sent: 0,
-    batches_sent: 0,
-    retry_count: 0,
-    rate_limit_wait_seconds: 0,
-    duration_seconds: 0,
-    throughput: 0,
-    errors: {},
-  };
+  return new PartitionStats(partitionId, attempt).snapshot();
 }

@@ -229,24 +229,7 @@ export async function runTask(partition: Partition, attempt: number, deps: TaskD
     return { partition, ok: true, message, metrics };
   } catch (error) {
     stats.recordError(error);
-    if (iterator?.return) {
-      // the source is closed before the writer is aborted; a source stuck in a read is left to ctx.signal
-      const pending = iterator.return(undefined).catch(() => undefined);
-      await Promise.race([pending, new Promise((r) => setTimeout(r, 1000).unref())]);
-    }
-    if (writer?.abort) {
-      try {
-        await writer.abort();
-      } catch (abortError) {
-        bus.emit({
-          type: 'close_error',
-          resource: 'writer.abort',
-          partition_id: partition.id,
-          error_type: errorType(abortError),
-          error_message: errorMessage(abortError),
-        });
-      }
-    }
+    await abandonAttempt(iterator, writer, partition.id, bus);
     return { partition, ok: false, metrics: stats.snapshot(), error };
   } finally {
     unregister?.();
@@ -263,6 +246,35 @@ export async function runTask(partition: Partition, attempt: number, deps: TaskD
         });
       }
     }
+  }
+}
+
+/**
+ * After a failure: the source is closed before the writer is aborted (a source stuck in
+ * a read gets a second, then is left to ctx.signal); an abort that fails is reported,
+ * never thrown over the failure itself.
+ */
+export async function abandonAttempt(
+  iterator: AsyncIterator<unknown> | undefined,
+  writer: Writer | undefined,
+  partitionId: string,
+  bus: EventSink,
+): Promise<void> {
+  if (iterator?.return) {
+    const pending = iterator.return(undefined).catch(() => undefined);
+    await Promise.race([pending, new Promise((r) => setTimeout(r, 1000).unref())]);
+  }
+  if (!writer?.abort) return;
+  try {
+    await writer.abort();
+  } catch (abortError) {
+    bus.emit({
+      type: 'close_error',
+      resource: 'writer.abort',
+      partition_id: partitionId,
+      error_type: errorType(abortError),
+      error_message: errorMessage(abortError),
+    });
   }
 }
 

@@ -16,6 +16,9 @@ export class QueueServer {
   readonly violations: number[] = [];
   /** How long an acknowledgement takes. */
   ackDelayMs = 0;
+  /** Pulls answered before every further pull gets HTTP 500 (a broken queue); undefined: never. */
+  failPullsAfter: number | undefined;
+  private pulls = 0;
   private server!: Server;
 
   constructor(private readonly committed: (seqs: number[]) => Promise<Set<number>>) {}
@@ -23,6 +26,10 @@ export class QueueServer {
   static async start(committed: (seqs: number[]) => Promise<Set<number>>): Promise<QueueServer> {
     const q = new QueueServer(committed);
     q.server = createServer((req, res) => {
+      if ((req.url ?? '').startsWith('/pull') && q.failPullsAfter !== undefined && q.pulls++ >= q.failPullsAfter) {
+        res.writeHead(500).end('queue broken on purpose');
+        return;
+      }
       q.handle(req.url ?? '/', req)
         .then((body) => {
           res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));

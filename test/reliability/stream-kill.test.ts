@@ -20,6 +20,8 @@ const KILLS = 5;
 const suffix = randomBytes(4).toString('hex');
 const table = `stream_kill_${suffix}`;
 const pipeline = `stream-kill-${suffix}`;
+const failTable = `stream_fail_${suffix}`;
+const failPipeline = `stream-fail-${suffix}`;
 const FIXTURE = resolve(import.meta.dirname, 'fixtures/queue-source.mjs');
 
 let admin: pg.Client;
@@ -40,9 +42,11 @@ beforeAll(async () => {
 afterAll(async () => {
   if (!up) return;
   await queue.close();
-  await admin.query(`DROP TABLE IF EXISTS "${table}"`);
-  await admin.query('DELETE FROM _weir_runs WHERE pipeline = $1', [pipeline]).catch(() => {});
-  await admin.query('DELETE FROM _weir_checkpoints WHERE pipeline = $1', [pipeline]).catch(() => {});
+  for (const t of [table, failTable]) await admin.query(`DROP TABLE IF EXISTS "${t}"`);
+  for (const p of [pipeline, failPipeline]) {
+    await admin.query('DELETE FROM _weir_runs WHERE pipeline = $1', [p]).catch(() => {});
+    await admin.query('DELETE FROM _weir_checkpoints WHERE pipeline = $1', [p]).catch(() => {});
+  }
   await admin.end();
 });
 
@@ -93,5 +97,45 @@ stream: { epoch_rows: 400, epoch_interval: 200ms, stop_when_idle: 1500ms }
     expect(got.rows[0]).toEqual({ n: MESSAGES, d: MESSAGES, lo: 1, hi: MESSAGES });
     expect(queue.violations).toEqual([]);
     expect(queue.ackedCount).toBe(MESSAGES);
+  });
+
+  it('a stream that fails keeps the epochs it committed (they were acknowledged), and the next run continues it', async () => {
+    const q = await QueueServer.start(async (seqs) => {
+      const r = await admin
+        .query(`SELECT seq::int AS seq FROM "${failTable}" WHERE seq = ANY($1::bigint[])`, [seqs])
+        .catch(() => ({ rows: [] }));
+      return new Set(r.rows.map((x) => x.seq as number));
+    });
+    try {
+      const dir = tempDir('weir-stream-fail-');
+      const file = join(dir, 'pipeline.yaml');
+      writeFileSync(
+        file,
+        `pipeline: ${failPipeline}
+connectors: [${JSON.stringify(FIXTURE)}]
+source: { type: test-queue, url: "${q.url}", batch: 50 }
+sink: { type: postgres, host: 127.0.0.1, port: 5432, user: postgres, database: test, table: ${failTable} }
+delivery: exactly-once
+stream: { epoch_rows: 100, epoch_interval: 100ms, stop_when_idle: 800ms }
+`,
+      );
+      q.publish(1000);
+      q.failPullsAfter = 8; // 400 messages, then the queue breaks
+      const failed = await runCli(['run', file], { cwd: dir });
+      expect(failed.code, failed.stderr).toBe(1);
+      expect(failed.stderr).toContain('queue answered 500');
+      const kept = await admin.query(`SELECT count(*)::int AS n FROM "${failTable}"`);
+      expect(kept.rows[0].n).toBeGreaterThanOrEqual(300);
+      expect(q.ackedCount).toBeLessThanOrEqual(kept.rows[0].n);
+      q.failPullsAfter = undefined;
+      const again = await runCli(['run', file], { cwd: dir });
+      expect(again.code, again.stderr).toBe(0);
+      const got = await admin.query(`SELECT count(*)::int AS n, count(DISTINCT seq)::int AS d FROM "${failTable}"`);
+      expect(got.rows[0]).toEqual({ n: 1000, d: 1000 });
+      expect(q.violations).toEqual([]);
+      expect(q.ackedCount).toBe(1000);
+    } finally {
+      await q.close();
+    }
   });
 });

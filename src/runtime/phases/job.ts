@@ -33,8 +33,10 @@ export async function finishJob(r: RunState): Promise<void> {
   } else {
     r.failure ??=
       r.stop.abort.reason ?? r.outcomes.find((o) => !o.ok)?.error ?? new WeirError('run did not complete', { kind: 'internal' });
-    r.env.bus.emit({ type: 'job_abort', partitions: ordered.length, reason: errorMessage(r.failure) });
     r.store?.setStatus(r.runId, 'failed');
+    // a stream's committed epochs were acknowledged: taking them back would lose those messages, so they stay, and the next run continues
+    if (r.source?.unbounded) return;
+    r.env.bus.emit({ type: 'job_abort', partitions: ordered.length, reason: errorMessage(r.failure) });
     await sink.abort?.(ordered, commitCtx);
   }
 }
@@ -49,6 +51,7 @@ export async function failRun(r: RunState, error: unknown): Promise<void> {
   if (!r.sink || !r.setupDone || r.jobDone || !(r.recorded || !r.resumed)) return;
   try {
     if (r.recorded) r.store?.setStatus(r.runId, 'failed');
+    if (r.source?.unbounded) return; // committed epochs stay (see finishJob)
     await r.sink.abort?.(r.committedMessages(), { ...r.planCtx, schema: undefined });
   } catch (abortError) {
     r.env.bus.emit({

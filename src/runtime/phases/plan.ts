@@ -104,14 +104,16 @@ async function abandonRun(r: RunState, old: StoredRun, recoverable: boolean, com
   const oldCtx: CommitContext = { ...commitCtx, runId: old.run_id };
   let messages = r.store?.committedPartitions(old.run_id) ?? [];
   if (recoverable) messages = mergePartitions(messages, (await (sink.recover as NonNullable<Sink['recover']>)(oldCtx)).partitions);
-  await sink.abort?.(
-    messages.map((m) => m.message),
-    oldCtx,
-  );
+  const kept = messages.map((m) => m.message);
+  // a stream's committed epochs were acknowledged at the source: they are published, never taken back
+  if (r.source?.unbounded) await sink.commit?.(kept, oldCtx);
+  else await sink.abort?.(kept, oldCtx);
   r.store?.setStatus(old.run_id, 'abandoned');
   r.env.bus.emit({
     type: 'warning',
-    message: `starting over: the interrupted run ${old.run_id} was abandoned (${reason}); its ${messages.length} committed partition(s) were discarded`,
+    message: r.source?.unbounded
+      ? `starting over: the interrupted run ${old.run_id} was ended (${reason}); the ${messages.length} epoch checkpoint(s) it committed stay published`
+      : `starting over: the interrupted run ${old.run_id} was abandoned (${reason}); its ${messages.length} committed partition(s) were discarded`,
   });
 }
 
