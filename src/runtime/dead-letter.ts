@@ -115,7 +115,7 @@ export class DeadLetterStager implements RowErrorHandler {
     private readonly sink: Sink | undefined,
     private readonly ctx: TaskContext | undefined,
     /** Receives a partition attempt's committed dead letters (undefined: it rejected none). */
-    private readonly committed: (partitionId: string, message: JsonValue | undefined) => Promise<void>,
+    private readonly committed: (partitionId: string, message: JsonValue | undefined) => Promise<void> | void,
   ) {}
 
   tolerates(error: unknown): boolean {
@@ -230,7 +230,7 @@ export class DeadLetterStager implements RowErrorHandler {
 /**
  * Publishes a run's dead letters (planner): each partition's committed dead letters
  * wait in the ledger (the checkpoint store: they survive a crash), a partition redone
- * replacing those of its earlier attempt, and the sink's job commit publishes them
+ * replacing those of its earlier attempt (see {@link record}), and the sink's job commit publishes them
  * all once the run ends: succeeded, or failed — then with those of the partitions that
  * failed, which explain it — but not when the run stops to be resumed.
  */
@@ -241,15 +241,16 @@ export class DeadLetterPublisher {
     private readonly ledger: DeadLetterLedger = memoryLedger(),
   ) {}
 
-  /** Keeps a partition's committed dead letters (undefined: it has none now); those of its earlier attempt are discarded. */
-  async record(partitionId: string, message: JsonValue | undefined): Promise<void> {
-    const replaced = this.ledger.save(partitionId, message);
-    if (replaced !== undefined) await this.discard(replaced);
-  }
-
-  /** Takes back committed dead letters that will not be published (an attempt that is retried). */
-  async discard(message: JsonValue): Promise<void> {
-    if (this.sink && this.ctx) await this.sink.abort?.([message], { ...this.ctx, schema: undefined });
+  /**
+   * Keeps a partition's committed dead letters (undefined: it has none now), in place
+   * of those of its earlier attempt. The earlier attempt's output is not aborted here:
+   * a sink's abort is a job abort (a file sink deletes every staged file of the run, a
+   * SQL sink drops the table the run created), which would take the other partitions'
+   * dead letters with it. What is no longer in the ledger is never published; a staging
+   * sink deletes it with the run's other leftovers at the job commit or abort.
+   */
+  record(partitionId: string, message: JsonValue | undefined): void {
+    this.ledger.save(partitionId, message);
   }
 
   /** The job commit of the dead-letter sink, with every partition's message. */

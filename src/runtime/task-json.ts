@@ -53,7 +53,7 @@ export interface TaskResult {
   /**
    * The dead-letter sink's commit message for the rows this attempt rejected (absent:
    * none). Committed by the worker whether the attempt succeeded or not: the planner
-   * publishes it, or takes it back when the partition runs again.
+   * publishes it, or drops it when the partition runs again.
    */
   dead_letters?: JsonValue;
 }

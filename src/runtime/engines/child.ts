@@ -52,7 +52,7 @@ export function childProcessEngine(options: ChildProcessEngineOptions = {}): Eng
     execute(job: ExecuteJob): Promise<ExecuteResult> {
       const entry = childEntry();
       const { stop } = job;
-      // a failed attempt's committed dead letters, until the partition runs again (taken back) or fails for good (published)
+      // a failed attempt's committed dead letters, until the partition runs again (dropped) or fails for good (published)
       const pendingDeadLetters = new Map<string, JsonValue>();
       const attemptOnce = async (partition: Partition, attempt: number): Promise<PartitionOutcome> => {
         const progress = job.progress();
@@ -71,7 +71,7 @@ export function childProcessEngine(options: ChildProcessEngineOptions = {}): Eng
         if (resume) spec.resume_from = resume;
         const result = await runChild(entry, spec, job, options);
         if (result.dead_letters !== undefined) {
-          if (result.ok) await job.deadLetters.record(partition.id, result.dead_letters);
+          if (result.ok) job.deadLetters.record(partition.id, result.dead_letters);
           else pendingDeadLetters.set(partition.id, result.dead_letters);
         }
         if (!result.ok)
@@ -83,10 +83,9 @@ export function childProcessEngine(options: ChildProcessEngineOptions = {}): Eng
         bus: job.bus,
         signal: stop.abort,
         drain: stop.drain,
+        // the retried attempt's dead letters are never published (their staged output goes with the run's leftovers)
         discardAttempt: async (o: PartitionOutcome) => {
-          const message = pendingDeadLetters.get(o.partition.id);
           pendingDeadLetters.delete(o.partition.id);
-          if (message !== undefined) await job.deadLetters.discard(message);
         },
       };
       return runAll(
@@ -96,7 +95,7 @@ export function childProcessEngine(options: ChildProcessEngineOptions = {}): Eng
           const message = pendingDeadLetters.get(p.id);
           pendingDeadLetters.delete(p.id);
           // the partition failed for good: its rejected rows explain it, and are published with the run's
-          if (message !== undefined) await job.deadLetters.record(p.id, message);
+          if (message !== undefined) job.deadLetters.record(p.id, message);
           return outcome;
         },
         job,
