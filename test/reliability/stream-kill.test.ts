@@ -22,6 +22,8 @@ const table = `stream_kill_${suffix}`;
 const pipeline = `stream-kill-${suffix}`;
 const failTable = `stream_fail_${suffix}`;
 const failPipeline = `stream-fail-${suffix}`;
+const intTable = `stream_int_${suffix}`;
+const intPipeline = `stream-int-${suffix}`;
 const FIXTURE = resolve(import.meta.dirname, 'fixtures/queue-source.mjs');
 
 let admin: pg.Client;
@@ -42,8 +44,8 @@ beforeAll(async () => {
 afterAll(async () => {
   if (!up) return;
   await queue.close();
-  for (const t of [table, failTable]) await admin.query(`DROP TABLE IF EXISTS "${t}"`);
-  for (const p of [pipeline, failPipeline]) {
+  for (const t of [table, failTable, intTable]) await admin.query(`DROP TABLE IF EXISTS "${t}"`);
+  for (const p of [pipeline, failPipeline, intPipeline]) {
     await admin.query('DELETE FROM _weir_runs WHERE pipeline = $1', [p]).catch(() => {});
     await admin.query('DELETE FROM _weir_checkpoints WHERE pipeline = $1', [p]).catch(() => {});
   }
@@ -135,6 +137,52 @@ stream: { epoch_rows: 100, epoch_interval: 100ms, stop_when_idle: 800ms }
       expect(q.violations).toEqual([]);
       expect(q.ackedCount).toBe(1000);
     } finally {
+      await q.close();
+    }
+  });
+
+  it('SIGINT drains: the open epoch is committed and acknowledged, exit 130, and the next run continues', async () => {
+    const q = await QueueServer.start(async (seqs) => {
+      const r = await admin
+        .query(`SELECT seq::int AS seq FROM "${intTable}" WHERE seq = ANY($1::bigint[])`, [seqs])
+        .catch(() => ({ rows: [] }));
+      return new Set(r.rows.map((x) => x.seq as number));
+    });
+    const producer = setInterval(() => {
+      if (q.messagesCount < 3000) q.publish(10);
+    }, 10);
+    try {
+      const dir = tempDir('weir-stream-int-');
+      const file = join(dir, 'pipeline.yaml');
+      writeFileSync(
+        file,
+        `pipeline: ${intPipeline}
+connectors: [${JSON.stringify(FIXTURE)}]
+source: { type: test-queue, url: "${q.url}", batch: 50 }
+sink: { type: postgres, host: 127.0.0.1, port: 5432, user: postgres, database: test, table: ${intTable} }
+delivery: exactly-once
+stream: { epoch_rows: 100000, epoch_interval: 1h, stop_when_idle: 1s }
+`,
+      );
+      // one epoch stays open the whole run (1 h, 100k rows): only the drain commits it
+      const stopped = await runCli(['run', file], {
+        cwd: dir,
+        onSpawn: (pid) => setTimeout(() => process.kill(pid, 'SIGINT'), 1500),
+      });
+      expect(stopped.code, stopped.stderr).toBe(130);
+      const kept = await admin.query(`SELECT count(*)::int AS n FROM "${intTable}"`);
+      expect(kept.rows[0].n).toBeGreaterThan(0);
+      expect(q.ackedCount).toBe(kept.rows[0].n);
+      await new Promise((r) => setTimeout(r, 1000));
+      clearInterval(producer);
+      q.publish(3000 - q.messagesCount);
+      const again = await runCli(['run', file], { cwd: dir });
+      expect(again.code, again.stderr).toBe(0);
+      const got = await admin.query(`SELECT count(*)::int AS n, count(DISTINCT seq)::int AS d FROM "${intTable}"`);
+      expect(got.rows[0]).toEqual({ n: 3000, d: 3000 });
+      expect(q.violations).toEqual([]);
+    } finally {
+      clearInterval(producer);
       await q.close();
     }
   });
