@@ -121,7 +121,10 @@ class Acknowledger {
   private forget(): void {
     const c = this.client;
     this.client = undefined;
-    c?.then((x) => x.disconnect(), () => undefined);
+    c?.then(
+      (x) => x.disconnect(),
+      () => undefined,
+    );
   }
 
   async close(): Promise<void> {

@@ -97,7 +97,7 @@ export const redisOptions = {
   claim_idle: o
     .duration({ min: 1, max: 86_400_000 })
     .describe(
-      'Source, `stream` mode: entries another consumer of the group has held this long without acknowledging them (a consumer that died) are claimed and read by this one; checked every half of it. Entries of this pipeline\'s own partitions are never claimed: they read them again themselves. Claimed entries are at-least-once.',
+      "Source, `stream` mode: entries another consumer of the group has held this long without acknowledging them (a consumer that died) are claimed and read by this one; checked every half of it. Entries of this pipeline's own partitions are never claimed: they read them again themselves. Claimed entries are at-least-once.",
     )
     .default('60s')
     .advanced(),
