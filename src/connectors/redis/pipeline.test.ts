@@ -1,5 +1,6 @@
 /** The redis connector inside whole runs (in process): generator → redis hashes, redis stream → postgres in epochs. */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -7,7 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runYaml } from '../../../test/foundation/harness.js';
 import { tempDir } from '../../../test/helpers/cli.js';
 import { requireService } from '../../../test/helpers/services.js';
+import { parsePipelineText } from '../../config/load.js';
+import { validatePipeline } from '../../config/pipeline.js';
+import { Registry } from '../../config/registry.js';
 import type { AnyConnector } from '../../sdk/connector.js';
+import { Redactor } from '../../secrets/redactor.js';
+import { builtinConnectors } from '../index.js';
 import redis from './index.js';
 
 const up = await requireService('redis');
@@ -108,4 +114,39 @@ checkpoint: { path: ${join(dir, 'checkpoints.db')} }
       }
     },
   );
+});
+
+describe('redis stream source, sinks', () => {
+  it('a sink that publishes only at the end of the run is refused, with the reason, before anything connects', async () => {
+    const dir = tempDir('weir-redis-run-');
+    const { summary } = await runYaml(
+      `
+pipeline: redis-stream-to-jsonl
+source: { type: redis, mode: stream, stream: s, port: 1 }
+sink: { type: jsonl, path: ${join(dir, 'out.jsonl')} }
+checkpoint: { path: ${join(dir, 'checkpoints.db')} }
+`,
+      extra,
+      dir,
+    );
+    expect(summary.status).toBe('failed');
+    // port 1 would refuse a connection: the message says the sink cannot stream, not ECONNREFUSED
+    expect(summary.error?.error_message).toMatch(/the jsonl sink cannot take an unbounded source \(redis\)/);
+  });
+
+  it('the README example is a valid pipeline', () => {
+    const readme = readFileSync(join(import.meta.dirname, '../../../README.md'), 'utf8');
+    const at = readme.indexOf('**A Redis stream is read until stopped.**');
+    const block = /```yaml\n([\s\S]*?)```/.exec(readme.slice(at))?.[1];
+    expect(at).toBeGreaterThan(0);
+    expect(block).toContain('mode: stream');
+    const valid = validatePipeline(
+      parsePipelineText(`pipeline: readme-stream\n${block}`, 'README.md'),
+      new Registry(builtinConnectors),
+      new Redactor(),
+      '.',
+    );
+    expect(valid.config.source.type).toBe('redis');
+    expect(valid.config.stream.stop_when_idle).toBe(30_000);
+  });
 });
