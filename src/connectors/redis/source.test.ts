@@ -209,7 +209,7 @@ describe.skipIf(!up)('redis stream source on epochs', () => {
 });
 
 /** A sink whose epoch commits make rows visible (`streaming: true`), recording what the stream's pending list held at each commit. */
-function epochSink(stream: string, group: string, afterFirstCommit: () => Promise<unknown>) {
+function epochSink(stream: string, group: string, onCommit: (epoch: number) => Promise<unknown>) {
   const seen = { rows: [] as Row[], commits: [] as { epoch: EpochMark | undefined; ids: string[]; pendingAtCommit: Set<string> }[] };
   const connector = defineConnector({
     name: 'epoch-sink',
@@ -225,7 +225,7 @@ function epochSink(stream: string, group: string, afterFirstCommit: () => Promis
             const pending = new Set((await pendingOf(stream, group)).map((p) => p.id));
             seen.commits.push({ epoch, ids: rows.map((r) => String(r._id)), pendingAtCommit: pending });
             seen.rows.push(...rows);
-            if (seen.commits.length === 1) await afterFirstCommit();
+            await onCommit(epoch?.epoch ?? 0);
             return { partition_id: partition.id, rows: rows.length };
           },
         };
@@ -245,7 +245,7 @@ describe.skipIf(!up)('redis stream source in a run', () => {
     const stream = `${prefix}:run:epochs`;
     await fill(stream, 250);
     // 50 more entries arrive once the run has committed its first epoch
-    const { seen, connector } = epochSink(stream, 'g', () => fill(stream, 50, 251));
+    const { seen, connector } = epochSink(stream, 'g', async (epoch) => epoch === 1 && (await fill(stream, 50, 251)));
     const { summary } = await runYaml(
       `
 pipeline: redis-epochs
@@ -269,6 +269,35 @@ stream: { epoch_rows: 100, epoch_interval: 100ms, stop_when_idle: 800ms }
     expect(seen.commits.map((c) => c.epoch?.epoch)).toEqual(seen.commits.map((_, i) => i + 1));
     const lastId = seen.rows.at(-1)?._id;
     expect(seen.commits.at(-1)?.epoch?.offsets).toBe(lastId);
+    expect(await pendingCount(stream, 'g')).toBe(0);
+  });
+
+  it('an epoch committed and not acknowledged (the ack connection lost): the retried attempt acknowledges its entries without writing them again', async () => {
+    const stream = `${prefix}:run:lost-ack`;
+    await fill(stream, 300);
+    const { seen, connector } = epochSink(stream, 'g', async (epoch) => {
+      if (epoch !== 2) return;
+      // the acknowledgements of epoch 2 will fail: its entries stay pending though committed
+      const line = String(await admin.client('LIST'))
+        .split('\n')
+        .find((l) => l.includes('name=weir:redis-lost-ack:weir:ack'));
+      await admin.client('KILL', 'ID', /id=(\d+)/.exec(line ?? '')?.[1] ?? expect.unreachable());
+    });
+    const { summary } = await runYaml(
+      `
+pipeline: redis-lost-ack
+source: { type: redis, mode: stream, stream: "${stream}", group: g, block: 50ms, fetch_size: 100 }
+sink: { type: epoch-sink }
+stream: { epoch_rows: 100, epoch_interval: 100ms, stop_when_idle: 500ms }
+retry: { partition_attempts: 2, initial_delay: 10ms }
+`,
+      [redis as unknown as AnyConnector, connector],
+      tempDir('weir-redis-lost-ack-'),
+    );
+    expect(summary.status).toBe('succeeded');
+    expect(summary.totals.partition_retries).toBe(1);
+    // every entry written once: epoch 2's entries, read again by the retry, were only acknowledged
+    expect(seen.rows.map((r) => Number(r.n))).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
     expect(await pendingCount(stream, 'g')).toBe(0);
   });
 });
