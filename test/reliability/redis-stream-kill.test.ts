@@ -13,7 +13,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareEntryIds } from '../../src/connectors/redis/source.js';
-import { runCli, tempDir } from '../helpers/cli.js';
+import { runKilledThenToEnd, tempDir } from '../helpers/cli.js';
 import { requireService } from '../helpers/services.js';
 
 const up = (await requireService('postgres')) && (await requireService('redis'));
@@ -92,21 +92,7 @@ stream: { epoch_rows: 300, epoch_interval: 200ms, stop_when_idle: 1500ms }
       }
     })();
     try {
-      for (let i = 0; i < KILLS; i++) {
-        const after = 600 + Math.floor(Math.random() * 1200);
-        const r = await runCli(['run', file], {
-          cwd: dir,
-          onSpawn: (pid) => {
-            setTimeout(() => {
-              try {
-                process.kill(pid, 'SIGKILL');
-              } catch {}
-            }, after);
-          },
-        });
-        expect(r.signal, r.stderr).toBe('SIGKILL');
-      }
-      const last = await runCli(['run', file], { cwd: dir, timeoutMs: 60_000 });
+      const last = await runKilledThenToEnd(file, dir, KILLS, 600, 1200, (r) => expect(r.signal, r.stderr).toBe('SIGKILL'));
       expect(last.code, last.stderr).toBe(0);
     } finally {
       clearInterval(producer);
