@@ -62,3 +62,32 @@ export function logLines(stdout: string): Record<string, unknown>[] {
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
+
+/**
+ * `weir run FILE` killed with SIGKILL `kills` times, each at a random moment `fromMs` to
+ * `fromMs + spreadMs` after it started, then once more to its end. Returns the last run.
+ */
+export async function runKilledThenToEnd(
+  file: string,
+  cwd: string,
+  kills: number,
+  fromMs: number,
+  spreadMs: number,
+  expectKilled: (r: CliResult) => void,
+): Promise<CliResult> {
+  for (let i = 0; i < kills; i++) {
+    const after = fromMs + Math.floor(Math.random() * spreadMs);
+    const r = await runCli(['run', file], {
+      cwd,
+      onSpawn: (pid) => {
+        setTimeout(() => {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {}
+        }, after);
+      },
+    });
+    expectKilled(r);
+  }
+  return runCli(['run', file], { cwd, timeoutMs: 60_000 });
+}

@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, tempDir } from '../helpers/cli.js';
+import { runKilledThenToEnd, tempDir } from '../helpers/cli.js';
 import { requireService } from '../helpers/services.js';
 import { QueueServer } from './queue-server.js';
 
@@ -72,21 +72,7 @@ stream: { epoch_rows: 400, epoch_interval: 200ms, stop_when_idle: 1500ms }
       if (queue.messagesCount < MESSAGES) queue.publish(Math.min(25, MESSAGES - queue.messagesCount));
     }, 20);
     try {
-      for (let i = 0; i < KILLS; i++) {
-        const after = 500 + Math.floor(Math.random() * 1200);
-        const r = await runCli(['run', file], {
-          cwd: dir,
-          onSpawn: (pid) => {
-            setTimeout(() => {
-              try {
-                process.kill(pid, 'SIGKILL');
-              } catch {}
-            }, after);
-          },
-        });
-        expect(r.signal, r.stderr).toBe('SIGKILL');
-      }
-      const last = await runCli(['run', file], { cwd: dir, timeoutMs: 60_000 });
+      const last = await runKilledThenToEnd(file, dir, KILLS, 500, 1200, (r) => expect(r.signal, r.stderr).toBe('SIGKILL'));
       expect(last.code, last.stderr).toBe(0);
     } finally {
       clearInterval(producer);

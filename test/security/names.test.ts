@@ -194,10 +194,9 @@ describe.skipIf(!redisUp)('redis', () => {
     admin.disconnect();
   });
 
-  it('hashes, JSON values and stream entries with a field named __proto__ are read with it', async () => {
+  it('hashes and JSON values with a field named __proto__ are read with it', async () => {
     await admin.hset(`${prefix}:h:1`, '__proto__', 'p', 'toString', 't');
     await admin.set(`${prefix}:j:1`, '{"__proto__":"p","constructor":"c"}');
-    await admin.xadd(`${prefix}:s`, '*', '__proto__', 'p', 'valueOf', 'v');
     const dir = tempDir('weir-names-redis-');
     const read = async (source: string) => {
       await run(`source: { type: redis, ${source} }\nsink: { type: jsonl, path: out.jsonl, mode: overwrite }\n`, dir);
@@ -217,12 +216,27 @@ describe.skipIf(!redisUp)('redis', () => {
         ['constructor', 'c'],
       ],
     ]);
-    const stream = await read(`mode: stream, stream: "${prefix}:s", block: 100ms`);
-    expect(stream.map((r) => r.slice(1))).toEqual([
-      [
-        ['__proto__', 'p'],
-        ['valueOf', 'v'],
-      ],
-    ]);
+  });
+
+  // a stream is unbounded: it needs a sink whose epoch commits make rows visible (postgres)
+  it.skipIf(!pgUp)('stream entries with a field named __proto__ arrive with it', async () => {
+    await admin.xadd(`${prefix}:s`, '*', '__proto__', 'p', 'valueOf', 'v');
+    const table = unique('names_stream');
+    const db = new pg.Client({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' });
+    await db.connect();
+    try {
+      await run(
+        `source: { type: redis, mode: stream, stream: "${prefix}:s", block: 100ms }
+sink: { type: postgres, host: 127.0.0.1, user: postgres, database: test, table: ${table} }
+stream: { stop_when_idle: 300ms }
+`,
+        tempDir('weir-names-redis-'),
+      );
+      const got = await db.query({ text: `SELECT "__proto__", "valueOf" FROM ${quoteIdentifier(table)}`, rowMode: 'array' });
+      expect(got.rows).toEqual([['p', 'v']]);
+    } finally {
+      await db.query(`DROP TABLE IF EXISTS ${quoteIdentifier(table)}`);
+      await db.end();
+    }
   });
 });

@@ -1,19 +1,25 @@
-/** The redis connector inside whole runs (in process): generator → redis hashes, redis stream → jsonl. */
+/** The redis connector inside whole runs (in process): generator → redis hashes, redis stream → postgres in epochs. */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runYaml } from '../../../test/foundation/harness.js';
 import { tempDir } from '../../../test/helpers/cli.js';
 import { requireService } from '../../../test/helpers/services.js';
+import { parsePipelineText } from '../../config/load.js';
+import { validatePipeline } from '../../config/pipeline.js';
+import { Registry } from '../../config/registry.js';
 import type { AnyConnector } from '../../sdk/connector.js';
-import jsonl from '../jsonl/index.js';
+import { Redactor } from '../../secrets/redactor.js';
+import { builtinConnectors } from '../index.js';
 import redis from './index.js';
 
 const up = await requireService('redis');
+const pgUp = await requireService('postgres');
 const prefix = `weirtest:${randomBytes(4).toString('hex')}`;
-const extra = [redis, jsonl] as unknown as AnyConnector[];
+const extra = [redis] as unknown as AnyConnector[];
 let admin: Redis;
 
 async function keysOf(pattern: string): Promise<string[]> {
@@ -56,39 +62,91 @@ checkpoint: { path: ${join(dir, 'checkpoints.db')} }
     expect(await admin.hget(`${prefix}:u:42`, 'email')).toMatch(/\.42@example\.com$/);
   });
 
-  it('redis stream → jsonl: every entry read once through the consumer group, then acknowledged', async () => {
-    const stream = `${prefix}:events`;
-    const dir = tempDir('weir-redis-run-');
-    await runYaml(
-      `
+  // a stream is unbounded: its sink must make each epoch's rows visible at the epoch commit (postgres append)
+  it.skipIf(!pgUp)(
+    'redis stream → postgres: every entry once, committed in epochs, acknowledged, the run ends on stop_when_idle',
+    async () => {
+      const stream = `${prefix}:events`;
+      const dir = tempDir('weir-redis-run-');
+      await runYaml(
+        `
 pipeline: redis-stream-fill
 source: { type: generator, rows: 3000 }
 sink: { type: redis, mode: stream, stream: "${stream}" }
 checkpoint: { path: ${join(dir, 'checkpoints.db')} }
 `,
-      extra,
-      dir,
-    );
-    expect(await admin.xlen(stream)).toBe(3000);
-    const out = join(dir, 'events.jsonl');
+        extra,
+        dir,
+      );
+      expect(await admin.xlen(stream)).toBe(3000);
+      const table = `redis_drain_${randomBytes(4).toString('hex')}`;
+      const db = new pg.Client({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' });
+      await db.connect();
+      try {
+        const { summary, events } = await runYaml(
+          `
+pipeline: redis-stream-drain
+source: { type: redis, mode: stream, stream: "${stream}", group: drain, partitions: 2, block: 100ms, fetch_size: 200 }
+sink: { type: postgres, host: 127.0.0.1, user: postgres, database: test, table: ${table} }
+delivery: exactly-once
+stream: { epoch_rows: 500, stop_when_idle: 500ms }
+checkpoint: { path: ${join(dir, 'checkpoints.db')} }
+`,
+          extra,
+          dir,
+        );
+        expect(summary.status).toBe('succeeded');
+        expect(summary.totals.rows_written).toBe(3000);
+        // epochs are cut between reads of 200 entries once they hold 500 rows: 3000 rows are at least 4 epochs
+        expect(events.filter((e) => e.type === 'epoch_commit').length).toBeGreaterThanOrEqual(4);
+        const got = await db.query(
+          `SELECT count(*)::int AS n, count(DISTINCT id)::int AS d, count(DISTINCT "_id")::int AS e FROM "${table}"`,
+        );
+        expect(got.rows[0]).toEqual({ n: 3000, d: 3000, e: 3000 });
+        const one = await db.query(`SELECT "_id", email FROM "${table}" LIMIT 1`);
+        expect(one.rows[0]).toMatchObject({ _id: expect.stringMatching(/^\d+-\d+$/), email: expect.any(String) });
+        expect(((await admin.call('XPENDING', stream, 'drain')) as unknown[])[0]).toBe(0);
+      } finally {
+        await db.query(`DROP TABLE IF EXISTS "${table}"`);
+        await db.query('DELETE FROM _weir_runs WHERE pipeline = $1', ['redis-stream-drain']).catch(() => {});
+        await db.query('DELETE FROM _weir_checkpoints WHERE pipeline = $1', ['redis-stream-drain']).catch(() => {});
+        await db.end();
+      }
+    },
+  );
+});
+
+describe('redis stream source, sinks', () => {
+  it('a sink that publishes only at the end of the run is refused, with the reason, before anything connects', async () => {
+    const dir = tempDir('weir-redis-run-');
     const { summary } = await runYaml(
       `
-pipeline: redis-stream-drain
-source: { type: redis, mode: stream, stream: "${stream}", group: drain, partitions: 2, block: 200ms }
-sink: { type: jsonl, path: ${out} }
+pipeline: redis-stream-to-jsonl
+source: { type: redis, mode: stream, stream: s, port: 1 }
+sink: { type: jsonl, path: ${join(dir, 'out.jsonl')} }
 checkpoint: { path: ${join(dir, 'checkpoints.db')} }
 `,
       extra,
       dir,
     );
-    expect(summary.status).toBe('succeeded');
-    const lines = readFileSync(out, 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines).toHaveLength(3000);
-    expect(new Set(lines.map((l) => l.id)).size).toBe(3000);
-    expect(lines[0]).toMatchObject({ _id: expect.stringMatching(/^\d+-\d+$/), id: expect.any(String), email: expect.any(String) });
-    expect(((await admin.call('XPENDING', stream, 'drain')) as unknown[])[0]).toBe(0);
+    expect(summary.status).toBe('failed');
+    // port 1 would refuse a connection: the message says the sink cannot stream, not ECONNREFUSED
+    expect(summary.error?.error_message).toMatch(/the jsonl sink cannot take an unbounded source \(redis\)/);
+  });
+
+  it('the README example is a valid pipeline', () => {
+    const readme = readFileSync(join(import.meta.dirname, '../../../README.md'), 'utf8');
+    const at = readme.indexOf('**A Redis stream is read until stopped.**');
+    const block = /```yaml\n([\s\S]*?)```/.exec(readme.slice(at))?.[1];
+    expect(at).toBeGreaterThan(0);
+    expect(block).toContain('mode: stream');
+    const valid = validatePipeline(
+      parsePipelineText(`pipeline: readme-stream\n${block}`, 'README.md'),
+      new Registry(builtinConnectors),
+      new Redactor(),
+      '.',
+    );
+    expect(valid.config.source.type).toBe('redis');
+    expect(valid.config.stream.stop_when_idle).toBe(30_000);
   });
 });

@@ -3,7 +3,7 @@ import { type AddressInfo, createServer, type Socket } from 'node:net';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireService } from '../../../test/helpers/services.js';
-import { type TaskContext, validateConnectorOptions } from '../../sdk/connector.js';
+import { validateConnectorOptions } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
 import { connectorOptions } from '../../sdk/testing.js';
 import type { Row } from '../../sdk/types.js';
@@ -43,24 +43,12 @@ async function write(input: Record<string, unknown>, batches: Row[][], partition
   }
 }
 
-async function read(input: Record<string, unknown>, ctxExtra: Partial<TaskContext> = {}) {
+/** Reads keys (hash / json modes: one partition, no stream). */
+async function read(input: Record<string, unknown>) {
   const source = redis.source?.(options(input, 'source')) ?? expect.unreachable();
-  const partitions = (await source.partitions?.(planContext({ baseDir: '.' }))) ?? [{ id: '0' }];
-  const rows: Row[] = [];
-  const rejected: unknown[] = [];
-  for (const p of partitions) {
-    // by default the partition "commits" right after it was read, as in a run
-    const committed: (() => Promise<void> | void)[] = [];
-    const ctx = {
-      ...taskContext({ baseDir: '.', partitionId: p.id }),
-      onCommit: (fn: () => Promise<void> | void) => void committed.push(fn),
-      ...ctxExtra,
-    };
-    rows.push(...(await collect(source.read(p, ctx))));
-    for (const fn of committed) await fn();
-    rejected.push(...ctx.rejected);
-  }
-  return { rows, partitions, rejected };
+  const ctx = taskContext({ baseDir: '.' });
+  const rows = await collect(source.read({ id: '0' }, ctx));
+  return { rows, rejected: ctx.rejected };
 }
 
 const users = (n: number, from = 1): Row[] =>
@@ -182,37 +170,33 @@ describe.skipIf(!up)('redis sink and source', () => {
     expect((error as RowError).code).toBe('WRONGTYPE');
   });
 
-  it('stream mode: XADD with MAXLEN, read back through a consumer group with pending entries first', async () => {
+  it('stream mode: XADD with MAXLEN, one entry per row with its fields as text', async () => {
     const stream = `${prefix}:events`;
     await write({ mode: 'stream', stream, maxlen: 100_000 }, [users(30), users(20, 31)]);
     expect(await admin.xlen(stream)).toBe(50);
-    // a consumer that read 10 entries earlier and never acknowledged them (a crashed run)
-    await admin.call('XGROUP', 'CREATE', stream, 'g1', '0');
-    await admin.call('XREADGROUP', 'GROUP', 'g1', 'c1', 'COUNT', 10, 'STREAMS', stream, '>');
-    const acked: (() => Promise<void> | void)[] = [];
-    const { rows } = await read(
-      { mode: 'stream', stream, group: 'g1', consumer: 'c1', block: '100ms', fetch_size: 7 },
-      { onCommit: (fn) => void acked.push(fn) },
-    );
-    expect(rows).toHaveLength(50);
-    expect(rows.map((r) => Number(r.id))).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
-    expect(rows[0]).toMatchObject({ _id: expect.stringMatching(/^\d+-\d+$/), id: '1', name: 'u1', active: 'true' });
-    // nothing is acknowledged before the commit hook runs
-    expect(((await admin.call('XPENDING', stream, 'g1')) as unknown[])[0]).toBe(50);
-    for (const fn of acked) await fn();
-    expect(((await admin.call('XPENDING', stream, 'g1')) as unknown[])[0]).toBe(0);
-    // drained: a second run reads nothing
-    expect((await read({ mode: 'stream', stream, group: 'g1', consumer: 'c1', block: '100ms' })).rows).toHaveLength(0);
+    const entries = await admin.xrange(stream, '-', '+');
+    expect(entries.map(([, f]) => Number(f[f.indexOf('id') + 1]))).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect(entries[1]?.[1]).toEqual([
+      'id',
+      '2',
+      'name',
+      'u2',
+      'score',
+      '1',
+      'active',
+      'false',
+      'tags',
+      '["a"]',
+      'at',
+      '2024-01-01T00:00:01.000Z',
+    ]);
   });
 
-  it('stream source: several consumers share the entries, acknowledged once each partition commits', async () => {
+  it('stream mode with ttl expires the stream', async () => {
     const stream = `${prefix}:shared`;
     await write({ mode: 'stream', stream, ttl: '1h' }, [users(300)]);
+    expect(await admin.xlen(stream)).toBe(300);
     expect(await admin.pttl(stream)).toBeGreaterThan(3_500_000);
-    const { rows, partitions } = await read({ mode: 'stream', stream, partitions: 3, block: '100ms', fetch_size: 50 });
-    expect(partitions).toEqual([{ id: '0' }, { id: '1' }, { id: '2' }]);
-    expect(new Set(rows.map((r) => r.id)).size).toBe(300);
-    expect(((await admin.call('XPENDING', stream, 'weir')) as unknown[])[0]).toBe(0);
   });
 
   it('scan source: hashes or JSON strings of the keys matching a pattern; bad JSON is rejected', async () => {

@@ -1,18 +1,29 @@
 /**
  * The Redis source.
  *
- * - `stream` mode: reads a stream through a consumer group (XREADGROUP). Each
- *   partition is one consumer; it first re-reads the entries it was given before
- *   but never acknowledged (a crashed or failed earlier run), then new ones, and
- *   ends when a read waits `block` without getting any (batch semantics).
- *   Entries are acknowledged (XACK) once the partition's rows are committed by
- *   the sink (`ctx.onCommit`) — at-least-once.
+ * - `stream` mode is unbounded (`Source.stream`): each partition is one consumer of
+ *   a consumer group, committed by the runtime in epochs. A partition first reads
+ *   again the entries it was given before and never acknowledged (XREADGROUP from
+ *   id 0), then those it claimed from other consumers and never acknowledged, then
+ *   new entries (`>`, with BLOCK); a read is one chunk, and a read that gets nothing
+ *   is a heartbeat. Every `claim_idle / 2` it claims (XPENDING IDLE, XCLAIM) the
+ *   entries other consumers of the group have held unacknowledged for `claim_idle`
+ *   — a consumer that died — except those of this pipeline's own partitions, which
+ *   read their own entries again when they restart. A chunk's `ack` XACKs exactly
+ *   its entries, after the epoch holding it was committed; so only the open epoch's
+ *   ids are held in memory. The offsets are the last entry id this consumer read
+ *   (a string, `ms-seq`): entries at or before `ctx.resumeFrom` were committed by an
+ *   earlier epoch whose acknowledgement was lost, and are acknowledged without
+ *   being yielded again. Claimed entries go to a second consumer
+ *   (`<consumer>.claims`), so the ids below the offsets in this consumer's own list
+ *   are always committed ones; claimed entries are at-least-once (one committed
+ *   and not acknowledged before a crash is read again).
  * - `hash` / `json` modes: SCAN for the keys matching `match` (of that type) and
  *   read each with HGETALL or GET, one pipeline per SCAN page. One partition.
  *   SCAN may return a key twice when the keyspace is resized meanwhile.
  */
 import type { Redis } from 'ioredis';
-import type { PlanContext, Source, TaskContext } from '../../sdk/connector.js';
+import type { PlanContext, Source, StreamChunk, TaskContext } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
 import { emptyRow, type Partition, type Row } from '../../sdk/types.js';
 import { parseJsonExact } from '../../sdk/values.js';
@@ -21,6 +32,8 @@ import type { RedisOptions } from './spec.js';
 
 type StreamEntry = [id: string, fields: string[] | null];
 type ReadReply = [stream: string, entries: StreamEntry[]][] | null;
+/** One XPENDING extended-form line: id, owner, idle ms, deliveries. */
+type PendingLine = [id: string, consumer: string, idle: number, deliveries: number];
 
 /** XREADGROUP through the typed method: it keeps the RESP2 shape under RESP3 (`call` would return the map flattened). */
 function xreadgroup(client: Redis, ...args: (string | number)[]): Promise<ReadReply> {
@@ -49,11 +62,93 @@ async function ensureGroup(client: Redis, opts: RedisOptions): Promise<void> {
   }
 }
 
+const ENTRY_ID = /^(0|[1-9]\d{0,19})-(0|[1-9]\d{0,19})$/;
+
+/** Orders two stream entry ids numerically (`ms-seq`; both parts may pass 2^53). */
+export function compareEntryIds(a: string, b: string): number {
+  const [am = '0', as = '0'] = a.split('-');
+  const [bm = '0', bs = '0'] = b.split('-');
+  const ms = BigInt(am) - BigInt(bm);
+  const d = ms !== 0n ? ms : BigInt(as) - BigInt(bs);
+  return d < 0n ? -1 : d > 0n ? 1 : 0;
+}
+
+/** Where a partition continues: the entry id of its last committed epoch (read back from a checkpoint: untrusted). */
+function resumePoint(ctx: TaskContext): string {
+  const r = ctx.resumeFrom;
+  if (r === undefined || r === null) return '0-0';
+  if (typeof r === 'string' && ENTRY_ID.test(r)) return r;
+  const shown = JSON.stringify(r).slice(0, 80);
+  throw new WeirError(
+    `the checkpoint of partition ${ctx.partitionId} holds offsets ${shown}, which are not a Redis stream entry id (such as "1700000000000-0"); it was not written by the redis source — start over with \`weir state reset ${ctx.pipeline}\``,
+    { code: 'invalid_offsets', kind: 'config' },
+  );
+}
+
+const claimerOf = (consumer: string) => `${consumer}.claims`;
+
+/**
+ * Acknowledges on a connection of its own: the reading one may be blocked in
+ * XREADGROUP BLOCK when an epoch commits. Once closed (the partition ended), an
+ * acknowledgement still due opens a connection for itself.
+ */
+class Acknowledger {
+  private client: Promise<Redis> | undefined;
+  private closed = false;
+  constructor(
+    private readonly opts: RedisOptions,
+    private readonly ctx: TaskContext,
+    private readonly name: string,
+  ) {}
+
+  async ack(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const stream = this.opts.stream as string;
+    const own = !this.closed;
+    let client: Redis | undefined;
+    try {
+      if (own) this.client ??= connect(this.opts, this.ctx, this.name);
+      client = own ? await (this.client as Promise<Redis>) : await connect(this.opts, this.ctx, this.name);
+      for (let i = 0; i < ids.length; i += 10_000) await client.xack(stream, this.opts.group, ...ids.slice(i, i + 10_000));
+    } catch (error) {
+      if (own) this.forget();
+      throw classify(error, `acknowledging ${ids.length} entries of stream ${stream} in group ${this.opts.group} (${where(this.opts)})`);
+    } finally {
+      if (!own) await release(client);
+    }
+  }
+
+  private forget(): void {
+    const c = this.client;
+    this.client = undefined;
+    c?.then(
+      (x) => x.disconnect(),
+      () => undefined,
+    );
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const c = this.client;
+    this.client = undefined;
+    if (c) await release(await c.catch(() => undefined));
+  }
+}
+
 export function redisSource(opts: RedisOptions): Source {
-  const consumerOf = (p: Partition) => (opts.partitions > 1 ? `${opts.consumer}-${p.id}` : opts.consumer);
+  const consumerOf = (id: string) => (opts.partitions > 1 ? `${opts.consumer}-${id}` : opts.consumer);
+  // this pipeline's consumers: their entries are read again by their own partition, never claimed
+  const ours = new Set(Array.from({ length: opts.partitions }, (_, i) => consumerOf(String(i))).flatMap((c) => [c, claimerOf(c)]));
+  const keys: Source = {
+    read(_partition: Partition, ctx: TaskContext) {
+      return readKeys(opts, ctx);
+    },
+  };
+  if (opts.mode !== 'stream') return keys;
   return {
+    unbounded: true,
+
     async partitions(ctx: PlanContext): Promise<Partition[]> {
-      if (opts.mode !== 'stream') return [{ id: '0' }];
       const client = await connect(opts, ctx);
       try {
         await ensureGroup(client, opts);
@@ -66,7 +161,6 @@ export function redisSource(opts: RedisOptions): Source {
     },
 
     async estimate(ctx: PlanContext) {
-      if (opts.mode !== 'stream') return undefined;
       const client = await connect(opts, ctx);
       try {
         const groups = (await client.call('XINFO', 'GROUPS', opts.stream as string)) as unknown[][];
@@ -83,75 +177,110 @@ export function redisSource(opts: RedisOptions): Source {
       }
     },
 
-    read(partition: Partition, ctx: TaskContext) {
-      return opts.mode === 'stream' ? readStream(opts, consumerOf(partition), ctx) : readKeys(opts, ctx);
+    read() {
+      throw new WeirError('the redis source in stream mode is unbounded: it is read through stream(), in epochs', { kind: 'internal' });
+    },
+
+    stream(partition: Partition, ctx: TaskContext) {
+      return streamEntries(opts, consumerOf(partition.id), ours, ctx);
     },
   };
 }
 
-async function* readStream(opts: RedisOptions, consumer: string, ctx: TaskContext): AsyncGenerator<Row[]> {
+/** One partition of a stream, as chunks of one read each (worker, once per partition attempt). */
+async function* streamEntries(opts: RedisOptions, consumer: string, ours: Set<string>, ctx: TaskContext): AsyncGenerator<StreamChunk> {
   const stream = opts.stream as string;
+  const committed = resumePoint(ctx);
+  let last = committed;
+  const acks = new Acknowledger(opts, ctx, `weir:${ctx.pipeline}:${consumer}:ack`);
   const client = await connect(opts, ctx, `weir:${ctx.pipeline}:${consumer}`);
-  const ids: string[] = [];
-  let reading = true;
-  const ack = async () => {
-    if (ids.length === 0) return;
-    const acker = reading ? client : await connect(opts, ctx);
-    try {
-      for (let i = 0; i < ids.length; i += 10_000) await acker.xack(stream, opts.group, ...ids.slice(i, i + 10_000));
-      ids.length = 0;
-    } finally {
-      if (acker !== client) await release(acker);
-    }
+  const onAbort = () => client.disconnect(); // a blocked read ends at once
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
+  const read = async (as: string, id: string, block: boolean) => {
+    const args: (string | number)[] = ['GROUP', opts.group, as, 'COUNT', opts.fetch_size];
+    if (block) args.push('BLOCK', opts.block);
+    return (await xreadgroup(client, ...args, 'STREAMS', stream, id))?.[0]?.[1] ?? [];
   };
-  ctx.onCommit(ack);
+  /** Entries this consumer read: those committed already (at or before the resume point) are acknowledged now, the others yielded. */
+  const own = async (entries: StreamEntry[]): Promise<StreamChunk> => {
+    const done: string[] = [];
+    const due: string[] = [];
+    const rows: Row[] = [];
+    for (const [id, fields] of entries) {
+      if (compareEntryIds(id, last) > 0) last = id;
+      if (compareEntryIds(id, committed) <= 0) done.push(id);
+      else {
+        due.push(id);
+        if (fields) rows.push(entryRow(id, fields, opts.id_field)); // null: deleted since it was read
+      }
+    }
+    if (done.length) await client.xack(stream, opts.group, ...done);
+    return { rows, offsets: last, ack: () => acks.ack(due) };
+  };
+  /** Entries claimed from another consumer: always yielded (the resume point says nothing of them). */
+  const claimed = (entries: (StreamEntry | null)[]): StreamChunk => {
+    const ids: string[] = [];
+    const rows: Row[] = [];
+    for (const e of entries) {
+      if (!e) continue;
+      ids.push(e[0]);
+      if (e[1]) rows.push(entryRow(e[0], e[1], opts.id_field));
+    }
+    return { rows, offsets: last, ack: () => acks.ack(ids) };
+  };
   try {
     await ensureGroup(client, opts);
-    // first the entries given to this consumer earlier and never acknowledged, then new ones
-    let cursor = '0';
-    for (;;) {
-      if (ctx.signal.aborted) return;
-      const reply = await xreadgroup(client, 'GROUP', opts.group, consumer, 'COUNT', opts.fetch_size, 'STREAMS', stream, cursor);
-      const entries = reply?.[0]?.[1] ?? [];
-      if (entries.length === 0) break;
-      const rows: Row[] = [];
-      for (const [id, fields] of entries) {
-        ids.push(id);
-        if (fields) rows.push(entryRow(id, fields, opts.id_field)); // null: the entry was deleted since
+    // what this consumer was given before and never acknowledged, then what it claimed and never acknowledged
+    for (const [as, chunkOf] of [
+      [consumer, own],
+      [claimerOf(consumer), claimed],
+    ] as const) {
+      // a consumer that holds nothing is not read (XREADGROUP would create it)
+      if (((await client.call('XPENDING', stream, opts.group, '-', '+', 1, as)) as unknown[]).length === 0) continue;
+      for (let cursor = '0'; ; ) {
+        const entries = await read(as, cursor, false);
+        if (entries.length === 0) break;
+        cursor = (entries[entries.length - 1] as StreamEntry)[0];
+        yield await chunkOf(entries);
       }
-      cursor = (entries[entries.length - 1] as StreamEntry)[0];
-      if (rows.length) yield rows;
     }
+    let claimAt = 0;
     for (;;) {
       if (ctx.signal.aborted) return;
-      const reply = await xreadgroup(
-        client,
-        'GROUP',
-        opts.group,
-        consumer,
-        'COUNT',
-        opts.fetch_size,
-        'BLOCK',
-        opts.block,
-        'STREAMS',
-        stream,
-        '>',
-      );
-      const entries = reply?.[0]?.[1] ?? [];
-      if (entries.length === 0) break; // waited `block` for nothing: drained
-      const rows: Row[] = new Array(entries.length);
-      for (let i = 0; i < entries.length; i++) {
-        const [id, fields] = entries[i] as StreamEntry;
-        ids.push(id);
-        rows[i] = entryRow(id, fields, opts.id_field);
+      if (performance.now() >= claimAt) {
+        for await (const entries of claimIdle(client, opts, ours, consumer)) yield claimed(entries);
+        claimAt = performance.now() + opts.claim_idle / 2;
       }
-      yield rows;
+      const entries = await read(consumer, '>', true);
+      yield entries.length === 0 ? { rows: [], offsets: last } : await own(entries);
     }
   } catch (error) {
+    if (ctx.signal.aborted) return;
     throw classify(error, `reading stream ${stream} as ${opts.group}/${consumer} (${where(opts)})`);
   } finally {
-    reading = false;
+    ctx.signal.removeEventListener('abort', onAbort);
     await release(client);
+    await acks.close();
+  }
+}
+
+/**
+ * Claims, for `consumer`'s claim list, the entries other consumers of the group have
+ * held unacknowledged for `claim_idle` (XPENDING IDLE names each entry's owner, so
+ * this pipeline's own consumers are left out; XCLAIM checks the idle time again).
+ * One page of `fetch_size` pending entries at a time.
+ */
+async function* claimIdle(client: Redis, opts: RedisOptions, ours: Set<string>, consumer: string): AsyncGenerator<(StreamEntry | null)[]> {
+  const stream = opts.stream as string;
+  for (let start = '-'; ; ) {
+    const page = (await client.call('XPENDING', stream, opts.group, 'IDLE', opts.claim_idle, start, '+', opts.fetch_size)) as PendingLine[];
+    const foreign = page.filter(([, owner]) => !ours.has(owner)).map(([id]) => id);
+    if (foreign.length > 0) {
+      const entries = (await client.xclaim(stream, opts.group, claimerOf(consumer), opts.claim_idle, ...foreign)) as (StreamEntry | null)[];
+      if (entries.length > 0) yield entries;
+    }
+    if (page.length < opts.fetch_size) return;
+    start = `(${(page[page.length - 1] as PendingLine)[0]}`;
   }
 }
 

@@ -90,8 +90,17 @@ export const redisOptions = {
     .advanced(),
   block: o
     .duration({ min: 1, max: 3_600_000 })
-    .describe('Source, `stream` mode: how long a read waits for new entries; a batch run ends when a read waits this long and gets none.')
+    .describe(
+      'Source, `stream` mode: how long one read waits for new entries before it tells the run the stream is idle (`stream.stop_when_idle` in the pipeline ends a run that stays idle). A stop (SIGINT/SIGTERM) may wait this long for the read in flight.',
+    )
     .default('2s'),
+  claim_idle: o
+    .duration({ min: 1, max: 86_400_000 })
+    .describe(
+      "Source, `stream` mode: entries another consumer of the group has held this long without acknowledging them (a consumer that died) are claimed and read by this one; checked every half of it. Entries of this pipeline's own partitions are never claimed: they read them again themselves. Claimed entries are at-least-once.",
+    )
+    .default('60s')
+    .advanced(),
   match: o
     .string({ minLength: 1 })
     .describe('Source, `hash` and `json` modes: SCAN pattern of the keys to read.')
