@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runKilledThenToEnd, tempDir } from '../helpers/cli.js';
+import { runCli, runKilledThenToEnd, tempDir } from '../helpers/cli.js';
 import { requireService } from '../helpers/services.js';
 import { QueueServer } from './queue-server.js';
 

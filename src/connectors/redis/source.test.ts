@@ -163,7 +163,7 @@ describe.skipIf(!up)('redis stream source on epochs', () => {
     const src = source({ stream: `${prefix}:bad`, block: '100ms' });
     const error = await untilIdle(src, '0', { resumeFrom: { seq: 4 } as JsonValue }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WeirError);
-    expect((error as WeirError).message).toMatch(/holds offsets \{"seq":4\}, which are not a Redis stream entry id.*weir state reset test/);
+    expect((error as WeirError).message).toMatch(/holds offsets \{"seq":4\}, which are not a Redis stream entry id.*weir run --fresh/);
   });
 
   it('claims the entries a dead consumer held for claim_idle, never those of the pipeline’s own partitions', async () => {

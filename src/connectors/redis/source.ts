@@ -80,7 +80,7 @@ function resumePoint(ctx: TaskContext): string {
   if (typeof r === 'string' && ENTRY_ID.test(r)) return r;
   const shown = JSON.stringify(r).slice(0, 80);
   throw new WeirError(
-    `the checkpoint of partition ${ctx.partitionId} holds offsets ${shown}, which are not a Redis stream entry id (such as "1700000000000-0"); it was not written by the redis source — start over with \`weir state reset ${ctx.pipeline}\``,
+    `the checkpoint of partition ${ctx.partitionId} holds offsets ${shown}, which are not a Redis stream entry id (such as "1700000000000-0"); it was not written by the redis source — start over with \`weir run --fresh\` (the run's committed epochs stay published)`,
     { code: 'invalid_offsets', kind: 'config' },
   );
 }
