@@ -113,6 +113,7 @@ export async function runTask(partition: Partition, attempt: number, deps: TaskD
     onCommit: (callback) => {
       afterCommit.push(callback);
     },
+    rateLimit: { observe: (headroom) => deps.rateLimiter.observe(headroom) },
   };
   let exactBytes = false;
   const afterCommit: (() => Promise<void> | void)[] = [];
@@ -360,6 +361,25 @@ function onRetry(deps: TaskDeps, stats: PartitionStats, batchId: number) {
   };
 }
 
+/** An error that says all the rows of the batch are bad together (`wholeBatch: true`, e.g. the SDK's `BatchRefused`). */
+function isWholeBatch(error: unknown): boolean {
+  return error instanceof WeirError && (error as { wholeBatch?: unknown }).wholeBatch === true;
+}
+
+async function deadLetterRow(row: Row, error: unknown, batchId: number, deps: TaskDeps, stats: PartitionStats, attempt: number) {
+  stats.rowsFailed++;
+  stats.recordError(error);
+  await deps.rowErrors.reject(row, error, { partition_id: stats.partitionId, batch_id: batchId, attempt, stage: 'write' });
+  deps.bus.emit({
+    type: 'row_dead_lettered',
+    partition_id: stats.partitionId,
+    batch_id: batchId,
+    stage: 'write',
+    error_type: errorType(error),
+    error_message: errorMessage(error),
+  });
+}
+
 /**
  * Writes a batch with retries. When the batch still fails and the error policy
  * tolerates bad rows, the batch is split in halves until the bad rows are
@@ -387,6 +407,11 @@ async function writeWithIsolation(
   } catch (thrown) {
     const error = rows.length === 1 ? asRowError(thrown) : thrown;
     if (deps.signal.aborted || !deps.rowErrors.tolerates(error)) throw error;
+    if (isWholeBatch(error)) {
+      // the target refused the batch as a whole (an HTTP 4xx): its rows are dead-lettered together, never resent
+      for (const row of rows) await deadLetterRow(row, error, batchId, deps, stats, attempt);
+      return 0;
+    }
     if (rows.length === 1) {
       stats.rowsFailed++;
       stats.recordError(error);

@@ -67,6 +67,12 @@ export interface TaskContext extends PlanContext {
    * at-least-once redelivery, never loss).
    */
   onCommit(callback: () => Promise<void> | void): void;
+  /**
+   * The run's rate limiter, for a target that reports its own limit (HTTP
+   * `RateLimit-*` headers): `observe` slows every task of the run down before the
+   * target starts refusing. Optional: absent in contexts without a limiter.
+   */
+  readonly rateLimit?: { observe(headroom: { limit: number; remaining: number; resetMs?: number }): void };
 }
 
 /** Per-partition writer. Rows it receives become visible only through commit. */
