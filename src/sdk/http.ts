@@ -174,7 +174,7 @@ export class HttpClient {
     }
     if (auth?.type === 'oauth2_client_credentials') {
       this.addSecret(auth.client_secret);
-      this.addSecret(`${auth.client_id}:${auth.client_secret}`);
+      this.addSecret(`${encodeURIComponent(auth.client_id)}:${encodeURIComponent(auth.client_secret)}`);
     }
     for (const v of Object.values(options.headers ?? {})) this.addSecret(v);
     for (const v of options.secrets ?? []) this.addSecret(v);
