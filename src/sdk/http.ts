@@ -70,6 +70,12 @@ export interface HttpRequest {
   /** Sent as `Idempotency-Key`. */
   idempotencyKey?: string;
   signal?: AbortSignal;
+  /**
+   * Retries of a retryable failure (network, timeout, 408, 429, 5xx) made by the
+   * client itself, after `Retry-After` or an exponential backoff with jitter.
+   * 0 (the default) where the runtime retries the call (a writer's `write`).
+   */
+  retries?: number;
 }
 
 export interface HttpResponse {
@@ -200,6 +206,24 @@ export class HttpClient {
 
   /** Sends one request; see the class for what it throws. A 401 with OAuth2 refreshes the token and tries once more. */
   async request(req: HttpRequest): Promise<HttpResponse> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.requestOnce(req);
+      } catch (error) {
+        if (!(error instanceof WeirError) || !error.retryable || attempt >= (req.retries ?? 0)) throw error;
+        const wait = error.retryAfterMs ?? Math.min(10_000, 200 * 2 ** attempt) * (0.5 + Math.random() / 2);
+        this.ctx.log.warn('http request retried', {
+          error_type: error.code,
+          error_message: error.message,
+          attempt: attempt + 1,
+          delay_ms: Math.round(wait),
+        });
+        await sleep(wait, anySignal(req.signal, this.ctx.signal, wait + this.options.timeoutMs));
+      }
+    }
+  }
+
+  private async requestOnce(req: HttpRequest): Promise<HttpResponse> {
     const first = await this.send(req, false);
     if (first.status === 401 && this.options.auth?.type === 'oauth2_client_credentials') {
       this.accessToken = undefined;
@@ -371,6 +395,20 @@ export class BatchRefused extends RowError {
   ) {
     super(message, { code: `http_${status}` });
   }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new WeirError('run stopped', { kind: 'cancelled', code: 'cancelled' }));
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 function header(headers: HttpResponse['headers'], name: string): string | undefined {

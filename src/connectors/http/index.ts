@@ -7,13 +7,17 @@
 import { defineConnector } from '../../sdk/connector.js';
 import { httpCheck } from './check.js';
 import { httpSink } from './sink.js';
-import { httpOptions } from './spec.js';
+import { httpSource } from './source.js';
+import { httpOptions, httpSinkRules, httpSourceRules } from './spec.js';
 
 export default defineConnector({
   name: 'http',
   description:
-    'HTTP APIs (undici): send rows as JSON or NDJSON batches with auth (bearer, basic, API key, OAuth2 client credentials), Idempotency-Key, Retry-After and rate-limit headroom.',
+    'HTTP APIs (undici): read pages of a JSON API (page, offset, cursor, next URL or Link pagination); send rows as JSON or NDJSON batches with auth (bearer, basic, API key, OAuth2 client credentials), Idempotency-Key, Retry-After and rate-limit headroom.',
   options: httpOptions,
+  sourceRules: httpSourceRules,
+  sinkRules: httpSinkRules,
+  source: httpSource,
   sink: httpSink,
   exactlyOnce: false,
   transactional: false,

@@ -45,7 +45,7 @@ export function httpSink(opts: HttpOptions): Sink {
       const send = async (body: string, key: string) => {
         const buf = Buffer.from(body);
         await client.request({
-          method: opts.method,
+          method: opts.method === 'GET' || opts.method === undefined ? 'POST' : opts.method,
           url: opts.url,
           headers: { 'content-type': CONTENT_TYPE[opts.format] },
           body: buf,

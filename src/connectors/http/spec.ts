@@ -3,7 +3,7 @@
  * and redaction (every credential in `auth` is a secret; header values and the URL
  * are scrubbed by value when they come from a secret reference).
  */
-import { type OptionsOf, o, rules } from '../../sdk/options.js';
+import { jsonDepthOption, type OptionsOf, o, rules } from '../../sdk/options.js';
 
 const auth = o
   .object(
@@ -58,9 +58,40 @@ export const httpOptions = {
     .required()
     .example('https://api.example.com/v1/events'),
   method: o
-    .enum(['POST', 'PUT', 'PATCH'] as const)
-    .describe('Sink: the request method.')
-    .default('POST'),
+    .enum(['GET', 'POST', 'PUT', 'PATCH'] as const)
+    .describe('The request method. Sink: POST (the default), PUT or PATCH. Source: GET (the default), or POST with `body`.'),
+  body: o.string().describe('Source, POST: the JSON body sent with every page request.').example('{"status":"active"}'),
+  records_path: o
+    .string({ minLength: 1 })
+    .describe('Source: the dotted path of the array of records in each response (`data.items`). Unset: the response is the array.')
+    .example('data.items'),
+  pagination: o
+    .enum(['none', 'page', 'offset', 'cursor', 'next_url', 'link'] as const)
+    .describe(
+      'Source: how the next page is asked for: `page` (a page number parameter), `offset` (offset and limit parameters), `cursor` (a value of the response sent back as a parameter), `next_url` (a URL in the body), `link` (the `Link: <…>; rel="next"` header, RFC 8288). A page with no records ends the read.',
+    )
+    .default('none'),
+  page_param: o
+    .string({ minLength: 1 })
+    .describe('Source, `page`: the page number parameter (the first page is `first_page`).')
+    .default('page'),
+  first_page: o.int({ min: 0 }).describe('Source, `page`: the number of the first page.').default(1).advanced(),
+  offset_param: o.string({ minLength: 1 }).describe('Source, `offset`: the offset parameter.').default('offset'),
+  limit_param: o.string({ minLength: 1 }).describe('Source, `page` and `offset`: the page size parameter.').default('limit'),
+  page_size: o.int({ min: 1, max: 100_000 }).describe('Source, `page` and `offset`: records asked for per page.').default(100),
+  cursor_path: o
+    .string({ minLength: 1 })
+    .describe(
+      'Source, `cursor`: the dotted path of the next cursor in the response (`meta.next_cursor`); missing or null ends the read. `next_url`: the dotted path of the next URL.',
+    )
+    .example('meta.next_cursor'),
+  cursor_param: o.string({ minLength: 1 }).describe('Source, `cursor`: the parameter the cursor is sent back in.').default('cursor'),
+  max_pages: o
+    .int({ min: 1 })
+    .describe('Source: stop after this many pages (a guard against an API that never ends).')
+    .default(100_000)
+    .advanced(),
+  max_depth: jsonDepthOption(),
   headers: o
     .map(o.string())
     .describe(
@@ -118,3 +149,30 @@ export const httpOptions = {
 };
 
 export type HttpOptions = OptionsOf<typeof httpOptions>;
+
+export const httpSinkRules = [
+  rules.custom('a sink sends with POST, PUT or PATCH', ['method', 'body', 'records_path', 'pagination'], (x) => {
+    if (x.method === 'GET') return 'method GET is for a source; a sink sends with POST (the default), PUT or PATCH';
+    if (x.body !== undefined || x.records_path !== undefined || (x.pagination !== undefined && x.pagination !== 'none'))
+      return 'body, records_path and pagination are for a source; remove them from the sink';
+    return undefined;
+  }),
+];
+
+export const httpSourceRules = [
+  rules.custom('a source reads with GET, or POST with a body', ['method', 'body', 'pagination', 'cursor_path'], (x) => {
+    if (x.method === 'PUT' || x.method === 'PATCH')
+      return `method ${String(x.method)} is for a sink; a source reads with GET (the default) or POST`;
+    if (x.body !== undefined && x.method !== 'POST') return 'body is sent only with method POST; add method: POST';
+    if ((x.pagination === 'cursor' || x.pagination === 'next_url') && x.cursor_path === undefined)
+      return `pagination ${String(x.pagination)} needs cursor_path, the dotted path of the next ${x.pagination === 'cursor' ? 'cursor' : 'URL'} in the response`;
+    if (x.body !== undefined) {
+      try {
+        JSON.parse(String(x.body));
+      } catch {
+        return 'body must be JSON, e.g. body: \'{"status":"active"}\'';
+      }
+    }
+    return undefined;
+  }),
+];
