@@ -55,7 +55,12 @@ if (args.raw) {
       next = to;
       const rows = [];
       for (let id = from; id < to; id++) rows.push(JSON.stringify(generateRow(42, id)));
-      const res = await pool.request({ path: '/ingest', method: 'POST', headers: { 'content-type': 'application/json' }, body: `[${rows.join(',')}]` });
+      const res = await pool.request({
+        path: '/ingest',
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: `[${rows.join(',')}]`,
+      });
       await res.body.dump();
       if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
     }
@@ -103,7 +108,17 @@ function checkContent(name) {
 }
 
 async function raw() {
-  const r = await run([fileURLToPath(import.meta.url), '--raw', URL_, '--rows', String(ROWS), '--batch', String(BATCH), '--partitions', String(PARTITIONS)]);
+  const r = await run([
+    fileURLToPath(import.meta.url),
+    '--raw',
+    URL_,
+    '--rows',
+    String(ROWS),
+    '--batch',
+    String(BATCH),
+    '--partitions',
+    String(PARTITIONS),
+  ]);
   if (r.code !== 0) throw new Error(`raw client failed: ${r.stderr}`);
   checkContent('raw undici');
   return { seconds: r.seconds, peak: JSON.parse(r.stdout).peak_rss_bytes };
@@ -144,7 +159,10 @@ const row = (name, xs) => {
 const table = [row('raw undici', results.raw), row('weir', results.weir)];
 console.log(`\n${ROWS} rows, batch ${BATCH}, ${PARTITIONS} in flight, median of ${args.runs}`);
 console.log('contender     seconds   rows/s    peak RSS');
-for (const t of table) console.log(`${t.name.padEnd(12)}  ${t.seconds.toFixed(2).padStart(7)}  ${t.rowsPerSecond.toFixed(0).padStart(8)}  ${t.peakMb.toFixed(0).padStart(5)} MB`);
+for (const t of table)
+  console.log(
+    `${t.name.padEnd(12)}  ${t.seconds.toFixed(2).padStart(7)}  ${t.rowsPerSecond.toFixed(0).padStart(8)}  ${t.peakMb.toFixed(0).padStart(5)} MB`,
+  );
 const ratio = table[1].rowsPerSecond / table[0].rowsPerSecond;
 const gates = [
   [`weir ≥ ${GATES.weirVsRaw} × raw rows/s (${ratio.toFixed(2)})`, ratio >= GATES.weirVsRaw],

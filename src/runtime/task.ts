@@ -407,23 +407,9 @@ async function writeWithIsolation(
   } catch (thrown) {
     const error = rows.length === 1 ? asRowError(thrown) : thrown;
     if (deps.signal.aborted || !deps.rowErrors.tolerates(error)) throw error;
-    if (isWholeBatch(error)) {
-      // the target refused the batch as a whole (an HTTP 4xx): its rows are dead-lettered together, never resent
+    // one row left, or a batch the target refused as a whole (an HTTP 4xx): dead-lettered, never resent
+    if (rows.length === 1 || isWholeBatch(error)) {
       for (const row of rows) await deadLetterRow(row, error, batchId, deps, stats, attempt);
-      return 0;
-    }
-    if (rows.length === 1) {
-      stats.rowsFailed++;
-      stats.recordError(error);
-      await deps.rowErrors.reject(rows[0], error, { partition_id: stats.partitionId, batch_id: batchId, attempt, stage: 'write' });
-      deps.bus.emit({
-        type: 'row_dead_lettered',
-        partition_id: stats.partitionId,
-        batch_id: batchId,
-        stage: 'write',
-        error_type: errorType(error),
-        error_message: errorMessage(error),
-      });
       return 0;
     }
     const mid = Math.ceil(rows.length / 2);

@@ -5,7 +5,7 @@
  * network) is asked again after its Retry-After or a backoff, a few times; then the
  * runtime retries the partition.
  */
-import type { Source, TaskContext } from '../../sdk/connector.js';
+import type { Source } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
 import { type HttpClient, type HttpResponse, redactUrl } from '../../sdk/http.js';
 import { asRow, type Row } from '../../sdk/types.js';
