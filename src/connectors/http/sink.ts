@@ -9,29 +9,30 @@
  */
 import type { Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { idempotencyKey } from '../../sdk/http.js';
-import { estimateRowBytes, type Row } from '../../sdk/types.js';
+import type { Row } from '../../sdk/types.js';
 import { stringifyJson } from '../../sdk/values.js';
 import { openClient } from './client.js';
 import type { HttpOptions } from './spec.js';
 
 const CONTENT_TYPE = { json: 'application/json', ndjson: 'application/x-ndjson', json_per_row: 'application/json' } as const;
 
-/** Rows cut into requests of at most `maxBytes` (estimated), each at least one row. */
-function chunksByBytes(rows: Row[], maxBytes: number): Row[][] {
-  const out: Row[][] = [];
-  let current: Row[] = [];
+/** Rows as request bodies of at most about `maxBytes` each (at least one row each): JSON arrays or NDJSON. */
+function bodies(rows: Row[], format: 'json' | 'ndjson', maxBytes: number): string[] {
+  const out: string[] = [];
+  let parts: string[] = [];
   let bytes = 0;
+  const flush = () => {
+    out.push(format === 'json' ? `[${parts.join(',')}]` : `${parts.join('\n')}\n`);
+    parts = [];
+    bytes = 0;
+  };
   for (const row of rows) {
-    const size = estimateRowBytes(row);
-    if (current.length > 0 && bytes + size > maxBytes) {
-      out.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(row);
-    bytes += size;
+    const text = stringifyJson(row);
+    if (parts.length > 0 && bytes + text.length > maxBytes) flush();
+    parts.push(text);
+    bytes += text.length + 1;
   }
-  if (current.length) out.push(current);
+  if (parts.length) flush();
   return out;
 }
 
@@ -43,16 +44,15 @@ export function httpSink(opts: HttpOptions): Sink {
       const batchNumbers = new WeakMap<Row[], number>();
       let batches = 0;
       const send = async (body: string, key: string) => {
-        const buf = Buffer.from(body);
         await client.request({
           method: opts.method === 'GET' || opts.method === undefined ? 'POST' : opts.method,
           url: opts.url,
           headers: { 'content-type': CONTENT_TYPE[opts.format] },
-          body: buf,
+          body,
           gzip: opts.compression === 'gzip',
           idempotencyKey: opts.idempotency_key ? key : undefined,
         });
-        ctx.count('bytes_sent', buf.length);
+        ctx.count('bytes_sent', Buffer.byteLength(body));
       };
       return {
         async write(rows) {
@@ -73,12 +73,8 @@ export function httpSink(opts: HttpOptions): Sink {
             await Promise.all(Array.from({ length: Math.min(opts.max_in_flight, rows.length) }, worker));
             return;
           }
-          const chunks = chunksByBytes(rows, opts.batch_bytes);
-          for (let c = 0; c < chunks.length; c++) {
-            const chunk = chunks[c] as Row[];
-            const body = opts.format === 'json' ? `[${chunk.map(stringifyJson).join(',')}]` : `${chunk.map(stringifyJson).join('\n')}\n`;
-            await send(body, idempotencyKey(...base, chunks.length === 1 ? '' : c));
-          }
+          const texts = bodies(rows, opts.format, opts.batch_bytes);
+          for (let c = 0; c < texts.length; c++) await send(texts[c] as string, idempotencyKey(...base, texts.length === 1 ? '' : c));
         },
         close: () => client.close(),
       };
