@@ -2,6 +2,7 @@
 import type { AnyConnector } from '../sdk/connector.js';
 import csv from './csv/index.js';
 import generator from './generator/index.js';
+import http from './http/index.js';
 import jsonl from './jsonl/index.js';
 import mysql from './mysql/index.js';
 import parquet from './parquet/index.js';
@@ -18,4 +19,5 @@ export const builtinConnectors: readonly AnyConnector[] = [
   postgres,
   mysql,
   redis,
+  http,
 ] as unknown as AnyConnector[];

@@ -300,6 +300,8 @@ export interface RunRateLimiter {
   acquireRows(rows: number, signal?: AbortSignal): Promise<number>;
   /** Waits for one request token; returns the time waited in ms. */
   acquireRequest(signal?: AbortSignal): Promise<number>;
+  /** What the target says is left of its own rate limit (HTTP `RateLimit-*` headers): slows the run down before it refuses. */
+  observe(headroom: { limit: number; remaining: number; resetMs?: number }): void;
 }
 
 /**
@@ -316,8 +318,31 @@ export class RateLimiter implements RunRateLimiter {
     if (o?.requests_per_second) this.requests = new TokenBucket(o.requests_per_second, o.burst);
   }
 
+  /** From a target's own rate-limit headers ({@link observe}): no request before this (performance.now() ms). */
+  private targetNext = 0;
+  /** …and at least this long between requests until `targetUntil`. */
+  private targetInterval = 0;
+  private targetUntil = 0;
+
   get active(): boolean {
-    return Boolean(this.rows || this.requests);
+    return Boolean(this.rows || this.requests || this.targetUntil > performance.now());
+  }
+
+  /**
+   * What the target says is left of its own rate limit (worker, after a response
+   * that reports it). Below 20% left, the run's requests are spread over the rest of
+   * the window (`resetMs`, 1 s when unknown); nothing left, they wait for the reset.
+   * Above that it changes nothing.
+   */
+  observe(h: { limit: number; remaining: number; resetMs?: number }): void {
+    if (!(h.limit > 0) || h.remaining >= h.limit * 0.2) return;
+    const now = performance.now();
+    const window = Math.min(h.resetMs ?? 1000, 3_600_000);
+    this.targetUntil = Math.max(this.targetUntil, now + window);
+    if (h.remaining <= 0) {
+      this.targetNext = Math.max(this.targetNext, now + window);
+      this.targetInterval = 0;
+    } else this.targetInterval = Math.max(this.targetInterval * 0.5, window / h.remaining);
   }
 
   /**
@@ -337,9 +362,17 @@ export class RateLimiter implements RunRateLimiter {
     return wait;
   }
 
+  private reserveTarget(): number {
+    const now = performance.now();
+    if (this.targetUntil <= now) return 0;
+    const at = Math.max(now, this.targetNext);
+    this.targetNext = at + this.targetInterval;
+    return at - now;
+  }
+
   /** Waits for one request token; returns the time waited in ms. */
   async acquireRequest(signal?: AbortSignal): Promise<number> {
-    const wait = this.requests?.reserve(1) ?? 0;
+    const wait = Math.max(this.requests?.reserve(1) ?? 0, this.reserveTarget());
     if (wait > 0) await abortableSleep(wait, signal);
     return wait;
   }

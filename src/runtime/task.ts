@@ -135,6 +135,7 @@ export function taskContext(
     onCommit: (callback) => {
       afterCommit.push(callback);
     },
+    rateLimit: { observe: (headroom) => deps.rateLimiter.observe(headroom) },
   };
   return { ctx, afterCommit, exactBytes: () => exact };
 }
@@ -407,6 +408,25 @@ function onRetry(deps: TaskDeps, stats: PartitionStats, batchId: number) {
   };
 }
 
+/** An error that says all the rows of the batch are bad together (`wholeBatch: true`, e.g. the SDK's `BatchRefused`). */
+function isWholeBatch(error: unknown): boolean {
+  return error instanceof WeirError && (error as { wholeBatch?: unknown }).wholeBatch === true;
+}
+
+async function deadLetterRow(row: Row, error: unknown, batchId: number, deps: TaskDeps, stats: PartitionStats, attempt: number) {
+  stats.rowsFailed++;
+  stats.recordError(error);
+  await deps.rowErrors.reject(row, error, { partition_id: stats.partitionId, batch_id: batchId, attempt, stage: 'write' });
+  deps.bus.emit({
+    type: 'row_dead_lettered',
+    partition_id: stats.partitionId,
+    batch_id: batchId,
+    stage: 'write',
+    error_type: errorType(error),
+    error_message: errorMessage(error),
+  });
+}
+
 /**
  * Writes a batch with retries. When the batch still fails and the error policy
  * tolerates bad rows, the batch is split in halves until the bad rows are
@@ -434,18 +454,9 @@ export async function writeWithIsolation(
   } catch (thrown) {
     const error = rows.length === 1 ? asRowError(thrown) : thrown;
     if (deps.signal.aborted || !deps.rowErrors.tolerates(error)) throw error;
-    if (rows.length === 1) {
-      stats.rowsFailed++;
-      stats.recordError(error);
-      await deps.rowErrors.reject(rows[0], error, { partition_id: stats.partitionId, batch_id: batchId, attempt, stage: 'write' });
-      deps.bus.emit({
-        type: 'row_dead_lettered',
-        partition_id: stats.partitionId,
-        batch_id: batchId,
-        stage: 'write',
-        error_type: errorType(error),
-        error_message: errorMessage(error),
-      });
+    // one row left, or a batch the target refused as a whole (an HTTP 4xx): dead-lettered, never resent
+    if (rows.length === 1 || isWholeBatch(error)) {
+      for (const row of rows) await deadLetterRow(row, error, batchId, deps, stats, attempt);
       return 0;
     }
     const mid = Math.ceil(rows.length / 2);

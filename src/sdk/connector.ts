@@ -68,6 +68,12 @@ export interface TaskContext extends PlanContext {
    */
   onCommit(callback: () => Promise<void> | void): void;
   /**
+   * The run's rate limiter, for a target that reports its own limit (HTTP
+   * `RateLimit-*` headers): `observe` slows every task of the run down before the
+   * target starts refusing. Optional: absent in contexts without a limiter.
+   */
+  readonly rateLimit?: { observe(headroom: { limit: number; remaining: number; resetMs?: number }): void };
+  /**
    * Unbounded sources: the offsets of the last epoch of this partition that was
    * committed (as the source supplied them), when the run continues after a crash, a
    * stop or a failed attempt. A message at or before them was committed already: the

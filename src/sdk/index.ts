@@ -3,6 +3,7 @@
  */
 export * from './connector.js';
 export * from './errors.js';
+export * from './http.js';
 export * from './lazy.js';
 export * from './options.js';
 export * from './sql.js';

@@ -151,6 +151,44 @@ describe.skipIf(!httpSpec)('the http sink against a peer that echoes', () => {
     expect(echo.received.some((r) => r.includes(c.core))).toBe(true);
     expectClean(`http-sink-${kind}`, run);
   });
+
+  /** The credential in each auth type, sent by the sink as the peer then echoes it (base64 of user:password, the OAuth2 client secret at the token URL). */
+  const AUTH: Record<string, (url: string) => Record<string, string>> = {
+    bearer: () => ({ type: 'bearer', token: '${env:WEIR_CANARY}' }),
+    basic: () => ({ type: 'basic', username: 'loader', password: '${env:WEIR_CANARY}' }),
+    api_key: () => ({ type: 'api_key', header: 'X-Api-Key', api_key: '${env:WEIR_CANARY}' }),
+    oauth2_client_credentials: (url) => ({
+      type: 'oauth2_client_credentials',
+      token_url: `${url}/json`,
+      client_id: 'weir',
+      client_secret: '${env:WEIR_CANARY}',
+    }),
+  };
+
+  it.each(Object.keys(AUTH))('auth %s: a peer that echoes the credential, a dead-letter file, weir check', async (type) => {
+    const c = newCanary();
+    const s = newScenario();
+    const sink = { type: 'http', url: `${echo.url}/json`, auth: AUTH[type]?.(echo.url) };
+    const p = writePipeline(s, {
+      pipeline: `canary-http-${type}`,
+      source: { type: 'generator', rows: 5 },
+      sink,
+      errors: { tolerance: 'all', dead_letter: { type: 'jsonl', path: 'work/out/dead.jsonl' } },
+      retry: FAST_RETRY,
+    });
+    const run = await runAndScan(s, c, ['run', p, '--log-level', 'debug', '--summary-json', 'out/summary.json'], env(c));
+    const received = echo.received.filter(
+      (r) =>
+        r.includes(c.core) ||
+        r.includes(Buffer.from(`loader:${c.value}`).toString('base64')) ||
+        r.includes(Buffer.from(`weir:${encodeURIComponent(c.value)}`).toString('base64')),
+    );
+    expect(received.length, 'the credential reached the peer').toBeGreaterThan(0);
+    expectClean(`http-auth-${type}`, run);
+    const check = await runAndScan(s, c, ['check', p, '--log-level', 'debug'], env(c));
+    expect(check.result.code).toBe(3);
+    expectClean(`http-auth-${type}-check`, check);
+  });
 });
 
 describe('connection URLs with a password in driver errors', () => {

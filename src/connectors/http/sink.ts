@@ -1,0 +1,83 @@
+/**
+ * The `http` sink (worker): each batch is one request (`json` array or `ndjson`),
+ * or one request per row (`json_per_row`, `max_in_flight` at once), with an
+ * Idempotency-Key that is the same on every retry of the batch. Responses are
+ * classified by the SDK's {@link HttpClient}: 2xx written; 408, 429, 5xx and
+ * network errors retried by the runtime (after `Retry-After`); any other 4xx
+ * refuses the batch's rows (dead-lettered with `errors.tolerance: all`).
+ * Not transactional: a failed run leaves what the API already accepted.
+ */
+import type { Sink, TaskContext, Writer } from '../../sdk/connector.js';
+import { idempotencyKey } from '../../sdk/http.js';
+import type { Row } from '../../sdk/types.js';
+import { stringifyJson } from '../../sdk/values.js';
+import { openClient } from './client.js';
+import type { HttpOptions } from './spec.js';
+
+const CONTENT_TYPE = { json: 'application/json', ndjson: 'application/x-ndjson', json_per_row: 'application/json' } as const;
+
+/** Rows as request bodies of at most about `maxBytes` each (at least one row each): JSON arrays or NDJSON. */
+function bodies(rows: Row[], format: 'json' | 'ndjson', maxBytes: number): string[] {
+  const out: string[] = [];
+  let parts: string[] = [];
+  let bytes = 0;
+  const flush = () => {
+    out.push(format === 'json' ? `[${parts.join(',')}]` : `${parts.join('\n')}\n`);
+    parts = [];
+    bytes = 0;
+  };
+  for (const row of rows) {
+    const text = stringifyJson(row);
+    if (parts.length > 0 && bytes + text.length > maxBytes) flush();
+    parts.push(text);
+    bytes += text.length + 1;
+  }
+  if (parts.length) flush();
+  return out;
+}
+
+export function httpSink(opts: HttpOptions): Sink {
+  return {
+    writer(partition, ctx: TaskContext): Writer {
+      const client = openClient(opts, ctx);
+      // a batch the runtime retries is the same array: it keeps its number, so its key
+      const batchNumbers = new WeakMap<Row[], number>();
+      let batches = 0;
+      const send = async (body: string, key: string) => {
+        await client.request({
+          method: opts.method === 'GET' || opts.method === undefined ? 'POST' : opts.method,
+          url: opts.url,
+          headers: { 'content-type': CONTENT_TYPE[opts.format] },
+          body,
+          gzip: opts.compression === 'gzip',
+          idempotencyKey: opts.idempotency_key ? key : undefined,
+        });
+        ctx.count('bytes_sent', Buffer.byteLength(body));
+      };
+      return {
+        async write(rows) {
+          let n = batchNumbers.get(rows);
+          if (n === undefined) {
+            n = batches++;
+            batchNumbers.set(rows, n);
+          }
+          const base = [ctx.runId, partition.id, n];
+          if (opts.format === 'json_per_row') {
+            let next = 0;
+            const worker = async () => {
+              while (next < rows.length) {
+                const i = next++;
+                await send(stringifyJson(rows[i]), idempotencyKey(...base, i));
+              }
+            };
+            await Promise.all(Array.from({ length: Math.min(opts.max_in_flight, rows.length) }, worker));
+            return;
+          }
+          const texts = bodies(rows, opts.format, opts.batch_bytes);
+          for (let c = 0; c < texts.length; c++) await send(texts[c] as string, idempotencyKey(...base, texts.length === 1 ? '' : c));
+        },
+        close: () => client.close(),
+      };
+    },
+  };
+}

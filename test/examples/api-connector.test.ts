@@ -1,0 +1,79 @@
+/** The API connector example: run by the CLI against a local help-desk API that wants its bearer token. */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, runCli } from '../helpers/cli.js';
+
+const TOKEN = `tk-${randomBytes(12).toString('hex')}`;
+const TICKETS = Array.from({ length: 7 }, (_, i) => ({
+  id: i + 1,
+  subject: `ticket ${i + 1}`,
+  status: i % 2 ? 'open' : 'closed',
+  updated_at: i < 2 ? '2025-12-30T00:00:00Z' : `2026-01-0${i}T00:00:00Z`,
+}));
+let server: Server;
+let url = '';
+const seen: string[] = [];
+let throttled = false;
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    const u = new URL(req.url ?? '/', url);
+    seen.push(u.search);
+    if (req.headers.authorization !== `Bearer ${TOKEN}`) {
+      res.writeHead(401);
+      return res.end(JSON.stringify({ error: 'bad token', got: req.headers.authorization }));
+    }
+    if (!throttled) {
+      throttled = true;
+      res.writeHead(429, { 'retry-after': '0.2' });
+      return res.end('{}');
+    }
+    const since = u.searchParams.get('updated_since') ?? '';
+    const all = TICKETS.filter((t) => t.updated_at >= since);
+    const start = Number(u.searchParams.get('cursor') ?? 0);
+    const size = Number(u.searchParams.get('limit'));
+    const next = start + size < all.length ? String(start + size) : null;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ tickets: all.slice(start, start + size), next_cursor: next }));
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => new Promise<void>((ok) => server.close(() => ok())));
+
+describe('examples/api-connector', () => {
+  it('reads every ticket updated since the start, page by page, after a 429; the token is printed nowhere', async () => {
+    const r = await runCli(['run', 'examples/api-connector/pipeline.yaml', '--log-level', 'debug'], {
+      env: { TICKETS_URL: url, TICKETS_TOKEN: TOKEN },
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const rows = readFileSync(join(ROOT, 'out', 'tickets.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: number });
+    expect(rows.map((t) => t.id)).toEqual([3, 4, 5, 6, 7]);
+    expect(seen.filter((s) => s.includes('cursor='))).toHaveLength(2);
+    expect(`${r.stdout}${r.stderr}`.includes(TOKEN)).toBe(false);
+  });
+
+  it('a wrong token fails the run with HTTP 401 and the token redacted', async () => {
+    const wrong = `wrong-${randomBytes(8).toString('hex')}`;
+    const r = await runCli(['run', 'examples/api-connector/pipeline.yaml'], { env: { TICKETS_URL: url, TICKETS_TOKEN: wrong } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('HTTP 401');
+    expect(`${r.stdout}${r.stderr}`.includes(wrong)).toBe(false);
+  });
+
+  it('the connector code is at most 40 lines (without imports, comments and blank lines)', () => {
+    const source = readFileSync(join(ROOT, 'examples/api-connector/tickets-connector.mjs'), 'utf8');
+    const code = source
+      .slice(source.indexOf('export default'))
+      .split('\n')
+      .filter((l) => l.trim() !== '' && !l.trim().startsWith('//'));
+    expect(code.length).toBeLessThanOrEqual(40);
+  });
+});
