@@ -94,10 +94,19 @@ export class LoadDataEncoder {
   }
 
   encode(data: Buffer): Buffer {
-    // worst case: every byte escaped (2 bytes), every empty field `\N`
-    const need = data.length * 2 + 16;
-    if (this.out.length < need) this.out = Buffer.allocUnsafe(Math.max(need, this.out.length * 2));
-    const out = this.out;
+    // Most text needs no escapes: a buffer an eighth larger than the input is enough. A
+    // typed array drops writes past its end while `o` counts on, so a batch that needs
+    // more is known at the end, and encoded again into a buffer of the size it needs.
+    const guess = data.length + (data.length >> 3) + 64;
+    if (this.out.length < guess) this.out = Buffer.allocUnsafe(guess);
+    const needed = this.encodeInto(data, this.out);
+    if (needed <= this.out.length) return this.out.subarray(0, needed);
+    this.out = Buffer.allocUnsafe(needed);
+    return this.out.subarray(0, this.encodeInto(data, this.out));
+  }
+
+  /** Encodes `data` into `out`; returns the length of the result, which is larger than `out` when it did not fit. */
+  private encodeInto(data: Buffer, out: Buffer): number {
     const { D, Q, kinds, nullBytes } = this;
     const fields = kinds.length;
     const n = data.length;
@@ -154,7 +163,9 @@ export class LoadDataEncoder {
           }
         }
         const kind = kinds[f];
-        if (kind === 'boolean') o = booleanDigit(out, start, o);
+        if (o > out.length) {
+          // out of room: only the length counts now (the caller encodes again)
+        } else if (kind === 'boolean') o = booleanDigit(out, start, o);
         else if (kind === 'datetime' && (quoted || out[start] !== BACKSLASH || o - start !== 2)) {
           const text = out.toString('utf8', start, o);
           const converted = toDatetimeText(text);
@@ -172,7 +183,7 @@ export class LoadDataEncoder {
         break;
       }
     }
-    return out.subarray(0, o);
+    return o;
   }
 }
 

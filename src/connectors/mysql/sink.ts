@@ -15,6 +15,7 @@
  * - `replace` writes into a staging copy of the target; the job commit swaps it in
  *   with one atomic RENAME TABLE, so the target is never empty or half-loaded.
  */
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type mysql from 'mysql2/promise';
 import type { CommitContext, Log, PlanContext, RecoveredState, Sink, TaskContext, Writer } from '../../sdk/connector.js';
@@ -529,7 +530,7 @@ class MysqlWriter implements Writer {
   private async loadPayload(conn: Conn, sql: string, payload: Buffer, rows: number): Promise<void> {
     const [result] = await conn.query<mysql.ResultSetHeader>({
       sql,
-      infileStreamFactory: () => Readable.from([payload]),
+      infileStreamFactory: () => payloadStream(payload, (conn as unknown as { connection?: { stream?: Socket } }).connection?.stream),
     });
     if (result.warningStatus > 0 || result.affectedRows !== rows) {
       const [warnings] = await conn.query<mysql.RowDataPacket[]>('SHOW WARNINGS LIMIT 1');
@@ -697,6 +698,40 @@ interface Prepared {
   insertPrefix: string;
   insertSuffix: string;
   loadSql: string;
+}
+
+const SLICE = 64 * 1024;
+const SOCKET_HIGH = 256 * 1024;
+
+/**
+ * `payload` as a stream of slices that waits while the connection's socket holds more
+ * than a MiB unsent: mysql2 copies each piece it reads into a packet and writes it at
+ * once, so one whole payload would sit in the socket's queue as a second copy.
+ */
+function payloadStream(payload: Buffer, socket: Socket | undefined): Readable {
+  let at = 0;
+  let waiting = false;
+  const stream = new Readable({
+    read() {
+      if (waiting) return;
+      while (at < payload.length) {
+        const end = Math.min(at + SLICE, payload.length);
+        const more = stream.push(payload.subarray(at, end));
+        at = end;
+        if (socket && socket.writableLength > SOCKET_HIGH) {
+          waiting = true;
+          socket.once('drain', () => {
+            waiting = false;
+            stream.read(0);
+          });
+          return;
+        }
+        if (!more) return;
+      }
+      stream.push(null);
+    },
+  });
+  return stream;
 }
 
 /** LOAD DATA LOCAL of the default text format (tab-separated, backslash escapes, \\N for NULL) into `columns` of `table`. */
