@@ -16,6 +16,7 @@
  * isolates the bad row on the row path).
  */
 import type { ColumnType } from '../../sdk/types.js';
+import type { Dialect } from '../shared/csv-text.js';
 import type { TableColumn } from './db.js';
 import { toDatetimeText } from './encode.js';
 
@@ -44,13 +45,6 @@ export function loadKindOf(source: ColumnType, target: TableColumn): LoadKind | 
   return source === 'boolean' ? 'boolean' : 'text'; // text, JSON and the other types take the value's text
 }
 
-/** The CSV dialect of a batch. */
-export interface CsvDialect {
-  delimiter: string;
-  quote: string;
-  nullText: string;
-}
-
 const LF = 0x0a;
 const CR = 0x0d;
 const TAB = 0x09;
@@ -58,19 +52,6 @@ const BACKSLASH = 0x5c;
 const ESCAPE: Record<number, number> = { 92: 0x5c, 9: 0x74, 10: 0x6e, 13: 0x72, 0: 0x30 };
 const NEEDS_ESCAPE = new Uint8Array(256);
 for (const c of [BACKSLASH, TAB, LF, CR, 0]) NEEDS_ESCAPE[c] = 1;
-
-/** One-byte delimiter and quote that differ, a null text without them or line breaks: what the transcoder reads. */
-export function dialectOk(d: CsvDialect): boolean {
-  const oneByte = (c: string) => c.length === 1 && c.charCodeAt(0) < 0x80 && c !== '\n' && c !== '\r';
-  return (
-    oneByte(d.delimiter) &&
-    oneByte(d.quote) &&
-    d.delimiter !== d.quote &&
-    !/[\r\n]/.test(d.nullText) &&
-    !d.nullText.includes(d.delimiter) &&
-    !d.nullText.includes(d.quote)
-  );
-}
 
 /**
  * Rewrites whole CSV records (each ending with LF or CRLF) into LOAD DATA's text
@@ -85,7 +66,7 @@ export class LoadDataEncoder {
   private readonly nullBytes: Buffer;
 
   constructor(
-    dialect: CsvDialect,
+    dialect: Dialect,
     private readonly kinds: readonly LoadKind[],
   ) {
     this.D = dialect.delimiter.charCodeAt(0);

@@ -31,6 +31,7 @@ import {
   shownName,
 } from '../../sdk/sql.js';
 import type { EncodedRows, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
+import { byteDialectOk } from '../shared/csv-text.js';
 import {
   type Conn,
   classify,
@@ -48,7 +49,7 @@ import {
   where,
 } from './db.js';
 import { type Encode, encoderFor, toDatetimeText } from './encode.js';
-import { dialectOk, LoadDataEncoder, type LoadKind, loadKindOf } from './load-data.js';
+import { LoadDataEncoder, type LoadKind, loadKindOf } from './load-data.js';
 import {
   book,
   bookkeeping,
@@ -479,7 +480,7 @@ class MysqlWriter implements Writer {
       const types = new Map(schema.map((c) => [c.name, c.type]));
       const kinds: LoadKind[] = [];
       const columns: string[] = [];
-      if (dialectOk(batch) && batch.columns.length === schema.length && new Set(batch.columns).size === schema.length)
+      if (byteDialectOk(batch) && batch.columns.length === schema.length && new Set(batch.columns).size === schema.length)
         for (const field of batch.columns) {
           const at = p.names.indexOf(field);
           const type = types.get(field);
