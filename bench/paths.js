@@ -10,16 +10,21 @@
  *   csv → mariadb   `mariadb --local-infile` running LOAD DATA LOCAL INFILE (with SET
  *                   clauses for the boolean and timestamp columns, as a user would) vs
  *                   `weir run` csv → mysql, method load_data, exactly-once
+ *   csv → sqlite    the `sqlite3` shell's `.import --csv` into the same table, and a plain
+ *                   better-sqlite3 script (bench/sqlite-raw.js: csv-parse, one prepared
+ *                   statement, one transaction) vs `weir run` csv → sqlite, exactly-once
  *
  * Options: --rows N (1000000) · --runs N (3) · --paths a,b (all) · --json FILE.
  * Environment: MYSQL_HOST, MYSQL_PORT, MYSQL_USER, MYSQL_DATABASE (127.0.0.1, 3306, root, test).
  */
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import Database from 'better-sqlite3';
 import mysql from 'mysql2/promise';
-import { BIN, ensureCsv, measure } from './lib.js';
+import { BIN, ensureCsv, measure, ROOT } from './lib.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -37,7 +42,7 @@ const MY = {
   user: process.env.MYSQL_USER ?? 'root',
   database: process.env.MYSQL_DATABASE ?? 'test',
 };
-const TARGETS = { 'csv → mariadb': 0.8 };
+const TARGETS = { 'csv → mariadb': 0.8, 'csv → sqlite (.import)': 0.5, 'csv → sqlite (script)': 0.9 };
 const PEAK_RSS_MB = 200;
 
 async function withMy(fn) {
@@ -74,6 +79,61 @@ async function myDigest(name) {
 
 const CSV_COLUMNS =
   'columns: { id: integer, name: string, amount: number, active: boolean, created_at: timestamp, note: string, price: decimal }';
+
+const SQLITE_TABLE = 'CREATE TABLE t (id INTEGER, name TEXT, amount REAL, active INTEGER, created_at TEXT, note TEXT, price DECIMAL_TEXT)';
+
+/**
+ * Row count and md5 of every row in id order. `.import` reads every field as text
+ * (an empty one as '', `true` as 'true'): NULL is read as '' in `note`, and `active`
+ * 'true'/'false' as 1/0, so the shell's table can be compared with the others.
+ */
+function sqliteDigest(file) {
+  const db = new Database(file, { readonly: true });
+  try {
+    const hash = createHash('md5');
+    let rows = 0;
+    for (const r of db
+      .prepare(
+        "SELECT id, name, amount, CASE active WHEN 'true' THEN 1 WHEN 'false' THEN 0 ELSE active END AS active, created_at, COALESCE(note, '') AS note, NULLIF(price, '') AS price FROM t ORDER BY id",
+      )
+      .raw()
+      .iterate()) {
+      hash.update(`${JSON.stringify(r)}\n`);
+      rows++;
+    }
+    return { rows, digest: hash.digest('hex') };
+  } finally {
+    db.close();
+  }
+}
+
+function freshSqlite(dir, name) {
+  const file = join(dir, name);
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true });
+  return file;
+}
+
+async function weirSqlite(csv, dir) {
+  const db = freshSqlite(dir, 'weir.db');
+  const setup = new Database(db);
+  setup.exec(SQLITE_TABLE);
+  setup.close();
+  const file = join(dir, 'sq.yaml');
+  writeFileSync(
+    file,
+    `pipeline: bench-sq-weir
+source:
+  type: csv
+  path: ${csv}
+  ${CSV_COLUMNS}
+sink: { type: sqlite, path: ${db}, table: t }
+delivery: exactly-once
+checkpoint: { path: ${join(dir, 'checkpoints.db')} }
+`,
+  );
+  const r = await measure(process.execPath, [BIN, 'run', file, '--log-level', 'info', '--log-format', 'json']);
+  return { ...r, check: () => sqliteDigest(db) };
+}
 
 /** Each path: its peer and weir, each returning the measured process and where its rows went. */
 const paths = {
@@ -112,6 +172,26 @@ checkpoint: { path: ${join(dir, 'checkpoints.db')} }
         await c.query("DELETE FROM _weir_checkpoints WHERE pipeline LIKE 'bench-%'").catch(() => {});
       });
     },
+  },
+  'csv → sqlite (.import)': {
+    peerLabel: 'sqlite3 .import --csv',
+    async peer(csv, dir) {
+      const db = freshSqlite(dir, 'import.db');
+      const r = await measure('sqlite3', [db, SQLITE_TABLE, `.import --csv --skip 1 ${csv} t`]);
+      return { ...r, check: () => sqliteDigest(db) };
+    },
+    weir: weirSqlite,
+    cleanup() {},
+  },
+  'csv → sqlite (script)': {
+    peerLabel: 'better-sqlite3 script',
+    async peer(csv, dir) {
+      const db = freshSqlite(dir, 'script.db');
+      const r = await measure(process.execPath, [join(ROOT, 'bench', 'sqlite-raw.js'), csv, db]);
+      return { ...r, check: () => sqliteDigest(db) };
+    },
+    weir: weirSqlite,
+    cleanup() {},
   },
 };
 
@@ -155,11 +235,11 @@ async function main() {
     });
   }
   console.log(
-    `\n${'path'.padEnd(16)}${'peer'.padEnd(34)}${'peer rows/s'.padStart(12)}${'weir rows/s'.padStart(12)}${'ratio'.padStart(8)}${'target'.padStart(8)}${'weir RSS'.padStart(10)}${'content'.padStart(9)}`,
+    `\n${'path'.padEnd(24)}${'peer'.padEnd(34)}${'peer rows/s'.padStart(12)}${'weir rows/s'.padStart(12)}${'ratio'.padStart(8)}${'target'.padStart(8)}${'weir RSS'.padStart(10)}${'content'.padStart(9)}`,
   );
   for (const t of table)
     console.log(
-      `${t.path.padEnd(16)}${t.peer.padEnd(34)}${Math.round(t.peerRowsPerSecond).toLocaleString('en-US').padStart(12)}${Math.round(t.weirRowsPerSecond).toLocaleString('en-US').padStart(12)}${`${t.ratio.toFixed(2)}x`.padStart(8)}${`${t.target}x`.padStart(8)}${`${t.weirRssMb.toFixed(0)} MB`.padStart(10)}${(t.contentEqual ? 'equal' : 'DIFFERS').padStart(9)}`,
+      `${t.path.padEnd(24)}${t.peer.padEnd(34)}${Math.round(t.peerRowsPerSecond).toLocaleString('en-US').padStart(12)}${Math.round(t.weirRowsPerSecond).toLocaleString('en-US').padStart(12)}${`${t.ratio.toFixed(2)}x`.padStart(8)}${`${t.target}x`.padStart(8)}${`${t.weirRssMb.toFixed(0)} MB`.padStart(10)}${(t.contentEqual ? 'equal' : 'DIFFERS').padStart(9)}`,
     );
   const failed = table.filter((t) => !t.contentEqual || t.ratio < t.target || t.weirRssMb >= PEAK_RSS_MB);
   console.log('');

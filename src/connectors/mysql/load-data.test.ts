@@ -12,13 +12,11 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runYaml } from '../../../test/foundation/harness.js';
 import { requireService } from '../../../test/helpers/services.js';
-import type { Writer } from '../../sdk/connector.js';
-import { WeirError } from '../../sdk/errors.js';
 import { connectorOptions } from '../../sdk/testing.js';
-import type { EncodedRows, Row, Schema } from '../../sdk/types.js';
+import type { Row, Schema } from '../../sdk/types.js';
 import csv from '../csv/index.js';
-import { readCsvEncoded } from '../csv/source.js';
-import { collect, commitContext, planContext, taskContext, tempDir } from '../shared/test-context.js';
+import { type LoadCounts, writeCsv } from '../shared/encoded-load.js';
+import { commitContext, planContext, taskContext, tempDir } from '../shared/test-context.js';
 import type { TableColumn } from './db.js';
 import mysqlConnector from './index.js';
 import { LoadDataEncoder, type LoadKind, loadKindOf } from './load-data.js';
@@ -115,25 +113,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const isData = (e: unknown) => e instanceof WeirError && e.kind === 'data';
-
-/** Writes rows one by one where a batch fails for its data (what the runtime's isolation ends with); returns how many failed. */
-async function writeRows(writer: Writer, rows: Row[]): Promise<number> {
-  try {
-    await writer.write(rows);
-    return 0;
-  } catch (error) {
-    if (!isData(error)) throw error;
-  }
-  let failed = 0;
-  for (const row of rows)
-    await Promise.resolve(writer.write([row])).catch((error: unknown) => {
-      if (!isData(error)) throw error;
-      failed++;
-    });
-  return failed;
-}
-
 /**
  * Loads `path` into `table` through the sink's writer the way the runtime does:
  * encoded chunks through writeEncoded (decoded and written as rows when declined or
@@ -150,36 +129,16 @@ async function load(path: string, input: Record<string, unknown>, table: string,
   await sink.setup?.(cctx);
   const ctx = { ...taskContext({ baseDir: dir, runId, schema }), pipeline };
   const writer = await sink.writer({ id: '0' }, ctx);
-  let failed = 0;
-  let passed = 0;
-  let declined = 0;
+  let counts: LoadCounts;
   try {
-    if (encoded) {
-      const chunks = readCsvEncoded(path, opts, ctx, { chunkBytes: 64, firstChunkBytes: 16, readBytes: 17, readAhead: 2, rowModeRows: 5 });
-      for await (const chunk of chunks as AsyncIterable<EncodedRows>) {
-        let taken: boolean | undefined;
-        try {
-          taken = (await writer.writeEncoded?.(chunk)) ?? false;
-        } catch (error) {
-          if (!isData(error)) throw error;
-        }
-        if (taken) passed++;
-        else {
-          if (taken === false) declined++;
-          failed += await writeRows(writer, await chunk.decode(async () => {}));
-        }
-      }
-    } else {
-      const rows = await collect(source.read({ id: '0', path }, ctx));
-      for (let i = 0; i < rows.length; i += 7) failed += await writeRows(writer, rows.slice(i, i + 7));
-    }
+    counts = await writeCsv(writer, path, opts, ctx, encoded);
     await writer.commit?.();
   } finally {
     await writer.close?.();
   }
   await sink.commit?.([], cctx);
   await sink.close?.();
-  return { failed, passed, declined, rejected: ctx.rejected.length };
+  return { ...counts, rejected: ctx.rejected.length };
 }
 
 /** Rows of a table as sorted JSON lines (a multiset to compare); HEX() of text columns shows every byte. */

@@ -10,13 +10,11 @@ import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runYaml } from '../../../test/foundation/harness.js';
-import type { Writer } from '../../sdk/connector.js';
-import { WeirError } from '../../sdk/errors.js';
 import { connectorOptions } from '../../sdk/testing.js';
-import type { EncodedRows, Row, Schema } from '../../sdk/types.js';
+import type { Schema } from '../../sdk/types.js';
 import csv from '../csv/index.js';
-import { readCsvEncoded } from '../csv/source.js';
-import { collect, commitContext, planContext, taskContext, tempDir } from '../shared/test-context.js';
+import { type LoadCounts, writeCsv } from '../shared/encoded-load.js';
+import { commitContext, planContext, taskContext, tempDir } from '../shared/test-context.js';
 import { type BindKind, bindKindOf, CsvBinder } from './encoded.js';
 import sqlite from './index.js';
 
@@ -67,24 +65,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const isData = (e: unknown) => e instanceof WeirError && e.kind === 'data';
-
-async function writeRows(writer: Writer, rows: Row[]): Promise<number> {
-  try {
-    await writer.write(rows);
-    return 0;
-  } catch (error) {
-    if (!isData(error)) throw error;
-  }
-  let failed = 0;
-  for (const row of rows)
-    await (async () => writer.write([row]))().catch((error: unknown) => {
-      if (!isData(error)) throw error;
-      failed++;
-    });
-  return failed;
-}
-
 /** Loads `path` into `db` through the sink, the way the runtime does (encoded chunks, or the row path's rows). */
 async function load(path: string, input: Record<string, unknown>, db: string, encoded: boolean) {
   const opts = connectorOptions(csv, { path, ...input }, 'source');
@@ -96,37 +76,17 @@ async function load(path: string, input: Record<string, unknown>, db: string, en
   await sink.setup?.(cctx);
   const ctx = taskContext({ baseDir: dir, runId, schema });
   const writer = await sink.writer({ id: '0' }, ctx);
-  let failed = 0;
-  let passed = 0;
-  let declined = 0;
+  let counts: LoadCounts;
   const messages = [];
   try {
-    if (encoded) {
-      const chunks = readCsvEncoded(path, opts, ctx, { chunkBytes: 64, firstChunkBytes: 16, readBytes: 17, readAhead: 2, rowModeRows: 5 });
-      for await (const chunk of chunks as AsyncIterable<EncodedRows>) {
-        let taken: boolean | undefined;
-        try {
-          taken = (await writer.writeEncoded?.(chunk)) ?? false;
-        } catch (error) {
-          if (!isData(error)) throw error;
-        }
-        if (taken) passed++;
-        else {
-          if (taken === false) declined++;
-          failed += await writeRows(writer, await chunk.decode(async () => {}));
-        }
-      }
-    } else {
-      const rows = await collect(source.read({ id: '0', path }, ctx));
-      for (let i = 0; i < rows.length; i += 7) failed += await writeRows(writer, rows.slice(i, i + 7));
-    }
+    counts = await writeCsv(writer, path, opts, ctx, encoded);
     messages.push(await writer.commit?.());
   } finally {
     await writer.close?.();
   }
   await sink.commit?.(messages as never, cctx);
   await sink.close?.();
-  return { failed, passed, declined, rejected: ctx.rejected.length };
+  return { ...counts, rejected: ctx.rejected.length };
 }
 
 /** Every stored value with its storage class, as sorted lines (a multiset to compare). */
