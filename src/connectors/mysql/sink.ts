@@ -15,6 +15,7 @@
  * - `replace` writes into a staging copy of the target; the job commit swaps it in
  *   with one atomic RENAME TABLE, so the target is never empty or half-loaded.
  */
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type mysql from 'mysql2/promise';
 import type { CommitContext, Log, PlanContext, RecoveredState, Sink, TaskContext, Writer } from '../../sdk/connector.js';
@@ -29,7 +30,8 @@ import {
   schemaFromRow,
   shownName,
 } from '../../sdk/sql.js';
-import type { JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
+import type { EncodedRows, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
+import { byteDialectOk } from '../shared/csv-text.js';
 import {
   type Conn,
   classify,
@@ -47,6 +49,7 @@ import {
   where,
 } from './db.js';
 import { type Encode, encoderFor, toDatetimeText } from './encode.js';
+import { LoadDataEncoder, type LoadKind, loadKindOf } from './load-data.js';
 import {
   book,
   bookkeeping,
@@ -158,6 +161,9 @@ export function mysqlSink(opts: MysqlOptions): Sink {
   };
 
   return {
+    // CSV records go into LOAD DATA rewritten byte by byte, without rows (MysqlWriter.writeEncoded)
+    ...(opts.method === 'load_data' && opts.mode !== 'upsert' ? { accepts: ['csv'] as const } : {}),
+
     async setup(ctx: CommitContext) {
       const conn = await plan(ctx);
       const planned = ctx.schema ? planColumns(ctx.schema, naming) : undefined;
@@ -366,6 +372,8 @@ class MysqlWriter implements Writer {
   private rows = 0;
   private broken: WeirError | undefined;
   private prepared: Prepared | undefined;
+  /** The encoded fast path's transcoder for a batch's columns and dialect, or null when it declines them. */
+  private loadEncoders = new Map<string, { encoder: LoadDataEncoder; sql: string } | null>();
   private maxPacket = 16 * 1024 * 1024;
   private readonly log: Log;
 
@@ -398,6 +406,16 @@ class MysqlWriter implements Writer {
     }
     const p = this.prepared;
     const values = batch.map((row) => p.names.map((name, i) => (p.convert[i] as Encode)(row[name])));
+    await this.inSavepoint(conn, batch.length, () =>
+      this.opts.method === 'load_data' ? this.loadData(conn, p, values) : this.insert(conn, p, values),
+    );
+  }
+
+  /**
+   * Runs one batch's statements in a SAVEPOINT of the partition's transaction (started
+   * on the first batch): a failure rolls back to it, so the batch leaves nothing.
+   */
+  private async inSavepoint(conn: Conn, rows: number, send: () => Promise<void>): Promise<void> {
     try {
       if (!this.inTx) {
         await conn.query('START TRANSACTION');
@@ -408,8 +426,7 @@ class MysqlWriter implements Writer {
       throw this.lost(error);
     }
     try {
-      if (this.opts.method === 'load_data') await this.loadData(conn, p, values);
-      else await this.insert(conn, p, values);
+      await send();
     } catch (error) {
       if (endsTransaction(error)) throw this.lost(error);
       try {
@@ -417,10 +434,66 @@ class MysqlWriter implements Writer {
       } catch (rollbackError) {
         throw this.lost(rollbackError);
       }
-      throw classify(error, `writing ${batch.length} row(s) to ${this.target}`);
+      throw classify(error, `writing ${rows} row(s) to ${this.target}`);
     }
     this.batchesInTx++;
-    this.rows += batch.length;
+    this.rows += rows;
+  }
+
+  /**
+   * The encoded fast path (worker, once per batch; may be retried with the same
+   * batch): CSV records rewritten into LOAD DATA's text format ({@link LoadDataEncoder})
+   * and streamed from memory into LOAD DATA LOCAL INFILE, in the batch's savepoint of
+   * the partition's transaction. Declines (false) without a declared schema, when the
+   * batch's columns are not exactly the schema's, for a CSV dialect or a column the
+   * transcoder cannot carry as the row path would ({@link loadKindOf}); then the
+   * runtime writes the decoded rows. A warning fails the batch as a data error, and
+   * the runtime isolates the bad rows on the row path.
+   */
+  async writeEncoded(batch: EncodedRows): Promise<boolean> {
+    if (this.broken) throw this.broken;
+    const schema = this.ctx.schema;
+    if (this.opts.method !== 'load_data' || !schema?.length || batch.format !== 'csv') return false;
+    const conn = await this.connection();
+    try {
+      this.prepared ??= await this.prepare(conn, {});
+    } catch (error) {
+      throw endsTransaction(error) ? this.lost(error) : classify(error, `preparing to write to ${this.target}`);
+    }
+    const load = this.loadEncoderFor(this.prepared, schema, batch);
+    if (!load) return false;
+    if (batch.rows === 0) return true;
+    const payload = load.encoder.encode(batch.data);
+    await this.inSavepoint(conn, batch.rows, async () => {
+      await this.loadPayload(conn, load.sql, payload, batch.rows);
+      this.ctx.count('bytes_sent', payload.length);
+    });
+    return true;
+  }
+
+  /** The transcoder and LOAD DATA statement for a batch's columns and dialect (cached), or undefined when the fast path declines them. */
+  private loadEncoderFor(p: Prepared, schema: Schema, batch: EncodedRows) {
+    const key = JSON.stringify([batch.columns, batch.delimiter, batch.quote, batch.nullText]);
+    let entry = this.loadEncoders.get(key);
+    if (entry === undefined) {
+      entry = null;
+      const types = new Map(schema.map((c) => [c.name, c.type]));
+      const kinds: LoadKind[] = [];
+      const columns: string[] = [];
+      if (byteDialectOk(batch) && batch.columns.length === schema.length && new Set(batch.columns).size === schema.length)
+        for (const field of batch.columns) {
+          const at = p.names.indexOf(field);
+          const type = types.get(field);
+          const kind = at < 0 || !type ? undefined : loadKindOf(type, p.targets[at] as TableColumn);
+          if (!kind) break;
+          kinds.push(kind);
+          columns.push(p.columns[at] as string);
+        }
+      if (kinds.length === batch.columns.length)
+        entry = { encoder: new LoadDataEncoder(batch, kinds), sql: loadDataSql(this.target, columns) };
+      this.loadEncoders.set(key, entry);
+    }
+    return entry ?? undefined;
   }
 
   /** Multi-row INSERTs, each below max_allowed_packet. */
@@ -446,23 +519,28 @@ class MysqlWriter implements Writer {
     this.ctx.count('bytes_sent', bytes);
   }
 
-  /** LOAD DATA LOCAL INFILE of one batch. LOCAL turns row errors into warnings: any warning fails the batch. */
+  /** LOAD DATA LOCAL INFILE of one batch of rows. */
   private async loadData(conn: Conn, p: Prepared, values: unknown[][]): Promise<void> {
     const text = values.map((row) => row.map(tsvField).join('\t')).join('\n');
     const payload = Buffer.from(`${text}\n`);
+    await this.loadPayload(conn, p.loadSql, payload, values.length);
+    this.ctx.count('bytes_sent', payload.length);
+  }
+
+  /** Streams `payload` (LOAD DATA's text format) from memory into `sql`. LOCAL turns row errors into warnings: any warning fails the batch. */
+  private async loadPayload(conn: Conn, sql: string, payload: Buffer, rows: number): Promise<void> {
     const [result] = await conn.query<mysql.ResultSetHeader>({
-      sql: p.loadSql,
-      infileStreamFactory: () => Readable.from([payload]),
+      sql,
+      infileStreamFactory: () => payloadStream(payload, (conn as unknown as { connection?: { stream?: Socket } }).connection?.stream),
     });
-    if (result.warningStatus > 0 || result.affectedRows !== values.length) {
+    if (result.warningStatus > 0 || result.affectedRows !== rows) {
       const [warnings] = await conn.query<mysql.RowDataPacket[]>('SHOW WARNINGS LIMIT 1');
       const w = warnings[0];
       throw new RowError(
-        `LOAD DATA into ${this.target} rejected a row: ${w ? `${w.Message} (${w.Code})` : `${values.length - result.affectedRows} row(s) skipped`}`,
+        `LOAD DATA into ${this.target} rejected a row: ${w ? `${w.Message} (${w.Code})` : `${rows - result.affectedRows} row(s) skipped`}`,
         { code: w ? `ER_${w.Code}` : 'load_data_warning' },
       );
     }
-    this.ctx.count('bytes_sent', payload.length);
   }
 
   /** Forgets a connection or transaction the server ended. Retryable only when no earlier batch is lost with it. */
@@ -513,12 +591,14 @@ class MysqlWriter implements Writer {
     const updates = names.filter((n) => !keys.has(n.toLowerCase()));
     return {
       names: [...plan.fields],
+      columns: [...names],
+      targets: names.map((n) => byName.get(n.toLowerCase()) as TableColumn),
       convert: names.map((n) => encoderFor(n, byName.get(n.toLowerCase()) as TableColumn)),
       insertPrefix: `INSERT INTO ${q(this.target)} (${cols}) VALUES `,
       insertSuffix: this.keyColumns
         ? ` ON DUPLICATE KEY UPDATE ${(updates.length ? updates : [this.keyColumns[0] as string]).map((n) => `${q(n)} = VALUES(${q(n)})`).join(', ')}`
         : '',
-      loadSql: `LOAD DATA LOCAL INFILE 'weir-batch.tsv' INTO TABLE ${q(this.target)} CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (${cols})`,
+      loadSql: loadDataSql(this.target, names),
     };
   }
 
@@ -611,11 +691,53 @@ class MysqlWriter implements Writer {
 interface Prepared {
   /** The rows' fields, in column order. */
   names: string[];
+  /** The table's spelling of each field's column, and its type. */
+  columns: string[];
+  targets: TableColumn[];
   /** Per column, from the target's type: checks a value fits exactly and gives what mysql2 escapes ({@link encoderFor}). */
   convert: Encode[];
   insertPrefix: string;
   insertSuffix: string;
   loadSql: string;
+}
+
+const SLICE = 64 * 1024;
+const SOCKET_HIGH = 256 * 1024;
+
+/**
+ * `payload` as a stream of slices that waits while the connection's socket holds more
+ * than a MiB unsent: mysql2 copies each piece it reads into a packet and writes it at
+ * once, so one whole payload would sit in the socket's queue as a second copy.
+ */
+function payloadStream(payload: Buffer, socket: Socket | undefined): Readable {
+  let at = 0;
+  let waiting = false;
+  const stream = new Readable({
+    read() {
+      if (waiting) return;
+      while (at < payload.length) {
+        const end = Math.min(at + SLICE, payload.length);
+        const more = stream.push(payload.subarray(at, end));
+        at = end;
+        if (socket && socket.writableLength > SOCKET_HIGH) {
+          waiting = true;
+          socket.once('drain', () => {
+            waiting = false;
+            stream.read(0);
+          });
+          return;
+        }
+        if (!more) return;
+      }
+      stream.push(null);
+    },
+  });
+  return stream;
+}
+
+/** LOAD DATA LOCAL of the default text format (tab-separated, backslash escapes, \\N for NULL) into `columns` of `table`. */
+function loadDataSql(table: string, columns: readonly string[]): string {
+  return `LOAD DATA LOCAL INFILE 'weir-batch.tsv' INTO TABLE ${q(table)} CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (${columns.map(q).join(', ')})`;
 }
 
 /** One field of LOAD DATA's default text format (tab-separated, backslash escapes, \N for NULL). */

@@ -37,7 +37,7 @@ export const mysqlOptions = {
   method: o
     .enum(['insert', 'load_data'] as const)
     .describe(
-      "Sink: `insert` sends multi-row INSERT statements; `load_data` streams each batch with LOAD DATA LOCAL INFILE (needs `local_infile=ON` on the server; `append` and `replace` only). Both run inside the partition's transaction.",
+      "Sink: `insert` sends multi-row INSERT statements; `load_data` streams each batch with LOAD DATA LOCAL INFILE (needs `local_infile=ON` on the server; `append` and `replace` only), and from a csv source with declared columns takes the CSV records without building rows (rewritten byte by byte into LOAD DATA's format). Both run inside the partition's transaction.",
     )
     .default('insert')
     .advanced(),

@@ -52,3 +52,20 @@ export function csvRecords(rows: readonly Row[], columns: readonly string[], d: 
   }
   return out;
 }
+
+/**
+ * What the byte-level CSV readers of the sinks' fast paths take (PostgreSQL COPY's
+ * rule too): a one-byte delimiter and quote that differ, and a null text without
+ * them or line breaks. A batch of another dialect goes the row path.
+ */
+export function byteDialectOk(d: Dialect): boolean {
+  const oneByte = (c: string) => c.length === 1 && c.charCodeAt(0) < 0x80 && c !== '\n' && c !== '\r';
+  return (
+    oneByte(d.delimiter) &&
+    oneByte(d.quote) &&
+    d.delimiter !== d.quote &&
+    !/[\r\n]/.test(d.nullText) &&
+    !d.nullText.includes(d.delimiter) &&
+    !d.nullText.includes(d.quote)
+  );
+}

@@ -33,8 +33,10 @@ import {
   renamedSchema,
   schemaFromRow,
 } from '../../sdk/sql.js';
-import type { JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
+import type { EncodedRows, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
+import { byteDialectOk } from '../shared/csv-text.js';
 import { openDb, SQLITE_TYPES, type SqliteDb, tableExists, tableSchema, toSqlite } from './db.js';
+import { type BindKind, bindKindOf, CsvBinder } from './encoded.js';
 import type { sqliteOptions } from './spec.js';
 
 type Options = OptionsOf<typeof sqliteOptions>;
@@ -119,6 +121,9 @@ export function sqliteSink(opts: Options): Sink {
   };
 
   return {
+    // CSV records are bound field by field from their bytes, without rows (writeEncoded)
+    accepts: ['csv'] as const,
+
     setup(ctx) {
       const db = job(ctx);
       if (ctx.schema) columnsFor(db, ctx.schema);
@@ -146,9 +151,12 @@ export function sqliteSink(opts: Options): Sink {
       let rows = 0;
       let staged = false;
       let insert: ((batch: Row[]) => void) | undefined;
+      let plan: ColumnPlan | undefined;
+      /** Per batch columns and dialect: the transaction that binds a batch's CSV records, or null when the fast path declines them. */
+      const encodedInserts = new Map<string, ((data: Buffer, expected: number) => void) | null>();
       const prepare = (schema: Schema) => {
         // the stage has the target's column names, so the job commit moves rows by name
-        const plan = columnsFor(db, schema);
+        plan = columnsFor(db, schema);
         // a killed earlier attempt of this partition may have left a partial stage
         db.exec(`DROP TABLE IF EXISTS ${q(stage)}`);
         db.exec(createTableSql(stage, renamedSchema(schema, plan)));
@@ -165,6 +173,49 @@ export function sqliteSink(opts: Options): Sink {
           }
         });
       };
+      const insertError = (error: unknown) => {
+        if (error instanceof WeirError) return error;
+        const code = (error as { code?: string }).code ?? 'SQLITE_ERROR';
+        const retryable = code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
+        return new WeirError(`insert into ${table} failed: ${(error as Error).message}`, {
+          code,
+          retryable,
+          kind: retryable ? 'connector' : 'data',
+          cause: error,
+        });
+      };
+      /** The transaction binding CSV records of `batch`'s columns and dialect into the stage, or null when a column is declined. */
+      const encodedInsert = (schema: Schema, batch: EncodedRows): ((data: Buffer, expected: number) => void) | null => {
+        const key = JSON.stringify([batch.columns, batch.delimiter, batch.quote, batch.nullText]);
+        let run = encodedInserts.get(key);
+        if (run !== undefined) return run;
+        run = null;
+        insert ??= prepare(schema);
+        const { fields, columns } = plan as ColumnPlan;
+        const types = new Map(schema.map((c) => [c.name, c.type]));
+        const kinds = batch.columns.map((c) => {
+          const type = types.get(c);
+          return type ? bindKindOf(type) : undefined;
+        });
+        if (
+          byteDialectOk(batch) &&
+          batch.columns.length === fields.length &&
+          new Set(batch.columns).size === fields.length &&
+          kinds.every((k) => k !== undefined)
+        ) {
+          const names = batch.columns.map((c) => columns[fields.indexOf(c)] as string);
+          const stmt = db.prepare(
+            `INSERT INTO ${q(stage)} (${names.map((n) => q(n)).join(', ')}) VALUES (${names.map(() => '?').join(', ')})`,
+          );
+          const binder = new CsvBinder(batch, kinds as BindKind[]);
+          run = db.transaction((data: Buffer, expected: number) => {
+            const read = binder.each(data, (values) => stmt.run(values));
+            if (read !== expected) throw new Error(`read ${read} CSV record(s) of a batch of ${expected}`); // rolls the batch back
+          });
+        }
+        encodedInserts.set(key, run);
+        return run;
+      };
       return {
         write(batch) {
           if (batch.length === 0) return;
@@ -172,17 +223,29 @@ export function sqliteSink(opts: Options): Sink {
             insert ??= prepare(ctx.schema ?? schemaFromRow(batch[0] as Row));
             insert(batch);
           } catch (error) {
-            if (error instanceof WeirError) throw error;
-            const code = (error as { code?: string }).code ?? 'SQLITE_ERROR';
-            const retryable = code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
-            throw new WeirError(`insert into ${table} failed: ${(error as Error).message}`, {
-              code,
-              retryable,
-              kind: retryable ? 'connector' : 'data',
-              cause: error,
-            });
+            throw insertError(error);
           }
           rows += batch.length;
+        },
+        /**
+         * The encoded fast path (worker, once per batch; may be retried): the batch's CSV
+         * records bound from their bytes ({@link CsvBinder}) in one transaction on the
+         * stage. Declines (false) without a declared schema, for a dialect or a column it
+         * does not read; a failed batch leaves nothing and fails as data, so the runtime
+         * writes its decoded rows and isolates the bad ones.
+         */
+        writeEncoded(batch: EncodedRows): Promise<boolean> {
+          const schema = ctx.schema;
+          if (!schema?.length || batch.format !== 'csv') return Promise.resolve(false);
+          try {
+            const run = encodedInsert(schema, batch);
+            if (!run) return Promise.resolve(false);
+            if (batch.rows > 0) run(batch.data, batch.rows);
+          } catch (error) {
+            return Promise.reject(insertError(error));
+          }
+          rows += batch.rows;
+          return Promise.resolve(true);
         },
         commit(): SqliteCommitMessage {
           try {
