@@ -12,13 +12,11 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runYaml } from '../../../test/foundation/harness.js';
 import { requireService } from '../../../test/helpers/services.js';
-import type { Writer } from '../../sdk/connector.js';
-import { WeirError } from '../../sdk/errors.js';
 import { connectorOptions } from '../../sdk/testing.js';
-import type { EncodedRows, Row, Schema } from '../../sdk/types.js';
+import type { Row, Schema } from '../../sdk/types.js';
 import csv from '../csv/index.js';
-import { readCsvEncoded } from '../csv/source.js';
-import { collect, commitContext, planContext, taskContext, tempDir } from '../shared/test-context.js';
+import { writeCsv } from '../shared/encoded-load.js';
+import { commitContext, planContext, taskContext, tempDir } from '../shared/test-context.js';
 import postgres from './index.js';
 
 const up = await requireService('postgres');
@@ -58,25 +56,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const isData = (e: unknown) => e instanceof WeirError && e.kind === 'data';
-
-/** Writes rows one by one where a batch fails for its data (what the runtime's isolation ends with); returns how many failed. */
-async function writeRows(writer: Writer, rows: Row[]): Promise<number> {
-  try {
-    await writer.write(rows);
-    return 0;
-  } catch (error) {
-    if (!isData(error)) throw error;
-  }
-  let failed = 0;
-  for (const row of rows)
-    await Promise.resolve(writer.write([row])).catch((error: unknown) => {
-      if (!isData(error)) throw error;
-      failed++;
-    });
-  return failed;
-}
-
 /**
  * Loads `path` into `table` through the sink's writer, the way the runtime does:
  * encoded chunks through writeEncoded (decoded and written as rows when declined
@@ -92,31 +71,15 @@ async function load(path: string, input: Record<string, unknown>, table: string,
   await sink.setup?.(cctx);
   const ctx = { ...taskContext({ baseDir: dir, runId, schema }), pipeline };
   const writer = await sink.writer({ id: '0' }, ctx);
-  let failed = 0;
-  let passed = 0;
+  let counts: { passed: number; failed: number };
   try {
-    if (encoded) {
-      const chunks = readCsvEncoded(path, opts, ctx, { chunkBytes: 64, firstChunkBytes: 16, readBytes: 17, readAhead: 2, rowModeRows: 5 });
-      for await (const chunk of chunks as AsyncIterable<EncodedRows>) {
-        let taken = false;
-        try {
-          taken = (await writer.writeEncoded?.(chunk)) ?? false;
-        } catch (error) {
-          if (!isData(error)) throw error;
-        }
-        if (taken) passed++;
-        else failed += await writeRows(writer, await chunk.decode(async () => {}));
-      }
-    } else {
-      const rows = await collect(source.read({ id: '0', path }, ctx));
-      for (let i = 0; i < rows.length; i += 7) failed += await writeRows(writer, rows.slice(i, i + 7));
-    }
+    counts = await writeCsv(writer, path, opts, ctx, encoded);
     await writer.commit?.();
   } finally {
     await writer.close?.();
   }
   await sink.commit?.([], cctx);
-  return { failed, passed, rejected: ctx.rejected.length, bytes: ctx.bytesSent };
+  return { failed: counts.failed, passed: counts.passed, rejected: ctx.rejected.length, bytes: ctx.bytesSent };
 }
 
 /** Rows of a table as sorted JSON lines (a multiset to compare). */
