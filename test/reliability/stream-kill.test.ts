@@ -29,16 +29,20 @@ const FIXTURE = resolve(import.meta.dirname, 'fixtures/queue-source.mjs');
 let admin: pg.Client;
 let queue: QueueServer;
 
+/** A queue whose acknowledgements are checked against `target`: an ack of a message not in it yet is a violation. */
+const queueInto = (target: string) =>
+  QueueServer.start(async (seqs) => {
+    const exists = await admin.query('SELECT to_regclass($1) IS NOT NULL AS ok', [target]);
+    if (!exists.rows[0]?.ok) return new Set();
+    const r = await admin.query(`SELECT seq::int AS seq FROM "${target}" WHERE seq = ANY($1::bigint[])`, [seqs]);
+    return new Set(r.rows.map((x) => x.seq as number));
+  });
+
 beforeAll(async () => {
   if (!up) return;
   admin = new pg.Client({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' });
   await admin.connect();
-  queue = await QueueServer.start(async (seqs) => {
-    const exists = await admin.query('SELECT to_regclass($1) IS NOT NULL AS ok', [table]);
-    if (!exists.rows[0]?.ok) return new Set();
-    const r = await admin.query(`SELECT seq::int AS seq FROM "${table}" WHERE seq = ANY($1::bigint[])`, [seqs]);
-    return new Set(r.rows.map((x) => x.seq as number));
-  });
+  queue = await queueInto(table);
 });
 
 afterAll(async () => {
@@ -88,12 +92,7 @@ stream: { epoch_rows: 400, epoch_interval: 200ms, stop_when_idle: 1500ms }
   });
 
   it('a stream that fails keeps the epochs it committed (they were acknowledged), and the next run continues it', async () => {
-    const q = await QueueServer.start(async (seqs) => {
-      const r = await admin
-        .query(`SELECT seq::int AS seq FROM "${failTable}" WHERE seq = ANY($1::bigint[])`, [seqs])
-        .catch(() => ({ rows: [] }));
-      return new Set(r.rows.map((x) => x.seq as number));
-    });
+    const q = await queueInto(failTable);
     try {
       const dir = tempDir('weir-stream-fail-');
       const file = join(dir, 'pipeline.yaml');
@@ -128,12 +127,7 @@ stream: { epoch_rows: 100, epoch_interval: 100ms, stop_when_idle: 800ms }
   });
 
   it('SIGINT drains: the open epoch is committed and acknowledged, exit 130, and the next run continues', async () => {
-    const q = await QueueServer.start(async (seqs) => {
-      const r = await admin
-        .query(`SELECT seq::int AS seq FROM "${intTable}" WHERE seq = ANY($1::bigint[])`, [seqs])
-        .catch(() => ({ rows: [] }));
-      return new Set(r.rows.map((x) => x.seq as number));
-    });
+    const q = await queueInto(intTable);
     const producer = setInterval(() => {
       if (q.messagesCount < 3000) q.publish(10);
     }, 10);
