@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
+import { ALERT_METRICS, ALERT_WHEN } from '../observe/alerts.js';
 import { type AnyConnector, validateConnectorOptions } from '../sdk/connector.js';
 import { ConfigError, type ConfigIssue } from '../sdk/errors.js';
 import {
@@ -105,9 +106,6 @@ const rateLimitSpec = {
     .advanced(),
 };
 
-const ALERT_WHEN =
-  /^\s*(error_rate|batch_latency_p99|batch_latency_p95|throughput|rows_failed|retries|rate_limit_wait_ratio)\s*(>=|<=|>|<)\s*(\d+(\.\d+)?)(ms|s|m)?\s*$/;
-
 const alertSpec = {
   name: o
     .string({
@@ -119,10 +117,9 @@ const alertSpec = {
   when: o
     .string({
       pattern: ALERT_WHEN,
-      patternHint:
-        'must be METRIC OP VALUE with METRIC one of error_rate, batch_latency_p99, batch_latency_p95, throughput, rows_failed, retries, rate_limit_wait_ratio and OP one of > < >= <=; e.g. error_rate > 0.01',
+      patternHint: `must be METRIC OP VALUE with METRIC one of ${ALERT_METRICS.join(', ')} and OP one of > < >= <=; e.g. error_rate > 0.01`,
     })
-    .describe('The condition, e.g. `error_rate > 0.01` or `batch_latency_p99 > 2s`.')
+    .describe('The condition, e.g. `error_rate > 0.01`, `batch_latency_p99 > 2s`, or for a stream `lag > 10000` and `idle_seconds > 300`.')
     .required(),
   for: o.duration().describe('How long the condition must hold before the alert fires.').default('0s'),
   severity: o

@@ -9,7 +9,22 @@ import type { Redactor } from '../secrets/redactor.js';
 import type { EventBus } from './events.js';
 
 type Alert = NonNullable<PipelineConfig['alerts']>[number];
-type Metric = 'error_rate' | 'batch_latency_p99' | 'batch_latency_p95' | 'throughput' | 'rows_failed' | 'retries' | 'rate_limit_wait_ratio';
+/** The metrics an alert's `when` may name: the pipeline spec validates against this list. */
+export const ALERT_METRICS = [
+  'error_rate',
+  'batch_latency_p99',
+  'batch_latency_p95',
+  'throughput',
+  'rows_failed',
+  'retries',
+  'rate_limit_wait_ratio',
+  'lag',
+  'idle_seconds',
+] as const;
+type Metric = (typeof ALERT_METRICS)[number];
+
+/** `METRIC OP VALUE[unit]`, as `when` is written. */
+export const ALERT_WHEN = new RegExp(`^\\s*(${ALERT_METRICS.join('|')})\\s*(>=|<=|>|<)\\s*(\\d+(?:\\.\\d+)?)(ms|s|m)?\\s*$`);
 
 export interface Condition {
   metric: Metric;
@@ -22,7 +37,7 @@ const UNIT_SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60 };
 
 /** Parses `error_rate > 0.01` or `batch_latency_p99 > 2s` (validated by the pipeline spec). */
 export function parseCondition(when: string): Condition {
-  const m = /^\s*([a-z_0-9]+)\s*(>=|<=|>|<)\s*(\d+(?:\.\d+)?)(ms|s|m)?\s*$/.exec(when);
+  const m = ALERT_WHEN.exec(when);
   if (!m) throw new Error(`cannot parse alert condition ${JSON.stringify(when)}`);
   const unit = m[4] ? (UNIT_SECONDS[m[4]] as number) : 1;
   return { metric: m[1] as Metric, op: m[2] as Condition['op'], value: Number(m[3]) * unit };
@@ -41,6 +56,8 @@ export function promql(c: Condition, pipeline: string): string {
     rows_failed: `sum(increase(weir_rows_failed_total${sel}[${WINDOW}]))`,
     retries: `sum(increase(weir_batch_retries_total${sel}[${WINDOW}]))`,
     rate_limit_wait_ratio: `sum(rate(weir_rate_limit_wait_seconds_total${sel}[${WINDOW}]))`,
+    lag: `sum(weir_source_lag_messages${sel})`,
+    idle_seconds: `time() - max(weir_source_last_message_timestamp_seconds${sel})`,
   };
   return `${expr[c.metric]} ${c.op} ${c.value}`;
 }
@@ -67,8 +84,14 @@ interface Sample {
   latencies: number[];
 }
 
+/** What the evaluator knows now, beside the window's samples: the source's lag and when it last gave a row. */
+interface Gauges {
+  lag: Map<string, number>;
+  lastRowAt: number;
+}
+
 /** The current value of a metric over the evaluation window. */
-function measure(metric: Metric, window: Sample[], spanSeconds: number): number | undefined {
+function measure(metric: Metric, window: Sample[], spanSeconds: number, gauges: Gauges): number | undefined {
   const sum = (k: 'read' | 'failed' | 'written' | 'retries' | 'waitMs') => window.reduce((a, s) => a + s[k], 0);
   const quantile = (q: number) => {
     const all = window.flatMap((s) => s.latencies).sort((a, b) => a - b);
@@ -91,6 +114,14 @@ function measure(metric: Metric, window: Sample[], spanSeconds: number): number 
       return sum('retries');
     case 'rate_limit_wait_ratio':
       return spanSeconds > 0 ? sum('waitMs') / 1000 / spanSeconds : undefined;
+    case 'lag': {
+      if (gauges.lag.size === 0) return undefined;
+      let total = 0;
+      for (const v of gauges.lag.values()) total += v;
+      return total;
+    }
+    case 'idle_seconds':
+      return (Date.now() - gauges.lastRowAt) / 1000;
   }
 }
 
@@ -120,9 +151,13 @@ export function evaluateAlerts(bus: EventBus, config: PipelineConfig, o: AlertEv
   const samples: Sample[] = [];
   let current: Sample = { t: Date.now(), read: 0, failed: 0, written: 0, retries: 0, waitMs: 0, latencies: [] };
   const pending: Promise<unknown>[] = [];
+  const gauges: Gauges = { lag: new Map(), lastRowAt: Date.now() };
 
   const unsubscribe = bus.subscribe((e) => {
-    if (e.type === 'rows_read') current.read += e.rows;
+    if (e.type === 'rows_read') {
+      current.read += e.rows;
+      gauges.lastRowAt = Date.now();
+    } else if (e.type === 'source_lag') gauges.lag.set(e.partition_id, e.lag);
     else if (e.type === 'row_dead_lettered') current.failed++;
     else if (e.type === 'batch_written') {
       current.written += e.rows;
@@ -161,7 +196,7 @@ export function evaluateAlerts(bus: EventBus, config: PipelineConfig, o: AlertEv
     while (samples.length && (samples[0] as Sample).t < now - windowMs) samples.shift();
     const span = samples.length ? (now - (samples[0] as Sample).t) / 1000 : 0;
     for (const a of alerts) {
-      const value = measure(a.cond.metric, samples, span);
+      const value = measure(a.cond.metric, samples, span, gauges);
       if (value !== undefined && holds(value, a.cond)) {
         if (!a.since) a.since = now;
         if (!a.firing && now - a.since >= a.alert.for) {

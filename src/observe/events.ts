@@ -106,6 +106,8 @@ export type WeirEvent =
       error_message: string;
     }
   | { type: 'rows_read'; partition_id: string; rows: number }
+  /** An unbounded source's messages still waiting in the broker, after the chunk just read. */
+  | { type: 'source_lag'; partition_id: string; lag: number }
   | { type: 'partition_complete'; metrics: PartitionMetrics }
   | { type: 'partition_failed'; metrics: PartitionMetrics; error_type: string; error_message: string }
   /** Attempt `metrics.attempt` failed with a retryable error and was aborted; attempt + 1 starts after `delay_ms`. */
@@ -116,7 +118,7 @@ export type WeirEvent =
   | { type: 'close_error'; resource: string; partition_id?: string; error_type: string; error_message: string }
   | { type: 'warning'; message: string; partition_id?: string }
   | { type: 'shutdown_requested'; signal: string }
-  | { type: 'progress'; rows: number; rows_per_second: number; percent?: number; eta_seconds?: number }
+  | { type: 'progress'; rows: number; rows_per_second: number; percent?: number; eta_seconds?: number; lag?: number }
   | { type: 'run_complete'; summary: RunSummary }
   | { type: 'run_failed'; summary: RunSummary; error_type: string; error_message: string };
 

@@ -63,6 +63,20 @@ export function collectMetrics(bus: EventBus, redactor: Redactor, withDefaults =
     registers: [registry],
   });
 
+  const lag = new Gauge({
+    name: 'weir_source_lag_messages',
+    help: "Messages still waiting in an unbounded source's broker (JetStream pending, queue depth, stream lag), summed over partitions.",
+    labelNames: ['pipeline', 'source'],
+    registers: [registry],
+  });
+  const lastMessage = new Gauge({
+    name: 'weir_source_last_message_timestamp_seconds',
+    help: 'Unix time of the last row read from the source.',
+    labelNames: ['pipeline', 'source'],
+    registers: [registry],
+  });
+  const lagByPartition = new Map<string, number>();
+
   let pipeline = '';
   let source = '';
   let sink = '';
@@ -80,7 +94,15 @@ export function collectMetrics(bus: EventBus, redactor: Redactor, withDefaults =
         break;
       case 'rows_read':
         rowsRead.inc({ pipeline, source }, e.rows);
+        lastMessage.set({ pipeline, source }, Date.now() / 1000);
         break;
+      case 'source_lag': {
+        lagByPartition.set(e.partition_id, e.lag);
+        let total = 0;
+        for (const v of lagByPartition.values()) total += v;
+        lag.set({ pipeline, source }, total);
+        break;
+      }
       case 'batch_written':
         rowsWritten.inc({ pipeline, sink }, e.rows);
         bytesSent.inc({ pipeline, sink }, e.bytes);

@@ -136,6 +136,8 @@ export async function runStreamTask(partition: Partition, attempt: number, deps:
           }
           const chunk = next.value;
           offsets = chunk.offsets;
+          if (chunk.lag !== undefined && Number.isFinite(chunk.lag))
+            bus.emit({ type: 'source_lag', partition_id: partition.id, lag: Math.max(0, chunk.lag) });
           if (chunk.ack) acks.push(chunk.ack);
           if (chunk.rows.length > 0) {
             lastMessageAt = performance.now();

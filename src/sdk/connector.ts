@@ -93,6 +93,12 @@ export interface StreamChunk {
   rows: Row[];
   offsets: JsonValue;
   ack?: () => Promise<void> | void;
+  /**
+   * Messages still waiting in the source after this chunk, when the broker says
+   * (JetStream pending, queue depth, stream lag): the consumer-lag gauge
+   * (`weir_source_lag_messages`), the progress line and `lag` alerts read it.
+   */
+  lag?: number;
 }
 
 /** An epoch of an unbounded source's partition, as the writer's commit receives it: store it with the rows (exactly-once). */

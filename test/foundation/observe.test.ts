@@ -58,6 +58,13 @@ describe('metrics', () => {
     expect(text).toContain('weir_sent_bytes_total{pipeline="p1",sink="sqlite"} 900');
     expect(text).toContain('weir_rows_failed_total{pipeline="p1",stage="write",error_type="bad_row"} 1');
     expect(text).toContain('weir_batch_retries_total{pipeline="p1",sink="sqlite",error_type="ECONNRESET"} 1');
+    // a stream's consumer lag: the latest value per partition, summed
+    bus.emit({ type: 'source_lag', partition_id: '0', lag: 700 });
+    bus.emit({ type: 'source_lag', partition_id: '1', lag: 50 });
+    bus.emit({ type: 'source_lag', partition_id: '0', lag: 300 });
+    const lagged = await (await get('/metrics')).text();
+    expect(lagged).toContain('weir_source_lag_messages{pipeline="p1",source="generator"} 350');
+    expect(lagged).toMatch(/weir_source_last_message_timestamp_seconds\{pipeline="p1",source="generator"\} \d/);
     expect(text).toContain('weir_batch_duration_seconds_bucket');
     for (const line of text.split('\n').filter((l) => l.startsWith('# TYPE weir_'))) {
       const [, , name, type] = line.split(' ');
@@ -100,6 +107,34 @@ describe('alerts', () => {
     }
     await stop();
     expect(logs).toContain('alert_resolved');
+  });
+});
+
+describe('stream alerts', () => {
+  it('fire on consumer lag and on a source that went quiet', async () => {
+    const bus = new EventBus();
+    const logs: string[] = [];
+    const c = {
+      ...config(),
+      alerts: [
+        { name: 'Lagging', when: 'lag > 10000', for: 0, severity: 'warning' as const },
+        { name: 'Quiet', when: 'idle_seconds > 0.05', for: 0, severity: 'warning' as const },
+      ],
+    };
+    const stop = evaluateAlerts(bus, c, { intervalMs: 20, redactor: new Redactor(), log: (_l, f) => logs.push(`${f.event} ${f.alert}`) });
+    bus.emit({ type: 'rows_read', partition_id: '0', rows: 10 });
+    bus.emit({ type: 'source_lag', partition_id: '0', lag: 9000 });
+    bus.emit({ type: 'source_lag', partition_id: '1', lag: 2000 });
+    await new Promise((r) => setTimeout(r, 40));
+    expect(logs).toContain('alert_firing Lagging');
+    expect(logs).not.toContain('alert_firing Quiet');
+    bus.emit({ type: 'source_lag', partition_id: '1', lag: 0 });
+    await new Promise((r) => setTimeout(r, 120));
+    await stop();
+    expect(logs).toContain('alert_resolved Lagging');
+    expect(logs).toContain('alert_firing Quiet');
+    expect(promql(parseCondition('lag > 10000'), 'obs')).toBe('sum(weir_source_lag_messages{pipeline="obs"}) > 10000');
+    expect(promql(parseCondition('idle_seconds > 300'), 'obs')).toContain('time() - max(weir_source_last_message_timestamp_seconds');
   });
 });
 
