@@ -4,7 +4,7 @@
  */
 import { jsonDepthOption, type OptionsOf, o, rules } from '../../sdk/options.js';
 import { tlsOptions, tlsRules } from '../../sdk/tls.js';
-import { compileTemplate } from './template.js';
+import { compileTemplate } from '../shared/template.js';
 
 /**
  * Sink defaults, measured with bench/redis.js (1M generator rows as hashes, 4

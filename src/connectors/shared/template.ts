@@ -1,6 +1,6 @@
 /**
- * Key templates such as `user:{id}` or `order:{region}:{order_id}`: `{field}` is
- * replaced by the row's value of that field; `{{` and `}}` are literal braces.
+ * Templates of row fields — a Redis key, a NATS subject, an AMQP routing key, an
+ * MQTT topic — such as `user:{id}` or `order:{region}:{order_id}`: `{field}` is replaced by the row's value of that field; `{{` and `}}` are literal braces.
  * Compiled once (planner and worker); rendering is a string concatenation per row.
  */
 import { RowError } from '../../sdk/errors.js';
