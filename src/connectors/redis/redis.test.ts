@@ -7,11 +7,11 @@ import { validateConnectorOptions } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
 import { connectorOptions } from '../../sdk/testing.js';
 import type { Row } from '../../sdk/types.js';
+import { compileTemplate } from '../shared/template.js';
 import { collect, planContext, taskContext } from '../shared/test-context.js';
 import { connect } from './client.js';
 import redis from './index.js';
 import { stagePrefix } from './sink.js';
-import { compileTemplate } from '../shared/template.js';
 import { adminClient, dropKeysAndClose } from './test-keys.js';
 
 const up = await requireService('redis');

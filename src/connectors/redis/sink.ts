@@ -43,9 +43,9 @@ import type { CommitContext, PlanContext, Sink, TaskContext, Writer } from '../.
 import { RowError, type WeirError } from '../../sdk/errors.js';
 import type { JsonValue, Partition, Row } from '../../sdk/types.js';
 import { Decimal, stringifyJson } from '../../sdk/values.js';
+import { compileTemplate, dateText, type KeyTemplate } from '../shared/template.js';
 import { classify, connect, release, where } from './client.js';
 import type { RedisOptions } from './spec.js';
-import { compileTemplate, dateText, type KeyTemplate } from '../shared/template.js';
 
 /** The prefix of every key a run stages; hex only, so it is its own SCAN pattern. */
 export function stagePrefix(pipeline: string, runId: string): string {
