@@ -17,6 +17,7 @@ import { errorMessage } from '../sdk/errors.js';
 import { suggest } from '../sdk/options.js';
 import { redactor } from '../secrets/redactor.js';
 import { EXIT, printError } from './exit.js';
+import { weirVersion } from './version.js';
 
 export interface RunFlags {
   logFormat?: LogFormat;
@@ -56,7 +57,7 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   logEvents(bus, logger);
   // prom-client loads only when metrics are served
   const observe = flags.metricsPort !== undefined ? await import('../observe/metrics.js') : undefined;
-  const metrics = observe?.collectMetrics(bus, redactor);
+  const metrics = observe?.collectMetrics(bus, redactor, true, weirVersion());
   const server =
     observe && metrics && flags.metricsPort !== undefined ? await observe.startHealthServer(metrics, flags.metricsPort) : undefined;
   if (server) logger.info({ event: 'metrics_server', address: server.address() }, 'serving /metrics, /healthz and /readyz');

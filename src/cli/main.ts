@@ -3,7 +3,6 @@
  * maps error kinds to exit codes (0 ok · 1 run failed · 2 invalid config or usage ·
  * 3 health check failed · 130/143 stopped by SIGINT/SIGTERM).
  */
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { LOG_LEVELS } from '../observe/logger.js';
 import { WeirError } from '../sdk/errors.js';
@@ -21,19 +20,12 @@ import {
   validateCommand,
 } from './commands.js';
 import { EXIT, printError } from './exit.js';
-
-function version(): string {
-  try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  } catch {
-    return '0.0.0';
-  }
-}
+import { weirVersion } from './version.js';
 
 function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('weir')
     .description('weir: production-grade data movement')
-    .version(version())
+    .version(weirVersion())
     .showHelpAfterError('(run weir --help for usage)')
     .exitOverride();
 

@@ -1,8 +1,11 @@
 /**
  * Prometheus metrics (prom-client), fed only by run events, plus the health server
- * (`/metrics`, `/healthz`, `/readyz`) behind `--metrics-port`. Names are prefixed
- * `weir_` and follow Prometheus conventions (`_total`, `_seconds`, `_bytes`).
- * Labels are low-cardinality: pipeline, connector, error_type, stage, status.
+ * (`/`, `/metrics`, `/healthz`, `/readyz`) behind `--metrics-port`. weir's families
+ * are prefixed `weir_`; the process's are prom-client's under their standard names
+ * (`process_*`, `nodejs_*`). Names follow Prometheus conventions (`_total` on
+ * counters only, `_seconds`, `_bytes`) and pass `promtool check metrics` (tested).
+ * Label sets are fixed and low-cardinality: pipeline, connector, error_type, stage,
+ * state, status — never a partition id, a row value or anything unbounded.
  */
 import { createServer, type Server } from 'node:http';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
@@ -17,9 +20,14 @@ export interface RunMetrics {
 }
 
 /** Subscribes a fresh registry to the bus. One registry per run, so tests never share state. */
-export function collectMetrics(bus: EventBus, redactor: Redactor, withDefaults = true): RunMetrics {
+export function collectMetrics(bus: EventBus, redactor: Redactor, withDefaults = true, weirVersion = 'unknown'): RunMetrics {
   const registry = new Registry();
-  if (withDefaults) collectDefaultMetrics({ register: registry, prefix: 'weir_process_' });
+  if (withDefaults) {
+    collectDefaultMetrics({ register: registry });
+    // gauges that prom-client names `_total`, which promtool rejects; `nodejs_active_handles` (by type) etc. stay
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
+      registry.removeSingleMetric(name);
+  }
   const mk = <T extends string>(name: string, help: string, labelNames: T[]) =>
     new Counter({ name, help, labelNames, registers: [registry] });
   const rowsRead = mk('weir_rows_read_total', 'Rows read from the source.', ['pipeline', 'source']);
@@ -76,6 +84,48 @@ export function collectMetrics(bus: EventBus, redactor: Redactor, withDefaults =
     registers: [registry],
   });
   const lagByPartition = new Map<string, number>();
+  const partitionLatency = new Histogram({
+    name: 'weir_partition_duration_seconds',
+    help: 'Time of one partition attempt, from its start to its commit or failure.',
+    labelNames: ['pipeline', 'status'],
+    buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800, 3600],
+    registers: [registry],
+  });
+  const partitionsByState = new Gauge({
+    name: 'weir_partitions',
+    help: 'Partitions of the run by state: pending, running, retrying, committed, failed, skipped.',
+    labelNames: ['pipeline', 'state'],
+    registers: [registry],
+  });
+  const runInfo = new Gauge({
+    name: 'weir_run_info',
+    help: 'The run this process executes (value 1): its id, source and sink types, delivery guarantee and weir version.',
+    labelNames: ['pipeline', 'run_id', 'source', 'sink', 'delivery', 'version'],
+    registers: [registry],
+  });
+  const runStatus = new Gauge({
+    name: 'weir_run_status',
+    help: 'The run status: 1 for the current one of starting, running, succeeded, failed, stopped; 0 for the others.',
+    labelNames: ['pipeline', 'status'],
+    registers: [registry],
+  });
+  const RUN_STATES = ['starting', 'running', 'succeeded', 'failed', 'stopped'] as const;
+  const PARTITION_STATES = ['pending', 'running', 'retrying', 'committed', 'failed', 'skipped'] as const;
+  type PartitionState = (typeof PARTITION_STATES)[number];
+  const partitionState = new Map<string, Exclude<PartitionState, 'pending'>>();
+  let planned = 0;
+  /** Recounts the states; a partition not seen yet is pending. */
+  const setPartition = (id?: string, next?: Exclude<PartitionState, 'pending'>) => {
+    if (id !== undefined && next) partitionState.set(id, next);
+    const counts = Object.fromEntries(PARTITION_STATES.map((k) => [k, 0])) as Record<PartitionState, number>;
+    for (const v of partitionState.values()) counts[v]++;
+    counts.pending = Math.max(0, planned - partitionState.size);
+    for (const k of PARTITION_STATES) partitionsByState.set({ pipeline, state: k }, counts[k]);
+  };
+  const setStatus = (next: RunMetrics['state']) => {
+    state = next;
+    for (const k of RUN_STATES) runStatus.set({ pipeline, status: k }, k === next ? 1 : 0);
+  };
 
   let pipeline = '';
   let source = '';
@@ -89,8 +139,14 @@ export function collectMetrics(bus: EventBus, redactor: Redactor, withDefaults =
     switch (e.type) {
       case 'run_start':
         [pipeline, source, sink] = [e.pipeline, e.source, e.sink].map((v) => redactor.scrub(v)) as [string, string, string];
-        state = 'running';
+        setStatus('running');
         running.set({ pipeline }, 1);
+        runInfo.set({ pipeline, run_id: label(e.run_id), source, sink, delivery: label(e.delivery), version: label(weirVersion) }, 1);
+        planned = e.partitions;
+        setPartition();
+        break;
+      case 'partition_start':
+        setPartition(e.partition_id, 'running');
         break;
       case 'rows_read':
         rowsRead.inc({ pipeline, source }, e.rows);
@@ -122,25 +178,32 @@ export function collectMetrics(bus: EventBus, redactor: Redactor, withDefaults =
         break;
       case 'partition_complete':
         partitions.inc({ pipeline, status: 'committed' });
+        partitionLatency.observe({ pipeline, status: 'committed' }, e.metrics.duration_seconds);
+        setPartition(e.metrics.partition_id, 'committed');
         break;
       case 'partition_failed':
         partitions.inc({ pipeline, status: 'failed' });
         errors.inc({ pipeline, stage: 'partition', error_type: label(e.error_type) });
+        partitionLatency.observe({ pipeline, status: 'failed' }, e.metrics.duration_seconds);
+        setPartition(e.metrics.partition_id, 'failed');
         break;
       case 'partition_retry':
         partitionRetries.inc({ pipeline, error_type: label(e.error_type) });
         errors.inc({ pipeline, stage: 'partition', error_type: label(e.error_type) });
+        partitionLatency.observe({ pipeline, status: 'retried' }, e.metrics.duration_seconds);
+        setPartition(e.metrics.partition_id, 'retrying');
         break;
       case 'partition_skipped':
         partitions.inc({ pipeline, status: 'skipped' });
+        setPartition(e.partition_id, 'skipped');
         break;
       case 'run_complete':
-        state = 'succeeded';
+        setStatus('succeeded');
         running.set({ pipeline }, 0);
         lastSuccess.set({ pipeline }, Date.now() / 1000);
         break;
       case 'run_failed':
-        state = e.summary.status === 'stopped' ? 'stopped' : 'failed';
+        setStatus(e.summary.status === 'stopped' ? 'stopped' : 'failed');
         running.set({ pipeline }, 0);
         break;
       default:
@@ -169,6 +232,10 @@ export async function startHealthServer(metrics: RunMetrics, port: number, host 
         .metrics()
         .then((text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text))
         .catch(() => res.writeHead(500).end());
+    } else if (path === '/') {
+      res
+        .writeHead(200, { 'content-type': 'text/plain; charset=utf-8' })
+        .end('weir\n/metrics  Prometheus metrics\n/healthz  the process is alive\n/readyz   the run started and has not failed\n');
     } else if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok' }));
     } else if (path === '/readyz') {
@@ -184,4 +251,37 @@ export async function startHealthServer(metrics: RunMetrics, port: number, host 
   });
   server.unref();
   return server;
+}
+
+/** docs/metrics.md: every weir metric family with its type, labels and help, from the registry itself. */
+export async function metricsDocs(): Promise<string> {
+  const { EventBus } = await import('./events.js');
+  const { Redactor } = await import('../secrets/redactor.js');
+  const m = collectMetrics(new EventBus(), new Redactor(), false);
+  const rows: string[] = [];
+  for (const family of await m.registry.getMetricsAsJSON()) {
+    const labels = (m.registry.getSingleMetric(family.name) as unknown as { labelNames?: string[] }).labelNames ?? [];
+    rows.push(
+      `| \`${family.name}\` | ${family.type} | ${labels.map((l) => `\`${l}\``).join(', ')} | ${family.help.replace(/\|/g, '\\|')} |`,
+    );
+  }
+  m.stop();
+  return [
+    '# Metrics',
+    '',
+    '<!-- generated by `npm run docs` from src/observe/metrics.ts; do not edit -->',
+    '',
+    '`weir run --metrics-port PORT` serves `/metrics` (Prometheus text format, checked with `promtool check metrics` in CI),',
+    '`/healthz` (the process is alive), `/readyz` (the run started and has not failed) and `/` (this list).',
+    "Besides weir's families below, the process metrics of prom-client are exported under their standard names",
+    '(`process_cpu_seconds_total`, `process_resident_memory_bytes`, `nodejs_heap_size_used_bytes`, `nodejs_eventloop_lag_seconds`, …).',
+    'Every label set is fixed; label values are scrubbed of secrets and cut to 64 characters.',
+    '',
+    'A Grafana dashboard whose every query names one of these metrics: [grafana-dashboard.json](grafana-dashboard.json).',
+    '',
+    '| metric | type | labels | meaning |',
+    '|---|---|---|---|',
+    ...rows,
+    '',
+  ].join('\n');
 }

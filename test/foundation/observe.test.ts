@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parsePipelineText } from '../../src/config/load.js';
 import { validatePipeline } from '../../src/config/pipeline.js';
@@ -7,6 +10,9 @@ import { evaluateAlerts, parseCondition, prometheusRules, promql } from '../../s
 import { EventBus } from '../../src/observe/events.js';
 import { collectMetrics, startHealthServer } from '../../src/observe/metrics.js';
 import { Redactor } from '../../src/secrets/redactor.js';
+import { requireTool } from '../helpers/services.js';
+
+const promtool = requireTool('promtool', 'prometheus');
 
 const yaml = `pipeline: obs
 source: { type: generator, rows: 10 }
@@ -141,8 +147,6 @@ describe('stream alerts', () => {
 describe('weir run --metrics-port', () => {
   it('serves /metrics while the run is in progress', async () => {
     const { runCli, tempDir } = await import('../helpers/cli.js');
-    const { writeFileSync } = await import('node:fs');
-    const { join } = await import('node:path');
     const dir = tempDir();
     const file = join(dir, 'p.yaml');
     writeFileSync(
@@ -168,5 +172,57 @@ describe('weir run --metrics-port', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(scraped).toContain('weir_rows_written_total{pipeline="scraped",sink="sqlite"}');
     expect(scraped).toContain('weir_run_running{pipeline="scraped"} 1');
+    expect(scraped).toContain('weir_run_status{pipeline="scraped",status="running"} 1');
+    expect(scraped).toMatch(
+      /weir_run_info\{pipeline="scraped",run_id="[^"]+",source="generator",sink="sqlite",delivery="at-least-once",version="\d/,
+    );
+    expect(scraped).toMatch(/weir_partitions\{pipeline="scraped",state="running"\} [1-9]/);
+    expect(scraped).toContain('process_cpu_seconds_total');
+    expect(scraped).not.toContain('weir_process_');
+    // the format Prometheus checks: names, suffixes, HELP and TYPE lines
+    if (!promtool) return;
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: scraped, encoding: 'utf8' });
+    expect(`${check.stdout}${check.stderr}`.trim()).toBe('');
+    expect(check.status).toBe(0);
+  });
+});
+
+describe.skipIf(!promtool)('weir alerts', () => {
+  it('writes a rules file promtool accepts', async () => {
+    const { runCli, tempDir } = await import('../helpers/cli.js');
+    const dir = tempDir();
+    const file = join(dir, 'p.yaml');
+    writeFileSync(
+      file,
+      `${yaml}  - { name: Lagging, when: lag > 10000, for: 5m }\n  - { name: Quiet, when: idle_seconds > 300, for: 1m, severity: critical }\n`,
+    );
+    const r = await runCli(['alerts', file], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    writeFileSync(join(dir, 'rules.yaml'), r.stdout);
+    const check = spawnSync('promtool', ['check', 'rules', join(dir, 'rules.yaml')], { encoding: 'utf8' });
+    expect(check.status, `${check.stdout}${check.stderr}`).toBe(0);
+    expect(check.stdout).toContain('SUCCESS: 4 rules found');
+  });
+});
+
+describe('the Grafana dashboard (docs/grafana-dashboard.json)', () => {
+  it('queries only metrics weir exports', async () => {
+    const { readFileSync } = await import('node:fs');
+    const dashboard = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'grafana-dashboard.json'), 'utf8')) as {
+      panels: { title: string; targets: { expr: string }[] }[];
+      templating: { list: { query: string }[] };
+    };
+    const bus = new EventBus();
+    const metrics = collectMetrics(bus, new Redactor());
+    const families = new Set<string>();
+    for (const m of await metrics.registry.getMetricsAsJSON()) {
+      families.add(m.name);
+      if (m.type === ('histogram' as unknown)) for (const s of ['_bucket', '_sum', '_count']) families.add(`${m.name}${s}`);
+    }
+    metrics.stop();
+    const exprs = [...dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr)), ...dashboard.templating.list.map((v) => v.query)];
+    const named = exprs.flatMap((e) => [...e.matchAll(/\b((?:weir|process|nodejs)_[a-z_]+)\b/g)].map((m) => m[1] as string));
+    expect(named.length).toBeGreaterThan(15);
+    expect(named.filter((n) => !families.has(n))).toEqual([]);
   });
 });

@@ -3,6 +3,7 @@
  * skip with a visible notice when it cannot be reached — unless
  * WEIR_REQUIRE_SERVICES=1 (CI), where a missing service fails the run.
  */
+import { spawnSync } from 'node:child_process';
 import { Socket } from 'node:net';
 
 export const SERVICES = {
@@ -43,5 +44,19 @@ export async function requireService(name: ServiceName): Promise<boolean> {
   const message = `${name} is not reachable on 127.0.0.1:${SERVICES[name]}`;
   if (process.env.WEIR_REQUIRE_SERVICES === '1') throw new Error(`${message} and WEIR_REQUIRE_SERVICES=1: start it (see .ci/run)`);
   process.stderr.write(`\n[weir tests] SKIPPED: ${message}; its tests are skipped (set WEIR_REQUIRE_SERVICES=1 to fail instead)\n`);
+  return false;
+}
+
+/**
+ * Resolves to true when a command-line tool the tests compare with is installed
+ * (promtool, …). When it is missing: throws under WEIR_REQUIRE_SERVICES=1 (`.ci/run`
+ * installs it), else prints a notice naming the Debian package and resolves to false.
+ */
+export function requireTool(command: string, debianPackage: string): boolean {
+  const found = spawnSync(command, ['--version'], { stdio: 'ignore' });
+  if (!found.error) return true;
+  const message = `${command} is not installed (Debian package ${debianPackage})`;
+  if (process.env.WEIR_REQUIRE_SERVICES === '1') throw new Error(`${message} and WEIR_REQUIRE_SERVICES=1: install it (see .ci/run)`);
+  process.stderr.write(`\n[weir tests] SKIPPED: ${message}; its checks are skipped (set WEIR_REQUIRE_SERVICES=1 to fail instead)\n`);
   return false;
 }
