@@ -13,10 +13,11 @@ import { trackProgress } from '../observe/progress.js';
 import { formatSummary, writeSummaryJson } from '../observe/summary.js';
 import { runPipeline } from '../runtime/run.js';
 import { Closers } from '../runtime/shutdown.js';
-import { errorMessage } from '../sdk/errors.js';
+import { errorMessage, WeirError } from '../sdk/errors.js';
 import { suggest } from '../sdk/options.js';
 import { redactor } from '../secrets/redactor.js';
 import { EXIT, printError } from './exit.js';
+import { onOutputClosed } from './output.js';
 import { weirVersion } from './version.js';
 
 export interface RunFlags {
@@ -73,8 +74,8 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   const closers = new Closers();
   let signalCode: number | undefined;
   let exiting = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    const code = signal === 'SIGINT' ? EXIT.sigint : EXIT.sigterm;
+  const onSignal = (signal: NodeJS.Signals | 'SIGPIPE') => {
+    const code = signal === 'SIGINT' ? EXIT.sigint : signal === 'SIGPIPE' ? EXIT.sigpipe : EXIT.sigterm;
     if (signalCode !== undefined) {
       if (exiting) return;
       exiting = true;
@@ -84,10 +85,21 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
     }
     signalCode = code;
     bus.emit({ type: 'shutdown_requested', signal });
-    stop.abort();
+    stop.abort(
+      signal === 'SIGPIPE'
+        ? new WeirError('run abandoned: the reader of its output went away (closed pipe); nothing it staged was kept', {
+            kind: 'cancelled',
+            code: 'abandoned',
+          })
+        : `run stopped by ${signal}`,
+    );
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // a reader that went away (`weir run … | head -1`) stops the run as SIGTERM does
+  const offClosed = onOutputClosed(() => {
+    if (signalCode === undefined) onSignal('SIGPIPE');
+  });
   try {
     const summary = await runPipeline(pipeline, { bus, logger, redactor, signal: stop.signal, fresh: Boolean(flags.fresh), closers });
     stopProgress();
@@ -95,9 +107,10 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
     process.stderr.write(formatSummary(summary, redactor));
     if (flags.summaryJson) writeSummaryJson(flags.summaryJson, summary, redactor);
     if (summary.status === 'succeeded') return EXIT.ok;
-    if (summary.status === 'stopped' && signalCode !== undefined) return signalCode;
+    if ((summary.status === 'stopped' || signalCode === EXIT.sigpipe) && signalCode !== undefined) return signalCode;
     return summary.error?.kind === 'config' ? EXIT.usage : EXIT.failed;
   } finally {
+    offClosed();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     server?.close();

@@ -1,6 +1,6 @@
 import { ConfigError, errorMessage, WeirError } from '../sdk/errors.js';
 
-export const EXIT = { ok: 0, failed: 1, usage: 2, check: 3, sigint: 130, sigterm: 143 } as const;
+export const EXIT = { ok: 0, failed: 1, usage: 2, check: 3, sigint: 130, sigpipe: 141, sigterm: 143 } as const;
 
 /** Prints an error the way users see it: message only, never a stack trace. */
 export function printError(error: unknown): number {

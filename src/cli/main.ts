@@ -20,6 +20,7 @@ import {
   validateCommand,
 } from './commands.js';
 import { EXIT, printError } from './exit.js';
+import { watchOutput } from './output.js';
 import { weirVersion } from './version.js';
 
 function buildProgram(setExit: (code: number) => void): Command {
@@ -99,6 +100,7 @@ function parsePort(v: string): number {
 
 export async function main(argv: string[]): Promise<number> {
   guardProcessOutput(redactor);
+  watchOutput();
   let code: number = EXIT.ok;
   const program = buildProgram((c) => {
     code = c;
@@ -130,7 +132,7 @@ process.exitCode = code;
 // handles such as idle connection pools must not keep a finished run alive.
 const flushed = (stream: NodeJS.WriteStream) =>
   new Promise<void>((resolve) => {
-    if (stream.writableLength === 0) resolve();
+    if (stream.writableLength === 0 || stream.destroyed) resolve();
     else stream.once('drain', () => resolve());
   });
 await Promise.race([Promise.all([flushed(process.stdout), flushed(process.stderr)]), new Promise((r) => setTimeout(r, 5000).unref())]);

@@ -72,9 +72,16 @@ export async function runPipeline(pipeline: ValidatedPipeline, env: RunEnv): Pro
     stop,
     env.runId ?? newRunId(),
   );
+  // a stop (a signal) drains and keeps the run resumable; a run abandoned (`RunEnv.signal`
+  // aborted with a WeirError of code `abandoned`, e.g. its output's reader went away) drains and is aborted
   const onStop = () => {
-    r.stopRequested = true;
-    stop.requestDrain(new WeirError('run stopped by signal', { kind: 'cancelled', code: 'cancelled' }), config.shutdown_timeout);
+    const reason = env.signal?.reason;
+    const abandoned = reason instanceof WeirError && reason.code === 'abandoned';
+    r.stopRequested = !abandoned;
+    const why = abandoned
+      ? reason
+      : new WeirError(typeof reason === 'string' ? reason : 'run stopped by signal', { kind: 'cancelled', code: 'cancelled' });
+    stop.requestDrain(why, config.shutdown_timeout);
   };
   env.signal?.addEventListener('abort', onStop, { once: true });
   if (env.signal?.aborted) onStop();

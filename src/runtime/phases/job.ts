@@ -32,7 +32,10 @@ export async function finishJob(r: RunState): Promise<void> {
     r.store?.setStatus(r.runId, 'stopped');
   } else {
     r.failure ??=
-      r.stop.abort.reason ?? r.outcomes.find((o) => !o.ok)?.error ?? new WeirError('run did not complete', { kind: 'internal' });
+      r.stop.abort.reason ??
+      r.outcomes.find((o) => !o.ok)?.error ??
+      r.stop.drain.reason ??
+      new WeirError('run did not complete', { kind: 'internal' });
     r.store?.setStatus(r.runId, 'failed');
     // a stream's committed epochs were acknowledged: taking them back would lose those messages, so they stay, and the next run continues
     if (r.source?.unbounded) return;
