@@ -1,4 +1,6 @@
+import { createWriteStream } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import type { Logger } from 'pino';
 import { allDocs, connectorDocs, pipelineDocs } from '../config/docs.js';
 import { connectorJsonSchema, pipelineJsonSchema } from '../config/jsonschema.js';
 import { type LoadedFile, loadPipelineFile } from '../config/load.js';
@@ -11,6 +13,7 @@ import type { LogFormat, LogLevel } from '../observe/logger.js';
 import { createLogger, logEvents, toLog } from '../observe/logger.js';
 import { trackProgress } from '../observe/progress.js';
 import { formatSummary, writeSummaryJson } from '../observe/summary.js';
+import { Terminal } from '../observe/terminal.js';
 import { runPipeline } from '../runtime/run.js';
 import { Closers } from '../runtime/shutdown.js';
 import { errorMessage, WeirError } from '../sdk/errors.js';
@@ -23,6 +26,10 @@ import { weirVersion } from './version.js';
 export interface RunFlags {
   logFormat?: LogFormat;
   logLevel: LogLevel;
+  /** Also append every log line as JSON to this file. */
+  logFile?: string;
+  /** The summary and errors only: no progress line, log level error. */
+  quiet?: boolean;
   summaryJson?: string;
   metricsPort?: number;
   fresh?: boolean;
@@ -46,9 +53,31 @@ function defaultFormat(flags: { logFormat?: 'json' | 'pretty' }) {
   return flags.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json');
 }
 
+/** The run's logger and, on a terminal, the screen it shares with the progress line. */
+function runLogger(flags: RunFlags): { logger: Logger; terminal: Terminal; closeFile: () => void } {
+  const terminal = new Terminal({ out: process.stdout, status: process.stderr.isTTY && !flags.quiet ? process.stderr : undefined });
+  const file = flags.logFile ? createWriteStream(resolve(flags.logFile), { flags: 'a' }) : undefined;
+  const logger = createLogger({
+    format: defaultFormat(flags),
+    level: flags.quiet ? 'error' : flags.logLevel,
+    redactor,
+    terminal,
+    ...(file ? { file } : {}),
+  });
+  return { logger, terminal, closeFile: () => file?.end() };
+}
+
 export async function runCommand(path: string, flags: RunFlags): Promise<number> {
   const { pipeline } = await load(path);
-  const logger = createLogger({ format: defaultFormat(flags), level: flags.logLevel, redactor });
+  const { logger, terminal, closeFile } = runLogger(flags);
+  try {
+    return await runLoaded(path, pipeline, flags, logger, terminal);
+  } finally {
+    closeFile();
+  }
+}
+
+async function runLoaded(path: string, pipeline: ValidatedPipeline, flags: RunFlags, logger: Logger, terminal: Terminal): Promise<number> {
   for (const w of pipeline.warnings) logger.warn({ event: 'warning' }, w);
   if (flags.dryRun) {
     process.stderr.write(`${path} is valid; --dry-run: nothing was read or written\n`);
@@ -64,7 +93,7 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   if (server) logger.info({ event: 'metrics_server', address: server.address() }, 'serving /metrics, /healthz and /readyz');
   const stopAlerts = evaluateAlerts(bus, pipeline.config, { redactor, log: (level, fields, msg) => logger[level](fields, msg) });
   const stopProgress = trackProgress(bus, {
-    ...(process.stderr.isTTY ? { tty: process.stderr } : {}),
+    ...(process.stderr.isTTY && !flags.quiet ? { terminal } : {}),
     intervalMs: pipeline.config.progress_interval,
   });
 

@@ -3,9 +3,10 @@
  * maps error kinds to exit codes (0 ok · 1 run failed · 2 invalid config or usage ·
  * 3 health check failed · 130/143 stopped by SIGINT/SIGTERM).
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { LOG_LEVELS } from '../observe/logger.js';
 import { WeirError } from '../sdk/errors.js';
+import { suggest } from '../sdk/options.js';
 import { guardProcessOutput } from '../secrets/guard.js';
 import { redactor } from '../secrets/redactor.js';
 import {
@@ -32,8 +33,15 @@ function buildProgram(setExit: (code: number) => void): Command {
 
   const logOptions = (cmd: Command) =>
     cmd
-      .addOption(new Option('--log-format <format>', 'log format (json when stdout is not a terminal)').choices(['json', 'pretty']))
-      .addOption(new Option('--log-level <level>', 'log level').choices([...LOG_LEVELS]).default('info'));
+      .addOption(
+        new Option('--log-format <format>', 'log format (json when stdout is not a terminal)')
+          .argParser(oneOf('--log-format', ['json', 'pretty']))
+          .env('WEIR_LOG_FORMAT'),
+      )
+      .addOption(
+        new Option('--log-level <level>', 'log level').argParser(oneOf('--log-level', LOG_LEVELS)).default('info').env('WEIR_LOG_LEVEL'),
+      )
+      .option('--log-file <file>', 'also append every log line as JSON to this file');
 
   logOptions(
     program
@@ -44,6 +52,7 @@ function buildProgram(setExit: (code: number) => void): Command {
     .option('--summary-json <file>', 'write the run summary as JSON to this file')
     .option('--metrics-port <port>', 'serve Prometheus /metrics, /healthz and /readyz on this port', (v) => parsePort(v))
     .option('--fresh', 'start over instead of resuming an interrupted run')
+    .option('-q, --quiet', 'print only the summary and errors (no progress line, log level error)')
     .option('--dry-run', 'validate and plan, then stop before writing anything')
     .action(async (file: string, flags: RunFlags) => setExit(await runCommand(file, flags)));
 
@@ -88,7 +97,18 @@ function buildProgram(setExit: (code: number) => void): Command {
     .description('JSON Schema of the whole pipeline file, for editors')
     .action(async () => setExit(await schemaCommand()));
 
+  // an error in a subcommand's options points at that subcommand's help
+  for (const cmd of program.commands) cmd.showHelpAfterError(`(run weir ${cmd.name()} --help for usage)`);
   return program;
+}
+
+/** An option whose value is one of `choices`; a typo gets a did-you-mean. */
+function oneOf<T extends string>(flag: string, choices: readonly T[]): (v: string) => T {
+  return (v) => {
+    if ((choices as readonly string[]).includes(v)) return v as T;
+    const hint = suggest(v, choices);
+    throw new InvalidArgumentError(`${hint ? `did you mean ${JSON.stringify(hint)}? ` : ''}${flag} is one of ${choices.join(', ')}.`);
+  };
 }
 
 function parsePort(v: string): number {

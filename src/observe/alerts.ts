@@ -193,7 +193,8 @@ export function evaluateAlerts(bus: EventBus, config: PipelineConfig, o: AlertEv
     const now = Date.now();
     samples.push(current);
     current = { t: now, read: 0, failed: 0, written: 0, retries: 0, waitMs: 0, latencies: [] };
-    while (samples.length && (samples[0] as Sample).t < now - windowMs) samples.shift();
+    // the sample just closed always counts, even when the event loop was stalled longer than the window
+    while (samples.length > 1 && (samples[0] as Sample).t < now - windowMs) samples.shift();
     const span = samples.length ? (now - (samples[0] as Sample).t) / 1000 : 0;
     for (const a of alerts) {
       const value = measure(a.cond.metric, samples, span, gauges);

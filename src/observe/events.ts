@@ -85,7 +85,8 @@ export type WeirEvent =
       estimated_rows?: number;
     }
   | ({ type: 'partition_start'; partition_id: string; attempt: number } & Base)
-  | { type: 'partition_skipped'; partition_id: string; reason: string }
+  /** `rows`: what the earlier attempt committed, when its commit message says. */
+  | { type: 'partition_skipped'; partition_id: string; reason: string; rows?: number }
   | { type: 'batch_written'; partition_id: string; batch_id: number; rows: number; bytes: number; duration_ms: number }
   | {
       type: 'batch_retry';
@@ -113,6 +114,8 @@ export type WeirEvent =
   /** Attempt `metrics.attempt` failed with a retryable error and was aborted; attempt + 1 starts after `delay_ms`. */
   | { type: 'partition_retry'; metrics: PartitionMetrics; delay_ms: number; error_type: string; error_message: string }
   | { type: 'epoch_commit'; partition_id: string; epoch: number; rows: number; duration_ms: number }
+  /** Every partition committed; the job commit starts (it may take a while: a table swap, a file rename). */
+  | { type: 'job_committing'; partitions: number }
   | { type: 'job_commit'; partitions: number; duration_ms: number }
   | { type: 'job_abort'; partitions: number; reason: string }
   | { type: 'close_error'; resource: string; partition_id?: string; error_type: string; error_message: string }

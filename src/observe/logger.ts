@@ -2,13 +2,13 @@
  * Structured logs (pino). Every line passes through the redactor on its way out,
  * and every event of a run becomes one log line here (repeating ones rate-limited).
  */
-import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
 import { type Logger, pino } from 'pino';
 import type { Log } from '../sdk/connector.js';
 import type { Redactor } from '../secrets/redactor.js';
 import type { EventBus, EventType, WeirEvent } from './events.js';
 import { LogLimiter, type Suppressed } from './log-limit.js';
+import { humanLine, Terminal, useColor } from './terminal.js';
 
 export type LogFormat = 'json' | 'pretty';
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -20,27 +20,30 @@ export interface LoggerOptions {
   redactor: Redactor;
   /** Where lines go; stdout by default. */
   destination?: Writable;
+  /** `pretty`: the terminal shared with the progress line (one is made for `destination` when absent). */
+  terminal?: Terminal;
+  /** `pretty`: colour the level and time; by default as NO_COLOR, FORCE_COLOR and the terminal say. */
+  color?: boolean;
+  /** Also append every line as JSON here (`--log-file`). */
+  file?: Writable;
 }
 
-const require = createRequire(import.meta.url);
-/** pino-pretty is only needed on a terminal; loading it lazily keeps start-up short. */
-const loadPretty = (): typeof import('pino-pretty') => require('pino-pretty');
-
+/**
+ * The logger of a run. `json`: one JSON line per event on the destination. `pretty`: one
+ * short human line per event on the terminal (see {@link humanLine}), drawn through the
+ * {@link Terminal} so the progress line never collides with it. With `file`, every line
+ * is also appended there as JSON, whatever the format.
+ */
 export function createLogger(options: LoggerOptions): Logger {
   const target = options.destination ?? process.stdout;
-  const out: { write(s: string): unknown } =
-    options.format === 'pretty'
-      ? loadPretty()({
-          colorize: Boolean((target as { isTTY?: boolean }).isTTY),
-          destination: target,
-          sync: true,
-          translateTime: 'HH:MM:ss.l',
-          // a terminal is for people: one line per event; run_id and pipeline are in the summary
-          singleLine: true,
-          ignore: 'pid,hostname,run_id,pipeline,event',
-        })
-      : target;
   const r = options.redactor;
+  let out: (line: string) => void;
+  if (options.format === 'pretty') {
+    const terminal = options.terminal ?? new Terminal({ out: target as NodeJS.WriteStream });
+    const color = options.color ?? useColor(target as { isTTY?: boolean });
+    out = (line) => terminal.line(humanLine(line, color, terminal.width));
+  } else out = (line) => target.write(line);
+  const file = options.file;
   return pino(
     {
       level: options.level,
@@ -51,7 +54,13 @@ export function createLogger(options: LoggerOptions): Logger {
         log: (object) => r.scrubValue(object) as Record<string, unknown>,
       },
     },
-    { write: (line: string) => out.write(r.scrub(line)) },
+    {
+      write: (line: string) => {
+        const scrubbed = r.scrub(line);
+        file?.write(scrubbed);
+        out(scrubbed);
+      },
+    },
   );
 }
 
@@ -198,6 +207,8 @@ function lineOf(e: WeirEvent): Line | undefined {
       );
     case 'epoch_commit':
       return line('debug', { event: e.type, ...omitType(e) }, `partition ${e.partition_id} epoch ${e.epoch} committed (${e.rows} rows)`);
+    case 'job_committing':
+      return line('debug', { event: e.type, ...omitType(e) }, `committing the job (${e.partitions} partitions)`);
     case 'job_commit':
       return line('info', { event: e.type, ...omitType(e) }, 'job committed');
     case 'job_abort':

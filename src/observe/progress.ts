@@ -1,12 +1,15 @@
 /**
- * Progress: a live line on a terminal (rows, rows/s, percent and ETA when the
- * size is known), periodic `progress` events otherwise.
+ * Progress: a live line on a terminal (rows, rows/s, percent and ETA when the size is
+ * known, a stream's lag; "committing…" while the job commits), periodic `progress`
+ * events otherwise. Percent and ETA count the rows still to read: a resumed run's
+ * skipped partitions are taken off the estimate.
  */
 import type { EventBus } from './events.js';
+import type { Terminal } from './terminal.js';
 
 export interface ProgressOptions {
-  /** Draw on this terminal stream; when absent, emit `progress` events every `intervalMs`. */
-  tty?: NodeJS.WriteStream;
+  /** Draw the line on this terminal; when absent, emit `progress` events every `intervalMs`. */
+  terminal?: Terminal;
   intervalMs: number;
 }
 
@@ -15,8 +18,9 @@ export function trackProgress(bus: EventBus, options: ProgressOptions): () => vo
   let estimate: number | undefined;
   let started = 0;
   let timer: NodeJS.Timeout | undefined;
-  let drawn = false;
+  let committing = false;
   const lagByPartition = new Map<string, number>();
+  const { terminal } = options;
 
   const snapshot = () => {
     const elapsed = (performance.now() - started) / 1000;
@@ -29,13 +33,15 @@ export function trackProgress(bus: EventBus, options: ProgressOptions): () => vo
   };
   const tick = () => {
     const s = snapshot();
-    if (options.tty) {
+    if (terminal) {
       const parts = [`${s.rows.toLocaleString('en-US')} rows`, `${s.rate.toLocaleString('en-US')} rows/s`];
-      if (s.percent !== undefined) parts.push(`${s.percent}%`);
-      if (s.eta !== undefined) parts.push(`ETA ${s.eta}s`);
+      if (committing) parts.push('committing…');
+      else {
+        if (s.percent !== undefined) parts.push(`${s.percent}%`);
+        if (s.eta !== undefined) parts.push(`ETA ${s.eta}s`);
+      }
       if (s.lag !== undefined) parts.push(`lag ${s.lag.toLocaleString('en-US')}`);
-      options.tty.write(`\r\x1b[2K  ${parts.join(' · ')}`);
-      drawn = true;
+      terminal.status(parts.join(' · '));
     } else {
       bus.emit({
         type: 'progress',
@@ -50,19 +56,24 @@ export function trackProgress(bus: EventBus, options: ProgressOptions): () => vo
   const stop = () => {
     if (timer) clearInterval(timer);
     timer = undefined;
-    if (drawn && options.tty) options.tty.write('\r\x1b[2K');
+    terminal?.clearStatus();
   };
   const unsubscribe = bus.subscribe((e) => {
     if (e.type === 'run_start') {
       estimate = e.estimated_rows;
       started = performance.now();
-      timer = setInterval(tick, options.tty ? 250 : options.intervalMs);
+      timer = setInterval(tick, terminal ? 250 : options.intervalMs);
       timer.unref();
+    } else if (e.type === 'partition_skipped') {
+      if (estimate !== undefined && e.rows !== undefined) estimate = Math.max(0, estimate - e.rows);
     } else if (e.type === 'batch_written') rows += e.rows;
     else if (e.type === 'source_lag') lagByPartition.set(e.partition_id, e.lag);
     else if (e.type === 'partition_retry')
       rows -= e.metrics.rows_processed; // its next attempt writes them again
-    else if (e.type === 'run_complete' || e.type === 'run_failed') stop();
+    else if (e.type === 'job_committing') {
+      committing = true;
+      if (terminal && timer) tick();
+    } else if (e.type === 'run_complete' || e.type === 'run_failed') stop();
   });
   return () => {
     stop();

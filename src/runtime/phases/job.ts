@@ -22,6 +22,7 @@ export async function finishJob(r: RunState): Promise<void> {
   const commitCtx = { ...r.planCtx, schema: r.schema };
   if (r.failure === undefined && messages.size === r.partitions.length) {
     const c0 = performance.now();
+    r.env.bus.emit({ type: 'job_committing', partitions: ordered.length });
     await sink.commit?.(ordered, commitCtx);
     r.jobDone = true;
     r.store?.setStatus(r.runId, 'succeeded');

@@ -89,8 +89,15 @@ export async function planRun(r: RunState): Promise<void> {
     r.jobDone = true;
     r.store?.setStatus(r.runId, 'succeeded');
   }
-  for (const id of r.skipped.keys())
-    env.bus.emit({ type: 'partition_skipped', partition_id: id, reason: `already committed by an earlier attempt of run ${r.runId}` });
+  for (const [id, message] of r.skipped) {
+    const rows = message && typeof message === 'object' && !Array.isArray(message) ? message.rows : undefined;
+    env.bus.emit({
+      type: 'partition_skipped',
+      partition_id: id,
+      reason: `already committed by an earlier attempt of run ${r.runId}`,
+      ...(Number.isSafeInteger(rows) && (rows as number) >= 0 ? { rows: rows as number } : {}),
+    });
+  }
 }
 
 /** Starts over: the interrupted run's committed partitions are aborted and the run is marked abandoned. */
