@@ -8,6 +8,7 @@
 import bytesLib from 'bytes';
 import ms from 'ms';
 import { stringify } from 'yaml';
+import { type AnyConnector, validateConnectorOptions } from '../sdk/connector.js';
 import { joinPath, maskUrlPassword, type Opt, type OptionMeta, type Rule, type Spec } from '../sdk/options.js';
 import type { ConnectorInfo } from './jsonschema.js';
 import { pipelineSpec } from './pipeline.js';
@@ -265,10 +266,40 @@ export function connectorDocs(connector: ConnectorInfo): string {
   out.push(...optionSections(connector.options, ctx));
   const rules = connectorRuleLines(connector);
   if (rules.length) out.push('', '## Rules', '', ...rules);
-  const example: Record<string, unknown> = {};
-  for (const role of roles) example[role] = { type: connector.name, ...exampleOptions(connector.options, ctx) };
-  out.push('', '## Example', '', '```yaml', stringify(example, { aliasDuplicateObjects: false }).trimEnd(), '```', '');
+  out.push('', roles.length > 1 ? '## Examples' : '## Example');
+  for (const role of roles as ('source' | 'sink')[]) {
+    const example = roleExample(connector, role, ctx);
+    out.push('', `As a ${role}:`, '', '```yaml', stringify(example, { aliasDuplicateObjects: false }).trimEnd(), '```');
+  }
+  out.push('');
   return out.join('\n');
+}
+
+/**
+ * A whole pipeline with the connector in one role — its required options and the
+ * common ones with examples, without those the role refuses (found by validating the
+ * example as that role, so the docs never show a source-only option in a sink) — and
+ * a generator or a JSON Lines file on the other side. A test validates every one.
+ */
+function roleExample(connector: ConnectorInfo, role: 'source' | 'sink', ctx: Context): Record<string, unknown> {
+  const candidates = exampleOptions(connector.options, ctx);
+  const problems = (o: Record<string, unknown>) => validateConnectorOptions(connector as AnyConnector, o, role).issues.length;
+  // the required options, then each common one that the role takes without a new problem
+  const options: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(candidates)) if (connector.options[k]?.meta.required) options[k] = v;
+  let issues = problems(options);
+  for (const [k, v] of Object.entries(candidates)) {
+    if (k in options) continue;
+    const next = problems({ ...options, [k]: v });
+    if (next <= issues) {
+      options[k] = v;
+      issues = next;
+    }
+  }
+  const own = { type: connector.name, ...options };
+  return role === 'source'
+    ? { pipeline: `${connector.name}-to-jsonl`, source: own, sink: { type: 'jsonl', path: `out/${connector.name}.jsonl` } }
+    : { pipeline: `generator-to-${connector.name}`, source: { type: 'generator', rows: 1000 }, sink: own };
 }
 
 /**
