@@ -5,6 +5,7 @@ import { allDocs, connectorDocs, pipelineDocs } from '../config/docs.js';
 import { connectorJsonSchema, pipelineJsonSchema } from '../config/jsonschema.js';
 import { type LoadedFile, loadPipelineFile } from '../config/load.js';
 import { createRegistry, openPipeline } from '../config/open.js';
+import { parseOverride } from '../config/overrides.js';
 import type { ValidatedPipeline } from '../config/pipeline.js';
 import type { Registry } from '../config/registry.js';
 import { evaluateAlerts, prometheusRules } from '../observe/alerts.js';
@@ -24,6 +25,8 @@ import { onOutputClosed } from './output.js';
 import { weirVersion } from './version.js';
 
 export interface RunFlags {
+  /** `--set PATH=VALUE` overrides of the pipeline file. */
+  set?: string[];
   logFormat?: LogFormat;
   logLevel: LogLevel;
   /** Also append every log line as JSON to this file. */
@@ -43,8 +46,8 @@ interface Loaded {
 }
 
 /** load → plugins → resolve → validate; throws ConfigError with every issue. */
-async function load(path: string): Promise<Loaded> {
-  const file = loadPipelineFile(path);
+async function load(path: string, sets: readonly string[] = []): Promise<Loaded> {
+  const file = loadPipelineFile(path, sets.map(parseOverride));
   const registry = await createRegistry();
   return { file, registry, pipeline: await openPipeline(file, dirname(resolve(path)), registry, redactor) };
 }
@@ -68,7 +71,7 @@ function runLogger(flags: RunFlags): { logger: Logger; terminal: Terminal; close
 }
 
 export async function runCommand(path: string, flags: RunFlags): Promise<number> {
-  const { pipeline } = await load(path);
+  const { pipeline } = await load(path, flags.set);
   const { logger, terminal, closeFile } = runLogger(flags);
   try {
     return await runLoaded(path, pipeline, flags, logger, terminal);
@@ -147,9 +150,9 @@ async function runLoaded(path: string, pipeline: ValidatedPipeline, flags: RunFl
   }
 }
 
-export async function validateCommand(path: string): Promise<number> {
+export async function validateCommand(path: string, flags: { set?: string[] } = {}): Promise<number> {
   try {
-    const { pipeline } = await load(path);
+    const { pipeline } = await load(path, flags.set);
     for (const w of pipeline.warnings) process.stderr.write(`warning: ${w}\n`);
     const c = pipeline.config;
     process.stdout.write(`${path} is valid: ${c.source.type} → ${c.sink.type}, delivery ${c.delivery}\n`);
@@ -160,7 +163,7 @@ export async function validateCommand(path: string): Promise<number> {
 }
 
 export async function checkCommand(path: string, flags: RunFlags): Promise<number> {
-  const { pipeline } = await load(path);
+  const { pipeline } = await load(path, flags.set);
   const logger = createLogger({ format: defaultFormat(flags), level: flags.logLevel, redactor });
   const c = pipeline.config;
   const controller = new AbortController();

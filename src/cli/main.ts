@@ -41,7 +41,8 @@ function buildProgram(setExit: (code: number) => void): Command {
       .addOption(
         new Option('--log-level <level>', 'log level').argParser(oneOf('--log-level', LOG_LEVELS)).default('info').env('WEIR_LOG_LEVEL'),
       )
-      .option('--log-file <file>', 'also append every log line as JSON to this file');
+      .option('--log-file <file>', 'also append every log line as JSON to this file')
+      .option('--set <path=value>', 'change the pipeline file, e.g. --set sink.batch_size=10000 (repeatable)', collect, []);
 
   logOptions(
     program
@@ -60,7 +61,8 @@ function buildProgram(setExit: (code: number) => void): Command {
     .command('validate')
     .description('check the whole pipeline file without connecting to anything; prints every error at once')
     .argument('<pipeline>', 'pipeline YAML file')
-    .action(async (file: string) => setExit(await validateCommand(file)));
+    .option('--set <path=value>', 'change the pipeline file, e.g. --set sink.batch_size=10000 (repeatable)', collect, [])
+    .action(async (file: string, flags: { set?: string[] }) => setExit(await validateCommand(file, flags)));
 
   logOptions(
     program
@@ -101,6 +103,9 @@ function buildProgram(setExit: (code: number) => void): Command {
   for (const cmd of program.commands) cmd.showHelpAfterError(`(run weir ${cmd.name()} --help for usage)`);
   return program;
 }
+
+/** A repeatable option's values, in order. */
+const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** An option whose value is one of `choices`; a typo gets a did-you-mean. */
 function oneOf<T extends string>(flag: string, choices: readonly T[]): (v: string) => T {

@@ -7,6 +7,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { type Document, isMap, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 import { ConfigError, type ConfigIssue } from '../sdk/errors.js';
 import { isCredentialKey, REDACTED } from '../secrets/redactor.js';
+import { applyOverrides, type Override } from './overrides.js';
 
 export const MAX_FILE_BYTES = 1024 * 1024;
 const MAX_ALIASES = 50;
@@ -28,7 +29,8 @@ export interface Position {
   col: number;
 }
 
-export function loadPipelineFile(path: string): LoadedFile {
+/** Reads and parses a pipeline file; `overrides` (`--set`) change its text first (see overrides.ts). */
+export function loadPipelineFile(path: string, overrides: readonly Override[] = []): LoadedFile {
   let size: number;
   try {
     const st = statSync(path);
@@ -48,7 +50,8 @@ export function loadPipelineFile(path: string): LoadedFile {
       'refused pipeline file',
     );
   const bytes = readFileSync(path);
-  return parsePipelineText(bytes, path);
+  const loaded = parsePipelineText(bytes, path);
+  return overrides.length ? parsePipelineText(applyOverrides(loaded.text, overrides), path) : loaded;
 }
 
 export function parsePipelineText(bytes: Buffer | string, path = '<input>'): LoadedFile {

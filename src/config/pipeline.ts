@@ -236,7 +236,9 @@ export function pipelineSpec(registry: Registry) {
       .object({
         path: o
           .path()
-          .describe('SQLite file recording committed partitions, relative to the working directory.')
+          .describe(
+            "SQLite file recording committed partitions; a relative path is relative to the pipeline file's directory, as every other path.",
+          )
           .default('.weir/checkpoints.db'),
       })
       .describe('Where committed partitions are recorded, for resume.')

@@ -1,6 +1,6 @@
 /**
  * The checkpoint store: one SQLite file (better-sqlite3; `.weir/checkpoints.db`
- * under the working directory by default, `checkpoint.path` in the pipeline file)
+ * beside the pipeline file by default, `checkpoint.path` in the pipeline file)
  * recording each pipeline run and the partitions it committed, so that `weir run`
  * after an interrupted run resumes it: committed partitions are skipped, the rest
  * redone, then the job commit publishes all of them.

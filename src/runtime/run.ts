@@ -43,7 +43,7 @@ export interface RunEnv {
   runId?: string;
   /** Start over: abandon an interrupted run of this pipeline instead of resuming it. */
   fresh?: boolean;
-  /** Directory a relative `checkpoint.path` resolves against; the working directory by default. */
+  /** Directory a relative `checkpoint.path` resolves against; the pipeline file's directory by default, as every other path. */
   cwd?: string;
   /** `false`: no checkpoint store (no resume). An open store: use it (the caller closes it). */
   checkpoints?: false | CheckpointStore;
@@ -91,7 +91,7 @@ export async function runPipeline(pipeline: ValidatedPipeline, env: RunEnv): Pro
   try {
     if (env.checkpoints instanceof CheckpointStore) r.store = env.checkpoints;
     else if (ownStore) {
-      const s = CheckpointStore.open(checkpointFile(config.checkpoint.path, env.cwd));
+      const s = CheckpointStore.open(checkpointFile(config.checkpoint.path, env.cwd ?? pipeline.baseDir));
       r.store = s;
       unregister.push(closers.register('checkpoint store', () => s.close()));
     }

@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -297,5 +297,19 @@ describe('responsiveness', () => {
     expect(Date.now() - sentAt).toBeLessThan(5000);
     expect(r.stderr).toContain('stopped');
     expect(r.stderr).toContain('run the same command again to resume');
+  });
+});
+
+describe('weir run --set', () => {
+  it('changes the pipeline as the file would, and is validated like it', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'p.yaml'), 'pipeline: sets\nsource: { type: generator, rows: 10 }\nsink: { type: jsonl, path: out.jsonl }\n');
+    const r = await runCli(['run', 'p.yaml', '--set', 'source.rows=7', '--set', 'sink.path=other.jsonl'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(join(dir, 'other.jsonl'), 'utf8').trim().split('\n')).toHaveLength(7);
+    const bad = await runCli(['run', 'p.yaml', '--set', 'sink.batch_sise=5'], { cwd: dir });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('sink.batch_sise');
+    expect(bad.stderr).toContain('did you mean "batch_size"');
   });
 });

@@ -95,8 +95,8 @@ describe('staging files never follow a planted symlink', () => {
     const s = newScenario();
     const victim = join(s.root, 'empty-victim.db');
     writeFileSync(victim, '');
-    mkdirSync(join(s.work, '.weir'));
-    symlinkSync(victim, join(s.work, '.weir', 'checkpoints.db'));
+    mkdirSync(join(s.root, '.weir'));
+    symlinkSync(victim, join(s.root, '.weir', 'checkpoints.db'));
     const file = writePipeline(s, {
       pipeline: 'links-state',
       source: { type: 'generator', rows: 5 },
@@ -120,7 +120,7 @@ async function tamperedResume(
   const file = writePipeline(s, pipeline);
   const first = await run(s, ['run', file]);
   expect(first.code).toBe(0);
-  const db = new Database(join(s.work, '.weir', 'checkpoints.db'));
+  const db = new Database(join(s.root, '.weir', 'checkpoints.db'));
   try {
     const { run_id } = db.prepare('SELECT run_id FROM runs ORDER BY rowid DESC LIMIT 1').get() as { run_id: string };
     db.prepare("UPDATE runs SET status = 'stopped', finished_at = NULL WHERE run_id = ?").run(run_id);
@@ -221,8 +221,8 @@ describe('state and rejected rows are private', () => {
     });
     const r = await run(s, ['run', file, '--summary-json', 'out/summary.json']);
     expect(r.code).toBe(0);
-    expect(mode(join(s.work, '.weir'))).toBe(0o700);
-    for (const f of readdirSync(join(s.work, '.weir'))) expect([f, mode(join(s.work, '.weir', f))]).toEqual([f, 0o600]);
+    expect(mode(join(s.root, '.weir'))).toBe(0o700);
+    for (const f of readdirSync(join(s.root, '.weir'))) expect([f, mode(join(s.root, '.weir', f))]).toEqual([f, 0o600]);
     expect(mode(join(s.work, 'out', 'rejected.jsonl'))).toBe(0o600);
     expect(mode(join(s.work, 'out', 'summary.json'))).toBe(0o600);
     // the output itself keeps the usual mode (umask)
@@ -238,19 +238,19 @@ describe('no resolved reference in state', () => {
     const file = writePipeline(s, {
       pipeline: '${env:WEIR_TEST_PIPELINE_NAME}',
       source: { type: 'csv', path: 'work/in.csv', columns: { n: 'integer' } },
-      sink: { type: 'sqlite', path: 'work/.weir/target.db', table: 'rows' },
+      sink: { type: 'sqlite', path: '.weir/target.db', table: 'rows' },
       delivery: 'exactly-once',
-      errors: { tolerance: 'all', dead_letter: { type: 'jsonl', path: 'work/.weir/rejected.jsonl' } },
+      errors: { tolerance: 'all', dead_letter: { type: 'jsonl', path: '.weir/rejected.jsonl' } },
     });
     const r = await run(s, ['run', file], { WEIR_TEST_PIPELINE_NAME: c.value });
     expect(r.code).toBe(0);
-    const files = readdirSync(join(s.work, '.weir'));
+    const files = readdirSync(join(s.root, '.weir'));
     expect(files).toContain('checkpoints.db');
-    for (const f of files) expect([f, readFileSync(join(s.work, '.weir', f)).includes(c.core)]).toEqual([f, false]);
+    for (const f of files) expect([f, readFileSync(join(s.root, '.weir', f)).includes(c.core)]).toEqual([f, false]);
     // the same name resumes the same state; another value is another pipeline
     const again = await run(s, ['run', file], { WEIR_TEST_PIPELINE_NAME: c.value });
     expect(again.code).toBe(0);
-    const db = new Database(join(s.work, '.weir', 'checkpoints.db'), { readonly: true });
+    const db = new Database(join(s.root, '.weir', 'checkpoints.db'), { readonly: true });
     try {
       const names = db.prepare('SELECT DISTINCT pipeline FROM runs').all() as { pipeline: string }[];
       expect(names).toHaveLength(1);

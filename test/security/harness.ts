@@ -4,7 +4,7 @@
  * directory: logs, dead letters, summaries, checkpoints) for any trace of the secret.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, createServer as createTcpServer } from 'node:net';
 import { join } from 'node:path';
@@ -69,7 +69,7 @@ function readTree(dir: string, prefix = ''): Record<string, string> {
 }
 
 export interface Scenario {
-  /** Holds the pipeline file (not scanned: a literal secret may be written in it). */
+  /** Holds the pipeline file (not scanned: a literal secret may be written in it) and, beside it, the run's state in `.weir/` (scanned). */
   root: string;
   /** Secret files (not scanned). */
   secrets: string;
@@ -124,7 +124,15 @@ export async function runAndScan(
   scan: ScanOptions = {},
 ): Promise<ScannedRun> {
   const result = await runCli(args, { cwd: s.work, env: { WEIR_DEBUG: undefined, ...env }, timeoutMs, onStdout: scan.onStdout });
-  const outputs = { stdout: result.stdout, stderr: result.stderr, ...readTree(s.work), ...scan.extra?.() };
+  // the run's state lives beside the pipeline file (root/.weir), the outputs in the working directory
+  const state = join(s.root, '.weir');
+  const outputs = {
+    stdout: result.stdout,
+    stderr: result.stderr,
+    ...readTree(s.work),
+    ...(existsSync(state) ? readTree(state, '.weir/') : {}),
+    ...scan.extra?.(),
+  };
   return { result, leaks: findLeaks(canary, outputs), output: `${result.stdout}\n${result.stderr}` };
 }
 
