@@ -310,6 +310,6 @@ describe('weir run --set', () => {
     const bad = await runCli(['run', 'p.yaml', '--set', 'sink.batch_sise=5'], { cwd: dir });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('sink.batch_sise');
-    expect(bad.stderr).toContain('did you mean "batch_size"');
+    expect(bad.stderr).toContain('unknown option');
   });
 });
