@@ -15,6 +15,7 @@ import { createLogger, logEvents, toLog } from '../observe/logger.js';
 import { trackProgress } from '../observe/progress.js';
 import { formatSummary, writeSummaryJson } from '../observe/summary.js';
 import { Terminal } from '../observe/terminal.js';
+import { formatPlan, planDryRun } from '../runtime/dry-run.js';
 import { runPipeline } from '../runtime/run.js';
 import { Closers } from '../runtime/shutdown.js';
 import { errorMessage, WeirError } from '../sdk/errors.js';
@@ -74,16 +75,17 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   const { pipeline } = await load(path, flags.set);
   const { logger, terminal, closeFile } = runLogger(flags);
   try {
-    return await runLoaded(path, pipeline, flags, logger, terminal);
+    return await runLoaded(pipeline, flags, logger, terminal);
   } finally {
     closeFile();
   }
 }
 
-async function runLoaded(path: string, pipeline: ValidatedPipeline, flags: RunFlags, logger: Logger, terminal: Terminal): Promise<number> {
+async function runLoaded(pipeline: ValidatedPipeline, flags: RunFlags, logger: Logger, terminal: Terminal): Promise<number> {
   for (const w of pipeline.warnings) logger.warn({ event: 'warning' }, w);
   if (flags.dryRun) {
-    process.stderr.write(`${path} is valid; --dry-run: nothing was read or written\n`);
+    const controller = new AbortController();
+    process.stdout.write(formatPlan(await planDryRun(pipeline, toLog(logger), controller.signal)));
     return EXIT.ok;
   }
   const bus = new EventBus();

@@ -192,6 +192,13 @@ export interface Sink {
   readonly accepts?: readonly EncodedRows['format'][];
   /** Prepares the target once per run (planner). */
   setup?(ctx: CommitContext): Promise<void> | void;
+  /**
+   * What a run would do to the target, without changing it (`weir run --dry-run`): one
+   * line such as `create table public.events (id bigint, …, PRIMARY KEY (id)), then append`
+   * or `append to public.events (exists; 5 columns match)`. Throws as `setup` would when
+   * the run cannot work (a missing table that may not be created, columns that do not match).
+   */
+  describeTarget?(ctx: CommitContext): Promise<string> | string;
   /** Opens the writer of one partition (worker). */
   writer(partition: Partition, ctx: TaskContext): Promise<Writer> | Writer;
   /** Job commit with every partition's commit message. Idempotent. */

@@ -223,7 +223,7 @@ describe('csv source', () => {
     const source = csv.source?.(options({ path: 'nope.csv' })) ?? expect.unreachable();
     const error = await Promise.resolve(source.schema?.(planContext({ baseDir: dir }))).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WeirError);
-    expect(error).toMatchObject({ kind: 'connector', code: 'ENOENT' });
+    expect(error).toMatchObject({ kind: 'config', code: 'ENOENT' });
     expect((error as Error).message).toContain(join(dir, 'nope.csv'));
     expect((error as Error).message).toContain('`path`');
     await expect(collect(source.read({ id: '0' }, taskContext({ baseDir: dir })))).rejects.toMatchObject({ code: 'ENOENT' });

@@ -135,7 +135,7 @@ describe('jsonl source', () => {
   it('fails with a clear ENOENT connector error for a missing file', async () => {
     const error = await readAll({ path: 'missing.jsonl' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WeirError);
-    expect(error).toMatchObject({ kind: 'connector', code: 'ENOENT' });
+    expect(error).toMatchObject({ kind: 'config', code: 'ENOENT' });
     expect((error as Error).message).toContain(join(dir, 'missing.jsonl'));
   });
 

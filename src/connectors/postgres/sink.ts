@@ -237,6 +237,30 @@ export function postgresSink(opts: PostgresOptions): Sink {
       await withClient(ctx, 'setup', (client) => prepareTarget(client, ctx, ctx.schema));
     },
 
+    async describeTarget(ctx: CommitContext) {
+      return withClient(ctx, 'describe', async (client) => {
+        const plan = ctx.schema ? planColumns(ctx.schema, naming) : undefined;
+        const existing = await tableColumns(client, opts.schema, table);
+        const then =
+          opts.mode === 'upsert'
+            ? `upsert into ${where} on (${(keys ?? []).join(', ')})`
+            : opts.mode === 'replace'
+              ? `replace ${where}: rows staged in ${stageTableName(ctx.runId, table)}, swapped in at the job commit`
+              : `append to ${where}`;
+        if (existing) {
+          await checkExisting(client, existing, plan);
+          return `${then} (the table exists with ${existing.size} columns${ctx.schema ? `; the source's ${ctx.schema.length} fit` : ''})`;
+        }
+        if (!opts.create_table)
+          throw new WeirError(`sink table ${where} does not exist and create_table is false; create it, or set create_table: true`, {
+            kind: 'config',
+            code: 'no_such_table',
+          });
+        if (!ctx.schema?.length || !plan) return `create ${where} from the first rows' columns, then ${then}`;
+        return `${createTableSql(target, renamedSchema(ctx.schema, plan), keys)}; then ${then}`;
+      });
+    },
+
     writer(partition: Partition, ctx: TaskContext): Writer {
       return new PostgresWriter(opts, partition, ctx, {
         target,

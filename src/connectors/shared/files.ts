@@ -43,7 +43,8 @@ export function fileError(error: unknown, c: FileErrorContext): WeirError {
         c.action === 'read'
           ? `${c.who}: file not found: ${c.path}; check the \`${option}\` option (relative paths resolve against the pipeline file's directory) or create the file`
           : `${base}: a parent directory is missing and could not be created; check the \`${option}\` option`,
-        { code: 'ENOENT', kind: 'connector', cause: error },
+        // a missing input is the pipeline's configuration, found at run time: exit 2, as a missing table
+        { code: 'ENOENT', kind: c.action === 'read' ? 'config' : 'connector', cause: error },
       );
     case 'EACCES':
     case 'EPERM':
@@ -54,7 +55,7 @@ export function fileError(error: unknown, c: FileErrorContext): WeirError {
     case 'EISDIR':
       return new WeirError(`${base}: it is a directory; set \`${option}\` to a file path`, {
         code: 'EISDIR',
-        kind: 'connector',
+        kind: 'config',
         cause: error,
       });
     case 'ENOTDIR':

@@ -20,6 +20,8 @@
  * so everything a run staged — even a partition killed half-way — can be found.
  */
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import type { CommitContext, RecoveredState, Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
 import { Bookkeeping, CHECKPOINTS_TABLE, RUNS_TABLE, runSync, type Step, sqliteDialect } from '../../sdk/exactly-once.js';
@@ -35,7 +37,7 @@ import {
 } from '../../sdk/sql.js';
 import type { EncodedRows, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
 import { byteDialectOk } from '../shared/csv-text.js';
-import { openDb, SQLITE_TYPES, type SqliteDb, tableExists, tableSchema, toSqlite } from './db.js';
+import { openDb, resolveDbPath, SQLITE_TYPES, type SqliteDb, tableExists, tableSchema, toSqlite } from './db.js';
 import { type BindKind, bindKindOf, CsvBinder } from './encoded.js';
 import type { sqliteOptions } from './spec.js';
 
@@ -123,6 +125,25 @@ export function sqliteSink(opts: Options): Sink {
   return {
     // CSV records are bound field by field from their bytes, without rows (writeEncoded)
     accepts: ['csv'] as const,
+
+    describeTarget(ctx) {
+      const file = resolveDbPath(opts.path, ctx.baseDir);
+      const then = opts.mode === 'replace' ? `replace table ${table} at the job commit` : `append to table ${table}`;
+      const create = () =>
+        ctx.schema?.length
+          ? `${createTableSql(table, renamedSchema(ctx.schema, planColumns(ctx.schema, naming)))}; then ${then}`
+          : `create table ${table} from the first rows' columns, then ${then}`;
+      if (!existsSync(file)) return `create database ${file}; ${create()}`;
+      const db = new Database(file, { readonly: true, fileMustExist: true });
+      try {
+        if (!tableExists(db, table)) return `in ${file}: ${create()}`;
+        const columns = tableSchema(db, table).length;
+        if (ctx.schema) columnsFor(db, ctx.schema);
+        return `in ${file}: ${then} (the table exists with ${columns} columns${ctx.schema ? `; the source's ${ctx.schema.length} fit` : ''})`;
+      } finally {
+        db.close();
+      }
+    },
 
     setup(ctx) {
       const db = job(ctx);
