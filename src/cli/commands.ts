@@ -187,6 +187,15 @@ export async function checkCommand(path: string, flags: RunFlags): Promise<numbe
       process.stdout.write(`${r.ok ? 'PASS' : 'FAIL'}  ${role} (${section.type}) ${r.name}: ${r.message}\n`);
     }
   }
+  // the source's columns against the target, once both answered: what the run would do, or why it cannot
+  if (failed === 0) {
+    const plan = await planDryRun(pipeline, toLog(logger), controller.signal).then(
+      (p) => ({ ok: true, message: p.sink.action }),
+      (error: unknown) => ({ ok: false, message: errorMessage(error) }),
+    );
+    if (!plan.ok) failed++;
+    process.stdout.write(`${plan.ok ? 'PASS' : 'FAIL'}  plan (${c.source.type} → ${c.sink.type}): ${plan.message}\n`);
+  }
   return failed ? EXIT.check : EXIT.ok;
 }
 

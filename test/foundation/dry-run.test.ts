@@ -32,8 +32,8 @@ afterAll(async () => {
   await db.end();
 });
 
-function pipeline(dir: string, text: string): string {
-  const file = join(dir, 'p.yaml');
+function pipeline(dir: string, text: string, name = 'p.yaml'): string {
+  const file = join(dir, name);
   writeFileSync(file, text);
   return file;
 }
@@ -84,14 +84,21 @@ describe('weir run --dry-run', () => {
     const target = new Database(join(dir, 'out.db'));
     target.exec('CREATE TABLE fits (id INTEGER, name TEXT, extra TEXT); CREATE TABLE other (x INTEGER)');
     target.close();
-    const fits = pipeline(dir, 'pipeline: dry\nsource: { type: csv, path: in.csv }\nsink: { type: sqlite, path: out.db, table: fits }\n');
+    const fits = pipeline(dir, 'pipeline: dry\nsource: { type: csv, path: in.csv }\nsink: { type: sqlite, path: out.db, table: fits }\n', 'fits.yaml');
     const ok = await runCli(['run', fits, '--dry-run']);
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toMatch(/sqlite: in .*out\.db: append to table fits \(the table exists with 3 columns; the source's 2 fit\)/);
-    const other = pipeline(dir, 'pipeline: dry\nsource: { type: csv, path: in.csv }\nsink: { type: sqlite, path: out.db, table: other }\n');
+    const other = pipeline(dir, 'pipeline: dry\nsource: { type: csv, path: in.csv }\nsink: { type: sqlite, path: out.db, table: other }\n', 'other.yaml');
     const bad = await runCli(['run', other, '--dry-run']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/other/);
     expect(bad.stderr).not.toMatch(/internal error|\n\s+at /);
+    // weir check compares the same: the columns that do not fit are its failing line
+    const check = await runCli(['check', other]);
+    expect(check.code).toBe(3);
+    expect(check.stdout).toMatch(/FAIL {2}plan \(csv → sqlite\): sink table other in out\.db has no column "id"/);
+    const good = await runCli(['check', fits]);
+    expect(good.code, good.stdout).toBe(0);
+    expect(good.stdout).toContain('PASS  plan (csv → sqlite): in ');
   });
 });
