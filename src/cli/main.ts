@@ -22,6 +22,7 @@ import {
 } from './commands.js';
 import { EXIT, printError } from './exit.js';
 import { watchOutput } from './output.js';
+import { stateListCommand, stateResetCommand, stateShowCommand } from './state.js';
 import { weirVersion } from './version.js';
 
 function buildProgram(setExit: (code: number) => void): Command {
@@ -70,6 +71,26 @@ function buildProgram(setExit: (code: number) => void): Command {
       .description('health checks per connector: connection, authentication, rate-limit headroom, disk space')
       .argument('<pipeline>', 'pipeline YAML file'),
   ).action(async (file: string, flags: RunFlags) => setExit(await checkCommand(file, flags)));
+
+  const state = program.command('state').description('the checkpoint store: what was run, what the next run resumes; reset it');
+  state
+    .command('list')
+    .description("pipelines recorded in DIR's .weir/checkpoints.db, with their last run")
+    .argument('[dir]', 'directory of the pipeline files', '.')
+    .action((dir: string) => setExit(stateListCommand(dir)));
+  state
+    .command('show')
+    .description("a pipeline's recent runs and what its next run will do")
+    .argument('<pipeline>', 'pipeline YAML file')
+    .option('--set <path=value>', 'change the pipeline file, e.g. --set checkpoint.path=… (repeatable)', collect, [])
+    .action(async (file: string, flags: { set?: string[] }) => setExit(await stateShowCommand(file, flags)));
+  state
+    .command('reset')
+    .description("forget a pipeline's state (refused while it runs, or after an interrupted run unless --force)")
+    .argument('<pipeline>', 'pipeline YAML file')
+    .option('--set <path=value>', 'change the pipeline file (repeatable)', collect, [])
+    .option('--force', 'also forget an interrupted run (what it staged stays in the target)')
+    .action(async (file: string, flags: { set?: string[]; force?: boolean }) => setExit(await stateResetCommand(file, flags)));
 
   program
     .command('connectors')

@@ -261,6 +261,39 @@ export class CheckpointStore {
     })();
   }
 
+  /** Every pipeline the store knows, with its number of runs (`weir state list`). */
+  pipelines(): { pipeline: string; runs: number; last: StoredRun }[] {
+    const rows = this.db.prepare('SELECT pipeline, count(*) AS runs FROM runs GROUP BY pipeline ORDER BY pipeline').all() as {
+      pipeline: unknown;
+      runs: number;
+    }[];
+    return rows.map((r) => {
+      if (typeof r.pipeline !== 'string') throw this.damaged('a runs row has no text pipeline');
+      return { pipeline: r.pipeline, runs: r.runs, last: this.lastRun(r.pipeline) as StoredRun };
+    });
+  }
+
+  /** The most recent runs of `pipeline`, newest first (`weir state show`). */
+  runs(pipeline: string, limit = 10): StoredRun[] {
+    const rows = this.db
+      .prepare('SELECT * FROM runs WHERE pipeline = ? ORDER BY started_at DESC, rowid DESC LIMIT ?')
+      .all(pipeline, limit) as Record<string, unknown>[];
+    return rows.map((row) => this.checkRun(row));
+  }
+
+  /** Forgets everything recorded for `pipeline` (`weir state reset`); returns the number of runs forgotten. */
+  forget(pipeline: string): number {
+    return this.db.transaction(() => {
+      const ids = this.db.prepare('SELECT run_id FROM runs WHERE pipeline = ?').all(pipeline) as { run_id: string }[];
+      for (const { run_id } of ids) {
+        this.db.prepare('DELETE FROM partitions WHERE run_id = ?').run(run_id);
+        this.db.prepare('DELETE FROM dead_letters WHERE run_id = ?').run(run_id);
+      }
+      this.db.prepare('DELETE FROM runs WHERE pipeline = ?').run(pipeline);
+      return ids.length;
+    })();
+  }
+
   /** A run row as read back, checked for its shape. */
   private checkRun(row: Record<string, unknown>): StoredRun {
     const where = `the runs row of run ${JSON.stringify(row.run_id)}`;

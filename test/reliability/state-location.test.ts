@@ -28,11 +28,25 @@ describe('checkpoint store location', () => {
     expect(first.code, first.stderr).toBe(143);
     expect(existsSync(join(home, '.weir', 'checkpoints.db'))).toBe(true);
     expect(existsSync(join(home, 'out.db'))).toBe(true);
+    // the state is visible: what ran, and what the next run does; a reset refuses to forget an interrupted run
+    const show = await runCli(['state', 'show', file], { cwd: b });
+    expect(show.code, show.stderr).toBe(0);
+    expect(show.stdout).toMatch(/stopped\s+1\/4 partitions committed/);
+    expect(show.stdout).toMatch(/next weir run resumes run \S+: its 1 committed partition\(s\) are skipped/);
+    const refused = await runCli(['state', 'reset', file], { cwd: b });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('--fresh');
+    const list = await runCli(['state', 'list', home]);
+    expect(list.stdout).toMatch(/^located {2}1 run\(s\); last \S+ {2}stopped/m);
     const second = await runCli(['run', file], { cwd: b });
     expect(second.code, second.stderr).toBe(0);
     const start = logLines(second.stdout).find((l) => l.event === 'run_start');
     expect(start?.resumed).toBe(true);
     expect(logLines(second.stdout).some((l) => l.event === 'partition_skipped')).toBe(true);
     for (const d of [a, b]) expect(existsSync(join(d, '.weir')), `no .weir/ in ${d}`).toBe(false);
+    const reset = await runCli(['state', 'reset', file], { cwd: b });
+    expect(reset.code, reset.stderr).toBe(0);
+    expect(reset.stdout).toContain('forgot 1 run(s) of located');
+    expect((await runCli(['state', 'show', file])).stdout).toContain('no runs recorded');
   });
 });
