@@ -316,7 +316,7 @@ export function pipelineDocs(registry: Registry): string {
     heading(1, 'Pipeline file'),
     '',
     'A pipeline is one YAML file. Unknown keys are errors. Any value may be a secret reference, resolved before validation:',
-    '`${env:NAME}`, `${file:PATH}`, `${file:PATH#key}` or `${secret:scope/key}` (`$${` writes a literal `${`).',
+    '`${env:NAME}` (`${env:NAME:-default}` with a default), `${file:PATH}`, `${file:PATH#key}` or `${secret:scope/key}` (`$${` writes a literal `${`).',
     "`source`, `sink` and `errors.dead_letter` take `type` plus that connector's options (`weir docs TYPE`).",
   ];
   out.push(...optionSections(pipelineSpec(registry), ctx), '');

@@ -52,6 +52,23 @@ describe('resolveReferences', () => {
     expect(out.issues[0]?.message).toContain('is not set');
   });
 
+  it('${env:NAME:-default} takes the default when NAME is unset or empty, the variable otherwise', () => {
+    setEnv('WEIR_T_EMPTY', '');
+    setEnv('WEIR_T_SET', VALUE);
+    const out = resolve({
+      host: '${env:WEIR_T_UNSET_HOST:-localhost}',
+      port: '${env:WEIR_T_EMPTY:-5432}',
+      password: '${env:WEIR_T_SET:-fallback}',
+      url: 'http://${env:WEIR_T_UNSET_HOST:-h}:${env:WEIR_T_UNSET_PORT:-80}/x',
+      none: '${env:WEIR_T_UNSET_X:-}',
+    });
+    expect(out.issues).toEqual([]);
+    expect(out.data).toEqual({ host: 'localhost', port: '5432', password: VALUE, url: 'http://h:80/x', none: '' });
+    // the variable's value is a secret; a default is written in the file and is not
+    expect(r.scrub(`x ${VALUE} y`)).toBe(`x ${REDACTED} y`);
+    expect(r.scrub('localhost 5432')).toBe('localhost 5432');
+  });
+
   it('refuses an invalid variable name', () => {
     const out = resolve({ a: '${env:NOT-VALID}' });
     expect(out.issues[0]?.message).toContain('not a valid environment variable name');

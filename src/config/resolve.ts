@@ -2,7 +2,8 @@
  * Resolves secret references anywhere in a pipeline file, once, before anything runs
  * (planner, and each worker resolves its own: resolved values never travel):
  *
- * - `${env:NAME}`          an environment variable
+ * - `${env:NAME}`          an environment variable; `${env:NAME:-default}` with a default
+ *                          (used when NAME is unset or empty; written in the file, so no secret)
  * - `${file:PATH}`         a whole file, trimmed (Docker/Kubernetes secrets)
  * - `${file:PATH#key}`     a key of a JSON (`db.password` reaches nested keys) or dotenv file
  * - `${secret:scope/key}`  a key of a named scope from the `secrets:` section
@@ -49,13 +50,19 @@ export function resolveReferences(data: unknown, baseDir: string, redactor: Reda
   const fileCache = new Map<string, string>();
   let scopes = new Map<string, SecretProvider>();
 
-  const lookup = (kind: string, ref: string, show: string): string => {
+  /** A resolved value, and whether it came from the environment or a file (a default written in the pipeline file is no secret). */
+  const lookup = (kind: string, ref: string, show: string): { value: string; fromFile?: true } => {
     if (kind === 'env') {
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(ref))
+      // `${env:NAME:-default}`: as the shell's, the default when NAME is unset or empty
+      const dash = ref.indexOf(':-');
+      const name = dash >= 0 ? ref.slice(0, dash) : ref;
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
         throw new Error(`${show} is not a valid environment variable name (letters, digits and underscores)`);
-      const v = Object.hasOwn(process.env, ref) ? process.env[ref] : undefined;
-      if (v === undefined) throw new Error(`${show}: environment variable ${ref} is not set; export it or change the reference`);
-      return v;
+      const v = Object.hasOwn(process.env, name) ? process.env[name] : undefined;
+      if (dash >= 0 && (v === undefined || v === '')) return { value: ref.slice(dash + 2), fromFile: true };
+      if (v === undefined)
+        throw new Error(`${show}: environment variable ${name} is not set; export it, give a default (\${env:${name}:-VALUE}) or change the reference`);
+      return { value: v };
     }
     if (kind === 'file') {
       const hash = ref.lastIndexOf('#');
@@ -70,7 +77,7 @@ export function resolveReferences(data: unknown, baseDir: string, redactor: Reda
         if (w) warn(w);
         fileCache.set(file, text);
       }
-      if (key === undefined) return text.trim();
+      if (key === undefined) return { value: text.trim() };
       if (key === '') throw new Error(`${show} names no key after #`);
       const entries = parseKeyFile(text, file);
       const value = Object.hasOwn(entries, key) ? entries[key] : undefined;
@@ -78,7 +85,7 @@ export function resolveReferences(data: unknown, baseDir: string, redactor: Reda
         const near = suggest(key, Object.keys(entries));
         throw new Error(`${show}: file ${file} has no key "${key}"${near ? ` (did you mean "${near}"?)` : ''}`);
       }
-      return value;
+      return { value };
     }
     if (kind === 'secret') {
       const slash = ref.indexOf('/');
@@ -95,7 +102,7 @@ export function resolveReferences(data: unknown, baseDir: string, redactor: Reda
       }
       const value = provider.get(key);
       if (value === undefined) throw new Error(`${show}: scope "${scope}" has no key "${key}"`);
-      return value;
+      return { value };
     }
     const near = suggest(kind, KINDS);
     throw new Error(`${show}: unknown reference kind "${kind}"${near ? ` (did you mean "${near}"?)` : ''}; use env, file or secret`);
@@ -137,7 +144,9 @@ export function resolveReferences(data: unknown, baseDir: string, redactor: Reda
       try {
         if (!allowed.includes(kind) && (KINDS as readonly string[]).includes(kind))
           throw new Error(`${show}: ${kind} references cannot be used here (the secrets section may use env and file)`);
-        const resolved = lookup(kind, ref, show);
+        const found = lookup(kind, ref, show);
+        const resolved = found.value;
+        if (found.fromFile) return resolved;
         redactor.addValue(resolved);
         const key =
           path
