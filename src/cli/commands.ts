@@ -37,6 +37,7 @@ export interface RunFlags {
   summaryJson?: string;
   metricsPort?: number;
   fresh?: boolean;
+  keepCommitted?: boolean;
   dryRun?: boolean;
 }
 
@@ -135,7 +136,15 @@ async function runLoaded(pipeline: ValidatedPipeline, flags: RunFlags, logger: L
     if (signalCode === undefined) onSignal('SIGPIPE');
   });
   try {
-    const summary = await runPipeline(pipeline, { bus, logger, redactor, signal: stop.signal, fresh: Boolean(flags.fresh), closers });
+    const summary = await runPipeline(pipeline, {
+      bus,
+      logger,
+      redactor,
+      signal: stop.signal,
+      fresh: Boolean(flags.fresh),
+      keepCommitted: Boolean(flags.keepCommitted),
+      closers,
+    });
     stopProgress();
     await stopAlerts();
     process.stderr.write(formatSummary(summary, redactor));

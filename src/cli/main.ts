@@ -54,6 +54,7 @@ function buildProgram(setExit: (code: number) => void): Command {
     .option('--summary-json <file>', 'write the run summary as JSON to this file')
     .option('--metrics-port <port>', 'serve Prometheus /metrics, /healthz and /readyz on this port', (v) => parsePort(v))
     .option('--fresh', 'start over instead of resuming an interrupted run')
+    .option('--keep-committed', "with --fresh: start over even when the interrupted run's committed rows cannot be taken back (they stay)")
     .option('-q, --quiet', 'print only the summary and errors (no progress line, log level error)')
     .option('--dry-run', 'validate and plan, then stop before writing anything')
     .action(async (file: string, flags: RunFlags) => setExit(await runCommand(file, flags)));

@@ -43,6 +43,8 @@ export interface RunEnv {
   runId?: string;
   /** Start over: abandon an interrupted run of this pipeline instead of resuming it. */
   fresh?: boolean;
+  /** With `fresh`: start over even when the interrupted run's committed partitions cannot be taken back (their rows stay). */
+  keepCommitted?: boolean;
   /** Directory a relative `checkpoint.path` resolves against; the pipeline file's directory by default, as every other path. */
   cwd?: string;
   /** `false`: no checkpoint store (no resume). An open store: use it (the caller closes it). */
@@ -66,6 +68,7 @@ export async function runPipeline(pipeline: ValidatedPipeline, env: RunEnv): Pro
       engine: env.engine ?? localEngine,
       closers,
       fresh: Boolean(env.fresh),
+      keepCommitted: Boolean(env.keepCommitted),
       runId: env.runId,
       cwd: env.cwd,
     },

@@ -205,6 +205,8 @@ export function recordingSinkConnector(options: RecordingSinkOptions = {}, name 
     name,
     description: 'Records every call, for runtime tests.',
     options: {},
+    // what it records is published only at the job commit: an abort takes back every partition
+    transactional: true,
     sink: () => sink(),
   });
   return { record, connector };

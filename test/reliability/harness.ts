@@ -18,7 +18,7 @@ export interface HarnessRun {
   logs: string;
 }
 
-export interface HarnessOptions extends Partial<Pick<RunEnv, 'signal' | 'fresh' | 'closers'>> {
+export interface HarnessOptions extends Partial<Pick<RunEnv, 'signal' | 'fresh' | 'keepCommitted' | 'closers'>> {
   connectors?: unknown[];
   /** Pipeline file directory, also the working directory of the checkpoint store. */
   dir?: string;
@@ -53,6 +53,7 @@ export async function runYaml(yaml: string, options: HarnessOptions = {}): Promi
     cwd: dir,
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.fresh ? { fresh: true } : {}),
+    ...(options.keepCommitted ? { keepCommitted: true } : {}),
     ...(options.closers ? { closers: options.closers } : {}),
   });
   return { summary, events, logs };

@@ -112,6 +112,15 @@ async function abandonRun(r: RunState, old: StoredRun, recoverable: boolean, com
   let messages = r.store?.committedPartitions(old.run_id) ?? [];
   if (recoverable) messages = mergePartitions(messages, (await (sink.recover as NonNullable<Sink['recover']>)(oldCtx)).partitions);
   const kept = messages.map((m) => m.message);
+  // a sink that publishes each partition as it commits (not transactional, and not staging the run: `mode: replace`,
+  // or `streaming` saying it publishes at the job commit) cannot take those rows back: starting over loads them again
+  const staged = r.config.sink.options.mode === 'replace' || typeof sink.streaming === 'string';
+  const permanent = !r.config.sink.connector.transactional && !staged && !r.source?.unbounded && messages.length > 0;
+  if (permanent && r.env.fresh && !r.env.keepCommitted)
+    throw new WeirError(
+      `--fresh would load ${messages.length} partition(s) again: the interrupted run ${old.run_id} committed them, and their rows are in the ${r.config.sink.type} target, which weir cannot take back. Resume instead (weir run without --fresh: those partitions are skipped), or start over with --fresh --keep-committed knowing those rows stay and are written again`,
+      { kind: 'config', code: 'fresh_would_duplicate' },
+    );
   // a stream's committed epochs were acknowledged at the source: they are published, never taken back
   if (r.source?.unbounded) await sink.commit?.(kept, oldCtx);
   else await sink.abort?.(kept, oldCtx);
@@ -120,7 +129,9 @@ async function abandonRun(r: RunState, old: StoredRun, recoverable: boolean, com
     type: 'warning',
     message: r.source?.unbounded
       ? `starting over: the interrupted run ${old.run_id} was ended (${reason}); the ${messages.length} epoch checkpoint(s) it committed stay published`
-      : `starting over: the interrupted run ${old.run_id} was abandoned (${reason}); its ${messages.length} committed partition(s) were discarded`,
+      : permanent
+        ? `starting over: the interrupted run ${old.run_id} was abandoned (${reason}); the rows of its ${messages.length} committed partition(s) stay in the ${r.config.sink.type} target (it cannot take them back), and this run writes every partition again`
+        : `starting over: the interrupted run ${old.run_id} was abandoned (${reason}); its ${messages.length} committed partition(s) were discarded`,
   });
 }
 

@@ -61,6 +61,7 @@ export class RunState {
       engine: Engine;
       closers: Closers;
       fresh: boolean;
+      keepCommitted: boolean;
       runId: string | undefined;
       cwd: string | undefined;
     },
