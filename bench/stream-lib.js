@@ -83,7 +83,7 @@ export class RawEpochs {
 /** What a table holds: rows, distinct keys, and a digest of every row's content in key order. */
 export async function content(db, table) {
   const r = await db.query(
-    `SELECT count(*)::int AS n, count(DISTINCT seq)::int AS d, md5(string_agg(seq::text || '|' || device || '|' || body, ',' ORDER BY seq)) AS digest FROM "${table}"`,
+    `SELECT count(*)::int AS n, count(DISTINCT seq)::int AS d, md5(string_agg(seq::text || '|' || device || '|' || body, ',' ORDER BY seq::text::bigint)) AS digest FROM "${table}"`,
   );
   return r.rows[0];
 }
