@@ -13,7 +13,8 @@
  * RSS), alternately, `--runs` times; the best run of each is reported. Content: count,
  * distinct keys and md5 of every row must match what was added. Gate: weir ≥ 0.8× raw.
  *
- * Options: --messages N (100000) · --runs N (3) · --json FILE.
+ * Options: --messages N (100000) · --runs N (3) · --fetch-size N (weir's `fetch_size`;
+ * unset: the default, 1000) · --json FILE.
  * Environment: REDIS_HOST, REDIS_PORT (127.0.0.1, 6379).
  */
 import { randomBytes } from 'node:crypto';
@@ -29,6 +30,7 @@ const { values: args } = parseArgs({
     messages: { type: 'string', default: '100000' },
     runs: { type: 'string', default: '3' },
     json: { type: 'string' },
+    'fetch-size': { type: 'string' },
     raw: { type: 'boolean' },
     stream: { type: 'string' },
     table: { type: 'string' },
@@ -128,7 +130,7 @@ async function main() {
           writeFileSync(
             yaml,
             `pipeline: bench-${tag}
-source: { type: redis, host: ${REDIS.host}, port: ${REDIS.port}, mode: stream, stream: "${stream}", block: 100ms }
+source: { type: redis, host: ${REDIS.host}, port: ${REDIS.port}, mode: stream, stream: "${stream}", block: 100ms${args['fetch-size'] ? `, fetch_size: ${args['fetch-size']}` : ''} }
 sink: { type: postgres, host: ${PG.host}, port: ${PG.port}, user: ${PG.user}, database: ${PG.database}, table: ${tbl}, mode: upsert, key_columns: [seq] }
 stream: { stop_when_idle: 3s }
 `,

@@ -4,8 +4,11 @@
  * session acknowledging only in a chunk's `ack`, the sink, and the checks.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { requireService } from '../../../test/helpers/services.js';
 import type { Source, StreamChunk, TaskContext } from '../../sdk/connector.js';
 import { validateConnectorOptions } from '../../sdk/connector.js';
@@ -87,6 +90,16 @@ describe('mqtt options', () => {
     expect(check({ topics: ['a'], password: 'x' }, 'source')).toMatch(/password is set without username/);
     expect(check({ topics: ['a'], url: 'mqtt://h:1883', ssl_enabled: true, ssl_ca_cert: 'ca.pem' }, 'source')).toMatch(/not mqtts:\/\//);
     expect(check({ topics: ['a'], url: 'http://h' }, 'source')).toMatch(/schemes mqtt, mqtts, ws, wss/);
+  });
+
+  it('the examples of docs/mqtt.md validate, one per role', () => {
+    const page = readFileSync(join(import.meta.dirname, '..', '..', '..', 'docs', 'mqtt.md'), 'utf8');
+    const examples = [...page.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => parse(m[1] as string) as Record<string, { type: string }>);
+    const roles = examples.flatMap((e) =>
+      (['source', 'sink'] as const).filter((role) => e[role]?.type === 'mqtt').map((role) => ({ role, options: e[role] })),
+    );
+    expect(roles.map((r) => r.role)).toEqual(['source', 'sink']);
+    for (const { role, options } of roles) expect(validateConnectorOptions(mqtt, options, role, role, ['type']).issues).toEqual([]);
   });
 
   it('derives a stable client id from the pipeline id', () => {
