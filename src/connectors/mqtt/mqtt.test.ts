@@ -357,6 +357,60 @@ describe.skipIf(!up || !hasMosquitto())('mqtt checks and authentication', () => 
     expect(all).not.toContain(canary);
   });
 
+  it('a lost broker is retried for reconnect_timeout, then the stream fails with a retryable error saying so', async () => {
+    const own = await startMosquitto();
+    const src = sourceOf({
+      url: own.url,
+      topics: [`${base}/gone/#`],
+      client_id: `weirtest-${run}-gone`,
+      reconnect_timeout: '1s',
+      reconnect_period: '200ms',
+    });
+    const r = open(src);
+    try {
+      await r.next();
+      await own.stop();
+      const t0 = performance.now();
+      const error = await (async () => {
+        for (;;) await r.next();
+      })().catch((e: unknown) => e);
+      expect((error as Error).message).toMatch(
+        /could not reconnect within reconnect_timeout \(1000 ms\); unacknowledged messages stay with the session/,
+      );
+      expect((error as { retryable?: boolean }).retryable).toBe(true);
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(900);
+    } finally {
+      await r.return?.(undefined);
+    }
+  });
+
+  it('Mosquitto drops what a stopped weir misses beyond max_queued_messages (the documented limit)', async () => {
+    const own = await startMosquitto(['max_queued_messages 5']);
+    try {
+      const { src } = { src: sourceOf({ url: own.url, topics: [`${base}/limit/#`], client_id: `weirtest-${run}-limit` }) };
+      let r = open(src);
+      await r.next(); // subscribed
+      await r.return?.(undefined);
+      const p = await testClient(own.url);
+      await publishAll(
+        p,
+        `${base}/limit/t`,
+        Array.from({ length: 12 }, (_, i) => JSON.stringify({ n: i + 1 })),
+      );
+      await p.endAsync();
+      r = open(src);
+      try {
+        const chunks = await take(r, 5);
+        for (let i = 0; i < 3; i++) chunks.push((await r.next()).value as StreamChunk);
+        expect(rowsOf(chunks).map((x) => x.n)).toEqual([1, 2, 3, 4, 5]);
+      } finally {
+        await r.return?.(undefined);
+      }
+    } finally {
+      await own.stop();
+    }
+  });
+
   it('an unreachable broker fails the connection check, naming the broker', async () => {
     await broker.stop();
     const results = await checkOf({ url: broker.url, topics: ['a'], connect_timeout: '2s' }, 'source');

@@ -96,37 +96,51 @@ async function publishAll(
 ): Promise<void> {
   const qos = opts.qos as 1 | 2;
   let bytes = 0;
-  let lost: ((error: unknown) => void) | undefined;
-  const dropped = new Promise<never>((_, reject) => {
-    lost = reject;
-  });
-  dropped.catch(() => {});
-  const onClose = () => lost?.(new Error('connection closed (ECONNRESET)'));
-  client.on('close', onClose);
-  const timer = setTimeout(
-    () =>
-      lost?.(
-        new WeirError(
-          `publishing to ${where(opts)}: the broker did not acknowledge a batch within publish_timeout (${opts.publish_timeout} ms)`,
-          {
-            code: 'ETIMEDOUT',
-            kind: 'connector',
-            retryable: true,
-          },
-        ),
-      ),
-    opts.publish_timeout,
-  );
+  let onClose: () => void = () => {};
+  let timer: NodeJS.Timeout | undefined;
   try {
-    let next = 0;
-    const worker = async () => {
-      while (next < messages.length) {
-        const m = messages[next++] as { topic: string; payload: Buffer | string };
-        bytes += typeof m.payload === 'string' ? Buffer.byteLength(m.payload) : m.payload.byteLength;
-        await Promise.race([client.publishAsync(m.topic, m.payload, { qos, retain: opts.retain }), dropped]);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(opts.max_in_flight, messages.length) }, worker));
+    await new Promise<void>((resolve, reject) => {
+      let sent = 0;
+      let acked = 0;
+      let inFlight = 0;
+      let failed = false;
+      const fail = (error: unknown) => {
+        if (failed) return;
+        failed = true;
+        reject(error);
+      };
+      const pump = () => {
+        while (!failed && inFlight < opts.max_in_flight && sent < messages.length) {
+          const m = messages[sent++] as { topic: string; payload: Buffer | string };
+          inFlight++;
+          bytes += typeof m.payload === 'string' ? Buffer.byteLength(m.payload) : m.payload.byteLength;
+          client.publish(m.topic, m.payload, { qos, retain: opts.retain }, (error) => {
+            inFlight--;
+            if (error) return fail(error);
+            if (++acked === messages.length) resolve();
+            else pump();
+          });
+        }
+      };
+      onClose = () => fail(new Error('connection closed (ECONNRESET)'));
+      client.on('close', onClose);
+      timer = setTimeout(
+        () =>
+          fail(
+            new WeirError(
+              `publishing to ${where(opts)}: the broker did not acknowledge a batch within publish_timeout (${opts.publish_timeout} ms)`,
+              {
+                code: 'ETIMEDOUT',
+                kind: 'connector',
+                retryable: true,
+              },
+            ),
+          ),
+        opts.publish_timeout,
+      );
+      if (messages.length === 0) resolve();
+      else pump();
+    });
     ctx.count('bytes_sent', bytes);
   } catch (error) {
     const code = (error as { code?: unknown }).code;
