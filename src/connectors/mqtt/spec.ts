@@ -83,11 +83,19 @@ export const mqttOptions = {
     )
     .default(20000)
     .advanced(),
-  fetch_size: o.int({ min: 1, max: 100_000 }).describe('Source: most messages per chunk handed to the run.').default(1000).advanced(),
+  fetch_size: o
+    .int({ min: 1, max: 100_000 })
+    .describe(
+      'Source: most messages per chunk handed to the run (a chunk is what arrived since the last one). A chunk is written as one batch, and a batch costs the sink a round trip or more: larger chunks are cheaper.',
+    )
+    .default(5000)
+    .advanced(),
   batch_size: o
     .int({ min: 1, max: 1_000_000 })
-    .describe('Sink: rows per batch; a batch is written when the broker acknowledged every message of it.')
-    .default(1000),
+    .describe(
+      'Sink: rows per batch; a batch is written when the broker acknowledged every message of it. Measured with bench/stream-mqtt.js: 5000 publishes about 1.5× as fast as 1000, with the same memory.',
+    )
+    .default(5000),
   max_in_flight: o
     .int({ min: 1, max: 65535 })
     .describe('Sink: publishes of one writer awaiting their acknowledgement at once.')
