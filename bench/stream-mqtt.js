@@ -76,10 +76,7 @@ async function rawSource() {
   };
   await new Promise((r) => client.once('connect', r));
   for (;;) {
-    while (queue.length) {
-      const m = queue.shift();
-      epochs.add(m.row, () => client._sendPacket({ cmd: 'puback', messageId: m.id, reasonCode: 0 }));
-    }
+    for (const m of queue.splice(0)) epochs.add(m.row, () => client._sendPacket({ cmd: 'puback', messageId: m.id, reasonCode: 0 }));
     if (epochs.due()) await epochs.commit();
     if (performance.now() - last > 3000 && queue.length === 0) break;
     await new Promise((r) => setTimeout(r, 5));
