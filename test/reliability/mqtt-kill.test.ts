@@ -201,6 +201,34 @@ describe.skipIf(!up)('the mqtt source in epochs', () => {
     TIMEOUT,
   );
 
+  it('a refused password: weir check exits 3 and weir run fails with a clear line, neither prints the password', async () => {
+    const canary = `canary-${suffix}-pw`;
+    const guarded = await startMosquitto([], { weir: 'the-right-one' });
+    cleanups.push(() => guarded.stop());
+    const dir = tempDir('weir-mqtt-auth-');
+    const file = join(dir, 'pipeline.yaml');
+    writeFileSync(
+      file,
+      `pipeline: mqtt-auth-${suffix}
+source: { type: mqtt, url: "${guarded.url}", topics: ["weirtest/mqtt/auth/#"], client_id: weirtest-auth-${suffix}, username: weir, password: "\${env:WEIR_TEST_MQTT_PASSWORD}" }
+sink: { type: postgres, host: 127.0.0.1, port: 5432, user: postgres, database: test, table: mqtt_auth_${suffix} }
+stream: { stop_when_idle: 1s }
+`,
+    );
+    cleanups.push(
+      () => db.query(`DROP TABLE IF EXISTS "mqtt_auth_${suffix}"`),
+      () => db.query('DELETE FROM _weir_runs WHERE pipeline = $1', [`mqtt-auth-${suffix}`]),
+    );
+    const env = { WEIR_TEST_MQTT_PASSWORD: canary };
+    const check = await runCli(['check', file], { cwd: dir, env });
+    expect(check.code, check.stdout + check.stderr).toBe(3);
+    expect(check.stdout + check.stderr).toMatch(/authentication.*(Bad User Name or Password|Not authorized)/s);
+    const run = await runCli(['run', file, '--log-format', 'json'], { cwd: dir, env });
+    expect(run.code, run.stderr).toBe(2); // a refused password is a configuration error, as for every connector
+    expect(run.stdout + run.stderr).toMatch(/check username and password/);
+    for (const output of [check.stdout, check.stderr, run.stdout, run.stderr]) expect(output).not.toContain(canary);
+  });
+
   it(
     'a connection cut twice mid-run (TCP proxy) loses nothing: the source reconnects to its session, one run, exit 0',
     async () => {
