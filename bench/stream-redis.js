@@ -156,7 +156,7 @@ stream: { stop_when_idle: 3s }
     await db.end();
     redis.disconnect();
   }
-  const best = (xs) => xs.reduce((a, b) => (b.perSecond > a.perSecond ? b : a));
+  const best = (xs) => xs.filter((x) => x.ok).reduce((a, b) => (b.perSecond > a.perSecond ? b : a), { perSecond: 0, rssMb: 0 });
   const rawBest = best(results.raw);
   const weirBest = best(results.weir);
   const ratio = weirBest.perSecond / rawBest.perSecond;
