@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
+import ms from 'ms';
 import type { CheckContext, CheckResult } from '../../sdk/connector.js';
 import { errorMessage } from '../../sdk/errors.js';
 import { compileTemplate } from '../shared/template.js';
@@ -49,7 +50,7 @@ export async function mqttCheck(opts: MqttOptions, ctx: CheckContext): Promise<C
       results.push({
         name: 'session',
         ok: true,
-        message: `runs resume the persistent session of client id ${sourceClientId(opts, ctx.pipeline)} (kept ${Math.round(opts.session_expiry / 1000)} s after a disconnect)`,
+        message: `runs resume the persistent session of client id ${sourceClientId(opts, ctx.pipeline)} (kept ${ms(opts.session_expiry, { long: true })} after a disconnect)`,
       });
     } else {
       const t = compileTemplate(opts.topic as string, 'topic');
