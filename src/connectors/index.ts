@@ -4,6 +4,7 @@ import csv from './csv/index.js';
 import generator from './generator/index.js';
 import http from './http/index.js';
 import jsonl from './jsonl/index.js';
+import mqtt from './mqtt/index.js';
 import mysql from './mysql/index.js';
 import parquet from './parquet/index.js';
 import postgres from './postgres/index.js';
@@ -20,4 +21,5 @@ export const builtinConnectors: readonly AnyConnector[] = [
   mysql,
   redis,
   http,
+  mqtt,
 ] as unknown as AnyConnector[];

@@ -46,6 +46,13 @@ function asPipeline(block: string): { text: string; baseDir: string } {
   const dir = tempDir('weir-doc-');
   for (const m of text.matchAll(/\$\{env:([A-Za-z_][A-Za-z0-9_]*)/g))
     process.env[m[1] as string] ??= /URL$/.test(m[1] as string) ? 'https://hooks.example.com/weir' : 'doc-example';
+  // files an example names at absolute paths (a CA certificate, a creds file) are read from the temporary folder instead
+  text = text.replace(/^(\s*[a-z_]*(?:cert|key|file|creds)[a-z_]*:\s*)(\/[^\s#,}]+)/gm, (_m, head: string, abs: string) => {
+    const local = join(dir, 'files', abs.replace(/\//g, '_'));
+    mkdirSync(dirname(local), { recursive: true });
+    writeFileSync(local, 'doc-example');
+    return `${head}${local}`;
+  });
   // secret providers that read files at absolute paths read them from the temporary folder instead
   const secrets = (doc.secrets ?? {}) as Record<string, { provider?: string; path?: string }>;
   for (const [scope, p] of Object.entries(secrets)) {

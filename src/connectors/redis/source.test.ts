@@ -153,7 +153,7 @@ describe.skipIf(!up)('redis stream source on epochs', () => {
     const ctx = { ...taskContext({ baseDir: '.' }), resumeFrom: ids[19] as string };
     const chunks2 = (src.stream as NonNullable<Source['stream']>)({ id: '0' }, ctx)[Symbol.asyncIterator]();
     try {
-      expect((await chunks2.next()).value).toEqual({ rows: [], offsets: ids[19] });
+      expect((await chunks2.next()).value).toEqual({ rows: [], offsets: ids[19], lag: 0 });
     } finally {
       await chunks2.return?.(undefined);
     }
@@ -187,6 +187,57 @@ describe.skipIf(!up)('redis stream source on epochs', () => {
     expect(rowsOf(p1).map((r) => Number(r.n))).toEqual([6, 7, 8, 9, 10]);
     await ack(p1);
     expect(await pendingCount(stream, 'g')).toBe(0);
+  });
+
+  it('claims a dead consumer’s entries page by page past fetch_size, around the entries of the pipeline’s own partitions', async () => {
+    const stream = `${prefix}:claim-pages`;
+    await admin.call('XGROUP', 'CREATE', stream, 'g', '0', 'MKSTREAM');
+    // 5 rounds: the dead consumer takes 5 entries, partition 1 of this pipeline 1: 25 + 5 pending, interleaved
+    for (let round = 0; round < 5; round++) {
+      await fill(stream, 6, round * 6 + 1);
+      await admin.call('XREADGROUP', 'GROUP', 'g', 'dead', 'COUNT', 5, 'STREAMS', stream, '>');
+      await admin.call('XREADGROUP', 'GROUP', 'g', 'w-1', 'COUNT', 1, 'STREAMS', stream, '>');
+    }
+    await new Promise((r) => setTimeout(r, 250));
+    const src = source({ stream, group: 'g', consumer: 'w', partitions: 2, claim_idle: '200ms', block: '100ms', fetch_size: 7 });
+    const p0 = await untilIdle(src, '0');
+    const claimedN = rowsOf(p0).map((r) => Number(r.n));
+    const dead = Array.from({ length: 30 }, (_, i) => i + 1).filter((n) => n % 6 !== 0);
+    expect(claimedN).toEqual(dead);
+    expect(p0.every((c) => c.rows.length <= 7)).toBe(true); // one page of XPENDING at a time
+    const owners = await pendingOf(stream, 'g');
+    expect(owners.filter((p) => p.owner === 'dead')).toEqual([]);
+    expect(owners.filter((p) => p.owner === 'w-0.claims')).toHaveLength(25);
+    expect(owners.filter((p) => p.owner === 'w-1').map((p) => p.id)).toHaveLength(5); // never claimed
+    await ack(p0);
+    expect(owners.length - 25).toBe(await pendingCount(stream, 'g'));
+  });
+
+  it('sets lag on chunks from XINFO GROUPS (entries not yet delivered to the group), sampled at most once a second', async () => {
+    const stream = `${prefix}:lag`;
+    await fill(stream, 50);
+    const src = source({ stream, block: '100ms', fetch_size: 10 });
+    await src.partitions?.(planContext({ baseDir: '.' }));
+    const chunks = (src.stream as NonNullable<Source['stream']>)({ id: '0' }, taskContext({ baseDir: '.' }))[Symbol.asyncIterator]();
+    const seen: { rows: number; lag: number | undefined; at: number }[] = [];
+    const t0 = performance.now();
+    try {
+      // 5 reads of 10, then heartbeats until a second sample came
+      while (seen.filter((c) => c.lag !== undefined).length < 2) {
+        const c = (await chunks.next()).value as StreamChunk;
+        seen.push({ rows: c.rows.length, lag: c.lag, at: performance.now() - t0 });
+        await c.ack?.();
+        expect(performance.now() - t0).toBeLessThan(10_000);
+      }
+    } finally {
+      await chunks.return?.(undefined);
+    }
+    expect(seen.slice(0, 5).map((c) => c.rows)).toEqual([10, 10, 10, 10, 10]);
+    const sampled = seen.filter((c) => c.lag !== undefined);
+    expect(sampled[0]).toMatchObject({ rows: 10, lag: 40 }); // the first read: 40 entries not delivered yet
+    expect(seen[0]?.lag).toBe(40);
+    expect(sampled[1]?.lag).toBe(0);
+    expect((sampled[1]?.at ?? 0) - (sampled[0]?.at ?? 0)).toBeGreaterThanOrEqual(950);
   });
 
   it('entries claimed and not acknowledged before a crash are read again (at-least-once), not skipped by resumeFrom', async () => {

@@ -17,7 +17,12 @@
  *   being yielded again. Claimed entries go to a second consumer
  *   (`<consumer>.claims`), so the ids below the offsets in this consumer's own list
  *   are always committed ones; claimed entries are at-least-once (one committed
- *   and not acknowledged before a crash is read again).
+ *   and not acknowledged before a crash is read again). Claiming stays XPENDING IDLE +
+ *   XCLAIM, not XAUTOCLAIM: XAUTOCLAIM takes every idle entry whoever holds it, so it
+ *   would take a stopped partition's committed-but-unacknowledged entries (read again
+ *   → duplicates under exactly-once); XPENDING names the owner, page by page (at most
+ *   `fetch_size` ids in memory). At most once a second a chunk carries the group's
+ *   `lag` (XINFO GROUPS, Redis 7): the entries not yet delivered to the group.
  * - `hash` / `json` modes: SCAN for the keys matching `match` (of that type) and
  *   read each with HGETALL or GET, one pipeline per SCAN page. One partition.
  *   SCAN may return a key twice when the keyspace is resized meanwhile.
@@ -245,6 +250,7 @@ async function* streamEntries(opts: RedisOptions, consumer: string, ours: Set<st
       }
     }
     let claimAt = 0;
+    let lagAt = 0;
     for (;;) {
       if (ctx.signal.aborted) return;
       if (performance.now() >= claimAt) {
@@ -252,7 +258,13 @@ async function* streamEntries(opts: RedisOptions, consumer: string, ours: Set<st
         claimAt = performance.now() + opts.claim_idle / 2;
       }
       const entries = await read(consumer, '>', true);
-      yield entries.length === 0 ? { rows: [], offsets: last } : await own(entries);
+      const chunk: StreamChunk = entries.length === 0 ? { rows: [], offsets: last } : await own(entries);
+      if (performance.now() >= lagAt) {
+        lagAt = performance.now() + LAG_SAMPLE_MS;
+        const lag = await groupLag(client, stream, opts.group);
+        if (lag !== undefined) chunk.lag = lag;
+      }
+      yield chunk;
     }
   } catch (error) {
     if (ctx.signal.aborted) return;
@@ -262,6 +274,27 @@ async function* streamEntries(opts: RedisOptions, consumer: string, ours: Set<st
     await release(client);
     await acks.close();
   }
+}
+
+/** How often a partition asks for its group's lag (XINFO GROUPS walks every group of the stream). */
+const LAG_SAMPLE_MS = 1000;
+
+/**
+ * The group's `lag` (Redis 7: entries added to the stream and not yet delivered to the
+ * group): undefined when the server does not say (Redis < 7, or a count it cannot
+ * know after XDEL or XTRIM) or the reply is not what Redis 7 sends.
+ */
+export async function groupLag(client: Redis, stream: string, group: string): Promise<number | undefined> {
+  const groups = (await client.call('XINFO', 'GROUPS', stream)) as unknown;
+  if (!Array.isArray(groups)) return undefined;
+  for (const g of groups) {
+    if (!Array.isArray(g)) continue;
+    const info: Record<string, unknown> = {};
+    for (let i = 0; i + 1 < g.length; i += 2) info[String(g[i])] = g[i + 1];
+    if (info.name !== group) continue;
+    return typeof info.lag === 'number' && Number.isSafeInteger(info.lag) && info.lag >= 0 ? info.lag : undefined;
+  }
+  return undefined;
 }
 
 /**
