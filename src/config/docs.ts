@@ -119,6 +119,7 @@ function descriptionText(key: string, opt: AnyOpt, ctx: Context): string {
     const names = ctx.registry.names(meta.role);
     parts.push(`Types: ${names.length ? names.map(code).join(', ') : '(none installed)'}.`);
   }
+  if (meta.shorthand?.meta.description) parts.push(meta.shorthand.meta.description);
   const nested = nestedOf(opt);
   if (nested) parts.push(`See ${code(joinPath(ctx.path, key) + nested.suffix)} below.`);
   if (meta.secret) parts.push(`🔒 secret — use a reference such as ${code(secretReference(ctx, key))}`);
@@ -289,6 +290,37 @@ export function pipelineDocs(registry: Registry): string {
     "`source`, `sink` and `errors.dead_letter` take `type` plus that connector's options (`weir docs TYPE`).",
   ];
   out.push(...optionSections(pipelineSpec(registry), ctx), '');
+  return out.join('\n');
+}
+
+/**
+ * The Markdown reference of the transform steps (`docs/transforms.md`, generated part):
+ * one section per step with its options, rules and an example, then the expression
+ * language's functions.
+ *
+ * @example
+ * writeFileSync('docs/transforms.md', transformsDocs(registry, intro, functions));
+ */
+export function transformsDocs(registry: Registry, intro: string, functions: readonly string[]): string {
+  const out = [intro.trimEnd(), '', heading(2, 'Steps'), ''];
+  for (const { transform: t, origin } of registry.listTransforms()) {
+    const ctx: Context = { path: t.name, level: 4, envPrefix: '' };
+    out.push(heading(3, code(t.name)), '', t.description, '');
+    if (origin !== 'built-in') out.push(`From: ${code(origin)}`, '');
+    if (t.shorthand?.of.meta.description) out.push(`Short form: ${t.shorthand.of.meta.description}`, '');
+    const entries = Object.entries(t.options);
+    out.push(...table([...entries.filter(([, o]) => !o.meta.advanced), ...entries.filter(([, o]) => o.meta.advanced)], ctx));
+    if (t.rules?.length) out.push('', 'Rules:', '', ...t.rules.map((r) => `- ${r.description}`));
+    out.push(...nestedSections(t.options, ctx));
+    const example = { transforms: [{ [t.name]: exampleOptions(t.options, { ...ctx, envPrefix: t.name }) }] };
+    out.push('', '```yaml', stringify(example, { aliasDuplicateObjects: false }).trimEnd(), '```', '');
+  }
+  out.push(
+    heading(2, 'Functions'),
+    '',
+    ...functions.map((f) => `- ${code(f.split(' — ')[0] as string)}${f.includes(' — ') ? ` — ${f.split(' — ')[1]}` : ''}`),
+    '',
+  );
   return out.join('\n');
 }
 
