@@ -376,9 +376,9 @@ function locateExpressionIssue(issue: ExpressionIssue, file: LoadedFile, isSecre
     pos = file.positionOf(key);
   }
   if (!pos) return plain;
-  const wanted = expression.text.split('\n')[expression.line - 1] ?? '';
   const lines = file.text.split('\n');
-  const keyName = (key.split('.').pop() ?? '').replace(/\[\d+\]$/, '');
+  const wanted = expression.text.split('\n')[expression.line - 1] ?? '';
+  const keyName = /^["'\w$-][^:]*?(?=\s*:)/.exec((lines[pos.line - 1] ?? '').slice(pos.col - 1))?.[0] ?? '';
   for (let l = pos.line - 1; l < Math.min(lines.length, pos.line + 200); l++) {
     const from = l === pos.line - 1 ? pos.col - 1 + keyName.length : 0;
     const line = lines[l] as string;

@@ -16,6 +16,7 @@ import {
   type ParseResult,
   type Rule,
   type Spec,
+  validateOptions,
 } from '../sdk/options.js';
 import { type AnyTransform, type Transform, type TransformContext, validateTransformOptions } from '../sdk/transform.js';
 import type { Row, Schema } from '../sdk/types.js';
@@ -334,7 +335,14 @@ export function stepSpec(registry: TransformSource): { spec: Spec; rules: Rule[]
  */
 export function transformsOption(registry: TransformSource): Opt<TransformChain> {
   const { spec, rules } = stepSpec(registry);
-  const list = o.list(o.object(spec, rules), { max: 256 });
+  const object = o.object(spec, rules);
+  // an unknown step name is one issue (with its did-you-mean), not also "a step needs one of …"
+  const item = new Opt<Record<string, unknown>>(object.meta, (v, _meta, path) => {
+    const unknown = isPlainObject(v) && Object.keys(v).some((k) => !Object.hasOwn(spec, k));
+    const r = validateOptions(spec, v, path, unknown ? [] : rules);
+    return r.issues.length ? { ok: false, issues: r.issues } : { ok: true, value: r.value as Record<string, unknown> };
+  });
+  const list = o.list(item, { max: 256 });
   return new Opt<TransformChain>(list.meta, (value, _meta, path) => {
     if (!Array.isArray(value)) return { ok: false, message: 'must be a list of steps, such as - rename: { case: snake }' };
     const r = list.parse(value, path);
