@@ -15,8 +15,11 @@ import { validatePipeline } from '../config/pipeline.js';
 import { Registry } from '../config/registry.js';
 import { builtinConnectors } from '../connectors/index.js';
 import { EventBus } from '../observe/events.js';
+import { createLogger } from '../observe/logger.js';
 import { collectMetrics } from '../observe/metrics.js';
 import { formatSummary } from '../observe/summary.js';
+import { childProcessEngine } from '../runtime/engines/child.js';
+import { runPipeline } from '../runtime/run.js';
 import { ConfigError } from '../sdk/errors.js';
 import { Redactor } from '../secrets/redactor.js';
 
@@ -183,6 +186,38 @@ transforms:
         new Redactor(),
       ),
     ).rejects.toThrow(/transforms\[0\]\.cents\.feild \(line 6:14\): unknown option \(did you mean "field"\?\)/);
+  });
+});
+
+describe('engines', () => {
+  it('transforms run where the partition runs: in a child process, rebuilt from the task JSON', async () => {
+    const dir = tempDir();
+    const text = `pipeline: tf-child
+source: { type: generator, rows: 200, partitions: 2 }
+sink: { type: jsonl, path: out.jsonl }
+transforms:
+  - filter: id % 2 == 0
+  - set: { part: $partition, run: $run_id }
+  - select: [id, part, run]
+`;
+    const redactor = new Redactor();
+    const pipeline = await openPipeline(parsePipelineText(text, join(dir, 'p.yaml')), dir, await createRegistry(dir), redactor);
+    const bus = new EventBus();
+    const logger = createLogger({ format: 'json', level: 'warn', redactor, destination: process.stderr });
+    const summary = await runPipeline(pipeline, { bus, logger, redactor, cwd: dir, engine: childProcessEngine() });
+    expect(summary.status).toBe('succeeded');
+    expect(summary.totals).toMatchObject({ rows_read: 200, rows_written: 100, rows_filtered: 100 });
+    expect(summary.transforms?.map((s) => [s.name, s.rows_in, s.rows_out])).toEqual([
+      ['filter', 200, 100],
+      ['set', 100, 100],
+      ['select', 100, 100],
+    ]);
+    const out = readFileSync(join(dir, 'out.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(new Set(out.map((r) => r.part))).toEqual(new Set(['0', '1']));
+    expect(out.every((r) => r.run === summary.run_id && Object.keys(r).length === 3)).toBe(true);
   });
 });
 
