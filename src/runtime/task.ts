@@ -122,7 +122,7 @@ export function taskContext(
       bus.emit({ type: 'rows_read', partition_id: partition.id, rows: 1 });
       stats.rowsFailed++;
       stats.recordError(error);
-      await deps.rowErrors.reject(record, error, { partition_id: partition.id, attempt, stage: 'read' });
+      await deps.rowErrors.reject(withheldIfMasked(record, deps), error, { partition_id: partition.id, attempt, stage: 'read' });
       bus.emit({
         type: 'row_dead_lettered',
         partition_id: partition.id,
@@ -533,4 +533,18 @@ export async function transformBatch(
     }),
   });
   return out;
+}
+
+/**
+ * A record the source could not read, as the dead letters get it: when the pipeline
+ * masks fields, the raw record (which may hold them, before any step ran) is withheld;
+ * only its line number, when the source gave one, is kept.
+ */
+function withheldIfMasked(record: unknown, deps: TaskDeps): unknown {
+  if (!deps.transforms || deps.transforms.masked.size === 0) return record;
+  const line = typeof record === 'object' && record !== null ? (record as { line?: unknown }).line : undefined;
+  return {
+    withheld: 'the pipeline masks fields (transforms: mask), so a record the source could not read is not written',
+    ...(typeof line === 'number' ? { line } : {}),
+  };
 }

@@ -35,9 +35,10 @@ expression names its line and column in the pipeline file.
   the cost).
 - **Masking.** A masked field's raw value never reaches the sink or any output: a row that fails
   in any step is dead-lettered with the later steps replayed on it (so masks apply) and the raw
-  values of masked fields hidden in its error message and its other text values. Rows the
-  *source* rejects (a malformed CSV line) are dead-lettered as read — put sensitive files
-  through a source you trust to parse them. The HMAC key is a secret: use a reference.
+  values of masked fields hidden in its error message and its other text values. A record the
+  *source* could not read (a malformed CSV line, before any step ran) is dead-lettered without
+  its raw content when the pipeline masks fields — only its line number and the error stay.
+  The HMAC key is a secret: use a reference.
 - **Metrics.** Each step's rows in, out, filtered and failed are in the summary (human and
   \`--summary-json\`), in each \`partition_complete\` log line (\`transforms\`) and in \`/metrics\` as
   \`weir_transform_rows_total{pipeline,step,name,outcome}\` (\`outcome\`: in, out, filtered, failed).

@@ -230,6 +230,8 @@ describe('mask canary', () => {
       fc.asyncProperty(fc.array(fc.tuple(email, fc.boolean(), fc.boolean()), { minLength: 1, maxLength: 20 }), async (rows) => {
         const dir = tempDir();
         const lines = rows.map(([e, good, keep], i) => `${i},${good ? '12.50' : 'not-a-number'},${keep ? 'DE' : 'XX'},${e},"note ${i}"`);
+        // and a malformed record the source itself rejects, before any step ran
+        lines.push(`99,1.00,DE,${rows[0]?.[0]},note,one field too many`);
         writeFileSync(join(dir, 'in.csv'), `Row Id,Cost Total $,Country,E-Mail Address,Note\n${lines.join('\n')}\n`);
         const run = await runYaml(
           `pipeline: tf-canary
@@ -264,7 +266,7 @@ transforms:
         for (const o of outputs) expect(o).not.toContain(KEY);
         const t = run.summary.totals;
         expect(t.rows_read).toBe(t.rows_written + t.rows_dead_lettered + t.rows_filtered);
-        expect(t.rows_dead_lettered).toBe(rows.filter(([, good]) => !good).length);
+        expect(t.rows_dead_lettered).toBe(rows.filter(([, good]) => !good).length + 1);
       }),
       { numRuns: 15 },
     );
