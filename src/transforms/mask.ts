@@ -26,7 +26,7 @@ export default defineTransform({
     method: o
       .enum(METHODS)
       .describe(
-        '`fixed`: every value becomes `text`. `last`: all but the last `keep` characters become `*`. `hmac`: the hex HMAC-SHA256 of the value under `key` (the same value gives the same token).',
+        '`fixed`: every value becomes `text`. `last`: all but the last `keep` characters (never more than half of a value) become `*`. `hmac`: the hex HMAC-SHA256 of the value under `key` (the same value gives the same token).',
       )
       .default('fixed'),
     text: o.string({ maxLength: 256 }).describe('`fixed`: the text every value becomes.').default('****'),
