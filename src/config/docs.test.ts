@@ -135,9 +135,10 @@ describe('connectorDocs', () => {
   });
 
   it('ends with an example that the validator accepts, secrets as references', () => {
-    const match = /## Example\n\n```yaml\n([\s\S]*?)```/.exec(md);
+    const match = /## Examples?\n\nAs a sink:\n\n```yaml\n([\s\S]*?)```/.exec(md);
     expect(match).not.toBeNull();
     const example = parse(match?.[1] ?? '') as { sink: Record<string, unknown> };
+    expect(example).toMatchObject({ pipeline: 'generator-to-widget', source: { type: 'generator' } });
     expect(example.sink).toEqual({
       type: 'widget',
       table: 'events',
@@ -165,7 +166,11 @@ describe('connectorDocs', () => {
       source: () => ({ async *read() {} }),
     });
     const example = parse(/```yaml\n([\s\S]*?)```/.exec(connectorDocs(c))?.[1] ?? '');
-    expect(example).toEqual({ source: { type: 'bare', count: 3, dir: 'data/dir', kind: 'x' } });
+    expect(example).toEqual({
+      pipeline: 'bare-to-jsonl',
+      source: { type: 'bare', count: 3, dir: 'data/dir', kind: 'x' },
+      sink: { type: 'jsonl', path: 'out/bare.jsonl' },
+    });
     expect(validateOptions(c.options, example.source, 'source', [], ['type']).issues).toEqual([]);
   });
 });

@@ -120,6 +120,7 @@ function descriptionText(key: string, opt: AnyOpt, ctx: Context): string {
     const names = ctx.registry.names(meta.role);
     parts.push(`Types: ${names.length ? names.map(code).join(', ') : '(none installed)'}.`);
   }
+  if (meta.shorthand?.meta.description) parts.push(meta.shorthand.meta.description);
   const nested = nestedOf(opt);
   if (nested) parts.push(`See ${code(joinPath(ctx.path, key) + nested.suffix)} below.`);
   if (meta.secret) parts.push(`🔒 secret — use a reference such as ${code(secretReference(ctx, key))}`);
@@ -283,7 +284,16 @@ export function connectorDocs(connector: ConnectorInfo): string {
  */
 function roleExample(connector: ConnectorInfo, role: 'source' | 'sink', ctx: Context): Record<string, unknown> {
   const candidates = exampleOptions(connector.options, ctx);
-  const problems = (o: Record<string, unknown>) => validateConnectorOptions(connector as AnyConnector, o, role).issues.length;
+  // a secret is shown as a reference, resolved before validation: checked with a value of its type
+  const asResolved = (o: Record<string, unknown>) =>
+    Object.fromEntries(
+      Object.entries(o).map(([k, v]) => {
+        const meta = connector.options[k]?.meta;
+        return meta?.secret ? [k, meta.examples[0] ?? meta.defaultInput ?? placeholder(k, meta, ctx)] : [k, v];
+      }),
+    );
+  const validate = (o: Record<string, unknown>) => validateConnectorOptions(connector as AnyConnector, asResolved(o), role).issues;
+  const problems = (o: Record<string, unknown>) => validate(o).length;
   // the required options, then each common one that the role takes without a new problem
   const options: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(candidates)) if (connector.options[k]?.meta.required) options[k] = v;
@@ -298,8 +308,8 @@ function roleExample(connector: ConnectorInfo, role: 'source' | 'sink', ctx: Con
   }
   // an option the spec requires that this role refuses (a source's `topics` in a sink): left out, as the problem names it
   for (let left = Object.keys(options).length; issues > 0 && left > 0; left--) {
-    const said = validateConnectorOptions(connector as AnyConnector, options, role)
-      .issues.map((i) => `${i.path} ${i.message}`)
+    const said = validate(options)
+      .map((i) => `${i.path} ${i.message}`)
       .join(' ');
     const named = Object.keys(options).find((k) => new RegExp(`\\b${k}\\b`).test(said));
     if (named === undefined) break;
@@ -330,6 +340,37 @@ export function pipelineDocs(registry: Registry): string {
     "`source`, `sink` and `errors.dead_letter` take `type` plus that connector's options (`weir docs TYPE`).",
   ];
   out.push(...optionSections(pipelineSpec(registry), ctx), '');
+  return out.join('\n');
+}
+
+/**
+ * The Markdown reference of the transform steps (`docs/transforms.md`, generated part):
+ * one section per step with its options, rules and an example, then the expression
+ * language's functions.
+ *
+ * @example
+ * writeFileSync('docs/transforms.md', transformsDocs(registry, intro, functions));
+ */
+export function transformsDocs(registry: Registry, intro: string, functions: readonly string[]): string {
+  const out = [intro.trimEnd(), '', heading(2, 'Steps'), ''];
+  for (const { transform: t, origin } of registry.listTransforms()) {
+    const ctx: Context = { path: t.name, level: 4, envPrefix: '' };
+    out.push(heading(3, code(t.name)), '', t.description, '');
+    if (origin !== 'built-in') out.push(`From: ${code(origin)}`, '');
+    if (t.shorthand?.of.meta.description) out.push(`Short form: ${t.shorthand.of.meta.description}`, '');
+    const entries = Object.entries(t.options);
+    out.push(...table([...entries.filter(([, o]) => !o.meta.advanced), ...entries.filter(([, o]) => o.meta.advanced)], ctx));
+    if (t.rules?.length) out.push('', 'Rules:', '', ...t.rules.map((r) => `- ${r.description}`));
+    out.push(...nestedSections(t.options, ctx));
+    const example = { transforms: [{ [t.name]: exampleOptions(t.options, { ...ctx, envPrefix: t.name }) }] };
+    out.push('', '```yaml', stringify(example, { aliasDuplicateObjects: false }).trimEnd(), '```', '');
+  }
+  out.push(
+    heading(2, 'Functions'),
+    '',
+    ...functions.map((f) => `- ${code(f.split(' — ')[0] as string)}${f.includes(' — ') ? ` — ${f.split(' — ')[1]}` : ''}`),
+    '',
+  );
   return out.join('\n');
 }
 

@@ -152,6 +152,8 @@ export function optionJsonSchema(opt: Opt<unknown, boolean>, options: JsonSchema
   else if (STRUCTURED.has(meta.kind) || acceptsAnyString(meta)) schema = shape;
   else if (Array.isArray(shape.anyOf) && Object.keys(shape).length === 1) schema = { anyOf: [...shape.anyOf, reference] };
   else schema = { anyOf: [shape, reference] };
+  // a shorter form the parser also takes (a transform step's `filter: amount > 0`)
+  if (meta.shorthand) schema = { anyOf: [schema, optionJsonSchema(meta.shorthand, options)] };
 
   const annotations: JsonSchema = {};
   if (meta.description) annotations.description = meta.description;

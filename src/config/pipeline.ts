@@ -24,6 +24,7 @@ import {
 } from '../sdk/options.js';
 import { PROVIDERS } from '../secrets/providers.js';
 import { protect, type Redactor } from '../secrets/redactor.js';
+import { type ExpressionIssue, isExpressionIssue, literalSecrets, transformsOption } from '../transforms/index.js';
 import { type LoadedFile, withLines } from './load.js';
 import type { Registry } from './registry.js';
 import { type ResolveResult, resolveReferences } from './resolve.js';
@@ -243,6 +244,9 @@ export function pipelineSpec(registry: Registry) {
       })
       .describe('Where committed partitions are recorded, for resume.')
       .default({}),
+    transforms: transformsOption(registry).describe(
+      'Steps applied in order to every row between the source and the sink, inside the task (wherever the partition runs): `rename`, `select`, `drop`, `cast`, `filter`, `set`, `mask`, `timestamp`, or a custom step (`defineTransform`) from a `connectors:` module. See docs/transforms.md.',
+    ),
     alerts: o.list(o.object(alertSpec)).describe('Alert rules, evaluated during the run and exported by `weir alerts`.'),
     progress_interval: o
       .duration({ min: 100 })
@@ -315,11 +319,13 @@ export function validatePipeline(
     });
   }
   if (r.value) issues.push(...tlsFileIssues(r.value, baseDir));
-  if (issues.length || !r.value)
-    throw new ConfigError(
-      withLines(issues, file, (key) => redactor.isSecretKey(key)),
-      `${file.path} has ${issues.length} problem(s)`,
+  if (issues.length || !r.value) {
+    const isSecretKey = (key: string) => redactor.isSecretKey(key);
+    const located = issues.map((i) =>
+      isExpressionIssue(i) ? locateExpressionIssue(i, file, isSecretKey) : (withLines([i], file, isSecretKey)[0] as ConfigIssue),
     );
+    throw new ConfigError(located, `${file.path} has ${issues.length} problem(s)`);
+  }
   const written = isPlainObject(file.data) ? file.data.pipeline : undefined;
   return {
     config: r.value,
@@ -358,10 +364,42 @@ function tlsFileIssues(config: PipelineConfig, baseDir: string): ConfigIssue[] {
   return issues;
 }
 
+/**
+ * An error inside an expression, located at its own line and column in the file:
+ * the expression's line is looked for from its option's key on (a plain or quoted
+ * scalar holds the text as written); else the option's key is shown.
+ */
+function locateExpressionIssue(issue: ExpressionIssue, file: LoadedFile, isSecretKey: (key: string) => boolean): ConfigIssue {
+  const { expression, ...plain } = issue;
+  let key: string = issue.path;
+  let pos = file.positionOf(key);
+  while (!pos && key.includes('.')) {
+    key = key.slice(0, key.lastIndexOf('.'));
+    pos = file.positionOf(key);
+  }
+  if (!pos) return plain;
+  const lines = file.text.split('\n');
+  const wanted = expression.text.split('\n')[expression.line - 1] ?? '';
+  const keyName = /^["'\w$-][^:]*?(?=\s*:)/.exec((lines[pos.line - 1] ?? '').slice(pos.col - 1))?.[0] ?? '';
+  for (let l = pos.line - 1; l < Math.min(lines.length, pos.line + 200); l++) {
+    const from = l === pos.line - 1 ? pos.col - 1 + keyName.length : 0;
+    const line = lines[l] as string;
+    const trimmed = wanted.trim();
+    const at = trimmed ? line.indexOf(trimmed, from) : -1;
+    if (at >= 0) {
+      const lead = wanted.length - wanted.trimStart().length;
+      const found = { line: l + 1, col: at - lead + expression.col };
+      return { ...plain, path: `${issue.path} (line ${found.line}:${found.col})`, excerpt: file.excerptAt(found, isSecretKey) };
+    }
+  }
+  return withLines([plain], file, isSecretKey)[0] as ConfigIssue;
+}
+
 /** Literal values of options declared secret are redacted too, not only resolved references. */
 function registerSecrets(data: unknown, registry: Registry, redactor: Redactor): void {
   const sections: unknown[] = [];
   if (isPlainObject(data)) {
+    for (const value of literalSecrets(data.transforms, registry)) redactor.addValue(value);
     sections.push(data.source, data.sink);
     if (isPlainObject(data.errors)) sections.push(data.errors.dead_letter);
     if (Array.isArray(data.alerts))

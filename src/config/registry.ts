@@ -6,12 +6,34 @@ import { existsSync, readdirSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AnyConnector } from '../sdk/connector.js';
+import { type AnyTransform, isTransform } from '../sdk/transform.js';
+import { builtinTransforms } from '../transforms/index.js';
 
 export class Registry {
   private readonly connectors = new Map<string, { connector: AnyConnector; origin: string }>();
 
+  private readonly transformDefs = new Map<string, { transform: AnyTransform; origin: string }>();
+
   constructor(builtins: readonly AnyConnector[] = []) {
     for (const c of builtins) this.add(c, 'built-in');
+    for (const t of builtinTransforms) this.transformDefs.set(t.name, { transform: t, origin: 'built-in' });
+  }
+
+  /** Adds a transform step (`defineTransform`); a built-in one cannot be replaced. */
+  addTransform(transform: AnyTransform, origin: string): void {
+    if (this.transformDefs.get(transform.name)?.origin === 'built-in' && origin !== 'built-in')
+      throw new Error(`transform "${transform.name}" from ${origin} would replace a built-in transform; rename it`);
+    this.transformDefs.set(transform.name, { transform, origin });
+  }
+
+  /** The transform steps a pipeline can use, built-in ones first. */
+  transforms(): AnyTransform[] {
+    return [...this.transformDefs.values()].map((t) => t.transform);
+  }
+
+  /** Transform steps with where they come from, for `weir connectors` and docs. */
+  listTransforms(): { transform: AnyTransform; origin: string }[] {
+    return [...this.transformDefs.values()];
   }
 
   add(connector: AnyConnector, origin: string): void {
@@ -38,13 +60,18 @@ export class Registry {
     return [...this.connectors.values()].sort((a, b) => a.connector.name.localeCompare(b.connector.name));
   }
 
-  /** Loads a connector module (its default export, or every export made with defineConnector). */
+  /** Loads a connector module (its default export, or every export made with defineConnector or defineTransform). */
   async load(specifier: string, baseDir: string): Promise<void> {
     const target = specifier.startsWith('.') || isAbsolute(specifier) ? pathToFileURL(resolve(baseDir, specifier)).href : specifier;
     const mod = (await import(target)) as Record<string, unknown>;
     const found = Object.values(mod).filter(isConnector);
-    if (found.length === 0) throw new Error(`module ${specifier} exports no connector; export default defineConnector({...})`);
+    const transforms = Object.values(mod).filter(isTransform);
+    if (found.length === 0 && transforms.length === 0)
+      throw new Error(
+        `module ${specifier} exports no connector or transform; export default defineConnector({...}) or defineTransform({...})`,
+      );
     for (const c of new Set(found)) this.add(c, specifier);
+    for (const t of new Set(transforms)) this.addTransform(t, specifier);
   }
 
   /** Loads installed `weir-connector-*` packages from node_modules under `dir`. */
@@ -59,6 +86,7 @@ export class Registry {
 
 function isConnector(v: unknown): v is AnyConnector {
   return (
+    !isTransform(v) &&
     typeof v === 'object' &&
     v !== null &&
     typeof (v as AnyConnector).name === 'string' &&

@@ -61,7 +61,9 @@ export function resolveReferences(data: unknown, baseDir: string, redactor: Reda
       const v = Object.hasOwn(process.env, name) ? process.env[name] : undefined;
       if (dash >= 0 && (v === undefined || v === '')) return { value: ref.slice(dash + 2), fromFile: true };
       if (v === undefined)
-        throw new Error(`${show}: environment variable ${name} is not set; export it, give a default (\${env:${name}:-VALUE}) or change the reference`);
+        throw new Error(
+          `${show}: environment variable ${name} is not set; export it, give a default (\${env:${name}:-VALUE}) or change the reference`,
+        );
       return { value: v };
     }
     if (kind === 'file') {

@@ -3,6 +3,7 @@
  * metrics, progress, alerts, summary) subscribe; nothing in the runtime or in a
  * connector calls pino or prom-client directly.
  */
+import type { StepMetrics } from '../transforms/index.js';
 
 /** The per-partition metrics of the reference pattern, reported at partition end. */
 export interface PartitionMetrics {
@@ -20,6 +21,10 @@ export interface PartitionMetrics {
   throughput: number;
   /** error_type → count and a capped sample of messages */
   errors: Record<string, { count: number; samples: string[] }>;
+  /** With `transforms:`: rows the filters left out (read = processed + failed + filtered). */
+  rows_filtered?: number;
+  /** With `transforms:`: each step's rows in, out, filtered and failed. */
+  transforms?: StepMetrics[];
 }
 
 export interface RunTotals {
@@ -31,6 +36,8 @@ export interface RunTotals {
   rows_written: number;
   rows_dead_lettered: number;
   rows_failed: number;
+  /** Rows left out by `filter` steps: read = written + dead-lettered + filtered. */
+  rows_filtered: number;
   bytes_sent: number;
   batches_sent: number;
   retries: number;
@@ -56,6 +63,8 @@ export interface RunSummary {
   totals: RunTotals;
   /** The last attempt of each partition that ran. */
   partitions: PartitionMetrics[];
+  /** With `transforms:`: each step's rows in, out, filtered and failed, over the last attempt of every partition. */
+  transforms?: StepMetrics[];
   /** The earlier attempts, which failed with a retryable error and were run again. */
   retried_attempts: PartitionMetrics[];
   /** `kind` tells a configuration problem found at run time (exit 2) from a failed run (exit 1). */
@@ -102,11 +111,13 @@ export type WeirEvent =
       type: 'row_dead_lettered';
       partition_id: string;
       batch_id?: number;
-      stage: 'read' | 'write';
+      stage: 'read' | 'transform' | 'write';
       error_type: string;
       error_message: string;
     }
   | { type: 'rows_read'; partition_id: string; rows: number }
+  /** One batch through the transforms: each step's counts for that batch. */
+  | { type: 'rows_transformed'; partition_id: string; steps: StepMetrics[] }
   /** An unbounded source's messages still waiting in the broker, after the chunk just read. */
   | { type: 'source_lag'; partition_id: string; lag: number }
   | { type: 'partition_complete'; metrics: PartitionMetrics }

@@ -185,6 +185,7 @@ function lineOf(e: WeirEvent): Line | undefined {
     case 'row_dead_lettered':
       return line(REPEATING[e.type], { event: e.type, ...omitType(e) }, 'row dead-lettered');
     case 'rows_read':
+    case 'rows_transformed':
     case 'source_lag':
       return undefined;
     case 'partition_complete':

@@ -5,7 +5,8 @@
  * (`process_*`, `nodejs_*`). Names follow Prometheus conventions (`_total` on
  * counters only, `_seconds`, `_bytes`) and pass `promtool check metrics` (tested).
  * Label sets are fixed and low-cardinality: pipeline, connector, error_type, stage,
- * state, status — never a partition id, a row value or anything unbounded.
+ * state, status, and a transform step's position and name (fixed by the pipeline
+ * file) — never a partition id, a row value or anything unbounded.
  */
 import { createServer, type Server } from 'node:http';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
@@ -50,6 +51,12 @@ export function collectMetrics(bus: EventBus, redactor: Redactor, withDefaults =
     'Partition attempts that failed with a retryable error and ran again, by error type.',
     ['pipeline', 'error_type'],
   );
+  const transformRows = mk('weir_transform_rows_total', 'Rows through each step of `transforms:`, by outcome: in, out, filtered, failed.', [
+    'pipeline',
+    'step',
+    'name',
+    'outcome',
+  ]);
   const rateWait = mk('weir_rate_limit_wait_seconds_total', 'Time tasks spent waiting for the rate limiter.', ['pipeline']);
   const latency = new Histogram({
     name: 'weir_batch_duration_seconds',
@@ -159,6 +166,15 @@ export function collectMetrics(bus: EventBus, redactor: Redactor, withDefaults =
         lag.set({ pipeline, source }, total);
         break;
       }
+      case 'rows_transformed':
+        for (const s of e.steps) {
+          const labels = { pipeline, step: String(s.step), name: label(s.name) };
+          transformRows.inc({ ...labels, outcome: 'in' }, s.rows_in);
+          transformRows.inc({ ...labels, outcome: 'out' }, s.rows_out);
+          transformRows.inc({ ...labels, outcome: 'filtered' }, s.rows_filtered);
+          transformRows.inc({ ...labels, outcome: 'failed' }, s.rows_failed);
+        }
+        break;
       case 'batch_written':
         rowsWritten.inc({ pipeline, sink }, e.rows);
         bytesSent.inc({ pipeline, sink }, e.bytes);

@@ -32,9 +32,17 @@ export function formatSummary(summary: RunSummary, redactor: Redactor): string {
   const lines = [
     `${mark} ${s.pipeline} ${s.status} in ${t.duration_seconds.toFixed(2)} s  (run ${s.run_id})`,
     `  ${s.source} → ${s.sink} · ${s.delivery} · ${t.partitions_committed}/${t.partitions} partitions committed${t.partitions_skipped ? ` (${t.partitions_skipped} skipped: already committed)` : ''}${t.partitions_failed ? ` · ${t.partitions_failed} failed` : ''}`,
-    `  rows: ${n(t.rows_read)} read · ${n(t.rows_written)} written · ${n(t.rows_dead_lettered)} dead-lettered · ${n(t.rows_per_second)} rows/s`,
+    `  rows: ${n(t.rows_read)} read · ${n(t.rows_written)} written · ${n(t.rows_dead_lettered)} dead-lettered${t.rows_filtered ? ` · ${n(t.rows_filtered)} filtered` : ''} · ${n(t.rows_per_second)} rows/s`,
     `  ${bytes(t.bytes_sent)} sent in ${n(t.batches_sent)} batches · ${n(t.retries)} retries · peak memory ${bytes(s.peak_rss_bytes ?? peakRss())}`,
   ];
+  if (s.transforms?.length) {
+    lines.push(`  transforms: ${n(t.rows_filtered)} rows filtered`);
+    lines.push(`  ${'step'.padEnd(22)}${'in'.padStart(12)}${'out'.padStart(12)}${'filtered'.padStart(10)}${'failed'.padStart(9)}`);
+    for (const step of s.transforms)
+      lines.push(
+        `  ${`${step.step + 1}. ${step.name}`.slice(0, 21).padEnd(22)}${n(step.rows_in).padStart(12)}${n(step.rows_out).padStart(12)}${n(step.rows_filtered).padStart(10)}${n(step.rows_failed).padStart(9)}`,
+      );
+  }
   if (t.partition_retries)
     lines.push(
       `  ${n(t.partition_retries)} partition retries: ${n(t.rows_replayed)} rows written by failed attempts were written again${s.delivery === 'exactly-once' ? ' (the failed attempts were rolled back: no duplicates)' : `; at-least-once: sink ${s.sink} may hold some of them twice`}`,
@@ -55,7 +63,7 @@ export function formatSummary(summary: RunSummary, redactor: Redactor): string {
     lines.push(
       `  not transactional: sink ${s.sink} can keep rows this run wrote before the failure (${t.partitions_committed} partition(s) had committed); see weir docs ${s.sink}`,
     );
-  const redo = t.rows_read - t.rows_written - t.rows_dead_lettered;
+  const redo = t.rows_read - t.rows_written - t.rows_dead_lettered - (t.rows_filtered ?? 0);
   if (s.status === 'stopped')
     lines.push(
       `  stopped: run the same command again to resume${redo > 0 ? `; ${n(redo)} rows of interrupted partitions will be read again` : ''}`,

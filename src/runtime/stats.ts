@@ -1,6 +1,7 @@
 import type { PartitionMetrics } from '../observe/events.js';
 import { errorMessage, errorType } from '../sdk/errors.js';
 import { redactor } from '../secrets/redactor.js';
+import type { ChainRun } from '../transforms/index.js';
 
 const MAX_SAMPLES = 5;
 const MAX_SAMPLE_LENGTH = 300;
@@ -15,6 +16,8 @@ export class PartitionStats {
   batchesSent = 0;
   retryCount = 0;
   rateLimitWaitMs = 0;
+  /** The attempt's pass through the pipeline's transforms, when it has any: rows filtered and per-step counts. */
+  transforms: ChainRun | undefined;
   private readonly errors: PartitionMetrics['errors'] = {};
 
   constructor(
@@ -46,6 +49,7 @@ export class PartitionStats {
       duration_seconds: round(duration),
       throughput: duration > 0 ? Math.round(this.rowsProcessed / duration) : 0,
       errors: structuredClone(this.errors),
+      ...(this.transforms ? { rows_filtered: this.transforms.rowsFiltered, transforms: this.transforms.metrics() } : {}),
     };
   }
 }

@@ -16,14 +16,18 @@ import type { EpochMark, StreamChunk, Writer } from '../sdk/connector.js';
 import { WeirError } from '../sdk/errors.js';
 import { checkpointMessage } from '../sdk/exactly-once.js';
 import type { JsonValue, Partition, Row } from '../sdk/types.js';
+import type { ChainRun } from '../transforms/index.js';
 import { PartitionStats } from './stats.js';
 import {
   abandonAttempt,
   cancelled,
   type PartitionOutcome,
   runTask,
+  startTransforms,
   type TaskDeps,
   taskContext,
+  transformBatch,
+  writerContext,
   writeWithIsolation,
   yieldToEventLoop,
 } from './task.js';
@@ -92,6 +96,7 @@ export async function runStreamTask(partition: Partition, attempt: number, deps:
   const logger = deps.logger.child({ partition_id: partition.id, attempt });
   const resume = stream.progress.last(partition.id);
   const { ctx } = taskContext(partition, attempt, deps, stats, logger, resume?.offsets);
+  const chain = startTransforms(deps, ctx, stats);
   bus.emit({ type: 'partition_start', partition_id: partition.id, attempt });
   const chunks = (source.stream as NonNullable<typeof source.stream>)(partition, ctx)[Symbol.asyncIterator]();
   let pending: Promise<IteratorResult<StreamChunk>> | undefined;
@@ -103,7 +108,7 @@ export async function runStreamTask(partition: Partition, attempt: number, deps:
   try {
     for (let end: EpochEnd = 'cut'; end === 'cut'; ) {
       epoch++;
-      const w = await sink.writer(partition, ctx);
+      const w = await sink.writer(partition, writerContext(ctx, chain));
       writer = w;
       const unregister = deps.closers?.register(`writer ${partition.id}`, () => w.close?.());
       const acks: NonNullable<StreamChunk['ack']>[] = [];
@@ -144,7 +149,7 @@ export async function runStreamTask(partition: Partition, attempt: number, deps:
             for (let i = 0; i < chunk.rows.length; i += deps.limits.rows) {
               const slice = chunk.rows.slice(i, i + deps.limits.rows);
               batchId++;
-              await writeSlice(w, slice, batchId, deps, stats, attempt);
+              await writeSlice(w, slice, batchId, deps, stats, attempt, chain);
             }
             rows += chunk.rows.length;
             await yieldToEventLoop();
@@ -213,11 +218,20 @@ async function commitEpoch(
   return message;
 }
 
-async function writeSlice(w: Writer, rows: Row[], batchId: number, deps: TaskDeps, stats: PartitionStats, attempt: number): Promise<void> {
-  stats.rowsRead += rows.length;
-  deps.bus.emit({ type: 'rows_read', partition_id: stats.partitionId, rows: rows.length });
+async function writeSlice(
+  w: Writer,
+  slice: Row[],
+  batchId: number,
+  deps: TaskDeps,
+  stats: PartitionStats,
+  attempt: number,
+  chain: ChainRun | undefined,
+): Promise<void> {
+  stats.rowsRead += slice.length;
+  deps.bus.emit({ type: 'rows_read', partition_id: stats.partitionId, rows: slice.length });
   const started = performance.now();
-  const written = await writeWithIsolation(w, rows, batchId, deps, stats, attempt);
+  const rows = chain ? await transformBatch(chain, slice, batchId, deps, stats, attempt) : slice;
+  const written = rows.length ? await writeWithIsolation(w, rows, batchId, deps, stats, attempt) : 0;
   stats.rowsProcessed += written;
   stats.batchesSent++;
   deps.bus.emit({

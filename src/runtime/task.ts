@@ -9,6 +9,7 @@ import { toLog } from '../observe/logger.js';
 import type { Sink, Source, TaskContext, Writer } from '../sdk/connector.js';
 import { errorMessage, errorType, RowError, WeirError } from '../sdk/errors.js';
 import type { EncodedRows, JsonValue, Partition, Row, Schema } from '../sdk/types.js';
+import type { ChainRun, TransformChain } from '../transforms/index.js';
 import { type Batch, type BatchLimits, batches } from './batcher.js';
 import type { Retrier, RunRateLimiter } from './policies.js';
 import type { Closers } from './shutdown.js';
@@ -31,7 +32,7 @@ export interface RejectInfo {
   partition_id: string;
   batch_id?: number;
   attempt: number;
-  stage: 'read' | 'write';
+  stage: 'read' | 'transform' | 'write';
 }
 
 /** Where a task's events go: the run's event bus, or a worker's channel back to the planner. */
@@ -70,6 +71,8 @@ export interface TaskDeps {
   closers?: Closers;
   /** Unbounded sources: how epochs are cut, and where each partition's last committed epoch is kept. */
   stream?: StreamDeps;
+  /** The pipeline's `transforms:`, applied to every batch between the source and the writer. */
+  transforms?: TransformChain;
 }
 
 export interface PartitionOutcome {
@@ -119,7 +122,7 @@ export function taskContext(
       bus.emit({ type: 'rows_read', partition_id: partition.id, rows: 1 });
       stats.rowsFailed++;
       stats.recordError(error);
-      await deps.rowErrors.reject(record, error, { partition_id: partition.id, attempt, stage: 'read' });
+      await deps.rowErrors.reject(withheldIfMasked(record, deps), error, { partition_id: partition.id, attempt, stage: 'read' });
       bus.emit({
         type: 'row_dead_lettered',
         partition_id: partition.id,
@@ -152,6 +155,7 @@ export async function runTask(partition: Partition, attempt: number, deps: TaskD
   let batchId = 0;
 
   const { ctx, afterCommit, exactBytes } = taskContext(partition, attempt, deps, stats, logger);
+  const chain = startTransforms(deps, ctx, stats);
 
   bus.emit({ type: 'partition_start', partition_id: partition.id, attempt });
   const stopping = deps.drain ? AbortSignal.any([deps.signal, deps.drain]) : deps.signal;
@@ -161,14 +165,14 @@ export async function runTask(partition: Partition, attempt: number, deps: TaskD
   let iterator: AsyncIterator<Batch> | undefined;
   try {
     if (stopping.aborted) throw cancelled(stopping);
-    writer = await sink.writer(partition, ctx);
+    writer = await sink.writer(partition, writerContext(ctx, chain));
     const w = writer;
     let closing: Promise<void> | undefined;
     closeWriter = () => (closing ??= Promise.resolve().then(() => w.close?.()));
     unregister = deps.closers?.register(`writer ${partition.id}`, closeWriter);
     // the encoded fast path when the sink's writer takes what the source can hand over as it is
     const encoded =
-      w.writeEncoded && sink.accepts?.includes('csv') && source.readEncoded
+      !chain && w.writeEncoded && sink.accepts?.includes('csv') && source.readEncoded
         ? source.readEncoded(partition, ctx, 'csv', await w.encodingHints?.('csv'))
         : undefined;
     iterator = batches(encoded ?? source.read(partition, ctx), deps.limits)[Symbol.asyncIterator]();
@@ -201,9 +205,10 @@ export async function runTask(partition: Partition, attempt: number, deps: TaskD
       }
       if (stopping.aborted) throw cancelled(stopping);
       const started = performance.now();
+      const rows = chain && !batch.encoded ? await transformBatch(chain, batch.rows, id, deps, stats, attempt) : batch.rows;
       const [written, total] = batch.encoded
         ? await writeEncoded(w, batch.encoded, id, deps, stats, attempt).finally(() => batch.encoded?.release?.())
-        : [await writeWithIsolation(w, batch.rows, id, deps, stats, attempt), count];
+        : [rows.length ? await writeWithIsolation(w, rows, id, deps, stats, attempt) : 0, count];
       const bytes = written === total ? batch.bytes : Math.round((batch.bytes * written) / Math.max(1, total));
       stats.rowsProcessed += written;
       stats.batchesSent++;
@@ -413,15 +418,23 @@ function isWholeBatch(error: unknown): boolean {
   return error instanceof WeirError && (error as { wholeBatch?: unknown }).wholeBatch === true;
 }
 
-async function deadLetterRow(row: Row, error: unknown, batchId: number, deps: TaskDeps, stats: PartitionStats, attempt: number) {
+async function deadLetterRow(
+  row: Row,
+  error: unknown,
+  batchId: number,
+  deps: TaskDeps,
+  stats: PartitionStats,
+  attempt: number,
+  stage: 'transform' | 'write' = 'write',
+) {
   stats.rowsFailed++;
   stats.recordError(error);
-  await deps.rowErrors.reject(row, error, { partition_id: stats.partitionId, batch_id: batchId, attempt, stage: 'write' });
+  await deps.rowErrors.reject(row, error, { partition_id: stats.partitionId, batch_id: batchId, attempt, stage });
   deps.bus.emit({
     type: 'row_dead_lettered',
     partition_id: stats.partitionId,
     batch_id: batchId,
-    stage: 'write',
+    stage,
     error_type: errorType(error),
     error_message: errorMessage(error),
   });
@@ -464,4 +477,74 @@ export async function writeWithIsolation(
     const right = await writeWithIsolation(writer, rows.slice(mid), batchId, deps, stats, attempt);
     return left + right;
   }
+}
+
+/**
+ * The partition attempt's pass through the pipeline's transforms (none without
+ * `transforms:`): its per-step counts go into the partition's metrics.
+ */
+export function startTransforms(deps: TaskDeps, ctx: TaskContext, stats: PartitionStats): ChainRun | undefined {
+  if (!deps.transforms || deps.transforms.empty) return undefined;
+  const run = deps.transforms.start({
+    runId: ctx.runId,
+    pipeline: ctx.pipeline,
+    partitionId: ctx.partitionId,
+    attempt: ctx.attempt,
+    loadTime: new Date(),
+  });
+  stats.transforms = run;
+  return run;
+}
+
+/** The writer's context: with transforms, the schema the rows have after them (the sink creates its table from it). */
+export function writerContext(ctx: TaskContext, chain: ChainRun | undefined): TaskContext {
+  return chain ? { ...ctx, schema: chain.chain.schema(ctx.schema) } : ctx;
+}
+
+/**
+ * One batch through the transforms (worker): the rows for the writer. Rows a step
+ * fails on go to the error policy (stage `transform`); the batch's per-step counts
+ * go out as a `rows_transformed` event.
+ */
+export async function transformBatch(
+  chain: ChainRun,
+  rows: Row[],
+  batchId: number,
+  deps: TaskDeps,
+  stats: PartitionStats,
+  attempt: number,
+): Promise<Row[]> {
+  const before = chain.metrics();
+  const out = await chain.apply(rows, (record, error) => deadLetterRow(record, error, batchId, deps, stats, attempt, 'transform'));
+  const after = chain.metrics();
+  deps.bus.emit({
+    type: 'rows_transformed',
+    partition_id: stats.partitionId,
+    steps: after.map((m, i) => {
+      const b = before[i] as (typeof before)[number];
+      return {
+        step: m.step,
+        name: m.name,
+        rows_in: m.rows_in - b.rows_in,
+        rows_out: m.rows_out - b.rows_out,
+        rows_filtered: m.rows_filtered - b.rows_filtered,
+        rows_failed: m.rows_failed - b.rows_failed,
+      };
+    }),
+  });
+  return out;
+}
+
+/**
+ * A record the source could not read, as the dead letters get it: when the pipeline
+ * masks fields, the raw record (which may hold them, before any step ran) is withheld;
+ * only its line number, when the source gave one, is kept.
+ */
+function withheldIfMasked(record: unknown, deps: TaskDeps): unknown {
+  if (!deps.transforms || deps.transforms.masked.size === 0) return record;
+  const line = typeof record === 'object' && record !== null ? (record as { line?: unknown }).line : undefined;
+  return {
+    withheld: 'the pipeline masks fields (transforms: mask), so a record the source could not read is not written',
+    ...(typeof line === 'number' ? { line } : {}),
+  };
 }

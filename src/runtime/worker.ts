@@ -99,6 +99,7 @@ export async function runTaskJson(spec: TaskSpec, host: WorkerHost): Promise<Tas
     rowErrors: stager,
     signal: host.signal,
     ...(host.drain ? { drain: host.drain } : {}),
+    ...(config.transforms ? { transforms: config.transforms } : {}),
     ...(source.unbounded
       ? {
           stream: {

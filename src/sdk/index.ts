@@ -8,5 +8,6 @@ export * from './lazy.js';
 export * from './options.js';
 export * from './sql.js';
 export * from './tls.js';
+export * from './transform.js';
 export * from './types.js';
 export * from './values.js';

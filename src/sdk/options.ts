@@ -66,6 +66,8 @@ export interface OptionMeta {
   readonly spec?: Spec;
   readonly rules?: readonly Rule[];
   readonly role?: 'source' | 'sink';
+  /** A shorter way to write the value (a transform step's `filter: amount > 0`): shown in docs, accepted by the JSON Schema. */
+  readonly shorthand?: Opt<unknown, boolean>;
 }
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; message: string };

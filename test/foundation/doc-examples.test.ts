@@ -26,15 +26,18 @@ function markdownFiles(dir: string): string[] {
 }
 
 const files = [join(ROOT, 'README.md'), ...markdownFiles(join(ROOT, 'docs')), ...markdownFiles(join(ROOT, 'examples'))];
-const blocks = files.flatMap((file) =>
-  [...readFileSync(file, 'utf8').matchAll(/^```yaml\n([\s\S]*?)^```/gm)].map((m, i) => ({
+const blocks = files.flatMap((file) => {
+  const md = readFileSync(file, 'utf8');
+  return [...md.matchAll(/^```yaml\n([\s\S]*?)^```/gm)].map((m, i) => ({
     name: `${relative(ROOT, file)} #${i + 1}`,
     text: m[1] as string,
-  })),
-);
+    // the module a block loads (`connectors: [./x.mjs]`) is the JavaScript block shown before it
+    module: [...md.slice(0, m.index).matchAll(/^```js\n([\s\S]*?)^```/gm)].pop()?.[1],
+  }));
+});
 
 /** The block as a whole pipeline, and where it is validated from. */
-function asPipeline(block: string): { text: string; baseDir: string } {
+function asPipeline(block: string, module?: string): { text: string; baseDir: string } {
   let text = block;
   const named = /^# (\S+\.ya?ml)\s*$/m.exec(text.split('\n')[0] ?? '');
   if (named) {
@@ -45,7 +48,11 @@ function asPipeline(block: string): { text: string; baseDir: string } {
   const doc = (parse(text) ?? {}) as Record<string, unknown>;
   const dir = tempDir('weir-doc-');
   for (const m of text.matchAll(/\$\{env:([A-Za-z_][A-Za-z0-9_]*)/g))
-    process.env[m[1] as string] ??= /URL$/.test(m[1] as string) ? 'https://hooks.example.com/weir' : 'doc-example';
+    process.env[m[1] as string] ??= /URL$/.test(m[1] as string) ? 'https://hooks.example.com/weir' : 'doc-example-value-0123456789';
+  for (const m of ((doc.connectors ?? []) as unknown[]).filter((c): c is string => typeof c === 'string' && c.startsWith('./'))) {
+    expect(module, `${m} is shown in a js block before the example`).toBeDefined();
+    writeFileSync(join(dir, m), (module as string).replaceAll("'weir/sdk'", `'${join(ROOT, 'dist', 'sdk', 'index.js')}'`));
+  }
   // files an example names at absolute paths (a CA certificate, a creds file) are read from the temporary folder instead
   text = text.replace(/^(\s*[a-z_]*(?:cert|key|file|creds)[a-z_]*:\s*)(\/[^\s#,}]+)/gm, (_m, head: string, abs: string) => {
     const local = join(dir, 'files', abs.replace(/\//g, '_'));
@@ -87,8 +94,8 @@ function asPipeline(block: string): { text: string; baseDir: string } {
 describe('YAML examples in README.md, docs/ and examples/', () => {
   it('there are examples to check', () => expect(blocks.length).toBeGreaterThan(15));
 
-  it.each(blocks)('$name validates', async ({ text }) => {
-    const p = asPipeline(text);
+  it.each(blocks)('$name validates', async ({ text, module }) => {
+    const p = asPipeline(text, module);
     try {
       await openPipeline(parsePipelineText(p.text, 'example.yaml'), p.baseDir, await createRegistry(), new Redactor());
     } catch (error) {

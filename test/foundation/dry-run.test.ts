@@ -84,11 +84,19 @@ describe('weir run --dry-run', () => {
     const target = new Database(join(dir, 'out.db'));
     target.exec('CREATE TABLE fits (id INTEGER, name TEXT, extra TEXT); CREATE TABLE other (x INTEGER)');
     target.close();
-    const fits = pipeline(dir, 'pipeline: dry\nsource: { type: csv, path: in.csv }\nsink: { type: sqlite, path: out.db, table: fits }\n', 'fits.yaml');
+    const fits = pipeline(
+      dir,
+      'pipeline: dry\nsource: { type: csv, path: in.csv }\nsink: { type: sqlite, path: out.db, table: fits }\n',
+      'fits.yaml',
+    );
     const ok = await runCli(['run', fits, '--dry-run']);
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toMatch(/sqlite: in .*out\.db: append to table fits \(the table exists with 3 columns; the source's 2 fit\)/);
-    const other = pipeline(dir, 'pipeline: dry\nsource: { type: csv, path: in.csv }\nsink: { type: sqlite, path: out.db, table: other }\n', 'other.yaml');
+    const other = pipeline(
+      dir,
+      'pipeline: dry\nsource: { type: csv, path: in.csv }\nsink: { type: sqlite, path: out.db, table: other }\n',
+      'other.yaml',
+    );
     const bad = await runCli(['run', other, '--dry-run']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/other/);

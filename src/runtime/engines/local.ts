@@ -30,6 +30,7 @@ export const localEngine: Engine = {
       checkpoints: job.checkpoints,
       closers: job.closers,
       ...(job.stream ? { stream: job.stream } : {}),
+      ...(job.pipeline.config.transforms ? { transforms: job.pipeline.config.transforms } : {}),
     };
     const run = {
       bus: job.bus,

@@ -19,7 +19,7 @@ export async function finishJob(r: RunState): Promise<void> {
   const messages = new Map(r.skipped);
   for (const o of r.outcomes) if (o.ok) messages.set(o.partition.id, o.message as JsonValue);
   const ordered = r.partitions.filter((p) => messages.has(p.id)).map((p) => messages.get(p.id) as JsonValue);
-  const commitCtx = { ...r.planCtx, schema: r.schema };
+  const commitCtx = { ...r.planCtx, schema: r.config.transforms ? r.config.transforms.schema(r.schema) : r.schema };
   if (r.failure === undefined && messages.size === r.partitions.length) {
     const c0 = performance.now();
     r.env.bus.emit({ type: 'job_committing', partitions: ordered.length });

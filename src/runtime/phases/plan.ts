@@ -58,7 +58,8 @@ export async function planRun(r: RunState): Promise<void> {
     resumed: r.resumed,
     ...(estimated !== undefined ? { estimated_rows: estimated } : {}),
   });
-  const commitCtx: CommitContext = { ...r.planCtx, schema: r.schema };
+  // the sink sees the columns as the transforms leave them (a step naming a column the rows lack fails here, before any write)
+  const commitCtx: CommitContext = { ...r.planCtx, schema: config.transforms ? config.transforms.schema(r.schema) : r.schema };
   await sink.setup?.(commitCtx);
   r.setupDone = true;
 

@@ -1,6 +1,7 @@
 /** The report phase: the run's summary and its totals. */
 import type { PartitionMetrics, RunStatus, RunSummary, RunTotals } from '../../observe/events.js';
 import { errorMessage, errorType, WeirError } from '../../sdk/errors.js';
+import { sumStepMetrics } from '../../transforms/index.js';
 import type { PartitionOutcome } from '../task.js';
 import { isCancelled } from './job.js';
 import type { RunState } from './state.js';
@@ -21,6 +22,9 @@ export function reportRun(r: RunState): RunSummary {
     totals: totals(r.outcomes, r.partitions.length, (performance.now() - r.t0) / 1000, r.rowsRejected, r.skipped.size),
     partitions: r.outcomes.map((o) => o.metrics),
     retried_attempts: r.outcomes.flatMap((o) => o.retried ?? []),
+    ...(r.config.transforms && !r.config.transforms.empty
+      ? { transforms: sumStepMetrics(r.outcomes.map((o) => o.metrics.transforms)) }
+      : {}),
     resumed: r.resumed,
     sink_transactional: config.sink.connector.transactional === true,
   };
@@ -59,6 +63,7 @@ export function totals(outcomes: PartitionOutcome[], partitions: number, duratio
     rows_written: written,
     rows_dead_lettered: deadLettered,
     rows_failed: sum(metrics, 'rows_failed'),
+    rows_filtered: metrics.reduce((a, m) => a + (m.rows_filtered ?? 0), 0),
     bytes_sent: sum(metrics, 'bytes_sent'),
     batches_sent: sum(metrics, 'batches_sent'),
     retries: sum([...metrics, ...retried], 'retry_count'),
