@@ -16,9 +16,10 @@ import { Closers } from '../runtime/shutdown.js';
 import { errorMessage } from '../sdk/errors.js';
 import { suggest } from '../sdk/options.js';
 import { redactor } from '../secrets/redactor.js';
+import { type EngineFlags, engineFromFlags } from './distributed.js';
 import { EXIT, printError } from './exit.js';
 
-export interface RunFlags {
+export interface RunFlags extends EngineFlags {
   logFormat?: LogFormat;
   logLevel: LogLevel;
   summaryJson?: string;
@@ -69,6 +70,13 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   // first signal: drain (in-flight batches get shutdown_timeout), summary, exit 130/143;
   // second signal: close what is still open (at most 2 s), exit at once
   const stop = new AbortController();
+  let detached: string | undefined;
+  const engine = await engineFromFlags(flags, (runId) => {
+    if (!flags.detach) return logger.info({ event: 'run_submitted', run_id: runId }, `run ${runId} submitted; following it`);
+    detached = runId;
+    stop.abort(); // the run is the workers' now: this process only leaves it (no job commit, no abort)
+  });
+  if (typeof engine === 'number') return engine;
   const closers = new Closers();
   let signalCode: number | undefined;
   let exiting = false;
@@ -88,9 +96,22 @@ export async function runCommand(path: string, flags: RunFlags): Promise<number>
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const summary = await runPipeline(pipeline, { bus, logger, redactor, signal: stop.signal, fresh: Boolean(flags.fresh), closers });
+    const summary = await runPipeline(pipeline, {
+      bus,
+      logger,
+      redactor,
+      signal: stop.signal,
+      fresh: Boolean(flags.fresh),
+      closers,
+      ...(engine ? { engine } : {}),
+    });
     stopProgress();
     await stopAlerts();
+    if (detached) {
+      process.stdout.write(`${detached}\n`);
+      process.stderr.write(`run ${detached} submitted; follow it with weir status ${detached} --redis URL\n`);
+      return EXIT.ok;
+    }
     process.stderr.write(formatSummary(summary, redactor));
     if (flags.summaryJson) writeSummaryJson(flags.summaryJson, summary, redactor);
     if (summary.status === 'succeeded') return EXIT.ok;

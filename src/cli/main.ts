@@ -20,6 +20,7 @@ import {
   specCommand,
   validateCommand,
 } from './commands.js';
+import { addDistributedCommands } from './distributed-commands.js';
 import { EXIT, printError } from './exit.js';
 
 function version(): string {
@@ -52,7 +53,13 @@ function buildProgram(setExit: (code: number) => void): Command {
     .option('--metrics-port <port>', 'serve Prometheus /metrics, /healthz and /readyz on this port', (v) => parsePort(v))
     .option('--fresh', 'start over instead of resuming an interrupted run')
     .option('--dry-run', 'validate and plan, then stop before writing anything')
+    .addOption(new Option('--engine <engine>', 'where the partitions run').choices(['local', 'bullmq']).default('local'))
+    .option('--redis <url>', 'bullmq engine: the Redis server the workers share (redis://host:6379)')
+    .option('--queue <name>', 'bullmq engine: the queue the workers listen on (default weir)')
+    .option('--detach', 'bullmq engine: submit the run, print its id and exit; a worker commits it')
     .action(async (file: string, flags: RunFlags) => setExit(await runCommand(file, flags)));
+
+  addDistributedCommands(program, logOptions, setExit);
 
   program
     .command('validate')
