@@ -16,7 +16,8 @@
 import { hostname } from 'node:os';
 import { DelayedError, type Job, type MinimalJob, UnrecoverableError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
-import type { EventBus, WeirEvent } from '../observe/events.js';
+import { EventBus, type WeirEvent } from '../observe/events.js';
+import { logEvents } from '../observe/logger.js';
 import { backoffDelay } from '../runtime/policies.js';
 import type { TaskResult } from '../runtime/task-json.js';
 import { runTaskJson } from '../runtime/worker.js';
@@ -100,6 +101,9 @@ export async function startWorker(o: WorkerOptions): Promise<DistributedWorker> 
     };
     stopping.signal.addEventListener('abort', onStopping, { once: true });
     let redactor: Redactor | undefined;
+    // the task's events as log lines of this worker, with the run's correlation ids
+    const taskBus = new EventBus();
+    let unlog: (() => void) | undefined;
     let pending: WeirEvent[] = [];
     let flushing = Promise.resolve();
     const flush = () => {
@@ -119,11 +123,14 @@ export async function startWorker(o: WorkerOptions): Promise<DistributedWorker> 
         {
           emit: (event) => {
             o.bus.emit(event);
+            taskBus.emit(event);
             pending.push(event);
           },
           logger: (r) => {
             redactor = r;
-            return o.logger(r).child({ job_id: job.id, attempt, worker: `${hostname()}:${process.pid}` });
+            const logger = o.logger(r).child({ job_id: job.id, attempt, worker: `${hostname()}:${process.pid}` });
+            unlog = logEvents(taskBus, logger.child({ run_id: runId, pipeline: data.task.state_id }));
+            return logger;
           },
           signal: stop.signal,
           drain: drain.signal,
@@ -153,6 +160,7 @@ export async function startWorker(o: WorkerOptions): Promise<DistributedWorker> 
       clearInterval(watch);
       clearInterval(flusher);
       clearTimeout(graceTimer);
+      unlog?.();
       stopping.signal.removeEventListener('abort', onStopping);
       await flush();
       await release().catch(() => {});
