@@ -218,11 +218,12 @@ async function follow(
       let active = 0;
       for (const [jobId, partition] of byJob) {
         if (outcomes.has(jobId)) continue;
-        const bj = await Job.fromId(queue, jobId);
+        // the state first: a job read before it completed would have no return value yet
+        const state = await queue.getJobState(jobId);
+        const bj = state === 'unknown' ? undefined : await Job.fromId(queue, jobId);
         if (!bj) throw lostState(job.runId);
-        const state = await bj.getState();
         if (state === 'completed') {
-          outcomes.set(jobId, completed(job, partition, bj, retried.get(partition.id)));
+          outcomes.set(jobId, completed(job, partition, await withReturnValue(queue, bj), retried.get(partition.id)));
         } else if (state === 'failed') {
           const outcome = failedOutcome(partition, bj, retried.get(partition.id));
           outcomes.set(jobId, outcome);
@@ -281,6 +282,16 @@ async function allSettledOrWaiting(queue: Queue, byJob: Map<string, Partition>, 
     if (bj && (await bj.getState()) === 'active') return false;
   }
   return true;
+}
+
+/** A completed job read at the moment it completed may not show its return value yet: read it again, briefly. */
+async function withReturnValue(queue: Queue, bj: Job): Promise<Job> {
+  let current = bj;
+  for (let i = 0; i < 20 && (typeof current.returnvalue !== 'object' || current.returnvalue === null); i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    current = (await Job.fromId(queue, bj.id as string)) ?? current;
+  }
+  return current;
 }
 
 function completed(job: ExecuteJob, partition: Partition, bj: Job, retried: TaskResult['metrics'][] | undefined): PartitionOutcome {
