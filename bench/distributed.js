@@ -15,7 +15,7 @@
  * Gates: 4 workers ≥ 3.5 × 1 worker; bullmq with one worker ≥ 0.9 × local. Exit 1 when
  * one fails.
  *
- * Options: --partitions N (32) · --batches N (40 per partition) · --batch N (250 rows) ·
+ * Options: --partitions N (32) · --batches N (80 per partition) · --batch N (25 rows: latency-bound, not CPU-bound) ·
  * --runs N (1) · --json FILE.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -34,8 +34,8 @@ const GATES = { speedup4: 3.5, bullmqVsLocal: 0.9 };
 const { values } = parseArgs({
   options: {
     partitions: { type: 'string', default: '32' },
-    batches: { type: 'string', default: '40' },
-    batch: { type: 'string', default: '250' },
+    batches: { type: 'string', default: '80' },
+    batch: { type: 'string', default: '25' },
     runs: { type: 'string', default: '1' },
     json: { type: 'string' },
   },
