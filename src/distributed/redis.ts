@@ -105,7 +105,7 @@ export async function probeRedis(url: URL, timeoutMs = 3000): Promise<{ version:
     return { version, warnings };
   } catch (error) {
     throw new WeirError(
-      `cannot reach Redis at ${safeUrl(url.toString())}: ${(error as Error).message || 'connection refused'}; check --redis and that the server runs`,
+      `cannot reach Redis at ${safeUrl(url.toString())}: ${/connection is closed/i.test((error as Error).message) || !(error as Error).message ? 'connection refused or closed' : (error as Error).message}; check --redis and that the server runs`,
       {
         kind: 'connector',
         code: 'redis_unreachable',
