@@ -213,6 +213,42 @@ describe.skipIf(!up)('bullmq engine', () => {
     await stopWorkers(workers);
   }, 90_000);
 
+  it('SIGTERM: a worker finishes its running partition, takes no new one and exits 0; another worker does the rest', async () => {
+    const dir = tempDir('weir-bq-');
+    const file = pipelineFile(
+      dir,
+      `bq-term-${Date.now()}`,
+      'source: { type: generator, rows: 3000, partitions: 3 }\nsink: { type: latency-sink, latency_ms: 40 }\nbatch: { rows: 50 }\nconcurrency: 3\n',
+    );
+    const [first] = await start(1, ['--concurrency', '1']);
+    let termed: unknown;
+    void first
+      ?.waitFor((l) => l.event === 'job_start', 30_000)
+      .then(async (line) => {
+        await new Promise((r) => setTimeout(r, 300));
+        termed = line.job_id;
+        process.kill(first.pid, 'SIGTERM');
+        await start(1, ['--concurrency', '1']);
+      })
+      .catch(() => {});
+    const summaryPath = join(dir, 'summary.json');
+    const r = await runCli(
+      ['run', file, '--engine', 'bullmq', '--redis', redis.url, '--log-format', 'json', '--summary-json', summaryPath],
+      {
+        cwd: dir,
+        env,
+        timeoutMs: 60_000,
+      },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect((await first?.exited)?.code).toBe(0);
+    const done = first?.logs().filter((l) => l.event === 'partition_complete') ?? [];
+    // the partition it was running when SIGTERM came finished there, and it started no other
+    expect(done.map((l) => l.job_id)).toEqual([termed]);
+    expect(first?.logs().filter((l) => l.event === 'job_start').length).toBe(1);
+    expect(JSON.parse(readFileSync(summaryPath, 'utf8')).totals.rows_written).toBe(3000);
+  }, 60_000);
+
   it('rate_limit.rows_per_second: 2000 holds across 3 workers within 5% over 10 s', async () => {
     const dir = tempDir('weir-bq-');
     const log = join(dir, 'batches.jsonl');
