@@ -80,7 +80,7 @@ describe.skipIf(!up)('bullmq engine', () => {
       const file = pipelineFile(
         dir,
         `bq-kill-${round}-${Date.now()}`,
-        `source: { type: generator, rows: 24000, partitions: 12 }\n${pgSink(table)}concurrency: 6\nrate_limit: { rows_per_second: 6000 }\n`,
+        `source: { type: generator, rows: 24000, partitions: 12 }\n${pgSink(table)}concurrency: 6\nrate_limit: { rows_per_second: 8000 }\n`,
       );
       const [victim, ...rest] = await start(3);
       let killedJob: unknown;
@@ -124,7 +124,7 @@ describe.skipIf(!up)('bullmq engine', () => {
     const file = pipelineFile(
       dir,
       `bq-fail-${Date.now()}`,
-      `source: { type: bq-source, rows: 6000, partitions: 6, fail_partition: '5', fail_delay_ms: 1500 }\n${pgSink(table)}concurrency: 6\nretry: { partition_attempts: 3 }\n`,
+      `source: { type: bq-source, rows: 6000, partitions: 6, fail_partition: '5', fail_delay_ms: 800 }\n${pgSink(table)}concurrency: 6\nretry: { partition_attempts: 3 }\n`,
     );
     await start(3);
     const summaryPath = join(dir, 'summary.json');
@@ -184,7 +184,7 @@ describe.skipIf(!up)('bullmq engine', () => {
     const file = pipelineFile(
       dir,
       'bq-restart',
-      `source: { type: generator, rows: 16000, partitions: 8 }\n${pgSink(table)}concurrency: 4\nrate_limit: { rows_per_second: 5000 }\n`,
+      `source: { type: generator, rows: 10000, partitions: 8 }\n${pgSink(table)}concurrency: 4\nrate_limit: { rows_per_second: 5000 }\n`,
     );
     await start(2);
     let restarted = false;
@@ -209,7 +209,7 @@ describe.skipIf(!up)('bullmq engine', () => {
       timeoutMs: 60_000,
     });
     expect(second.code, second.stderr + second.stdout.slice(-2000)).toBe(0);
-    expect(await counts(table)).toEqual({ n: '16000', d: '16000' });
+    expect(await counts(table)).toEqual({ n: '10000', d: '10000' });
     await stopWorkers(workers);
   }, 90_000);
 
@@ -255,7 +255,7 @@ describe.skipIf(!up)('bullmq engine', () => {
     const file = pipelineFile(
       dir,
       `bq-rate-${Date.now()}`,
-      `source: { type: generator, rows: 26000, partitions: 12 }\nsink: { type: latency-sink, latency_ms: 5, log: ${JSON.stringify(log)} }\nconcurrency: 6\nrate_limit: { rows_per_second: 2000 }\n`,
+      `source: { type: generator, rows: 24000, partitions: 12 }\nsink: { type: latency-sink, latency_ms: 5, log: ${JSON.stringify(log)} }\nconcurrency: 6\nrate_limit: { rows_per_second: 2000 }\n`,
     );
     await start(3);
     const r = await runCli(['run', file, '--engine', 'bullmq', '--redis', redis.url, '--log-format', 'json'], {
@@ -268,7 +268,7 @@ describe.skipIf(!up)('bullmq engine', () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as { t: number; rows: number; pid: number });
-    expect(batches.reduce((a, b) => a + b.rows, 0)).toBe(26000);
+    expect(batches.reduce((a, b) => a + b.rows, 0)).toBe(24000);
     expect(new Set(batches.map((b) => b.pid)).size).toBe(3);
     // 10 s from the first second on (the start-up of three workers is not the limiter's)
     const t0 = Math.min(...batches.map((b) => b.t)) + 1000;
