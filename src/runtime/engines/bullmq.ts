@@ -72,8 +72,9 @@ export function bullmqEngine(options: BullmqEngineOptions): Engine {
         await events.waitUntilReady();
         const submitted = await submit(job, redis, queue, options);
         if (options.detach) {
+          // the caller stops following (a stop, not a failure: the job phase neither commits nor aborts)
           options.onSubmitted?.(job.runId);
-          return { outcomes: [], failure: new WeirError(`run ${job.runId} submitted (--detach)`, { kind: 'cancelled', code: 'detached' }) };
+          return { outcomes: [], failure: undefined };
         }
         options.onSubmitted?.(job.runId);
         return await follow(job, queue, events, redis, submitted, options.pollMs ?? 1000);
