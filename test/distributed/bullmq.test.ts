@@ -213,6 +213,34 @@ describe.skipIf(!up)('bullmq engine', () => {
     await stopWorkers(workers);
   }, 90_000);
 
+  it('--detach submits and prints the run id; a worker commits the job; weir status shows it', async () => {
+    const dir = tempDir('weir-bq-');
+    const out = join(dir, 'out.jsonl');
+    const file = pipelineFile(
+      dir,
+      `bq-detach-${Date.now()}`,
+      `source: { type: generator, rows: 2000, partitions: 4 }\nsink: { type: jsonl, path: ${JSON.stringify(out)} }\n`,
+    );
+    await start(1);
+    const r = await runCli(['run', file, '--engine', 'bullmq', '--redis', redis.url, '--detach', '--log-level', 'error'], {
+      cwd: dir,
+      env,
+      timeoutMs: 30_000,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const runId = r.stdout.trim().split('\n').pop() as string;
+    expect(runId).toMatch(/^\d{8}T\d{6}Z-[0-9a-f]{8}$/);
+    let status: { status?: string; rows_written?: number } = {};
+    for (let i = 0; i < 60 && status.status !== 'succeeded'; i++) {
+      await new Promise((res) => setTimeout(res, 250));
+      const s = await runCli(['status', runId, '--redis', redis.url, '--json'], { cwd: dir, timeoutMs: 20_000 });
+      status = JSON.parse(s.stdout);
+    }
+    expect(status.status).toBe('succeeded');
+    expect(status.rows_written).toBe(2000);
+    expect(readFileSync(out, 'utf8').trim().split('\n').length).toBe(2000);
+  }, 60_000);
+
   it('SIGTERM: a worker finishes its running partition, takes no new one and exits 0; another worker does the rest', async () => {
     const dir = tempDir('weir-bq-');
     const file = pipelineFile(
