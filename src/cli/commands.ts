@@ -21,11 +21,12 @@ import { Closers } from '../runtime/shutdown.js';
 import { errorMessage, WeirError } from '../sdk/errors.js';
 import { suggest } from '../sdk/options.js';
 import { redactor } from '../secrets/redactor.js';
+import { type EngineFlags, engineFromFlags } from './distributed.js';
 import { EXIT, printError } from './exit.js';
 import { onOutputClosed } from './output.js';
 import { weirVersion } from './version.js';
 
-export interface RunFlags {
+export interface RunFlags extends EngineFlags {
   /** `--set PATH=VALUE` overrides of the pipeline file. */
   set?: string[];
   logFormat?: LogFormat;
@@ -106,6 +107,13 @@ async function runLoaded(pipeline: ValidatedPipeline, flags: RunFlags, logger: L
   // first signal: drain (in-flight batches get shutdown_timeout), summary, exit 130/143;
   // second signal: close what is still open (at most 2 s), exit at once
   const stop = new AbortController();
+  let detached: string | undefined;
+  const engine = await engineFromFlags(flags, (runId) => {
+    if (!flags.detach) return logger.info({ event: 'run_submitted', run_id: runId }, `run ${runId} submitted; following it`);
+    detached = runId;
+    stop.abort(); // the run is the workers' now: this process only leaves it (no job commit, no abort)
+  });
+  if (typeof engine === 'number') return engine;
   const closers = new Closers();
   let signalCode: number | undefined;
   let exiting = false;
@@ -144,9 +152,15 @@ async function runLoaded(pipeline: ValidatedPipeline, flags: RunFlags, logger: L
       fresh: Boolean(flags.fresh),
       keepCommitted: Boolean(flags.keepCommitted),
       closers,
+      ...(engine ? { engine } : {}),
     });
     stopProgress();
     await stopAlerts();
+    if (detached) {
+      process.stdout.write(`${detached}\n`);
+      process.stderr.write(`run ${detached} submitted; follow it with weir status ${detached} --redis URL\n`);
+      return EXIT.ok;
+    }
     process.stderr.write(formatSummary(summary, redactor));
     if (flags.summaryJson) writeSummaryJson(flags.summaryJson, summary, redactor);
     if (summary.status === 'succeeded') return EXIT.ok;

@@ -20,6 +20,7 @@ import {
   specCommand,
   validateCommand,
 } from './commands.js';
+import { addDistributedCommands } from './distributed-commands.js';
 import { EXIT, printError } from './exit.js';
 import { watchOutput } from './output.js';
 import { stateListCommand, stateResetCommand, stateShowCommand } from './state.js';
@@ -57,7 +58,13 @@ function buildProgram(setExit: (code: number) => void): Command {
     .option('--keep-committed', "with --fresh: start over even when the interrupted run's committed rows cannot be taken back (they stay)")
     .option('-q, --quiet', 'print only the summary and errors (no progress line, log level error)')
     .option('--dry-run', 'validate and plan, then stop before writing anything')
+    .addOption(new Option('--engine <engine>', 'where the partitions run').choices(['local', 'bullmq']).default('local'))
+    .option('--redis <url>', 'bullmq engine: the Redis server the workers share (redis://host:6379)')
+    .option('--queue <name>', 'bullmq engine: the queue the workers listen on (default weir)')
+    .option('--detach', 'bullmq engine: submit the run, print its id and exit; a worker commits it')
     .action(async (file: string, flags: RunFlags) => setExit(await runCommand(file, flags)));
+
+  addDistributedCommands(program, logOptions, setExit);
 
   program
     .command('validate')

@@ -17,7 +17,7 @@ import type { EpochMark } from '../sdk/connector.js';
 import type { JsonValue } from '../sdk/types.js';
 import { Redactor } from '../secrets/redactor.js';
 import { DeadLetterStager, deadLetterContext } from './dead-letter.js';
-import { createRetrier, RateLimiter, SharedPause } from './policies.js';
+import { type CircuitGate, createRetrier, RateLimiter, type RunRateLimiter, SharedPause } from './policies.js';
 import { runAttempt, streamSettings } from './stream.js';
 import type { TaskDeps } from './task.js';
 import { emptyMetrics, type TaskResult, type TaskSpec, taskError } from './task-json.js';
@@ -33,6 +33,8 @@ export interface WorkerHost {
   drain?: AbortSignal;
   /** Unbounded sources: tells the planner an epoch committed (where a retry continues). */
   epochCommitted?(partitionId: string, mark: EpochMark): void;
+  /** The task's rate limiter and circuit breaker when they are shared with other processes (a distributed worker's, in Redis); this process's own by default. */
+  policies?(config: ValidatedPipeline['config']): { rateLimiter?: RunRateLimiter; breaker?: CircuitGate };
 }
 
 /**
@@ -62,6 +64,7 @@ export async function runTaskJson(spec: TaskSpec, host: WorkerHost): Promise<Tas
   const sink = (config.sink.connector.sink as NonNullable<typeof config.sink.connector.sink>)(config.sink.options);
   const dl = config.errors.dead_letter;
   const deadLetterSink = dl ? dl.connector.sink?.(dl.options) : undefined;
+  const shared = host.policies?.(config) ?? {};
   let rowsRead = 0;
   let last = spec.resume_from;
   let deadLetters: JsonValue | undefined;
@@ -94,8 +97,8 @@ export async function runTaskJson(spec: TaskSpec, host: WorkerHost): Promise<Tas
     },
     logger,
     limits: spec.limits,
-    retrier: createRetrier(config.retry, { pause: new SharedPause() }),
-    rateLimiter: new RateLimiter(config.rate_limit),
+    retrier: createRetrier(config.retry, { pause: new SharedPause(), ...(shared.breaker ? { breaker: shared.breaker } : {}) }),
+    rateLimiter: shared.rateLimiter ?? new RateLimiter(config.rate_limit),
     rowErrors: stager,
     signal: host.signal,
     ...(host.drain ? { drain: host.drain } : {}),
