@@ -90,4 +90,21 @@ describe('examples/api-connector', () => {
       .filter((l) => l.trim() !== '' && !l.trim().startsWith('//'));
     expect(code.length).toBeLessThanOrEqual(40);
   });
+
+  it("README's connector guide shows the example's code as it is", () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const guide = readme.slice(readme.indexOf('### An API connector'));
+    const block = guide.slice(guide.indexOf('```js') + 5, guide.indexOf('```', guide.indexOf('```js') + 5));
+    const example = new Set(
+      readFileSync(join(ROOT, 'examples/api-connector/tickets-connector.mjs'), 'utf8')
+        .split('\n')
+        .map((l) => l.trim()),
+    );
+    const lines = block
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '');
+    expect(lines.length).toBeGreaterThan(15);
+    expect(lines.filter((l) => !example.has(l))).toEqual([]);
+  });
 });
