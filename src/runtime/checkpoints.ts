@@ -136,6 +136,12 @@ export class CheckpointStore {
           committed_at TEXT NOT NULL,
           PRIMARY KEY (run_id, partition_id)
         );
+        CREATE TABLE IF NOT EXISTS source_state (
+          pipeline TEXT PRIMARY KEY,
+          run_id TEXT NOT NULL,
+          state TEXT NOT NULL,
+          saved_at TEXT NOT NULL
+        );
         CREATE TABLE IF NOT EXISTS dead_letters (
           run_id TEXT NOT NULL,
           partition_id TEXT NOT NULL,
@@ -145,6 +151,10 @@ export class CheckpointStore {
       `);
       const columns = (this.db.prepare('SELECT name FROM pragma_table_info(?)').all('runs') as { name: string }[]).map((c) => c.name);
       if (!columns.includes('owner')) this.db.exec('ALTER TABLE runs ADD COLUMN owner TEXT');
+      const partitionColumns = (this.db.prepare('SELECT name FROM pragma_table_info(?)').all('partitions') as { name: string }[]).map(
+        (c) => c.name,
+      );
+      if (!partitionColumns.includes('state')) this.db.exec('ALTER TABLE partitions ADD COLUMN state TEXT');
     } catch (error) {
       if (error instanceof WeirError) throw error;
       const code = (error as { code?: string }).code ?? 'SQLITE_CANTOPEN';
@@ -185,11 +195,46 @@ export class CheckpointStore {
     this.db.prepare('UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?').run(status, finished, runId);
   }
 
-  /** Records one committed partition (idempotent: a later commit of the same partition replaces it). */
-  commitPartition(runId: string, partitionId: string, message: JsonValue): void {
+  /**
+   * Records one committed partition (idempotent: a later commit of the same partition
+   * replaces it), with the source's incremental state for it when it set one.
+   */
+  commitPartition(runId: string, partitionId: string, message: JsonValue, state?: JsonValue): void {
     this.db
-      .prepare('INSERT OR REPLACE INTO partitions (run_id, partition_id, message, committed_at) VALUES (?, ?, ?, ?)')
-      .run(runId, partitionId, JSON.stringify(message ?? null), new Date().toISOString());
+      .prepare('INSERT OR REPLACE INTO partitions (run_id, partition_id, message, committed_at, state) VALUES (?, ?, ?, ?, ?)')
+      .run(
+        runId,
+        partitionId,
+        JSON.stringify(message ?? null),
+        new Date().toISOString(),
+        state === undefined ? null : JSON.stringify(state),
+      );
+  }
+
+  /**
+   * After a run's job commit: the incremental state its partitions set becomes the
+   * pipeline's (what the next run's planner reads). A run whose partitions set none
+   * leaves the pipeline's state as it was.
+   */
+  saveSourceState(pipeline: string, runId: string): void {
+    const rows = this.db
+      .prepare('SELECT partition_id, state FROM partitions WHERE run_id = ? AND state IS NOT NULL ORDER BY rowid')
+      .all(runId) as { partition_id: string; state: string }[];
+    if (!rows.length) return;
+    const state: Record<string, JsonValue> = {};
+    for (const r of rows) state[r.partition_id] = this.json(r.state, `partitions.state of run ${runId}`);
+    this.db
+      .prepare('INSERT OR REPLACE INTO source_state (pipeline, run_id, state, saved_at) VALUES (?, ?, ?, ?)')
+      .run(pipeline, runId, JSON.stringify(state), new Date().toISOString());
+  }
+
+  /** The incremental state of `pipeline`'s last succeeded run that set one (by partition id), if any. Shape only: the source checks the values. */
+  sourceState(pipeline: string): Record<string, JsonValue> | undefined {
+    const row = this.db.prepare('SELECT state FROM source_state WHERE pipeline = ?').get(pipeline) as { state: unknown } | undefined;
+    if (!row) return undefined;
+    const state = this.json(row.state, `the source_state of pipeline ${JSON.stringify(pipeline)}`);
+    if (!isObject(state)) throw this.damaged(`the source_state of pipeline ${JSON.stringify(pipeline)} is not an object`);
+    return Object.assign(Object.create(null), state) as Record<string, JsonValue>;
   }
 
   /** Replaces the committed partitions of a run with what the target says (exactly-once sinks). */

@@ -48,6 +48,8 @@ export interface TaskResult {
   attempt: number;
   ok: boolean;
   message?: JsonValue;
+  /** The source's incremental state (`ctx.setState`), when the attempt committed. */
+  state?: JsonValue;
   metrics: PartitionMetrics;
   error?: TaskError;
   /**

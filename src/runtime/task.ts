@@ -40,7 +40,8 @@ export type EventSink = Pick<EventBus, 'emit'>;
 
 /** Records that a partition committed (the checkpoint store), before the partition counts as done. */
 export interface CheckpointWriter {
-  commitPartition(partitionId: string, message: JsonValue): void;
+  /** `state`: what the source set with `ctx.setState` (incremental state), if anything. */
+  commitPartition(partitionId: string, message: JsonValue, state?: JsonValue): void;
 }
 
 /**
@@ -79,6 +80,8 @@ export interface PartitionOutcome {
   partition: Partition;
   ok: boolean;
   message?: JsonValue;
+  /** What the source set with `ctx.setState` (incremental state), when it committed. */
+  state?: JsonValue;
   /** The metrics of the last attempt. */
   metrics: PartitionMetrics;
   error?: unknown;
@@ -103,10 +106,11 @@ export function taskContext(
   stats: PartitionStats,
   logger: Logger,
   resumeFrom?: JsonValue,
-): { ctx: TaskContext; afterCommit: (() => Promise<void> | void)[]; exactBytes: () => boolean } {
+): { ctx: TaskContext; afterCommit: (() => Promise<void> | void)[]; exactBytes: () => boolean; state: () => JsonValue | undefined } {
   const { bus } = deps;
   const afterCommit: (() => Promise<void> | void)[] = [];
   let exact = false;
+  let state: JsonValue | undefined;
   const ctx: TaskContext = {
     runId: deps.runId,
     pipeline: deps.pipeline,
@@ -139,8 +143,11 @@ export function taskContext(
       afterCommit.push(callback);
     },
     rateLimit: { observe: (headroom) => deps.rateLimiter.observe(headroom) },
+    setState: (value) => {
+      state = structuredClone(value);
+    },
   };
-  return { ctx, afterCommit, exactBytes: () => exact };
+  return { ctx, afterCommit, exactBytes: () => exact, state: () => state };
 }
 
 /**
@@ -154,7 +161,7 @@ export async function runTask(partition: Partition, attempt: number, deps: TaskD
   const logger = deps.logger.child({ partition_id: partition.id, attempt });
   let batchId = 0;
 
-  const { ctx, afterCommit, exactBytes } = taskContext(partition, attempt, deps, stats, logger);
+  const { ctx, afterCommit, exactBytes, state } = taskContext(partition, attempt, deps, stats, logger);
   const chain = startTransforms(deps, ctx, stats);
 
   bus.emit({ type: 'partition_start', partition_id: partition.id, attempt });
@@ -228,11 +235,12 @@ export async function runTask(partition: Partition, attempt: number, deps: TaskD
     if (deps.signal.aborted) throw cancelled(deps.signal);
     await deps.rowErrors.commitPartition?.(partition.id, attempt);
     const message = (await w.commit?.()) ?? { partition_id: partition.id, rows: stats.rowsProcessed };
-    deps.checkpoints?.commitPartition(partition.id, message);
+    const saved = state();
+    deps.checkpoints?.commitPartition(partition.id, message, saved);
     for (const callback of afterCommit) await callback();
     const metrics = stats.snapshot();
     bus.emit({ type: 'partition_complete', metrics });
-    return { partition, ok: true, message, metrics };
+    return { partition, ok: true, message, metrics, ...(saved !== undefined ? { state: saved } : {}) };
   } catch (error) {
     stats.recordError(error);
     await abandonAttempt(iterator, writer, partition.id, bus);

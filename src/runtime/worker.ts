@@ -129,6 +129,7 @@ export async function runTaskJson(spec: TaskSpec, host: WorkerHost): Promise<Tas
       ok: outcome.ok,
       metrics: outcome.metrics,
       ...(outcome.ok ? { message: outcome.message ?? null } : { error: taskError(outcome.error, redactor) }),
+      ...(outcome.ok && outcome.state !== undefined ? { state: outcome.state } : {}),
       ...(deadLetters !== undefined ? { dead_letters: deadLetters } : {}),
     };
   } catch (error) {

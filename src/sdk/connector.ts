@@ -43,6 +43,13 @@ export interface PlanContext {
    * the sink creates must be readable by their owner only (mode 0600).
    */
   readonly ownerOnly?: boolean;
+  /**
+   * Incremental state: what each partition of the pipeline's last succeeded run
+   * reported with `TaskContext.setState` (by partition id), e.g. the highest cursor
+   * value it read. Planner only (`partitions()` puts what a partition needs into it).
+   * Read back from the checkpoint store: untrusted, the source checks its shape.
+   */
+  readonly sourceState?: Readonly<Record<string, JsonValue>>;
 }
 
 /** What every worker-side call receives, once per partition attempt. */
@@ -80,6 +87,14 @@ export interface TaskContext extends PlanContext {
    * source skips it (and may acknowledge it) instead of yielding it again.
    */
   readonly resumeFrom?: JsonValue;
+  /**
+   * Bounded sources: this partition's incremental state (plain JSON, e.g. the highest
+   * cursor value read). The last value set is saved with the partition's checkpoint;
+   * once the run's job commit succeeded, the next run's planner receives it in
+   * `PlanContext.sourceState`. A failed run saves nothing. Optional: absent in
+   * contexts that cannot save it.
+   */
+  setState?(state: JsonValue): void;
 }
 
 /**

@@ -4,10 +4,15 @@
  * The runtime is tested with these, without any real connector.
  */
 import { appendFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
+  type CommitContext,
   type ConnectorDefinition,
   defineConnector,
   type Log,
+  type PlanContext,
   type Sink,
   type TaskContext,
   validateConnectorOptions,
@@ -27,9 +32,57 @@ export function connectorOptions<S extends Spec>(connector: ConnectorDefinition<
 
 export const silentLog: Log = { debug() {}, info() {}, warn() {}, error() {} };
 
+/** A row the source handed to `ctx.reject`. */
+export interface Rejected {
+  record: unknown;
+  error: unknown;
+}
+
+/** A PlanContext for calling a connector's planner side (`partitions`, `schema`, `check`) in a test. */
+export function planContext(overrides: Partial<PlanContext> = {}): PlanContext {
+  return {
+    runId: 'test-run',
+    pipeline: 'test',
+    log: silentLog,
+    signal: new AbortController().signal,
+    baseDir: process.cwd(),
+    ...overrides,
+  };
+}
+
+/** A CommitContext for a sink's `setup`, `commit`, `abort` and `recover` in a test. */
+export function commitContext(overrides: Partial<CommitContext> = {}): CommitContext {
+  return { ...planContext(overrides), schema: overrides.schema };
+}
+
+/** The message of a rejected row's error ('' when there is none). */
+export function messageOf(rejected: Rejected | undefined): string {
+  const error = rejected?.error;
+  return error instanceof Error ? error.message : '';
+}
+
+/** A fresh directory under the OS temp directory. */
+export function tempDir(prefix = 'weir-test-'): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+/** Drains a source's `read()` into a flat list of rows. */
+export async function collect<T>(iterable: AsyncIterable<T | T[]>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterable) {
+    if (Array.isArray(item)) out.push(...item);
+    else out.push(item);
+  }
+  return out;
+}
+
 export interface TestTaskContext extends TaskContext {
-  rejected: { record: unknown; error: unknown }[];
+  /** Every `reject` call, in order. */
+  rejected: Rejected[];
+  /** Sum of `count('bytes_sent', n)`. */
   bytes: number;
+  /** The last value the source set with `setState`, if any. */
+  state: JsonValue | undefined;
   /** Callbacks registered with `onCommit`; a test runs them to simulate the partition commit. */
   commitCallbacks: (() => Promise<void> | void)[];
 }
@@ -58,6 +111,10 @@ export function taskContext(overrides: Partial<TaskContext> = {}): TestTaskConte
       ctx.commitCallbacks.push(callback);
     },
     commitCallbacks: [],
+    state: undefined,
+    setState(value) {
+      ctx.state = value;
+    },
     ...overrides,
   };
   return ctx;

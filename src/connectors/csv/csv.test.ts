@@ -5,9 +5,9 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RowError, WeirError } from '../../sdk/errors.js';
 import { validateOptions } from '../../sdk/options.js';
+import { collect, commitContext, messageOf, planContext, taskContext, tempDir } from '../../sdk/testing.js';
 import type { JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
 import { Decimal } from '../../sdk/values.js';
-import { collect, commitContext, messageOf, planContext, taskContext, tempDir } from '../shared/test-context.js';
 import csv from './index.js';
 import { quotedFields } from './source.js';
 import { type CsvOptions, csvOptions, csvRules, csvSourceRules } from './spec.js';
@@ -345,7 +345,7 @@ describe('csv sink', () => {
     expect(message.rows).toBe(2);
     expect(message.tmp.startsWith(join(dir, 'out.csv.p_1.'))).toBe(true);
     expect(message.tmp.endsWith('.tmp')).toBe(true);
-    expect(ctx.bytesSent).toBe(4);
+    expect(ctx.bytes).toBe(4);
     expect(existsSync(join(dir, 'out.csv'))).toBe(false);
   });
 

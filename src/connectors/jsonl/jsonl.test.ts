@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RowError, WeirError } from '../../sdk/errors.js';
 import { validateOptions } from '../../sdk/options.js';
+import { collect, commitContext, messageOf, planContext, taskContext, tempDir } from '../../sdk/testing.js';
 import type { JsonValue, Row, Schema } from '../../sdk/types.js';
 import { Decimal } from '../../sdk/values.js';
-import { collect, commitContext, messageOf, planContext, taskContext, tempDir } from '../shared/test-context.js';
 import jsonl from './index.js';
 import { type JsonlOptions, jsonlOptions } from './spec.js';
 

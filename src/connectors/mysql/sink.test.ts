@@ -4,10 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireService } from '../../../test/helpers/services.js';
 import { validateConnectorOptions } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
-import { connectorOptions } from '../../sdk/testing.js';
+import { commitContext, connectorOptions, taskContext } from '../../sdk/testing.js';
 import type { JsonValue, Row, Schema } from '../../sdk/types.js';
 import { Decimal } from '../../sdk/values.js';
-import { commitContext, taskContext } from '../shared/test-context.js';
 import { connect } from './db.js';
 import mysqlConnector from './index.js';
 

@@ -3,10 +3,9 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireService } from '../../../test/helpers/services.js';
 import { validateConnectorOptions } from '../../sdk/connector.js';
-import { connectorOptions } from '../../sdk/testing.js';
+import { collect, connectorOptions, planContext, taskContext } from '../../sdk/testing.js';
 import type { Row } from '../../sdk/types.js';
 import { Decimal } from '../../sdk/values.js';
-import { collect, planContext, taskContext } from '../shared/test-context.js';
 import mysqlConnector from './index.js';
 import { keyRanges } from './source.js';
 

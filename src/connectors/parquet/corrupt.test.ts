@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../../test/helpers/cli.js';
 import { WeirError } from '../../sdk/errors.js';
+import { tempDir } from '../../sdk/testing.js';
 import type { Row } from '../../sdk/types.js';
-import { tempDir } from '../shared/test-context.js';
 import { MAX_FOOTER_BYTES } from './corrupt.js';
 import {
   chunkMetas,

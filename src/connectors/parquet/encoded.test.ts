@@ -1,10 +1,10 @@
 import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
 import { validateOptions } from '../../sdk/options.js';
+import { collect, commitContext, planContext, taskContext, tempDir } from '../../sdk/testing.js';
 import type { EncodedRows, JsonValue, Row, Schema } from '../../sdk/types.js';
 import { Decimal } from '../../sdk/values.js';
 import { valueText } from '../shared/columns.js';
-import { collect, commitContext, planContext, taskContext, tempDir } from '../shared/test-context.js';
 import { encodable } from './encoded.js';
 import parquet from './index.js';
 import { parquetOptions, parquetRules } from './spec.js';

@@ -13,8 +13,8 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { rolldown } from 'rolldown';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../../sdk/testing.js';
 import { Decimal } from '../../sdk/values.js';
-import { tempDir } from '../shared/test-context.js';
 import { writeWithSink } from './test-files.js';
 
 const RUNS = Number(process.env.WEIR_FUZZ_RUNS ?? 2000);

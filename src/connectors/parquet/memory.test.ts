@@ -13,7 +13,7 @@ import { rolldown } from 'rolldown';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../../test/helpers/cli.js';
 import { requireService } from '../../../test/helpers/services.js';
-import { tempDir } from '../shared/test-context.js';
+import { tempDir } from '../../sdk/testing.js';
 
 let dir: string;
 beforeAll(async () => {

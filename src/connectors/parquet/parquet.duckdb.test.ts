@@ -9,9 +9,9 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { validateOptions } from '../../sdk/options.js';
+import { collect, commitContext, planContext, taskContext, tempDir } from '../../sdk/testing.js';
 import type { JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
 import { Decimal, parseJsonExact } from '../../sdk/values.js';
-import { collect, commitContext, planContext, taskContext, tempDir } from '../shared/test-context.js';
 import parquet from './index.js';
 import { parquetOptions, parquetRules } from './spec.js';
 

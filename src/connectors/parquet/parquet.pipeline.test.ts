@@ -9,8 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { runYaml } from '../../../test/foundation/harness.js';
 import { requireService } from '../../../test/helpers/services.js';
 import type { AnyConnector } from '../../sdk/connector.js';
-import { testSource } from '../../sdk/testing.js';
-import { tempDir } from '../shared/test-context.js';
+import { tempDir, testSource } from '../../sdk/testing.js';
 
 describe('parquet in a pipeline', () => {
   it('generator → parquet (4 partitions) → sqlite: every row exactly once, read by row group', async () => {

@@ -7,10 +7,10 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { Source } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
 import { validateOptions } from '../../sdk/options.js';
+import { collect, commitContext, planContext, taskContext, tempDir } from '../../sdk/testing.js';
 import type { JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
 import { Decimal, stringifyJson } from '../../sdk/values.js';
 import { stagingName } from '../shared/staged.js';
-import { collect, commitContext, planContext, taskContext, tempDir } from '../shared/test-context.js';
 import parquet from './index.js';
 import { commitParquet, mergeParquet } from './merge.js';
 import { type ParquetOptions, parquetOptions, parquetRules } from './spec.js';
@@ -192,7 +192,7 @@ describe('parquet round trip', () => {
     await writer.close?.();
     await sink.commit?.([message as JsonValue], commitContext({ baseDir: dir, schema }));
     expect((await readAll({ path: 'b.parquet' })).rows).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
-    expect(ctx.bytesSent).toBeGreaterThan(0);
+    expect(ctx.bytes).toBeGreaterThan(0);
   });
 
   it('reads types written by other writers: int32, float, timestamps in millis, uuid, json, raw bytes', async () => {

@@ -7,7 +7,7 @@
  * Usage: node read-probe.mjs FILE [partition_rows]
  */
 import { validateOptions } from '../../sdk/options.js';
-import { planContext, taskContext } from '../shared/test-context.js';
+import { planContext, taskContext } from '../../sdk/testing.js';
 import { parquetSource } from './source.js';
 import { parquetOptions, parquetRules } from './spec.js';
 

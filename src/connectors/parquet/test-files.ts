@@ -7,8 +7,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { validateOptions } from '../../sdk/options.js';
+import { collect, commitContext, planContext, taskContext } from '../../sdk/testing.js';
 import type { JsonValue, Row } from '../../sdk/types.js';
-import { collect, commitContext, planContext, taskContext } from '../shared/test-context.js';
 import parquet from './index.js';
 import { type ParquetOptions, parquetOptions, parquetRules } from './spec.js';
 import { decodeStruct, decodeStructPrefix, encodeStruct, field, type TList, type TStruct } from './thrift.js';

@@ -12,11 +12,10 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runYaml } from '../../../test/foundation/harness.js';
 import { requireService } from '../../../test/helpers/services.js';
-import { connectorOptions } from '../../sdk/testing.js';
+import { commitContext, connectorOptions, planContext, taskContext, tempDir } from '../../sdk/testing.js';
 import type { Row, Schema } from '../../sdk/types.js';
 import csv from '../csv/index.js';
 import { writeCsv } from '../shared/encoded-load.js';
-import { commitContext, planContext, taskContext, tempDir } from '../shared/test-context.js';
 import postgres from './index.js';
 
 const up = await requireService('postgres');
@@ -79,7 +78,7 @@ async function load(path: string, input: Record<string, unknown>, table: string,
     await writer.close?.();
   }
   await sink.commit?.([], cctx);
-  return { failed: counts.failed, passed: counts.passed, rejected: ctx.rejected.length, bytes: ctx.bytesSent };
+  return { failed: counts.failed, passed: counts.passed, rejected: ctx.rejected.length, bytes: ctx.bytes };
 }
 
 /** Rows of a table as sorted JSON lines (a multiset to compare). */

@@ -8,10 +8,9 @@ import { runYaml } from '../../../test/foundation/harness.js';
 import { requireService } from '../../../test/helpers/services.js';
 import { validateConnectorOptions } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
-import { connectorOptions } from '../../sdk/testing.js';
+import { collect, connectorOptions, planContext, taskContext } from '../../sdk/testing.js';
 import type { Partition, Row } from '../../sdk/types.js';
 import { Decimal } from '../../sdk/values.js';
-import { collect, planContext, taskContext } from '../shared/test-context.js';
 import postgres from './index.js';
 import { rangeQuery, splitRange } from './source.js';
 

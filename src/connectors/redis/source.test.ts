@@ -18,9 +18,8 @@ import {
   type TaskContext,
 } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
-import { connectorOptions } from '../../sdk/testing.js';
+import { connectorOptions, planContext, taskContext } from '../../sdk/testing.js';
 import type { JsonValue, Row } from '../../sdk/types.js';
-import { planContext, taskContext } from '../shared/test-context.js';
 import redis from './index.js';
 import { compareEntryIds } from './source.js';
 import { adminClient, dropKeysAndClose } from './test-keys.js';

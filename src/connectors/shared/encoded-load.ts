@@ -6,12 +6,12 @@
  */
 import type { Writer } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
+import type { TestTaskContext } from '../../sdk/testing.js';
+import { collect } from '../../sdk/testing.js';
 import type { EncodedRows, Row } from '../../sdk/types.js';
 import csv from '../csv/index.js';
 import { readCsvEncoded } from '../csv/source.js';
 import type { CsvOptions } from '../csv/spec.js';
-import type { TestTaskContext } from './test-context.js';
-import { collect } from './test-context.js';
 
 const isData = (e: unknown) => e instanceof WeirError && e.kind === 'data';
 

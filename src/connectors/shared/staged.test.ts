@@ -2,8 +2,8 @@ import { readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WeirError } from '../../sdk/errors.js';
+import { silentLog, tempDir } from '../../sdk/testing.js';
 import { abortStaged, type CommitPlan, commitStaged, parseMessages, StagedFile, stagingName } from './staged.js';
-import { silentLog, tempDir } from './test-context.js';
 
 let dir: string;
 beforeEach(async () => {

@@ -10,11 +10,10 @@ import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runYaml } from '../../../test/foundation/harness.js';
-import { connectorOptions } from '../../sdk/testing.js';
+import { commitContext, connectorOptions, planContext, taskContext, tempDir } from '../../sdk/testing.js';
 import type { Schema } from '../../sdk/types.js';
 import csv from '../csv/index.js';
 import { type LoadCounts, writeCsv } from '../shared/encoded-load.js';
-import { commitContext, planContext, taskContext, tempDir } from '../shared/test-context.js';
 import { type BindKind, bindKindOf, CsvBinder } from './encoded.js';
 import sqlite from './index.js';
 

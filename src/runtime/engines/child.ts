@@ -76,7 +76,7 @@ export function childProcessEngine(options: ChildProcessEngineOptions = {}): Eng
         }
         if (!result.ok)
           return { partition, ok: false, metrics: result.metrics, error: fromTaskError(result.error ?? lost(partition, 'no error')) };
-        job.checkpoints?.commitPartition(partition.id, result.message ?? null);
+        job.checkpoints?.commitPartition(partition.id, result.message ?? null, result.state);
         return { partition, ok: true, message: result.message ?? null, metrics: result.metrics };
       };
       const run = {

@@ -44,7 +44,7 @@ export async function executeRun(r: RunState): Promise<void> {
   const store = r.store;
   const runId = r.runId;
   const checkpoints: CheckpointWriter | undefined = store
-    ? { commitPartition: (id, message) => store.commitPartition(runId, id, message) }
+    ? { commitPartition: (id, message, state) => store.commitPartition(runId, id, message, state) }
     : undefined;
   const job: ExecuteJob = {
     runId,

@@ -26,6 +26,7 @@ export async function finishJob(r: RunState): Promise<void> {
     await sink.commit?.(ordered, commitCtx);
     r.jobDone = true;
     r.store?.setStatus(r.runId, 'succeeded');
+    r.store?.saveSourceState(r.stateId, r.runId);
     r.store?.prune(r.stateId);
     r.env.bus.emit({ type: 'job_commit', partitions: ordered.length, duration_ms: Math.round(performance.now() - c0) });
   } else if (r.failure === undefined && r.stopRequested) {

@@ -39,6 +39,8 @@ export async function planRun(r: RunState): Promise<void> {
   if (resumable(previous) && !env.fresh && !env.runId) r.setRunId(previous.run_id);
 
   if (source.unbounded) checkStreaming(r);
+  const sourceState = r.store?.sourceState(stateId);
+  if (sourceState) r.planCtx = { ...r.planCtx, sourceState };
   r.schema = (await source.schema?.(r.planCtx)) ?? undefined;
   r.partitions = (await source.partitions?.(r.planCtx)) ?? [{ id: '0' }];
   checkPartitions(r.partitions, config.source.type);
