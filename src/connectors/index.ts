@@ -5,6 +5,7 @@ import generator from './generator/index.js';
 import http from './http/index.js';
 import jsonl from './jsonl/index.js';
 import mysql from './mysql/index.js';
+import nats from './nats/index.js';
 import parquet from './parquet/index.js';
 import postgres from './postgres/index.js';
 import redis from './redis/index.js';
@@ -20,4 +21,5 @@ export const builtinConnectors: readonly AnyConnector[] = [
   mysql,
   redis,
   http,
+  nats,
 ] as unknown as AnyConnector[];
