@@ -29,7 +29,7 @@
 import type { ConsumerConfig, ConsumerInfo, ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { PlanContext, Source, StreamChunk, TaskContext } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
-import { emptyRow, type Partition, type Row } from '../../sdk/types.js';
+import { asRow, emptyRow, type Partition, type Row } from '../../sdk/types.js';
 import { parseJsonExact } from '../../sdk/values.js';
 import { classify, connect, isNotFound, missingStream, type Nats, release, streamInfo, where } from './client.js';
 import type { NatsOptions } from './spec.js';
@@ -212,6 +212,7 @@ class Pump {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+const ACK = new TextEncoder().encode('+ACK');
 
 /** One partition of the stream, as chunks of what arrived (worker, once per partition attempt). */
 async function* streamMessages(opts: NatsOptions, ctx: TaskContext): AsyncGenerator<StreamChunk> {
@@ -230,6 +231,30 @@ async function* streamMessages(opts: NatsOptions, ctx: TaskContext): AsyncGenera
   let last = 0;
   let lag: number | undefined;
   let pump: Pump | undefined;
+  /**
+   * Acknowledges on the reading connection, then flushes (the server has the
+   * acknowledgements when it returns). Once the partition closed it, an
+   * acknowledgement still due goes through a connection of its own.
+   */
+  const acknowledge = async (messages: JsMsg[]) => {
+    if (messages.length === 0) return;
+    try {
+      if (!nc.isClosed()) {
+        for (const m of messages) m.ack();
+        await nc.flush();
+        return;
+      }
+      const late = await connect(opts, ctx, `weir:${ctx.pipeline}:${opts.durable}:ack`);
+      try {
+        for (const m of messages) late.nc.publish((m as unknown as { reply: string }).reply, ACK);
+        await late.nc.flush();
+      } finally {
+        await release(late.nc);
+      }
+    } catch (error) {
+      throw classify(error, `acknowledging ${messages.length} message(s) of stream ${opts.stream} (consumer ${opts.durable})`);
+    }
+  };
   const lost = (why: string) =>
     new WeirError(
       `${context}: ${why}; deliveries may have been lost in transit, so the partition runs again from its last committed message (stream sequence ${committed})`,
@@ -294,8 +319,7 @@ async function* streamMessages(opts: NatsOptions, ctx: TaskContext): AsyncGenera
         offsets,
         lag,
         ack: async () => {
-          for (const m of due) m.ack();
-          await nc.flush();
+          await acknowledge(due);
           if (offsets > committed) committed = offsets;
           for (const s of seqs) inFlight.delete(s);
         },
@@ -313,9 +337,11 @@ async function* streamMessages(opts: NatsOptions, ctx: TaskContext): AsyncGenera
 
 /** A message as a row; undefined when it was handed to the error policy (bad JSON). */
 async function toRow(m: JsMsg, opts: NatsOptions, ctx: TaskContext): Promise<Row | undefined> {
-  const row = emptyRow();
-  if (opts.format === 'raw') row[opts.data_field] = m.data.slice();
-  else {
+  let row: Row;
+  if (opts.format === 'raw') {
+    row = emptyRow();
+    row[opts.data_field] = m.data.slice();
+  } else {
     let parsed: unknown;
     try {
       parsed = parseJsonExact(utf8.decode(m.data), opts.max_depth);
@@ -329,8 +355,11 @@ async function toRow(m: JsMsg, opts: NatsOptions, ctx: TaskContext): Promise<Row
       );
       return undefined;
     }
-    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) Object.assign(row, parsed);
-    else row.value = parsed as Row[string];
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) row = asRow(parsed);
+    else {
+      row = emptyRow();
+      row.value = parsed as Row[string];
+    }
   }
   for (const f of opts.metadata_fields) {
     if (f === 'subject') row[opts.subject_field] = m.subject;
