@@ -149,6 +149,7 @@ class Pump {
   readonly buffer: JsMsg[] = [];
   error: unknown;
   done = false;
+  private stopped = false;
   private wake: (() => void) | undefined;
   private space: (() => void) | undefined;
 
@@ -162,9 +163,11 @@ class Pump {
   private async run(): Promise<void> {
     try {
       for await (const m of this.messages) {
+        if (this.stopped) break;
         this.buffer.push(m);
         this.notify();
         if (this.buffer.length >= this.high) await new Promise<void>((r) => (this.space = r));
+        if (this.stopped) break;
       }
     } catch (error) {
       this.error = error;
@@ -204,10 +207,12 @@ class Pump {
     return out;
   }
 
+  /** Stops the deliveries; what was delivered and not taken is never acknowledged (the server delivers it again). */
   async stop(): Promise<void> {
+    this.stopped = true;
     this.messages.stop();
     this.space?.();
-    await this.messages.closed().catch(() => undefined);
+    await Promise.race([this.messages.closed().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
   }
 }
 
@@ -221,8 +226,9 @@ async function* streamMessages(opts: NatsOptions, ctx: TaskContext): AsyncGenera
   const nats = await connect(opts, ctx, `weir:${ctx.pipeline}:${opts.durable}`);
   const { nc, js, jsm } = nats;
   let disrupted = false;
+  const status = nc.status();
   const watching = (async () => {
-    for await (const s of nc.status()) if (s.type === 'disconnect' || s.type === 'reconnect') disrupted = true;
+    for await (const s of status) if (s.type === 'disconnect' || s.type === 'reconnect') disrupted = true;
   })().catch(() => undefined);
   /** Every message of the filter at or before it is committed (and acknowledged, or acknowledged when delivered again). */
   let committed = 0;
@@ -331,6 +337,7 @@ async function* streamMessages(opts: NatsOptions, ctx: TaskContext): AsyncGenera
   } finally {
     await pump?.stop();
     await release(nc);
+    (status as unknown as { stop(): void }).stop();
     await watching;
   }
 }
