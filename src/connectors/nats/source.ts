@@ -150,6 +150,7 @@ class Pump {
   error: unknown;
   done = false;
   private stopped = false;
+  private wakeFill: (() => void) | undefined;
   private wake: (() => void) | undefined;
   private space: (() => void) | undefined;
 
@@ -199,6 +200,33 @@ class Pump {
     this.wake = undefined;
   }
 
+  /**
+   * While deliveries keep coming, waits for up to `n` buffered messages: a chunk is one
+   * batch of the sink, so a burst is handed over whole instead of message by message.
+   * Ends after `gapMs` without a new delivery or `maxMs` in all (a trickle waits little).
+   */
+  async fill(n: number, gapMs: number, maxMs: number): Promise<void> {
+    const until = performance.now() + maxMs;
+    while (this.buffer.length < n && !this.done) {
+      const before = this.buffer.length;
+      const left = until - performance.now();
+      if (left <= 0) return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(gapMs, left));
+        this.wake = () => {
+          if (this.buffer.length >= n) {
+            clearTimeout(timer);
+            resolve();
+          } else this.wake = this.wakeFill;
+        };
+        this.wakeFill = this.wake;
+      });
+      this.wake = undefined;
+      this.wakeFill = undefined;
+      if (this.buffer.length === before) return;
+    }
+  }
+
   take(n: number): JsMsg[] {
     const out = this.buffer.splice(0, n);
     const s = this.space;
@@ -218,6 +246,9 @@ class Pump {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const ACK = new TextEncoder().encode('+ACK');
+/** How long a chunk waits for the next delivery of a burst, and at most in all (see {@link Pump.fill}). */
+const FILL_GAP_MS = 5;
+const FILL_MAX_MS = 100;
 
 /** One partition of the stream, as chunks of what arrived (worker, once per partition attempt). */
 async function* streamMessages(opts: NatsOptions, ctx: TaskContext): AsyncGenerator<StreamChunk> {
@@ -293,6 +324,7 @@ async function* streamMessages(opts: NatsOptions, ctx: TaskContext): AsyncGenera
       if (disrupted) throw lost('the connection to the server was lost');
       if (pump.done) throw pump.error ? classify(pump.error, context) : lost('the consumer stopped delivering');
       await pump.wait(opts.idle_heartbeat, ctx.signal);
+      if (pump.buffer.length > 0) await pump.fill(opts.batch, FILL_GAP_MS, FILL_MAX_MS);
       const messages = pump.take(opts.batch);
       if (messages.length === 0) {
         if (!pump.done && !disrupted) yield { rows: [], offsets: last, ...(lag !== undefined ? { lag } : {}) };
