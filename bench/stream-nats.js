@@ -10,8 +10,10 @@
  *           epoch (`--epoch-rows` rows or 1 s, as weir's defaults), acknowledged after the COMMIT
  *   weir    `weir run`: nats → postgres, delivery: exactly-once (the checkpoint stored in the
  *           epoch's transaction), JSON logs at info — observability on
- * Both end once no message arrived for 1 s; that wait is subtracted from both times. The two
- * tables must hold the same rows (md5 of every row as text, in id order).
+ * Both end once no message arrived for 1 s; that wait is subtracted from both wall times
+ * (process start-up included in both). weir creates its table in the first run, the raw
+ * script copies its shape; later runs start from empty tables. The two tables must hold the
+ * same rows (md5 of every row as text, in id order).
  *
  * Sink: the same generator rows published to a stream two ways: raw (js.publish, `--inflight`
  * awaiting their PubAck, each with a Nats-Msg-Id) and weir (generator → nats sink); the
@@ -283,7 +285,8 @@ try {
     for (const variant of ['weir', 'raw']) {
       await jsm.consumers.delete(srcStream, variant).catch(() => {});
       if (variant === 'weir') {
-        await db.query(`DROP TABLE IF EXISTS "${weirTable}"`);
+        // created by the first run; later runs start from an empty table, as the raw script does
+        if (run > 0) await db.query(`TRUNCATE "${weirTable}"`);
         await db.query('DELETE FROM _weir_runs WHERE pipeline = $1', [`nats-bench-${tag}`]).catch(() => {});
         await db.query('DELETE FROM _weir_checkpoints WHERE pipeline = $1', [`nats-bench-${tag}`]).catch(() => {});
         const r = await weirSource(srcStream, weirTable);
@@ -293,7 +296,7 @@ try {
         await db.query(`CREATE TABLE "${rawTable}" (LIKE "${weirTable}")`);
         const r = await child('raw-source', ['--stream', srcStream, '--table', rawTable]);
         if (r.code !== 0) throw new Error(`raw source failed: ${r.stderr.slice(-2000)}`);
-        results.source.raw.push({ seconds: JSON.parse(r.stdout.trim().split('\n').pop()).seconds, rssMb: r.rssMb });
+        results.source.raw.push({ seconds: r.seconds - IDLE_MS / 1000, rssMb: r.rssMb }); // wall time, as weir's
       }
       const d = await tableDigest(variant === 'weir' ? weirTable : rawTable);
       reference ??= d;
@@ -315,7 +318,7 @@ try {
       else {
         const m = await child('raw-sink', ['--stream', sinkStream]);
         if (m.code !== 0) throw new Error(`raw sink failed: ${m.stderr.slice(-2000)}`);
-        r = { seconds: JSON.parse(m.stdout.trim().split('\n').pop()).seconds, rssMb: m.rssMb };
+        r = { seconds: m.seconds, rssMb: m.rssMb }; // wall time, as weir's
       }
       results.sink[variant].push(r);
       const d = await streamDigest(sinkStream);

@@ -213,6 +213,8 @@ export const natsSinkRules = [
     if (x.subject === undefined)
       return 'subject is required in a sink; give the subject (a template of row fields), e.g. subject: "orders.{region}"';
     if (x.filter_subject !== undefined) return 'filter_subject is for a source; a sink publishes to subject';
+    if (Array.isArray(x.metadata_fields) && x.metadata_fields.length > 0)
+      return 'metadata_fields is for a source; a sink publishes each row as it is';
     try {
       compileTemplate(String(x.subject), 'subject');
     } catch (error) {
