@@ -6,6 +6,7 @@ import http from './http/index.js';
 import jsonl from './jsonl/index.js';
 import mqtt from './mqtt/index.js';
 import mysql from './mysql/index.js';
+import nats from './nats/index.js';
 import parquet from './parquet/index.js';
 import postgres from './postgres/index.js';
 import redis from './redis/index.js';
@@ -22,4 +23,5 @@ export const builtinConnectors: readonly AnyConnector[] = [
   redis,
   http,
   mqtt,
+  nats,
 ] as unknown as AnyConnector[];
