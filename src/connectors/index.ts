@@ -7,6 +7,7 @@ import jsonl from './jsonl/index.js';
 import mysql from './mysql/index.js';
 import parquet from './parquet/index.js';
 import postgres from './postgres/index.js';
+import rabbitmq from './rabbitmq/index.js';
 import redis from './redis/index.js';
 import sqlite from './sqlite/index.js';
 
@@ -20,4 +21,5 @@ export const builtinConnectors: readonly AnyConnector[] = [
   mysql,
   redis,
   http,
+  rabbitmq,
 ] as unknown as AnyConnector[];
