@@ -10,7 +10,46 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runYaml } from '../../../test/foundation/harness.js';
 import { tempDir } from '../../../test/helpers/cli.js';
 import { requireService } from '../../../test/helpers/services.js';
+import { parsePipelineText } from '../../config/load.js';
+import { validatePipeline } from '../../config/pipeline.js';
+import { Registry } from '../../config/registry.js';
+import { Redactor } from '../../secrets/redactor.js';
+import { builtinConnectors } from '../index.js';
 import { type Admin, adminConnection } from './test-queues.js';
+
+/** The examples of the CHANGELOG, one per role: they validate as written. */
+export const EXAMPLES = {
+  source: `pipeline: orders-from-rabbitmq
+source:
+  type: rabbitmq
+  url: \${env:RABBITMQ_URL}
+  queue: orders
+  declare: true
+  arguments: { x-queue-type: quorum }
+  bind: { exchange: events, routing_keys: [order.*] }
+  dead_letter_exchange: weir.dlx
+  max_redeliveries: 5
+  metadata_fields: [message_id, routing_key]
+sink: { type: postgres, host: 127.0.0.1, database: app, table: orders, mode: upsert, key_columns: [order_id] }
+errors: { tolerance: all, dead_letter: { type: jsonl, path: out/rejected.jsonl } }
+stream: { stop_when_idle: 30s }
+`,
+  sink: `pipeline: orders-to-rabbitmq
+source: { type: postgres, host: 127.0.0.1, database: app, table: orders }
+sink: { type: rabbitmq, host: 127.0.0.1, user: loader, password: "\${env:RABBITMQ_PASSWORD}", exchange: events, routing_key: "order.{region}" }
+`,
+};
+
+describe('rabbitmq examples', () => {
+  it('validate, one per role', () => {
+    process.env.RABBITMQ_URL ??= 'amqp://loader:secret-value@127.0.0.1:5672/%2F';
+    process.env.RABBITMQ_PASSWORD ??= 'secret-value';
+    for (const yaml of Object.values(EXAMPLES)) {
+      const v = validatePipeline(parsePipelineText(yaml, 'example.yaml'), new Registry([...builtinConnectors]), new Redactor(), '.');
+      expect(v.config.pipeline).toMatch(/rabbitmq/);
+    }
+  });
+});
 
 const up = (await requireService('rabbitmq')) && (await requireService('postgres'));
 const suffix = randomBytes(4).toString('hex');
