@@ -18,7 +18,7 @@ import { builtinConnectors } from '../index.js';
 import { type Admin, adminConnection } from './test-queues.js';
 
 /** The examples of the CHANGELOG, one per role: they validate as written. */
-export const EXAMPLES = {
+const EXAMPLES = {
   source: `pipeline: orders-from-rabbitmq
 source:
   type: rabbitmq
