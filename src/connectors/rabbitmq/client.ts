@@ -43,7 +43,7 @@ export function brokerOf(opts: RabbitmqOptions): Broker {
       vhost: opts.vhost,
     };
   const u = new URL(opts.url);
-  const protocol = u.protocol === 'amqps:' ? 'amqps' : 'amqp';
+  const protocol = u.protocol === 'amqps:' || opts.ssl_enabled ? 'amqps' : 'amqp';
   const path = u.pathname.replace(/^\//, '');
   return {
     protocol,

@@ -12,8 +12,11 @@ import { compileTemplate } from '../shared/template.js';
  * epoch can only be cut by `stream.epoch_rows` when that many messages are out
  * unacknowledged: below the epoch size, every epoch waits for `stream.epoch_interval`
  * and the stream flows at most `prefetch` messages per interval. Equal to the default
- * `stream.epoch_rows` (10,000) the broker refills the window while the epoch commits;
- * twice that (20,000) held twice the messages in memory for no measured gain.
+ * `stream.epoch_rows` (10,000), an epoch cut by rows holds the whole window, and the
+ * broker refills it in one round trip after the epoch's acknowledgement. Twice the epoch
+ * would keep messages flowing during the commit too, but holds twice the messages
+ * (of any size, up to the broker's 128 MB limit each) in memory per partition; the
+ * commit is a few milliseconds of a second-long epoch, so it is not worth it.
  */
 export const DEFAULT_PREFETCH = 10_000;
 
@@ -60,7 +63,9 @@ export const rabbitmqOptions = {
   vhost: o.string({ minLength: 1 }).describe('Virtual host.').default('/'),
   queue: o
     .string({ minLength: 1, maxLength: 255 })
-    .describe('Source: the queue to consume. It must exist, unless `declare` is true.')
+    .describe(
+      'Source: the queue to consume. It must exist, unless `declare` is true. A message is acknowledged only after the epoch holding it was committed by the sink; delivery is at-least-once (a message whose epoch committed just before a crash is delivered again), so for each message once use the postgres sink with `mode: upsert` and `key_columns` naming a field that identifies the message. `delivery: exactly-once` is refused.',
+    )
     .example('orders'),
   declare: o
     .bool()
@@ -154,7 +159,7 @@ export const rabbitmqOptions = {
   batch_size: o
     .int({ min: 1, max: 100_000 })
     .describe(
-      'Sink: rows per batch. A batch is checked whole first (routing keys, JSON), published as persistent messages on a confirm channel, and written only once the broker confirmed every one of them.',
+      'Sink: rows per batch. A batch is checked whole first (routing keys, JSON), published as persistent messages on a confirm channel, and written only once the broker confirmed every one of them. Each message carries the `message_id` `<run>:<partition>:<writer>:<batch>:<row>`, the same when a batch is published again after a lost confirmation, so a consumer can drop duplicates.',
     )
     .default(1000),
   max_depth: jsonDepthOption(),
