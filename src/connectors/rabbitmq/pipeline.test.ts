@@ -119,6 +119,26 @@ checkpoint: { path: ${join(dir, 'checkpoints.db')} }
     expect(JSON.stringify(summary)).not.toMatch(/ECONNREFUSED/);
   });
 
+  it('a refused login fails the run with a clear line; the password (literal or in the url) is in no log line or summary', async () => {
+    const canary = `canary-${randomBytes(8).toString('hex')}`;
+    for (const broker of [`password: "${canary}"`, `url: "amqp://guest:${canary}@127.0.0.1:5672/%2F"`]) {
+      const dir = tempDir('weir-amqp-canary-');
+      const { summary, logs } = await runYaml(
+        `
+pipeline: amqp-run-${suffix}-canary
+source: { type: rabbitmq, queue: ${prefix}_never, ${broker} }
+sink: { type: postgres, host: 127.0.0.1, port: 5432, user: postgres, database: test, table: ${table}, mode: upsert, key_columns: [id] }
+checkpoint: { path: ${join(dir, 'checkpoints.db')} }
+`,
+        [],
+        dir,
+      );
+      expect(summary.status).toBe('failed');
+      expect(JSON.stringify(summary)).toMatch(/refused the login \(ACCESS_REFUSED\); check user and password/);
+      expect(`${logs}${JSON.stringify(summary)}`).not.toContain(canary);
+    }
+  });
+
   it('generator → rabbitmq: every row one confirmed message', async () => {
     const queue = `${prefix}_out`;
     await admin.queue(queue);
