@@ -23,7 +23,6 @@
  * Options: --messages N (200000) · --runs N (3) · --batch N (1000) · --batch-size N (5000)
  * · --epoch-rows N (10000) · --inflight N (1000) · --json FILE.
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

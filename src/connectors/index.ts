@@ -9,6 +9,7 @@ import mysql from './mysql/index.js';
 import nats from './nats/index.js';
 import parquet from './parquet/index.js';
 import postgres from './postgres/index.js';
+import rabbitmq from './rabbitmq/index.js';
 import redis from './redis/index.js';
 import sqlite from './sqlite/index.js';
 
@@ -24,4 +25,5 @@ export const builtinConnectors: readonly AnyConnector[] = [
   http,
   mqtt,
   nats,
+  rabbitmq,
 ] as unknown as AnyConnector[];

@@ -178,6 +178,14 @@ export interface Source {
    * `stream.epoch_interval`) until the run is stopped or `stream.stop_when_idle` passes.
    */
   readonly unbounded?: boolean;
+  /**
+   * Unbounded sources whose offsets cannot tell a message an earlier epoch committed
+   * from a new one (a queue without sequence numbers, such as RabbitMQ or MQTT): a
+   * sentence saying why and what gives exactly-once instead. `delivery: exactly-once`
+   * is then refused at the start of the run with it. Absent: what the source
+   * redelivers at or before `ctx.resumeFrom` is recognised and skipped.
+   */
+  readonly atLeastOnce?: string;
   /** Unbounded sources (worker, once per partition attempt): the partition's messages, from `ctx.resumeFrom` on. */
   stream?(partition: Partition, ctx: TaskContext): AsyncIterable<StreamChunk>;
   /** Releases planner-side resources. */

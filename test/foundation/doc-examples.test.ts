@@ -36,6 +36,21 @@ const blocks = files.flatMap((file) => {
   }));
 });
 
+/** A value for `${env:NAME}` as a user would have it: a URL of the right scheme for `…URL`, else text long enough for any key. */
+function exampleValue(name: string): string {
+  if (!/URL$/.test(name)) return 'doc-example-value-0123456789';
+  const scheme = [
+    ['AMQP', 'amqp'],
+    ['RABBIT', 'amqp'],
+    ['NATS', 'nats'],
+    ['MQTT', 'mqtt'],
+    ['REDIS', 'redis'],
+    ['POSTGRES', 'postgres'],
+    ['MYSQL', 'mysql'],
+  ].find(([part]) => name.includes(part as string))?.[1];
+  return `${scheme ?? 'https'}://doc.example.com/weir`;
+}
+
 /** The block as a whole pipeline, and where it is validated from. */
 function asPipeline(block: string, module?: string): { text: string; baseDir: string } {
   let text = block;
@@ -47,8 +62,7 @@ function asPipeline(block: string, module?: string): { text: string; baseDir: st
   }
   const doc = (parse(text) ?? {}) as Record<string, unknown>;
   const dir = tempDir('weir-doc-');
-  for (const m of text.matchAll(/\$\{env:([A-Za-z_][A-Za-z0-9_]*)/g))
-    process.env[m[1] as string] ??= /URL$/.test(m[1] as string) ? 'https://hooks.example.com/weir' : 'doc-example-value-0123456789';
+  for (const m of text.matchAll(/\$\{env:([A-Za-z_][A-Za-z0-9_]*)/g)) process.env[m[1] as string] ??= exampleValue(m[1] as string);
   for (const m of ((doc.connectors ?? []) as unknown[]).filter((c): c is string => typeof c === 'string' && c.startsWith('./'))) {
     expect(module, `${m} is shown in a js block before the example`).toBeDefined();
     writeFileSync(join(dir, m), (module as string).replaceAll("'weir/sdk'", `'${join(ROOT, 'dist', 'sdk', 'index.js')}'`));

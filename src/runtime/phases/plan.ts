@@ -151,6 +151,11 @@ function checkStreaming(r: RunState): void {
       }`,
       { kind: 'config', code: 'sink_not_streaming' },
     );
+  if (config.delivery === 'exactly-once' && r.source.atLeastOnce)
+    throw new WeirError(`delivery: exactly-once cannot hold with the ${config.source.type} source: ${r.source.atLeastOnce}`, {
+      kind: 'config',
+      code: 'source_not_exactly_once',
+    });
 }
 
 /** Local and recovered partitions, the recovered ones winning. */
