@@ -37,6 +37,10 @@ export interface RunFlags extends EngineFlags {
   quiet?: boolean;
   summaryJson?: string;
   metricsPort?: number;
+  /** Serve the live run page on this port. */
+  uiPort?: number;
+  /** Export traces and metrics over OTLP/HTTP to this collector (overrides `telemetry.otlp_endpoint`). */
+  otlpEndpoint?: string;
   fresh?: boolean;
   keepCommitted?: boolean;
   dryRun?: boolean;
@@ -98,7 +102,31 @@ async function runLoaded(pipeline: ValidatedPipeline, flags: RunFlags, logger: L
   const server =
     observe && metrics && flags.metricsPort !== undefined ? await observe.startHealthServer(metrics, flags.metricsPort) : undefined;
   if (server) logger.info({ event: 'metrics_server', address: server.address() }, 'serving /metrics, /healthz and /readyz');
-  const stopAlerts = evaluateAlerts(bus, pipeline.config, { redactor, log: (level, fields, msg) => logger[level](fields, msg) });
+  // the run page and OpenTelemetry load only when asked for
+  const uiMod = flags.uiPort !== undefined ? await import('../observe/ui/server.js') : undefined;
+  const ui = uiMod?.collectUi(bus, redactor);
+  const uiServer = uiMod && ui && flags.uiPort !== undefined ? await uiMod.startUiServer(ui, flags.uiPort) : undefined;
+  if (uiServer) logger.info({ event: 'ui_server', url: uiServer.url }, `run page on ${uiServer.url}`);
+  const telemetry = pipeline.config.telemetry;
+  const otlpEndpoint = flags.otlpEndpoint ?? telemetry?.otlp_endpoint;
+  const otel = otlpEndpoint
+    ? await (await import('../observe/otel.js')).startOtel(bus, redactor, {
+        endpoint: otlpEndpoint,
+        ...(telemetry?.headers ? { headers: telemetry.headers } : {}),
+        serviceName: telemetry?.service_name ?? 'weir',
+        metricsIntervalMs: telemetry?.metrics_interval ?? 10_000,
+        weirVersion: weirVersion(),
+        warn: (message) => logger.warn({ event: 'otel_export_failed' }, message),
+      })
+    : undefined;
+  const stopAlerts = evaluateAlerts(bus, pipeline.config, {
+    redactor,
+    log: (level, fields, msg) => {
+      logger[level](fields, msg);
+      if (fields.event === 'alert_firing' || fields.event === 'alert_resolved')
+        ui?.alert(fields.event === 'alert_firing' ? 'firing' : 'resolved', fields);
+    },
+  });
   const stopProgress = trackProgress(bus, {
     ...(process.stderr.isTTY && !flags.quiet ? { terminal } : {}),
     intervalMs: pipeline.config.progress_interval,
@@ -172,6 +200,9 @@ async function runLoaded(pipeline: ValidatedPipeline, flags: RunFlags, logger: L
     process.off('SIGTERM', onSignal);
     server?.close();
     metrics?.stop();
+    await uiServer?.close();
+    ui?.stop();
+    await otel?.shutdown();
   }
 }
 

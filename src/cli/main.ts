@@ -53,7 +53,13 @@ function buildProgram(setExit: (code: number) => void): Command {
       .argument('<pipeline>', 'pipeline YAML file'),
   )
     .option('--summary-json <file>', 'write the run summary as JSON to this file')
-    .option('--metrics-port <port>', 'serve Prometheus /metrics, /healthz and /readyz on this port', (v) => parsePort(v))
+    .option('--metrics-port <port>', 'serve Prometheus /metrics, /healthz and /readyz on this port', (v) => parsePort('--metrics-port', v))
+    .option('--ui-port <port>', 'serve a live page of the run on http://127.0.0.1:PORT/', (v) => parsePort('--ui-port', v))
+    .option(
+      '--otlp-endpoint <url>',
+      'export traces and metrics over OTLP/HTTP to this collector (e.g. http://localhost:4318)',
+      parseEndpoint,
+    )
     .option('--fresh', 'start over instead of resuming an interrupted run')
     .option('--keep-committed', "with --fresh: start over even when the interrupted run's committed rows cannot be taken back (they stay)")
     .option('-q, --quiet', 'print only the summary and errors (no progress line, log level error)')
@@ -145,11 +151,26 @@ function oneOf<T extends string>(flag: string, choices: readonly T[]): (v: strin
   };
 }
 
-function parsePort(v: string): number {
+function parsePort(flag: string, v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new WeirError(`--metrics-port must be a port 0-65535, got ${JSON.stringify(v)}`, { kind: 'config' });
+    throw new WeirError(`${flag} must be a port 0-65535, got ${JSON.stringify(v)}`, { kind: 'config' });
   return n;
+}
+
+function parseEndpoint(v: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(v);
+  } catch {
+    // reported below
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:'))
+    throw new WeirError(
+      `--otlp-endpoint must be an http:// or https:// URL of an OTLP/HTTP collector (e.g. http://localhost:4318), got ${JSON.stringify(redactor.scrub(v))}`,
+      { kind: 'config' },
+    );
+  return v;
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -137,6 +137,22 @@ const alertSpec = {
     .describe('Where to send the alert besides the log.'),
 };
 
+/** `telemetry:`: OpenTelemetry export (src/observe/otel.ts); `--otlp-endpoint` overrides `otlp_endpoint`. */
+const telemetrySpec = {
+  otlp_endpoint: o
+    .url({ schemes: ['http', 'https'] })
+    .describe(
+      'Base URL of an OTLP/HTTP collector: traces go to `/v1/traces`, metrics to `/v1/metrics` (JSON). Setting it turns OpenTelemetry export on.',
+    )
+    .example('http://localhost:4318'),
+  headers: o
+    .map(o.string())
+    .secret()
+    .describe('Headers sent with every export (a vendor API key: `${env:OTLP_TOKEN}`); secret, scrubbed from every output.'),
+  service_name: o.string({ minLength: 1 }).describe('`service.name` of the exported resource.').default('weir'),
+  metrics_interval: o.duration({ min: 100 }).describe('How often metrics are exported.').default('10s').advanced(),
+};
+
 const errorsSpec = (registry: Registry) => ({
   tolerance: o
     .enum(['none', 'all'] as const)
@@ -248,6 +264,7 @@ export function pipelineSpec(registry: Registry) {
       'Steps applied in order to every row between the source and the sink, inside the task (wherever the partition runs): `rename`, `select`, `drop`, `cast`, `filter`, `set`, `mask`, `timestamp`, or a custom step (`defineTransform`) from a `connectors:` module. See docs/transforms.md.',
     ),
     alerts: o.list(o.object(alertSpec)).describe('Alert rules, evaluated during the run and exported by `weir alerts`.'),
+    telemetry: o.object(telemetrySpec).describe('OpenTelemetry export of traces and metrics (off unless an endpoint is set).'),
     progress_interval: o
       .duration({ min: 100 })
       .describe('How often a progress line is logged when stdout is not a terminal.')
