@@ -21,7 +21,7 @@ import { Closers } from '../runtime/shutdown.js';
 import { errorMessage, WeirError } from '../sdk/errors.js';
 import { suggest } from '../sdk/options.js';
 import { redactor } from '../secrets/redactor.js';
-import { type EngineFlags, engineFromFlags } from './distributed.js';
+import { type EngineFlags, engineFromFlags } from './distributed-commands.js';
 import { EXIT, printError } from './exit.js';
 import { onOutputClosed } from './output.js';
 import { weirVersion } from './version.js';

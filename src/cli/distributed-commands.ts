@@ -1,7 +1,39 @@
-/** The distributed commands' arguments (`weir worker`, `weir status`, `weir cancel`); their bodies are in distributed.ts. */
+/**
+ * The distributed commands' arguments (`weir worker`, `weir status`, `weir cancel`) and
+ * `weir run`'s engine flags; their bodies are in distributed.ts, loaded only when one is
+ * used: BullMQ and its dependencies are most of the CLI's code, and a local run would
+ * otherwise carry them in memory (about 20 MB resident) and parse them at every start.
+ */
 import type { Command } from 'commander';
+import type { Engine } from '../runtime/engine.js';
 import { WeirError } from '../sdk/errors.js';
-import { cancelCommand, type RedisFlags, statusCommand, type WorkerFlags, workerCommand } from './distributed.js';
+import type { RedisFlags, WorkerFlags } from './distributed.js';
+
+export interface EngineFlags {
+  engine?: string;
+  redis?: string;
+  queue?: string;
+  detach?: boolean;
+}
+
+const distributed = () => import('./distributed.js');
+
+/**
+ * The engine `weir run` uses: local unless `--engine bullmq`; the flags checked
+ * together. Returns `undefined` for local, or a number when Redis is unreachable
+ * (the exit code).
+ */
+export async function engineFromFlags(flags: EngineFlags, onSubmitted: (runId: string) => void): Promise<Engine | undefined | number> {
+  if ((flags.engine ?? 'local') === 'bullmq') return (await distributed()).bullmqFromFlags(flags, onSubmitted);
+  for (const [flag, set] of [
+    ['--redis', flags.redis !== undefined],
+    ['--queue', flags.queue !== undefined],
+    ['--detach', Boolean(flags.detach)],
+  ] as const)
+    if (set)
+      throw new WeirError(`${flag} needs --engine bullmq (the local engine runs every partition in this process)`, { kind: 'config' });
+  return undefined;
+}
 
 function port(v: string): number {
   const n = Number(v);
@@ -21,7 +53,7 @@ export function addDistributedCommands(program: Command, logOptions: (cmd: Comma
       "how long a partition's lock lasts without renewal; a dead worker's partition runs elsewhere after about this long (default 15000)",
     )
     .option('--shutdown-grace <ms>', 'on SIGTERM: how long running partitions get to finish before they are handed back (default 30000)')
-    .action(async (flags: WorkerFlags) => setExit(await workerCommand(flags)));
+    .action(async (flags: WorkerFlags) => setExit(await (await distributed()).workerCommand(flags)));
 
   program
     .command('status')
@@ -30,7 +62,9 @@ export function addDistributedCommands(program: Command, logOptions: (cmd: Comma
     .requiredOption('--redis <url>', 'the Redis server of the run')
     .option('--queue <name>', 'the queue of the run (default weir)')
     .option('--json', 'print JSON')
-    .action(async (runId: string, flags: RedisFlags & { json?: boolean }) => setExit(await statusCommand(runId, flags)));
+    .action(async (runId: string, flags: RedisFlags & { json?: boolean }) =>
+      setExit(await (await distributed()).statusCommand(runId, flags)),
+    );
 
   program
     .command('cancel')
@@ -39,5 +73,7 @@ export function addDistributedCommands(program: Command, logOptions: (cmd: Comma
     .requiredOption('--redis <url>', 'the Redis server of the run')
     .option('--queue <name>', 'the queue of the run (default weir)')
     .option('--wait <seconds>', 'detached runs: how long to wait for running partitions to stop before the job abort (default 60)')
-    .action(async (runId: string, flags: RedisFlags & { wait?: string }) => setExit(await cancelCommand(runId, flags)));
+    .action(async (runId: string, flags: RedisFlags & { wait?: string }) =>
+      setExit(await (await distributed()).cancelCommand(runId, flags)),
+    );
 }

@@ -27,14 +27,8 @@ import type { TaskResult } from '../runtime/task-json.js';
 import { WeirError } from '../sdk/errors.js';
 import type { JsonValue } from '../sdk/types.js';
 import { type Redactor, redactor } from '../secrets/redactor.js';
+import type { EngineFlags } from './distributed-commands.js';
 import { EXIT, printError } from './exit.js';
-
-export interface EngineFlags {
-  engine?: string;
-  redis?: string;
-  queue?: string;
-  detach?: boolean;
-}
 
 export interface RedisFlags {
   redis?: string;
@@ -70,23 +64,8 @@ async function guarded(body: () => Promise<number>): Promise<number> {
   }
 }
 
-/**
- * The engine `weir run` uses: local unless `--engine bullmq`; the flags checked
- * together. Returns `undefined` for local, or a number when Redis is unreachable
- * (the exit code).
- */
-export async function engineFromFlags(flags: EngineFlags, onSubmitted: (runId: string) => void): Promise<Engine | undefined | number> {
-  const name = flags.engine ?? 'local';
-  if (name !== 'bullmq') {
-    for (const [flag, set] of [
-      ['--redis', flags.redis !== undefined],
-      ['--queue', flags.queue !== undefined],
-      ['--detach', Boolean(flags.detach)],
-    ] as const)
-      if (set)
-        throw new WeirError(`${flag} needs --engine bullmq (the local engine runs every partition in this process)`, { kind: 'config' });
-    return undefined;
-  }
+/** The BullMQ engine of `weir run --engine bullmq` (flags checked by distributed-commands.ts); a number when Redis is unreachable (the exit code). */
+export async function bullmqFromFlags(flags: EngineFlags, onSubmitted: (runId: string) => void): Promise<Engine | number> {
   const queue = parseQueueName(flags.queue);
   if (!flags.redis)
     throw new WeirError('--engine bullmq needs --redis URL: the Redis server the workers share, e.g. redis://127.0.0.1:6379', {
