@@ -204,11 +204,13 @@ process.on('unhandledRejection', (error) => {
 const code = await main(process.argv);
 process.exitCode = code;
 // Exit once stdout and stderr are flushed (a pipe may still hold output); lingering
-// handles such as idle connection pools must not keep a finished run alive.
+// handles such as idle connection pools must not keep a finished run alive. A pipe whose
+// reader left never drains: it closes (on Node 24 only after this wait began, which left
+// nothing pending but this await: exit 13, an unsettled top-level await).
 const flushed = (stream: NodeJS.WriteStream) =>
   new Promise<void>((resolve) => {
-    if (stream.writableLength === 0 || stream.destroyed) resolve();
-    else stream.once('drain', () => resolve());
+    if (stream.writableLength === 0 || stream.destroyed) return resolve();
+    for (const event of ['drain', 'close', 'error']) stream.once(event, () => resolve());
   });
 await Promise.race([Promise.all([flushed(process.stdout), flushed(process.stderr)]), new Promise((r) => setTimeout(r, 5000).unref())]);
 process.exit(code);
