@@ -55,6 +55,11 @@ export class QueueServer {
     return this.messages.length;
   }
 
+  /** Messages handed out in this session and not yet acknowledged: a reader is at work. */
+  get deliveredCount(): number {
+    return this.delivered.size;
+  }
+
   get ackedCount(): number {
     return this.acked.size;
   }

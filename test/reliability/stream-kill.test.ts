@@ -103,7 +103,7 @@ connectors: [${JSON.stringify(FIXTURE)}]
 source: { type: test-queue, url: "${q.url}", batch: 50 }
 sink: { type: postgres, host: 127.0.0.1, port: 5432, user: postgres, database: test, table: ${failTable} }
 delivery: exactly-once
-stream: { epoch_rows: 100, epoch_interval: 100ms, stop_when_idle: 800ms }
+stream: { epoch_rows: 100, epoch_interval: 100ms, stop_when_idle: 3s }
 `,
       );
       q.publish(1000);
@@ -145,10 +145,18 @@ stream: { epoch_rows: 100000, epoch_interval: 1h, stop_when_idle: 1s }
 `,
       );
       // one epoch stays open the whole run (1 h, 100k rows): only the drain commits it
+      let poll: NodeJS.Timeout | undefined;
       const stopped = await runCli(['run', file], {
         cwd: dir,
-        onSpawn: (pid) => setTimeout(() => process.kill(pid, 'SIGINT'), 1500),
-      });
+        // the signal once weir reads (its handlers are in place), however slow its start-up on a loaded machine
+        onSpawn: (pid) => {
+          poll = setInterval(() => {
+            if (q.deliveredCount < 200) return;
+            clearInterval(poll);
+            process.kill(pid, 'SIGINT');
+          }, 20);
+        },
+      }).finally(() => clearInterval(poll));
       expect(stopped.code, stopped.stderr).toBe(130);
       const kept = await admin.query(`SELECT count(*)::int AS n FROM "${intTable}"`);
       expect(kept.rows[0].n).toBeGreaterThan(0);
