@@ -20,6 +20,7 @@ import {
   specCommand,
   validateCommand,
 } from './commands.js';
+import { type DiscoverFlags, discoverCommand } from './discover.js';
 import { addDistributedCommands } from './distributed-commands.js';
 import { EXIT, printError } from './exit.js';
 import { watchOutput } from './output.js';
@@ -85,6 +86,17 @@ function buildProgram(setExit: (code: number) => void): Command {
       .description('health checks per connector: connection, authentication, rate-limit headroom, disk space')
       .argument('<pipeline>', 'pipeline YAML file'),
   ).action(async (file: string, flags: RunFlags) => setExit(await checkCommand(file, flags)));
+
+  program
+    .command('discover')
+    .description("the source's columns and exact types, estimated rows and partitions (read-only; the sink is not contacted)")
+    .argument('<pipeline>', 'pipeline YAML file')
+    .option('--json', 'print the discovery as JSON')
+    .option('--set <path=value>', 'change the pipeline file, e.g. --set source.table=orders (repeatable)', collect, [])
+    .addOption(
+      new Option('--log-level <level>', 'connector log lines on stderr from this level').argParser(oneOf('--log-level', LOG_LEVELS)),
+    )
+    .action(async (file: string, flags: DiscoverFlags) => setExit(await discoverCommand(file, flags)));
 
   const state = program.command('state').description('the checkpoint store: what was run, what the next run resumes; reset it');
   state
