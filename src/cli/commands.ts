@@ -53,7 +53,7 @@ interface Loaded {
 }
 
 /** load → plugins → resolve → validate; throws ConfigError with every issue. */
-async function load(path: string, sets: readonly string[] = []): Promise<Loaded> {
+export async function load(path: string, sets: readonly string[] = []): Promise<Loaded> {
   const file = loadPipelineFile(path, sets.map(parseOverride));
   const registry = await createRegistry();
   return { file, registry, pipeline: await openPipeline(file, dirname(resolve(path)), registry, redactor) };

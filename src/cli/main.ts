@@ -3,7 +3,8 @@
  * maps error kinds to exit codes (0 ok · 1 run failed · 2 invalid config or usage ·
  * 3 health check failed · 130/143 stopped by SIGINT/SIGTERM).
  */
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { createRegistry } from '../config/open.js';
 import { LOG_LEVELS } from '../observe/logger.js';
 import { WeirError } from '../sdk/errors.js';
 import { suggest } from '../sdk/options.js';
@@ -20,8 +21,11 @@ import {
   specCommand,
   validateCommand,
 } from './commands.js';
+import { completionCommand, SHELLS, type Shell } from './completion.js';
+import { type DiscoverFlags, discoverCommand } from './discover.js';
 import { addDistributedCommands } from './distributed-commands.js';
 import { EXIT, printError } from './exit.js';
+import { initCommand } from './init.js';
 import { watchOutput } from './output.js';
 import { stateListCommand, stateResetCommand, stateShowCommand } from './state.js';
 import { weirVersion } from './version.js';
@@ -33,15 +37,21 @@ function buildProgram(setExit: (code: number) => void): Command {
     .showHelpAfterError('(run weir --help for usage)')
     .exitOverride();
 
+  // `.choices()` then `.argParser()`: help and `weir completion` see the choices, and a typo gets oneOf's did-you-mean
   const logOptions = (cmd: Command) =>
     cmd
       .addOption(
         new Option('--log-format <format>', 'log format (json when stdout is not a terminal)')
+          .choices(['json', 'pretty'])
           .argParser(oneOf('--log-format', ['json', 'pretty']))
           .env('WEIR_LOG_FORMAT'),
       )
       .addOption(
-        new Option('--log-level <level>', 'log level').argParser(oneOf('--log-level', LOG_LEVELS)).default('info').env('WEIR_LOG_LEVEL'),
+        new Option('--log-level <level>', 'log level')
+          .choices(LOG_LEVELS)
+          .argParser(oneOf('--log-level', LOG_LEVELS))
+          .default('info')
+          .env('WEIR_LOG_LEVEL'),
       )
       .option('--log-file <file>', 'also append every log line as JSON to this file')
       .option('--set <path=value>', 'change the pipeline file, e.g. --set sink.batch_size=10000 (repeatable)', collect, []);
@@ -85,6 +95,25 @@ function buildProgram(setExit: (code: number) => void): Command {
       .description('health checks per connector: connection, authentication, rate-limit headroom, disk space')
       .argument('<pipeline>', 'pipeline YAML file'),
   ).action(async (file: string, flags: RunFlags) => setExit(await checkCommand(file, flags)));
+
+  program
+    .command('discover')
+    .description("the source's columns and exact types, estimated rows and partitions (read-only; the sink is not contacted)")
+    .argument('<pipeline>', 'pipeline YAML file')
+    .option('--json', 'print the discovery as JSON')
+    .option('--set <path=value>', 'change the pipeline file, e.g. --set source.table=orders (repeatable)', collect, [])
+    .addOption(
+      new Option('--log-level <level>', 'connector log lines on stderr from this level').argParser(oneOf('--log-level', LOG_LEVELS)),
+    )
+    .action(async (file: string, flags: DiscoverFlags) => setExit(await discoverCommand(file, flags)));
+
+  program
+    .command('init')
+    .description('write a starter pipeline that validates; without a template, list them')
+    .argument('[template]', 'template name (weir init lists them)')
+    .argument('[file]', 'pipeline file to write (default TEMPLATE.yaml)')
+    .option('--force', 'overwrite the file if it exists')
+    .action(async (name?: string, file?: string, flags: { force?: boolean } = {}) => setExit(await initCommand(name, file, flags)));
 
   const state = program.command('state').description('the checkpoint store: what was run, what the next run resumes; reset it');
   state
@@ -133,6 +162,12 @@ function buildProgram(setExit: (code: number) => void): Command {
     .command('schema')
     .description('JSON Schema of the whole pipeline file, for editors')
     .action(async () => setExit(await schemaCommand()));
+
+  program
+    .command('completion')
+    .description('a shell completion script of these commands, options and connectors: source <(weir completion bash)')
+    .addArgument(new Argument('<shell>', 'the shell').choices(SHELLS))
+    .action(async (shell: Shell) => setExit(completionCommand(program, shell, await createRegistry(), weirVersion())));
 
   // an error in a subcommand's options points at that subcommand's help
   for (const cmd of program.commands) cmd.showHelpAfterError(`(run weir ${cmd.name()} --help for usage)`);

@@ -17,8 +17,13 @@ import { dirname, resolve } from 'node:path';
 import { loadPipelineFile } from '../config/load.js';
 import { createRegistry, openPipeline } from '../config/open.js';
 import { parseOverride } from '../config/overrides.js';
+import type { ValidatedPipeline } from '../config/pipeline.js';
+import { createLogger, toLog } from '../observe/logger.js';
 import { CheckpointStore, checkpointFile, DEFAULT_CHECKPOINT_PATH, ownerAlive, type StoredRun } from '../runtime/checkpoints.js';
+import { leftoverRuns } from '../runtime/phases/leftovers.js';
 import { isInterrupted } from '../runtime/phases/plan.js';
+import type { Sink } from '../sdk/connector.js';
+import { errorMessage } from '../sdk/errors.js';
 import { redactor } from '../secrets/redactor.js';
 import { EXIT } from './exit.js';
 
@@ -77,7 +82,51 @@ export async function stateShowCommand(path: string, flags: { set?: string[] } =
       );
     else out('next weir run starts a new run');
   });
+  if (existsSync(file)) await showLeftovers(pipeline, file);
   return EXIT.ok;
+}
+
+/**
+ * The staging that runs which are over left (`Sink.leftovers`, asked without deleting):
+ * what the next `weir run` deletes; the staging of the run it resumes is not listed.
+ */
+async function showLeftovers(pipeline: ValidatedPipeline, file: string): Promise<void> {
+  const { config } = pipeline;
+  const sink = (config.sink.connector.sink as NonNullable<typeof config.sink.connector.sink>)(config.sink.options) as Sink;
+  if (!sink.leftovers) return;
+  const store = CheckpointStore.open(file);
+  let found: { runs: StoredRun[]; alive: StoredRun | undefined };
+  try {
+    const last = store.lastRun(pipeline.stateId);
+    found = leftoverRuns(store, pipeline.stateId, last && isInterrupted(last) ? last.run_id : undefined);
+  } finally {
+    store.close();
+  }
+  if (!found.runs.length) return;
+  const log = toLog(createLogger({ format: 'json', level: 'warn', redactor, destination: process.stderr }));
+  const ctx = {
+    runId: 'state-show',
+    pipeline: pipeline.stateId,
+    log,
+    signal: new AbortController().signal,
+    baseDir: pipeline.baseDir,
+    schema: undefined,
+  };
+  try {
+    const names = await sink.leftovers(
+      found.runs.map((r) => r.run_id),
+      ctx,
+      false,
+    );
+    if (!names.length) return;
+    const when = found.alive ? `kept while run ${found.alive.run_id} is alive` : 'the next weir run deletes them';
+    out(`staging left by ${found.runs.length} earlier run(s) that ended without cleaning up (${when}):`);
+    for (const name of names) out(`  ${name}`);
+  } catch (error) {
+    out(`could not list the staging left by earlier runs: ${errorMessage(error)}`);
+  } finally {
+    await sink.close?.();
+  }
 }
 
 export async function stateResetCommand(path: string, flags: { set?: string[]; force?: boolean } = {}): Promise<number> {

@@ -148,6 +148,10 @@ export class CheckpointStore {
           message TEXT NOT NULL,
           PRIMARY KEY (run_id, partition_id)
         );
+        CREATE TABLE IF NOT EXISTS cleaned_runs (
+          run_id TEXT PRIMARY KEY,
+          cleaned_at TEXT NOT NULL
+        );
       `);
       const columns = (this.db.prepare('SELECT name FROM pragma_table_info(?)').all('runs') as { name: string }[]).map((c) => c.name);
       if (!columns.includes('owner')) this.db.exec('ALTER TABLE runs ADD COLUMN owner TEXT');
@@ -301,6 +305,7 @@ export class CheckpointStore {
       for (const { run_id } of old) {
         this.db.prepare('DELETE FROM partitions WHERE run_id = ?').run(run_id);
         this.db.prepare('DELETE FROM dead_letters WHERE run_id = ?').run(run_id);
+        this.db.prepare('DELETE FROM cleaned_runs WHERE run_id = ?').run(run_id);
         this.db.prepare('DELETE FROM runs WHERE run_id = ?').run(run_id);
       }
     })();
@@ -326,6 +331,28 @@ export class CheckpointStore {
     return rows.map((row) => this.checkRun(row));
   }
 
+  /**
+   * The runs of `pipeline` that ended without a job commit (killed, stopped, failed,
+   * abandoned), other than `except`, whose staging no later run has cleaned up yet.
+   */
+  leftoverRuns(pipeline: string, except?: string): StoredRun[] {
+    const rows = this.db
+      .prepare(
+        "SELECT * FROM runs WHERE pipeline = ? AND status != 'succeeded' AND run_id != ? AND run_id NOT IN (SELECT run_id FROM cleaned_runs) ORDER BY started_at DESC, rowid DESC",
+      )
+      .all(pipeline, except ?? '') as Record<string, unknown>[];
+    return rows.map((row) => this.checkRun(row));
+  }
+
+  /** Records that the staging of these runs was cleaned up. */
+  markCleaned(runIds: readonly string[]): void {
+    const now = new Date().toISOString();
+    const insert = this.db.prepare('INSERT OR REPLACE INTO cleaned_runs (run_id, cleaned_at) VALUES (?, ?)');
+    this.db.transaction(() => {
+      for (const id of runIds) insert.run(id, now);
+    })();
+  }
+
   /** Forgets everything recorded for `pipeline` (`weir state reset`); returns the number of runs forgotten. */
   forget(pipeline: string): number {
     return this.db.transaction(() => {
@@ -333,6 +360,7 @@ export class CheckpointStore {
       for (const { run_id } of ids) {
         this.db.prepare('DELETE FROM partitions WHERE run_id = ?').run(run_id);
         this.db.prepare('DELETE FROM dead_letters WHERE run_id = ?').run(run_id);
+        this.db.prepare('DELETE FROM cleaned_runs WHERE run_id = ?').run(run_id);
       }
       this.db.prepare('DELETE FROM runs WHERE pipeline = ?').run(pipeline);
       return ids.length;

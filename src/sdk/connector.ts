@@ -236,6 +236,15 @@ export interface Sink {
    * committed in the same transaction that publishes it.
    */
   recover?(ctx: CommitContext): Promise<RecoveredState> | RecoveredState;
+  /**
+   * Staging that runs which ended without cleaning up (killed, or an abort that failed)
+   * left for this target: the names of their staging files or tables; with `drop`, they
+   * are deleted too. Planner: at the start of the next run of the pipeline, with the
+   * ids of its runs that are over (none of them alive, none resumed), and from
+   * `weir state show` without `drop`. Must touch nothing but staging that these run ids
+   * name — never the target, never another run's. Idempotent.
+   */
+  leftovers?(runIds: readonly string[], ctx: CommitContext, drop: boolean): Promise<string[]> | string[];
   /** Releases planner-side resources. */
   close?(): Promise<void> | void;
 }

@@ -4,7 +4,15 @@ import { type JsonValue, type Partition, type Row, rowValue } from '../../sdk/ty
 import { valueText } from '../shared/columns.js';
 import { csvField } from '../shared/csv-text.js';
 import { resolvePath } from '../shared/files.js';
-import { abortStagedMessages, commitStaged, makeTargetDir, parseMessages, StagedFile, type StagedMessage } from '../shared/staged.js';
+import {
+  abortStagedMessages,
+  commitStaged,
+  fileLeftovers,
+  makeTargetDir,
+  parseMessages,
+  StagedFile,
+  type StagedMessage,
+} from '../shared/staged.js';
 import { type CsvOptions, textEncoding } from './spec.js';
 
 const WHO = 'csv sink';
@@ -159,5 +167,6 @@ export function csvSink(opts: CsvOptions): Sink {
     async abort(messages: JsonValue[], ctx) {
       await abortStagedMessages(WHO, resolvePath(ctx.baseDir, opts.path), messages, ctx);
     },
+    leftovers: fileLeftovers((ctx) => resolvePath(ctx.baseDir, opts.path)),
   };
 }

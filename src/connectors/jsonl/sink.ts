@@ -3,7 +3,7 @@ import { RowError } from '../../sdk/errors.js';
 import type { JsonValue, Partition, Row } from '../../sdk/types.js';
 import { stringifyJson } from '../../sdk/values.js';
 import { resolvePath } from '../shared/files.js';
-import { abortStagedMessages, commitStaged, makeTargetDir, parseMessages, StagedFile } from '../shared/staged.js';
+import { abortStagedMessages, commitStaged, fileLeftovers, makeTargetDir, parseMessages, StagedFile } from '../shared/staged.js';
 import type { JsonlOptions } from './spec.js';
 
 const WHO = 'jsonl sink';
@@ -74,5 +74,6 @@ export function jsonlSink(opts: JsonlOptions): Sink {
     async abort(messages: JsonValue[], ctx) {
       await abortStagedMessages(WHO, resolvePath(ctx.baseDir, opts.path), messages, ctx);
     },
+    leftovers: fileLeftovers((ctx) => resolvePath(ctx.baseDir, opts.path)),
   };
 }

@@ -229,6 +229,27 @@ export function mysqlSink(opts: MysqlOptions): Sink {
       ctx.log.debug('job committed', { table, partitions: messages.length });
     },
 
+    // the staging table of `replace` only; never `_weir_old_…` (the displaced table of a swap) nor a run caught mid-swap
+    async leftovers(runIds: readonly string[], ctx: CommitContext, drop: boolean) {
+      const conn = await plan(ctx);
+      try {
+        const found: string[] = [];
+        for (const runId of runIds) {
+          const { stage } = stageNames(ctx.pipeline, runId, table);
+          const [rows] = await conn.query('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?', [
+            stage,
+          ]);
+          if (!(rows as unknown[]).length) continue;
+          if ((await getRun(conn, ctx.pipeline, runId).catch(() => undefined))?.status === 'swapping') continue;
+          if (drop) await conn.query(`DROP TABLE IF EXISTS ${q(stage)}`);
+          found.push(stage);
+        }
+        return found;
+      } catch (error) {
+        throw classify(error, `deleting the staging tables of earlier runs on ${where(opts)}`);
+      }
+    },
+
     async abort(messages: JsonValue[], ctx: CommitContext) {
       const conn = await plan(ctx);
       let dropped = false;

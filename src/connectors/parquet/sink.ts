@@ -4,7 +4,7 @@ import type { CommitContext, Sink, TaskContext, Writer } from '../../sdk/connect
 import { RowError, WeirError } from '../../sdk/errors.js';
 import type { Column, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
 import { fileError, isNotFound, resolvePath } from '../shared/files.js';
-import { abortStagedMessages, makeTargetDir, parseMessages, StagedFile, type StagedMessage } from '../shared/staged.js';
+import { abortStagedMessages, fileLeftovers, makeTargetDir, parseMessages, StagedFile, type StagedMessage } from '../shared/staged.js';
 import { CODEC, COMPRESSORS } from './compression.js';
 import { openParquet } from './file.js';
 import { commitParquet } from './merge.js';
@@ -295,5 +295,6 @@ export function parquetSink(opts: ParquetOptions): Sink {
     async abort(messages: JsonValue[], ctx) {
       await abortStagedMessages(WHO, resolvePath(ctx.baseDir, opts.path), messages, ctx);
     },
+    leftovers: fileLeftovers((ctx) => resolvePath(ctx.baseDir, opts.path)),
   };
 }

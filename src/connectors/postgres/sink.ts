@@ -332,6 +332,22 @@ export function postgresSink(opts: PostgresOptions): Sink {
       });
     },
 
+    // only `replace` stages a table; a run that used it before the mode changed may have left one too
+    async leftovers(runIds: readonly string[], ctx: CommitContext, drop: boolean) {
+      return withClient(ctx, 'leftovers', async (client) => {
+        const found: string[] = [];
+        for (const runId of runIds) {
+          const stage = qualified(opts.schema, stageTableName(runId, table));
+          if ((await client.query('SELECT to_regclass($1) AS t', [stage])).rows[0]?.t == null) continue;
+          if (drop) await client.query(`DROP TABLE IF EXISTS ${stage}`);
+          found.push(`${opts.schema}.${stageTableName(runId, table)}`);
+        }
+        return found;
+      }).catch((error: unknown) => {
+        throw pgError(error, `deleting the staging tables of earlier runs in ${opts.schema}`, opts);
+      });
+    },
+
     async abort(messages: JsonValue[], ctx: CommitContext) {
       // nothing of the run was published: drop what it staged, and the table it created
       const dropped = await withClient(ctx, 'abort', (client) =>

@@ -505,6 +505,44 @@ async function recordedStaging(target: string): Promise<string | undefined> {
   }
 }
 
+/**
+ * The staging files of runs `runIds` beside `target` — partitions' temporary files, job
+ * staging files and records being written — found by their names (`Sink.leftovers` of
+ * the file sinks); with `drop`, deleted. The staging file a commit record names is
+ * kept: a resumed commit publishes it.
+ */
+export async function stagingLeftovers(target: string, runIds: readonly string[], drop: boolean, log?: Log): Promise<string[]> {
+  const dir = dirname(target);
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const patterns = runIds.flatMap((runId) => [
+    stagingPattern(target, runId, 'part'),
+    stagingPattern(target, runId, 'job', null),
+    stagingPattern(target, runId, 'record', null),
+  ]);
+  const keep = await recordedStaging(target);
+  const found = entries
+    .filter((e) => patterns.some((p) => p.test(e)))
+    .map((e) => join(dir, e))
+    .filter((path) => path !== keep);
+  if (drop)
+    for (const path of found) {
+      log?.debug('deleting a staging file left by an earlier run', { file: path });
+      await rm(path, { force: true });
+    }
+  return found;
+}
+
+/** A file sink's `Sink.leftovers`: the staging files of those runs beside the sink's target. */
+export const fileLeftovers =
+  (targetOf: (ctx: { baseDir: string }) => string) =>
+  (runIds: readonly string[], ctx: { baseDir: string; log: Log }, drop: boolean): Promise<string[]> =>
+    stagingLeftovers(targetOf(ctx), runIds, drop, ctx.log);
+
 /** Makes a rename durable; not every platform can open a directory, so failures are ignored. */
 export async function syncDir(dir: string): Promise<void> {
   let handle: FileHandle | undefined;

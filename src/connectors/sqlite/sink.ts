@@ -356,6 +356,21 @@ export function sqliteSink(opts: Options): Sink {
       }
     },
 
+    leftovers(runIds: readonly string[], ctx: CommitContext, drop: boolean) {
+      if (!existsSync(resolveDbPath(opts.path, ctx.baseDir))) return [];
+      const db = job(ctx);
+      try {
+        const stages = runIds.flatMap((runId) => stageTablesOf(db, ctx.pipeline, runId));
+        if (drop && stages.length)
+          db.transaction(() => {
+            for (const stage of stages) db.exec(`DROP TABLE IF EXISTS ${q(stage)}`);
+          }).immediate();
+        return stages;
+      } catch (error) {
+        throw sqliteError(error, `deleting the staging tables of earlier runs in ${opts.path}`);
+      }
+    },
+
     abort(messages: JsonValue[], ctx: CommitContext) {
       const db = job(ctx);
       try {

@@ -16,6 +16,7 @@ import type { Partition } from '../../sdk/types.js';
 import { ownerAlive, planHash, type StoredPartition, type StoredRun } from '../checkpoints.js';
 import { newRunId } from '../run-id.js';
 import { epochOf } from '../stream.js';
+import { cleanLeftovers } from './leftovers.js';
 import type { RunState } from './state.js';
 
 /** Interrupted (killed) or stopped by a signal: the next `weir run` resumes it. */
@@ -66,6 +67,7 @@ export async function planRun(r: RunState): Promise<void> {
   r.setupDone = true;
 
   if (abandon) await abandonRun(r, abandon, recoverable, commitCtx);
+  await cleanLeftovers(r, commitCtx);
   let state: RecoveredState | undefined;
   if (r.resumed) {
     let committed = r.store?.committedPartitions(r.runId) ?? [];
