@@ -5,8 +5,9 @@
  * plain JSON; a source (when there is one) reads back what the sink wrote.
  */
 import { describe, expect, it } from 'vitest';
-import type { AnyConnector, CommitContext, Sink } from '../../src/sdk/connector.js';
-import { connectorOptions, silentLog, taskContext } from '../../src/sdk/testing.js';
+import type { AnyConnector, CommitContext, ConnectorDefinition, Sink } from '../../src/sdk/connector.js';
+import type { Spec } from '../../src/sdk/options.js';
+import { connectorOptions, type SourceConformanceTarget, silentLog, sourceConformance, taskContext } from '../../src/sdk/testing.js';
 import type { JsonValue, Row, Schema } from '../../src/sdk/types.js';
 
 export const CONFORMANCE_SCHEMA: Schema = [
@@ -119,5 +120,22 @@ export function sinkConformance(connector: AnyConnector, target: ConformanceTarg
         await sink.close?.();
       }
     });
+  });
+}
+
+/** Runs the kit's source conformance checks ({@link sourceConformance}) as one vitest block. */
+export function describeSourceConformance<S extends Spec>(
+  connector: ConnectorDefinition<S>,
+  target: SourceConformanceTarget,
+  label = connector.name,
+  /** Checks the connector is known to fail today (name start → why): run, and expected to fail, so a fix shows. */
+  known: Record<string, string> = {},
+): void {
+  describe(`${label} source conformance`, () => {
+    for (const check of sourceConformance(connector, target)) {
+      const why = Object.entries(known).find(([start]) => check.name.startsWith(start))?.[1];
+      if (why) it.fails(`${check.name} [known failure: ${why}]`, check.run, 30_000);
+      else it(check.name, check.run, 30_000);
+    }
   });
 }
