@@ -15,6 +15,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe } from 'vitest';
 import { generateRow } from '../../src/connectors/generator/index.js';
 import { builtinConnectors } from '../../src/connectors/index.js';
+import { writeWithSink } from '../../src/connectors/parquet/test-files.js';
 import { adminClient, dropKeysAndClose } from '../../src/connectors/redis/test-keys.js';
 import type { AnyConnector } from '../../src/sdk/connector.js';
 import { tempDir } from '../../src/sdk/testing.js';
@@ -59,6 +60,18 @@ describe('file sources', () => {
     options: { path: 'data.jsonl' },
     baseDir: dir,
     expected: DATA.map((r) => ({ id: r.id, name: r.name, amount: Decimal.parse(String(Number(r.amount))) })),
+  });
+});
+
+describe('parquet', () => {
+  const rows = DATA.map((r) => ({ id: r.id, name: r.name, amount: Decimal.parse(r.amount) }));
+  beforeAll(async () => {
+    await writeWithSink(dir, 'data.parquet', rows, { row_group_size: 10 });
+  });
+  describeSourceConformance(connector('parquet'), {
+    options: { path: 'data.parquet', partition_rows: 10 },
+    baseDir: dir,
+    expected: rows,
   });
 });
 
