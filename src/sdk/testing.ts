@@ -296,3 +296,4 @@ export const testSink = defineConnector({
 });
 
 export { type ConformanceCheck, canonicalValue, type SourceConformanceTarget, sourceConformance } from './conformance.js';
+export { CONFORMANCE_SCHEMA, conformanceRows, type SinkConformanceTarget, sinkConformance } from './sink-conformance.js';
