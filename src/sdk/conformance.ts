@@ -66,6 +66,8 @@ export interface SourceConformanceTarget {
    * (default 400 ms).
    */
   stream?: { idleMs?: number };
+  /** What the last succeeded run saved (`PlanContext.sourceState`), for a source with incremental state. */
+  sourceState?: Record<string, JsonValue>;
   /** Columns left out before rows are compared: values that differ from one read to the next (an entry id, a receive time). */
   ignoreColumns?: string[];
   /** Bound on each wait: for a read to stop, a check to answer, handles to be released (default 3000 ms). */
@@ -266,7 +268,14 @@ class SourceSuite {
   }
 
   private planContext(log: Log = recordingLog(), signal = new AbortController().signal): PlanContext {
-    return { runId: `conformance-${process.pid}`, pipeline: 'conformance', log, signal, baseDir: this.target.baseDir ?? process.cwd() };
+    return {
+      runId: `conformance-${process.pid}`,
+      pipeline: 'conformance',
+      log,
+      signal,
+      baseDir: this.target.baseDir ?? process.cwd(),
+      ...(this.target.sourceState ? { sourceState: this.target.sourceState } : {}),
+    };
   }
 
   private taskContext(
@@ -287,7 +296,13 @@ class SourceSuite {
       },
       count() {},
       onCommit() {},
-      setState() {},
+      setState(state: JsonValue) {
+        deepStrictEqual(
+          JSON.parse(JSON.stringify(state)),
+          state,
+          `the state partition ${partition.id} sets is plain JSON (it is saved with the checkpoint)`,
+        );
+      },
       ...extra,
     };
     return ctx;
