@@ -486,7 +486,7 @@ class SourceSuite {
   ): Promise<{ rows: Row[]; chunks: StreamChunk[]; ctx: TaskContext & { rejected: unknown[] } }> {
     const log = recordingLog();
     const { schema, partitions } = await this.plan_(raw, log);
-    ok(partitions.length === 1 || partitions.length > 0, 'an unbounded source plans partitions');
+    ok(partitions.length > 0, 'an unbounded source plans at least one partition');
     const controller = new AbortController();
     const source = this.newSource(raw);
     ok(source.stream, `${this.connector.name}'s unbounded source has no stream()`);
