@@ -1,7 +1,6 @@
 import { createWriteStream } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { allDocs, connectorDocs, pipelineDocs } from '../config/docs.js';
 import { connectorJsonSchema, pipelineJsonSchema } from '../config/jsonschema.js';
 import { type LoadedFile, loadPipelineFile } from '../config/load.js';
 import { createRegistry, openPipeline } from '../config/open.js';
@@ -274,24 +273,12 @@ export async function connectorsCommand(): Promise<number> {
   return EXIT.ok;
 }
 
-function unknownConnector(name: string, registry: Registry): number {
+export function unknownConnector(name: string, registry: Registry): number {
   const near = suggest(name, registry.names());
   process.stderr.write(
     `error: no connector named ${JSON.stringify(name)}${near ? ` (did you mean "${near}"?)` : ''}; run weir connectors for the list\n`,
   );
   return EXIT.usage;
-}
-
-export async function docsCommand(name?: string): Promise<number> {
-  const registry = await createRegistry();
-  if (!name) process.stdout.write(allDocs(registry));
-  else if (name === 'pipeline') process.stdout.write(pipelineDocs(registry));
-  else {
-    const connector = registry.get(name);
-    if (!connector) return unknownConnector(name, registry);
-    process.stdout.write(connectorDocs(connector));
-  }
-  return EXIT.ok;
 }
 
 export async function specCommand(name: string): Promise<number> {

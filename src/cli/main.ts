@@ -14,7 +14,6 @@ import {
   alertsCommand,
   checkCommand,
   connectorsCommand,
-  docsCommand,
   type RunFlags,
   runCommand,
   schemaCommand,
@@ -24,6 +23,7 @@ import {
 import { completionCommand, SHELLS, type Shell } from './completion.js';
 import { type DiscoverFlags, discoverCommand } from './discover.js';
 import { addDistributedCommands } from './distributed-commands.js';
+import { type DocsFlags, docsCommand } from './docs.js';
 import { EXIT, printError } from './exit.js';
 import { initCommand } from './init.js';
 import { watchOutput } from './output.js';
@@ -143,8 +143,9 @@ function buildProgram(setExit: (code: number) => void): Command {
   program
     .command('docs')
     .description('Markdown reference of every option, generated from the option specs')
-    .argument('[connector]', 'one connector, or "pipeline" for the pipeline file')
-    .action(async (name?: string) => setExit(await docsCommand(name)));
+    .argument('[connector]', 'one connector, "pipeline" for the pipeline file, or the path of a connector module (./my-api.mjs)')
+    .option('--connector <module>', 'also document the connectors of this module, e.g. ./my-api.mjs (repeatable)', collect, [])
+    .action(async (name: string | undefined, flags: DocsFlags) => setExit(await docsCommand(name, flags)));
 
   program
     .command('spec')

@@ -255,10 +255,13 @@ function transactionalText(connector: ConnectorInfo): string {
  * its options (common, then advanced, then nested), its cross-field rules, and an
  * example section built from required options, examples and defaults.
  *
+ * `from.module`: the connector comes from this module (`./my-api.mjs`); its examples load it
+ * (`connectors: [./my-api.mjs]`).
+ *
  * @example
  * process.stdout.write(connectorDocs(registry.get('postgres')!));
  */
-export function connectorDocs(connector: ConnectorInfo): string {
+export function connectorDocs(connector: ConnectorInfo, from: { module?: string } = {}): string {
   const ctx: Context = { path: '', level: 2, envPrefix: connector.name };
   const roles = [connector.source ? 'source' : '', connector.sink ? 'sink' : ''].filter(Boolean);
   const out = [heading(1, connector.name), '', connector.description, '', `Supports: ${roles.join(', ')}`, ''];
@@ -269,7 +272,7 @@ export function connectorDocs(connector: ConnectorInfo): string {
   if (rules.length) out.push('', '## Rules', '', ...rules);
   out.push('', roles.length > 1 ? '## Examples' : '## Example');
   for (const role of roles as ('source' | 'sink')[]) {
-    const example = roleExample(connector, role, ctx);
+    const example = roleExample(connector, role, ctx, from.module);
     out.push('', `As a ${role}:`, '', '```yaml', stringify(example, { aliasDuplicateObjects: false }).trimEnd(), '```');
   }
   out.push('');
@@ -282,7 +285,7 @@ export function connectorDocs(connector: ConnectorInfo): string {
  * example as that role, so the docs never show a source-only option in a sink) — and
  * a generator or a JSON Lines file on the other side. A test validates every one.
  */
-function roleExample(connector: ConnectorInfo, role: 'source' | 'sink', ctx: Context): Record<string, unknown> {
+function roleExample(connector: ConnectorInfo, role: 'source' | 'sink', ctx: Context, module?: string): Record<string, unknown> {
   const candidates = exampleOptions(connector.options, ctx);
   // a secret is shown as a reference, resolved before validation: checked with a value of its type
   const asResolved = (o: Record<string, unknown>) =>
@@ -317,9 +320,11 @@ function roleExample(connector: ConnectorInfo, role: 'source' | 'sink', ctx: Con
     issues = problems(options);
   }
   const own = { type: connector.name, ...options };
+  // a connector of a module of its own: the pipeline loads it
+  const loads = module === undefined ? {} : { connectors: [module] };
   return role === 'source'
-    ? { pipeline: `${connector.name}-to-jsonl`, source: own, sink: { type: 'jsonl', path: `out/${connector.name}.jsonl` } }
-    : { pipeline: `generator-to-${connector.name}`, source: { type: 'generator', rows: 1000 }, sink: own };
+    ? { pipeline: `${connector.name}-to-jsonl`, ...loads, source: own, sink: { type: 'jsonl', path: `out/${connector.name}.jsonl` } }
+    : { pipeline: `generator-to-${connector.name}`, ...loads, source: { type: 'generator', rows: 1000 }, sink: own };
 }
 
 /**

@@ -294,3 +294,6 @@ export const testSink = defineConnector({
       ...(opts.close_log !== undefined ? { closeLog: opts.close_log } : {}),
     }).sink(),
 });
+
+export { type ConformanceCheck, canonicalValue, type SourceConformanceTarget, sourceConformance } from './conformance.js';
+export { CONFORMANCE_SCHEMA, conformanceRows, type SinkConformanceTarget, sinkConformance } from './sink-conformance.js';
