@@ -261,13 +261,6 @@ describe.skipIf(!up)('postgres → csv: the COPY export is the row path, byte fo
     expect(encoded.chunks).toBe(0);
   });
 
-  it('is not offered where the csv sink cannot append as it is: formula_escape, latin1, chosen columns', async () => {
-    for (const input of [{ formula_escape: true }, { encoding: 'latin1' }, { columns: { id: 'integer' } }, { delimiter: '§' }]) {
-      const sink = csv.sink?.(connectorOptions(csv, { path: join(dir, 'x.csv'), ...input }, 'sink')) ?? expect.unreachable();
-      expect(sink.accepts).toBeUndefined();
-    }
-  });
-
   it('gives the same counts, bytes and file through the runtime, with checkpoints', async () => {
     const table = tableName();
     await admin.query(
