@@ -138,6 +138,13 @@ export interface EncodingHints {
    * not handed on.
    */
   readonly fractionDigits?: Readonly<Record<string, number>>;
+  /**
+   * The writer writes CSV files in this dialect (the csv sink) and appends only
+   * `canonical` batches of it as they are. A source that can hand over records
+   * exactly as weir's CSV writer writes them in this dialect should; any other
+   * batch the writer declines, and it takes the batch's rows instead.
+   */
+  readonly dialect?: { readonly delimiter: string; readonly quote: string; readonly nullText: string };
 }
 
 export interface EncodedRows {
@@ -153,6 +160,12 @@ export interface EncodedRows {
   readonly data: Buffer;
   /** Records in `data`. */
   readonly rows: number;
+  /**
+   * Every record of `data` is byte for byte what the csv sink's row path writes
+   * for `decode()`'s rows in this dialect (each value's text, quoted only where it
+   * must be): a CSV file writer may append `data` as it is.
+   */
+  readonly canonical?: boolean;
   /**
    * The same records parsed and typed exactly like the source's row path (worker).
    * A record that cannot be converted is passed to `reject` instead of being returned.

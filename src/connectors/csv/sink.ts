@@ -1,6 +1,6 @@
 import type { CommitContext, Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
-import { type JsonValue, type Partition, type Row, rowValue } from '../../sdk/types.js';
+import { type EncodedRows, type JsonValue, type Partition, type Row, rowOf, rowValue } from '../../sdk/types.js';
 import { valueText } from '../shared/columns.js';
 import { csvField } from '../shared/csv-text.js';
 import { resolvePath } from '../shared/files.js';
@@ -13,6 +13,7 @@ import {
   StagedFile,
   type StagedMessage,
 } from '../shared/staged.js';
+import { appendable, fileDialect } from './sink-encoded.js';
 import { type CsvOptions, textEncoding } from './spec.js';
 
 const WHO = 'csv sink';
@@ -69,14 +70,17 @@ async function openWriter(partition: Partition, opts: CsvOptions, ctx: TaskConte
   const target = resolvePath(ctx.baseDir, opts.path);
   const file = await StagedFile.open(target, partition.id, ctx.runId, WHO, { ownerOnly: ctx.ownerOnly });
   let columns: { names: string[]; explicit: boolean; set: Set<string> } | undefined;
+  const choose = (first: Row | undefined) => {
+    const chosen = chooseColumns(opts, ctx, first);
+    columns = { ...chosen, set: new Set(chosen.names) };
+    return columns;
+  };
+  const dialect = fileDialect(opts);
 
   return {
     async write(batch) {
       if (batch.length === 0) return;
-      if (!columns) {
-        const chosen = chooseColumns(opts, ctx, batch[0]);
-        columns = { ...chosen, set: new Set(chosen.names) };
-      }
+      columns ??= choose(batch[0]);
       const { names, explicit, set } = columns;
       const records: (string | null)[][] = new Array(batch.length);
       for (let r = 0; r < batch.length; r++) {
@@ -100,6 +104,20 @@ async function openWriter(partition: Partition, opts: CsvOptions, ctx: TaskConte
       const bytes = await file.append(Buffer.from(csvText(records, opts), textEncoding(opts)), batch.length);
       ctx.count('bytes_sent', bytes);
     },
+    ...(dialect
+      ? {
+          encodingHints: () => ({ dialect }),
+          /** Canonical CSV of the file's columns, appended as it is; anything else is declined (the runtime writes its rows). */
+          async writeEncoded(batch: EncodedRows) {
+            const names = columns?.names ?? (ctx.schema?.length ? ctx.schema.map((c) => c.name) : undefined);
+            if (!appendable(batch, dialect, names)) return false;
+            columns ??= choose(rowOf(batch.columns, []));
+            if (batch.rows === 0) return true;
+            ctx.count('bytes_sent', await file.append(batch.data, batch.rows));
+            return true;
+          },
+        }
+      : {}),
     async commit() {
       const message = await file.commit();
       return { ...message, columns: columns?.names ?? chooseColumns(opts, ctx, undefined).names } satisfies StagedMessage;
@@ -126,6 +144,8 @@ function jobColumns(parts: StagedMessage[], opts: CsvOptions, ctx: CommitContext
 /** Creates the csv sink for validated options. No I/O: runs on the planner and on every worker. */
 export function csvSink(opts: CsvOptions): Sink {
   return {
+    // canonical CSV (the postgres source's export) is appended as it is where the options allow
+    ...(fileDialect(opts) ? { accepts: ['csv'] as const } : {}),
     /** Planner: creates the target's directory so a bad path fails before any row is read. */
     async setup(ctx) {
       const target = resolvePath(ctx.baseDir, opts.path);

@@ -3,15 +3,18 @@
  * numeric, date or timestamp column (min/max read once on the planner), each
  * range read by one task through a server-side cursor (`DECLARE … CURSOR` +
  * `FETCH n` in a read-only transaction, the next FETCH in flight while the
- * previous rows are being written).
+ * previous rows are being written). For a writer that appends canonical CSV (the
+ * csv sink), `readEncoded` exports each range through COPY instead (export.ts).
  */
 import type pg from 'pg';
 import type { PlanContext, Source, TaskContext } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
 import { quoteIdentifier as q } from '../../sdk/sql.js';
-import type { JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
+import type { EncodedRows, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
 import { JsonDepthError } from '../../sdk/values.js';
+import { byteDialectOk } from '../shared/csv-text.js';
 import { connect, endQuietly, OID, pgError, qualified, querySchema, type RangeKind, rangeKindOfOid, tableColumns } from './client.js';
+import { type ExportPlan, exportCsv } from './export.js';
 import type { PostgresOptions } from './spec.js';
 
 /** A range of the partition column: `lo` inclusive, `hi` exclusive; null means unbounded. The first range also takes NULLs. */
@@ -102,7 +105,7 @@ export function postgresSource(opts: PostgresOptions): Source {
       );
   };
 
-  return {
+  const source: Source = {
     schema: (ctx): Promise<Schema> =>
       withClient(ctx, async (client) => {
         await checkTable(client);
@@ -175,16 +178,43 @@ export function postgresSource(opts: PostgresOptions): Source {
         await endQuietly(client);
       }
     },
+
+    /**
+     * Worker, instead of `read`, for a writer that appends canonical CSV in a dialect
+     * (the csv sink): the partition as COPY TO STDOUT chunks (see export.ts).
+     * Undefined for any other writer, which gets the rows.
+     */
+    readEncoded(partition, ctx, format, hints) {
+      const d = hints?.dialect;
+      if (format !== 'csv' || !d || !byteDialectOk(d)) return undefined;
+      const plan: ExportPlan = {
+        opts,
+        what,
+        select: (bound) => rangeQuery(relation, opts.partition_column, partition, bound).sql,
+        rowPath: () => source.read(partition, ctx) as AsyncIterable<Row[]>,
+      };
+      return exportCsv(plan, partition, ctx, d) as AsyncIterable<EncodedRows>;
+    },
   };
+  return source;
 }
 
-/** The SELECT of one partition, with its range bounds as bound parameters. */
-export function rangeQuery(relation: string, column: string | undefined, partition: Partition): { sql: string; params: JsonValue[] } {
+/**
+ * The SELECT of one partition, with its range bounds as bound parameters (`$1`,
+ * `$2`), or written by `bound` where parameters cannot be bound (COPY: literals).
+ */
+export function rangeQuery(
+  relation: string,
+  column: string | undefined,
+  partition: Partition,
+  bound: (value: string, index: number) => string = (_, index) => `$${index}`,
+): { sql: string; params: JsonValue[] } {
   const lo = partition.lo as string | null | undefined;
   const hi = partition.hi as string | null | undefined;
   if (!column || (lo == null && hi == null)) return { sql: `SELECT * FROM ${relation}`, params: [] };
   const c = q(column);
-  if (lo == null) return { sql: `SELECT * FROM ${relation} WHERE (${c} < $1 OR ${c} IS NULL)`, params: [hi as string] };
-  if (hi == null) return { sql: `SELECT * FROM ${relation} WHERE ${c} >= $1`, params: [lo] };
-  return { sql: `SELECT * FROM ${relation} WHERE ${c} >= $1 AND ${c} < $2`, params: [lo, hi] };
+  if (lo == null)
+    return { sql: `SELECT * FROM ${relation} WHERE (${c} < ${bound(hi as string, 1)} OR ${c} IS NULL)`, params: [hi as string] };
+  if (hi == null) return { sql: `SELECT * FROM ${relation} WHERE ${c} >= ${bound(lo, 1)}`, params: [lo] };
+  return { sql: `SELECT * FROM ${relation} WHERE ${c} >= ${bound(lo, 1)} AND ${c} < ${bound(hi, 2)}`, params: [lo, hi] };
 }
