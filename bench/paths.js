@@ -18,17 +18,25 @@
  *                   'SELECT …'`, sqlite vs `sqlite3 -csv -header`, parquet and jsonl vs DuckDB
  *                   `COPY (SELECT * FROM read_…) TO … (FORMAT csv)`; the files compared by a
  *                   digest of their parsed, normalised rows
+ *   csv → parquet   DuckDB `COPY (SELECT * FROM read_csv(…)) TO … (FORMAT parquet, COMPRESSION
+ *                   snappy)` with the bench's types declared (bench/duckdb-parquet.js) vs
+ *                   `weir run` csv → parquet, snappy; content: DuckDB reading either file
+ *   parquet → postgres  the extension-free route: DuckDB writes the Parquet file (DuckDB's own,
+ *                   from the csv → parquet peer) out as CSV, then `psql \copy` loads it, vs
+ *                   `weir run` parquet → postgres, exactly-once; the target is peak RSS
  *
  * Options: --rows N (1000000) · --runs N (3) · --paths a,b (all) · --json FILE.
- * Environment: MYSQL_HOST, MYSQL_PORT, MYSQL_USER, MYSQL_DATABASE (127.0.0.1, 3306, root, test).
+ * Environment: MYSQL_HOST, MYSQL_PORT, MYSQL_USER, MYSQL_DATABASE (127.0.0.1, 3306, root, test);
+ * PGHOST, PGPORT, PGUSER, PGDATABASE (127.0.0.1, 5432, postgres, test).
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import mysql from 'mysql2/promise';
+import pg from 'pg';
 import { BIN, ensureCsv, measure, ROOT } from './lib.js';
 
 const { values: args } = parseArgs({
@@ -47,7 +55,15 @@ const MY = {
   user: process.env.MYSQL_USER ?? 'root',
   database: process.env.MYSQL_DATABASE ?? 'test',
 };
-const TARGETS = { 'csv → mariadb': 0.8, 'csv → sqlite (.import)': 0.5, 'csv → sqlite (script)': 0.9, 'postgres → csv': 0.8 };
+const TARGETS = {
+  'csv → mariadb': 0.8,
+  'csv → sqlite (.import)': 0.5,
+  'csv → sqlite (script)': 0.9,
+  'postgres → csv': 0.8,
+  'csv → parquet': 0.5,
+  // no speed target: the target is peak RSS (< PEAK_RSS_MB, as on every path)
+  'parquet → postgres': 0,
+};
 const PEAK_RSS_MB = 200;
 
 async function withMy(fn) {
@@ -143,7 +159,12 @@ checkpoint: { path: ${join(dir, 'checkpoints.db')} }
 // ---------------------------------------------------------------------------
 // X → csv: the bench rows exported from each source to a CSV file
 
-const PG = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' };
+const PG = {
+  host: process.env.PGHOST ?? '127.0.0.1',
+  port: Number(process.env.PGPORT ?? 5432),
+  user: process.env.PGUSER ?? 'postgres',
+  database: process.env.PGDATABASE ?? 'test',
+};
 const EXPORT_TABLE = 'bench_export_src';
 const psqlArgs = (sql) => ['-h', PG.host, '-p', String(PG.port), '-U', PG.user, PG.database, '-qc', sql];
 const myArgs = () => ['-h', MY.host, '-P', String(MY.port), '-u', MY.user, MY.database];
@@ -418,6 +439,62 @@ const EXPORT_PATHS = {
   },
 };
 
+// parquet
+
+/** Row count and md5 of every row as DuckDB reads the Parquet file back, in id order (NULL apart from ''). */
+async function parquetDigest(file) {
+  const { DuckDBInstance } = await import('@duckdb/node-api');
+  const c = await (await DuckDBInstance.create(':memory:')).connect();
+  await c.run("SET TimeZone = 'UTC'");
+  const r = await c.runAndReadAll(
+    `SELECT count(*)::BIGINT AS n, md5(string_agg(concat_ws('|', id, name, amount, active, created_at, coalesce('"' || note || '"', 'NULL'), coalesce(price::VARCHAR, 'NULL')), '\n' ORDER BY id)) AS d FROM read_parquet('${file}')`,
+  );
+  const [n, d] = r.getRows()[0];
+  c.closeSync();
+  return { rows: Number(n), digest: `${n}:${d}` };
+}
+
+const PG_COLUMNS = 'id bigint, name text, amount double precision, active boolean, created_at timestamptz, note text, price numeric(38,10)';
+
+async function withPg(fn) {
+  const c = new pg.Client(PG);
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+async function freshPgTable(name) {
+  await withPg(async (c) => {
+    await c.query(`DROP TABLE IF EXISTS "${name}"`);
+    await c.query(`CREATE TABLE "${name}" (${PG_COLUMNS})`);
+    await c.query('CHECKPOINT');
+  });
+}
+
+/** Row count and md5 of every row's text in id order (NULL apart from ''). */
+async function pgDigest(name) {
+  return withPg(async (c) => {
+    await c.query("SET TIME ZONE 'UTC'");
+    const r = await c.query(`SELECT count(*)::int AS n, md5(string_agg(t::text, E'\\n' ORDER BY t.id)) AS d FROM "${name}" t`);
+    return { rows: r.rows[0].n, digest: `${r.rows[0].n}:${r.rows[0].d}` };
+  });
+}
+
+const DUCK = join(ROOT, 'bench', 'duckdb-parquet.js');
+
+/** DuckDB's Parquet file of the bench CSV (the parquet → postgres input), written once beside the CSV. */
+async function ensureParquet(csv) {
+  const file = csv.replace(/\.csv$/, '.parquet');
+  if (existsSync(file)) return file;
+  const r = await measure(process.execPath, [DUCK, 'to-parquet', csv, `${file}.tmp`], { rss: false });
+  if (r.code !== 0) throw new Error(`cannot write ${file}: ${r.stderr}`);
+  renameSync(`${file}.tmp`, file);
+  return file;
+}
+
 /** Each path: its peer and weir, each returning the measured process and where its rows went. */
 const paths = {
   'csv → mariadb': {
@@ -465,6 +542,69 @@ checkpoint: { path: ${join(dir, 'checkpoints.db')} }
     },
     weir: weirSqlite,
     cleanup() {},
+  },
+  'csv → parquet': {
+    peerLabel: 'DuckDB COPY … (FORMAT parquet)',
+    async peer(csv, dir) {
+      const out = join(dir, 'duckdb.parquet');
+      rmSync(out, { force: true });
+      const r = await measure(process.execPath, [DUCK, 'to-parquet', csv, out]);
+      return { ...r, check: () => parquetDigest(out) };
+    },
+    async weir(csv, dir) {
+      const out = join(dir, 'weir.parquet');
+      const file = join(dir, 'pq.yaml');
+      writeFileSync(
+        file,
+        `pipeline: bench-pq-weir
+source:
+  type: csv
+  path: ${csv}
+  ${CSV_COLUMNS}
+sink: { type: parquet, path: ${out}, compression: snappy }
+`,
+      );
+      const r = await measure(process.execPath, [BIN, 'run', file, '--log-level', 'info', '--log-format', 'json']);
+      return { ...r, check: () => parquetDigest(out) };
+    },
+    cleanup() {},
+  },
+  'parquet → postgres': {
+    peerLabel: 'DuckDB → CSV, psql \\copy',
+    async peer(csv, dir) {
+      const parquet = await ensureParquet(csv);
+      const table = 'bench_pq_peer';
+      await freshPgTable(table);
+      const out = join(dir, 'from-parquet.csv');
+      const psql = `psql -h ${PG.host} -p ${PG.port} -U ${PG.user} -d ${PG.database} -v ON_ERROR_STOP=1 -c "\\copy ${table} FROM '${out}' CSV HEADER"`;
+      // both steps in one measured process: the time is the sum, the peak RSS the larger
+      const r = await measure('bash', ['-c', `set -e; "${process.execPath}" "${DUCK}" to-csv "${parquet}" "${out}"; ${psql}`]);
+      return { ...r, check: () => pgDigest(table) };
+    },
+    async weir(csv, dir) {
+      const parquet = await ensureParquet(csv);
+      const table = 'bench_pq_weir';
+      await freshPgTable(table);
+      const file = join(dir, 'pqpg.yaml');
+      writeFileSync(
+        file,
+        `pipeline: bench-pqpg-weir
+source: { type: parquet, path: ${parquet} }
+sink: { type: postgres, host: ${PG.host}, port: ${PG.port}, user: ${PG.user}, database: ${PG.database}, table: ${table} }
+delivery: exactly-once
+checkpoint: { path: ${join(dir, 'checkpoints.db')} }
+`,
+      );
+      const r = await measure(process.execPath, [BIN, 'run', file, '--log-level', 'info', '--log-format', 'json']);
+      return { ...r, check: () => pgDigest(table) };
+    },
+    async cleanup() {
+      await withPg(async (c) => {
+        for (const t of ['bench_pq_peer', 'bench_pq_weir']) await c.query(`DROP TABLE IF EXISTS "${t}"`);
+        await c.query("DELETE FROM _weir_runs WHERE pipeline LIKE 'bench-%'").catch(() => {});
+        await c.query("DELETE FROM _weir_checkpoints WHERE pipeline LIKE 'bench-%'").catch(() => {});
+      });
+    },
   },
   'csv → sqlite (script)': {
     peerLabel: 'better-sqlite3 script',

@@ -15,7 +15,11 @@ export default defineConnector({
   rules: parquetRules,
   // hyparquet loads only when a pipeline uses parquet
   source: lazySource(async () => (await import('./source.js')).parquetSource, true),
-  sink: lazySink(async () => (await import('./sink.js')).parquetSink),
+  // a csv source's chunks go straight into the column buffers (csv-columns.ts)
+  sink: lazySink(
+    async () => (await import('./sink.js')).parquetSink,
+    () => ['csv'],
+  ),
   transactional: true,
   check: async (opts, ctx) => (await import('./check.js')).parquetCheck(opts, ctx),
 });

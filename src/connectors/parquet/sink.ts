@@ -2,10 +2,12 @@ import { parquetMetadata, parquetSchema } from 'hyparquet';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import type { CommitContext, Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
-import type { Column, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
+import type { Column, EncodedRows, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
+import { convertText } from '../shared/columns.js';
 import { fileError, isNotFound, resolvePath } from '../shared/files.js';
 import { abortStagedMessages, fileLeftovers, makeTargetDir, parseMessages, StagedFile, type StagedMessage } from '../shared/staged.js';
 import { CODEC, COMPRESSORS } from './compression.js';
+import { type ChunkColumn, scanChunk, scannable } from './csv-columns.js';
 import { openParquet } from './file.js';
 import { commitParquet } from './merge.js';
 import { sourceColumns } from './read-values.js';
@@ -73,6 +75,41 @@ function emptyFile(columns: readonly SinkColumn[]): ArrayBuffer {
 }
 
 const describeColumns = (cols: { name: string; parquetType: string }[]) => cols.map((c) => `${c.name} ${c.parquetType}`).join(', ');
+
+/**
+ * How an encoded chunk's columns map onto the layout's buffers, or undefined when
+ * the chunk must take the row path: a dialect the scanner does not read, a field
+ * the layout does not write, a column whose type the run's schema does not give as
+ * the layout's (the chunk's text is of the source's type).
+ */
+function chunkColumns(chunk: EncodedRows, l: Layout, buffers: unknown[][], schema: Schema | undefined): ChunkColumn[] | undefined {
+  if (!scannable(chunk)) return undefined;
+  const declared = new Map(schema?.map((c) => [c.name, c.type]));
+  const index = new Map(l.columns.map((c, i) => [c.name, i]));
+  const out: ChunkColumn[] = [];
+  for (const name of chunk.columns) {
+    const i = index.get(name);
+    if (i === undefined) {
+      if (!l.explicit) return undefined; // the row path names the unknown field
+      out.push({ name, buffer: undefined, convert: () => null });
+      continue;
+    }
+    const column = l.columns[i] as SinkColumn;
+    if (declared.get(name) !== column.type) return undefined;
+    const convert = l.converters[i] as ToParquet;
+    out.push({ name, buffer: buffers[i], convert: column.type === 'json' ? fromJsonText(convert) : convert });
+  }
+  return out;
+}
+
+/** A json column's converter for the JSON text of its value (the others take a value's text as they take the value). */
+const fromJsonText =
+  (convert: ToParquet): ToParquet =>
+  (text, column) => {
+    const r = convertText(text as string, 'json');
+    if (!r.ok) throw new RowError(`column "${column}": ${r.reason}`, { code: 'bad_field' });
+    return convert(r.value, column);
+  };
 
 /** Opens the writer of one partition (worker). */
 async function openWriter(partition: Partition, opts: ParquetOptions, ctx: TaskContext): Promise<Writer> {
@@ -174,6 +211,36 @@ async function openWriter(partition: Partition, opts: ParquetOptions, ctx: TaskC
       rows += n;
       while (buffered >= groupSize) await flushGroup(groupSize);
     },
+    /**
+     * The fast path: a csv source's chunk read straight into the buffers. The first
+     * batch takes the row path (it decides the layout, as it does there); a chunk
+     * with a bad record rolls back and throws, so the runtime writes it as rows.
+     */
+    async writeEncoded(chunk) {
+      assertUsable();
+      if (!layout) return false;
+      const columns = chunkColumns(chunk, layout, buffers, ctx.schema);
+      if (!columns) return false;
+      const width = layout.columns.length;
+      let n: number;
+      try {
+        n = scanChunk(chunk, columns, buffered);
+        // columns the chunk does not carry are null, as a row without the field is
+        for (let c = 0; c < width; c++) {
+          const b = buffers[c] as unknown[];
+          if (b.length < buffered + n) for (let r = b.length; r < buffered + n; r++) b[r] = null;
+        }
+      } catch (error) {
+        for (const b of buffers) b.length = buffered;
+        throw error;
+      }
+      buffered += n;
+      rows += n;
+      while (buffered >= groupSize) await flushGroup(groupSize);
+      return true;
+    },
+    /** The fast path reads every field as the row path's text (no hints: nothing to relax). */
+    encodingHints: () => ({}),
     async commit() {
       assertUsable();
       const l = layout ?? start([]);
@@ -269,6 +336,8 @@ async function checkAppendTarget(target: string, opts: ParquetOptions, ctx: Comm
 /** Creates the parquet sink for validated options (no I/O until called). */
 export function parquetSink(opts: ParquetOptions): Sink {
   return {
+    /** A csv source's chunks are read straight into the column buffers (see csv-columns.ts). */
+    accepts: ['csv'],
     /** Planner: creates the target's directory; in append mode checks the existing file's columns. */
     async setup(ctx) {
       const target = resolvePath(ctx.baseDir, opts.path);
