@@ -21,7 +21,7 @@
  *
  * Prints messages/s, peak RSS and weir's ratio to raw; exits 1 when the source ratio is below 0.8.
  * Options: --messages N (200000) · --runs N (3) · --batch N (1000) · --batch-size N (5000)
- * · --epoch-rows N (10000) · --inflight N (1000) · --json FILE.
+ * · --epoch-rows N (10000) · --inflight N (1000) · --json FILE · --no-sink (the source only).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,6 +39,7 @@ const { values: args } = parseArgs({
     'epoch-rows': { type: 'string', default: '10000' },
     inflight: { type: 'string', default: '1000' },
     json: { type: 'string' },
+    'no-sink': { type: 'boolean' },
     child: { type: 'string' }, // internal: raw-source | raw-sink
     stream: { type: 'string' },
     table: { type: 'string' },
@@ -309,7 +310,7 @@ try {
   await jsm.streams.delete(srcStream).catch(() => {});
   const sinkStream = `weirtest_nats_bench_sink_${tag}`;
   let sinkRef;
-  for (let run = 0; run < RUNS; run++) {
+  for (let run = 0; run < (args['no-sink'] ? 0 : RUNS); run++) {
     for (const variant of ['weir', 'raw']) {
       await freshStream(sinkStream);
       let r;
@@ -340,7 +341,8 @@ try {
 
 const best = (xs) => xs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
 const summary = {};
-for (const role of ['source', 'sink']) {
+const roles = args['no-sink'] ? ['source'] : ['source', 'sink'];
+for (const role of roles) {
   const raw = best(results[role].raw);
   const weir = best(results[role].weir);
   summary[role] = {
@@ -354,7 +356,7 @@ for (const role of ['source', 'sink']) {
 }
 console.log('\n| | raw msg/s | weir msg/s | weir / raw | raw peak RSS | weir peak RSS | content |');
 console.log('|---|---|---|---|---|---|---|');
-for (const role of ['source', 'sink']) {
+for (const role of roles) {
   const s = summary[role];
   console.log(
     `| ${role} | ${fmt(s.raw_msgs_per_s)} | ${fmt(s.weir_msgs_per_s)} | ${s.ratio}x | ${s.raw_peak_rss_mb} MB | ${s.weir_peak_rss_mb} MB | ${s.content_matched ? 'matched' : 'DIFFERS'} |`,

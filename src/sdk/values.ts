@@ -7,6 +7,7 @@
  * beyond 2^53 are `bigint`. Runs wherever rows are (workers).
  */
 import { parse as losslessParse, stringify as losslessStringify } from 'lossless-json';
+import { parseWithExactNumbers } from './exact-json.js';
 
 /** JSON's number grammar: the text every Decimal holds. */
 const CANONICAL = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/;
@@ -183,7 +184,9 @@ export class JsonDepthError extends SyntaxError {
 
 /**
  * Parses JSON keeping every number exact ({@link exactJsonNumber}); as fast as
- * `JSON.parse` for text without fractions, exponents or long digit runs. Throws
+ * `JSON.parse` for text without fractions, exponents or long digit runs, close to
+ * it for the rest (exact-json.ts: JSON.parse with those numbers marked; a key given
+ * twice keeps its last value there, as JSON.parse does). Throws
  * a SyntaxError on invalid JSON, as `JSON.parse` does, and a {@link JsonDepthError}
  * when arrays and objects nest deeper than `maxDepth` (what is read, and each later
  * step such as JSON.stringify, then stays far from the stack's limit).
@@ -191,7 +194,7 @@ export class JsonDepthError extends SyntaxError {
 export function parseJsonExact(text: string, maxDepth: number = DEFAULT_MAX_JSON_DEPTH): unknown {
   if (nestsDeeper(text, maxDepth)) throw new JsonDepthError(maxDepth);
   if (!INEXACT_NUMBER.test(text)) return JSON.parse(text);
-  return losslessParse(text, undefined, exactJsonNumber);
+  return parseWithExactNumbers(text, exactJsonNumber) ?? losslessParse(text, undefined, exactJsonNumber);
 }
 
 /** Whether arrays and objects in JSON text nest deeper than `max` (brackets inside strings do not count). */

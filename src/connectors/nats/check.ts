@@ -56,13 +56,13 @@ export async function natsCheck(opts: NatsOptions, ctx: CheckContext): Promise<C
     }
     try {
       const c = await nats.jsm.consumers.info(opts.stream, opts.durable);
-      const explicit = c.config.ack_policy === 'explicit';
+      const acknowledged = c.config.ack_policy === 'all' || c.config.ack_policy === 'explicit';
       results.push({
         name: 'target',
-        ok: explicit,
-        message: explicit
+        ok: acknowledged,
+        message: acknowledged
           ? `stream ${opts.stream} exists; consumer ${opts.durable} exists (${c.num_pending} message(s) pending, ${c.num_ack_pending} awaiting acknowledgement)`
-          : `consumer ${opts.durable} of stream ${opts.stream} acknowledges with policy ${c.config.ack_policy}; weir needs explicit acknowledgements: delete it (weir creates it) or name another durable`,
+          : `consumer ${opts.durable} of stream ${opts.stream} acknowledges with policy ${c.config.ack_policy}; weir needs acknowledgements (policy all, or explicit): delete it (weir creates it) or name another durable`,
       });
     } catch (error) {
       if (!isNotFound(error, 'consumer')) throw error;

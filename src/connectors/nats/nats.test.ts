@@ -91,7 +91,7 @@ describe.skipIf(!up)('nats check', () => {
     await a.jsm.consumers.add(stream, { durable_name: 'none', ack_policy: 'none' as never });
     const wrong = (await check({ stream, durable: 'none' }, 'source'))[3];
     expect(wrong?.ok).toBe(false);
-    expect(wrong?.message).toMatch(/acknowledges with policy none; weir needs explicit acknowledgements/);
+    expect(wrong?.message).toMatch(/acknowledges with policy none; weir needs acknowledgements \(policy all, or explicit\)/);
     const sinkSide = await check({ stream, subject: `${stream}.x` }, 'sink');
     expect(sinkSide[3]).toMatchObject({ ok: true, message: expect.stringMatching(new RegExp(`stream ${stream} exists \\(0 message`)) });
   });

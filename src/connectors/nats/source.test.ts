@@ -156,7 +156,23 @@ describe.skipIf(!up)('nats source', () => {
     const info = await consumer(stream);
     expect(info.num_ack_pending).toBe(0);
     expect(info.ack_floor.stream_seq).toBe(20);
+    expect(info.config.ack_policy).toBe('all');
+  });
+
+  it('acknowledges every message of a consumer made elsewhere with policy explicit', async () => {
+    const stream = await a.stream('explicit');
+    await a.publish(
+      `${stream}.x`,
+      Array.from({ length: 12 }, (_, i) => ({ i: i + 1 })),
+    );
+    await a.jsm.consumers.add(stream, { durable_name: 'weir', ack_policy: 'explicit' as never });
+    const { rows, out } = await chunks(source({ stream, batch: 5 }), 12);
+    expect(rows.map((r) => r.i)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    for (const c of out) await c.ack?.();
+    const info = await consumer(stream);
     expect(info.config.ack_policy).toBe('explicit');
+    expect(info.num_ack_pending).toBe(0);
+    expect(info.ack_floor.stream_seq).toBe(12);
   });
 
   it('places a new consumer after ctx.resumeFrom', async () => {
@@ -209,7 +225,7 @@ describe.skipIf(!up)('nats source', () => {
     const info = await consumer(stream, 'only_b');
     expect(info.config.filter_subject).toBe(`${stream}.b`);
     expect(info.config.ack_wait).toBe(45_000_000_000);
-    expect(info.config.ack_policy).toBe('explicit');
+    expect(info.config.ack_policy).toBe('all');
   });
 
   it('fails with a config error naming a stream that does not exist', async () => {

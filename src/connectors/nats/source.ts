@@ -1,7 +1,7 @@
 /**
- * The NATS JetStream source: one durable pull consumer with explicit
- * acknowledgements, read without end (`Source.stream`) and committed by the runtime
- * in epochs. One partition: the stream's order is what makes the offsets exact.
+ * The NATS JetStream source: one durable pull consumer, read without end
+ * (`Source.stream`) and committed by the runtime in epochs. One partition: the
+ * stream's order is what makes the offsets exact.
  *
  * Offsets are stream sequences. A pull consumer delivers new messages in stream
  * order; the source keeps that true across crashes and lost connections, so the
@@ -21,9 +21,13 @@
  *   acknowledged at once and skipped; one yielded earlier in this attempt and not
  *   committed yet (delivered again after `ack_wait`) is skipped, its new delivery
  *   acknowledged with the chunk it came in.
- * A chunk's `ack` acknowledges exactly its messages (`msg.ack`, then a flush: the
- * server has them when it returns), after the epoch holding it was committed; only
- * the sequences of epochs not yet acknowledged are held in memory. `lag` is the
+ * A chunk's `ack` runs after the epoch holding it was committed, then flushes (the
+ * server has the acknowledgements when it returns). The consumers weir creates
+ * acknowledge with policy `all`: acknowledging a message acknowledges every earlier
+ * one of the consumer (the server moves its ack floor to that stream sequence), which
+ * is the watermark above, so a chunk acknowledges only its last message. A consumer
+ * created elsewhere with policy `explicit` gets every message acknowledged. Only the
+ * sequences of epochs not yet acknowledged are held in memory. `lag` is the
  * server's `num_pending` after the chunk's last message, plus what the client holds.
  */
 import type { ConsumerConfig, ConsumerInfo, ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstream';
@@ -48,11 +52,11 @@ export function resumePoint(ctx: Pick<TaskContext, 'resumeFrom' | 'partitionId'>
   );
 }
 
-/** The consumer weir creates: explicit acknowledgements, the source's options, starting at `startSeq` when given. */
+/** The consumer weir creates: acknowledgements by watermark (policy `all`), the source's options, starting at `startSeq` when given. */
 function consumerConfig(opts: NatsOptions, startSeq: number | undefined): Partial<ConsumerConfig> {
   return {
     durable_name: opts.durable,
-    ack_policy: 'explicit' as ConsumerConfig['ack_policy'],
+    ack_policy: 'all' as ConsumerConfig['ack_policy'],
     ack_wait: opts.ack_wait * NANOS,
     max_deliver: opts.max_deliver,
     max_ack_pending: opts.max_ack_pending,
@@ -268,13 +272,16 @@ async function* streamMessages(opts: NatsOptions, ctx: TaskContext): AsyncGenera
   let last = 0;
   let lag: number | undefined;
   let pump: Pump | undefined;
+  /** Policy `all`: one acknowledgement, of the last message, covers the earlier ones (see the module comment). */
+  let byWatermark = false;
   /**
    * Acknowledges on the reading connection, then flushes (the server has the
    * acknowledgements when it returns). Once the partition closed it, an
    * acknowledgement still due goes through a connection of its own.
    */
-  const acknowledge = async (messages: JsMsg[]) => {
-    if (messages.length === 0) return;
+  const acknowledge = async (due: JsMsg[]) => {
+    if (due.length === 0) return;
+    const messages = byWatermark ? [latest(due)] : due;
     try {
       if (!nc.isClosed()) {
         for (const m of messages) m.ack();
@@ -309,6 +316,7 @@ async function* streamMessages(opts: NatsOptions, ctx: TaskContext): AsyncGenera
       });
       await placeAt(jsm, opts, info.config, committed + 1);
     }
+    byWatermark = info.config.ack_policy === 'all';
     last = committed;
     const consumer = await js.consumers.get(opts.stream, opts.durable);
     pump = new Pump(
@@ -349,7 +357,7 @@ async function* streamMessages(opts: NatsOptions, ctx: TaskContext): AsyncGenera
         const row = await toRow(m, opts, ctx);
         if (row) rows.push(row);
       }
-      for (const m of done) m.ack();
+      if (done.length > 0) for (const m of byWatermark ? [latest(done)] : done) m.ack();
       lag = (messages[messages.length - 1] as JsMsg).info.pending + pump.buffer.length;
       const offsets = last;
       yield {
@@ -372,6 +380,13 @@ async function* streamMessages(opts: NatsOptions, ctx: TaskContext): AsyncGenera
     (status as unknown as { stop(): void }).stop();
     await watching;
   }
+}
+
+/** The message of the highest stream sequence (a redelivered one may come after later ones). */
+function latest(messages: JsMsg[]): JsMsg {
+  let top = messages[0] as JsMsg;
+  for (const m of messages) if (m.seq > top.seq) top = m;
+  return top;
 }
 
 /** A message as a row; undefined when it was handed to the error policy (bad JSON). */

@@ -47,7 +47,7 @@ export const natsOptions = {
   durable: o
     .string({ minLength: 1, maxLength: 255, pattern: NAME, patternHint: 'must be a consumer name (no spaces, dots, * or >)' })
     .describe(
-      'Source: the durable pull consumer (created when missing, with explicit acknowledgements). It belongs to this pipeline: weir deletes and re-creates it at the last committed stream sequence when it holds messages delivered to a run that died (so redeliveries keep the stream order), so do not share it with other readers.',
+      'Source: the durable pull consumer (created when missing, acknowledging with policy `all`: one acknowledgement after an epoch’s commit covers all its messages; an existing consumer may also use `explicit`). It belongs to this pipeline: weir deletes and re-creates it at the last committed stream sequence when it holds messages delivered to a run that died (so redeliveries keep the stream order), so do not share it with other readers.',
     )
     .default('weir'),
   filter_subject: o

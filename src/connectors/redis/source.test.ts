@@ -4,6 +4,7 @@
  * `ctx.resumeFrom` acknowledged without being yielded again.
  */
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runYaml } from '../../../test/foundation/harness.js';
@@ -64,6 +65,20 @@ describe('stream entry ids', () => {
     expect(compareEntryIds('18446744073709551615-1', '18446744073709551615-0')).toBe(1);
     expect(compareEntryIds('9007199254740993-0', '9007199254740992-0')).toBe(1);
     expect(compareEntryIds('5-5', '5-5')).toBe(0);
+    expect(compareEntryIds('5', '5-0')).toBe(0);
+  });
+
+  it('order as the numbers they name, for any ids Redis writes', () => {
+    const part = fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.constantFrom(0n, 1n, 9n, 10n, 2n ** 53n, 2n ** 53n + 1n));
+    const id = fc.tuple(part, part);
+    const sign = (d: bigint) => (d < 0n ? -1 : d > 0n ? 1 : 0);
+    fc.assert(
+      fc.property(id, id, ([am, as], [bm, bs]) => {
+        const want = am !== bm ? sign(am - bm) : sign(as - bs);
+        expect(compareEntryIds(`${am}-${as}`, `${bm}-${bs}`)).toBe(want);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 

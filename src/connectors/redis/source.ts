@@ -69,13 +69,28 @@ async function ensureGroup(client: Redis, opts: RedisOptions): Promise<void> {
 
 const ENTRY_ID = /^(0|[1-9]\d{0,19})-(0|[1-9]\d{0,19})$/;
 
-/** Orders two stream entry ids numerically (`ms-seq`; both parts may pass 2^53). */
+/**
+ * Orders two stream entry ids numerically (`ms-seq`; both parts may pass 2^53), as
+ * Redis writes them: digits without leading zeros, so the longer part is the larger
+ * and parts of one length compare digit by digit (no number is built: this runs for
+ * every entry read).
+ */
 export function compareEntryIds(a: string, b: string): number {
-  const [am = '0', as = '0'] = a.split('-');
-  const [bm = '0', bs = '0'] = b.split('-');
-  const ms = BigInt(am) - BigInt(bm);
-  const d = ms !== 0n ? ms : BigInt(as) - BigInt(bs);
-  return d < 0n ? -1 : d > 0n ? 1 : 0;
+  const ad = a.indexOf('-');
+  const bd = b.indexOf('-');
+  if (ad < 0 || bd < 0) return compareEntryIds(ad < 0 ? `${a}-0` : a, bd < 0 ? `${b}-0` : b); // `ms` alone is `ms-0`
+  return compareDigits(a, 0, ad, b, 0, bd) || compareDigits(a, ad + 1, a.length, b, bd + 1, b.length);
+}
+
+/** Compares the digits `a[aFrom, aTo)` and `b[bFrom, bTo)` as numbers written without leading zeros. */
+function compareDigits(a: string, aFrom: number, aTo: number, b: string, bFrom: number, bTo: number): number {
+  const length = aTo - aFrom;
+  if (length !== bTo - bFrom) return length < bTo - bFrom ? -1 : 1;
+  for (let i = 0; i < length; i++) {
+    const d = a.charCodeAt(aFrom + i) - b.charCodeAt(bFrom + i);
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  return 0;
 }
 
 /** Where a partition continues: the entry id of its last committed epoch (read back from a checkpoint: untrusted). */
@@ -251,18 +266,30 @@ async function* streamEntries(opts: RedisOptions, consumer: string, ours: Set<st
     }
     let claimAt = 0;
     let lagAt = 0;
+    /**
+     * During a burst, the next read is sent before the chunk of the last one is handed
+     * on, so the run writes a chunk while the next one travels. Its entries are this
+     * consumer's once read: when the partition ends first, they stay pending and the
+     * next attempt reads them again (from id 0, above).
+     */
+    let ahead: Promise<StreamEntry[]> | undefined;
     for (;;) {
       if (ctx.signal.aborted) return;
       if (performance.now() >= claimAt) {
         for await (const entries of claimIdle(client, opts, ours, consumer)) yield claimed(entries);
         claimAt = performance.now() + opts.claim_idle / 2;
       }
-      const entries = await read(consumer, '>', true);
+      const entries = await (ahead ?? read(consumer, '>', true));
+      ahead = undefined;
       const chunk: StreamChunk = entries.length === 0 ? { rows: [], offsets: last } : await own(entries);
       if (performance.now() >= lagAt) {
         lagAt = performance.now() + LAG_SAMPLE_MS;
         const lag = await groupLag(client, stream, opts.group);
         if (lag !== undefined) chunk.lag = lag;
+      }
+      if (entries.length > 0) {
+        ahead = read(consumer, '>', true);
+        ahead.catch(() => undefined); // awaited in the next turn; a partition that ends first does not wait for it
       }
       yield chunk;
     }
