@@ -106,10 +106,12 @@ async function serve() {
   let totals;
   const reset = () => {
     ids = new Uint8Array(ROWS + 2);
-    totals = { bodies: 0, bytes: 0, rows: 0, twice: 0, outOfRange: 0, digest: 0n, cpu: process.cpuUsage() };
+    totals = { bodies: 0, bytes: 0, rows: 0, twice: 0, outOfRange: 0, digest: 0n, cpu: process.cpuUsage(), maxInFlight: 0 };
   };
   reset();
+  let inFlight = 0;
   const server = createServer((req, res) => {
+    totals.maxInFlight = Math.max(totals.maxInFlight, ++inFlight);
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
@@ -123,6 +125,7 @@ async function serve() {
         if (!Number.isInteger(id) || id < 1 || id > ROWS) totals.outOfRange++;
         else if (ids[id]++ > 0) totals.twice++;
       }
+      inFlight--;
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': '2' });
       res.end('{}');
     });
@@ -216,7 +219,7 @@ checkpoint: { path: ${join(dir, 'state.db')} }
       contents[name] = content;
       results[name].push(r);
       line.push(
-        `${name} ${(ROWS / r.seconds).toFixed(0)} rows/s (cpu ${r.cpuSeconds.toFixed(2)} s, server ${t.cpuSeconds.toFixed(2)} s) ${r.peakMb.toFixed(0)} MB`,
+        `${name} ${(ROWS / r.seconds).toFixed(0)} rows/s (cpu ${r.cpuSeconds.toFixed(2)} s, server ${t.cpuSeconds.toFixed(2)} s, ${t.maxInFlight} in flight) ${r.peakMb.toFixed(0)} MB`,
       );
     }
     console.log(`round ${i + 1}: ${line.join(' · ')}`);

@@ -18,21 +18,21 @@ const CONTENT_TYPE = { json: 'application/json', ndjson: 'application/x-ndjson',
 
 /**
  * Rows as request bodies of at most about `maxBytes` each (at least one row each): JSON
- * arrays or NDJSON, as bytes. A JSON batch that fits is serialised in one go
+ * arrays or NDJSON. A JSON batch that fits is serialised in one go
  * ({@link stringifyJsonArray}): the same bytes the row-by-row cut below gives.
  */
-export function bodies(rows: Row[], format: 'json' | 'ndjson', maxBytes: number): Buffer[] {
+export function bodies(rows: Row[], format: 'json' | 'ndjson', maxBytes: number): string[] {
   if (rows.length === 0) return [];
   if (format === 'json') {
     const whole = stringifyJsonArray(rows);
     // the cut below makes one body exactly when the rows joined by ',' are at most maxBytes
-    if (whole.length - 2 <= maxBytes) return [Buffer.from(whole)];
+    if (whole.length - 2 <= maxBytes) return [whole];
   }
-  const out: Buffer[] = [];
+  const out: string[] = [];
   let parts: string[] = [];
   let bytes = 0;
   const flush = () => {
-    out.push(Buffer.from(format === 'json' ? `[${parts.join(',')}]` : `${parts.join('\n')}\n`));
+    out.push(format === 'json' ? `[${parts.join(',')}]` : `${parts.join('\n')}\n`);
     parts = [];
     bytes = 0;
   };
@@ -53,7 +53,7 @@ export function httpSink(opts: HttpOptions): Sink {
       // a batch the runtime retries is the same array: it keeps its number, so its key
       const batchNumbers = new WeakMap<Row[], number>();
       let batches = 0;
-      const send = async (body: Buffer, key: string) => {
+      const send = async (body: string, key: string) => {
         await client.request({
           method: opts.method === 'GET' || opts.method === undefined ? 'POST' : opts.method,
           url: opts.url,
@@ -62,7 +62,7 @@ export function httpSink(opts: HttpOptions): Sink {
           gzip: opts.compression === 'gzip',
           idempotencyKey: opts.idempotency_key ? key : undefined,
         });
-        ctx.count('bytes_sent', body.length);
+        ctx.count('bytes_sent', Buffer.byteLength(body));
       };
       return {
         async write(rows) {
@@ -77,14 +77,14 @@ export function httpSink(opts: HttpOptions): Sink {
             const worker = async () => {
               while (next < rows.length) {
                 const i = next++;
-                await send(Buffer.from(stringifyJson(rows[i])), idempotencyKey(...base, i));
+                await send(stringifyJson(rows[i]), idempotencyKey(...base, i));
               }
             };
             await Promise.all(Array.from({ length: Math.min(opts.max_in_flight, rows.length) }, worker));
             return;
           }
           const texts = bodies(rows, opts.format, opts.batch_bytes);
-          for (let c = 0; c < texts.length; c++) await send(texts[c] as Buffer, idempotencyKey(...base, texts.length === 1 ? '' : c));
+          for (let c = 0; c < texts.length; c++) await send(texts[c] as string, idempotencyKey(...base, texts.length === 1 ? '' : c));
         },
         close: () => client.close(),
       };
