@@ -142,6 +142,16 @@ export function stringifyJson(value: unknown): string {
 }
 
 /**
+ * JSON text of an array, exactly `[${values.map(stringifyJson).join(',')}]`: one
+ * `JSON.stringify` of the whole array when every element is a plain row (no bigint,
+ * Decimal, list or object inside), which skips a string per row and the join.
+ */
+export function stringifyJsonArray(values: readonly unknown[]): string {
+  for (const value of values) if (topLevelShape(value) !== 'plain') return `[${values.map(stringifyJson).join(',')}]`;
+  return JSON.stringify(values);
+}
+
+/**
  * What plain `JSON.stringify` would make of a value, judged from its top level:
  * `plain` when every value of an object is a string, number, boolean, null or
  * Date (most rows: exact as it is); `exact` when one is a bigint or Decimal (it

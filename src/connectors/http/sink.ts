@@ -10,14 +10,24 @@
 import type { Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { idempotencyKey } from '../../sdk/http.js';
 import type { Row } from '../../sdk/types.js';
-import { stringifyJson } from '../../sdk/values.js';
+import { stringifyJson, stringifyJsonArray } from '../../sdk/values.js';
 import { openClient } from './client.js';
 import type { HttpOptions } from './spec.js';
 
 const CONTENT_TYPE = { json: 'application/json', ndjson: 'application/x-ndjson', json_per_row: 'application/json' } as const;
 
-/** Rows as request bodies of at most about `maxBytes` each (at least one row each): JSON arrays or NDJSON. */
-function bodies(rows: Row[], format: 'json' | 'ndjson', maxBytes: number): string[] {
+/**
+ * Rows as request bodies of at most about `maxBytes` each (at least one row each): JSON
+ * arrays or NDJSON. A JSON batch that fits is serialised in one go
+ * ({@link stringifyJsonArray}): the same bytes the row-by-row cut below gives.
+ */
+export function bodies(rows: Row[], format: 'json' | 'ndjson', maxBytes: number): string[] {
+  if (rows.length === 0) return [];
+  if (format === 'json') {
+    const whole = stringifyJsonArray(rows);
+    // the cut below makes one body exactly when the rows joined by ',' are at most maxBytes
+    if (whole.length - 2 <= maxBytes) return [whole];
+  }
   const out: string[] = [];
   let parts: string[] = [];
   let bytes = 0;
