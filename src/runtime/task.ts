@@ -8,8 +8,8 @@ import type { EventBus, PartitionMetrics } from '../observe/events.js';
 import { toLog } from '../observe/logger.js';
 import type { Sink, Source, TaskContext, Writer } from '../sdk/connector.js';
 import { errorMessage, errorType, RowError, WeirError } from '../sdk/errors.js';
-import type { EncodedRows, JsonValue, Partition, Row, Schema } from '../sdk/types.js';
-import type { ChainRun, TransformChain } from '../transforms/index.js';
+import type { EncodedRows, EncodingHints, JsonValue, Partition, Row, Schema } from '../sdk/types.js';
+import type { ChainRun, EncodedTransforms, StepMetrics, TransformChain } from '../transforms/index.js';
 import { type Batch, type BatchLimits, batches } from './batcher.js';
 import type { Retrier, RunRateLimiter } from './policies.js';
 import type { Closers } from './shutdown.js';
@@ -177,12 +177,16 @@ export async function runTask(partition: Partition, attempt: number, deps: TaskD
     let closing: Promise<void> | undefined;
     closeWriter = () => (closing ??= Promise.resolve().then(() => w.close?.()));
     unregister = deps.closers?.register(`writer ${partition.id}`, closeWriter);
-    // the encoded fast path when the sink's writer takes what the source can hand over as it is
+    // the encoded fast path when the sink's writer takes what the source can hand over as it is,
+    // and the transforms, if any, can run on it (their hints are then the source's column names)
+    const encodedChain = chain?.encoded(ctx.schema);
     const encoded =
-      !chain && w.writeEncoded && sink.accepts?.includes('csv') && source.readEncoded
-        ? source.readEncoded(partition, ctx, 'csv', await w.encodingHints?.('csv'))
+      (!chain || encodedChain) && w.writeEncoded && sink.accepts?.includes('csv') && source.readEncoded
+        ? source.readEncoded(partition, ctx, 'csv', await sourceHints(w, encodedChain))
         : undefined;
-    iterator = batches(encoded ?? source.read(partition, ctx), deps.limits)[Symbol.asyncIterator]();
+    const read = batches(encoded ?? source.read(partition, ctx), deps.limits)[Symbol.asyncIterator]();
+    const stage = chain && encoded && encodedChain ? new EncodedStage(chain, encodedChain, stats, deps) : undefined;
+    iterator = stage ? stage.wrap(read) : read;
     // encoded batches get one batch of read-ahead: the source reads the next chunk while
     // this one is on the wire. Row batches do not: holding twice the rows costs more
     // memory than it gains when the writer does not wait on I/O.
@@ -214,7 +218,7 @@ export async function runTask(partition: Partition, attempt: number, deps: TaskD
       const started = performance.now();
       const rows = chain && !batch.encoded ? await transformBatch(chain, batch.rows, id, deps, stats, attempt) : batch.rows;
       const [written, total] = batch.encoded
-        ? await writeEncoded(w, batch.encoded, id, deps, stats, attempt).finally(() => batch.encoded?.release?.())
+        ? await writeEncoded(w, batch.encoded, id, deps, stats, attempt, stage).finally(() => batch.encoded?.release?.())
         : [rows.length ? await writeWithIsolation(w, rows, id, deps, stats, attempt) : 0, count];
       const bytes = written === total ? batch.bytes : Math.round((batch.bytes * written) / Math.max(1, total));
       stats.rowsProcessed += written;
@@ -311,43 +315,99 @@ async function nextOrStop(
   }
 }
 
+/** The writer's encoding hints, keyed by the source's columns when transforms rename them. */
+async function sourceHints(writer: Writer, transforms: EncodedTransforms | undefined): Promise<EncodingHints | undefined> {
+  const hints = await writer.encodingHints?.('csv');
+  return transforms ? transforms.sourceHints(hints) : hints;
+}
+
 /**
- * Writes an encoded batch through the writer's fast path, with retries. When the
- * writer declines it, or it fails with a row-level (data) error, the batch is
- * decoded — unconvertible records go to the error policy as on the row path — and
- * written as rows with bad-row isolation. Counts the batch's rows as read once
- * their real number is known. Returns [rows written, rows in the batch].
+ * The pipeline's transforms on encoded batches (worker, once per partition
+ * attempt), applied as each batch comes from the source: in the read-ahead, so
+ * while the previous batch is still on the wire.
+ */
+class EncodedStage {
+  /** Per source batch: the batch for the writer, or null when its rows must take the row path. */
+  private readonly done = new WeakMap<EncodedRows, EncodedRows | null>();
+
+  constructor(
+    readonly chain: ChainRun,
+    private readonly encoded: EncodedTransforms,
+    private readonly stats: PartitionStats,
+    private readonly deps: TaskDeps,
+  ) {}
+
+  wrap(iterator: AsyncIterator<Batch>): AsyncIterator<Batch> {
+    return {
+      next: () =>
+        iterator.next().then((r) => {
+          if (!r.done && r.value.encoded) this.transform(r.value.encoded);
+          return r;
+        }),
+      return: (value) => iterator.return?.(value) ?? Promise.resolve({ done: true, value }),
+    };
+  }
+
+  /** The transformed batch, or null: its rows take the row path. */
+  result(batch: EncodedRows): EncodedRows | null {
+    if (!this.done.has(batch)) this.transform(batch);
+    return this.done.get(batch) ?? null;
+  }
+
+  private transform(batch: EncodedRows): void {
+    const before = this.chain.metrics();
+    const out = this.encoded.apply(batch);
+    if (out) emitTransformed(this.chain, before, this.stats, this.deps);
+    this.done.set(batch, out ?? null);
+  }
+}
+
+/**
+ * Writes an encoded batch through the writer's fast path, with retries. With
+ * transforms (`stage`), the writer gets the batch they made, still encoded where
+ * they can, else the batch is decoded and its rows go through them. When the writer
+ * declines it, or it fails with a row-level (data) error, the batch is decoded —
+ * unconvertible records go to the error policy as on the row path — and written
+ * as rows with bad-row isolation. Counts the batch's rows as read once their real
+ * number is known. Returns [rows written, rows in the batch].
  */
 async function writeEncoded(
   writer: Writer,
-  batch: EncodedRows,
+  source: EncodedRows,
   batchId: number,
   deps: TaskDeps,
   stats: PartitionStats,
   attempt: number,
+  stage?: EncodedStage,
 ): Promise<[number, number]> {
   const read = (rows: number) => {
     stats.rowsRead += rows;
     deps.bus.emit({ type: 'rows_read', partition_id: stats.partitionId, rows });
   };
+  // the batch as the writer gets it; null: the transforms need its rows
+  const batch = stage ? stage.result(source) : source;
+  // records the transforms left out, read all the same
+  const filtered = batch ? source.rows - batch.rows : 0;
   try {
-    const taken = await deps.retrier(
-      async () => {
-        await acquireRequest(deps, stats);
-        return (writer.writeEncoded as NonNullable<Writer['writeEncoded']>)(batch);
-      },
-      onRetry(deps, stats, batchId),
-      deps.signal,
-    );
+    const taken =
+      batch &&
+      (await deps.retrier(
+        async () => {
+          await acquireRequest(deps, stats);
+          return (writer.writeEncoded as NonNullable<Writer['writeEncoded']>)(batch);
+        },
+        onRetry(deps, stats, batchId),
+        deps.signal,
+      ));
     if (taken) {
-      read(batch.rows);
-      return [batch.rows, batch.rows];
+      read(source.rows);
+      return [batch.rows, source.rows];
     }
   } catch (error) {
     if (deps.signal.aborted || !(error instanceof WeirError && error.kind === 'data')) throw error;
   }
   let rejected = 0;
-  const rows = await batch.decode(async (record, error) => {
+  const decoded = await (batch ?? source).decode(async (record, error) => {
     rejected++;
     stats.rowsFailed++;
     stats.recordError(error);
@@ -361,8 +421,10 @@ async function writeEncoded(
       error_message: errorMessage(error),
     });
   });
-  read(rows.length + rejected);
-  return [await writeWithIsolation(writer, rows, batchId, deps, stats, attempt), rows.length + rejected];
+  const total = decoded.length + rejected + filtered;
+  read(total);
+  const rows = stage && !batch ? await transformBatch(stage.chain, decoded, batchId, deps, stats, attempt) : decoded;
+  return [rows.length ? await writeWithIsolation(writer, rows, batchId, deps, stats, attempt) : 0, total];
 }
 
 /**
@@ -524,6 +586,12 @@ export async function transformBatch(
 ): Promise<Row[]> {
   const before = chain.metrics();
   const out = await chain.apply(rows, (record, error) => deadLetterRow(record, error, batchId, deps, stats, attempt, 'transform'));
+  emitTransformed(chain, before, stats, deps);
+  return out;
+}
+
+/** The `rows_transformed` event of one batch: the per-step counts since `before`. */
+function emitTransformed(chain: ChainRun, before: readonly StepMetrics[], stats: PartitionStats, deps: TaskDeps): void {
   const after = chain.metrics();
   deps.bus.emit({
     type: 'rows_transformed',
@@ -540,7 +608,6 @@ export async function transformBatch(
       };
     }),
   });
-  return out;
 }
 
 /**

@@ -166,6 +166,13 @@ export interface EncodedRows {
    * must be): a CSV file writer may append `data` as it is.
    */
   readonly canonical?: boolean;
+   * The value the source's row path gives for a field of column `index` (of
+   * `columns`) whose text in `data` is `text` (null for NULL), or `undefined` when
+   * the source cannot tell from the text alone. Lets the runtime evaluate
+   * transforms (`filter`) on `data` itself; absent, a pipeline whose transforms
+   * look at values gets these batches decoded.
+   */
+  readonly fieldValue?: (index: number, text: string | null) => unknown;
   /**
    * The same records parsed and typed exactly like the source's row path (worker).
    * A record that cannot be converted is passed to `reject` instead of being returned.

@@ -31,8 +31,14 @@ expression names its line and column in the pipeline file.
   step naming a column the rows do not have at that point fails the run before anything is
   written.
 - **Fast paths.** A pipeline without transforms keeps the encoded fast paths (CSV bytes into
-  PostgreSQL \`COPY\`); a pipeline with transforms takes the row path (see bench/README.md for
-  the cost).
+  PostgreSQL \`COPY\`). So does one whose steps are all \`rename\`, \`select\`, \`drop\` and
+  \`filter\`: the first three change the column list and cut each record's fields, and \`filter\`
+  evaluates its expression on the values of only the fields it reads — decoded exactly as the
+  row path decodes them (NULL apart from \`""\`, decimals exact) — and keeps or leaves out the
+  record's bytes; the per-step counts are the row path's. A \`cast\`, \`set\`, \`mask\`,
+  \`timestamp\` or custom step anywhere in the list, a \`rename\` that would give two columns
+  one name, or a filter that fails on a record of a batch (that batch only: it is
+  dead-lettered as on the row path) takes the row path. bench/README.md has the costs.
 - **Masking.** A masked field's raw value never reaches the sink or any output: a row that fails
   in any step is dead-lettered with the later steps replayed on it (so masks apply) and the raw
   values of masked fields hidden in its error message and its other text values. A record the

@@ -2,9 +2,10 @@
 
 import { RowError } from '../sdk/errors.js';
 import { o } from '../sdk/options.js';
-import { defineTransform } from '../sdk/transform.js';
+import { defineTransform, type Transform } from '../sdk/transform.js';
 import type { Row } from '../sdk/types.js';
 import { compileOption } from './compile.js';
+import { encodedForm } from './encoded.js';
 import { typeOf } from './expr.js';
 import { requireColumns } from './step.js';
 
@@ -26,7 +27,7 @@ export default defineTransform({
   create(opts) {
     const expr = compileOption('expression', opts.expression);
     const test = expr.evaluate;
-    return {
+    const step: Transform = {
       row(row: Row, ctx) {
         const v = test(row, ctx);
         if (v === true) return row;
@@ -43,5 +44,6 @@ export default defineTransform({
         return input;
       },
     };
+    return encodedForm(step, { kind: 'filter', fields: expr.fields });
   },
 });

@@ -21,6 +21,7 @@ import {
 import { type AnyTransform, type Transform, type TransformContext, validateTransformOptions } from '../sdk/transform.js';
 import type { Row, Schema } from '../sdk/types.js';
 import cast from './cast.js';
+import { EncodedTransforms } from './encoded.js';
 import { stringOf } from './expr.js';
 import filter from './filter.js';
 import mask from './mask.js';
@@ -193,6 +194,25 @@ export class ChainRun {
       ...(raw.length ? {} : { cause: error }),
     });
     await reject(hideRaw(record, raw), rowError);
+  }
+
+  /**
+   * This chain on encoded batches for a source with the planner's columns (worker,
+   * once per partition attempt), or undefined when a step needs rows (see encoded.ts).
+   * Batches done there are counted here, as the row path counts them.
+   */
+  encoded(schema: Schema | undefined): EncodedTransforms | undefined {
+    return EncodedTransforms.of(
+      {
+        steps: this.chain.steps,
+        ctx: this.ctx,
+        count: (rowsIn, filtered) => {
+          this.rowsIn[0] = (this.rowsIn[0] ?? 0) + rowsIn;
+          for (let i = 0; i < this.filtered.length; i++) this.filtered[i] = (this.filtered[i] ?? 0) + (filtered[i] ?? 0);
+        },
+      },
+      schema,
+    );
   }
 
   /** The per-step counts so far. */
@@ -371,5 +391,6 @@ export function literalSecrets(data: unknown, registry: TransformSource): string
   return out;
 }
 
+export { EncodedTransforms } from './encoded.js';
 export { compileExpression, ExpressionError, FUNCTION_USAGE } from './expr.js';
 export { StepOptionError } from './step.js';

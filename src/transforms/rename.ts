@@ -1,8 +1,9 @@
 /** `rename`: columns renamed by a map, or every column to snake_case / lower / upper case. */
 import { RowError } from '../sdk/errors.js';
 import { o } from '../sdk/options.js';
-import { defineTransform } from '../sdk/transform.js';
+import { defineTransform, type Transform } from '../sdk/transform.js';
 import { emptyRow, type Row } from '../sdk/types.js';
+import { encodedForm } from './encoded.js';
 import { StepOptionError } from './step.js';
 
 const CASES = ['snake', 'lower', 'upper'] as const;
@@ -69,7 +70,11 @@ export default defineTransform({
       }
       return out;
     };
-    return {
+    const columns = (names: readonly string[]) => {
+      const renamed = names.map(nameOf);
+      return new Set(renamed).size === renamed.length ? { names: renamed, from: names.map((_, i) => i) } : undefined;
+    };
+    const step: Transform = {
       row(row: Row): Row {
         const out = emptyRow();
         for (const key in row) {
@@ -100,5 +105,6 @@ export default defineTransform({
         });
       },
     };
+    return encodedForm(step, { kind: 'columns', columns });
   },
 });

@@ -1,7 +1,8 @@
 /** `select` keeps only the columns named (in that order); `drop` leaves the named ones out. */
 import { o } from '../sdk/options.js';
-import { defineTransform } from '../sdk/transform.js';
+import { defineTransform, type Transform } from '../sdk/transform.js';
 import { emptyRow, type Row } from '../sdk/types.js';
+import { encodedForm } from './encoded.js';
 import { requireColumns } from './step.js';
 
 const fieldList = () => o.list(o.string({ minLength: 1, maxLength: 1024 }), { min: 1, max: 10_000 });
@@ -13,7 +14,11 @@ export const select = defineTransform({
   shorthand: { of: fieldList().describe('`select: [a, b]` is short for `select: { fields: [a, b] }`.'), expand: (v) => ({ fields: v }) },
   create(opts) {
     const fields = [...new Set(opts.fields)];
-    return {
+    const columns = (names: readonly string[]) => {
+      const kept = fields.filter((f) => names.includes(f));
+      return { names: kept, from: kept.map((f) => names.indexOf(f)) };
+    };
+    const step: Transform = {
       row(row: Row): Row {
         const out = emptyRow();
         for (const f of fields) if (Object.hasOwn(row, f)) out[f] = row[f];
@@ -25,6 +30,7 @@ export const select = defineTransform({
         return fields.map((f) => byName.get(f) as NonNullable<ReturnType<typeof byName.get>>);
       },
     };
+    return encodedForm(step, { kind: 'columns', columns });
   },
 });
 
@@ -35,7 +41,11 @@ export const drop = defineTransform({
   shorthand: { of: fieldList().describe('`drop: [a, b]` is short for `drop: { fields: [a, b] }`.'), expand: (v) => ({ fields: v }) },
   create(opts) {
     const dropped = new Set(opts.fields);
-    return {
+    const columns = (names: readonly string[]) => {
+      const from = names.flatMap((n, i) => (dropped.has(n) ? [] : [i]));
+      return { names: from.map((i) => names[i] as string), from };
+    };
+    const step: Transform = {
       row(row: Row): Row {
         const out = emptyRow();
         for (const key in row) if (!dropped.has(key)) out[key] = row[key];
@@ -46,5 +56,6 @@ export const drop = defineTransform({
         return input.filter((c) => !dropped.has(c.name));
       },
     };
+    return encodedForm(step, { kind: 'columns', columns });
   },
 });

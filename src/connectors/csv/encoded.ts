@@ -24,8 +24,8 @@
  * switch to the row path for the rest of the file.
  */
 import { isUtf8 } from 'node:buffer';
-import type { ColumnType, EncodingHints, Row } from '../../sdk/types.js';
-import { fitsFraction, fractionError, valueText } from '../shared/columns.js';
+import type { ColumnType, EncodedRows, EncodingHints, Row } from '../../sdk/types.js';
+import { convertText, fitsFraction, fractionError, valueText } from '../shared/columns.js';
 import { csvField, type Dialect } from '../shared/csv-text.js';
 
 const LF = 0x0a;
@@ -202,6 +202,30 @@ export function isoTimestampBytes(buf: Buffer, a: number, b: number): boolean {
   if (p === b) return true;
   if (buf[p] === 0x3a) p++;
   return b - p === 2 && d2(buf, p) && num2(buf, p) <= 59;
+}
+
+/**
+ * The value the row path gives for a field of a chunk's data ({@link EncodedRows.fieldValue}):
+ * by the invariant above, the field's text read as its column's type — except in a
+ * json column, whose text of a JSON string is the string itself (undefined: decode).
+ */
+export function fieldValueOf(types: readonly ColumnType[]): (index: number, text: string | null) => unknown {
+  const convert = types.map((type): ((text: string) => unknown) => {
+    if (type === 'string') return (text) => text;
+    if (type === 'json') return () => undefined;
+    if (type === 'number')
+      // the common case without trim() and a result object: plain decimal digits, as Number reads them
+      return (text) => (PLAIN_NUMBER.test(text) ? Number(text) : converted(text, type));
+    return (text) => converted(text, type);
+  });
+  return (index, text) => (text === null ? null : (convert[index] as (text: string) => unknown)(text));
+}
+
+const PLAIN_NUMBER = /^-?\d{1,15}(\.\d{1,15})?$/;
+
+function converted(text: string, type: ColumnType): unknown {
+  const r = convertText(text, type);
+  return r.ok ? r.value : undefined;
 }
 
 // ---------------------------------------------------------------------------
