@@ -166,6 +166,7 @@ export interface EncodedRows {
    * must be): a CSV file writer may append `data` as it is.
    */
   readonly canonical?: boolean;
+  /**
    * The value the source's row path gives for a field of column `index` (of
    * `columns`) whose text in `data` is `text` (null for NULL), or `undefined` when
    * the source cannot tell from the text alone. Lets the runtime evaluate
