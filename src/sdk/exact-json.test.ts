@@ -103,6 +103,16 @@ describe('parseWithExactNumbers', () => {
     );
   });
 
+  it('leaves an object with a key twice to the exact parser, which refuses two values and keeps one', () => {
+    expect(parseWithExactNumbers('{"a":1,"b":{"a":2},"a":3}', exactJsonNumber)).toBeUndefined();
+    expect(parseWithExactNumbers('{"a" : 1.5, "a"\t:1.5}', exactJsonNumber)).toBeUndefined();
+    expect(() => parseJsonExact('{"":false,"75":true,"":"12345678901234567890"}')).toThrow(/Duplicate key/);
+    expect(show(parseJsonExact('{"a":1,"a":1}'))).toBe(show(lossless('{"a":1,"a":1}')));
+    expect(show(parseWithExactNumbers('{"k":"a:b","v":["x", "y"],"o":{"k":1}}', exactJsonNumber))).toBe(
+      show(lossless('{"k":"a:b","v":["x", "y"],"o":{"k":1}}')),
+    );
+  });
+
   it('reads the numbers and leaves look-alike strings alone', () => {
     const v = parseWithExactNumbers('{"a":1.50,"t":"2024-01-01T10:00:00.000Z","b":[1e3,12345678901234567890,-0.0,7]}', exactJsonNumber);
     expect(show(v)).toBe('{"a":d:1.50,"t":s:"2024-01-01T10:00:00.000Z","b":[d:1e3,b:12345678901234567890,d:-0.0,n:7]}');

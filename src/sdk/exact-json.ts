@@ -8,12 +8,17 @@
  * of the result that starts with U+0000 is the number's text, converted by the
  * caller. No string of the input can start with U+0000 when its text has no `\u0000`
  * escape (a raw U+0000 is not valid JSON): such input, and any input this path cannot
- * vouch for (a token that is not a JSON number, text JSON.parse refuses), returns
- * undefined, and the caller takes its exact parser, which also gives the error.
+ * vouch for (a token that is not a JSON number, text JSON.parse refuses, an object with
+ * a key twice, whose first value JSON.parse would drop), returns undefined, and the
+ * caller takes its exact parser, which also gives the error.
+ *
+ * Duplicate keys are found by counting: the scan counts the keys of the text (strings
+ * followed by `:`), and the parsed value must hold as many, else a key came twice.
  */
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
+const COLON = 0x3a;
 /** U+0000 as a JSON escape (a raw one is not valid inside a JSON string). */
 const MARK = '\\u0000';
 /** JSON's number grammar. */
@@ -27,25 +32,33 @@ const INEXACT = /[.eE]|\d{16}/;
  */
 export function parseWithExactNumbers(text: string, exact: (numberText: string) => unknown): unknown {
   if (text.includes('\\u0000')) return undefined;
-  const marked = markInexactNumbers(text);
-  if (marked === undefined) return undefined;
+  const scan = markInexactNumbers(text);
+  if (scan === undefined) return undefined;
   let value: unknown;
   try {
-    value = JSON.parse(marked);
+    value = JSON.parse(scan.marked);
   } catch {
     return undefined;
   }
-  return marked === text ? value : restore(value, exact);
+  if (scan.keys > 0 && countKeys(value) !== scan.keys) return undefined;
+  return scan.marked === text ? value : restore(value, exact);
 }
 
-/** The text with each inexact number token as a marked string; undefined when a token is not a JSON number. */
-function markInexactNumbers(text: string): string | undefined {
+/**
+ * The text with each inexact number token as a marked string, and how many object keys
+ * it has; undefined when a token is not a JSON number.
+ */
+function markInexactNumbers(text: string): { marked: string; keys: number } | undefined {
   let out = '';
   let from = 0;
+  let keys = 0;
   for (let i = 0; i < text.length; ) {
     const c = text.charCodeAt(i);
     if (c === QUOTE) {
       i = stringEnd(text, i) + 1;
+      let j = i;
+      while (isSpace(text.charCodeAt(j))) j++;
+      if (text.charCodeAt(j) === COLON) keys++;
       continue;
     }
     if (c !== 0x2d && (c < 0x30 || c > 0x39)) {
@@ -60,7 +73,29 @@ function markInexactNumbers(text: string): string | undefined {
     out += `${text.slice(from, start)}"${MARK}${token}"`;
     from = i;
   }
-  return from === 0 ? text : out + text.slice(from);
+  return { marked: from === 0 ? text : out + text.slice(from), keys };
+}
+
+/** JSON's whitespace: space, tab, line feed, carriage return. */
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+}
+
+/** How many keys the objects of a parsed value hold, all levels together. */
+function countKeys(value: unknown): number {
+  if (typeof value !== 'object' || value === null) return 0;
+  let n = 0;
+  if (Array.isArray(value)) {
+    for (const v of value) if (typeof v === 'object') n += countKeys(v);
+    return n;
+  }
+  const keys = Object.keys(value);
+  n = keys.length;
+  for (const key of keys) {
+    const v = (value as Record<string, unknown>)[key];
+    if (typeof v === 'object') n += countKeys(v);
+  }
+  return n;
 }
 
 /** Digits, `-`, `+`, `.`, `e`, `E`. */
