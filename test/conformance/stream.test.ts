@@ -107,9 +107,5 @@ describe.skipIf(!mqttUp)('mqtt', () => {
       badOptions: { topics: ['none'], url: 'mqtt://127.0.0.1:1', connect_timeout: '1s' },
     },
     'mqtt',
-    {
-      'skips what ctx.resumeFrom':
-        'the mqtt source ignores resumeFrom (MQTT has no offsets) yet does not declare atLeastOnce, so delivery: exactly-once is not refused for it as it is for rabbitmq',
-    },
   );
 });

@@ -78,7 +78,7 @@ async function scenario(name: string, extra: { url?: string; yaml?: string; step
     `pipeline: ${pipeline}
 source: { type: mqtt, url: "${extra.url ?? broker.url}", topics: ["${topic}/+"], client_id: ${clientId}, reconnect_period: 200ms }
 sink: { type: postgres, host: 127.0.0.1, port: 5432, user: postgres, database: test, table: ${table}, mode: upsert, key_columns: [seq] }
-delivery: exactly-once
+delivery: at-least-once
 stream: { epoch_rows: 300, epoch_interval: 200ms, stop_when_idle: ${IDLE} }
 ${extra.yaml ?? ''}
 `,

@@ -120,9 +120,10 @@ describe.skipIf(!up)('mqtt source on a persistent session', () => {
     for (const id of sessions) await dropSession(id).catch(() => {});
   });
 
-  it('is unbounded, has no batch read and sets no lag', () => {
+  it('is unbounded, has no batch read, sets no lag, and says why exactly-once cannot hold', () => {
     const { src } = source('shape');
     expect(src.unbounded).toBe(true);
+    expect(src.atLeastOnce).toMatch(/MQTT has no offsets.*delivery: at-least-once.*mode: upsert and key_columns/);
     expect(() => src.read({ id: '0' }, taskContext({ baseDir: '.' }))).toThrow(/unbounded: it is read through stream\(\)/);
   });
 

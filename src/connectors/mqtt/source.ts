@@ -19,7 +19,8 @@
  * harmless: exactly-once into the target).
  *
  * MQTT has no offsets: a chunk's offsets are the session and a count of the
- * messages this attempt received, and `ctx.resumeFrom` is not used. The broker tells
+ * messages this attempt received, and `ctx.resumeFrom` is not used: the source declares
+ * `atLeastOnce`, so `delivery: exactly-once` is refused with the reason. The broker tells
  * nothing of how many messages wait for the session, so chunks carry no `lag`.
  */
 import type { MqttClient } from 'mqtt';
@@ -75,9 +76,14 @@ export function messageRow(m: Received, opts: MqttOptions): Row {
   return row;
 }
 
+/** Why `delivery: exactly-once` is refused for this source ({@link Source.atLeastOnce}). */
+export const AT_LEAST_ONCE =
+  'MQTT has no offsets that tell a message already committed (whose acknowledgement was lost in a crash or a reconnect) from a new one, so the broker sends it again and it is written again. Use delivery: at-least-once with a sink that deduplicates: the postgres sink with mode: upsert and key_columns: [a field of the payload that identifies the message] stores each message once';
+
 export function mqttSource(opts: MqttOptions): Source {
   return {
     unbounded: true,
+    atLeastOnce: AT_LEAST_ONCE,
     read() {
       throw new WeirError('the mqtt source is unbounded: it is read through stream(), in epochs', { kind: 'internal' });
     },
