@@ -104,7 +104,7 @@ ${extra}`,
  * every 50 ms until {@link finish}, so the runs never see the queue idle (and never end
  * on stop_when_idle) before the test is done killing them.
  */
-function producer(queue: string, total: number, trickle = false) {
+function producer(queue: string, total: number, trickle = false, step = 50) {
   const state = { confirmed: 0, paused: false, trickle, done: undefined as Promise<void> | undefined };
   const fast = trickle ? Math.floor(total * 0.9) : total;
   let next = 1;
@@ -115,7 +115,7 @@ function producer(queue: string, total: number, trickle = false) {
         continue;
       }
       const slow = state.trickle && next > fast;
-      const end = Math.min(total, slow ? next : next + 49);
+      const end = Math.min(total, slow ? next : next + step - 1);
       for (; next <= end; next++)
         ch.sendToQueue(queue, Buffer.from(JSON.stringify({ id: next, v: `m${next}` })), { persistent: true, messageId: String(next) });
       await ch.waitForConfirms();
@@ -139,6 +139,43 @@ function producer(queue: string, total: number, trickle = false) {
       return state.done;
     },
   };
+}
+
+/**
+ * Cuts every connection through the proxy once the producer has confirmed each of `at`
+ * messages and weir's attempt is consuming: two of its progress lines since the
+ * previous cut show different row counts. So each cut fails an attempt mid-run, not a
+ * connection being set up (which the source retries itself) nor a backoff, however
+ * fast weir drains the queue; progress thresholds alone would not do, a fast run
+ * passes both between two lines.
+ */
+function cutWhileConsuming(proxy: TcpProxy, state: { confirmed: number }, at: readonly number[]) {
+  const cuts: string[] = [];
+  const t0 = performance.now();
+  let lastRows = -1;
+  let moved = false;
+  let pending = '';
+  const onStdout = (chunk: string) => {
+    const lines = (pending + chunk).split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      const m = /"event":"progress","rows":(\d+)/.exec(line);
+      if (!m) continue;
+      const rows = Number(m[1]);
+      if (lastRows >= 0 && rows !== lastRows) moved = true;
+      lastRows = rows;
+    }
+  };
+  const timer = setInterval(() => {
+    const due = at[cuts.length];
+    if (due === undefined) return clearInterval(timer);
+    if (state.confirmed < due || !moved) return;
+    cuts.push(`${proxy.cutAll()} connections cut at ${state.confirmed} published (${Math.round(performance.now() - t0)} ms)`);
+    lastRows = -1;
+    moved = false;
+  }, 10);
+  timer.unref();
+  return { cuts, onStdout };
 }
 
 async function depth(queue: string): Promise<{ messageCount: number; consumerCount: number }> {
@@ -290,7 +327,7 @@ describe.skipIf(!up)('the rabbitmq source in epochs', () => {
   }, 120_000);
 
   it('a connection cut twice mid-run (TCP proxy) fails the attempt retryably; the partition runs again and nothing is lost', async () => {
-    const total = 4000;
+    const total = 6000;
     const proxy = await TcpProxy.start(5672);
     try {
       const { queue, table, file, dir } = await scenario(
@@ -298,8 +335,9 @@ describe.skipIf(!up)('the rabbitmq source in epochs', () => {
         'retry: { max_attempts: 5, initial_delay: 50ms, max_delay: 1s, partition_attempts: 4 }\nprogress_interval: 200ms\n',
         proxy.port,
       );
-      const p = producer(queue, total);
-      const { cuts, onStdout } = proxy.cutAtProgress([800, 2000]);
+      // 20 messages every ~10 ms: about 3 s of publishing, which both cuts fall into
+      const p = producer(queue, total, false, 20);
+      const { cuts, onStdout } = cutWhileConsuming(proxy, p.state, [800, 2400]);
       const r = await runCli(['run', file, '--log-format', 'json', '--summary-json', join(dir, 'summary.json')], {
         cwd: dir,
         timeoutMs: 90_000,
