@@ -13,6 +13,7 @@ import { rolldown } from 'rolldown';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../../test/helpers/cli.js';
 import { requireService } from '../../../test/helpers/services.js';
+import { weirNodeFlags } from '../../cli/node-flags.js';
 import { tempDir } from '../../sdk/testing.js';
 
 let dir: string;
@@ -20,10 +21,13 @@ beforeAll(async () => {
   dir = await tempDir('weir-parquet-memory-');
 });
 
-/** Runs node with `args` (in this checkout, for its node_modules) and resolves to what it printed. */
+/** Runs node with `args` and weir's V8 flags (in this checkout, for its node_modules) and resolves to what it printed. */
 function run(args: string[]): Promise<string> {
   return new Promise<string>((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: join(import.meta.dirname, '..', '..', '..'), stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...weirNodeFlags(), ...args], {
+      cwd: join(import.meta.dirname, '..', '..', '..'),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
