@@ -215,7 +215,26 @@ describe('transforms on encoded rows', () => {
 
   it('property: random filters over hard values keep the rows the row path keeps, with the same counts', async () => {
     const text = fc.constantFrom('', '""', 'NULL', '"NULL"', 'a', '"x,y"', '"q""q"', '"multi\nline"', '\\.', ' pad ', 'é', '0', '1.50');
-    const num = fc.constantFrom('', '1.50', '-0', '007', '1e3', '0.1', '-2.5', '"3"', 'NULL', '12345678901234567', 'abc', '0');
+    const num = fc.constantFrom(
+      '',
+      '1.50',
+      '-0',
+      '-0.0',
+      '007',
+      '1e3',
+      '0.1',
+      '0.3',
+      '-2.5',
+      '"3"',
+      'NULL',
+      '12345678901234567',
+      '123456789012345',
+      '0.000000000000001',
+      '1.',
+      '.5',
+      'abc',
+      '0',
+    );
     const dec = fc.constantFrom('', '0.10', '-0.0', '1e2', '12345678901234567890.123', '0.3', '"0.2"', '5', 'x');
     const bool = fc.constantFrom('', 't', 'F', 'yes', 'No', '1', '0', 'true', '"false"', 'maybe');
     const ts = fc.constantFrom('', '2024-01-01', ' 2024-02-01 ', '2024-03-01T10:00:00Z', '"2024-04-01 12:00"', 'soon');

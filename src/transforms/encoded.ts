@@ -206,7 +206,7 @@ export class EncodedTransforms {
 
   /** The batch as the writer gets it: the new columns and data; decoding it gives the rows the row path would. */
   private output(batch: EncodedRows, p: Plan, pass: Pass): EncodedRows {
-    const { fieldValue, release } = batch;
+    const { fieldValue, numberAt, release } = batch;
     return {
       kind: 'encoded',
       format: batch.format,
@@ -218,6 +218,7 @@ export class EncodedTransforms {
       rows: pass.rows,
       decode: async (reject) => this.replay(await batch.decode(reject)),
       ...(fieldValue ? { fieldValue: (i: number, text: string | null) => fieldValue(p.from[i] as number, text) } : {}),
+      ...(numberAt ? { numberAt: (i: number, data: Buffer, a: number, b: number) => numberAt(p.from[i] as number, data, a, b) } : {}),
       ...(release ? { release: () => release.call(batch) } : {}),
     };
   }
@@ -257,7 +258,7 @@ export class EncodedTransforms {
     const { start, end, flags } = this.growSpans(Math.max(1, need));
     const filtered = new Int32Array(this.chain.steps.length);
     const { filters, from, identity } = p;
-    const fieldValue = batch.fieldValue;
+    const { fieldValue, numberAt } = batch;
     const ctx = this.chain.ctx;
     const isNull = (a: number, b: number) => {
       if (b - a !== nullBytes.length) return false;
@@ -270,8 +271,13 @@ export class EncodedTransforms {
       const b = end[c] as number;
       const f = flags[c] as number;
       let text: string | null;
-      if (!(f & QUOTED)) text = isNull(a, b) ? null : buf.toString('utf8', a, b);
-      else {
+      if (!(f & QUOTED)) {
+        if (isNull(a, b)) return (fieldValue as NonNullable<typeof fieldValue>)(c, null);
+        // a plain number read from its bytes (most numeric filters), else its text
+        const v = numberAt?.(c, buf, a, b);
+        if (v !== undefined) return v;
+        text = buf.toString('utf8', a, b);
+      } else {
         text = buf.toString('utf8', a + 1, b - 1);
         if (f & ESCAPED) text = text.split(quote + quote).join(quote);
       }

@@ -7,7 +7,7 @@ import { readAsCopy } from '../../../test/helpers/copy.js';
 import { collect, connectorOptions, messageOf, planContext, type Rejected, taskContext, tempDir } from '../../sdk/testing.js';
 import { type EncodedRows, isEncodedRows, type Row } from '../../sdk/types.js';
 import { ISO_TIMESTAMP, valueText } from '../shared/columns.js';
-import { isoTimestampBytes } from './encoded.js';
+import { fieldValueOf, isoTimestampBytes, numberAtOf } from './encoded.js';
 import csv from './index.js';
 import { type EncodedTuning, encodable, readCsvEncoded } from './source.js';
 import type { CsvOptions } from './spec.js';
@@ -441,6 +441,41 @@ describe('encoded.ts field checks', () => {
     );
     for (const s of ['2024-05-01', '2024-05-01T10:00', '2024-05-01 10:00:60.5+02:30', '2024-05-01T10:00:00Z', '2024-02-30'])
       expect(isoTimestampBytes(Buffer.from(s), 0, s.length)).toBe(true);
+  });
+
+  it('numberAt reads a number field from its bytes as fieldValue reads its text, or leaves it to fieldValue', () => {
+    const types = ['number', 'string', 'integer'] as const;
+    const numberAt = numberAtOf(types);
+    const fieldValue = fieldValueOf(types);
+    const part = fc.constantFrom('0', '1', '5', '9', '00', '123', '999999', '0000000', '.', '-', '+', 'e', ' ', 'x', '1e3');
+    fc.assert(
+      fc.property(fc.array(part, { maxLength: 12 }), fc.constantFrom(0, 1, 2), (parts, index) => {
+        const s = parts.join('');
+        const b = Buffer.from(`,${s};`, 'latin1');
+        const v = numberAt(index, b, 1, b.length - 1);
+        if (v !== undefined) {
+          expect(index).toBe(0);
+          expect(Object.is(v, fieldValue(index, s)), s).toBe(true);
+        }
+      }),
+      { numRuns: 5000 },
+    );
+    // the plain forms are read from the bytes, exactly; 16 digits and more, and other forms, are not
+    for (const s of [
+      '1.5',
+      '-0',
+      '-0.0',
+      '0.1',
+      '0.3',
+      '123456789012345',
+      '12345678.1234567',
+      '0.00000000000001',
+      '9007.19925474099',
+      '-2.5',
+    ])
+      expect([s, numberAt(0, Buffer.from(s), 0, s.length)]).toEqual([s, fieldValue(0, s)]);
+    for (const s of ['1234567890123456', '0.000000000000001', '1.', '.5', '+1', '1e3', '', '-', '1.2.3', ' 1'])
+      expect([s, numberAt(0, Buffer.from(s), 0, s.length)]).toEqual([s, undefined]);
   });
 });
 

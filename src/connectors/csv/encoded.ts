@@ -223,6 +223,41 @@ export function fieldValueOf(types: readonly ColumnType[]): (index: number, text
 
 const PLAIN_NUMBER = /^-?\d{1,15}(\.\d{1,15})?$/;
 
+/** 10^k for k ≤ 15, each exact as a double. */
+const POW10 = Array.from({ length: 16 }, (_, k) => 10 ** k);
+
+/**
+ * {@link EncodedRows.numberAt} for these column types: in a number column, a field of
+ * an optional `-`, digits and at most one `.` between digits, 15 digits in all, is
+ * `m / 10^k` (its digits as an integer, over 10 to the number of fraction digits).
+ * Both are integers below 2^53, exact as doubles, and IEEE division rounds their exact
+ * quotient once: the double nearest the decimal, which is what Number(text) (and so
+ * the row path, see PLAIN_NUMBER) gives. Any other bytes: undefined.
+ */
+export function numberAtOf(types: readonly ColumnType[]): (index: number, buf: Buffer, a: number, b: number) => number | undefined {
+  const isNumber = types.map((t) => t === 'number');
+  return (index, buf, a, b) => {
+    if (!isNumber[index]) return undefined;
+    let p = a;
+    const negative = buf[p] === MINUS;
+    if (negative) p++;
+    let m = 0;
+    let digits = 0;
+    let point = -1;
+    for (; p < b; p++) {
+      const c = buf[p] as number;
+      if (c >= 0x30 && c <= 0x39) {
+        m = m * 10 + (c - 0x30);
+        digits++;
+      } else if (c === 0x2e && point < 0 && digits > 0) point = digits;
+      else return undefined;
+    }
+    if (digits === 0 || digits > 15 || point === digits) return undefined;
+    const v = point < 0 ? m : m / (POW10[digits - point] as number);
+    return negative ? -v : v;
+  };
+}
+
 function converted(text: string, type: ColumnType): unknown {
   const r = convertText(text, type);
   return r.ok ? r.value : undefined;

@@ -20,7 +20,7 @@ import { type ColumnType, type EncodedRows, type EncodingHints, emptyRow, type P
 import { type Converted, convertText, TextTypeGuess } from '../shared/columns.js';
 import { type Dialect, encodeRowsCsv } from '../shared/csv-text.js';
 import { type FileSample, fileError, openToRead, resolvePath, singleFileSource } from '../shared/files.js';
-import { ChunkScanner, type Field, fieldValueOf, KIND_OF, type LineEnding } from './encoded.js';
+import { ChunkScanner, type Field, fieldValueOf, KIND_OF, type LineEnding, numberAtOf } from './encoded.js';
 import { type CsvOptions, textEncoding } from './spec.js';
 import { type RangeStart, recordBoundaries } from './split.js';
 import { INVALID_MARK, invalidUtf8Error, shownText, Utf8Marker } from './utf8.js';
@@ -915,6 +915,7 @@ async function* scanChunks(
 ): AsyncGenerator<EncodedRows> {
   const handle = await openToRead(path, WHO);
   const fieldValue = fieldValueOf(types);
+  const numberAt = numberAtOf(types);
   const scanner = new ChunkScanner({
     ...dialect,
     names,
@@ -997,6 +998,7 @@ async function* scanChunks(
           data,
           rows,
           fieldValue,
+          numberAt,
           decode: (reject) => decodeChunk(chunk, opts, converter, reject),
         };
       const stop = scanner.stop as { at: number; reason: string } | undefined;
