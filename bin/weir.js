@@ -9,8 +9,9 @@ if (!existsSync(entry)) {
   process.stderr.write('weir is not built yet: run `npm run build` (or `npm start`, which builds first)\n');
   process.exit(2);
 }
-// Node 24: once, the V8 flags weir's memory bounds assume (src/cli/node-flags.ts says why)
-if (Number(process.versions.node.split('.')[0]) >= 24 && typeof process.execve === 'function') {
+// once, the V8 flags weir's memory bounds assume where Node's defaults differ (src/cli/node-flags.ts
+// says which and why); process.execve exists from Node 22.15
+if (typeof process.execve === 'function') {
   const { weirNodeFlags } = await import(new URL('../dist/cli/node-flags.js', import.meta.url).href);
   const flags = weirNodeFlags();
   if (flags.length > 0) process.execve(process.execPath, [process.execPath, ...flags, ...process.execArgv, ...process.argv.slice(1)], process.env);

@@ -71,16 +71,10 @@ export class TcpProxy {
   cutAtProgress(rows: readonly number[]): { cuts: string[]; onStdout: (chunk: string) => void } {
     const cuts: string[] = [];
     const t0 = performance.now();
-    let pending = '';
-    const onStdout = (chunk: string) => {
-      const lines = (pending + chunk).split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) {
-        const m = /"event":"progress","rows":(\d+)/.exec(line);
-        if (m && cuts.length < rows.length && Number(m[1]) >= (rows[cuts.length] as number))
-          cuts.push(`${this.cutAll()} connections cut at ${m[1]} rows (${Math.round(performance.now() - t0)} ms)`);
-      }
-    };
+    const onStdout = onProgress((n) => {
+      if (cuts.length < rows.length && n >= (rows[cuts.length] as number))
+        cuts.push(`${this.cutAll()} connections cut at ${n} rows (${Math.round(performance.now() - t0)} ms)`);
+    });
     return { cuts, onStdout };
   }
 
@@ -88,4 +82,17 @@ export class TcpProxy {
     this.cutAll();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** A `weir run` stdout handler that calls `seen` with the row count of each progress line (JSON logs), lines split across chunks included. */
+export function onProgress(seen: (rows: number) => void): (chunk: string) => void {
+  let pending = '';
+  return (chunk) => {
+    const lines = (pending + chunk).split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      const m = /"event":"progress","rows":(\d+)/.exec(line);
+      if (m) seen(Number(m[1]));
+    }
+  };
 }

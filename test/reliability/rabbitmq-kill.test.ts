@@ -30,7 +30,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunSummary } from '../../src/observe/events.js';
 import { type CliResult, runCli, tempDir } from '../helpers/cli.js';
 import { requireService } from '../helpers/services.js';
-import { TcpProxy } from './proxy.js';
+import { onProgress, TcpProxy } from './proxy.js';
 
 const up = (await requireService('postgres')) && (await requireService('rabbitmq'));
 const MESSAGES = Number(process.env.WEIR_KILL_MESSAGES ?? 4000);
@@ -154,18 +154,10 @@ function cutWhileConsuming(proxy: TcpProxy, state: { confirmed: number }, at: re
   const t0 = performance.now();
   let lastRows = -1;
   let moved = false;
-  let pending = '';
-  const onStdout = (chunk: string) => {
-    const lines = (pending + chunk).split('\n');
-    pending = lines.pop() ?? '';
-    for (const line of lines) {
-      const m = /"event":"progress","rows":(\d+)/.exec(line);
-      if (!m) continue;
-      const rows = Number(m[1]);
-      if (lastRows >= 0 && rows !== lastRows) moved = true;
-      lastRows = rows;
-    }
-  };
+  const onStdout = onProgress((rows) => {
+    if (lastRows >= 0 && rows !== lastRows) moved = true;
+    lastRows = rows;
+  });
   const timer = setInterval(() => {
     const due = at[cuts.length];
     if (due === undefined) return clearInterval(timer);
