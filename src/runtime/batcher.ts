@@ -21,7 +21,7 @@ const EXACT_UP_TO = 64;
 const SAMPLE_EVERY = 8;
 
 /** Estimated bytes of `rows[from, to)`: every row for small ranges, every 8th row scaled up otherwise. */
-function estimateRange(rows: Row[], from: number, to: number): number {
+function estimateRange(rows: readonly Row[], from: number, to: number): number {
   const n = to - from;
   if (n <= EXACT_UP_TO) {
     let bytes = 0;
@@ -38,43 +38,73 @@ function estimateRange(rows: Row[], from: number, to: number): number {
 }
 
 /**
+ * Cuts rows into batches by count and bytes as they are added: {@link batches} for
+ * a source's read, the stream task for the chunks of an epoch (a sink then gets
+ * batches of its size, not one per broker fetch).
+ */
+export class BatchCutter {
+  private rows: Row[] = [];
+  private bytes = 0;
+
+  constructor(private readonly limits: BatchLimits) {}
+
+  /** Rows added and not yet in a returned batch. */
+  get open(): number {
+    return this.rows.length;
+  }
+
+  /** Adds `chunk`; returns the batches it filled (by count or bytes), in order. */
+  add(chunk: readonly Row[]): Batch[] {
+    const { limits } = this;
+    const full: Batch[] = [];
+    let from = 0;
+    while (from < chunk.length) {
+      // take as many rows as fit by count, then check the byte limit on that slice
+      let to = Math.min(chunk.length, from + (limits.rows - this.rows.length));
+      let sliceBytes = estimateRange(chunk, from, to);
+      if (this.bytes + sliceBytes > limits.bytes && to - from > 1) {
+        const perRow = sliceBytes / (to - from) || (this.rows.length ? this.bytes / this.rows.length : 0) || 1;
+        to = Math.max(from + 1, from + Math.floor((limits.bytes - this.bytes) / perRow));
+        sliceBytes = estimateRange(chunk, from, to);
+      }
+      for (let i = from; i < to; i++) this.rows.push(chunk[i] as Row);
+      this.bytes += sliceBytes;
+      from = to;
+      if (this.rows.length >= limits.rows || this.bytes >= limits.bytes) {
+        const batch = this.flush();
+        if (batch) full.push(batch);
+      }
+    }
+    return full;
+  }
+
+  /** The open batch, if it holds a row; the cutter starts a new one. */
+  flush(): Batch | undefined {
+    if (this.rows.length === 0) return undefined;
+    const batch = { rows: this.rows, bytes: this.bytes };
+    this.rows = [];
+    this.bytes = 0;
+    return batch;
+  }
+}
+
+/**
  * Cuts a stream of rows (or arrays of rows) into batches by count and bytes.
  * Pull-based: the next row is read only when the consumer asks for the next
  * batch, so a slow sink slows the source and memory stays flat. Encoded rows
  * pass through as batches of their own.
  */
 export async function* batches(input: AsyncIterable<Row | Row[] | EncodedRows>, limits: BatchLimits): AsyncGenerator<Batch> {
-  let rows: Row[] = [];
-  let bytes = 0;
-  const bytesPerRow = () => (rows.length ? bytes / rows.length : 0);
+  const cutter = new BatchCutter(limits);
   for await (const item of input) {
     if (isEncodedRows(item)) {
-      if (rows.length > 0) yield { rows, bytes };
-      rows = [];
-      bytes = 0;
+      const open = cutter.flush();
+      if (open) yield open;
       yield { rows: [], bytes: item.data.length, encoded: item };
       continue;
     }
-    const chunk = Array.isArray(item) ? item : [item];
-    let from = 0;
-    while (from < chunk.length) {
-      // take as many rows as fit by count, then check the byte limit on that slice
-      let to = Math.min(chunk.length, from + (limits.rows - rows.length));
-      let sliceBytes = estimateRange(chunk, from, to);
-      if (bytes + sliceBytes > limits.bytes && to - from > 1) {
-        const perRow = sliceBytes / (to - from) || bytesPerRow() || 1;
-        to = Math.max(from + 1, from + Math.floor((limits.bytes - bytes) / perRow));
-        sliceBytes = estimateRange(chunk, from, to);
-      }
-      for (let i = from; i < to; i++) rows.push(chunk[i] as Row);
-      bytes += sliceBytes;
-      from = to;
-      if (rows.length >= limits.rows || bytes >= limits.bytes) {
-        yield { rows, bytes };
-        rows = [];
-        bytes = 0;
-      }
-    }
+    yield* cutter.add(Array.isArray(item) ? item : [item]);
   }
-  if (rows.length > 0) yield { rows, bytes };
+  const last = cutter.flush();
+  if (last) yield last;
 }

@@ -8,6 +8,9 @@
  * messages were never acknowledged: the source redelivers them, and skips those at
  * or before `ctx.resumeFrom` (committed, not yet acknowledged).
  *
+ * The source reads ahead while the sink writes ({@link ReadAhead}), and the chunks of an
+ * epoch are cut into batches of the sink's size ({@link BatchCutter}), not one per fetch.
+ *
  * The partition ends when the source ends, after `stream.stop_when_idle` without a
  * message (the open epoch committed, the partition done), or on a stop: a drain
  * commits the open epoch first, an abort discards it.
@@ -17,6 +20,8 @@ import { WeirError } from '../sdk/errors.js';
 import { checkpointMessage } from '../sdk/exactly-once.js';
 import type { JsonValue, Partition, Row } from '../sdk/types.js';
 import type { ChainRun } from '../transforms/index.js';
+import { BatchCutter } from './batcher.js';
+import { ReadAhead } from './read-ahead.js';
 import { PartitionStats } from './stats.js';
 import {
   abandonAttempt,
@@ -98,7 +103,8 @@ export async function runStreamTask(partition: Partition, attempt: number, deps:
   const { ctx } = taskContext(partition, attempt, deps, stats, logger, resume?.offsets);
   const chain = startTransforms(deps, ctx, stats);
   bus.emit({ type: 'partition_start', partition_id: partition.id, attempt });
-  const chunks = (source.stream as NonNullable<typeof source.stream>)(partition, ctx)[Symbol.asyncIterator]();
+  const read = (source.stream as NonNullable<typeof source.stream>)(partition, ctx)[Symbol.asyncIterator]();
+  const chunks = new ReadAhead(read, Math.min(deps.limits.rows, settings.epochRows)); // fetches while the sink writes
   let pending: Promise<IteratorResult<StreamChunk>> | undefined;
   let epoch = resume?.epoch ?? 0;
   let lastMessageAt = performance.now();
@@ -112,6 +118,7 @@ export async function runStreamTask(partition: Partition, attempt: number, deps:
       writer = w;
       const unregister = deps.closers?.register(`writer ${partition.id}`, () => w.close?.());
       const acks: NonNullable<StreamChunk['ack']>[] = [];
+      const cutter = new BatchCutter(deps.limits); // the sink gets batches of its size, not one per fetch
       let rows = 0;
       let offsets: JsonValue | undefined;
       let opened = performance.now();
@@ -146,11 +153,7 @@ export async function runStreamTask(partition: Partition, attempt: number, deps:
           if (chunk.ack) acks.push(chunk.ack);
           if (chunk.rows.length > 0) {
             lastMessageAt = performance.now();
-            for (let i = 0; i < chunk.rows.length; i += deps.limits.rows) {
-              const slice = chunk.rows.slice(i, i + deps.limits.rows);
-              batchId++;
-              await writeSlice(w, slice, batchId, deps, stats, attempt, chain);
-            }
+            for (const batch of cutter.add(chunk.rows)) await writeSlice(w, batch.rows, ++batchId, deps, stats, attempt, chain);
             rows += chunk.rows.length;
             await yieldToEventLoop();
           } else if (idleFor(lastMessageAt, settings)) {
@@ -159,6 +162,8 @@ export async function runStreamTask(partition: Partition, attempt: number, deps:
           }
           if (rows >= settings.epochRows) break;
         }
+        const last = cutter.flush();
+        if (last) await writeSlice(w, last.rows, ++batchId, deps, stats, attempt, chain);
         if (offsets !== undefined && (rows > 0 || acks.length > 0)) {
           message = await commitEpoch(w, partition, { epoch, offsets }, rows, acks, deps);
         } else {
@@ -171,7 +176,7 @@ export async function runStreamTask(partition: Partition, attempt: number, deps:
         await w.close?.();
       }
     }
-    await chunks.return?.(undefined);
+    await chunks.return();
     if (deps.drain?.aborted && !deps.signal.aborted) throw cancelled(deps.drain);
     await deps.rowErrors.commitPartition?.(partition.id, attempt);
     const metrics = stats.snapshot();

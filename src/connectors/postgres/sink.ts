@@ -396,8 +396,8 @@ class PostgresWriter implements Writer {
   private scales: readonly (readonly [field: string, scale: number])[] = [];
   /** The type OID of each of the table's columns (read once, when the transaction opens). */
   private oids: ReadonlyMap<string, number> = new Map();
-  private copySql = '';
-  private mergeSql = '';
+  /** One batch's statements: SAVEPOINT, COPY (then, for upsert, the merge and TRUNCATE), RELEASE. */
+  private batchSql = '';
   private rows = 0;
   private batches = 0;
   private busy = false;
@@ -450,12 +450,12 @@ class PostgresWriter implements Writer {
         await client.query(`ALTER TABLE ${UPSERT_TABLE} ADD COLUMN _weir_ord bigint GENERATED ALWAYS AS IDENTITY`);
         const keyList = plan.keys.map((k) => q(k)).join(', ');
         const updates = this.columns.filter((c) => !plan.keys?.includes(c)).map((c) => `${q(c)} = EXCLUDED.${q(c)}`);
-        this.mergeSql =
+        const merge =
           `INSERT INTO ${plan.target} (${cols}) SELECT DISTINCT ON (${keyList}) ${cols} FROM ${UPSERT_TABLE} ORDER BY ${keyList}, _weir_ord DESC ` +
           `ON CONFLICT (${keyList}) DO ${updates.length ? `UPDATE SET ${updates.join(', ')}` : 'NOTHING'}`;
-        this.copySql = `COPY ${UPSERT_TABLE} (${cols}) FROM STDIN`;
+        this.batchSql = `SAVEPOINT weir_batch; COPY ${UPSERT_TABLE} (${cols}) FROM STDIN; ${merge}; TRUNCATE ${UPSERT_TABLE}; RELEASE SAVEPOINT weir_batch`;
       } else {
-        this.copySql = `COPY ${plan.stage ?? plan.target} (${cols}) FROM STDIN`;
+        this.batchSql = `SAVEPOINT weir_batch; COPY ${plan.stage ?? plan.target} (${cols}) FROM STDIN; RELEASE SAVEPOINT weir_batch`;
       }
       this.client = client;
       return client;
@@ -512,19 +512,10 @@ class PostgresWriter implements Writer {
     try {
       const client = await this.transaction(batch[0]);
       this.checkScales(batch);
-      try {
-        await client.query('SAVEPOINT weir_batch');
-      } catch (error) {
-        throw this.lost(error);
-      }
       let bytes: number;
       try {
-        bytes = await copyRows(client, this.copySql, batch, this.fields);
-        if (this.mergeSql) {
-          await client.query(this.mergeSql);
-          await client.query(`TRUNCATE ${UPSERT_TABLE}`);
-        }
-        await client.query('RELEASE SAVEPOINT weir_batch');
+        // savepoint, COPY (and the upsert's merge) and release in one simple query: one round trip per batch
+        bytes = await copyRows(client, this.batchSql, batch, this.fields);
       } catch (error) {
         return await this.batchFailed(client, error, `writing a batch of ${batch.length} row(s) to ${this.plan.where}`);
       }

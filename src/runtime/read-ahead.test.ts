@@ -1,0 +1,175 @@
+/**
+ * The stream task's read-ahead: chunks in order and once each whatever the timing of
+ * source and consumer (fast-check), reads while the consumer is busy, a bound on what it
+ * holds, a source error in its place, and `return()` reaching the source. Then, through
+ * the runtime: an unbounded source's small chunks reach the sink as batches of the
+ * sink's size, every row once, acknowledged only after their epoch committed.
+ */
+import fc from 'fast-check';
+import { describe, expect, it, vi } from 'vitest';
+import { ofType, runYaml } from '../../test/reliability/harness.js';
+import { defineConnector, type StreamChunk } from '../sdk/connector.js';
+import type { Row } from '../sdk/types.js';
+import { ReadAhead } from './read-ahead.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A source of `sizes.length` chunks (chunk i holds `sizes[i]` rows numbered across chunks), each read taking `delays[i]` ms. */
+function source(sizes: number[], delays: number[] = [], failAt?: number) {
+  const log = { reads: 0, returned: false, readAt: [] as number[] };
+  let next = 0;
+  let seq = 0;
+  const it: AsyncIterator<StreamChunk> = {
+    async next() {
+      const i = next++;
+      log.reads++;
+      log.readAt.push(performance.now());
+      await sleep(delays[i] ?? 0);
+      if (i === failAt) throw new Error(`read ${i} failed`);
+      if (i >= sizes.length) return { done: true, value: undefined };
+      const rows = Array.from({ length: sizes[i] as number }, () => ({ seq: ++seq }));
+      return { done: false, value: { rows, offsets: { seq } } };
+    },
+    async return() {
+      log.returned = true;
+      return { done: true, value: undefined };
+    },
+  };
+  return { it, log };
+}
+
+async function drain(ahead: ReadAhead, consumerDelays: number[] = []): Promise<number[]> {
+  const seen: number[] = [];
+  for (let i = 0; ; i++) {
+    const r = await ahead.next();
+    if (r.done) return seen;
+    for (const row of r.value.rows) seen.push(row.seq as number);
+    await sleep(consumerDelays[i] ?? 0);
+  }
+}
+
+describe('ReadAhead', () => {
+  it('gives every chunk once and in order, whatever the timing', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 0, max: 5 }), { maxLength: 12 }),
+        fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 12 }),
+        fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 12 }),
+        fc.integer({ min: 1, max: 8 }),
+        async (sizes, readDelays, consumerDelays, maxRows) => {
+          const { it } = source(sizes, readDelays);
+          const total = sizes.reduce((a, b) => a + b, 0);
+          expect(await drain(new ReadAhead(it, maxRows), consumerDelays)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('reads the next chunk while the consumer is busy with the last one', async () => {
+    const { it, log } = source([10, 10, 10], [0, 0, 0]);
+    const ahead = new ReadAhead(it, 100);
+    const first = await ahead.next();
+    expect(first.done).toBe(false);
+    // the consumer is busy with its batch (asks nothing): the rest is fetched meanwhile
+    await vi.waitFor(() => expect(log.reads).toBeGreaterThanOrEqual(3), { timeout: 5000 });
+  });
+
+  it('holds at most the bound (plus the chunk that crossed it) while nobody reads', async () => {
+    const { it, log } = source(Array.from({ length: 50 }, () => 10));
+    const ahead = new ReadAhead(it, 35);
+    await ahead.next();
+    // 4 chunks of 10 cross 35 rows: then it stops asking the source
+    await vi.waitFor(() => expect(log.reads).toBe(1 + 4), { timeout: 5000 });
+    await sleep(50);
+    expect(log.reads).toBe(1 + 4);
+    await ahead.next(); // one taken: one more read
+    await vi.waitFor(() => expect(log.reads).toBe(1 + 5), { timeout: 5000 });
+    await sleep(50);
+    expect(log.reads).toBe(1 + 5);
+  });
+
+  it("gives a source's error in its place, after the chunks before it", async () => {
+    const { it } = source([1, 2, 3], [], 2);
+    const ahead = new ReadAhead(it, 100);
+    expect((await ahead.next()).value.rows).toHaveLength(1);
+    expect((await ahead.next()).value.rows).toHaveLength(2);
+    await expect(ahead.next()).rejects.toThrow('read 2 failed');
+  });
+
+  it('ends the source on return(), dropping what it holds', async () => {
+    const { it, log } = source([5, 5, 5]);
+    const ahead = new ReadAhead(it, 100);
+    await ahead.next();
+    await ahead.return();
+    expect(log.returned).toBe(true);
+    expect((await ahead.next()).done).toBe(true);
+  });
+});
+
+describe('an unbounded source through the runtime', () => {
+  it("cuts small chunks into batches of the sink's size; every row once, acknowledged after its epoch", async () => {
+    const TOTAL = 230;
+    const acked: number[] = [];
+    const committed: number[] = [];
+    const batches: number[] = [];
+    const connector = defineConnector({
+      name: 'chunky',
+      description: 'Chunks of 7 rows, then idle; a sink recording its batches.',
+      options: {},
+      source: () => ({
+        unbounded: true,
+        schema: () => [{ name: 'seq', type: 'integer' }],
+        partitions: () => [{ id: 'c' }],
+        read() {
+          throw new Error('read through stream()');
+        },
+        async *stream() {
+          for (let from = 1; from <= TOTAL; from += 7) {
+            const rows = Array.from({ length: Math.min(7, TOTAL - from + 1) }, (_, i) => ({ seq: from + i }));
+            const last = from + rows.length - 1;
+            yield { rows, offsets: { seq: last }, ack: () => void acked.push(...rows.map((r) => r.seq)) };
+          }
+          for (;;) {
+            await sleep(20);
+            yield { rows: [], offsets: { seq: TOTAL } };
+          }
+        },
+      }),
+      sink: () => ({
+        streaming: true,
+        writer() {
+          const rows: Row[] = [];
+          return {
+            write(batch) {
+              batches.push(batch.length);
+              rows.push(...batch);
+            },
+            commit() {
+              // nothing of this epoch may have been acknowledged before its commit
+              expect(rows.some((r) => acked.includes(r.seq as number))).toBe(false);
+              committed.push(...rows.map((r) => r.seq as number));
+              return { rows: rows.length };
+            },
+          };
+        },
+      }),
+    });
+    const run = await runYaml(
+      `pipeline: chunky
+source: { type: chunky }
+sink: { type: chunky }
+batch: { rows: 50 }
+stream: { epoch_rows: 100, epoch_interval: 5s, stop_when_idle: 300ms }
+`,
+      { connectors: [connector] },
+    );
+    expect(run.summary.status, run.logs).toBe('succeeded');
+    expect(committed).toEqual(Array.from({ length: TOTAL }, (_, i) => i + 1));
+    expect(acked.sort((a, b) => a - b)).toEqual(committed);
+    // epochs end past 100 rows (15 chunks = 105); each is cut into batches of at most 50
+    expect(batches.every((n) => n <= 50)).toBe(true);
+    expect(batches.slice(0, 3)).toEqual([50, 50, 5]);
+    expect(ofType(run.events, 'epoch_commit').map((e) => e.rows)).toEqual([105, 105, 20]);
+  });
+});
