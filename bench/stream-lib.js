@@ -30,6 +30,9 @@ export async function pgClient() {
  * transaction upserts them (the same statement shape as weir's upsert: INSERT …
  * ON CONFLICT (seq) DO UPDATE), then the acks run.
  */
+/** weir's default `stream.epoch_rows`. */
+const EPOCH_ROWS = 10_000;
+
 export class RawEpochs {
   constructor(db, table) {
     this.db = db;
@@ -45,8 +48,12 @@ export class RawEpochs {
     await db.query(`CREATE TABLE "${table}" (seq bigint PRIMARY KEY, device text, body text)`);
     return new RawEpochs(db, table);
   }
+  /** Rows the open epoch still takes. */
+  room() {
+    return Math.max(0, EPOCH_ROWS - this.rows.length);
+  }
   due() {
-    return this.rows.length >= 10_000 || (this.rows.length > 0 && performance.now() - this.opened >= 1000);
+    return this.rows.length >= EPOCH_ROWS || (this.rows.length > 0 && performance.now() - this.opened >= 1000);
   }
   add(row, ack) {
     this.rows.push(row);

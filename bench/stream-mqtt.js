@@ -77,8 +77,11 @@ async function rawSource() {
   };
   await new Promise((r) => client.once('connect', r));
   for (;;) {
-    for (const m of queue.splice(0)) epochs.add(m.row, () => client._sendPacket({ cmd: 'puback', messageId: m.id, reasonCode: 0 }));
+    // an epoch is 10,000 rows (or 1 s), as weir's: what is queued beyond that waits for the next one
+    for (const m of queue.splice(0, epochs.room()))
+      epochs.add(m.row, () => client._sendPacket({ cmd: 'puback', messageId: m.id, reasonCode: 0 }));
     if (epochs.due()) await epochs.commit();
+    if (queue.length > 0) continue;
     if (performance.now() - last > 10_000 && queue.length === 0) break;
     await new Promise((r) => setTimeout(r, 5));
   }

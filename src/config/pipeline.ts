@@ -239,6 +239,12 @@ export function pipelineSpec(registry: Registry) {
             'Unbounded sources: longest time an epoch stays open, so a message is committed and acknowledged within about this long.',
           )
           .default('1s'),
+        epoch_linger: o
+          .duration({ min: 0 })
+          .describe(
+            'Unbounded sources: end an epoch early once the source had nothing new for this long (it has caught up), so what arrived is committed now and not at `epoch_interval`. 0: epochs end only by `epoch_rows` or `epoch_interval`.',
+          )
+          .default('50ms'),
         stop_when_idle: o
           .duration({ min: 10 })
           .describe('Unbounded sources: end the run (exit 0) once no message arrived for this long. Absent: run until SIGINT/SIGTERM.'),

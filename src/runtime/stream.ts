@@ -1,7 +1,8 @@
 /**
  * Epochs, as Spark Structured Streaming commits micro-batches: an unbounded source's
- * partition is committed in epochs. An epoch ends after `stream.epoch_rows` rows or
- * `stream.epoch_interval` (only between two chunks of the source); its writer
+ * partition is committed in epochs. An epoch ends after `stream.epoch_rows` rows,
+ * `stream.epoch_interval`, or once the source has caught up (`stream.epoch_linger`
+ * without new rows, or an empty chunk) — only between two chunks of the source; its writer
  * commits with the epoch's offsets ({@link EpochMark}: an exactly-once sink stores
  * them in the same transaction), the checkpoint store records them, and only then
  * the epoch's acknowledgements run. A crash loses at most the open epoch, whose
@@ -40,15 +41,23 @@ import {
 export interface StreamSettings {
   epochRows: number;
   epochIntervalMs: number;
+  /** End an epoch holding rows once no chunk with rows came for this long; 0: never early. */
+  epochLingerMs: number;
   /** End the partition after this long without a message; absent: never. */
   stopWhenIdleMs?: number;
 }
 
 /** The pipeline's `stream` section as the task uses it. */
-export function streamSettings(s: { epoch_rows: number; epoch_interval: number; stop_when_idle?: number | undefined }): StreamSettings {
+export function streamSettings(s: {
+  epoch_rows: number;
+  epoch_interval: number;
+  epoch_linger: number;
+  stop_when_idle?: number | undefined;
+}): StreamSettings {
   return {
     epochRows: s.epoch_rows,
     epochIntervalMs: s.epoch_interval,
+    epochLingerMs: s.epoch_linger,
     ...(s.stop_when_idle !== undefined ? { stopWhenIdleMs: s.stop_when_idle } : {}),
   };
 }
@@ -130,7 +139,7 @@ export async function runStreamTask(partition: Partition, attempt: number, deps:
             break;
           }
           pending ??= chunks.next();
-          const wait = Math.max(0, opened + settings.epochIntervalMs - performance.now());
+          const wait = Math.max(0, epochDeadline(opened, rows > 0 ? lastMessageAt : undefined, settings) - performance.now());
           const next = await nextWithin(pending, wait, deps);
           if (next === 'timeout' || next === 'stop') {
             if (next === 'timeout' && rows > 0) break;
@@ -159,7 +168,7 @@ export async function runStreamTask(partition: Partition, attempt: number, deps:
           } else if (idleFor(lastMessageAt, settings)) {
             end = 'idle';
             break;
-          }
+          } else if (rows > 0 && settings.epochLingerMs > 0) break; // the source has caught up: commit what came
           if (rows >= settings.epochRows) break;
         }
         const last = cutter.flush();
@@ -247,6 +256,12 @@ async function writeSlice(
     bytes: 0,
     duration_ms: Math.round(performance.now() - started),
   });
+}
+
+/** When the open epoch ends without another chunk: at `epoch_interval`, or `epoch_linger` after the last rows (`rowsAt`: it holds some). */
+function epochDeadline(opened: number, rowsAt: number | undefined, s: StreamSettings): number {
+  const interval = opened + s.epochIntervalMs;
+  return rowsAt !== undefined && s.epochLingerMs > 0 ? Math.min(interval, rowsAt + s.epochLingerMs) : interval;
 }
 
 const idleFor = (lastMessageAt: number, s: StreamSettings): boolean =>

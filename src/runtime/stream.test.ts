@@ -1,9 +1,10 @@
 /**
- * The stream task's read-ahead: chunks in order and once each whatever the timing of
+ * The stream task (src/runtime/stream.ts, read-ahead.ts). The read-ahead: chunks in order and once each whatever the timing of
  * source and consumer (fast-check), reads while the consumer is busy, a bound on what it
  * holds, a source error in its place, and `return()` reaching the source. Then, through
  * the runtime: an unbounded source's small chunks reach the sink as batches of the
- * sink's size, every row once, acknowledged only after their epoch committed.
+ * sink's size, every row once, acknowledged only after their epoch committed; an epoch
+ * ends once the source has caught up (`stream.epoch_linger`), not only at its interval.
  */
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
@@ -171,5 +172,55 @@ stream: { epoch_rows: 100, epoch_interval: 5s, stop_when_idle: 300ms }
     expect(batches.every((n) => n <= 50)).toBe(true);
     expect(batches.slice(0, 3)).toEqual([50, 50, 5]);
     expect(ofType(run.events, 'epoch_commit').map((e) => e.rows)).toEqual([105, 105, 20]);
+  });
+
+  /** A source that gives 5 rows, then nothing (no heartbeat) for 3 s; the times of its epoch commits. */
+  async function lingerRun(stream: string): Promise<{ commitsAfterMs: number[]; rows: number[] }> {
+    const connector = defineConnector({
+      name: 'trickle',
+      description: 'Five rows, then silence.',
+      options: {},
+      source: () => ({
+        unbounded: true,
+        schema: () => [{ name: 'seq', type: 'integer' }],
+        partitions: () => [{ id: 't' }],
+        read() {
+          throw new Error('read through stream()');
+        },
+        async *stream(_p, ctx) {
+          yield { rows: [1, 2, 3, 4, 5].map((seq) => ({ seq })), offsets: { seq: 5 } };
+          await new Promise((r) => {
+            const t = setTimeout(r, 3000);
+            ctx.signal.addEventListener('abort', () => {
+              clearTimeout(t);
+              r(undefined);
+            });
+          });
+        },
+      }),
+      sink: () => ({ streaming: true, writer: () => ({ write() {}, commit: () => ({}) }) }),
+    });
+    const started = performance.now();
+    const commitsAt: number[] = [];
+    const run = await runYaml(`pipeline: trickle\nsource: { type: trickle }\nsink: { type: trickle }\nstream: ${stream}\n`, {
+      connectors: [connector],
+      onEvent: (e) => {
+        if (e.type === 'epoch_commit') commitsAt.push(performance.now() - started);
+      },
+    });
+    expect(run.summary.status, run.logs).toBe('succeeded');
+    return { commitsAfterMs: commitsAt, rows: ofType(run.events, 'epoch_commit').map((e) => e.rows) };
+  }
+
+  it('commits an epoch once the source has caught up (epoch_linger), not at epoch_interval', async () => {
+    const r = await lingerRun('{ epoch_interval: 2s, epoch_linger: 50ms, stop_when_idle: 2500ms }');
+    expect(r.rows).toEqual([5]);
+    expect(r.commitsAfterMs[0]).toBeLessThan(1500);
+  });
+
+  it('with epoch_linger 0, waits for epoch_interval', async () => {
+    const r = await lingerRun('{ epoch_interval: 2s, epoch_linger: 0s, stop_when_idle: 2500ms }');
+    expect(r.rows).toEqual([5]);
+    expect(r.commitsAfterMs[0]).toBeGreaterThanOrEqual(1900);
   });
 });
