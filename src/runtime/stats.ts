@@ -19,13 +19,20 @@ export class PartitionStats {
   /** The attempt's pass through the pipeline's transforms, when it has any: rows filtered and per-step counts. */
   transforms: ChainRun | undefined;
   private readonly errors: PartitionMetrics['errors'] = {};
+  /** Errors counted already: a row error that then fails the partition is still one error. */
+  private readonly counted = new WeakSet<object>();
 
   constructor(
     readonly partitionId: string,
     readonly attempt: number,
   ) {}
 
+  /** Counts an error once, however many layers (the row, then the partition it fails) record it. */
   recordError(error: unknown): void {
+    if (typeof error === 'object' && error !== null) {
+      if (this.counted.has(error)) return;
+      this.counted.add(error);
+    }
     const type = errorType(error);
     const entry = this.errors[type] ?? { count: 0, samples: [] };
     this.errors[type] = entry;

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { EventBus, PartitionMetrics } from '../observe/events.js';
 import { toLog } from '../observe/logger.js';
 import type { Sink, Source, TaskContext, Writer } from '../sdk/connector.js';
-import { errorMessage, errorType, RowError, WeirError } from '../sdk/errors.js';
+import { errorMessage, errorType, locateError, RowError, WeirError } from '../sdk/errors.js';
 import type { EncodedRows, EncodingHints, JsonValue, Partition, Row, Schema } from '../sdk/types.js';
 import type { ChainRun, EncodedTransforms, StepMetrics, TransformChain } from '../transforms/index.js';
 import { type Batch, type BatchLimits, batches } from './batcher.js';
@@ -121,7 +121,8 @@ export function taskContext(
     signal: deps.signal,
     log: toLog(logger),
     ...(resumeFrom !== undefined ? { resumeFrom } : {}),
-    reject: async (record, error) => {
+    reject: async (record, rowError, at) => {
+      const error = locateError(rowError, at);
       stats.rowsRead++;
       bus.emit({ type: 'rows_read', partition_id: partition.id, rows: 1 });
       stats.rowsFailed++;
@@ -407,7 +408,8 @@ async function writeEncoded(
     if (deps.signal.aborted || !(error instanceof WeirError && error.kind === 'data')) throw error;
   }
   let rejected = 0;
-  const decoded = await (batch ?? source).decode(async (record, error) => {
+  const decoded = await (batch ?? source).decode(async (record, rowError, at) => {
+    const error = locateError(rowError, at);
     rejected++;
     stats.rowsFailed++;
     stats.recordError(error);

@@ -71,6 +71,60 @@ function issueText(i: ConfigIssue): string {
   return i.excerpt ? `${head}\n${i.excerpt.replace(/^/gm, '      ')}` : head;
 }
 
+/**
+ * Where a row came from in its source, for the messages of its errors: a file and
+ * its line (csv, jsonl), or a table and the row's key (databases). Sources give it
+ * with `ctx.reject`; the runtime puts it in front of the error's message.
+ */
+export interface RowLocation {
+  /** The file's path. */
+  file?: string;
+  /** The line the record starts on (1 is the file's first line). */
+  line?: number;
+  /** The table (or query) the row was read from. */
+  table?: string;
+  /** The row's key in it, as `column=value` text. */
+  key?: string;
+}
+
+/** The one text form of a row's location: `data/events.csv:42`, `line 42`, `table public.users, key id=7`. */
+export function locationText(at: RowLocation): string | undefined {
+  const parts: string[] = [];
+  if (at.file !== undefined) parts.push(at.line !== undefined ? `${at.file}:${at.line}` : at.file);
+  else if (at.line !== undefined) parts.push(`line ${at.line}`);
+  if (at.table !== undefined) parts.push(`table ${at.table}`);
+  if (at.key !== undefined) parts.push(`key ${at.key}`);
+  return parts.length ? parts.join(', ') : undefined;
+}
+
+/**
+ * The error of the row at `at`, its message led by the location
+ * (`data.csv:3: column "n": "x" is not an integer`): a copy with the same class,
+ * code, kind and cause; an error that is no WeirError becomes a {@link RowError}.
+ * An error located already is returned as it is, so a row is located once however
+ * many layers see it. Runs only for rows that failed (worker), never for good ones.
+ *
+ * @example
+ * await ctx.reject(record, error, { file: path, line }); // the runtime calls locateError
+ */
+export function locateError(error: unknown, at: RowLocation | undefined): unknown {
+  const text = at && locationText(at);
+  if (!text || locationOf(error)) return error;
+  if (!(error instanceof WeirError))
+    return Object.assign(new RowError(`${text}: ${errorMessage(error)}`, { code: errorType(error), cause: error }), { location: at });
+  const located = Object.assign(Object.create(Object.getPrototypeOf(error)) as WeirError, error, { location: at });
+  Object.defineProperty(located, 'message', { value: `${text}: ${error.message}`, writable: true, configurable: true });
+  if (error.stack !== undefined) Object.defineProperty(located, 'stack', { value: error.stack, writable: true, configurable: true });
+  if (error.cause !== undefined) Object.defineProperty(located, 'cause', { value: error.cause, writable: true, configurable: true });
+  return located;
+}
+
+/** The location {@link locateError} gave an error, if any. */
+export function locationOf(error: unknown): RowLocation | undefined {
+  const at = error instanceof Error ? (error as { location?: unknown }).location : undefined;
+  return typeof at === 'object' && at !== null ? (at as RowLocation) : undefined;
+}
+
 /** A single bad row. With `errors.tolerance: all` it goes to the dead-letter sink. */
 export class RowError extends WeirError {
   constructor(message: string, options: Omit<WeirErrorOptions, 'kind'> = {}) {

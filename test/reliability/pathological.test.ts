@@ -85,7 +85,7 @@ describe('pathological rows', () => {
     const dead = lines(join(dir, 'dead.jsonl'));
     expect(dead.map((d) => d.error_type)).toEqual(['json_too_deep', 'json_too_deep', 'json_too_deep']);
     expect(dead[0]?.error_message).toBe(
-      'line 2 nests arrays and objects deeper than 64 levels; raise source.max_depth if such lines are expected',
+      `${join(dir, 'in.jsonl')}:2: the line nests arrays and objects deeper than 64 levels; raise source.max_depth if such lines are expected`,
     );
 
     const raised = await run(', max_depth: 100');

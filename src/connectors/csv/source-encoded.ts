@@ -10,7 +10,7 @@ import { isUtf8 } from 'node:buffer';
 import type { CsvError } from 'csv-parse';
 import { parse as parseSync } from 'csv-parse/sync';
 import type { TaskContext } from '../../sdk/connector.js';
-import { RowError } from '../../sdk/errors.js';
+import { RowError, type RowLocation } from '../../sdk/errors.js';
 import type { ColumnType, EncodedRows, EncodingHints, Row } from '../../sdk/types.js';
 import { byteDialectOk, type Dialect, encodeRowsCsv } from '../shared/csv-text.js';
 import { openToRead } from '../shared/files.js';
@@ -86,6 +86,8 @@ async function* rowsEncoded(rows: AsyncIterable<Row[]>, dialect: Dialect, tuning
 }
 
 interface ChunkInfo {
+  /** The file the chunk is of, for the location of rejected records. */
+  path: string;
   /** The chunk's records as read, for decode. */
   raw: Buffer;
   /** Indexes (csv-parse's record count within the chunk) of records already rejected while scanning. */
@@ -100,7 +102,7 @@ function decodeChunk(
   chunk: ChunkInfo,
   opts: CsvOptions,
   converter: RecordConverter,
-  reject: (record: unknown, error: unknown) => Promise<void>,
+  reject: (record: unknown, error: unknown, at?: RowLocation) => Promise<void>,
 ): Promise<Row[]> {
   const skipped: CsvError[] = [];
   const fields = fieldReader(opts);
@@ -125,13 +127,14 @@ function decodeChunk(
       lastLine = line + countNewlines(record);
       if (emptyLine(record) || chunk.rejected.has(i)) continue;
       const result = converter.convert(record);
-      if (result instanceof RowError) await reject({ line, raw: converter.raw(record) }, result);
+      if (result instanceof RowError) await reject({ line, raw: converter.raw(record) }, result, { file: chunk.path, line });
       else rows.push(result);
     }
     for (const error of skipped as (CsvError & { lines?: number; record?: unknown })[])
       await reject(
         { line: error.lines ?? null, raw: Array.isArray(error.record) ? error.record.join(opts.delimiter) : null },
         new RowError(`malformed CSV: ${error.message}`, { code: 'bad_record', cause: error }),
+        { file: chunk.path, ...(error.lines !== undefined ? { line: error.lines } : {}) },
       );
     return rows;
   })();
@@ -283,12 +286,14 @@ async function* scanChunks(
       const data = scanner.finish(scanned);
       const rows = scanner.rows;
       const chunk: ChunkInfo = {
+        path,
         raw: buf.subarray(0, scanned),
         rejected: new Set(scanner.rejects.map((r) => r.index)),
         line,
         lineEnding: lineEnding ?? scanner.lineEnding,
       };
-      for (const r of scanner.rejects) await ctx.reject({ line: r.line, raw: converter.raw(r.fields) }, r.error);
+      for (const r of scanner.rejects)
+        await ctx.reject({ line: r.line, raw: converter.raw(r.fields) }, r.error, { file: path, line: r.line });
       line += scanner.lf;
       lines += scanner.csvParseLines;
       if (rows > 0)

@@ -177,6 +177,7 @@ export async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext,
       await ctx.reject(
         { line: error.lines ?? null, raw: Array.isArray(error.record) ? error.record.join(opts.delimiter) : null },
         new RowError(`malformed CSV: ${error.message}`, { code: 'bad_record', cause: error }),
+        { file: path, ...(error.lines !== undefined ? { line: error.lines } : {}) },
       );
     }
   };
@@ -189,11 +190,11 @@ export async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext,
 
     const take = async (record: Field[], line: number, c: RecordConverter) => {
       if (invalid(record)) {
-        await ctx.reject({ line, raw: c.raw(record) }, invalidUtf8Error());
+        await ctx.reject({ line, raw: c.raw(record) }, invalidUtf8Error(), { file: path, line });
         return;
       }
       const result = c.convert(record);
-      if (result instanceof RowError) await ctx.reject({ line, raw: c.raw(record) }, result);
+      if (result instanceof RowError) await ctx.reject({ line, raw: c.raw(record) }, result, { file: path, line });
       else chunk.push(result);
     };
     /** Settles the column types (inferring from `pending` where needed) and converts the held-back records. */
@@ -256,9 +257,10 @@ export async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext,
       await ctx.reject(
         { line, raw: null },
         new RowError(
-          `the record starting at line ${line} is larger than max_record_bytes (${formatBytes(opts.max_record_bytes)}): an unclosed quote or a runaway field; fix the file, or raise max_record_bytes if such records are expected`,
+          `the record starting on this line is larger than max_record_bytes (${formatBytes(opts.max_record_bytes)}): an unclosed quote or a runaway field; fix the file, or raise max_record_bytes if such records are expected`,
           { code: 'record_too_large' },
         ),
+        { file: path, line },
       );
       const next = await afterOversized(path, opts, {
         resume,

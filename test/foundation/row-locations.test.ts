@@ -1,0 +1,95 @@
+/**
+ * Every row error names where the row is in the source (file and line), with
+ * `errors.tolerance: none` and `all`, on the row path and the encoded path, and
+ * one bad row counts as one error. The CLI as a user runs it.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { logLines, runCli, tempDir } from '../helpers/cli.js';
+
+interface Summary {
+  totals: { rows_read: number; rows_written: number; rows_dead_lettered: number; rows_failed: number };
+  partitions: { errors: Record<string, { count: number; samples: string[] }> }[];
+  error?: { error_message: string };
+}
+
+/** Runs `weir run` on a pipeline in a fresh directory holding `files`; returns the exit code, log lines and summary. */
+async function run(files: Record<string, string>, pipeline: string) {
+  const dir = tempDir('weir-rowloc-');
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  writeFileSync(join(dir, 'pipeline.yaml'), pipeline);
+  const r = await runCli(['run', 'pipeline.yaml', '--log-format', 'json', '--summary-json', 'summary.json'], { cwd: dir });
+  const summary = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as Summary;
+  const failed = logLines(r.stdout).find((l) => l.event === 'partition_failed') as
+    | { error_message: string; errors: Record<string, { count: number }> }
+    | undefined;
+  const dead = () =>
+    readFileSync(join(dir, 'dead.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { error_message: string; error_type: string });
+  return { code: r.code, out: r.stdout + r.stderr, summary, failed, dead, dir };
+}
+
+const BAD_INTEGER = 'id,n\n1,10\n2,20\n3,x\n4,40\n'; // the bad row is on line 4
+const BAD_QUOTING = 'id,n\n1,10\n2,"2"0,5\n3,30\n'; // three fields on line 3
+const TOLERANT = 'errors: { tolerance: all, dead_letter: { type: jsonl, path: dead.jsonl } }';
+const csvPipeline = (file: string, extra = '') =>
+  `pipeline: rowloc\nsource: { type: csv, path: ${file}, columns: { n: integer } }\nsink: { type: jsonl, path: out.jsonl }\n${extra}\n`;
+
+describe('row errors name their source location', () => {
+  it('tolerance none: a bad CSV integer fails the run with file:line, counted once', async () => {
+    const r = await run({ 'data.csv': BAD_INTEGER }, csvPipeline('data.csv'));
+    expect(r.code).toBe(1);
+    const where = `${join(r.dir, 'data.csv')}:4`;
+    expect(r.failed?.error_message).toBe(`${where}: column "n": "x" is not an integer`);
+    expect(r.failed?.errors).toEqual({ bad_field: expect.objectContaining({ count: 1 }) });
+    expect(r.summary.partitions[0]?.errors.bad_field?.count).toBe(1);
+    expect(r.summary.error?.error_message).toContain(where);
+    expect(r.summary.totals.rows_failed).toBe(1);
+    expect(r.out).toContain(`error: ${where}: column "n"`); // the human summary
+  });
+
+  it('tolerance none: a CSV quoting error names the line it is on', async () => {
+    const r = await run({ 'quote.csv': BAD_QUOTING }, csvPipeline('quote.csv'));
+    expect(r.code).toBe(1);
+    expect(r.failed?.error_message).toBe(
+      `${join(r.dir, 'quote.csv')}:3: record has 3 field(s), expected 2 (id, n); check the delimiter and quoting on this line`,
+    );
+    expect(r.failed?.errors.bad_record?.count).toBe(1);
+  });
+
+  it('tolerance all: the dead letter carries the location; the counts add up', async () => {
+    const r = await run({ 'data.csv': BAD_INTEGER }, csvPipeline('data.csv', TOLERANT));
+    expect(r.code).toBe(0);
+    expect(r.dead()).toEqual([
+      expect.objectContaining({
+        error_type: 'bad_field',
+        error_message: `${join(r.dir, 'data.csv')}:4: column "n": "x" is not an integer`,
+      }),
+    ]);
+    expect(r.summary.totals).toMatchObject({ rows_read: 4, rows_written: 3, rows_dead_lettered: 1 });
+    expect(r.summary.partitions[0]?.errors.bad_field?.count).toBe(1);
+  });
+
+  it('a multi-line record before the bad row moves its line, as the file has it', async () => {
+    const r = await run({ 'data.csv': 'id,n\n"a\nb",1\n2,x\n' }, csvPipeline('data.csv', TOLERANT));
+    expect(r.dead()[0]?.error_message).toBe(`${join(r.dir, 'data.csv')}:4: column "n": "x" is not an integer`);
+  });
+
+  it('JSONL: the file and line, with tolerance none and all', async () => {
+    const files = { 'in.jsonl': '{"id":1}\n{"id":2}\nnot json\n{"id":4}\n' };
+    const pipeline = (extra = '') =>
+      `pipeline: rowloc\nsource: { type: jsonl, path: in.jsonl }\nsink: { type: jsonl, path: out.jsonl }\n${extra}\n`;
+    const none = await run(files, pipeline());
+    expect(none.code).toBe(1);
+    expect(none.failed?.error_message).toMatch(new RegExp(`^${escapeRegExp(join(none.dir, 'in.jsonl'))}:3: the line is not valid JSON`));
+    expect(none.failed?.errors.bad_json?.count).toBe(1);
+    const all = await run(files, pipeline(TOLERANT));
+    expect(all.code).toBe(0);
+    expect(all.dead()[0]?.error_message).toMatch(new RegExp(`^${escapeRegExp(join(all.dir, 'in.jsonl'))}:3: the line is not valid JSON`));
+  });
+});
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
