@@ -27,18 +27,21 @@ export class PartitionStats {
     readonly attempt: number,
   ) {}
 
-  /** Counts an error once, however many layers (the row, then the partition it fails) record it. */
+  /** Counts an error (a row's, a retry's) in the attempt's errors by type. */
   recordError(error: unknown): void {
-    if (typeof error === 'object' && error !== null) {
-      if (this.counted.has(error)) return;
-      this.counted.add(error);
-    }
+    if (typeof error === 'object' && error !== null) this.counted.add(error);
     const type = errorType(error);
     const entry = this.errors[type] ?? { count: 0, samples: [] };
     this.errors[type] = entry;
     entry.count++;
     // scrubbed before it is cut: a cut could leave a part of a secret too short to recognise later
     if (entry.samples.length < MAX_SAMPLES) entry.samples.push(redactor.truncate(errorMessage(error), MAX_SAMPLE_LENGTH));
+  }
+
+  /** Counts the error that failed the attempt, unless it is a row's error counted already (a bad row with tolerance none). */
+  recordFailure(error: unknown): void {
+    if (typeof error === 'object' && error !== null && this.counted.has(error)) return;
+    this.recordError(error);
   }
 
   snapshot(): PartitionMetrics {

@@ -20,6 +20,8 @@ export interface WeirErrorOptions {
   /** A server-provided wait before the next attempt (e.g. from `Retry-After`). */
   retryAfterMs?: number;
   cause?: unknown;
+  /** A row error of a sink's write: the index, in the batch written, of the row at fault, when the target says (a COPY line). */
+  rowIndex?: number;
 }
 
 /**
@@ -33,6 +35,8 @@ export class WeirError extends Error {
   readonly kind: ErrorKind;
   readonly retryable: boolean;
   readonly retryAfterMs: number | undefined;
+  /** See {@link WeirErrorOptions.rowIndex}. */
+  readonly rowIndex: number | undefined;
 
   constructor(message: string, options: WeirErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -41,6 +45,7 @@ export class WeirError extends Error {
     this.kind = options.kind ?? 'connector';
     this.retryable = options.retryable ?? false;
     this.retryAfterMs = options.retryAfterMs;
+    this.rowIndex = options.rowIndex;
   }
 }
 
@@ -123,6 +128,40 @@ export function locateError(error: unknown, at: RowLocation | undefined): unknow
 export function locationOf(error: unknown): RowLocation | undefined {
   const at = error instanceof Error ? (error as { location?: unknown }).location : undefined;
   return typeof at === 'object' && at !== null ? (at as RowLocation) : undefined;
+}
+
+/** Where each row of an array is in the source, by index; undefined where it is not known. */
+export type RowLocator = (index: number) => RowLocation | undefined;
+
+const LOCATORS = new WeakMap<readonly object[], RowLocator>();
+
+/**
+ * Marks an array of rows a source yields (or `EncodedRows.decode` returns) with where
+ * each row is, so that errors a sink raises on them name it too (worker, once per
+ * array: no work per row). The runtime keeps it through batching; transforms drop it.
+ *
+ * @example
+ * yield withLocations(chunk, (i) => ({ file: path, line: lines[i] }));
+ */
+export function withLocations<T extends readonly object[]>(rows: T, locate: RowLocator): T {
+  LOCATORS.set(rows, locate);
+  return rows;
+}
+
+/** The locator {@link withLocations} gave an array of rows, if any. */
+export function locationsOf(rows: readonly object[]): RowLocator | undefined {
+  return LOCATORS.get(rows);
+}
+
+/**
+ * The error of a row a sink refused, located: a one-row batch's row, else the row the
+ * error names by its index in the batch (`WeirErrorOptions.rowIndex`, e.g. PostgreSQL's
+ * COPY line). Only row (data) errors are located; any other error is returned as it is.
+ */
+export function locateRefused(error: unknown, rows: number, locate: RowLocator | undefined): unknown {
+  if (!locate || !(error instanceof WeirError) || error.kind !== 'data') return error;
+  const index = rows === 1 ? 0 : error.rowIndex;
+  return index === undefined || index >= rows ? error : locateError(error, locate(index));
 }
 
 /** A single bad row. With `errors.tolerance: all` it goes to the dead-letter sink. */

@@ -5,8 +5,12 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { logLines, runCli, tempDir } from '../helpers/cli.js';
+import { requireService } from '../helpers/services.js';
+
+const pgUp = await requireService('postgres');
 
 interface Summary {
   totals: { rows_read: number; rows_written: number; rows_dead_lettered: number; rows_failed: number };
@@ -93,3 +97,45 @@ describe('row errors name their source location', () => {
 });
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+async function psql(sql: string): Promise<void> {
+  const client = new pg.Client({ host: '127.0.0.1', user: 'postgres', database: 'test' });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+describe.skipIf(!pgUp)('rows PostgreSQL refuses name their source line, not the COPY line', () => {
+  // 100000 is an integer to weir and out of range for the table's smallint; the quoted
+  // line break moves the bad row to line 5 of the file, the 3rd row of the batch
+  const FILE = 'id,n\n1,10\n"2\nb",20\n3,100000\n4,40\n';
+  for (const mode of ['append', 'upsert']) {
+    it(`${mode} (${mode === 'append' ? 'encoded path, decoded after COPY refused the chunk' : 'row path'}), tolerance none and all`, async () => {
+      const table = `weir_rowloc_${mode}_${Math.random().toString(36).slice(2, 8)}`;
+      await psql(`CREATE TABLE ${table} (id text PRIMARY KEY, n smallint)`);
+      try {
+        const sink = `{ type: postgres, host: 127.0.0.1, user: postgres, database: test, table: ${table}${mode === 'upsert' ? ', mode: upsert, key_columns: [id]' : ''} }`;
+        const pipeline = (extra = '') =>
+          `pipeline: rowloc\nsource: { type: csv, path: data.csv, columns: { id: string, n: integer } }\nsink: ${sink}\n${extra}\n`;
+        const none = await run({ 'data.csv': FILE }, pipeline());
+        expect(none.code).toBe(1);
+        expect(none.failed?.error_message).toMatch(
+          new RegExp(`^${escapeRegExp(join(none.dir, 'data.csv'))}:5: .*out of range for type smallint`),
+        );
+        const all = await run({ 'data.csv': FILE }, pipeline(TOLERANT));
+        expect(all.code).toBe(0);
+        const dead = all.dead();
+        expect(dead).toHaveLength(1);
+        expect(dead[0]?.error_message).toMatch(
+          new RegExp(`^${escapeRegExp(join(all.dir, 'data.csv'))}:5: .*out of range for type smallint`),
+        );
+        expect(all.summary.totals).toMatchObject({ rows_read: 4, rows_written: 3, rows_dead_lettered: 1 });
+      } finally {
+        await psql(`DROP TABLE IF EXISTS ${table}`);
+      }
+    });
+  }
+});

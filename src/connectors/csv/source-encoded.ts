@@ -10,10 +10,10 @@ import { isUtf8 } from 'node:buffer';
 import type { CsvError } from 'csv-parse';
 import { parse as parseSync } from 'csv-parse/sync';
 import type { TaskContext } from '../../sdk/connector.js';
-import { RowError, type RowLocation } from '../../sdk/errors.js';
+import { RowError, type RowLocation, withLocations } from '../../sdk/errors.js';
 import type { ColumnType, EncodedRows, EncodingHints, Row } from '../../sdk/types.js';
 import { byteDialectOk, type Dialect, encodeRowsCsv } from '../shared/csv-text.js';
-import { openToRead } from '../shared/files.js';
+import { lineLocator, openToRead } from '../shared/files.js';
 import { ChunkScanner, type Field, fieldValueOf, KIND_OF, type LineEnding, numberAtOf } from './encoded.js';
 import { recordDelimiters, WHO } from './limits.js';
 import { countNewlines, emptyLine, fieldReader, type Prefix, parseOptions, readPrefix } from './parse.js';
@@ -120,6 +120,7 @@ function decodeChunk(
   ).map((item) => fields(item.record, item.raw));
   return (async () => {
     const rows: Row[] = [];
+    const lines: number[] = [];
     let lastLine = chunk.line;
     for (let i = 0; i < records.length; i++) {
       const record = records[i] as Field[];
@@ -128,7 +129,10 @@ function decodeChunk(
       if (emptyLine(record) || chunk.rejected.has(i)) continue;
       const result = converter.convert(record);
       if (result instanceof RowError) await reject({ line, raw: converter.raw(record) }, result, { file: chunk.path, line });
-      else rows.push(result);
+      else {
+        rows.push(result);
+        lines.push(line);
+      }
     }
     for (const error of skipped as (CsvError & { lines?: number; record?: unknown })[])
       await reject(
@@ -136,7 +140,7 @@ function decodeChunk(
         new RowError(`malformed CSV: ${error.message}`, { code: 'bad_record', cause: error }),
         { file: chunk.path, ...(error.lines !== undefined ? { line: error.lines } : {}) },
       );
-    return rows;
+    return withLocations(rows, lineLocator(chunk.path, lines));
   })();
 }
 

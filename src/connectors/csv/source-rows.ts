@@ -10,10 +10,10 @@ import bytesLib from 'bytes';
 import type { CsvError } from 'csv-parse';
 import { stringify } from 'csv-stringify/sync';
 import type { TaskContext } from '../../sdk/connector.js';
-import { RowError, WeirError } from '../../sdk/errors.js';
+import { RowError, WeirError, withLocations } from '../../sdk/errors.js';
 import { type ColumnType, emptyRow, type Row, type Schema } from '../../sdk/types.js';
 import { type Converted, convertText, TextTypeGuess } from '../shared/columns.js';
-import { type FileSample, fileError } from '../shared/files.js';
+import { type FileSample, fileError, lineLocator } from '../shared/files.js';
 import type { Field, LineEnding } from './encoded.js';
 import { INFER_ROWS, oneByte, WHO } from './limits.js';
 import { checkDeclared, countNewlines, emptyLine, headerNames, openParser, type ParserStart, type Prefix, readPrefix } from './parse.js';
@@ -187,6 +187,8 @@ export async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext,
     /** Records held back while the column types are inferred. */
     const pending: ParsedRecord[] = [];
     let chunk: Row[] = [];
+    /** The line each row of `chunk` starts on (for the errors a sink raises on it). */
+    let lines: number[] = [];
 
     const take = async (record: Field[], line: number, c: RecordConverter) => {
       if (invalid(record)) {
@@ -195,7 +197,10 @@ export async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext,
       }
       const result = c.convert(record);
       if (result instanceof RowError) await ctx.reject({ line, raw: c.raw(record) }, result, { file: path, line });
-      else chunk.push(result);
+      else {
+        chunk.push(result);
+        lines.push(line);
+      }
     };
     /** Settles the column types (inferring from `pending` where needed) and converts the held-back records. */
     const start = async (columnNames: string[]) => {
@@ -243,14 +248,15 @@ export async function* readCsv(path: string, opts: CsvOptions, ctx: TaskContext,
       }
       if (skipped.length) await flushSkipped();
       if (chunk.length >= CHUNK_ROWS) {
-        yield chunk;
+        yield withLocations(chunk, lineLocator(path, lines));
         chunk = [];
+        lines = [];
         if (ctx.signal.aborted) return;
       }
     }
     if (!converter && names) await start(names);
     await flushSkipped();
-    if (chunk.length) yield chunk;
+    if (chunk.length) yield withLocations(chunk, lineLocator(path, lines));
     const stop = oversized();
     if (stop && names) {
       const line = lastLine + 1;

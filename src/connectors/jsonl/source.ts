@@ -5,11 +5,11 @@
  */
 import { createInterface } from 'node:readline';
 import type { Source, TaskContext } from '../../sdk/connector.js';
-import { RowError } from '../../sdk/errors.js';
+import { RowError, withLocations } from '../../sdk/errors.js';
 import { asRow, type ColumnType, type Row, type Schema } from '../../sdk/types.js';
 import { JsonDepthError, parseJsonExact } from '../../sdk/values.js';
 import { convertValue, JsonTypeGuess } from '../shared/columns.js';
-import { type FileSample, fileError, openToRead, singleFileSource } from '../shared/files.js';
+import { type FileSample, fileError, lineLocator, openToRead, singleFileSource } from '../shared/files.js';
 import type { JsonlOptions } from './spec.js';
 
 /** Lines inspected to infer the schema. */
@@ -115,6 +115,8 @@ async function* readJsonl(path: string, opts: JsonlOptions, ctx: TaskContext): A
   const { lines, check, close } = await openLines(path);
   const declared = Object.entries(opts.columns ?? {}) as [string, ColumnType][];
   let chunk: Row[] = [];
+  /** The line of each row of `chunk` (for the errors a sink raises on it). */
+  let rowLines: number[] = [];
   let n = 0;
   try {
     for await (const raw of lines) {
@@ -135,15 +137,19 @@ async function* readJsonl(path: string, opts: JsonlOptions, ctx: TaskContext): A
         }
       }
       if (error) await ctx.reject({ line: n, raw: text }, error, { file: path, line: n });
-      else chunk.push(row as Row);
+      else {
+        chunk.push(row as Row);
+        rowLines.push(n);
+      }
       if (chunk.length >= CHUNK_ROWS) {
-        yield chunk;
+        yield withLocations(chunk, lineLocator(path, rowLines));
         chunk = [];
+        rowLines = [];
         if (ctx.signal.aborted) return;
       }
     }
     check();
-    if (chunk.length) yield chunk;
+    if (chunk.length) yield withLocations(chunk, lineLocator(path, rowLines));
   } finally {
     close();
   }
