@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { errorType, locateError, locationOf, locationText, RowError, type WeirError } from './errors.js';
+import { errorType, keyText, locateError, locationOf, locationText, RowError, type WeirError } from './errors.js';
 
 describe('row locations', () => {
   it('has one text form for files, lines, tables and keys', () => {
@@ -8,6 +8,8 @@ describe('row locations', () => {
     expect(locationText({ line: 7 })).toBe('line 7');
     expect(locationText({ table: 'public.users', key: 'id=7' })).toBe('table public.users, key id=7');
     expect(locationText({})).toBeUndefined();
+    expect(keyText({ id: 7, name: 'x', tags: ['a'] }, ['id', 'tags'])).toBe('id=7 tags=["a"]');
+    expect(keyText({ id: 7 }, ['other'])).toBeUndefined();
   });
 
   it('leads the message with the location once; class, code, kind and cause stay', () => {

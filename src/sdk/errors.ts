@@ -92,6 +92,14 @@ export interface RowLocation {
   key?: string;
 }
 
+/** A row's key as {@link RowLocation.key} has it, `id=7` or `a=1 b=x`, from its values of these columns (undefined when it has none of them). */
+export function keyText(row: Readonly<Record<string, unknown>>, columns: readonly string[]): string | undefined {
+  const parts = columns
+    .filter((c) => row[c] !== undefined)
+    .map((c) => `${c}=${typeof row[c] === 'object' && row[c] !== null ? JSON.stringify(row[c]) : String(row[c])}`);
+  return parts.length ? parts.join(' ') : undefined;
+}
+
 /** The one text form of a row's location: `data/events.csv:42`, `line 42`, `table public.users, key id=7`. */
 export function locationText(at: RowLocation): string | undefined {
   const parts: string[] = [];
