@@ -112,6 +112,22 @@ describe.skipIf(!pgUp)('rows PostgreSQL refuses name their source line, not the 
   // 100000 is an integer to weir and out of range for the table's smallint; the quoted
   // line break moves the bad row to line 5 of the file, the 3rd row of the batch
   const FILE = 'id,n\n1,10\n"2\nb",20\n3,100000\n4,40\n';
+  it('append: a record the encoded path rejects while scanning names its line, tolerance none and all', async () => {
+    const table = `weir_rowloc_scan_${Math.random().toString(36).slice(2, 8)}`;
+    try {
+      const pipeline = (extra = '') =>
+        `pipeline: rowloc\nsource: { type: csv, path: data.csv, columns: { id: string, n: integer } }\nsink: { type: postgres, host: 127.0.0.1, user: postgres, database: test, table: ${table} }\n${extra}\n`;
+      const none = await run({ 'data.csv': FILE.replace('100000', 'x') }, pipeline());
+      expect(none.code).toBe(1);
+      expect(none.failed?.error_message).toBe(`${join(none.dir, 'data.csv')}:5: column "n": "x" is not an integer`);
+      expect(none.failed?.errors.bad_field?.count).toBe(1);
+      const all = await run({ 'data.csv': FILE.replace('100000', 'x') }, pipeline(TOLERANT));
+      expect(all.dead().map((d) => d.error_message)).toEqual([`${join(all.dir, 'data.csv')}:5: column "n": "x" is not an integer`]);
+    } finally {
+      await psql(`DROP TABLE IF EXISTS ${table}`);
+    }
+  });
+
   for (const mode of ['append', 'upsert']) {
     it(`${mode} (${mode === 'append' ? 'encoded path, decoded after COPY refused the chunk' : 'row path'}), tolerance none and all`, async () => {
       const table = `weir_rowloc_${mode}_${Math.random().toString(36).slice(2, 8)}`;
