@@ -128,6 +128,23 @@ describe.skipIf(!pgUp)('rows PostgreSQL refuses name their source line, not the 
     }
   });
 
+  it('upsert: a value the table would round (numeric scale, checked before COPY) names its line, tolerance none', async () => {
+    const table = `weir_rowloc_scale_${Math.random().toString(36).slice(2, 8)}`;
+    await psql(`CREATE TABLE ${table} (id text PRIMARY KEY, d numeric(6,1))`);
+    try {
+      const r = await run(
+        { 'data.csv': 'id,d\n1,1.5\n"2\nb",2.5\n3,3.25\n4,4.5\n' },
+        `pipeline: rowloc\nsource: { type: csv, path: data.csv, columns: { id: string, d: decimal } }\nsink: { type: postgres, host: 127.0.0.1, user: postgres, database: test, table: ${table}, mode: upsert, key_columns: [id] }\n`,
+      );
+      expect(r.code).toBe(1);
+      expect(r.failed?.error_message).toBe(
+        `${join(r.dir, 'data.csv')}:5: column "d": "3.25" has more digits after the point than the target column keeps (1), so it would be rounded; widen the column's scale, or round the value in the source`,
+      );
+    } finally {
+      await psql(`DROP TABLE IF EXISTS ${table}`);
+    }
+  });
+
   for (const mode of ['append', 'upsert']) {
     it(`${mode} (${mode === 'append' ? 'encoded path, decoded after COPY refused the chunk' : 'row path'}), tolerance none and all`, async () => {
       const table = `weir_rowloc_${mode}_${Math.random().toString(36).slice(2, 8)}`;
