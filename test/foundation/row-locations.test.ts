@@ -5,6 +5,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { logLines, runCli, tempDir } from '../helpers/cli.js';
@@ -168,6 +169,35 @@ describe.skipIf(!pgUp)('rows PostgreSQL refuses name their source line, not the 
         expect(all.summary.totals).toMatchObject({ rows_read: 4, rows_written: 3, rows_dead_lettered: 1 });
       } finally {
         await psql(`DROP TABLE IF EXISTS ${table}`);
+      }
+    });
+  }
+});
+
+const myUp = await requireService('mysql');
+
+describe.skipIf(!myUp)('rows MariaDB refuses name their source line, not the statement row', () => {
+  // 'toolong' does not fit the table's varchar(3): the server refuses the 3rd row of the batch, on line 5 of the file
+  const FILE = 'id,s\n1,a\n"2\nb",b\n3,toolong\n4,d\n';
+  for (const method of ['insert', 'load_data']) {
+    it(`${method}: tolerance none and all`, async () => {
+      const table = `weir_rowloc_${method}_${Math.random().toString(36).slice(2, 8)}`;
+      const my = await mysql.createConnection({ host: '127.0.0.1', user: 'root', database: 'test' });
+      await my.query(`CREATE TABLE ${table} (id varchar(20) PRIMARY KEY, s varchar(3))`);
+      try {
+        const pipeline = (extra = '') =>
+          `pipeline: rowloc\nsource: { type: csv, path: data.csv, columns: { id: string, s: string } }\nsink: { type: mysql, host: 127.0.0.1, user: root, database: test, table: ${table}, method: ${method} }\n${extra}\n`;
+        const none = await run({ 'data.csv': FILE }, pipeline());
+        expect(none.code).toBe(1);
+        expect(none.failed?.error_message).toMatch(new RegExp(`^${escapeRegExp(join(none.dir, 'data.csv'))}:5: .*column 's' at row 3`));
+        const all = await run({ 'data.csv': FILE }, pipeline(TOLERANT));
+        expect(all.code).toBe(0);
+        expect(all.dead().map((d) => d.error_message)).toEqual([
+          expect.stringMatching(new RegExp(`^${escapeRegExp(join(all.dir, 'data.csv'))}:5: `)),
+        ]);
+      } finally {
+        await my.query(`DROP TABLE IF EXISTS ${table}`);
+        await my.end();
       }
     });
   }
