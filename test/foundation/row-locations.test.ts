@@ -146,6 +146,25 @@ describe.skipIf(!pgUp)('rows PostgreSQL refuses name their source line, not the 
     }
   });
 
+  it('append: after an oversized record sends the rest of the file the row path, a refused row still names its line', async () => {
+    const table = `weir_rowloc_rest_${Math.random().toString(36).slice(2, 8)}`;
+    await psql(`CREATE TABLE ${table} (id text, n smallint)`);
+    try {
+      const r = await run(
+        { 'data.csv': `id,n\n1,10\n2${'x'.repeat(3000)},20\n3,30\n"4\nb",40\n5,100000\n6,60\n` },
+        `pipeline: rowloc\nsource: { type: csv, path: data.csv, max_record_bytes: 1KB, columns: { id: string, n: integer } }\nsink: { type: postgres, host: 127.0.0.1, user: postgres, database: test, table: ${table} }\n${TOLERANT}\n`,
+      );
+      expect(r.code).toBe(0);
+      const where = escapeRegExp(join(r.dir, 'data.csv'));
+      expect(r.dead().map((d) => d.error_message)).toEqual([
+        expect.stringMatching(new RegExp(`^${where}:3: the record starting on this line is larger than max_record_bytes`)),
+        expect.stringMatching(new RegExp(`^${where}:7: .*out of range`)),
+      ]);
+    } finally {
+      await psql(`DROP TABLE IF EXISTS ${table}`);
+    }
+  });
+
   for (const mode of ['append', 'upsert']) {
     it(`${mode} (${mode === 'append' ? 'encoded path, decoded after COPY refused the chunk' : 'row path'}), tolerance none and all`, async () => {
       const table = `weir_rowloc_${mode}_${Math.random().toString(36).slice(2, 8)}`;

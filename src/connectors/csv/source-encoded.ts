@@ -10,7 +10,7 @@ import { isUtf8 } from 'node:buffer';
 import type { CsvError } from 'csv-parse';
 import { parse as parseSync } from 'csv-parse/sync';
 import type { TaskContext } from '../../sdk/connector.js';
-import { RowError, type RowLocation, withLocations } from '../../sdk/errors.js';
+import { locationsOf, RowError, type RowLocation, type RowLocator, withLocations } from '../../sdk/errors.js';
 import type { ColumnType, EncodedRows, EncodingHints, Row } from '../../sdk/types.js';
 import { byteDialectOk, type Dialect, encodeRowsCsv } from '../shared/csv-text.js';
 import { lineLocator, openToRead } from '../shared/files.js';
@@ -58,9 +58,21 @@ export function encodable(opts: CsvOptions): boolean {
   );
 }
 
+/** Where the row path's chunks start among the rows of one encoded batch, with their locators. */
+type ChunkStarts = { at: number; locate: RowLocator | undefined }[];
+
 /** EncodedRows made from rows the row path read (its rejects already went to ctx.reject). */
-function encodedFromRows(rows: Row[], dialect: Dialect): EncodedRows {
+function encodedFromRows(rows: Row[], dialect: Dialect, starts: ChunkStarts): EncodedRows {
   const columns = Object.keys(rows[0] ?? {});
+  const located: Row[] = starts.length
+    ? withLocations(rows, (i) => {
+        for (let k = starts.length - 1; k >= 0; k--) {
+          const s = starts[k] as ChunkStarts[number];
+          if (s.at <= i) return s.locate?.(i - s.at);
+        }
+        return undefined;
+      })
+    : rows;
   return {
     kind: 'encoded',
     format: 'csv',
@@ -68,21 +80,25 @@ function encodedFromRows(rows: Row[], dialect: Dialect): EncodedRows {
     ...dialect,
     data: encodeRowsCsv(rows, columns, dialect),
     rows: rows.length,
-    decode: async () => rows,
+    decode: async () => located,
   };
 }
 
-/** The row path's rows, handed on encoded (files the scanner leaves to csv-parse). */
+/** The row path's rows, handed on encoded (files the scanner leaves to csv-parse), with their lines. */
 async function* rowsEncoded(rows: AsyncIterable<Row[]>, dialect: Dialect, tuning: EncodedTuning): AsyncGenerator<EncodedRows> {
   let pending: Row[] = [];
+  let starts: ChunkStarts = [];
   for await (const chunk of rows) {
+    const locate = locationsOf(chunk);
+    if (locate || starts.length) starts.push({ at: pending.length, locate });
     for (const row of chunk) pending.push(row);
     if (pending.length >= tuning.rowModeRows) {
-      yield encodedFromRows(pending, dialect);
+      yield encodedFromRows(pending, dialect, starts);
       pending = [];
+      starts = [];
     }
   }
-  if (pending.length) yield encodedFromRows(pending, dialect);
+  if (pending.length) yield encodedFromRows(pending, dialect, starts);
 }
 
 interface ChunkInfo {
