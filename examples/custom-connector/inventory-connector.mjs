@@ -33,7 +33,11 @@ export default defineConnector({
       const snapshot = JSON.parse(await readFile(partition.file, 'utf8'));
       for (const item of snapshot.items) {
         if (!Number.isInteger(item.quantity)) {
-          await ctx.reject(item, new RowError(`sku ${item.sku}: quantity ${JSON.stringify(item.quantity)} is not a whole number`));
+          // `at`: where the row is; weir puts it in front of the message (…/a.json, key sku=A1: quantity …)
+          await ctx.reject(item, new RowError(`quantity ${JSON.stringify(item.quantity)} is not a whole number`), {
+            file: partition.file,
+            key: `sku=${item.sku}`,
+          });
           continue;
         }
         if (item.quantity < opts.min_quantity) continue;

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { withLocations } from '../sdk/errors.js';
 import type { EncodedRows, Row } from '../sdk/types.js';
 import { batches } from './batcher.js';
 
@@ -13,6 +14,30 @@ async function collect(input: (Row | Row[] | EncodedRows)[], limits: { rows: num
 }
 
 describe('batcher', () => {
+  it('keeps where each row is in the source across batches cut anywhere (fast-check)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 40 }), fc.boolean()), { maxLength: 10 }),
+        fc.integer({ min: 1, max: 50 }),
+        async (chunks, limit) => {
+          let id = 0;
+          const input = chunks.map(([n, located]) => {
+            const rows = Array.from({ length: n }, () => ({ id: id++ }));
+            const first = rows[0]?.id ?? 0;
+            // the source's line of a row: its id + 100, given only by located chunks
+            return located ? withLocations(rows, (i) => ({ line: first + i + 100 })) : rows;
+          });
+          const locatedIds = new Set(input.flatMap((rows, k) => (chunks[k]?.[1] ? rows.map((r) => r.id) : [])));
+          for (const batch of await collect(input, { rows: limit, bytes: 1e12 }))
+            batch.rows.forEach((row, i) => {
+              expect(batch.locate?.(i)).toEqual(locatedIds.has(row.id as number) ? { line: (row.id as number) + 100 } : undefined);
+            });
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
   it('keeps every row, in order, and never exceeds the row limit', async () => {
     await fc.assert(
       fc.asyncProperty(

@@ -1,8 +1,11 @@
+import { locationsOf, type RowLocator } from '../sdk/errors.js';
 import { type EncodedRows, estimateRowBytes, isEncodedRows, type Row } from '../sdk/types.js';
 
 export interface Batch {
   /** The rows; empty when the batch is `encoded`. */
   rows: Row[];
+  /** Where the rows are in the source, when the source said (`withLocations`). */
+  locate?: RowLocator;
   /** Estimated bytes (exact for encoded batches). */
   bytes: number;
   /** Rows still encoded by the source, for a writer with `writeEncoded`. */
@@ -45,6 +48,8 @@ function estimateRange(rows: readonly Row[], from: number, to: number): number {
 export class BatchCutter {
   private rows: Row[] = [];
   private bytes = 0;
+  /** The located slices of the open batch (per slice, not per row); undefined while none is. */
+  private slices: LocatedSlice[] | undefined;
 
   constructor(private readonly limits: BatchLimits) {}
 
@@ -53,8 +58,8 @@ export class BatchCutter {
     return this.rows.length;
   }
 
-  /** Adds `chunk`; returns the batches it filled (by count or bytes), in order. */
-  add(chunk: readonly Row[]): Batch[] {
+  /** Adds `chunk` (`locate`: where its rows are in the source); returns the batches it filled (by count or bytes), in order. */
+  add(chunk: readonly Row[], locate?: RowLocator): Batch[] {
     const { limits } = this;
     const full: Batch[] = [];
     let from = 0;
@@ -66,6 +71,10 @@ export class BatchCutter {
         const perRow = sliceBytes / (to - from) || (this.rows.length ? this.bytes / this.rows.length : 0) || 1;
         to = Math.max(from + 1, from + Math.floor((limits.bytes - this.bytes) / perRow));
         sliceBytes = estimateRange(chunk, from, to);
+      }
+      if (locate || this.slices) {
+        this.slices ??= [];
+        this.slices.push({ at: this.rows.length, from, locate });
       }
       for (let i = from; i < to; i++) this.rows.push(chunk[i] as Row);
       this.bytes += sliceBytes;
@@ -81,10 +90,11 @@ export class BatchCutter {
   /** The open batch, if it holds a row; the cutter starts a new one. */
   flush(): Batch | undefined {
     if (this.rows.length === 0) return undefined;
-    const batch = { rows: this.rows, bytes: this.bytes };
+    const { rows, bytes, slices } = this;
     this.rows = [];
     this.bytes = 0;
-    return batch;
+    this.slices = undefined;
+    return slices ? { rows, bytes, locate: sliceLocator(slices) } : { rows, bytes };
   }
 }
 
@@ -103,8 +113,26 @@ export async function* batches(input: AsyncIterable<Row | Row[] | EncodedRows>, 
       yield { rows: [], bytes: item.data.length, encoded: item };
       continue;
     }
-    yield* cutter.add(Array.isArray(item) ? item : [item]);
+    yield* Array.isArray(item) ? cutter.add(item, locationsOf(item)) : cutter.add([item]);
   }
   const last = cutter.flush();
   if (last) yield last;
+}
+
+/** Rows of a batch from `from` on in a source array with this locator, starting at the batch's row `at`. */
+interface LocatedSlice {
+  at: number;
+  from: number;
+  locate: RowLocator | undefined;
+}
+
+/** The locator of a batch made of these slices (asked only for rows that failed). */
+function sliceLocator(slices: LocatedSlice[]): RowLocator {
+  return (index) => {
+    for (let k = slices.length - 1; k >= 0; k--) {
+      const s = slices[k] as LocatedSlice;
+      if (s.at <= index) return s.locate?.(index - s.at + s.from);
+    }
+    return undefined;
+  };
 }

@@ -19,19 +19,29 @@ export class PartitionStats {
   /** The attempt's pass through the pipeline's transforms, when it has any: rows filtered and per-step counts. */
   transforms: ChainRun | undefined;
   private readonly errors: PartitionMetrics['errors'] = {};
+  /** Errors counted already: a row error that then fails the partition is still one error. */
+  private readonly counted = new WeakSet<object>();
 
   constructor(
     readonly partitionId: string,
     readonly attempt: number,
   ) {}
 
+  /** Counts an error (a row's, a retry's) in the attempt's errors by type. */
   recordError(error: unknown): void {
+    if (typeof error === 'object' && error !== null) this.counted.add(error);
     const type = errorType(error);
     const entry = this.errors[type] ?? { count: 0, samples: [] };
     this.errors[type] = entry;
     entry.count++;
     // scrubbed before it is cut: a cut could leave a part of a secret too short to recognise later
     if (entry.samples.length < MAX_SAMPLES) entry.samples.push(redactor.truncate(errorMessage(error), MAX_SAMPLE_LENGTH));
+  }
+
+  /** Counts the error that failed the attempt, unless it is a row's error counted already (a bad row with tolerance none). */
+  recordFailure(error: unknown): void {
+    if (typeof error === 'object' && error !== null && this.counted.has(error)) return;
+    this.recordError(error);
   }
 
   snapshot(): PartitionMetrics {

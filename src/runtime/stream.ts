@@ -192,7 +192,7 @@ export async function runStreamTask(partition: Partition, attempt: number, deps:
     bus.emit({ type: 'partition_complete', metrics });
     return { partition, ok: true, message: message ?? { partition_id: partition.id, rows: 0 }, metrics };
   } catch (error) {
-    stats.recordError(error);
+    stats.recordFailure(error);
     await abandonAttempt(chunks, writer, partition.id, bus);
     return { partition, ok: false, metrics: stats.snapshot(), error };
   }

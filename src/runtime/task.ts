@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { EventBus, PartitionMetrics } from '../observe/events.js';
 import { toLog } from '../observe/logger.js';
 import type { Sink, Source, TaskContext, Writer } from '../sdk/connector.js';
-import { errorMessage, errorType, RowError, WeirError } from '../sdk/errors.js';
+import { errorMessage, errorType, locateError, locateRefused, locationsOf, RowError, type RowLocator, WeirError } from '../sdk/errors.js';
 import type { EncodedRows, EncodingHints, JsonValue, Partition, Row, Schema } from '../sdk/types.js';
 import type { ChainRun, EncodedTransforms, StepMetrics, TransformChain } from '../transforms/index.js';
 import { type Batch, type BatchLimits, batches } from './batcher.js';
@@ -121,7 +121,8 @@ export function taskContext(
     signal: deps.signal,
     log: toLog(logger),
     ...(resumeFrom !== undefined ? { resumeFrom } : {}),
-    reject: async (record, error) => {
+    reject: async (record, rowError, at) => {
+      const error = locateError(rowError, at);
       stats.rowsRead++;
       bus.emit({ type: 'rows_read', partition_id: partition.id, rows: 1 });
       stats.rowsFailed++;
@@ -219,7 +220,7 @@ export async function runTask(partition: Partition, attempt: number, deps: TaskD
       const rows = chain && !batch.encoded ? await transformBatch(chain, batch.rows, id, deps, stats, attempt) : batch.rows;
       const [written, total] = batch.encoded
         ? await writeEncoded(w, batch.encoded, id, deps, stats, attempt, stage).finally(() => batch.encoded?.release?.())
-        : [rows.length ? await writeWithIsolation(w, rows, id, deps, stats, attempt) : 0, count];
+        : [rows.length ? await writeWithIsolation(w, rows, id, deps, stats, attempt, chain ? undefined : batch.locate) : 0, count];
       const bytes = written === total ? batch.bytes : Math.round((batch.bytes * written) / Math.max(1, total));
       stats.rowsProcessed += written;
       stats.batchesSent++;
@@ -246,7 +247,7 @@ export async function runTask(partition: Partition, attempt: number, deps: TaskD
     bus.emit({ type: 'partition_complete', metrics });
     return { partition, ok: true, message, metrics, ...(saved !== undefined ? { state: saved } : {}) };
   } catch (error) {
-    stats.recordError(error);
+    stats.recordFailure(error);
     await abandonAttempt(iterator, writer, partition.id, bus);
     return { partition, ok: false, metrics: stats.snapshot(), error };
   } finally {
@@ -407,7 +408,8 @@ async function writeEncoded(
     if (deps.signal.aborted || !(error instanceof WeirError && error.kind === 'data')) throw error;
   }
   let rejected = 0;
-  const decoded = await (batch ?? source).decode(async (record, error) => {
+  const decoded = await (batch ?? source).decode(async (record, rowError, at) => {
+    const error = locateError(rowError, at);
     rejected++;
     stats.rowsFailed++;
     stats.recordError(error);
@@ -424,7 +426,8 @@ async function writeEncoded(
   const total = decoded.length + rejected + filtered;
   read(total);
   const rows = stage && !batch ? await transformBatch(stage.chain, decoded, batchId, deps, stats, attempt) : decoded;
-  return [rows.length ? await writeWithIsolation(writer, rows, batchId, deps, stats, attempt) : 0, total];
+  const locate = rows === decoded ? locationsOf(decoded) : undefined;
+  return [rows.length ? await writeWithIsolation(writer, rows, batchId, deps, stats, attempt, locate) : 0, total];
 }
 
 /**
@@ -514,7 +517,8 @@ async function deadLetterRow(
  * Writes a batch with retries. When the batch still fails and the error policy
  * tolerates bad rows, the batch is split in halves until the bad rows are
  * isolated; those go to the dead-letter sink and the good rows are written.
- * Returns the number of rows written.
+ * With `locate` (where the rows are in the source), a refused row's error names
+ * its source location. Returns the number of rows written.
  */
 export async function writeWithIsolation(
   writer: Writer,
@@ -523,6 +527,7 @@ export async function writeWithIsolation(
   deps: TaskDeps,
   stats: PartitionStats,
   attempt: number,
+  locate?: RowLocator,
 ): Promise<number> {
   try {
     await deps.retrier(
@@ -536,15 +541,16 @@ export async function writeWithIsolation(
     return rows.length;
   } catch (thrown) {
     const error = rows.length === 1 ? asRowError(thrown) : thrown;
-    if (deps.signal.aborted || !deps.rowErrors.tolerates(error)) throw error;
+    if (deps.signal.aborted || !deps.rowErrors.tolerates(error)) throw locateRefused(error, rows.length, locate);
     // one row left, or a batch the target refused as a whole (an HTTP 4xx): dead-lettered, never resent
     if (rows.length === 1 || isWholeBatch(error)) {
-      for (const row of rows) await deadLetterRow(row, error, batchId, deps, stats, attempt);
+      for (let i = 0; i < rows.length; i++)
+        await deadLetterRow(rows[i] as Row, locateRefused(error, 1, locate && (() => locate(i))), batchId, deps, stats, attempt);
       return 0;
     }
     const mid = Math.ceil(rows.length / 2);
-    const left = await writeWithIsolation(writer, rows.slice(0, mid), batchId, deps, stats, attempt);
-    const right = await writeWithIsolation(writer, rows.slice(mid), batchId, deps, stats, attempt);
+    const left = await writeWithIsolation(writer, rows.slice(0, mid), batchId, deps, stats, attempt, locate);
+    const right = await writeWithIsolation(writer, rows.slice(mid), batchId, deps, stats, attempt, locate && ((i) => locate(i + mid)));
     return left + right;
   }
 }

@@ -19,6 +19,7 @@
  * - `Sink.abort()`         planner, once when any partition failed; must be idempotent
  */
 
+import type { RowLocation } from './errors.js';
 import { type OptionsOf, type Rule, type Spec, type ValidationResult, validateOptions } from './options.js';
 import type { EncodedRows, EncodingHints, JsonValue, Partition, Row, Schema } from './types.js';
 
@@ -62,8 +63,10 @@ export interface TaskContext extends PlanContext {
   /**
    * Hands a row the source could not read (bad CSV field, unparsable JSON) to the
    * run's error policy: dead-lettered with `errors.tolerance: all`, else the run fails.
+   * `at` says where the row is in the source (file and line, table and key): the
+   * error's message then names it (see `locateError`), in logs and dead letters alike.
    */
-  reject(record: unknown, error: unknown): Promise<void>;
+  reject(record: unknown, error: unknown, at?: RowLocation): Promise<void>;
   /** Adds to this partition's counters (e.g. `bytes_sent` when the writer knows the exact size). */
   count(metric: 'bytes_sent', value: number): void;
   /**

@@ -20,6 +20,8 @@ export interface WeirErrorOptions {
   /** A server-provided wait before the next attempt (e.g. from `Retry-After`). */
   retryAfterMs?: number;
   cause?: unknown;
+  /** A row error of a sink's write: the index, in the batch written, of the row at fault, when the target says (a COPY line). */
+  rowIndex?: number;
 }
 
 /**
@@ -33,6 +35,8 @@ export class WeirError extends Error {
   readonly kind: ErrorKind;
   readonly retryable: boolean;
   readonly retryAfterMs: number | undefined;
+  /** See {@link WeirErrorOptions.rowIndex}. */
+  readonly rowIndex: number | undefined;
 
   constructor(message: string, options: WeirErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -41,6 +45,7 @@ export class WeirError extends Error {
     this.kind = options.kind ?? 'connector';
     this.retryable = options.retryable ?? false;
     this.retryAfterMs = options.retryAfterMs;
+    this.rowIndex = options.rowIndex;
   }
 }
 
@@ -69,6 +74,102 @@ export class ConfigError extends WeirError {
 function issueText(i: ConfigIssue): string {
   const head = `  - ${i.path ? `${i.path}: ` : ''}${i.message}`;
   return i.excerpt ? `${head}\n${i.excerpt.replace(/^/gm, '      ')}` : head;
+}
+
+/**
+ * Where a row came from in its source, for the messages of its errors: a file and
+ * its line (csv, jsonl), or a table and the row's key (databases). Sources give it
+ * with `ctx.reject`; the runtime puts it in front of the error's message.
+ */
+export interface RowLocation {
+  /** The file's path. */
+  file?: string;
+  /** The line the record starts on (1 is the file's first line). */
+  line?: number;
+  /** The table (or query) the row was read from. */
+  table?: string;
+  /** The row's key in it, as `column=value` text. */
+  key?: string;
+}
+
+/** A row's key as {@link RowLocation.key} has it, `id=7` or `a=1 b=x`, from its values of these columns (undefined when it has none of them). */
+export function keyText(row: Readonly<Record<string, unknown>>, columns: readonly string[]): string | undefined {
+  const parts = columns
+    .filter((c) => row[c] !== undefined)
+    .map((c) => `${c}=${typeof row[c] === 'object' && row[c] !== null ? JSON.stringify(row[c]) : String(row[c])}`);
+  return parts.length ? parts.join(' ') : undefined;
+}
+
+/** The one text form of a row's location: `data/events.csv:42`, `line 42`, `table public.users, key id=7`. */
+export function locationText(at: RowLocation): string | undefined {
+  const parts: string[] = [];
+  if (at.file !== undefined) parts.push(at.line !== undefined ? `${at.file}:${at.line}` : at.file);
+  else if (at.line !== undefined) parts.push(`line ${at.line}`);
+  if (at.table !== undefined) parts.push(`table ${at.table}`);
+  if (at.key !== undefined) parts.push(`key ${at.key}`);
+  return parts.length ? parts.join(', ') : undefined;
+}
+
+/**
+ * The error of the row at `at`, its message led by the location
+ * (`data.csv:3: column "n": "x" is not an integer`): a copy with the same class,
+ * code, kind and cause; an error that is no WeirError becomes a {@link RowError}.
+ * An error located already is returned as it is, so a row is located once however
+ * many layers see it. Runs only for rows that failed (worker), never for good ones.
+ *
+ * @example
+ * await ctx.reject(record, error, { file: path, line }); // the runtime calls locateError
+ */
+export function locateError(error: unknown, at: RowLocation | undefined): unknown {
+  const text = at && locationText(at);
+  if (!text || locationOf(error)) return error;
+  if (!(error instanceof WeirError))
+    return Object.assign(new RowError(`${text}: ${errorMessage(error)}`, { code: errorType(error), cause: error }), { location: at });
+  const located = Object.assign(Object.create(Object.getPrototypeOf(error)) as WeirError, error, { location: at });
+  Object.defineProperty(located, 'message', { value: `${text}: ${error.message}`, writable: true, configurable: true });
+  if (error.stack !== undefined) Object.defineProperty(located, 'stack', { value: error.stack, writable: true, configurable: true });
+  if (error.cause !== undefined) Object.defineProperty(located, 'cause', { value: error.cause, writable: true, configurable: true });
+  return located;
+}
+
+/** The location {@link locateError} gave an error, if any. */
+export function locationOf(error: unknown): RowLocation | undefined {
+  const at = error instanceof Error ? (error as { location?: unknown }).location : undefined;
+  return typeof at === 'object' && at !== null ? (at as RowLocation) : undefined;
+}
+
+/** Where each row of an array is in the source, by index; undefined where it is not known. */
+export type RowLocator = (index: number) => RowLocation | undefined;
+
+const LOCATORS = new WeakMap<readonly object[], RowLocator>();
+
+/**
+ * Marks an array of rows a source yields (or `EncodedRows.decode` returns) with where
+ * each row is, so that errors a sink raises on them name it too (worker, once per
+ * array: no work per row). The runtime keeps it through batching; transforms drop it.
+ *
+ * @example
+ * yield withLocations(chunk, (i) => ({ file: path, line: lines[i] }));
+ */
+export function withLocations<T extends readonly object[]>(rows: T, locate: RowLocator): T {
+  LOCATORS.set(rows, locate);
+  return rows;
+}
+
+/** The locator {@link withLocations} gave an array of rows, if any. */
+export function locationsOf(rows: readonly object[]): RowLocator | undefined {
+  return LOCATORS.get(rows);
+}
+
+/**
+ * The error of a row a sink refused, located: a one-row batch's row, else the row the
+ * error names by its index in the batch (`WeirErrorOptions.rowIndex`, e.g. PostgreSQL's
+ * COPY line). Only row (data) errors are located; any other error is returned as it is.
+ */
+export function locateRefused(error: unknown, rows: number, locate: RowLocator | undefined): unknown {
+  if (!locate || !(error instanceof WeirError) || error.kind !== 'data') return error;
+  const index = rows === 1 ? 0 : error.rowIndex;
+  return index === undefined || index >= rows ? error : locateError(error, locate(index));
 }
 
 /** A single bad row. With `errors.tolerance: all` it goes to the dead-letter sink. */

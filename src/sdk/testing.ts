@@ -18,7 +18,7 @@ import {
   validateConnectorOptions,
   type Writer,
 } from './connector.js';
-import { WeirError } from './errors.js';
+import { type RowLocation, WeirError } from './errors.js';
 import { type OptionsOf, o, type Spec } from './options.js';
 import type { JsonValue, Partition, Row, Schema } from './types.js';
 
@@ -36,6 +36,8 @@ export const silentLog: Log = { debug() {}, info() {}, warn() {}, error() {} };
 export interface Rejected {
   record: unknown;
   error: unknown;
+  /** Where the source said the row is (`ctx.reject`'s `at`), when it said. */
+  at?: RowLocation;
 }
 
 /** A PlanContext for calling a connector's planner side (`partitions`, `schema`, `check`) in a test. */
@@ -89,7 +91,7 @@ export interface TestTaskContext extends TaskContext {
 
 /** A TaskContext for calling a connector's reader or writer directly in a test. */
 export function taskContext(overrides: Partial<TaskContext> = {}): TestTaskContext {
-  const rejected: { record: unknown; error: unknown }[] = [];
+  const rejected: Rejected[] = [];
   const ctx: TestTaskContext = {
     runId: 'test-run',
     pipeline: 'test',
@@ -101,8 +103,8 @@ export function taskContext(overrides: Partial<TaskContext> = {}): TestTaskConte
     signal: new AbortController().signal,
     rejected,
     bytes: 0,
-    async reject(record, error) {
-      rejected.push({ record, error });
+    async reject(record, error, at) {
+      rejected.push(at ? { record, error, at } : { record, error });
     },
     count(_metric, value) {
       ctx.bytes += value;

@@ -1,3 +1,4 @@
+import type { RowLocation } from './errors.js';
 import { Decimal, stringifyJson } from './values.js';
 
 /** Plain JSON: partitions, commit messages and checkpoints cross processes as this. */
@@ -183,9 +184,10 @@ export interface EncodedRows {
   readonly numberAt?: (index: number, data: Buffer, start: number, end: number) => number | undefined;
   /**
    * The same records parsed and typed exactly like the source's row path (worker).
-   * A record that cannot be converted is passed to `reject` instead of being returned.
+   * A record that cannot be converted is passed to `reject` instead of being returned,
+   * with where it is in the source when the source knows (as `TaskContext.reject`).
    */
-  decode(reject: (record: unknown, error: unknown) => Promise<void>): Promise<Row[]>;
+  decode(reject: (record: unknown, error: unknown, at?: RowLocation) => Promise<void>): Promise<Row[]>;
   /**
    * Called by the runtime once the batch was written or given up (worker, once per
    * batch): neither `data` nor `decode` is used after it, so the source may reuse the

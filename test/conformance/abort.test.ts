@@ -212,7 +212,7 @@ describe.skipIf(!built)('a failed run leaves every sink as it was', () => {
           writeFileSync(join(dir, 'pipeline.yaml'), JSON.stringify(pipeline));
           const r = await runCli(['run', 'pipeline.yaml', '--log-format', 'json'], { cwd: dir });
           expect(r.code, r.stderr + r.stdout.slice(-2000)).toBe(1);
-          expect(r.stdout).toContain('line 30001 is not valid JSON');
+          expect(r.stdout).toContain('in.jsonl:30001: the line is not valid JSON');
           expect(await target.snapshot(id, dir)).toEqual(before);
           // the summary marks a sink that is not transactional
           const connector = builtinConnectors.find((c) => c.name === String(pipeline.sink.type));

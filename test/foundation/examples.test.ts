@@ -35,6 +35,7 @@ describe('examples', () => {
       .map((l) => JSON.parse(l));
     expect(dead).toHaveLength(1);
     expect(dead[0]).toMatchObject({ pipeline: 'inventory-to-sqlite', partition_id: 'lisbon', stage: 'read', record: { sku: 'GRINDER' } });
+    expect(dead[0].error_message).toMatch(/lisbon\.json, key sku=GRINDER: quantity .* is not a whole number$/);
   });
 
   it('the README example snippet is the real connector file', () => {

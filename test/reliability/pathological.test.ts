@@ -85,7 +85,7 @@ describe('pathological rows', () => {
     const dead = lines(join(dir, 'dead.jsonl'));
     expect(dead.map((d) => d.error_type)).toEqual(['json_too_deep', 'json_too_deep', 'json_too_deep']);
     expect(dead[0]?.error_message).toBe(
-      'line 2 nests arrays and objects deeper than 64 levels; raise source.max_depth if such lines are expected',
+      `${join(dir, 'in.jsonl')}:2: the line nests arrays and objects deeper than 64 levels; raise source.max_depth if such lines are expected`,
     );
 
     const raised = await run(', max_depth: 100');
@@ -187,6 +187,12 @@ describe.skipIf(!pgUp)('deep JSON in a database', () => {
       expect(summary.error?.error_message).toBeUndefined();
       expect(summary.totals).toMatchObject({ rows_read: 3, rows_written: 2, rows_dead_lettered: 1 });
       expect(lines(join(dir, 'dead.jsonl'))[0]).toMatchObject({ error_type: 'json_too_deep', record: { id: 2, j: null } });
+      expect(lines(join(dir, 'dead.jsonl'))[0]?.error_message).toMatch(
+        new RegExp(`^table public\\.${table}: column "j" holds JSON nested deeper`),
+      );
+      const keyed = await run(', partition_column: id');
+      expect(keyed.summary.totals).toMatchObject({ rows_dead_lettered: 1 });
+      expect(lines(join(dir, 'dead.jsonl')).at(-1)?.error_message).toMatch(new RegExp(`^table public\\.${table}, key id=2: column "j"`));
       expect((await run(', max_depth: 100')).summary.totals).toMatchObject({ rows_written: 3, rows_dead_lettered: 0 });
     } finally {
       await client.query(`DROP TABLE IF EXISTS ${table}`);

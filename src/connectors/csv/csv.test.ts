@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { RowError, WeirError } from '../../sdk/errors.js';
+import { locationsOf, RowError, WeirError } from '../../sdk/errors.js';
 import { validateOptions } from '../../sdk/options.js';
 import { collect, commitContext, messageOf, planContext, taskContext, tempDir } from '../../sdk/testing.js';
 import type { JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
@@ -125,6 +125,17 @@ describe('csv source', () => {
     expect(rejected[0]?.record).toEqual({ line: 3, raw: 'abc,b' });
     expect(rejected[0]?.error).toBeInstanceOf(RowError);
     expect(messageOf(rejected[0])).toBe('column "id": "abc" is not an integer');
+    expect(rejected[0]?.at).toEqual({ file: join(dir, 'in.csv'), line: 3 }); // the runtime leads the message with it
+  });
+
+  it('marks the rows it yields with their lines, for the errors a sink raises on them', async () => {
+    await writeFile(join(dir, 'in.csv'), 'id,name\n1,a\n"2","b\nb"\nx,c\n4,d\n');
+    const source = csv.source?.(options({ path: 'in.csv', columns: { id: 'integer' } })) ?? expect.unreachable();
+    const ctx = taskContext({ baseDir: dir });
+    const chunks: Row[][] = [];
+    for await (const chunk of source.read({ id: '0' }, ctx)) chunks.push(chunk as Row[]);
+    const locate = locationsOf(chunks[0] ?? []);
+    expect(chunks[0]?.map((_, i) => locate?.(i))).toEqual([2, 3, 6].map((line) => ({ file: join(dir, 'in.csv'), line })));
   });
 
   it('rejects records with the wrong number of fields and malformed quoting, with line numbers', async () => {

@@ -27,6 +27,7 @@ import { isUtf8 } from 'node:buffer';
 import type { ColumnType, EncodedRows, EncodingHints, Row } from '../../sdk/types.js';
 import { convertText, fitsFraction, fractionError, valueText } from '../shared/columns.js';
 import { csvField, type Dialect } from '../shared/csv-text.js';
+import { MAX_RECORD_BYTES } from './limits.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -307,9 +308,6 @@ const F_QUOTED = 1;
 const F_ESCAPED = 2; // doubled quotes inside
 const F_SPECIAL = 4; // unquoted with a quote or a stray line-break character: must be quoted
 const F_RELAXED = 8; // "a"b: csv-parse keeps the quotes in the value
-
-/** Records longer than this are left to the row path (csv-parse's max_record_size guard). */
-export const MAX_SCAN_RECORD_BYTES = 64 * 1024 * 1024;
 
 export interface ScannerOptions {
   delimiter: string;
@@ -616,7 +614,7 @@ export class ChunkScanner {
         break;
       }
       const recEnd = p + lineEnd;
-      if (recEnd - recStart > (this.options.maxRecordBytes ?? MAX_SCAN_RECORD_BYTES))
+      if (recEnd - recStart > (this.options.maxRecordBytes ?? MAX_RECORD_BYTES))
         return this.giveUp(recStart, lfAtStart, crAtStart, 'record_size');
       if (lineEnd > 0) {
         this.lf++;

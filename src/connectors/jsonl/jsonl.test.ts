@@ -108,8 +108,10 @@ describe('jsonl source', () => {
       { line: 6, raw: '42' },
     ]);
     expect(rejected.every((r) => r.error instanceof RowError)).toBe(true);
-    expect(messageOf(rejected[0])).toMatch(/^line 2 is not valid JSON/);
-    expect(messageOf(rejected[1])).toMatch(/^line 4 is a JSON array, not a JSON object/);
+    expect(messageOf(rejected[0])).toMatch(/^the line is not valid JSON/);
+    expect(messageOf(rejected[1])).toMatch(/^the line is a JSON array, not a JSON object/);
+    // the runtime puts the location in front of the message (locateError)
+    expect(rejected.map((r) => r.at)).toEqual([2, 4, 6].map((line) => ({ file: join(dir, 'in.jsonl'), line })));
   });
 
   it('converts declared columns and rejects values that do not fit', async () => {
@@ -121,7 +123,8 @@ describe('jsonl source', () => {
     ]);
     expect(rows).toEqual([{ id: 1, n: '5' }, { id: 3 }]);
     expect(rejected).toHaveLength(1);
-    expect(messageOf(rejected[0])).toBe('line 2, field "id": "x" is not an integer');
+    expect(messageOf(rejected[0])).toBe('field "id": "x" is not an integer');
+    expect(rejected[0]?.at).toEqual({ file: join(dir, 'in.jsonl'), line: 2 });
   });
 
   it('resolves a relative path against baseDir', async () => {

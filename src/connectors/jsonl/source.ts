@@ -5,11 +5,11 @@
  */
 import { createInterface } from 'node:readline';
 import type { Source, TaskContext } from '../../sdk/connector.js';
-import { RowError } from '../../sdk/errors.js';
+import { RowError, withLocations } from '../../sdk/errors.js';
 import { asRow, type ColumnType, type Row, type Schema } from '../../sdk/types.js';
 import { JsonDepthError, parseJsonExact } from '../../sdk/values.js';
 import { convertValue, JsonTypeGuess } from '../shared/columns.js';
-import { type FileSample, fileError, openToRead, singleFileSource } from '../shared/files.js';
+import { type FileSample, fileError, lineLocator, openToRead, singleFileSource } from '../shared/files.js';
 import type { JsonlOptions } from './spec.js';
 
 /** Lines inspected to infer the schema. */
@@ -43,21 +43,21 @@ async function openLines(path: string) {
 }
 
 /** One parsed line: the object, or why the line is not one. */
-function parseLine(text: string, line: number, maxDepth: number): Row | RowError {
+function parseLine(text: string, maxDepth: number): Row | RowError {
   let value: unknown;
   try {
     value = parseJsonExact(text, maxDepth);
   } catch (error) {
     if (error instanceof JsonDepthError)
       return new RowError(
-        `line ${line} nests arrays and objects deeper than ${maxDepth} levels; raise source.max_depth if such lines are expected`,
+        `the line nests arrays and objects deeper than ${maxDepth} levels; raise source.max_depth if such lines are expected`,
         { code: 'json_too_deep', cause: error },
       );
-    return new RowError(`line ${line} is not valid JSON (${(error as Error).message})`, { code: 'bad_json', cause: error });
+    return new RowError(`the line is not valid JSON (${(error as Error).message})`, { code: 'bad_json', cause: error });
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value))
     return new RowError(
-      `line ${line} is ${value === null ? 'null' : Array.isArray(value) ? 'a JSON array' : `a JSON ${typeof value}`}, not a JSON object; each line must be one object such as {"id": 1}`,
+      `the line is ${value === null ? 'null' : Array.isArray(value) ? 'a JSON array' : `a JSON ${typeof value}`}, not a JSON object; each line must be one object such as {"id": 1}`,
       { code: 'bad_record' },
     );
   // a row inherits nothing (see emptyRow): JSON.parse keeps a "__proto__" key as an own field, and it stays one
@@ -85,7 +85,7 @@ async function takeSample(path: string, opts: JsonlOptions): Promise<Sample> {
       }
       bytes += Buffer.byteLength(text) + 1;
       if (text.trim() === '') continue;
-      const row = parseLine(n === 1 ? text.replace(/^\uFEFF/, '') : text, n, opts.max_depth);
+      const row = parseLine(n === 1 ? text.replace(/^\uFEFF/, '') : text, opts.max_depth);
       if (row instanceof RowError) continue;
       rows++;
       for (const key in row) {
@@ -115,35 +115,41 @@ async function* readJsonl(path: string, opts: JsonlOptions, ctx: TaskContext): A
   const { lines, check, close } = await openLines(path);
   const declared = Object.entries(opts.columns ?? {}) as [string, ColumnType][];
   let chunk: Row[] = [];
+  /** The line of each row of `chunk` (for the errors a sink raises on it). */
+  let rowLines: number[] = [];
   let n = 0;
   try {
     for await (const raw of lines) {
       n++;
       const text = n === 1 ? raw.replace(/^\uFEFF/, '') : raw;
       if (text.trim() === '') continue;
-      const row = parseLine(text, n, opts.max_depth);
+      const row = parseLine(text, opts.max_depth);
       let error = row instanceof RowError ? row : undefined;
       if (!error) {
         for (const [name, type] of declared) {
           if (!Object.hasOwn(row as Row, name)) continue;
           const r = convertValue((row as Row)[name], type);
           if (!r.ok) {
-            error = new RowError(`line ${n}, field "${name}": ${r.reason}`, { code: 'bad_field' });
+            error = new RowError(`field "${name}": ${r.reason}`, { code: 'bad_field' });
             break;
           }
           (row as Row)[name] = r.value;
         }
       }
-      if (error) await ctx.reject({ line: n, raw: text }, error);
-      else chunk.push(row as Row);
+      if (error) await ctx.reject({ line: n, raw: text }, error, { file: path, line: n });
+      else {
+        chunk.push(row as Row);
+        rowLines.push(n);
+      }
       if (chunk.length >= CHUNK_ROWS) {
-        yield chunk;
+        yield withLocations(chunk, lineLocator(path, rowLines));
         chunk = [];
+        rowLines = [];
         if (ctx.signal.aborted) return;
       }
     }
     check();
-    if (chunk.length) yield chunk;
+    if (chunk.length) yield withLocations(chunk, lineLocator(path, rowLines));
   } finally {
     close();
   }

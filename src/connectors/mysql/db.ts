@@ -168,18 +168,30 @@ export function isAuthError(error: unknown): boolean {
   return e.errno !== undefined && AUTH_ERRNOS.has(e.errno);
 }
 
+/** The row a server message names (`… at row 3`), 0-based in the statement, or undefined. */
+export function rowOfMessage(message: string): number | undefined {
+  const n = /\bat row (\d+)\b/.exec(message)?.[1];
+  return n === undefined ? undefined : Number(n) - 1;
+}
+
 /**
  * Turns a mysql2 error into a {@link WeirError}: data errors become `kind: 'data'`,
  * deadlocks, lock waits and lost connections are retryable. The driver's `sql`
- * property (which holds a whole batch of values) is dropped.
+ * property (which holds a whole batch of values) is dropped. With `firstRow` (the
+ * index in the batch of the statement's first row), a data error that names its row
+ * (`at row N`) says which row of the batch it is (`rowIndex`).
  */
-export function classify(error: unknown, context: string): WeirError {
+export function classify(error: unknown, context: string, firstRow?: number): WeirError {
   if (error instanceof WeirError) return error;
   const e = driverError(error);
   if (e.sql !== undefined) delete e.sql;
   const detail = e.sqlMessage ?? e.message ?? String(error);
   const code = e.code ?? (e.errno !== undefined ? `ER_${e.errno}` : 'mysql_error');
-  if (e.errno !== undefined && DATA_ERRNOS.has(e.errno)) return new RowError(`${context}: ${detail}`, { code, cause: error });
+  if (e.errno !== undefined && DATA_ERRNOS.has(e.errno)) {
+    const inStatement = rowOfMessage(detail);
+    const rowIndex = firstRow === undefined || inStatement === undefined ? undefined : firstRow + inStatement;
+    return new RowError(`${context}: ${detail}`, { code, cause: error, ...(rowIndex !== undefined ? { rowIndex } : {}) });
+  }
   if (isAuthError(error)) return new WeirError(`${context}: ${detail}; check user and password`, { code, kind: 'connector', cause: error });
   if (e.errno === 1049)
     return new WeirError(`${context}: ${detail}; create the database or fix the database option`, { code, kind: 'config', cause: error });

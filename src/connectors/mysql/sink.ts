@@ -41,6 +41,7 @@ import {
   type MysqlOptions,
   q,
   release,
+  rowOfMessage,
   sqlType,
   type TableColumn,
   tableColumns,
@@ -426,9 +427,19 @@ class MysqlWriter implements Writer {
       throw endsTransaction(error) ? this.lost(error) : classify(error, `preparing to write to ${this.target}`);
     }
     const p = this.prepared;
-    const values = batch.map((row) => p.names.map((name, i) => (p.convert[i] as Encode)(row[name])));
+    let at = 0;
+    let values: unknown[][];
+    try {
+      values = batch.map((row, k) => {
+        at = k;
+        return p.names.map((name, i) => (p.convert[i] as Encode)(row[name]));
+      });
+    } catch (error) {
+      // which row of the batch: the runtime names its source location
+      throw error instanceof RowError ? new RowError(error.message, { code: error.code, cause: error.cause, rowIndex: at }) : error;
+    }
     await this.inSavepoint(conn, batch.length, () =>
-      this.opts.method === 'load_data' ? this.loadData(conn, p, values) : this.insert(conn, p, values),
+      this.opts.method === 'load_data' ? this.loadData(conn, p, values) : this.insert(conn, p, values, 0, batch.length),
     );
   }
 
@@ -517,8 +528,8 @@ class MysqlWriter implements Writer {
     return entry ?? undefined;
   }
 
-  /** Multi-row INSERTs, each below max_allowed_packet. */
-  private async insert(conn: Conn, p: Prepared, values: unknown[][]): Promise<void> {
+  /** Multi-row INSERTs, each below max_allowed_packet; `values` are the batch's rows from `first` on, of `total`. */
+  private async insert(conn: Conn, p: Prepared, values: unknown[][], first: number, total: number): Promise<void> {
     const body = conn.format('?', [values]);
     const sql = p.insertPrefix + body + p.insertSuffix;
     const limit = this.maxPacket - 1024;
@@ -532,11 +543,17 @@ class MysqlWriter implements Writer {
           },
         );
       const mid = Math.ceil(values.length / 2);
-      await this.insert(conn, p, values.slice(0, mid));
-      await this.insert(conn, p, values.slice(mid));
+      await this.insert(conn, p, values.slice(0, mid), first, total);
+      await this.insert(conn, p, values.slice(mid), first + mid, total);
       return;
     }
-    await conn.query(sql);
+    try {
+      await conn.query(sql);
+    } catch (error) {
+      // a row error names its row in this statement: classified here, where the statement's first row is known
+      const classified = endsTransaction(error) ? undefined : classify(error, `writing ${total} row(s) to ${this.target}`, first);
+      throw classified?.kind === 'data' ? classified : error;
+    }
     this.ctx.count('bytes_sent', bytes);
   }
 
@@ -557,9 +574,10 @@ class MysqlWriter implements Writer {
     if (result.warningStatus > 0 || result.affectedRows !== rows) {
       const [warnings] = await conn.query<mysql.RowDataPacket[]>('SHOW WARNINGS LIMIT 1');
       const w = warnings[0];
+      const row = w ? rowOfMessage(String(w.Message)) : undefined;
       throw new RowError(
         `LOAD DATA into ${this.target} rejected a row: ${w ? `${w.Message} (${w.Code})` : `${rows - result.affectedRows} row(s) skipped`}`,
-        { code: w ? `ER_${w.Code}` : 'load_data_warning' },
+        { code: w ? `ER_${w.Code}` : 'load_data_warning', ...(row !== undefined ? { rowIndex: row } : {}) },
       );
     }
   }

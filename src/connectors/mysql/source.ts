@@ -6,7 +6,7 @@
 import type { Connection as CoreConnection } from 'mysql2';
 import type mysql from 'mysql2/promise';
 import type { PlanContext, Source, TaskContext } from '../../sdk/connector.js';
-import { RowError, WeirError } from '../../sdk/errors.js';
+import { keyText, RowError, type RowLocation, WeirError } from '../../sdk/errors.js';
 import { type Column, type ColumnType, type Partition, type Row, rowOf, type Schema } from '../../sdk/types.js';
 import { JsonDepthError, parseJsonExact } from '../../sdk/values.js';
 import { type Conn, classify, connect, type MysqlOptions, q, release, schemaOf, tableColumns, uniqueKeys, where } from './db.js';
@@ -91,6 +91,13 @@ export function mysqlSource(opts: MysqlOptions): Source {
     return (await queryFields(conn))
       .filter((f) => declared.has(f.name) && f.extendedFormat !== 'json' && (f.columnType ?? f.type) !== 245)
       .map((f) => f.name);
+  };
+
+  /** Where a row is: the table, and its value of the partition's key column (the option, else the primary key). */
+  const rowAt = (row: Row, partition: Partition): RowLocation => {
+    const column = (partition as RangePartition).column;
+    const key = typeof column === 'string' ? keyText(row, [column]) : undefined;
+    return { ...(opts.table ? { table: opts.table } : {}), ...(key ? { key } : {}) };
   };
 
   /** The partition column: the option, else the table's single-column integer primary key. */
@@ -215,6 +222,7 @@ export function mysqlSource(opts: MysqlOptions): Source {
                   `column "${tooDeep}" holds JSON nested deeper than ${opts.max_depth} levels; raise source.max_depth if such values are expected`,
                   { code: 'json_too_deep' },
                 ),
+                rowAt(row, partition),
               );
               continue;
             }

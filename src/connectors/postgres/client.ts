@@ -263,7 +263,11 @@ export function pgError(error: unknown, doing: string, opts?: PostgresOptions): 
     return new WeirError(`${doing}: ${reason}; check table, schema, query and column names`, { code, kind: 'config', cause: error });
   if (code === 'ENOTFOUND')
     return new WeirError(`${doing}: host ${opts?.host ?? '?'} not found; check host`, { code, kind: 'connector', cause: error });
-  if (code.startsWith('22') || code.startsWith('23')) return new RowError(`${doing}: ${reason}`, { code, cause: error });
+  if (code.startsWith('22') || code.startsWith('23')) {
+    // COPY's line N is the batch's row N (a quoted line break does not start a line there)
+    const line = typeof e.where === 'string' ? /^COPY [^,]+, line (\d+)/.exec(e.where)?.[1] : undefined;
+    return new RowError(`${doing}: ${reason}`, { code, cause: error, ...(line ? { rowIndex: Number(line) - 1 } : {}) });
+  }
   const retryable = RETRYABLE_SQLSTATES.has(code) || NETWORK_CODES.has(code) || code.startsWith('08') || isConnectionLoss(error);
   return new WeirError(`${doing}: ${reason}`, { code, kind: 'connector', retryable, cause: error });
 }

@@ -530,9 +530,9 @@ class PostgresWriter implements Writer {
   /** Refuses (as a row error) a value that `numeric(p,s)` would round: PostgreSQL does so without a word. */
   private checkScales(batch: readonly Row[]): void {
     for (const [field, scale] of this.scales)
-      for (const row of batch) {
-        const v = row[field];
-        if (v !== null && v !== undefined && !fitsFraction(v, scale)) throw fractionError(field, valueText(v), scale);
+      for (let i = 0; i < batch.length; i++) {
+        const v = (batch[i] as Row)[field];
+        if (v !== null && v !== undefined && !fitsFraction(v, scale)) throw fractionError(field, valueText(v), scale, i);
       }
   }
 

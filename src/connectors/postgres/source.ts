@@ -8,7 +8,7 @@
  */
 import type pg from 'pg';
 import type { PlanContext, Source, TaskContext } from '../../sdk/connector.js';
-import { RowError, WeirError } from '../../sdk/errors.js';
+import { keyText, RowError, type RowLocation, WeirError } from '../../sdk/errors.js';
 import { quoteIdentifier as q } from '../../sdk/sql.js';
 import type { EncodedRows, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
 import { JsonDepthError } from '../../sdk/values.js';
@@ -70,9 +70,16 @@ async function withoutTooDeep(r: pg.QueryResult<Row>, opts: PostgresOptions, ctx
             code: 'json_too_deep',
           },
         ),
+        rowAt(row, opts),
       );
   }
   return rows;
+}
+
+/** Where a row is: the table, and its value of `partition_column` when set. */
+function rowAt(row: Row, opts: PostgresOptions): RowLocation {
+  const key = opts.partition_column ? keyText(row, [opts.partition_column]) : undefined;
+  return { ...(opts.table ? { table: `${opts.schema}.${opts.table}` } : {}), ...(key ? { key } : {}) };
 }
 
 export function postgresSource(opts: PostgresOptions): Source {

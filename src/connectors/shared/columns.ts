@@ -41,10 +41,10 @@ export function show(value: unknown): string {
  * column keeps (which would round it without a word, as PostgreSQL's
  * `numeric(p,s)` does): for the sinks' row path and the csv passthrough alike.
  */
-export function fractionError(column: string, value: string | null, digits: number): RowError {
+export function fractionError(column: string, value: string | null, digits: number, rowIndex?: number): RowError {
   return new RowError(
     `column "${column}": ${show(value)} has more digits after the point than the target column keeps (${digits}), so it would be rounded; widen the column's scale, or round the value in the source`,
-    { code: 'value_rounded' },
+    { code: 'value_rounded', ...(rowIndex !== undefined ? { rowIndex } : {}) },
   );
 }
 

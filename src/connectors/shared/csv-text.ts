@@ -53,13 +53,15 @@ export function csvRecords(rows: readonly Row[], columns: readonly string[], d: 
   return out;
 }
 
+/** A character that is one byte in UTF-8 and latin1, and not a line break: what a byte-level CSV reader can take as a delimiter or quote. */
+export const oneByte = (c: string) => c.length === 1 && c.charCodeAt(0) < 0x80 && c !== '\n' && c !== '\r';
+
 /**
  * What the byte-level CSV readers of the sinks' fast paths take (PostgreSQL COPY's
  * rule too): a one-byte delimiter and quote that differ, and a null text without
  * them or line breaks. A batch of another dialect goes the row path.
  */
 export function byteDialectOk(d: Dialect): boolean {
-  const oneByte = (c: string) => c.length === 1 && c.charCodeAt(0) < 0x80 && c !== '\n' && c !== '\r';
   return (
     oneByte(d.delimiter) &&
     oneByte(d.quote) &&

@@ -10,7 +10,7 @@ import type { TestTaskContext } from '../../sdk/testing.js';
 import { collect } from '../../sdk/testing.js';
 import type { EncodedRows, Row } from '../../sdk/types.js';
 import csv from '../csv/index.js';
-import { readCsvEncoded } from '../csv/source.js';
+import { readCsvEncoded } from '../csv/source-encoded.js';
 import type { CsvOptions } from '../csv/spec.js';
 
 const isData = (e: unknown) => e instanceof WeirError && e.kind === 'data';

@@ -7,7 +7,7 @@ import { constants } from 'node:fs';
 import { access, type FileHandle, open, stat, statfs } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { CheckResult, PlanContext, Source, TaskContext } from '../../sdk/connector.js';
-import { errorMessage, WeirError } from '../../sdk/errors.js';
+import { errorMessage, type RowLocator, WeirError } from '../../sdk/errors.js';
 import type { Partition, Row, Schema } from '../../sdk/types.js';
 
 /** Resolves the `path` option against the pipeline file's directory (planner and worker). */
@@ -228,4 +228,16 @@ export async function fileChecks(path: string, role: 'source' | 'sink'): Promise
     }
   };
   return Promise.all([target(), diskCheck(path)]);
+}
+
+/**
+ * The locator of a chunk of rows read from `file` (`withLocations`): row i is on
+ * line `lines[i]`. Filled with one number per row; the locations are made only for
+ * rows a sink refuses.
+ */
+export function lineLocator(file: string, lines: readonly number[]): RowLocator {
+  return (index) => {
+    const line = lines[index];
+    return line === undefined ? undefined : { file, line };
+  };
 }
