@@ -11,14 +11,15 @@ import { compileTemplate } from '../shared/template.js';
  * acknowledges a message only after the epoch holding it was committed, so an
  * epoch can only be cut by `stream.epoch_rows` when that many messages are out
  * unacknowledged: below the epoch size, every epoch waits for `stream.epoch_interval`
- * and the stream flows at most `prefetch` messages per interval. Equal to the default
- * `stream.epoch_rows` (10,000), an epoch cut by rows holds the whole window, and the
- * broker refills it in one round trip after the epoch's acknowledgement. Twice the epoch
- * would keep messages flowing during the commit too, but holds twice the messages
- * (of any size, up to the broker's 128 MB limit each) in memory per partition; the
- * commit is a few milliseconds of a second-long epoch, so it is not worth it.
+ * and the stream flows at most `prefetch` messages per interval. Twice the default
+ * `stream.epoch_rows` (10,000): while one epoch is written and committed, the source
+ * reads the next one ahead (the runtime's read-ahead), so the broker never waits for
+ * weir nor weir for the broker. Equal to the epoch, the broker sent nothing while an
+ * epoch was written and committed, and the next epoch began with a round trip for its
+ * first messages. The price: up to 20,000 messages per partition in memory, as the
+ * mqtt source's `receive_maximum`.
  */
-export const DEFAULT_PREFETCH = 10_000;
+export const DEFAULT_PREFETCH = 20_000;
 
 export const METADATA_FIELDS = [
   'routing_key',
@@ -109,7 +110,7 @@ export const rabbitmqOptions = {
   prefetch: o
     .int({ min: 1, max: 65_535 })
     .describe(
-      'Source: messages the broker hands a partition before weir acknowledges any (basic.qos). weir acknowledges after the epoch commit, so keep it at least `stream.epoch_rows`: below it, each epoch ends only at `stream.epoch_interval` and the stream flows at most `prefetch` messages per interval. Memory holds up to this many messages per partition.',
+      'Source: messages the broker hands a partition before weir acknowledges any (basic.qos). weir acknowledges after the epoch commit, so keep it at least `stream.epoch_rows` (twice it lets the next epoch arrive while one commits): below it, each epoch ends only at `stream.epoch_interval` and the stream flows at most `prefetch` messages per interval. Memory holds up to this many messages per partition.',
     )
     .default(DEFAULT_PREFETCH),
   partitions: o
