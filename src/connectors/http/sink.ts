@@ -17,17 +17,12 @@ import type { HttpOptions } from './spec.js';
 const CONTENT_TYPE = { json: 'application/json', ndjson: 'application/x-ndjson', json_per_row: 'application/json' } as const;
 
 /**
- * Rows as request bodies of at most about `maxBytes` each (at least one row each): JSON
- * arrays or NDJSON. A JSON batch that fits is serialised in one go
- * ({@link stringifyJsonArray}): the same bytes the row-by-row cut below gives.
+ * Rows as request bodies of at most about `maxBytes` each (at least one row each), cut
+ * row by row: each row's JSON text ({@link stringifyJson}) is added to the body until the
+ * next one would take it past `maxBytes` (counted in UTF-16 units, a separator each).
+ * The reference for {@link bodies}, which gives the same bytes faster.
  */
-export function bodies(rows: Row[], format: 'json' | 'ndjson', maxBytes: number): string[] {
-  if (rows.length === 0) return [];
-  if (format === 'json') {
-    const whole = stringifyJsonArray(rows);
-    // the cut below makes one body exactly when the rows joined by ',' are at most maxBytes
-    if (whole.length - 2 <= maxBytes) return [whole];
-  }
+export function rowBodies(rows: Row[], format: 'json' | 'ndjson', maxBytes: number): string[] {
   const out: string[] = [];
   let parts: string[] = [];
   let bytes = 0;
@@ -44,6 +39,20 @@ export function bodies(rows: Row[], format: 'json' | 'ndjson', maxBytes: number)
   }
   if (parts.length) flush();
   return out;
+}
+
+/**
+ * The request bodies of a batch: {@link rowBodies}, byte for byte. A JSON batch that
+ * fits is serialised in one go ({@link stringifyJsonArray}) instead of a string per row.
+ */
+export function bodies(rows: Row[], format: 'json' | 'ndjson', maxBytes: number): string[] {
+  if (rows.length === 0) return [];
+  if (format === 'json') {
+    const whole = stringifyJsonArray(rows);
+    // the row-by-row cut makes one body exactly when the rows joined by ',' are at most maxBytes
+    if (whole.length - 2 <= maxBytes) return [whole];
+  }
+  return rowBodies(rows, format, maxBytes);
 }
 
 export function httpSink(opts: HttpOptions): Sink {
