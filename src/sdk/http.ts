@@ -160,6 +160,8 @@ export class HttpClient {
   private readonly agent: Agent;
   private readonly secrets = new Set<string>();
   private accessToken?: { value: string; expiresAt: number };
+  /** The auth headers that do not change between requests (bearer, basic, API key), made once. */
+  private readonly authHeaders: Record<string, string>;
 
   constructor(
     private readonly options: HttpClientOptions,
@@ -184,6 +186,7 @@ export class HttpClient {
     }
     for (const v of Object.values(options.headers ?? {})) this.addSecret(v);
     for (const v of options.secrets ?? []) this.addSecret(v);
+    this.authHeaders = staticAuthHeaders(auth);
   }
 
   private addSecret(value: string): void {
@@ -218,7 +221,7 @@ export class HttpClient {
           attempt: attempt + 1,
           delay_ms: Math.round(wait),
         });
-        await sleep(wait, anySignal(req.signal, this.ctx.signal, wait + this.options.timeoutMs));
+        await sleep(wait, req.signal, this.ctx.signal);
       }
     }
   }
@@ -233,8 +236,9 @@ export class HttpClient {
   }
 
   private async send(req: HttpRequest, isRetryOf401: boolean): Promise<HttpResponse> {
-    const headers: Record<string, string> = { ...this.options.headers, ...req.headers };
-    await this.authenticate(headers);
+    const headers: Record<string, string> = { ...this.options.headers, ...req.headers, ...this.authHeaders };
+    const auth = this.options.auth;
+    if (auth?.type === 'oauth2_client_credentials') headers.authorization = `Bearer ${await this.oauthToken(auth)}`;
     if (req.idempotencyKey) headers['idempotency-key'] = req.idempotencyKey;
     let body = req.body;
     if (body !== undefined && req.gzip) {
@@ -243,20 +247,18 @@ export class HttpClient {
     }
     const started = performance.now();
     this.stats.requests++;
+    const deadline = requestDeadline(req.signal, this.ctx.signal, this.options.timeoutMs);
     let res: Dispatcher.ResponseData;
+    let buf: Buffer;
     try {
-      res = await undiciRequest(req.url, {
-        dispatcher: this.agent,
-        method: req.method,
-        headers,
-        body,
-        signal: anySignal(req.signal, this.ctx.signal, this.options.timeoutMs),
-      });
+      res = await undiciRequest(req.url, { dispatcher: this.agent, method: req.method, headers, body, signal: deadline.signal });
+      buf = req.method === 'HEAD' ? Buffer.alloc(0) : Buffer.from(await res.body.arrayBuffer());
     } catch (error) {
       this.count('network');
       throw this.networkError(req, error, isRetryOf401);
+    } finally {
+      deadline.done();
     }
-    const buf = req.method === 'HEAD' ? Buffer.alloc(0) : Buffer.from(await res.body.arrayBuffer());
     this.stats.latencyMs += performance.now() - started;
     this.count(String(res.statusCode));
     const headroom = rateLimitHeadroom(res.headers);
@@ -319,34 +321,29 @@ export class HttpClient {
     return text.length > max ? `${text.slice(0, max)}…` : text;
   }
 
-  private async authenticate(headers: Record<string, string>): Promise<void> {
-    const auth = this.options.auth;
-    if (!auth || auth.type === 'none') return;
-    if (auth.type === 'bearer') headers.authorization = `Bearer ${auth.token}`;
-    else if (auth.type === 'basic') headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
-    else if (auth.type === 'api_key') headers[auth.header.toLowerCase()] = auth.value;
-    else headers.authorization = `Bearer ${await this.oauthToken(auth)}`;
-  }
-
   /** The cached client-credentials token, fetched again 30 s before it expires. */
   private async oauthToken(auth: Extract<HttpAuth, { type: 'oauth2_client_credentials' }>): Promise<string> {
     if (this.accessToken && this.accessToken.expiresAt > Date.now() + 30_000) return this.accessToken.value;
     const form = new URLSearchParams({ grant_type: 'client_credentials' });
     if (auth.scope) form.set('scope', auth.scope);
     const basic = Buffer.from(`${encodeURIComponent(auth.client_id)}:${encodeURIComponent(auth.client_secret)}`).toString('base64');
+    const deadline = requestDeadline(undefined, this.ctx.signal, this.options.timeoutMs);
     let res: Dispatcher.ResponseData;
+    let text: string;
     try {
       res = await undiciRequest(auth.token_url, {
         dispatcher: this.agent,
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${basic}`, accept: 'application/json' },
         body: form.toString(),
-        signal: anySignal(undefined, this.ctx.signal, this.options.timeoutMs),
+        signal: deadline.signal,
       });
+      text = await res.body.text();
     } catch (error) {
       throw this.networkError({ method: 'POST', url: auth.token_url }, error, false);
+    } finally {
+      deadline.done();
     }
-    const text = await res.body.text();
     if (res.statusCode !== 200) {
       throw new WeirError(
         `auth.token_url: HTTP ${res.statusCode} from ${redactUrl(auth.token_url)}: ${this.excerpt(Buffer.from(text))}; check auth.client_id and auth.client_secret`,
@@ -397,17 +394,22 @@ export class BatchRefused extends RowError {
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/** Waits `ms`; rejects as cancelled when either signal aborts first. */
+function sleep(ms: number, a: AbortSignal | undefined, b: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
-    const onAbort = () => {
+    let timer: NodeJS.Timeout | undefined;
+    const settle = (stopped: boolean) => {
       clearTimeout(timer);
-      reject(new WeirError('run stopped', { kind: 'cancelled', code: 'cancelled' }));
+      a?.removeEventListener('abort', onAbort);
+      b?.removeEventListener('abort', onAbort);
+      if (stopped) reject(new WeirError('run stopped', { kind: 'cancelled', code: 'cancelled' }));
+      else resolve();
     };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
+    const onAbort = () => settle(true);
+    if (a?.aborted || b?.aborted) return settle(true);
+    timer = setTimeout(() => settle(false), ms);
+    a?.addEventListener('abort', onAbort, { once: true });
+    b?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
@@ -416,9 +418,43 @@ function header(headers: HttpResponse['headers'], name: string): string | undefi
   return Array.isArray(v) ? v[0] : v;
 }
 
-function anySignal(a: AbortSignal | undefined, b: AbortSignal | undefined, timeoutMs: number): AbortSignal {
-  const signals = [AbortSignal.timeout(timeoutMs)];
-  if (a) signals.push(a);
-  if (b) signals.push(b);
-  return AbortSignal.any(signals);
+/** The headers of an auth that does not change between requests; none for OAuth2 (its token is fetched and cached). */
+function staticAuthHeaders(auth: HttpAuth | undefined): Record<string, string> {
+  switch (auth?.type) {
+    case 'bearer':
+      return { authorization: `Bearer ${auth.token}` };
+    case 'basic':
+      return { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` };
+    case 'api_key':
+      return { [auth.header.toLowerCase()]: auth.value };
+    default:
+      return {};
+  }
+}
+
+/**
+ * The signal of one request: aborted when the caller's or the run's signal aborts
+ * (with its reason) or when `timeoutMs` passed (a `TimeoutError`). `done()` clears the
+ * timer and the listeners once the answer is read, so nothing outlives the request
+ * (`AbortSignal.timeout` would keep a timer per request for the whole `timeout`).
+ */
+function requestDeadline(a: AbortSignal | undefined, b: AbortSignal | undefined, timeoutMs: number): { signal: AbortSignal; done(): void } {
+  const controller = new AbortController();
+  const onAbort = function (this: AbortSignal) {
+    controller.abort(this.reason);
+  };
+  const timer = setTimeout(() => controller.abort(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
+  for (const s of [a, b]) {
+    if (!s) continue;
+    if (s.aborted) controller.abort(s.reason);
+    else s.addEventListener('abort', onAbort, { once: true });
+  }
+  return {
+    signal: controller.signal,
+    done: () => {
+      clearTimeout(timer);
+      a?.removeEventListener('abort', onAbort);
+      b?.removeEventListener('abort', onAbort);
+    },
+  };
 }
