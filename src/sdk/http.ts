@@ -162,6 +162,11 @@ export class HttpClient {
   private accessToken?: { value: string; expiresAt: number };
   /** The auth headers that do not change between requests (bearer, basic, API key), made once. */
   private readonly authHeaders: Record<string, string>;
+  /** The requests in flight: the run stopping aborts them all, through one listener per client rather than one per request. */
+  private readonly inFlight = new Set<AbortController>();
+  private readonly onStop = () => {
+    for (const controller of this.inFlight) controller.abort(this.ctx.signal?.reason);
+  };
 
   constructor(
     private readonly options: HttpClientOptions,
@@ -187,6 +192,32 @@ export class HttpClient {
     for (const v of Object.values(options.headers ?? {})) this.addSecret(v);
     for (const v of options.secrets ?? []) this.addSecret(v);
     this.authHeaders = staticAuthHeaders(auth);
+    ctx.signal?.addEventListener('abort', this.onStop, { once: true });
+  }
+
+  /**
+   * The signal of one request: aborted when the run stops or the caller's signal aborts
+   * (with its reason), or when the timeout passed (a `TimeoutError`). `done()` clears the
+   * timer once the answer is read, so nothing outlives the request (`AbortSignal.timeout`
+   * would keep a timer per request for the whole `timeout`).
+   */
+  private deadline(caller?: AbortSignal): { signal: AbortSignal; done(): void } {
+    const controller = new AbortController();
+    const timeoutMs = this.options.timeoutMs;
+    const timer = setTimeout(() => controller.abort(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
+    const onAbort = () => controller.abort(caller?.reason);
+    if (this.ctx.signal?.aborted) controller.abort(this.ctx.signal.reason);
+    else if (caller?.aborted) onAbort();
+    caller?.addEventListener('abort', onAbort, { once: true });
+    this.inFlight.add(controller);
+    return {
+      signal: controller.signal,
+      done: () => {
+        clearTimeout(timer);
+        this.inFlight.delete(controller);
+        caller?.removeEventListener('abort', onAbort);
+      },
+    };
   }
 
   private addSecret(value: string): void {
@@ -247,7 +278,7 @@ export class HttpClient {
     }
     const started = performance.now();
     this.stats.requests++;
-    const deadline = requestDeadline(req.signal, this.ctx.signal, this.options.timeoutMs);
+    const deadline = this.deadline(req.signal);
     let res: Dispatcher.ResponseData;
     let buf: Buffer;
     try {
@@ -327,7 +358,7 @@ export class HttpClient {
     const form = new URLSearchParams({ grant_type: 'client_credentials' });
     if (auth.scope) form.set('scope', auth.scope);
     const basic = Buffer.from(`${encodeURIComponent(auth.client_id)}:${encodeURIComponent(auth.client_secret)}`).toString('base64');
-    const deadline = requestDeadline(undefined, this.ctx.signal, this.options.timeoutMs);
+    const deadline = this.deadline();
     let res: Dispatcher.ResponseData;
     let text: string;
     try {
@@ -368,6 +399,7 @@ export class HttpClient {
 
   /** Closes the pool; logs the client's counters at debug level. */
   async close(): Promise<void> {
+    this.ctx.signal?.removeEventListener('abort', this.onStop);
     if (this.stats.requests > 0)
       this.ctx.log.debug('http client closed', {
         requests: this.stats.requests,
@@ -430,31 +462,4 @@ function staticAuthHeaders(auth: HttpAuth | undefined): Record<string, string> {
     default:
       return {};
   }
-}
-
-/**
- * The signal of one request: aborted when the caller's or the run's signal aborts
- * (with its reason) or when `timeoutMs` passed (a `TimeoutError`). `done()` clears the
- * timer and the listeners once the answer is read, so nothing outlives the request
- * (`AbortSignal.timeout` would keep a timer per request for the whole `timeout`).
- */
-function requestDeadline(a: AbortSignal | undefined, b: AbortSignal | undefined, timeoutMs: number): { signal: AbortSignal; done(): void } {
-  const controller = new AbortController();
-  const onAbort = function (this: AbortSignal) {
-    controller.abort(this.reason);
-  };
-  const timer = setTimeout(() => controller.abort(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
-  for (const s of [a, b]) {
-    if (!s) continue;
-    if (s.aborted) controller.abort(s.reason);
-    else s.addEventListener('abort', onAbort, { once: true });
-  }
-  return {
-    signal: controller.signal,
-    done: () => {
-      clearTimeout(timer);
-      a?.removeEventListener('abort', onAbort);
-      b?.removeEventListener('abort', onAbort);
-    },
-  };
 }
