@@ -170,6 +170,8 @@ export class HttpClient {
   private readonly authHeaders: Record<string, string>;
   /** The requests in flight: the run stopping aborts them all, through one listener per client rather than one per request. */
   private readonly inFlight = new Set<AbortController>();
+  /** The last URL requested, parsed: a sink sends every request to the same one. */
+  private lastTarget?: { url: string; origin: string; path: string };
   /** Controllers of finished requests that were not aborted, for the next ones (an AbortSignal is costly to make). */
   private readonly idle: AbortController[] = [];
   private readonly onStop = () => {
@@ -201,6 +203,15 @@ export class HttpClient {
     for (const v of options.secrets ?? []) this.addSecret(v);
     this.authHeaders = staticAuthHeaders(auth);
     ctx.signal?.addEventListener('abort', this.onStop, { once: true });
+  }
+
+  /** A URL as undici's dispatcher takes it (what `undici.request(url)` does), parsed once per distinct URL in a row. */
+  private target(url: string): { origin: string; path: string } {
+    if (this.lastTarget?.url !== url) {
+      const u = new URL(url);
+      this.lastTarget = { url, origin: u.origin, path: `${u.pathname}${u.search}` };
+    }
+    return this.lastTarget;
   }
 
   /**
@@ -291,7 +302,7 @@ export class HttpClient {
     let res: Dispatcher.ResponseData;
     let buf: Buffer;
     try {
-      res = await undiciRequest(req.url, { dispatcher: this.agent, method: req.method, headers, body, signal: deadline.signal });
+      res = await this.agent.request({ ...this.target(req.url), method: req.method, headers, body, signal: deadline.signal });
       buf = req.method === 'HEAD' ? Buffer.alloc(0) : Buffer.from(await res.body.arrayBuffer());
     } catch (error) {
       this.count('network');
