@@ -15,7 +15,7 @@
  *   await http.close();
  * }
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
@@ -127,8 +127,14 @@ export function rateLimitHeadroom(headers: Record<string, string | string[] | un
 
 /** A stable Idempotency-Key from its parts (run, partition, batch): the same on every retry of the batch. */
 export function idempotencyKey(...parts: (string | number)[]): string {
-  return createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 32);
+  return sha256Hex(parts.join('\u0000')).slice(0, 32);
 }
+
+/** SHA-256 in hex: the one-shot `crypto.hash` (Node 20.12+), a fraction of a `Hash` object's cost for short input. */
+const sha256Hex: (text: string) => string =
+  typeof crypto.hash === 'function'
+    ? (text) => crypto.hash('sha256', text, 'hex')
+    : (text) => crypto.createHash('sha256').update(text).digest('hex');
 
 /** Forms a secret may take in an echoed error: as it is, URL-encoded, base64. */
 function secretForms(value: string): string[] {
@@ -160,6 +166,17 @@ export class HttpClient {
   private readonly agent: Agent;
   private readonly secrets = new Set<string>();
   private accessToken?: { value: string; expiresAt: number };
+  /** The auth headers that do not change between requests (bearer, basic, API key), made once. */
+  private readonly authHeaders: Record<string, string>;
+  /** The requests in flight: the run stopping aborts them all, through one listener per client rather than one per request. */
+  private readonly inFlight = new Set<AbortController>();
+  /** The last URL requested, parsed: a sink sends every request to the same one. */
+  private lastTarget?: { url: string; origin: string; path: string };
+  /** Controllers of finished requests that were not aborted, for the next ones (an AbortSignal is costly to make). */
+  private readonly idle: AbortController[] = [];
+  private readonly onStop = () => {
+    for (const controller of this.inFlight) controller.abort(this.ctx.signal?.reason);
+  };
 
   constructor(
     private readonly options: HttpClientOptions,
@@ -184,6 +201,43 @@ export class HttpClient {
     }
     for (const v of Object.values(options.headers ?? {})) this.addSecret(v);
     for (const v of options.secrets ?? []) this.addSecret(v);
+    this.authHeaders = staticAuthHeaders(auth);
+    ctx.signal?.addEventListener('abort', this.onStop, { once: true });
+  }
+
+  /** A URL as undici's dispatcher takes it (what `undici.request(url)` does), parsed once per distinct URL in a row. */
+  private target(url: string): { origin: string; path: string } {
+    if (this.lastTarget?.url !== url) {
+      const u = new URL(url);
+      this.lastTarget = { url, origin: u.origin, path: `${u.pathname}${u.search}` };
+    }
+    return this.lastTarget;
+  }
+
+  /**
+   * The signal of one request: aborted when the run stops or the caller's signal aborts
+   * (with its reason), or when the timeout passed (a `TimeoutError`). `done()` clears the
+   * timer once the answer is read, so nothing outlives the request (`AbortSignal.timeout`
+   * would keep a timer per request for the whole `timeout`).
+   */
+  private deadline(caller?: AbortSignal): { signal: AbortSignal; done(): void } {
+    const controller = this.idle.pop() ?? new AbortController();
+    const timeoutMs = this.options.timeoutMs;
+    const timer = setTimeout(() => controller.abort(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
+    const onAbort = () => controller.abort(caller?.reason);
+    if (this.ctx.signal?.aborted) controller.abort(this.ctx.signal.reason);
+    else if (caller?.aborted) onAbort();
+    caller?.addEventListener('abort', onAbort, { once: true });
+    this.inFlight.add(controller);
+    return {
+      signal: controller.signal,
+      done: () => {
+        clearTimeout(timer);
+        this.inFlight.delete(controller);
+        caller?.removeEventListener('abort', onAbort);
+        if (!controller.signal.aborted) this.idle.push(controller);
+      },
+    };
   }
 
   private addSecret(value: string): void {
@@ -218,7 +272,7 @@ export class HttpClient {
           attempt: attempt + 1,
           delay_ms: Math.round(wait),
         });
-        await sleep(wait, anySignal(req.signal, this.ctx.signal, wait + this.options.timeoutMs));
+        await sleep(wait, req.signal, this.ctx.signal);
       }
     }
   }
@@ -233,8 +287,9 @@ export class HttpClient {
   }
 
   private async send(req: HttpRequest, isRetryOf401: boolean): Promise<HttpResponse> {
-    const headers: Record<string, string> = { ...this.options.headers, ...req.headers };
-    await this.authenticate(headers);
+    const headers: Record<string, string> = { ...this.options.headers, ...req.headers, ...this.authHeaders };
+    const auth = this.options.auth;
+    if (auth?.type === 'oauth2_client_credentials') headers.authorization = `Bearer ${await this.oauthToken(auth)}`;
     if (req.idempotencyKey) headers['idempotency-key'] = req.idempotencyKey;
     let body = req.body;
     if (body !== undefined && req.gzip) {
@@ -243,20 +298,18 @@ export class HttpClient {
     }
     const started = performance.now();
     this.stats.requests++;
+    const deadline = this.deadline(req.signal);
     let res: Dispatcher.ResponseData;
+    let buf: Buffer;
     try {
-      res = await undiciRequest(req.url, {
-        dispatcher: this.agent,
-        method: req.method,
-        headers,
-        body,
-        signal: anySignal(req.signal, this.ctx.signal, this.options.timeoutMs),
-      });
+      res = await this.agent.request({ ...this.target(req.url), method: req.method, headers, body, signal: deadline.signal });
+      buf = req.method === 'HEAD' ? Buffer.alloc(0) : Buffer.from(await res.body.arrayBuffer());
     } catch (error) {
       this.count('network');
       throw this.networkError(req, error, isRetryOf401);
+    } finally {
+      deadline.done();
     }
-    const buf = req.method === 'HEAD' ? Buffer.alloc(0) : Buffer.from(await res.body.arrayBuffer());
     this.stats.latencyMs += performance.now() - started;
     this.count(String(res.statusCode));
     const headroom = rateLimitHeadroom(res.headers);
@@ -319,34 +372,29 @@ export class HttpClient {
     return text.length > max ? `${text.slice(0, max)}…` : text;
   }
 
-  private async authenticate(headers: Record<string, string>): Promise<void> {
-    const auth = this.options.auth;
-    if (!auth || auth.type === 'none') return;
-    if (auth.type === 'bearer') headers.authorization = `Bearer ${auth.token}`;
-    else if (auth.type === 'basic') headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
-    else if (auth.type === 'api_key') headers[auth.header.toLowerCase()] = auth.value;
-    else headers.authorization = `Bearer ${await this.oauthToken(auth)}`;
-  }
-
   /** The cached client-credentials token, fetched again 30 s before it expires. */
   private async oauthToken(auth: Extract<HttpAuth, { type: 'oauth2_client_credentials' }>): Promise<string> {
     if (this.accessToken && this.accessToken.expiresAt > Date.now() + 30_000) return this.accessToken.value;
     const form = new URLSearchParams({ grant_type: 'client_credentials' });
     if (auth.scope) form.set('scope', auth.scope);
     const basic = Buffer.from(`${encodeURIComponent(auth.client_id)}:${encodeURIComponent(auth.client_secret)}`).toString('base64');
+    const deadline = this.deadline();
     let res: Dispatcher.ResponseData;
+    let text: string;
     try {
       res = await undiciRequest(auth.token_url, {
         dispatcher: this.agent,
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${basic}`, accept: 'application/json' },
         body: form.toString(),
-        signal: anySignal(undefined, this.ctx.signal, this.options.timeoutMs),
+        signal: deadline.signal,
       });
+      text = await res.body.text();
     } catch (error) {
       throw this.networkError({ method: 'POST', url: auth.token_url }, error, false);
+    } finally {
+      deadline.done();
     }
-    const text = await res.body.text();
     if (res.statusCode !== 200) {
       throw new WeirError(
         `auth.token_url: HTTP ${res.statusCode} from ${redactUrl(auth.token_url)}: ${this.excerpt(Buffer.from(text))}; check auth.client_id and auth.client_secret`,
@@ -371,6 +419,7 @@ export class HttpClient {
 
   /** Closes the pool; logs the client's counters at debug level. */
   async close(): Promise<void> {
+    this.ctx.signal?.removeEventListener('abort', this.onStop);
     if (this.stats.requests > 0)
       this.ctx.log.debug('http client closed', {
         requests: this.stats.requests,
@@ -397,17 +446,22 @@ export class BatchRefused extends RowError {
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/** Waits `ms`; rejects as cancelled when either signal aborts first. */
+function sleep(ms: number, a: AbortSignal | undefined, b: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
-    const onAbort = () => {
+    let timer: NodeJS.Timeout | undefined;
+    const settle = (stopped: boolean) => {
       clearTimeout(timer);
-      reject(new WeirError('run stopped', { kind: 'cancelled', code: 'cancelled' }));
+      a?.removeEventListener('abort', onAbort);
+      b?.removeEventListener('abort', onAbort);
+      if (stopped) reject(new WeirError('run stopped', { kind: 'cancelled', code: 'cancelled' }));
+      else resolve();
     };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
+    const onAbort = () => settle(true);
+    if (a?.aborted || b?.aborted) return settle(true);
+    timer = setTimeout(() => settle(false), ms);
+    a?.addEventListener('abort', onAbort, { once: true });
+    b?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
@@ -416,9 +470,16 @@ function header(headers: HttpResponse['headers'], name: string): string | undefi
   return Array.isArray(v) ? v[0] : v;
 }
 
-function anySignal(a: AbortSignal | undefined, b: AbortSignal | undefined, timeoutMs: number): AbortSignal {
-  const signals = [AbortSignal.timeout(timeoutMs)];
-  if (a) signals.push(a);
-  if (b) signals.push(b);
-  return AbortSignal.any(signals);
+/** The headers of an auth that does not change between requests; none for OAuth2 (its token is fetched and cached). */
+function staticAuthHeaders(auth: HttpAuth | undefined): Record<string, string> {
+  switch (auth?.type) {
+    case 'bearer':
+      return { authorization: `Bearer ${auth.token}` };
+    case 'basic':
+      return { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` };
+    case 'api_key':
+      return { [auth.header.toLowerCase()]: auth.value };
+    default:
+      return {};
+  }
 }
