@@ -23,6 +23,9 @@ export interface PartitionMetrics {
   errors: Record<string, { count: number; samples: string[] }>;
   /** With `transforms:`: rows the filters left out (read = processed + failed + filtered). */
   rows_filtered?: number;
+  /** An upsert sink that says which of its rows were new and which replaced a row (postgres). */
+  rows_inserted?: number;
+  rows_updated?: number;
   /** With `transforms:`: each step's rows in, out, filtered and failed. */
   transforms?: StepMetrics[];
 }
@@ -38,6 +41,9 @@ export interface RunTotals {
   rows_failed: number;
   /** Rows left out by `filter` steps: read = written + dead-lettered + filtered. */
   rows_filtered: number;
+  /** Of the rows written, new and replacing ones, when the sink says so (postgres upsert). */
+  rows_inserted?: number;
+  rows_updated?: number;
   bytes_sent: number;
   batches_sent: number;
   retries: number;

@@ -32,7 +32,7 @@ export function formatSummary(summary: RunSummary, redactor: Redactor): string {
   const lines = [
     `${mark} ${s.pipeline} ${s.status} in ${t.duration_seconds.toFixed(2)} s  (run ${s.run_id})`,
     `  ${s.source} → ${s.sink} · ${s.delivery} · ${t.partitions_committed}/${t.partitions} partitions committed${t.partitions_skipped ? ` (${t.partitions_skipped} skipped: already committed)` : ''}${t.partitions_failed ? ` · ${t.partitions_failed} failed` : ''}`,
-    `  rows: ${n(t.rows_read)} read · ${n(t.rows_written)} written · ${n(t.rows_dead_lettered)} dead-lettered${t.rows_filtered ? ` · ${n(t.rows_filtered)} filtered` : ''} · ${n(t.rows_per_second)} rows/s`,
+    `  rows: ${n(t.rows_read)} read · ${n(t.rows_written)} written${t.rows_inserted !== undefined ? ` (${n(t.rows_inserted)} inserted, ${n(t.rows_updated ?? 0)} updated)` : ''} · ${n(t.rows_dead_lettered)} dead-lettered${t.rows_filtered ? ` · ${n(t.rows_filtered)} filtered` : ''} · ${n(t.rows_per_second)} rows/s`,
     `  ${bytes(t.bytes_sent)} sent in ${n(t.batches_sent)} batches · ${n(t.retries)} retries · peak memory ${bytes(s.peak_rss_bytes ?? peakRss())}`,
   ];
   if (s.transforms?.length) {

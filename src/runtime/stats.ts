@@ -16,6 +16,8 @@ export class PartitionStats {
   batchesSent = 0;
   retryCount = 0;
   rateLimitWaitMs = 0;
+  /** An upsert's split of the rows written, when the sink counts it (`ctx.count`). */
+  private upserted: { rows_inserted: number; rows_updated: number } | undefined;
   /** The attempt's pass through the pipeline's transforms, when it has any: rows filtered and per-step counts. */
   transforms: ChainRun | undefined;
   private readonly errors: PartitionMetrics['errors'] = {};
@@ -26,6 +28,12 @@ export class PartitionStats {
     readonly partitionId: string,
     readonly attempt: number,
   ) {}
+
+  /** Adds to the upsert's inserted or updated rows. */
+  countUpsert(metric: 'rows_inserted' | 'rows_updated', value: number): void {
+    this.upserted ??= { rows_inserted: 0, rows_updated: 0 };
+    this.upserted[metric] += value;
+  }
 
   /** Counts an error (a row's, a retry's) in the attempt's errors by type. */
   recordError(error: unknown): void {
@@ -59,6 +67,7 @@ export class PartitionStats {
       duration_seconds: round(duration),
       throughput: duration > 0 ? Math.round(this.rowsProcessed / duration) : 0,
       errors: structuredClone(this.errors),
+      ...this.upserted,
       ...(this.transforms ? { rows_filtered: this.transforms.rowsFiltered, transforms: this.transforms.metrics() } : {}),
     };
   }

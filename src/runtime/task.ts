@@ -136,9 +136,11 @@ export function taskContext(
         error_message: errorMessage(error),
       });
     },
-    count: (_metric, value) => {
-      stats.bytesSent += value;
-      exact = true;
+    count: (metric, value) => {
+      if (metric === 'bytes_sent') {
+        stats.bytesSent += value;
+        exact = true;
+      } else stats.countUpsert(metric, value);
     },
     onCommit: (callback) => {
       afterCommit.push(callback);

@@ -54,6 +54,9 @@ export interface PlanContext {
 }
 
 /** What every worker-side call receives, once per partition attempt. */
+/** What a connector counts through `TaskContext.count`. */
+export type CountedMetric = 'bytes_sent' | 'rows_inserted' | 'rows_updated';
+
 export interface TaskContext extends PlanContext {
   readonly partitionId: string;
   /** 1 for the first attempt of this partition. */
@@ -67,8 +70,12 @@ export interface TaskContext extends PlanContext {
    * error's message then names it (see `locateError`), in logs and dead letters alike.
    */
   reject(record: unknown, error: unknown, at?: RowLocation): Promise<void>;
-  /** Adds to this partition's counters (e.g. `bytes_sent` when the writer knows the exact size). */
-  count(metric: 'bytes_sent', value: number): void;
+  /**
+   * Adds to this partition's counters: `bytes_sent` when the writer knows the exact
+   * size; `rows_inserted` and `rows_updated`, an upsert's split of the rows it wrote
+   * where the database says which (count them at the commit: they are the committed rows').
+   */
+  count(metric: CountedMetric, value: number): void;
   /**
    * Registers work to run once this partition's rows are committed by the sink and
    * checkpointed (worker, at most once per attempt) — e.g. acknowledging queue

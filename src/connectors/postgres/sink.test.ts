@@ -3,6 +3,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBack, sinkConformance } from '../../../test/conformance/harness.js';
 import { runYaml } from '../../../test/foundation/harness.js';
+import { formatSummary } from '../../observe/summary.js';
+import { Redactor } from '../../secrets/redactor.js';
 import { requireService } from '../../../test/helpers/services.js';
 import { type AnyConnector, validateConnectorOptions } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
@@ -229,6 +231,26 @@ describe.skipIf(!up)('postgres sink', () => {
       [7, 'seven'],
     ]);
     expect(got.every((r) => r.untouched === 7)).toBe(true);
+  });
+
+  it("upsert: the run's summary splits the rows written into inserted and updated, as the merge says", async () => {
+    const table = tableName();
+    const yaml = (from: number, to: number) =>
+      `pipeline: ${pipeline}-split-${from}\nsource: { type: generator, rows: ${to - from}, start_id: ${from}, partitions: 2 }\n` +
+      `sink: { type: postgres, host: 127.0.0.1, port: 5432, user: postgres, database: test, table: ${table}, mode: upsert, key_columns: [id], batch_size: 70 }\n`;
+    const first = await runYaml(yaml(1, 301));
+    expect(first.summary.status, first.logs).toBe('succeeded');
+    expect(first.summary.totals).toMatchObject({ rows_written: 300, rows_inserted: 300, rows_updated: 0 });
+    // 200..499: 200..300 exist, 301..499 are new
+    const second = await runYaml(yaml(200, 500));
+    expect(second.summary.totals).toMatchObject({ rows_written: 300, rows_inserted: 199, rows_updated: 101 });
+    expect(formatSummary(second.summary, new Redactor())).toMatch(/300 written \(199 inserted, 101 updated\)/);
+    expect(await count(table)).toBe(499);
+    // append mode does not claim a split
+    const appended = await runYaml(
+      `pipeline: ${pipeline}-append\nsource: { type: generator, rows: 5 }\nsink: { type: postgres, host: 127.0.0.1, port: 5432, user: postgres, database: test, table: ${tableName()} }\n`,
+    );
+    expect(appended.summary.totals.rows_inserted).toBeUndefined();
   });
 
   it('upsert: creates the table with key_columns as its primary key; refuses keys without a unique index', async () => {

@@ -11,7 +11,9 @@
  * Modes:
  * - `append`: COPY straight into the table; a partition's rows are visible at its commit.
  * - `upsert`: COPY into a temporary table, then `INSERT … SELECT … ON CONFLICT (key_columns)
- *   DO UPDATE` (the last row of a batch wins when a key repeats).
+ *   DO UPDATE` (the last row of a batch wins when a key repeats); the merge counts the rows
+ *   it inserted and those it updated (`xmax = 0` marks a new row), reported at the commit
+ *   (`rows_inserted`, `rows_updated`: a key repeated in a batch is one of them).
  * - `replace`: COPY into a staging table (`_weir_stage_…`, a plain table, so a killed
  *   run can resume); the job commit empties the table and moves the staged rows in, in
  *   one transaction with the run's `_weir_runs` mark. Readers see the old rows until
@@ -384,6 +386,8 @@ interface WriterPlan {
 }
 
 const UPSERT_TABLE = '_weir_upsert';
+/** Per batch of an upsert: how many rows its merge inserted and updated (rolled back with the batch's savepoint). */
+const UPSERT_COUNTS = '_weir_upsert_counts';
 
 /** One partition's transaction (worker). */
 class PostgresWriter implements Writer {
@@ -450,9 +454,12 @@ class PostgresWriter implements Writer {
         await client.query(`ALTER TABLE ${UPSERT_TABLE} ADD COLUMN _weir_ord bigint GENERATED ALWAYS AS IDENTITY`);
         const keyList = plan.keys.map((k) => q(k)).join(', ');
         const updates = this.columns.filter((c) => !plan.keys?.includes(c)).map((c) => `${q(c)} = EXCLUDED.${q(c)}`);
+        await client.query(`CREATE TEMP TABLE ${UPSERT_COUNTS} (inserted bigint, updated bigint) ON COMMIT DROP`);
+        // a row the merge returns is new when its xmax is 0, else it replaced a row (ON CONFLICT … DO UPDATE)
         const merge =
-          `INSERT INTO ${plan.target} (${cols}) SELECT DISTINCT ON (${keyList}) ${cols} FROM ${UPSERT_TABLE} ORDER BY ${keyList}, _weir_ord DESC ` +
-          `ON CONFLICT (${keyList}) DO ${updates.length ? `UPDATE SET ${updates.join(', ')}` : 'NOTHING'}`;
+          `WITH m AS (INSERT INTO ${plan.target} (${cols}) SELECT DISTINCT ON (${keyList}) ${cols} FROM ${UPSERT_TABLE} ORDER BY ${keyList}, _weir_ord DESC ` +
+          `ON CONFLICT (${keyList}) DO ${updates.length ? `UPDATE SET ${updates.join(', ')}` : 'NOTHING'} RETURNING (xmax = 0) AS inserted) ` +
+          `INSERT INTO ${UPSERT_COUNTS} SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM m`;
         this.batchSql = `SAVEPOINT weir_batch; COPY ${UPSERT_TABLE} (${cols}) FROM STDIN; ${merge}; TRUNCATE ${UPSERT_TABLE}; RELEASE SAVEPOINT weir_batch`;
       } else {
         this.batchSql = `SAVEPOINT weir_batch; COPY ${plan.stage ?? plan.target} (${cols}) FROM STDIN; RELEASE SAVEPOINT weir_batch`;
@@ -613,6 +620,7 @@ class PostgresWriter implements Writer {
     this.busy = true;
     try {
       if (!client) client = await this.open(undefined);
+      const upserted = plan.keys && this.columns.length ? await upsertCounts(client) : undefined;
       try {
         await book(
           client,
@@ -643,6 +651,10 @@ class PostgresWriter implements Writer {
       }
       await client.query('COMMIT');
       this.finished = true;
+      if (upserted) {
+        ctx.count('rows_inserted', upserted.inserted);
+        ctx.count('rows_updated', upserted.updated);
+      }
       return checkpointMessage(message, this.partition.id, epoch);
     } catch (error) {
       if (isConnectionLoss(error)) {
@@ -677,6 +689,15 @@ class PostgresWriter implements Writer {
     if (this.finished) await endQuietly(client);
     else destroy(client); // never committed nor rolled back: the server rolls back when the socket closes
   }
+}
+
+/** What the transaction's upsert batches inserted and updated so far. */
+async function upsertCounts(client: pg.Client): Promise<{ inserted: number; updated: number }> {
+  const r = await client.query(
+    `SELECT coalesce(sum(inserted), 0)::float8 AS inserted, coalesce(sum(updated), 0)::float8 AS updated FROM ${UPSERT_COUNTS}`,
+  );
+  const row = r.rows[0] as { inserted: number; updated: number } | undefined;
+  return { inserted: row?.inserted ?? 0, updated: row?.updated ?? 0 };
 }
 
 /** The batch names exactly the schema's columns (in any order). */

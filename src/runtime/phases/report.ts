@@ -53,6 +53,7 @@ export function totals(outcomes: PartitionOutcome[], partitions: number, duratio
   const committed = outcomes.filter((o) => o.ok).map((o) => o.metrics);
   const written = sum(committed, 'rows_processed');
   const retried = outcomes.flatMap((o) => o.retried ?? []);
+  const upserts = committed.filter((m) => m.rows_inserted !== undefined);
   return {
     partitions,
     partitions_committed: committed.length + skipped,
@@ -64,6 +65,12 @@ export function totals(outcomes: PartitionOutcome[], partitions: number, duratio
     rows_dead_lettered: deadLettered,
     rows_failed: sum(metrics, 'rows_failed'),
     rows_filtered: metrics.reduce((a, m) => a + (m.rows_filtered ?? 0), 0),
+    ...(upserts.length
+      ? {
+          rows_inserted: upserts.reduce((a, m) => a + (m.rows_inserted ?? 0), 0),
+          rows_updated: upserts.reduce((a, m) => a + (m.rows_updated ?? 0), 0),
+        }
+      : {}),
     bytes_sent: sum(metrics, 'bytes_sent'),
     batches_sent: sum(metrics, 'batches_sent'),
     retries: sum([...metrics, ...retried], 'retry_count'),
