@@ -53,11 +53,6 @@ export class BatchCutter {
 
   constructor(private readonly limits: BatchLimits) {}
 
-  /** Rows added and not yet in a returned batch. */
-  get open(): number {
-    return this.rows.length;
-  }
-
   /** Adds `chunk` (`locate`: where its rows are in the source); returns the batches it filled (by count or bytes), in order. */
   add(chunk: readonly Row[], locate?: RowLocator): Batch[] {
     const { limits } = this;
