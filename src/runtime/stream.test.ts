@@ -9,7 +9,7 @@
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { ofType, runYaml } from '../../test/reliability/harness.js';
-import { defineConnector, type StreamChunk } from '../sdk/connector.js';
+import { defineConnector, type Sink, type Source, type StreamChunk } from '../sdk/connector.js';
 import type { Row } from '../sdk/types.js';
 import { ReadAhead } from './read-ahead.js';
 
@@ -109,35 +109,43 @@ describe('ReadAhead', () => {
 });
 
 describe('an unbounded source through the runtime', () => {
+  /** A connector: an unbounded source of `seq` rows in one partition, chunks from `stream`; the sink `sink`. */
+  const streamConnector = (name: string, stream: Source['stream'], sink: () => Sink) =>
+    defineConnector({
+      name,
+      description: `${name}: a test stream.`,
+      options: {},
+      source: () => ({
+        unbounded: true,
+        schema: () => [{ name: 'seq', type: 'integer' }],
+        partitions: () => [{ id: name }],
+        read() {
+          throw new Error('read through stream()');
+        },
+        stream,
+      }),
+      sink,
+    });
+
   it("cuts small chunks into batches of the sink's size; every row once, acknowledged after its epoch", async () => {
     const TOTAL = 230;
     const acked: number[] = [];
     const committed: number[] = [];
     const batches: number[] = [];
-    const connector = defineConnector({
-      name: 'chunky',
-      description: 'Chunks of 7 rows, then idle; a sink recording its batches.',
-      options: {},
-      source: () => ({
-        unbounded: true,
-        schema: () => [{ name: 'seq', type: 'integer' }],
-        partitions: () => [{ id: 'c' }],
-        read() {
-          throw new Error('read through stream()');
-        },
-        async *stream() {
-          for (let from = 1; from <= TOTAL; from += 7) {
-            const rows = Array.from({ length: Math.min(7, TOTAL - from + 1) }, (_, i) => ({ seq: from + i }));
-            const last = from + rows.length - 1;
-            yield { rows, offsets: { seq: last }, ack: () => void acked.push(...rows.map((r) => r.seq)) };
-          }
-          for (;;) {
-            await sleep(20);
-            yield { rows: [], offsets: { seq: TOTAL } };
-          }
-        },
-      }),
-      sink: () => ({
+    const connector = streamConnector(
+      'chunky',
+      async function* () {
+        for (let from = 1; from <= TOTAL; from += 7) {
+          const rows = Array.from({ length: Math.min(7, TOTAL - from + 1) }, (_, i) => ({ seq: from + i }));
+          const last = from + rows.length - 1;
+          yield { rows, offsets: { seq: last }, ack: () => void acked.push(...rows.map((r) => r.seq)) };
+        }
+        for (;;) {
+          await sleep(20);
+          yield { rows: [], offsets: { seq: TOTAL } };
+        }
+      },
+      () => ({
         streaming: true,
         writer() {
           const rows: Row[] = [];
@@ -155,7 +163,7 @@ describe('an unbounded source through the runtime', () => {
           };
         },
       }),
-    });
+    );
     const run = await runYaml(
       `pipeline: chunky
 source: { type: chunky }
@@ -176,30 +184,20 @@ stream: { epoch_rows: 100, epoch_interval: 5s, stop_when_idle: 300ms }
 
   /** A source that gives 5 rows, then nothing (no heartbeat) for 3 s; the times of its epoch commits. */
   async function lingerRun(stream: string): Promise<{ commitsAfterMs: number[]; rows: number[] }> {
-    const connector = defineConnector({
-      name: 'trickle',
-      description: 'Five rows, then silence.',
-      options: {},
-      source: () => ({
-        unbounded: true,
-        schema: () => [{ name: 'seq', type: 'integer' }],
-        partitions: () => [{ id: 't' }],
-        read() {
-          throw new Error('read through stream()');
-        },
-        async *stream(_p, ctx) {
-          yield { rows: [1, 2, 3, 4, 5].map((seq) => ({ seq })), offsets: { seq: 5 } };
-          await new Promise((r) => {
-            const t = setTimeout(r, 3000);
-            ctx.signal.addEventListener('abort', () => {
-              clearTimeout(t);
-              r(undefined);
-            });
+    const connector = streamConnector(
+      'trickle',
+      async function* (_p, ctx) {
+        yield { rows: [1, 2, 3, 4, 5].map((seq) => ({ seq })), offsets: { seq: 5 } };
+        await new Promise((r) => {
+          const t = setTimeout(r, 3000);
+          ctx.signal.addEventListener('abort', () => {
+            clearTimeout(t);
+            r(undefined);
           });
-        },
-      }),
-      sink: () => ({ streaming: true, writer: () => ({ write() {}, commit: () => ({}) }) }),
-    });
+        });
+      },
+      () => ({ streaming: true, writer: () => ({ write() {}, commit: () => ({}) }) }),
+    );
     const started = performance.now();
     const commitsAt: number[] = [];
     const run = await runYaml(`pipeline: trickle\nsource: { type: trickle }\nsink: { type: trickle }\nstream: ${stream}\n`, {
