@@ -37,6 +37,7 @@ import {
 } from '../../sdk/sql.js';
 import type { EncodedRows, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
 import { byteDialectOk } from '../shared/csv-text.js';
+import { BulkInsert } from './bulk.js';
 import { openDb, resolveDbPath, SQLITE_TYPES, type SqliteDb, tableExists, tableSchema, toSqlite } from './db.js';
 import { type BindKind, bindKindOf, CsvBinder } from './encoded.js';
 import type { sqliteOptions } from './spec.js';
@@ -183,15 +184,15 @@ export function sqliteSink(opts: Options): Sink {
         db.exec(createTableSql(stage, renamedSchema(schema, plan)));
         staged = true;
         const { fields, columns } = plan;
-        const stmt = db.prepare(
-          `INSERT INTO ${q(stage)} (${columns.map((n) => q(n)).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`,
-        );
+        const bulk = new BulkInsert(db, stage, columns);
         const values: unknown[] = new Array(fields.length);
         return db.transaction((batch: Row[]) => {
+          bulk.reset(); // nothing of a batch that failed is carried into this one
           for (const row of batch) {
             for (let i = 0; i < fields.length; i++) values[i] = toSqlite(row[fields[i] as string]);
-            stmt.run(values);
+            bulk.add(values);
           }
+          bulk.flush();
         });
       };
       const insertError = (error: unknown) => {
@@ -225,13 +226,13 @@ export function sqliteSink(opts: Options): Sink {
           kinds.every((k) => k !== undefined)
         ) {
           const names = batch.columns.map((c) => columns[fields.indexOf(c)] as string);
-          const stmt = db.prepare(
-            `INSERT INTO ${q(stage)} (${names.map((n) => q(n)).join(', ')}) VALUES (${names.map(() => '?').join(', ')})`,
-          );
+          const bulk = new BulkInsert(db, stage, names);
           const binder = new CsvBinder(batch, kinds as BindKind[]);
           run = db.transaction((data: Buffer, expected: number) => {
-            const read = binder.each(data, (values) => stmt.run(values));
+            bulk.reset(); // nothing of a batch that failed is carried into this one
+            const read = binder.each(data, (values) => bulk.add(values));
             if (read !== expected) throw new Error(`read ${read} CSV record(s) of a batch of ${expected}`); // rolls the batch back
+            bulk.flush();
           });
         }
         encodedInserts.set(key, run);
