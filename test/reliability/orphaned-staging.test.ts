@@ -15,17 +15,29 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { stageTableName } from '../../src/connectors/postgres/sink.js';
 import { CheckpointStore } from '../../src/runtime/checkpoints.js';
 import { type CliResult, runCli, tempDir } from '../helpers/cli.js';
 import { requireService } from '../helpers/services.js';
 
 const pgUp = await requireService('postgres');
 
-/** Runs `weir run FILE`, SIGKILLs it once `staged()` says it staged something; returns the killed run. */
-async function killWhenStaged(file: string, staged: () => boolean): Promise<CliResult> {
+/** Runs `weir run FILE`, SIGKILLs it once `staged()` says it staged something; returns the killed run. `onRunId`: the run's id, from its first log line. */
+async function killWhenStaged(file: string, staged: () => boolean, onRunId?: (runId: string) => void): Promise<CliResult> {
   let timer: NodeJS.Timeout | undefined;
+  let seen = '';
+  let told = false;
   const r = await runCli(['run', file], {
     timeoutMs: 60_000,
+    onStdout: (chunk) => {
+      if (!onRunId || told) return;
+      seen += chunk;
+      const id = /"run_id":"([^"]+)"/.exec(seen)?.[1];
+      if (id) {
+        told = true;
+        onRunId(id);
+      }
+    },
     onSpawn: (pid) => {
       timer = setInterval(() => {
         if (!staged()) return;
@@ -136,16 +148,23 @@ describe('orphaned staging of a SIGKILLed run', () => {
     const db = new pg.Client({ host: '127.0.0.1', user: 'postgres', database: 'test' });
     await db.connect();
     try {
-      const before = new Set(
-        (await db.query("SELECT tablename FROM pg_tables WHERE tablename LIKE '\\_weir\\_stage\\_%'")).rows.map((r) => r.tablename),
-      );
+      // this run's stage table (its name is derived from the run id): other tests' runs stage tables at the same time
+      let runId: string | undefined;
       let stage: string | undefined;
       const poll = setInterval(() => {
-        void db.query("SELECT tablename FROM pg_tables WHERE tablename LIKE '\\_weir\\_stage\\_%'").then((r) => {
-          stage ??= r.rows.map((x) => x.tablename as string).find((t) => !before.has(t));
+        if (runId === undefined) return;
+        const name = stageTableName(runId, table);
+        void db.query('SELECT to_regclass($1) IS NOT NULL AS ok', [`public.${name}`]).then((r) => {
+          if (r.rows[0]?.ok) stage = name;
         });
       }, 50);
-      await killWhenStaged(file, () => stage !== undefined);
+      await killWhenStaged(
+        file,
+        () => stage !== undefined,
+        (id) => {
+          runId = id;
+        },
+      );
       clearInterval(poll);
       markLastAbandoned(dir, `orphans-pg-${table}`);
       const shown = await runCli(['state', 'show', file]);
