@@ -13,6 +13,9 @@ import { lz4CompressBlock } from './lz4.js';
 import type { Compression } from './spec.js';
 import { zstdCompress } from './zstd.js';
 
+/** node:zlib's zstd decompressor, where the Node version has one (22.15 and later). */
+const nativeZstd = (zlib as { zstdDecompressSync?: (input: Uint8Array, options: { maxOutputLength: number }) => Buffer }).zstdDecompressSync;
+
 /**
  * Decompressors handed to hyparquet and used by the page reader: hyparquet-compressors'
  * snappy (WebAssembly), zstd, lz4 (hadoop framing, or plain blocks as older writers
@@ -24,6 +27,7 @@ export const DECOMPRESSORS: Compressors = {
   // never more than the page header says: a page that inflates beyond it is corrupt, not a reason to fill memory
   GZIP: (input, length) => zlib.unzipSync(input, { maxOutputLength: Math.max(1, length) }),
   BROTLI: (input, length) => zlib.brotliDecompressSync(input, { maxOutputLength: Math.max(1, length) }),
+  ...(nativeZstd ? { ZSTD: (input: Uint8Array, length: number) => nativeZstd(input, { maxOutputLength: Math.max(1, length) }) } : {}),
 };
 
 /** Codecs the source can read; LZO is the only one left out (no writer in use produces it). */
