@@ -16,10 +16,11 @@
  * }
  */
 import * as crypto from 'node:crypto';
+import { createRequire } from 'node:module';
 import type { ConnectionOptions } from 'node:tls';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
-import { Agent, type Dispatcher, request as undiciRequest } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import type { Log } from './connector.js';
 import { parseRetryAfter, RowError, WeirError } from './errors.js';
 import { parseJsonExact } from './values.js';
@@ -161,6 +162,14 @@ export function redactUrl(url: string): string {
  * 5xx (with `retryAfterMs` from `Retry-After`), a {@link BatchRefused} row error
  * for any other 4xx, so the runtime dead-letters the request's rows. Close it.
  */
+type Undici = typeof import('undici');
+let undici: Undici | undefined;
+/** undici, loaded by the first client: it took ~60 ms of every `weir` start-up (even `--version`), and most runs make no request. */
+const loadUndici = (): Undici => {
+  undici ??= createRequire(import.meta.url)('undici') as Undici;
+  return undici;
+};
+
 export class HttpClient {
   readonly stats: HttpStats = { requests: 0, statuses: {}, latencyMs: 0 };
   private readonly agent: Agent;
@@ -182,7 +191,7 @@ export class HttpClient {
     private readonly options: HttpClientOptions,
     private readonly ctx: { log: Log; signal?: AbortSignal },
   ) {
-    this.agent = new Agent({
+    this.agent = new (loadUndici().Agent)({
       connections: options.connections ?? 8,
       connect: { ...options.tls, timeout: options.timeoutMs },
       headersTimeout: options.timeoutMs,
@@ -382,7 +391,7 @@ export class HttpClient {
     let res: Dispatcher.ResponseData;
     let text: string;
     try {
-      res = await undiciRequest(auth.token_url, {
+      res = await loadUndici().request(auth.token_url, {
         dispatcher: this.agent,
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${basic}`, accept: 'application/json' },

@@ -51,15 +51,38 @@ export function lazySource<O>(load: Loader<O, Source>, encodes = false): (option
 }
 
 /**
- * A sink factory whose implementation is imported when the sink is first used.
- * `accepts` must be given here when the sink takes encoded rows (it is read before loading).
+ * What the runtime reads of a sink before it is loaded (the planner asks), or whether
+ * the loaded sink has a method the runtime treats as optional. Given as functions of
+ * the options where the answer depends on them.
  */
-export function lazySink<O>(load: Loader<O, Sink>, accepts?: (options: O) => readonly EncodedRows['format'][]): (options: O) => Sink {
+export interface LazySinkTraits<O> {
+  /** The encodings its writers take (`Sink.accepts`). */
+  accepts?: (options: O) => readonly EncodedRows['format'][];
+  /** Whether it takes an unbounded source (`Sink.streaming`). */
+  streaming?: (options: O) => Sink['streaming'];
+  /** It has `describeTarget` (dry runs). */
+  describesTarget?: boolean;
+  /** It has `leftovers` (staging of abandoned runs). */
+  leftovers?: boolean;
+}
+
+/**
+ * A sink factory whose implementation is imported when the sink is first used.
+ * `traits` says what the runtime reads before loading it; `accepts` alone may be
+ * given as the function.
+ */
+export function lazySink<O>(load: Loader<O, Sink>, traits: LazySinkTraits<O> | LazySinkTraits<O>['accepts'] = {}): (options: O) => Sink {
+  const t: LazySinkTraits<O> = typeof traits === 'function' ? { accepts: traits } : traits;
   return (options) => {
     const get = once(load, options);
+    const streaming = t.streaming?.(options);
     return {
-      ...(accepts ? { accepts: accepts(options) } : {}),
+      ...(t.accepts ? { accepts: t.accepts(options) } : {}),
+      ...(streaming !== undefined ? { streaming } : {}),
       setup: async (ctx: CommitContext) => (await get()).setup?.(ctx),
+      ...(t.describesTarget
+        ? { describeTarget: async (ctx: CommitContext) => (await get()).describeTarget?.(ctx) ?? 'write to the target' }
+        : {}),
       writer: async (partition: Partition, ctx: TaskContext) => (await get()).writer(partition, ctx),
       commit: async (messages: JsonValue[], ctx: CommitContext) => (await get()).commit?.(messages, ctx),
       abort: async (messages: JsonValue[], ctx: CommitContext) => (await get()).abort?.(messages, ctx),
@@ -67,6 +90,12 @@ export function lazySink<O>(load: Loader<O, Sink>, accepts?: (options: O) => rea
         const sink = await get();
         return sink.recover ? sink.recover(ctx) : { jobCommitted: false, partitions: [] };
       },
+      ...(t.leftovers
+        ? {
+            leftovers: async (runIds: readonly string[], ctx: CommitContext, drop: boolean) =>
+              (await (await get()).leftovers?.(runIds, ctx, drop)) ?? [],
+          }
+        : {}),
       close: async () => (await get()).close?.(),
     };
   };

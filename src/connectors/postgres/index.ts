@@ -6,10 +6,8 @@
  * checkpoint commit in one transaction).
  */
 import { defineConnector } from '../../sdk/connector.js';
-import { postgresCheck } from './check.js';
-import { postgresSink } from './sink.js';
-import { postgresSource } from './source.js';
-import { postgresOptions, postgresRules, postgresSinkRules, postgresSourceRules } from './spec.js';
+import { lazySink, lazySource } from '../../sdk/lazy.js';
+import { postgresOptions, postgresRules, postgresSinkRules, postgresSourceRules, sinkAccepts, sinkStreaming } from './spec.js';
 
 export default defineConnector({
   name: 'postgres',
@@ -19,10 +17,16 @@ export default defineConnector({
   rules: postgresRules,
   sourceRules: postgresSourceRules,
   sinkRules: postgresSinkRules,
-  source: postgresSource,
-  sink: postgresSink,
+  // node-postgres loads only when a pipeline uses postgres (it took ~20 ms of every start-up)
+  source: lazySource(async () => (await import('./source.js')).postgresSource, true),
+  sink: lazySink(async () => (await import('./sink.js')).postgresSink, {
+    accepts: sinkAccepts,
+    streaming: sinkStreaming,
+    describesTarget: true,
+    leftovers: true,
+  }),
   exactlyOnce: true,
   // append and upsert commit each partition on its own: a failed run keeps the partitions that committed
   transactional: false,
-  check: postgresCheck,
+  check: async (opts, ctx) => (await import('./check.js')).postgresCheck(opts, ctx),
 });

@@ -74,7 +74,7 @@ import {
   tableColumns,
 } from './client.js';
 import { copyBuffer, copyRows } from './copy.js';
-import type { PostgresOptions } from './spec.js';
+import { type PostgresOptions, sinkAccepts, sinkStreaming } from './spec.js';
 
 export { CHECKPOINTS_TABLE, CREATED_TABLE, RUNS_TABLE };
 
@@ -228,12 +228,8 @@ export function postgresSink(opts: PostgresOptions): Sink {
   };
 
   return {
-    ...(opts.mode === 'upsert' ? {} : { accepts: ['csv'] as const }),
-    // append and upsert commit each epoch's rows where readers see them; replace publishes the table at the job commit
-    streaming:
-      opts.mode === 'replace'
-        ? 'mode: replace publishes the table only at the end of the run, and a stream never ends; use mode: append or upsert'
-        : true,
+    accepts: sinkAccepts(opts),
+    streaming: sinkStreaming(opts),
 
     async setup(ctx: CommitContext) {
       await withClient(ctx, 'setup', (client) => prepareTarget(client, ctx, ctx.schema));

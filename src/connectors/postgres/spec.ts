@@ -129,3 +129,15 @@ export const postgresSinkRules: Rule[] = [
       : undefined,
   ),
 ];
+
+/**
+ * What the sink takes, known from the options alone (the connector's lazy sink gives it
+ * before the sink's code loads): CSV as it is, but not in upsert mode (it merges rows).
+ */
+export const sinkAccepts = (opts: PostgresOptions): readonly 'csv'[] => (opts.mode === 'upsert' ? [] : ['csv']);
+
+/** Whether the sink takes an unbounded source: append and upsert commit each epoch where readers see it; replace publishes at the job commit. */
+export const sinkStreaming = (opts: PostgresOptions): true | string =>
+  opts.mode === 'replace'
+    ? 'mode: replace publishes the table only at the end of the run, and a stream never ends; use mode: append or upsert'
+    : true;
