@@ -105,11 +105,15 @@ export async function openParser<I extends boolean>(
   const lineEnding = from?.lineEnding ?? (await firstLineEnding(path, opts));
   /** A record over max_record_bytes: csv-parse drops the rest of the chunk it is in and would read on inside it, so reading stops there. */
   let oversized: Oversized | undefined;
-  const stopAtOversized = () => {
+  /** Stops the file's bytes reaching the parser, and closes the file. */
+  const detach = () => {
     stream.unpipe(marker ?? parser);
     marker?.unpipe(parser);
     stream.destroy();
     marker?.destroy();
+  };
+  const stopAtOversized = () => {
+    detach();
     parser.end();
   };
   const parser = parse({
@@ -140,10 +144,7 @@ export async function openParser<I extends boolean>(
   if (marker) stream.pipe(marker).pipe(parser);
   else stream.pipe(parser);
   const close = () => {
-    stream.unpipe(marker ?? parser);
-    marker?.unpipe(parser);
-    stream.destroy();
-    marker?.destroy();
+    detach();
     parser.destroy();
   };
   /** Whether a record holds bytes that are no UTF-8 (only a file with such bytes is looked at). */
