@@ -51,6 +51,20 @@ async function killWhenStaged(file: string, staged: () => boolean, onRunId?: (ru
   return r;
 }
 
+/** Whether the checkpoint store beside the pipeline holds the run (read-only: the run writes it meanwhile). */
+function recorded(dir: string, runId: string): boolean {
+  const file = join(dir, '.weir', 'checkpoints.db');
+  if (!existsSync(file)) return false;
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare('SELECT 1 FROM runs WHERE run_id = ?').get(runId) !== undefined;
+  } catch {
+    return false; // not created yet
+  } finally {
+    db.close();
+  }
+}
+
 /** Records the pipeline's last run as abandoned: what an abandonment that did not finish its abort leaves. */
 function markLastAbandoned(dir: string, pipeline: string): string {
   const store = CheckpointStore.open(join(dir, '.weir', 'checkpoints.db'));
@@ -148,11 +162,12 @@ describe('orphaned staging of a SIGKILLed run', () => {
     const db = new pg.Client({ host: '127.0.0.1', user: 'postgres', database: 'test' });
     await db.connect();
     try {
-      // this run's stage table (its name is derived from the run id): other tests' runs stage tables at the same time
+      // this run's stage table (its name is derived from the run id: other tests' runs stage tables at the same
+      // time), once the run is recorded too — the sink's setup creates the stage just before the run is recorded
       let runId: string | undefined;
       let stage: string | undefined;
       const poll = setInterval(() => {
-        if (runId === undefined) return;
+        if (runId === undefined || !recorded(dir, runId)) return;
         const name = stageTableName(runId, table);
         void db.query('SELECT to_regclass($1) IS NOT NULL AS ok', [`public.${name}`]).then((r) => {
           if (r.rows[0]?.ok) stage = name;
