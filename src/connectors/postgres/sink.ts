@@ -60,6 +60,7 @@ import {
 } from '../../sdk/sql.js';
 import type { EncodedRows, EncodingHints, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
 import { fitsFraction, fractionError, valueText } from '../shared/columns.js';
+import { byteDialectOk } from '../shared/csv-text.js';
 import {
   columnTypesOf,
   connect,
@@ -549,7 +550,7 @@ class PostgresWriter implements Writer {
     if (this.broken) throw this.broken;
     const { ctx, plan } = this;
     if (plan.keys || !ctx.schema?.length || batch.format !== 'csv' || !sameColumns(batch.columns, ctx.schema)) return false;
-    if (!csvDialectOk(batch)) return false;
+    if (!byteDialectOk(batch)) return false; // what COPY (FORMAT csv) takes: one-byte delimiter and quote, a null text apart from them
     if (batch.rows === 0) return true;
     this.busy = true;
     try {
@@ -701,18 +702,4 @@ function sameColumns(columns: readonly string[], schema: Schema): boolean {
   if (columns.length !== schema.length) return false;
   const names = new Set(schema.map((c) => c.name));
   return names.size === columns.length && columns.every((c) => names.has(c));
-}
-
-const oneByte = (c: string) => c.length === 1 && c.charCodeAt(0) < 0x80 && c !== '\n' && c !== '\r';
-
-/** What COPY (FORMAT csv) accepts: one-byte delimiter and quote that differ; a null text without them or line breaks. */
-function csvDialectOk(b: EncodedRows): boolean {
-  return (
-    oneByte(b.delimiter) &&
-    oneByte(b.quote) &&
-    b.delimiter !== b.quote &&
-    !/[\r\n]/.test(b.nullText) &&
-    !b.nullText.includes(b.delimiter) &&
-    !b.nullText.includes(b.quote)
-  );
 }
