@@ -53,10 +53,10 @@ export interface PlanContext {
   readonly sourceState?: Readonly<Record<string, JsonValue>>;
 }
 
-/** What every worker-side call receives, once per partition attempt. */
 /** What a connector counts through `TaskContext.count`. */
 export type CountedMetric = 'bytes_sent' | 'rows_inserted' | 'rows_updated';
 
+/** What every worker-side call receives, once per partition attempt. */
 export interface TaskContext extends PlanContext {
   readonly partitionId: string;
   /** 1 for the first attempt of this partition. */

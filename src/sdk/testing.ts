@@ -106,8 +106,8 @@ export function taskContext(overrides: Partial<TaskContext> = {}): TestTaskConte
     async reject(record, error, at) {
       rejected.push(at ? { record, error, at } : { record, error });
     },
-    count(_metric, value) {
-      ctx.bytes += value;
+    count(metric, value) {
+      if (metric === 'bytes_sent') ctx.bytes += value;
     },
     onCommit(callback) {
       ctx.commitCallbacks.push(callback);
