@@ -87,18 +87,15 @@ export function httpSink(opts: HttpOptions): Sink {
       };
       return {
         async write(rows) {
-          let n = batchNumbers.get(rows);
-          if (n === undefined) {
-            n = batches++;
-            batchNumbers.set(rows, n);
-          }
+          // a retried batch is the same array: the same number, so the same Idempotency-Keys
+          const n = batchNumbers.get(rows) ?? batches++;
+          batchNumbers.set(rows, n);
           if (opts.format === 'json_per_row') {
-            const batch = n;
             let next = 0;
             const worker = async () => {
               while (next < rows.length) {
                 const i = next++;
-                await send(Buffer.from(stringifyJson(rows[i])), keyOf(batch, i));
+                await send(Buffer.from(stringifyJson(rows[i])), keyOf(n, i));
               }
             };
             await Promise.all(Array.from({ length: Math.min(opts.max_in_flight, rows.length) }, worker));
