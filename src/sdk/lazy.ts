@@ -81,7 +81,14 @@ export function lazySink<O>(load: Loader<O, Sink>, traits: LazySinkTraits<O> | L
       ...(streaming !== undefined ? { streaming } : {}),
       setup: async (ctx: CommitContext) => (await get()).setup?.(ctx),
       ...(t.describesTarget
-        ? { describeTarget: async (ctx: CommitContext) => (await get()).describeTarget?.(ctx) ?? 'write to the target' }
+        ? {
+            describeTarget: async (ctx: CommitContext) => {
+              const sink = await get();
+              if (!sink.describeTarget)
+                throw new Error('a lazy sink declared describesTarget, and the sink it loaded has no describeTarget');
+              return sink.describeTarget(ctx);
+            },
+          }
         : {}),
       writer: async (partition: Partition, ctx: TaskContext) => (await get()).writer(partition, ctx),
       commit: async (messages: JsonValue[], ctx: CommitContext) => (await get()).commit?.(messages, ctx),
