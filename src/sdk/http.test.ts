@@ -34,61 +34,60 @@ async function failure(promise: Promise<unknown>): Promise<WeirError> {
   return error as WeirError;
 }
 
+/** Runs `use` with a client of these options, and closes it. */
+async function withClient(
+  options: ConstructorParameters<typeof HttpClient>[0],
+  ctx: ConstructorParameters<typeof HttpClient>[1],
+  use: (client: HttpClient) => Promise<void>,
+): Promise<void> {
+  const client = new HttpClient(options, ctx);
+  try {
+    await use(client);
+  } finally {
+    await client.close();
+  }
+}
+
 describe('HttpClient', () => {
   it('sends the auth header made once and the Idempotency-Key on every request', async () => {
-    const client = new HttpClient({ auth: { type: 'basic', username: 'u', password: 'p4ss' }, timeoutMs: 5000 }, { log: silentLog });
-    try {
+    await withClient({ auth: { type: 'basic', username: 'u', password: 'p4ss' }, timeoutMs: 5000 }, { log: silentLog }, async (client) => {
       for (const key of ['k1', 'k2']) {
         const res = await client.request({ method: 'POST', url: `${url}/in`, body: Buffer.from('[]'), idempotencyKey: key });
         expect(res.json()).toEqual({ auth: `Basic ${Buffer.from('u:p4ss').toString('base64')}`, key });
       }
-    } finally {
-      await client.close();
-    }
+    });
   });
 
   it('a request over its timeout is a retryable http_timeout', async () => {
-    const client = new HttpClient({ timeoutMs: 200 }, { log: silentLog });
-    try {
+    await withClient({ timeoutMs: 200 }, { log: silentLog }, async (client) => {
       const error = await failure(client.request({ method: 'GET', url: `${url}/slow` }));
       expect(error).toMatchObject({ code: 'http_timeout', retryable: true });
-    } finally {
-      await client.close();
-    }
+    });
   });
 
   it('the run stopping aborts a request in flight: cancelled, not retried', async () => {
     const stop = new AbortController();
-    const client = new HttpClient({ timeoutMs: 5000 }, { log: silentLog, signal: stop.signal });
-    try {
+    await withClient({ timeoutMs: 5000 }, { log: silentLog, signal: stop.signal }, async (client) => {
       setTimeout(() => stop.abort(), 50);
       const error = await failure(client.request({ method: 'GET', url: `${url}/slow`, retries: 3 }));
       expect(error).toMatchObject({ kind: 'cancelled', code: 'cancelled' });
-    } finally {
-      await client.close();
-    }
+    });
   });
 
   it('a connection lost while the answer is read is a retryable network error', async () => {
-    const client = new HttpClient({ timeoutMs: 5000 }, { log: silentLog });
-    try {
+    await withClient({ timeoutMs: 5000 }, { log: silentLog }, async (client) => {
       const error = await failure(client.request({ method: 'GET', url: `${url}/cut` }));
       expect(error).toMatchObject({ code: 'http_network', retryable: true });
-    } finally {
-      await client.close();
-    }
+    });
   });
 
   it('the client’s own retries wait (a jittered, fractional delay) and end as cancelled when the run stops meanwhile', async () => {
     const stop = new AbortController();
-    const client = new HttpClient({ timeoutMs: 100 }, { log: silentLog, signal: stop.signal });
-    try {
+    await withClient({ timeoutMs: 100 }, { log: silentLog, signal: stop.signal }, async (client) => {
       const pending = failure(client.request({ method: 'GET', url: `${url}/slow`, retries: 5 }));
       // the first attempt times out (100 ms) and the client waits to retry; the stop lands in that wait
       setTimeout(() => stop.abort(), 150);
       expect(await pending).toMatchObject({ code: 'cancelled' });
-    } finally {
-      await client.close();
-    }
+    });
   });
 });
