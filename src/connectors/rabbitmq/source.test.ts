@@ -22,22 +22,31 @@ const source = (input: Record<string, unknown>): Source =>
   rabbitmq.source?.(connectorOptions(rabbitmq, { idle_heartbeat: '150ms', ...input }, 'source')) ?? expect.unreachable();
 
 /** Reads until idle, runs `during` with the chunks while the consumer is still open (acks must run then), then closes it. */
+/**
+ * Reads chunks until the source's first idle heartbeat after at least `atLeast` rows: a broker
+ * that is still redelivering (a consumer just went away) may leave a gap long enough for one
+ * heartbeat before the rest arrives.
+ */
 async function consumeUntilIdle(
   src: Source,
   during: (chunks: StreamChunk[], heartbeat: StreamChunk) => Promise<void> = async () => {},
   ctx: TaskContext = taskContext({ baseDir: '.' }),
+  atLeast = 0,
 ): Promise<StreamChunk[]> {
   const chunks: StreamChunk[] = [];
+  let rows = 0;
   const it = (src.stream as NonNullable<Source['stream']>)({ id: ctx.partitionId }, ctx)[Symbol.asyncIterator]();
   try {
     for (;;) {
       const next = await it.next();
       if (next.done) throw new Error('the stream ended');
-      if (next.value.rows.length === 0 && !next.value.ack) {
+      if (next.value.rows.length === 0 && !next.value.ack && rows >= atLeast) {
         await during(chunks, next.value);
         return chunks;
       }
+      if (next.value.rows.length === 0 && !next.value.ack) continue;
       chunks.push(next.value);
+      rows += next.value.rows.length;
     }
   } finally {
     await it.return?.(undefined);
@@ -117,25 +126,35 @@ describe.skipIf(!up)('rabbitmq source', () => {
     );
     const src = source({ queue, prefetch: 3000 });
     // first consumer: reads all, acknowledges nothing, goes away
-    const first = await consumeUntilIdle(src, async () => {
-      expect((await admin.depth(queue))?.messageCount).toBe(0); // all delivered, held unacknowledged
-    });
+    const first = await consumeUntilIdle(
+      src,
+      async () => {
+        expect((await admin.depth(queue))?.messageCount).toBe(0); // all delivered, held unacknowledged
+      },
+      undefined,
+      2500,
+    );
     expect(rowsOf(first).map((r) => r.n)).toEqual(Array.from({ length: 2500 }, (_, i) => i + 1));
     expect(Math.max(...first.map((c) => c.rows.length))).toBeLessThanOrEqual(1000); // chunks of at most MAX_CHUNK
     expect(await depthEventually(queue, 2500)).toBe(2500);
     let acked = 0;
     // second consumer: the same messages again, marked redelivered; acknowledges the first two chunks only
-    const second = await consumeUntilIdle(source({ queue, prefetch: 3000, metadata_fields: ['redelivered'] }), async (chunks) => {
-      // acknowledge the chunks holding the first 2000 messages
-      let n = 0;
-      for (const c of chunks) {
-        if (n + c.rows.length > 2000) break;
-        n += c.rows.length;
-        await c.ack?.();
-      }
-      expect(n).toBeGreaterThan(0);
-      acked = n;
-    });
+    const second = await consumeUntilIdle(
+      source({ queue, prefetch: 3000, metadata_fields: ['redelivered'] }),
+      async (chunks) => {
+        // acknowledge the chunks holding the first 2000 messages
+        let n = 0;
+        for (const c of chunks) {
+          if (n + c.rows.length > 2000) break;
+          n += c.rows.length;
+          await c.ack?.();
+        }
+        expect(n).toBeGreaterThan(0);
+        acked = n;
+      },
+      undefined,
+      2500,
+    );
     expect(rowsOf(second)).toHaveLength(2500);
     expect(second[0]?.rows[0]).toMatchObject({ n: 1, _redelivered: true });
     expect(await depthEventually(queue, 2500 - acked)).toBe(2500 - acked);
