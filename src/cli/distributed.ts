@@ -8,6 +8,7 @@ import { Job, Queue } from 'bullmq';
 import { finishDetachedJob } from '../distributed/job-commit.js';
 import type { RunJobData } from '../distributed/jobs.js';
 import {
+  closeWithin,
   connect,
   KEEP_SECONDS,
   PREFIX,
@@ -223,7 +224,7 @@ export function statusCommand(runId: string, flags: RedisFlags & { json?: boolea
         );
       return EXIT.ok;
     } finally {
-      await queue.close().catch(() => {});
+      await closeWithin(() => queue.close());
       redis.disconnect();
     }
   });
@@ -274,7 +275,7 @@ export function cancelCommand(runId: string, flags: RedisFlags & { wait?: string
       process.stderr.write(`run ${runId}: job aborted (${messages.length} committed partition(s) taken back)\n`);
       return EXIT.ok;
     } finally {
-      await queue.close().catch(() => {});
+      await closeWithin(() => queue.close());
       redis.disconnect();
     }
   });

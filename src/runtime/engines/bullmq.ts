@@ -26,7 +26,7 @@ import {
   RUN_JOB,
   type RunJobData,
 } from '../../distributed/jobs.js';
-import { connect, KEEP_SECONDS, PREFIX, partitionJobId, type RunRecord, runKeys } from '../../distributed/redis.js';
+import { closeWithin, connect, KEEP_SECONDS, PREFIX, partitionJobId, type RunRecord, runKeys } from '../../distributed/redis.js';
 import { WeirError } from '../../sdk/errors.js';
 import type { JsonValue, Partition } from '../../sdk/types.js';
 import type { Engine, ExecuteJob, ExecuteResult } from '../engine.js';
@@ -80,8 +80,8 @@ export function bullmqEngine(options: BullmqEngineOptions): Engine {
         return await follow(job, queue, events, redis, submitted, options.pollMs ?? 1000);
       } finally {
         unregister();
-        await events.close().catch(() => {});
-        await queue.close().catch(() => {});
+        await closeWithin(() => events.close());
+        await closeWithin(() => queue.close());
         eventsConnection.disconnect();
         redis.disconnect();
       }
