@@ -27,6 +27,37 @@ describe('CheckpointStore', () => {
     again.close();
   });
 
+  it('a reserved run id is a leftover until it becomes a run, is cleaned, or is dropped; never a run', () => {
+    const store = CheckpointStore.open(join(tempDir(), 'cp.db'));
+    const partitions = [{ id: '0' }];
+    store.reserveRun('killed', 'p');
+    store.reserveRun('recorded', 'p');
+    store.reserveRun('failed', 'p');
+    store.reserveRun('elsewhere', 'other');
+    store.startRun({ run_id: 'recorded', pipeline: 'p', plan_hash: planHash('a', 'b', partitions), partitions });
+    store.dropReservation('failed');
+    expect(store.lastRun('p')?.run_id).toBe('recorded');
+    expect(store.runs('p').map((r) => r.run_id)).toEqual(['recorded']);
+    expect(store.leftoverRuns('p', 'recorded')).toEqual([
+      {
+        run_id: 'killed',
+        pipeline: 'p',
+        status: 'running',
+        plan_hash: '',
+        partitions: [],
+        started_at: expect.any(String),
+        finished_at: null,
+        owner: expect.stringMatching(/:\d+$/),
+      },
+    ]);
+    expect(store.leftoverRuns('p', 'killed').map((r) => r.run_id)).toEqual(['recorded']);
+    store.markCleaned(['killed']);
+    expect(store.leftoverRuns('p', 'recorded')).toEqual([]);
+    expect(store.forget('other')).toBe(0);
+    expect(store.leftoverRuns('other')).toEqual([]);
+    store.close();
+  });
+
   it('the last run is the newest; prune keeps the newest finished runs', () => {
     const store = CheckpointStore.open(join(tempDir(), 'cp.db'));
     for (let i = 0; i < 5; i++) {

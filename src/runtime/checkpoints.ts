@@ -152,6 +152,12 @@ export class CheckpointStore {
           run_id TEXT PRIMARY KEY,
           cleaned_at TEXT NOT NULL
         );
+        CREATE TABLE IF NOT EXISTS reserved_runs (
+          run_id TEXT PRIMARY KEY,
+          pipeline TEXT NOT NULL,
+          started_at TEXT NOT NULL,
+          owner TEXT
+        );
       `);
       const columns = (this.db.prepare('SELECT name FROM pragma_table_info(?)').all('runs') as { name: string }[]).map((c) => c.name);
       if (!columns.includes('owner')) this.db.exec('ALTER TABLE runs ADD COLUMN owner TEXT');
@@ -183,10 +189,33 @@ export class CheckpointStore {
     return row ? this.checkRun(row) : undefined;
   }
 
-  startRun(run: { run_id: string; pipeline: string; plan_hash: string; partitions: Partition[] }): void {
+  /**
+   * Records a run id before the sink may stage anything under it (its setup): a process
+   * killed between the sink's setup and {@link startRun} leaves staging that only this
+   * record names, and the next run's {@link leftoverRuns} finds it. Not a run: `lastRun`
+   * and `runs` never see it.
+   */
+  reserveRun(runId: string, pipeline: string): void {
     this.db
-      .prepare("INSERT INTO runs (run_id, pipeline, status, plan_hash, partitions, started_at, owner) VALUES (?, ?, 'running', ?, ?, ?, ?)")
-      .run(run.run_id, run.pipeline, run.plan_hash, JSON.stringify(run.partitions), new Date().toISOString(), OWNER);
+      .prepare('INSERT OR REPLACE INTO reserved_runs (run_id, pipeline, started_at, owner) VALUES (?, ?, ?, ?)')
+      .run(runId, pipeline, new Date().toISOString(), OWNER);
+  }
+
+  /** Forgets a reservation whose staging is gone (the sink's abort of a run that failed in planning succeeded). */
+  dropReservation(runId: string): void {
+    this.db.prepare('DELETE FROM reserved_runs WHERE run_id = ?').run(runId);
+  }
+
+  /** Records a run (its reservation, if any, becomes the run). */
+  startRun(run: { run_id: string; pipeline: string; plan_hash: string; partitions: Partition[] }): void {
+    this.db.transaction(() => {
+      this.db
+        .prepare(
+          "INSERT INTO runs (run_id, pipeline, status, plan_hash, partitions, started_at, owner) VALUES (?, ?, 'running', ?, ?, ?, ?)",
+        )
+        .run(run.run_id, run.pipeline, run.plan_hash, JSON.stringify(run.partitions), new Date().toISOString(), OWNER);
+      this.dropReservation(run.run_id);
+    })();
   }
 
   /** Takes over a run (resume): this process now owns it. */
@@ -333,7 +362,8 @@ export class CheckpointStore {
 
   /**
    * The runs of `pipeline` that ended without a job commit (killed, stopped, failed,
-   * abandoned), other than `except`, whose staging no later run has cleaned up yet.
+   * abandoned), other than `except`, whose staging no later run has cleaned up yet; and the
+   * reserved ids that never became runs (see {@link reserveRun}), as `running` runs of their owner.
    */
   leftoverRuns(pipeline: string, except?: string): StoredRun[] {
     const rows = this.db
@@ -341,7 +371,16 @@ export class CheckpointStore {
         "SELECT * FROM runs WHERE pipeline = ? AND status != 'succeeded' AND run_id != ? AND run_id NOT IN (SELECT run_id FROM cleaned_runs) ORDER BY started_at DESC, rowid DESC",
       )
       .all(pipeline, except ?? '') as Record<string, unknown>[];
-    return rows.map((row) => this.checkRun(row));
+    // reserved ids that never became runs: killed (or failed) between the sink's setup and the run's record
+    const reserved = this.db
+      .prepare(
+        'SELECT * FROM reserved_runs WHERE pipeline = ? AND run_id != ? AND run_id NOT IN (SELECT run_id FROM runs) ORDER BY started_at DESC',
+      )
+      .all(pipeline, except ?? '') as Record<string, unknown>[];
+    return [
+      ...rows.map((row) => this.checkRun(row)),
+      ...reserved.map((row) => this.checkRun({ ...row, status: 'running', plan_hash: '', partitions: '[]', finished_at: null })),
+    ];
   }
 
   /** Records that the staging of these runs was cleaned up. */
@@ -349,7 +388,10 @@ export class CheckpointStore {
     const now = new Date().toISOString();
     const insert = this.db.prepare('INSERT OR REPLACE INTO cleaned_runs (run_id, cleaned_at) VALUES (?, ?)');
     this.db.transaction(() => {
-      for (const id of runIds) insert.run(id, now);
+      for (const id of runIds) {
+        insert.run(id, now);
+        this.dropReservation(id);
+      }
     })();
   }
 
@@ -363,6 +405,7 @@ export class CheckpointStore {
         this.db.prepare('DELETE FROM cleaned_runs WHERE run_id = ?').run(run_id);
       }
       this.db.prepare('DELETE FROM runs WHERE pipeline = ?').run(pipeline);
+      this.db.prepare('DELETE FROM reserved_runs WHERE pipeline = ?').run(pipeline);
       return ids.length;
     })();
   }

@@ -17,7 +17,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { stageTableName } from '../../src/connectors/postgres/sink.js';
 import { CheckpointStore } from '../../src/runtime/checkpoints.js';
-import { type CliResult, runCli, tempDir } from '../helpers/cli.js';
+import { type CliResult, ROOT, runCli, tempDir } from '../helpers/cli.js';
 import { requireService } from '../helpers/services.js';
 
 const pgUp = await requireService('postgres');
@@ -151,6 +151,29 @@ describe('orphaned staging of a SIGKILLed run', () => {
     db.close();
   });
 
+  it('a run killed between the sink’s setup and its record: its staging is found through the reserved run id and deleted by the next run', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'p.yaml');
+    const fixture = join(ROOT, 'test', 'reliability', 'fixtures', 'staging-sink.mjs');
+    writeFileSync(
+      file,
+      `pipeline: orphans-setup\nconnectors: [${JSON.stringify(fixture)}]\nsource: { type: generator, rows: 10 }\nsink: { type: staging-sink, dir: stage, die_in_setup: true }\n`,
+    );
+    const killed = await runCli(['run', file]);
+    expect(killed.signal, killed.stderr).toBe('SIGKILL');
+    const staged = readdirSync(join(dir, 'stage'));
+    expect(staged).toHaveLength(1);
+    const runId = (staged[0] as string).slice('stage-'.length);
+    expect(recorded(dir, runId)).toBe(false); // killed before the run was recorded: only its reservation names it
+
+    const shown = await runCli(['state', 'show', file]);
+    expect(shown.stdout).toContain(join(dir, 'stage', `stage-${runId}`));
+    const next = await runCli(['run', file, '--set', 'sink.die_in_setup=false']);
+    expect(next.code, next.stderr).toBe(0);
+    expect(next.stdout).toContain(`deleted 1 staging file(s) or table(s) left by earlier run(s) ${runId}`);
+    expect(readdirSync(join(dir, 'stage'))).toEqual([]);
+  });
+
   it.skipIf(!pgUp)('postgres replace: the killed run’s _weir_stage_* table is dropped by the next run', async () => {
     const dir = tempDir();
     const file = join(dir, 'p.yaml');
@@ -163,7 +186,7 @@ describe('orphaned staging of a SIGKILLed run', () => {
     await db.connect();
     try {
       // this run's stage table (its name is derived from the run id: other tests' runs stage tables at the same
-      // time), once the run is recorded too — the sink's setup creates the stage just before the run is recorded
+      // time), once the run is recorded too (markLastAbandoned needs the run; a kill before the record is the test above)
       let runId: string | undefined;
       let stage: string | undefined;
       const poll = setInterval(() => {

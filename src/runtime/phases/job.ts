@@ -58,6 +58,8 @@ export async function failRun(r: RunState, error: unknown): Promise<void> {
     if (r.recorded) r.store?.setStatus(r.runId, 'failed');
     if (r.source?.unbounded) return; // committed epochs stay (see finishJob)
     await r.sink.abort?.(r.committedMessages(), { ...r.planCtx, schema: undefined });
+    // a run that failed in planning staged nothing that is left: its reservation goes
+    if (!r.recorded) r.store?.dropReservation(r.runId);
   } catch (abortError) {
     r.env.bus.emit({
       type: 'close_error',

@@ -63,6 +63,8 @@ export async function planRun(r: RunState): Promise<void> {
   });
   // the sink sees the columns as the transforms leave them (a step naming a column the rows lack fails here, before any write)
   const commitCtx: CommitContext = { ...r.planCtx, schema: config.transforms ? config.transforms.schema(r.schema) : r.schema };
+  // the sink may stage under the run id from here on: a new run's id is known to the store before (see reserveRun)
+  if (!r.resumed) r.store?.reserveRun(r.runId, stateId);
   await sink.setup?.(commitCtx);
   r.setupDone = true;
 
