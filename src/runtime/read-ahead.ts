@@ -19,10 +19,15 @@ export class ReadAhead implements AsyncIterator<StreamChunk> {
   private pulling = false;
   private ended = false;
 
-  /** `maxRows`: stop reading ahead once this many rows are held (one chunk is always read). */
+  /**
+   * `maxRows`: stop reading ahead once this many rows are held (one chunk is always read).
+   * `stop`: tells the source to stop waiting (its signal), called before it is returned: a
+   * generator's `return()` waits for a read in flight, which may be waiting for messages.
+   */
   constructor(
     private readonly source: AsyncIterator<StreamChunk>,
     private readonly maxRows: number,
+    private readonly stop: () => void = () => {},
   ) {}
 
   next(): Promise<IteratorResult<StreamChunk>> {
@@ -40,6 +45,7 @@ export class ReadAhead implements AsyncIterator<StreamChunk> {
   async return(): Promise<IteratorResult<StreamChunk>> {
     this.ended = true;
     this.queue.length = 0;
+    this.stop();
     await this.source.return?.(undefined);
     return { done: true, value: undefined };
   }

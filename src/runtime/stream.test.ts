@@ -221,4 +221,40 @@ stream: { epoch_rows: 100, epoch_interval: 5s, stop_when_idle: 300ms }
     expect(r.rows).toEqual([5]);
     expect(r.commitsAfterMs[0]).toBeGreaterThanOrEqual(1900);
   });
+
+  it("ends at stop_when_idle though the source waits longer for its next message: the source's signal tells it the runtime is done", async () => {
+    let returnedAfterAbort = false;
+    const connector = streamConnector(
+      'patient',
+      async function* (_p, ctx) {
+        yield { rows: [{ seq: 1 }], offsets: { seq: 1 } };
+        try {
+          for (;;) {
+            // a broker's long poll: 10 s before it says anything, unless told to stop
+            await new Promise((r) => {
+              const t = setTimeout(r, 10_000);
+              ctx.signal.addEventListener('abort', () => {
+                clearTimeout(t);
+                r(undefined);
+              });
+            });
+            if (ctx.signal.aborted) return;
+            yield { rows: [], offsets: { seq: 1 } };
+          }
+        } finally {
+          returnedAfterAbort = ctx.signal.aborted;
+        }
+      },
+      () => ({ streaming: true, writer: () => ({ write() {}, commit: () => ({}) }) }),
+    );
+    const started = performance.now();
+    const run = await runYaml(
+      'pipeline: patient\nsource: { type: patient }\nsink: { type: patient }\nstream: { epoch_interval: 200ms, stop_when_idle: 300ms }\n',
+      { connectors: [connector] },
+    );
+    expect(run.summary.status, run.logs).toBe('succeeded');
+    expect(performance.now() - started).toBeLessThan(3000); // not the source's 10 s
+    expect(returnedAfterAbort).toBe(true);
+    expect(ofType(run.events, 'epoch_commit').map((e) => e.rows)).toEqual([1]);
+  });
 });

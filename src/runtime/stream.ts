@@ -112,8 +112,11 @@ export async function runStreamTask(partition: Partition, attempt: number, deps:
   const { ctx } = taskContext(partition, attempt, deps, stats, logger, resume?.offsets);
   const chain = startTransforms(deps, ctx, stats);
   bus.emit({ type: 'partition_start', partition_id: partition.id, attempt });
-  const read = (source.stream as NonNullable<typeof source.stream>)(partition, ctx)[Symbol.asyncIterator]();
-  const chunks = new ReadAhead(read, Math.min(deps.limits.rows, settings.epochRows)); // fetches while the sink writes
+  // the source's signal also fires once the runtime is done reading: a source waiting for messages returns at once
+  const done = new AbortController();
+  const sourceCtx = { ...ctx, signal: AbortSignal.any([ctx.signal, done.signal]) };
+  const read = (source.stream as NonNullable<typeof source.stream>)(partition, sourceCtx)[Symbol.asyncIterator]();
+  const chunks = new ReadAhead(read, Math.min(deps.limits.rows, settings.epochRows), () => done.abort()); // fetches while the sink writes
   let pending: Promise<IteratorResult<StreamChunk>> | undefined;
   let epoch = resume?.epoch ?? 0;
   let lastMessageAt = performance.now();

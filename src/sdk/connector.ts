@@ -196,7 +196,12 @@ export interface Source {
    * redelivers at or before `ctx.resumeFrom` is recognised and skipped.
    */
   readonly atLeastOnce?: string;
-  /** Unbounded sources (worker, once per partition attempt): the partition's messages, from `ctx.resumeFrom` on. */
+  /**
+   * Unbounded sources (worker, once per partition attempt): the partition's messages, from
+   * `ctx.resumeFrom` on. Its `ctx.signal` also fires when the runtime is done reading (the
+   * stream went idle, a drain, the attempt failed): a source waiting for messages should
+   * then return at once, acknowledging nothing, since the runtime's `return()` waits for it.
+   */
   stream?(partition: Partition, ctx: TaskContext): AsyncIterable<StreamChunk>;
   /** Releases planner-side resources. */
   close?(): Promise<void> | void;
