@@ -8,6 +8,7 @@
 //   the option builders must be the same classes on both sides of `instanceof`;
 // - Node built-ins, and native or optional modules (better-sqlite3's binding, pg-native).
 // Dynamic imports (drivers loaded on first use) stay separate chunks, loaded when used.
+import { rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { rolldown } from 'rolldown';
@@ -34,6 +35,8 @@ const bundle = await rolldown({
   ],
   logLevel: 'warn',
 });
+// chunk names carry a content hash: without this, every build's chunks would pile up beside the last
+rmSync(resolve(root, 'dist', 'cli', 'chunks'), { recursive: true, force: true });
 await bundle.write({
   dir: resolve(root, 'dist', 'cli'),
   format: 'esm',
