@@ -26,7 +26,8 @@
  * (count, distinct keys, md5 of every row) and the payloads received must match what
  * was published. Gate: weir's source ≥ 0.8× the raw consumer. Exits 1 when a gate fails.
  *
- * Options: --messages N (100000) · --runs N (3) · --json FILE.
+ * Options: --messages N (100000) · --runs N (3) · --json FILE · --prof DIR (weir's source runs with
+ * `--cpu-prof`, profiles in DIR).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -40,6 +41,7 @@ const { values: args } = parseArgs({
   options: {
     messages: { type: 'string', default: '100000' },
     runs: { type: 'string', default: '3' },
+    prof: { type: 'string' },
     json: { type: 'string' },
     // internal: one raw variant in this process
     'raw-source': { type: 'boolean' },
@@ -170,7 +172,8 @@ sink: { type: postgres, host: ${PG.host}, port: ${PG.port}, user: ${PG.user}, da
 stream: { stop_when_idle: 10s }
 `,
           );
-          r = await measure(process.execPath, [BIN, 'run', yaml, '--log-format', 'json'], { cwd: dir });
+          const prof = args.prof ? ['--cpu-prof', `--cpu-prof-dir=${args.prof}`] : [];
+          r = await measure(process.execPath, [...prof, BIN, 'run', yaml, '--log-format', 'json'], { cwd: dir });
         }
         const seconds = await watch.stop();
         const got = await content(db, tbl).catch(() => ({ n: 0 }));
