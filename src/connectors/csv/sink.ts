@@ -1,8 +1,7 @@
 import type { CommitContext, Sink, TaskContext, Writer } from '../../sdk/connector.js';
 import { RowError, WeirError } from '../../sdk/errors.js';
 import { type EncodedRows, type JsonValue, type Partition, type Row, rowOf, rowValue } from '../../sdk/types.js';
-import { valueText } from '../shared/columns.js';
-import { csvField } from '../shared/csv-text.js';
+import { csvField, fileValueText } from '../shared/csv-text.js';
 import { resolvePath } from '../shared/files.js';
 import {
   abortStagedMessages,
@@ -18,12 +17,11 @@ import { type CsvOptions, textEncoding } from './spec.js';
 
 const WHO = 'csv sink';
 
-/** One value as CSV text (null for null): as {@link valueText} has it, but bytes as base64 and dates checked. */
+/** One value as CSV text (null for null): {@link fileValueText}, dates checked. */
 function formatValue(value: unknown, column: string): string | null {
   if (value instanceof Date && Number.isNaN(value.getTime())) throw new RowError(`column "${column}": invalid Date`, { code: 'bad_field' });
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
   try {
-    return valueText(value);
+    return fileValueText(value);
   } catch (error) {
     throw new RowError(`column "${column}": value cannot be written as JSON (${(error as Error).message})`, {
       code: 'bad_field',

@@ -14,7 +14,8 @@ import type { Compression } from './spec.js';
 import { zstdCompress } from './zstd.js';
 
 /** node:zlib's zstd decompressor, where the Node version has one (22.15 and later). */
-const nativeZstd = (zlib as { zstdDecompressSync?: (input: Uint8Array, options: { maxOutputLength: number }) => Buffer }).zstdDecompressSync;
+const nativeZstd = (zlib as { zstdDecompressSync?: (input: Uint8Array, options: { maxOutputLength: number }) => Buffer })
+  .zstdDecompressSync;
 
 /**
  * Decompressors handed to hyparquet and used by the page reader: hyparquet-compressors'

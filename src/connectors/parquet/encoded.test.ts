@@ -1,9 +1,14 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
+import type { Writer } from '../../sdk/connector.js';
 import { validateOptions } from '../../sdk/options.js';
 import { collect, commitContext, planContext, taskContext, tempDir } from '../../sdk/testing.js';
-import type { EncodedRows, JsonValue, Row, Schema } from '../../sdk/types.js';
+import type { EncodedRows, EncodingHints, JsonValue, Row, Schema } from '../../sdk/types.js';
 import { Decimal } from '../../sdk/values.js';
+import csv from '../csv/index.js';
+import { csvRules, csvOptions as csvSpec } from '../csv/spec.js';
 import { valueText } from '../shared/columns.js';
 import { encodable } from './encoded.js';
 import parquet from './index.js';
@@ -34,23 +39,48 @@ const row = (i: number): Row => ({
   doc: i % 4 === 0 ? null : { n: 12345678901234567890n, d: Decimal.parse('0.10'), s: 'é' },
 });
 
+/** A file of `n` rows (row groups of 1,500) and the source reading it, one partition per row group. */
+async function parquetFile(n: number) {
+  const dir = await tempDir('weir-parquet-encoded-');
+  const rows = Array.from({ length: n }, (_, i) => row(i));
+  const sink = parquet.sink?.(opts({ path: 'in.parquet', row_group_size: 1500 }, 'sink')) ?? expect.unreachable();
+  const cctx = commitContext({ baseDir: dir, schema: SCHEMA });
+  await sink.setup?.(cctx);
+  const writer = await sink.writer({ id: '0' }, taskContext({ baseDir: dir, schema: SCHEMA }));
+  await writer.write(rows);
+  const message = JSON.parse(JSON.stringify(await writer.commit?.())) as JsonValue;
+  await writer.close?.();
+  await sink.commit?.([message], cctx);
+  const source = parquet.source?.(opts({ path: 'in.parquet', partition_rows: 1 }, 'source')) ?? expect.unreachable();
+  const schema = (await source.schema?.(planContext({ baseDir: dir }))) ?? [];
+  const partitions = (await source.partitions?.(planContext({ baseDir: dir }))) ?? [];
+  expect(partitions.length).toBeGreaterThan(1);
+  return { dir, source, schema, partitions };
+}
+
+/** What a csv sink writer (options `csvOptions`) leaves in its partition file after `write`, as bytes. */
+async function csvFileOf(
+  dir: string,
+  csvOptions: Record<string, unknown>,
+  schema: Schema,
+  write: (w: Writer) => Promise<unknown> | unknown,
+) {
+  const options = validateOptions(csvSpec, { path: 'out.csv', ...csvOptions }, 'sink', csvRules);
+  if (!options.value) throw new Error(options.issues.map((i) => i.message).join('; '));
+  const sink = csv.sink?.(options.value) ?? expect.unreachable();
+  const cctx = commitContext({ baseDir: dir, schema });
+  await sink.setup?.(cctx);
+  const writer = await sink.writer({ id: '0' }, taskContext({ baseDir: dir, schema }));
+  await write(writer);
+  const message = JSON.parse(JSON.stringify(await writer.commit?.())) as JsonValue;
+  await writer.close?.();
+  await sink.commit?.([message], cctx);
+  return readFile(join(dir, 'out.csv'));
+}
+
 describe('parquet source, encoded as CSV', () => {
   it('hands on the row path rows as CSV records, and decode gives those rows again', async () => {
-    const dir = await tempDir('weir-parquet-encoded-');
-    const rows = Array.from({ length: 5000 }, (_, i) => row(i));
-    const sink = parquet.sink?.(opts({ path: 'in.parquet', row_group_size: 1500 }, 'sink')) ?? expect.unreachable();
-    const cctx = commitContext({ baseDir: dir, schema: SCHEMA });
-    await sink.setup?.(cctx);
-    const writer = await sink.writer({ id: '0' }, taskContext({ baseDir: dir, schema: SCHEMA }));
-    await writer.write(rows);
-    const message = JSON.parse(JSON.stringify(await writer.commit?.())) as JsonValue;
-    await writer.close?.();
-    await sink.commit?.([message], cctx);
-
-    const source = parquet.source?.(opts({ path: 'in.parquet', partition_rows: 1 }, 'source')) ?? expect.unreachable();
-    const schema = (await source.schema?.(planContext({ baseDir: dir }))) ?? [];
-    const partitions = (await source.partitions?.(planContext({ baseDir: dir }))) ?? [];
-    expect(partitions.length).toBeGreaterThan(1);
+    const { dir, source, schema, partitions } = await parquetFile(5000);
     for (const p of partitions) {
       const ctx = taskContext({ baseDir: dir, schema });
       const expected = await collect(source.read(p, ctx));
@@ -65,6 +95,28 @@ describe('parquet source, encoded as CSV', () => {
       const decoded = (await Promise.all(batches.map((b) => b.decode(async () => {})))).flat();
       expect(decoded).toEqual(expected);
     }
+  });
+
+  it.each([
+    ['the default dialect', {}],
+    ['another delimiter, quote and null text', { delimiter: ';', quote: "'", null_value: 'NULL' }],
+  ])('hands a csv sink its own file text (%s): the batches are canonical and appended as they are', async (_, csvOptions) => {
+    const { dir, source, schema, partitions } = await parquetFile(3200);
+    const p = partitions[1] ?? expect.unreachable();
+    const ctx = taskContext({ baseDir: dir, schema });
+    const rows = await collect(source.read(p, ctx));
+    const byRows = await csvFileOf(dir, csvOptions, schema, (w) => w.write(rows));
+    const byChunks = await csvFileOf(dir, csvOptions, schema, async (w) => {
+      const hints: EncodingHints = (await w.encodingHints?.('csv')) ?? {};
+      expect(hints.dialect).toBeDefined();
+      for await (const batch of source.readEncoded?.(p, ctx, 'csv', hints) ?? expect.unreachable()) {
+        const b = batch as unknown as EncodedRows;
+        expect(b.canonical).toBe(true);
+        expect(await w.writeEncoded?.(b)).toBe(true);
+      }
+    });
+    expect(byChunks.length).toBeGreaterThan(1000);
+    expect(byChunks.equals(byRows)).toBe(true);
   });
 
   it('leaves a column of fixed scale the row path, where a longer fraction is a bad row', () => {

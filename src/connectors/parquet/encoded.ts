@@ -1,16 +1,20 @@
 /**
  * The parquet source's encoded path (worker, once per partition, instead of
  * `read`): the partition's rows as CSV records, for a sink that takes CSV as it
- * is (PostgreSQL COPY). The rows are the row path's, built a slice at a time and
- * written out at once as their text ({@link valueText}, the text the row path's
- * COPY sends too), so a batch waits for the server as a few MB of bytes rather
- * than as row objects three times that size, and the objects die young.
+ * is: PostgreSQL COPY, and the csv sink. The rows are the row path's, built a slice
+ * at a time and written out at once as their text, so a batch waits for the target
+ * as a few MB of bytes rather than as row objects three times that size, and the
+ * objects die young. For COPY the text is `valueText`'s, the text the row path's COPY
+ * sends too; for the csv sink (`EncodingHints.dialect`) it is the sink's own file
+ * text ({@link fileValueText}) in the sink's dialect, so the batch is canonical and
+ * appended as it is — a batch the sink declined would be read from the file again.
  * `decode` reads the batch's rows again from the file: the row path's rows
  * exactly, for the runtime's bad-row isolation.
  */
 import type { TaskContext } from '../../sdk/connector.js';
 import type { EncodedRows, EncodingHints, Partition, Row, Schema } from '../../sdk/types.js';
-import { csvRecords, type Dialect } from '../shared/csv-text.js';
+import { valueText } from '../shared/columns.js';
+import { csvRecords, type Dialect, fileValueText } from '../shared/csv-text.js';
 import { readPartition } from './source.js';
 import type { ParquetOptions } from './spec.js';
 
@@ -43,13 +47,17 @@ export function readPartitionEncoded(
   hints: EncodingHints | undefined,
 ): AsyncIterable<EncodedRows> | undefined {
   if (format !== 'csv' || !ctx.schema?.length || !encodable(ctx.schema, hints)) return undefined;
-  return encodedBatches(
-    partition,
-    opts,
-    ctx,
-    ctx.schema.map((c) => c.name),
-  );
+  const names = ctx.schema.map((c) => c.name);
+  return encodedBatches(partition, opts, ctx, names, hints?.dialect ? { dialect: hints.dialect, canonical: true } : COPY_TEXT);
 }
+
+/** The dialect of a partition's batches, and whether they are the csv sink's file text in it (else COPY's text in {@link DIALECT}). */
+interface Encoding {
+  readonly dialect: Dialect;
+  readonly canonical: boolean;
+}
+
+const COPY_TEXT: Encoding = { dialect: DIALECT, canonical: false };
 
 /**
  * The byte buffers of batches, each reused once the runtime released its batch, by
@@ -76,20 +84,27 @@ const KEPT_BUFFERS = 8;
 const batchBuffers = new BatchBuffers();
 
 /** Slices of the row path written as CSV records into batches of about {@link BATCH_BYTES}. */
-async function* encodedBatches(partition: Partition, opts: ParquetOptions, ctx: TaskContext, names: string[]): AsyncGenerator<EncodedRows> {
+async function* encodedBatches(
+  partition: Partition,
+  opts: ParquetOptions,
+  ctx: TaskContext,
+  names: string[],
+  encoding: Encoding,
+): AsyncGenerator<EncodedRows> {
+  const textOf = encoding.canonical ? fileValueText : valueText;
   let at = Number(partition.row_start ?? 0);
   let buffer = batchBuffers.take(BATCH_BYTES);
   let length = 0;
   let rows = 0;
   const cut = (): EncodedRows => {
-    const batch = encodedBatch(partition, opts, ctx, names, buffer, length, at, at + rows);
+    const batch = encodedBatch(partition, opts, ctx, names, encoding, buffer, length, at, at + rows);
     at += rows;
     rows = 0;
     length = 0;
     return batch;
   };
   for await (const slice of readPartition(partition, opts, ctx)) {
-    const text = csvRecords(slice, names, DIALECT);
+    const text = csvRecords(slice, names, encoding.dialect, textOf);
     // UTF-8 takes at most 3 bytes per UTF-16 unit: count the bytes only where that may not fit
     const size = 3 * text.length <= buffer.length - length ? 0 : Buffer.byteLength(text, 'utf8');
     if (size > buffer.length - length) {
@@ -116,6 +131,7 @@ function encodedBatch(
   opts: ParquetOptions,
   ctx: TaskContext,
   columns: string[],
+  encoding: Encoding,
   buffer: Buffer,
   length: number,
   from: number,
@@ -125,7 +141,8 @@ function encodedBatch(
     kind: 'encoded',
     format: 'csv',
     columns,
-    ...DIALECT,
+    ...encoding.dialect,
+    canonical: encoding.canonical,
     data: buffer.subarray(0, length),
     rows: to - from,
     async decode() {

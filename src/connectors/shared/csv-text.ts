@@ -34,18 +34,31 @@ export function csvField(text: string | null, d: Dialect, first: boolean): strin
   return text;
 }
 
+/**
+ * A value as a CSV file holds it (the csv sink's row path): {@link valueText}, but
+ * bytes as base64 — a file has no bytea hex to read back.
+ */
+export function fileValueText(v: unknown): string | null {
+  return v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') : valueText(v);
+}
+
 /** Rows as CSV records of `columns` (each ending with a newline), read back field for field as the rows' text. */
 export function encodeRowsCsv(rows: readonly Row[], columns: readonly string[], d: Dialect): Buffer {
   return Buffer.from(csvRecords(rows, columns, d), 'utf8');
 }
 
-/** {@link encodeRowsCsv}'s records as text. */
-export function csvRecords(rows: readonly Row[], columns: readonly string[], d: Dialect): string {
+/** {@link encodeRowsCsv}'s records as text, each value's text by `text` ({@link valueText} unless said). */
+export function csvRecords(
+  rows: readonly Row[],
+  columns: readonly string[],
+  d: Dialect,
+  text: (v: unknown) => string | null = valueText,
+): string {
   let out = '';
   for (const row of rows) {
     let line = '';
     for (let i = 0; i < columns.length; i++) {
-      const field = csvField(valueText(row[columns[i] as string]), d, i === 0);
+      const field = csvField(text(row[columns[i] as string]), d, i === 0);
       line = i === 0 ? field : `${line}${d.delimiter}${field}`;
     }
     out += `${line}\n`;

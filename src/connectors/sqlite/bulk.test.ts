@@ -56,6 +56,6 @@ describe('BulkInsert', () => {
       for (let r = 0; r < 40; r++) bulk.add(columns.map((_, i) => r * 1000 + i));
       bulk.flush();
     })();
-    expect(db.prepare('SELECT count(*) AS n, sum(c999) AS s FROM t').get()).toEqual({ n: 40, s: 40 * 999 + 1000 * (39 * 40) / 2 });
+    expect(db.prepare('SELECT count(*) AS n, sum(c999) AS s FROM t').get()).toEqual({ n: 40, s: 40 * 999 + (1000 * (39 * 40)) / 2 });
   });
 });
