@@ -146,6 +146,12 @@ export interface EncodingHints {
    * batch the writer declines, and it takes the batch's rows instead.
    */
   readonly dialect?: { readonly delimiter: string; readonly quote: string; readonly nullText: string };
+  /**
+   * The largest encoded batch, in bytes, the writer wants: a source that cuts its data
+   * into batches by size keeps them at most this big (a writer whose driver copies
+   * each batch again holds fewer bytes so). Absent: the source's own size.
+   */
+  readonly batchBytes?: number;
 }
 
 export interface EncodedRows {

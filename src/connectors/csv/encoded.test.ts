@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readAsCopy } from '../../../test/helpers/copy.js';
 import { collect, connectorOptions, messageOf, planContext, type Rejected, taskContext, tempDir } from '../../sdk/testing.js';
-import { type EncodedRows, isEncodedRows, type Row } from '../../sdk/types.js';
+import { type EncodedRows, type EncodingHints, isEncodedRows, type Row } from '../../sdk/types.js';
 import { ISO_TIMESTAMP, valueText } from '../shared/columns.js';
 import { fieldValueOf, isoTimestampBytes, numberAtOf } from './encoded.js';
 import csv from './index.js';
@@ -270,6 +270,22 @@ describe('csv readEncoded', () => {
     expect(loose.data).toBe('true,1.50,1.5,true\n"No",2.0,3,false\n');
     expect(loose.rows).toEqual(strict.rows);
     expect(loose.rows[0]).toEqual({ b: true, n: 1.5, m: 1.5, c: true });
+  });
+
+  it("cuts chunks no larger than the writer's batchBytes (and one record), the same records either way", async () => {
+    const path = join(dir, 'in.csv');
+    const body = Array.from({ length: 40_000 }, (_, i) => `${i},name ${i},${'x'.repeat(i % 50)}\n`).join('');
+    await writeFile(path, `id,name,note\n${body}`);
+    const source = csv.source?.(options({ path, columns: { id: 'integer', name: 'string', note: 'string' } })) ?? expect.unreachable();
+    const schema = await source.schema?.(planContext({ baseDir: dir }));
+    const read = async (hints: EncodingHints) =>
+      collect(source.readEncoded?.({ id: '0', path }, taskContext({ baseDir: dir, schema }), 'csv', hints) ?? expect.unreachable());
+    const whole = await read({});
+    const small = await read({ batchBytes: 100_000 });
+    expect(Buffer.concat(small.map((c) => c.data)).equals(Buffer.concat(whole.map((c) => c.data)))).toBe(true);
+    expect(Buffer.concat(whole.map((c) => c.data)).toString()).toBe(body);
+    expect(small.length).toBeGreaterThan(whole.length);
+    expect(Math.max(...small.map((c) => c.data.length))).toBeLessThanOrEqual(100_000 + 80);
   });
 
   it('takes records of many fields (more than the scanner starts with), quoted or not', async () => {

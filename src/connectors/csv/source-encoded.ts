@@ -206,6 +206,7 @@ export async function* readCsvEncoded(
     return;
   }
   const converter = new RecordConverter(names, types as ColumnType[], opts);
+  const sized = hints.batchBytes ? { ...tuning, chunkBytes: Math.max(64 * 1024, Math.min(tuning.chunkBytes, hints.batchBytes)) } : tuning;
   yield* readAhead(
     scanChunks(
       path,
@@ -216,7 +217,7 @@ export async function* readCsvEncoded(
       types as ColumnType[],
       converter,
       dialect,
-      tuning,
+      sized,
       range.end ?? Number.POSITIVE_INFINITY,
       hints,
     ),
