@@ -473,16 +473,6 @@ class MysqlWriter implements Writer {
   }
 
   /**
-   * The encoded fast path (worker, once per batch; may be retried with the same
-   * batch): CSV records rewritten into LOAD DATA's text format ({@link LoadDataEncoder})
-   * and streamed from memory into LOAD DATA LOCAL INFILE, in the batch's savepoint of
-   * the partition's transaction. Declines (false) without a declared schema, when the
-   * batch's columns are not exactly the schema's, for a CSV dialect or a column the
-   * transcoder cannot carry as the row path would ({@link loadKindOf}); then the
-   * runtime writes the decoded rows. A warning fails the batch as a data error, and
-   * the runtime isolates the bad rows on the row path.
-   */
-  /**
    * Batches of 1 MiB (the csv source's are 4): each is held three times here — the
    * CSV, its LOAD DATA rewrite, and mysql2's copy of every slice into a packet, which
    * waits for a collection. The 1M-row bench: 4 MiB peaked at 204–227 MB of RSS, 2 MiB
@@ -492,6 +482,16 @@ class MysqlWriter implements Writer {
     return this.opts.method === 'load_data' ? { batchBytes: LOAD_BATCH_BYTES } : {};
   }
 
+  /**
+   * The encoded fast path (worker, once per batch; may be retried with the same
+   * batch): CSV records rewritten into LOAD DATA's text format ({@link LoadDataEncoder})
+   * and streamed from memory into LOAD DATA LOCAL INFILE, in the batch's savepoint of
+   * the partition's transaction. Declines (false) without a declared schema, when the
+   * batch's columns are not exactly the schema's, for a CSV dialect or a column the
+   * transcoder cannot carry as the row path would ({@link loadKindOf}); then the
+   * runtime writes the decoded rows. A warning fails the batch as a data error, and
+   * the runtime isolates the bad rows on the row path.
+   */
   async writeEncoded(batch: EncodedRows): Promise<boolean> {
     if (this.broken) throw this.broken;
     const schema = this.ctx.schema;
