@@ -56,6 +56,11 @@ function csvText(records: (string | null)[][], opts: CsvOptions): string {
   return out;
 }
 
+/** The header line of these columns, as the file holds it (each partition's file starts with it; the target keeps one). */
+function headerOf(names: readonly string[], opts: CsvOptions): Buffer {
+  return Buffer.from(csvText([names.map((n) => escapeFormula(n, opts))], opts), textEncoding(opts));
+}
+
 /** The columns to write: the `columns` option, else the source schema, else the first row's keys. */
 function chooseColumns(opts: CsvOptions, ctx: TaskContext, first: Row | undefined): { names: string[]; explicit: boolean } {
   if (opts.columns && Object.keys(opts.columns).length) return { names: Object.keys(opts.columns), explicit: true };
@@ -68,8 +73,10 @@ async function openWriter(partition: Partition, opts: CsvOptions, ctx: TaskConte
   const target = resolvePath(ctx.baseDir, opts.path);
   const file = await StagedFile.open(target, partition.id, ctx.runId, WHO, { ownerOnly: ctx.ownerOnly });
   let columns: { names: string[]; explicit: boolean; set: Set<string> } | undefined;
-  const choose = (first: Row | undefined) => {
+  /** Chooses the columns at the first batch, and starts the file with their header. */
+  const choose = async (first: Row | undefined) => {
     const chosen = chooseColumns(opts, ctx, first);
+    if (opts.header && chosen.names.length) await file.writeHeader(headerOf(chosen.names, opts));
     columns = { ...chosen, set: new Set(chosen.names) };
     return columns;
   };
@@ -78,7 +85,7 @@ async function openWriter(partition: Partition, opts: CsvOptions, ctx: TaskConte
   return {
     async write(batch) {
       if (batch.length === 0) return;
-      columns ??= choose(batch[0]);
+      columns ??= await choose(batch[0]);
       const { names, explicit, set } = columns;
       const records: (string | null)[][] = new Array(batch.length);
       for (let r = 0; r < batch.length; r++) {
@@ -109,7 +116,7 @@ async function openWriter(partition: Partition, opts: CsvOptions, ctx: TaskConte
           async writeEncoded(batch: EncodedRows) {
             const names = columns?.names ?? (ctx.schema?.length ? ctx.schema.map((c) => c.name) : undefined);
             if (!appendable(batch, dialect, names)) return false;
-            columns ??= choose(rowOf(batch.columns, []));
+            columns ??= await choose(rowOf(batch.columns, []));
             if (batch.rows === 0) return true;
             ctx.count('bytes_sent', await file.append(batch.data, batch.rows));
             return true;
@@ -156,10 +163,7 @@ export function csvSink(opts: CsvOptions): Sink {
       const parts = parseMessages(messages, WHO);
       const target = resolvePath(ctx.baseDir, opts.path);
       const names = jobColumns(parts, opts, ctx);
-      const header =
-        opts.header && names.length
-          ? Buffer.from(csvText([names.map((n) => escapeFormula(n, opts))], opts), textEncoding(opts))
-          : undefined;
+      const header = opts.header && names.length ? headerOf(names, opts) : undefined;
       await commitStaged({
         who: WHO,
         target,

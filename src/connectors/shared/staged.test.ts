@@ -1,8 +1,9 @@
-import { readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { link, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WeirError } from '../../sdk/errors.js';
 import { silentLog, tempDir } from '../../sdk/testing.js';
+import type { JsonValue } from '../../sdk/types.js';
 import { abortStaged, type CommitPlan, commitStaged, parseMessages, StagedFile, stagingName } from './staged.js';
 
 let dir: string;
@@ -70,6 +71,71 @@ describe('staged commit protocol', () => {
     await commitStaged(plan(target, parts));
     expect(await readFile(target, 'utf8')).toBe('staged\n');
     expect(await readdir(dir)).toEqual(['out.txt']);
+  });
+
+  it('publishes a new target from the first part itself (no copy), the other parts after it without their headers', async () => {
+    const target = join(dir, 'out.csv');
+    const header = Buffer.from('id,name\n');
+    const staged = async (id: string, text: string) => {
+      const file = await StagedFile.open(target, id, 'run-1', 'test sink');
+      await file.writeHeader(header);
+      await file.append(Buffer.from(text), 1);
+      return file.commit();
+    };
+    const parts = parseMessages([await staged('0', '1,a\n'), await staged('1', '2,b\n'), await staged('2', '3,c\n')], 'test sink');
+    expect(parts.map((p) => p.headerBytes)).toEqual([8, 8, 8]);
+    const first = await stat(parts[0]?.tmp as string);
+    await commitStaged(plan(target, parts, { mode: 'overwrite', header }));
+    expect(await readFile(target, 'utf8')).toBe('id,name\n1,a\n2,b\n3,c\n');
+    expect((await stat(target)).ino).toBe(first.ino);
+    expect((await stat(target)).nlink).toBe(1);
+    expect(await readdir(dir)).toEqual(['out.csv']);
+  });
+
+  it('copies when the first part does not start with the header (an empty partition) or the target has rows to keep', async () => {
+    const target = join(dir, 'out.csv');
+    const header = Buffer.from('id\n');
+    const empty = await (await StagedFile.open(target, '0', 'run-1', 'test sink')).commit();
+    const file = await StagedFile.open(target, '1', 'run-1', 'test sink');
+    await file.writeHeader(header);
+    await file.append(Buffer.from('2\n'), 1);
+    const parts = parseMessages([empty, await file.commit()], 'test sink');
+    await commitStaged(plan(target, parts, { mode: 'overwrite', header }));
+    expect(await readFile(target, 'utf8')).toBe('id\n2\n');
+    const again = await StagedFile.open(target, '0', 'run-2', 'test sink');
+    await again.writeHeader(header);
+    await again.append(Buffer.from('3\n'), 1);
+    await commitStaged(plan(target, parseMessages([await again.commit()], 'test sink'), { runId: 'run-2', header }));
+    expect(await readFile(target, 'utf8')).toBe('id\n2\n3\n');
+  });
+
+  it('a commit that crashed while writing onto the first part is done again once: the part is cut back to what its writer committed', async () => {
+    const target = join(dir, 'out.txt');
+    const parts = parseMessages([await stage(target, '0', 'a\n'), await stage(target, '1', 'b\n')], 'test sink');
+    const first = parts[0]?.tmp as string;
+    // the crash: a second link to the first part under a staging name, part of the second part written onto it, no record
+    await link(first, stagingName(target, 'run-1', 'job'));
+    await writeFile(first, 'a\nb', { flag: 'a' });
+    await commitStaged(plan(target, parts, { mode: 'overwrite' }));
+    expect(await readFile(target, 'utf8')).toBe('a\nb\n');
+    expect(await readdir(dir)).toEqual(['out.txt']);
+  });
+
+  it('refuses a temporary file shorter than its writer committed, and publishes nothing', async () => {
+    const target = join(dir, 'out.txt');
+    const parts = parseMessages([await stage(target, '0', 'abc\n')], 'test sink');
+    await writeFile(parts[0]?.tmp as string, 'a');
+    const error = await commitStaged(plan(target, parts, { mode: 'overwrite' })).catch((e: unknown) => e);
+    expect((error as WeirError).code).toBe('commit_file_changed');
+    expect((error as Error).message).toContain('fewer than the 4 its writer committed');
+    await expect(stat(target)).rejects.toThrow();
+  });
+
+  it('rejects a commit message whose lengths are not lengths', () => {
+    const m = { partition: '0', tmp: join(dir, 'x'), rows: 1, bytes: 4 };
+    const bads: Record<string, JsonValue>[] = [{ bytes: -1 }, { bytes: 1.5 }, { bytes: '4' }, { headerBytes: 5 }, { headerBytes: -1 }];
+    for (const bad of bads) expect(() => parseMessages([{ ...m, ...bad }], 'test sink')).toThrow(/unexpected commit message/);
+    expect(parseMessages([{ ...m, headerBytes: 4 }], 'test sink')).toHaveLength(1);
   });
 
   it('ignores a stale commit record of another job', async () => {

@@ -8,7 +8,10 @@
  *    order into a staging file `<path>.<run tag>-<random>.weir-tmp` (after the
  *    existing target's bytes in append mode), records the list of files and the
  *    staging file in `<path>.weir-commit`, renames the staging file over the
- *    target, then deletes the temporary files and the record.
+ *    target, then deletes the temporary files and the record. A new or replaced
+ *    target is not copied from the first file: the staging file is a hard link to
+ *    it, the others appended (their headers skipped), so a one-partition export
+ *    costs a rename, not a second copy of every byte and its fsync.
  *
  * The target is only ever replaced by a rename, so it never appears half-written.
  * A job commit that is repeated — or resumed after a crash — finishes the work of
@@ -25,7 +28,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { copyFile, type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, type FileHandle, link, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Log } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
@@ -37,7 +40,9 @@ export interface StagedMessage {
   partition: string;
   tmp: string;
   rows: number;
+  /** The file's length as its writer committed it. */
   bytes: number;
+  /** `headerBytes` (optional, see {@link headerBytesOf}) and the connector's own fields. */
   [key: string]: JsonValue;
 }
 
@@ -165,6 +170,7 @@ export class StagedFile {
   private handle: FileHandle | undefined;
   private position = 0;
   private rowCount = 0;
+  private headerLength = 0;
 
   private constructor(
     readonly tmp: string,
@@ -205,6 +211,13 @@ export class StagedFile {
     return this.rowCount;
   }
 
+  /** Writes the header the target starts with (a CSV header), before any batch: the job commit keeps only the first part's. */
+  async writeHeader(data: Uint8Array): Promise<void> {
+    if (this.position !== 0) throw new WeirError(`${this.who}: a header after the first batch`, { kind: 'internal', code: 'late_header' });
+    await this.append(data, 0);
+    this.headerLength = data.length;
+  }
+
   /** Flushes the file to disk and closes it. Returns the partition's commit message. */
   async commit(): Promise<StagedMessage> {
     const handle = this.handle;
@@ -217,7 +230,9 @@ export class StagedFile {
     }
     this.handle = undefined;
     await handle.close();
-    return { partition: this.partition, tmp: this.tmp, rows: this.rowCount, bytes: this.position };
+    const message: StagedMessage = { partition: this.partition, tmp: this.tmp, rows: this.rowCount, bytes: this.position };
+    if (this.headerLength) message.headerBytes = this.headerLength;
+    return message;
   }
 
   /** Closes and deletes the temporary file. Idempotent. */
@@ -238,6 +253,11 @@ export class StagedFile {
  * Checks and sorts the commit messages of a job (planner). `lenient` skips
  * messages that are not this sink's (for abort, which must not fail).
  */
+const validLength = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+
+/** Bytes of a header at the start of a part's file (`headerBytes`: a CSV header, each part has one), which only the target's start keeps; 0 when none. */
+export const headerBytesOf = (p: StagedMessage): number => (typeof p.headerBytes === 'number' ? p.headerBytes : 0);
+
 export function parseMessages(messages: readonly JsonValue[], who: string, { lenient = false } = {}): StagedMessage[] {
   const parts: StagedMessage[] = [];
   for (const m of messages) {
@@ -247,7 +267,9 @@ export function parseMessages(messages: readonly JsonValue[], who: string, { len
       Array.isArray(m) ||
       typeof m.tmp !== 'string' ||
       typeof m.partition !== 'string' ||
-      typeof m.rows !== 'number'
+      typeof m.rows !== 'number' ||
+      !validLength(m.bytes) ||
+      (m.headerBytes !== undefined && !(validLength(m.headerBytes) && m.headerBytes <= (m.bytes as number)))
     ) {
       if (lenient) continue;
       throw new WeirError(`${who}: unexpected commit message ${JSON.stringify(m)}; expected one from this sink's writers`, {
@@ -351,17 +373,33 @@ async function headAndTail(path: string, n: number): Promise<{ head: Buffer; las
   }
 }
 
-async function appendFileTo(out: FileHandle, path: string, buffer: Buffer): Promise<void> {
-  const src = await openOwn(path, constants.O_RDONLY);
+/**
+ * Copies a part's rows — its bytes after its header, up to the length its writer
+ * committed — to `out` at `position` (null: at its end). Returns the bytes copied.
+ */
+async function appendPart(out: FileHandle, part: StagedMessage, buffer: Buffer, position: number | null): Promise<number> {
+  const src = await openOwn(part.tmp, constants.O_RDONLY);
   try {
-    for (;;) {
-      const { bytesRead } = await src.read(buffer, 0, buffer.length, null);
-      if (bytesRead === 0) break;
-      await writeAll(out, buffer.subarray(0, bytesRead), null);
+    const end = part.bytes;
+    let at = headerBytesOf(part);
+    while (at < end) {
+      const { bytesRead } = await src.read(buffer, 0, Math.min(buffer.length, end - at), at);
+      if (bytesRead === 0) throw changedPart(part, at);
+      await writeAll(out, buffer.subarray(0, bytesRead), position === null ? null : position + at - headerBytesOf(part));
+      at += bytesRead;
     }
+    return end - headerBytesOf(part);
   } finally {
     await src.close();
   }
+}
+
+/** A temporary file shorter than its writer committed: changed by someone else since. */
+function changedPart(part: StagedMessage, size: number): WeirError {
+  return new WeirError(
+    `the temporary file ${part.tmp} holds ${size} bytes, fewer than the ${part.bytes} its writer committed (it was changed outside weir); nothing was published: run the pipeline again`,
+    { kind: 'connector', code: 'commit_file_changed' },
+  );
 }
 
 /**
@@ -416,33 +454,105 @@ export async function commitStaged(plan: CommitPlan): Promise<void> {
   try {
     if ((await resumeCommit(plan)) === 'done') return await cleanUp(plan);
     await mkdir(dirname(target), { recursive: true });
-    let hasData = false;
-    let needsNewline = false;
-    if (plan.mode === 'append' && (await exists(target))) {
-      const { head, last, size } = await headAndTail(target, 64 * 1024);
-      if (size > 0) {
-        plan.checkExisting?.(head);
-        hasData = true;
-        needsNewline = last !== 0x0a;
-      }
-    }
-    const staging = stagingName(target, plan.runId, 'job');
-    if (hasData) await copyExclusive(target, staging);
-    const out = hasData ? await openOwn(staging, constants.O_WRONLY | constants.O_APPEND) : await createExclusive(staging, plan.ownerOnly);
-    try {
-      if (needsNewline) await writeAll(out, Buffer.from('\n'), null);
-      if (!hasData && plan.header?.length) await writeAll(out, plan.header, null);
-      const buffer = Buffer.allocUnsafe(1024 * 1024);
-      for (const p of parts) await appendFileTo(out, p.tmp, buffer);
-      await out.sync();
-    } finally {
-      await out.close();
-    }
+    await dropUnrecordedStaging(plan);
+    const existing = plan.mode === 'append' ? await existingData(plan) : undefined;
+    const staging = (existing === undefined && (await onFirstPart(plan))) || (await concatenated(plan, existing));
     await publishStaging(plan, staging);
     await cleanUp(plan);
     plan.log.debug('job committed', { path: target, partitions: parts.length, rows: parts.reduce((n, p) => n + p.rows, 0) });
   } catch (error) {
     throw fileError(error, { who, path: target, action: 'write' });
+  }
+}
+
+/** In append mode, whether the target holds bytes to keep (checked by `checkExisting`), and whether they end without a line feed. */
+async function existingData(plan: CommitPlan): Promise<{ needsNewline: boolean } | undefined> {
+  if (!(await exists(plan.target))) return undefined;
+  const { head, last, size } = await headAndTail(plan.target, 64 * 1024);
+  if (size === 0) return undefined;
+  plan.checkExisting?.(head);
+  return { needsNewline: last !== 0x0a };
+}
+
+/**
+ * The staging file as a copy: the target's bytes (`existing`, append mode) or the
+ * header, then every part's rows.
+ */
+async function concatenated(plan: CommitPlan, existing: { needsNewline: boolean } | undefined): Promise<string> {
+  const staging = stagingName(plan.target, plan.runId, 'job');
+  if (existing) await copyExclusive(plan.target, staging);
+  const out = existing ? await openOwn(staging, constants.O_WRONLY | constants.O_APPEND) : await createExclusive(staging, plan.ownerOnly);
+  try {
+    if (existing?.needsNewline) await writeAll(out, Buffer.from('\n'), null);
+    if (!existing && plan.header?.length) await writeAll(out, plan.header, null);
+    const buffer = Buffer.allocUnsafe(1024 * 1024);
+    for (const p of plan.parts) await appendPart(out, p, buffer, null);
+    await out.sync();
+  } finally {
+    await out.close();
+  }
+  return staging;
+}
+
+/** Errors of link(2) where the file system has no hard links for this file: the commit copies instead. */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'EMLINK', 'ENOSYS']);
+
+/**
+ * The staging file made of the first part itself, for a new or replaced target: a
+ * hard link to it under a staging name, the other parts' rows written after its
+ * own. Taken only when the first part starts with exactly the header the target
+ * needs (none, or the CSV header); else, or without hard links, undefined. A commit
+ * that crashed here left the first part longer than its writer committed: it is
+ * cut back to that length first, so a repeated commit writes the rest once.
+ */
+async function onFirstPart(plan: CommitPlan): Promise<string | undefined> {
+  const first = plan.parts[0];
+  const header = plan.header ?? new Uint8Array(0);
+  if (!first || headerBytesOf(first) !== header.length) return undefined;
+  const out = await openOwn(first.tmp, constants.O_RDWR);
+  let staging: string | undefined;
+  try {
+    const { size } = await out.stat();
+    if (size < first.bytes) throw changedPart(first, size);
+    if (header.length) {
+      const head = Buffer.alloc(header.length);
+      await out.read(head, 0, head.length, 0);
+      if (!head.equals(header)) return undefined;
+    }
+    await out.truncate(first.bytes);
+    const name = stagingName(plan.target, plan.runId, 'job');
+    try {
+      await link(first.tmp, name);
+    } catch (error) {
+      if (NO_HARD_LINKS.has((error as { code?: string }).code ?? '')) return undefined;
+      throw error;
+    }
+    staging = name;
+    const buffer = Buffer.allocUnsafe(1024 * 1024);
+    let position = first.bytes;
+    for (const p of plan.parts.slice(1)) position += await appendPart(out, p, buffer, position);
+    await out.sync();
+    return staging;
+  } catch (error) {
+    if (staging) await rm(staging, { force: true });
+    throw error;
+  } finally {
+    await out.close();
+  }
+}
+
+/**
+ * Deletes the staging files of this run that no commit record names (before a
+ * commit builds its own): what a commit that crashed before its record left — a
+ * copy, or a second link to the first part, which would otherwise make that part
+ * look like someone else's link ({@link openOwn}).
+ */
+async function dropUnrecordedStaging(plan: Pick<CommitPlan, 'target' | 'runId' | 'log'>): Promise<void> {
+  const dir = dirname(plan.target);
+  const pattern = stagingPattern(plan.target, plan.runId, 'job', null);
+  for (const e of (await readdir(dir)).filter((e) => pattern.test(e))) {
+    plan.log.debug('deleting the staging file of an earlier commit of this run that did not finish', { file: join(dir, e) });
+    await rm(join(dir, e), { force: true });
   }
 }
 
