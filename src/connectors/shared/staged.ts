@@ -2,8 +2,9 @@
  * The commit protocol of the file sinks (csv, jsonl), after Spark's file writers:
  *
  * 1. Each partition's writer (worker) writes to its own temporary file
- *    `<path>.<partition id>.<run tag>-<random>.tmp` beside the target, and its
- *    commit returns `{ partition, tmp, rows, bytes }`.
+ *    `<path>.<partition id>.<run tag>-<random>.tmp` beside the target (a CSV
+ *    writer starts it with the header), and its commit returns `{ partition, tmp,
+ *    rows, bytes }` (and `headerBytes` after a header).
  * 2. The job commit (planner) concatenates the temporary files in partition-id
  *    order into a staging file `<path>.<run tag>-<random>.weir-tmp` (after the
  *    existing target's bytes in append mode), records the list of files and the
@@ -249,15 +250,15 @@ export class StagedFile {
   }
 }
 
-/**
- * Checks and sorts the commit messages of a job (planner). `lenient` skips
- * messages that are not this sink's (for abort, which must not fail).
- */
 const validLength = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
 
 /** Bytes of a header at the start of a part's file (`headerBytes`: a CSV header, each part has one), which only the target's start keeps; 0 when none. */
 export const headerBytesOf = (p: StagedMessage): number => (typeof p.headerBytes === 'number' ? p.headerBytes : 0);
 
+/**
+ * Checks and sorts the commit messages of a job (planner). `lenient` skips
+ * messages that are not this sink's (for abort, which must not fail).
+ */
 export function parseMessages(messages: readonly JsonValue[], who: string, { lenient = false } = {}): StagedMessage[] {
   const parts: StagedMessage[] = [];
   for (const m of messages) {
