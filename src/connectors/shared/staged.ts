@@ -253,7 +253,7 @@ export class StagedFile {
 const validLength = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
 
 /** Bytes of a header at the start of a part's file (`headerBytes`: a CSV header, each part has one), which only the target's start keeps; 0 when none. */
-export const headerBytesOf = (p: StagedMessage): number => (typeof p.headerBytes === 'number' ? p.headerBytes : 0);
+const headerBytesOf = (p: StagedMessage): number => (typeof p.headerBytes === 'number' ? p.headerBytes : 0);
 
 /**
  * Checks and sorts the commit messages of a job (planner). `lenient` skips
@@ -381,15 +381,15 @@ async function headAndTail(path: string, n: number): Promise<{ head: Buffer; las
 async function appendPart(out: FileHandle, part: StagedMessage, buffer: Buffer, position: number | null): Promise<number> {
   const src = await openOwn(part.tmp, constants.O_RDONLY);
   try {
+    const start = headerBytesOf(part);
     const end = part.bytes;
-    let at = headerBytesOf(part);
-    while (at < end) {
+    for (let at = start; at < end; ) {
       const { bytesRead } = await src.read(buffer, 0, Math.min(buffer.length, end - at), at);
       if (bytesRead === 0) throw changedPart(part, at);
-      await writeAll(out, buffer.subarray(0, bytesRead), position === null ? null : position + at - headerBytesOf(part));
+      await writeAll(out, buffer.subarray(0, bytesRead), position === null ? null : position + at - start);
       at += bytesRead;
     }
-    return end - headerBytesOf(part);
+    return end - start;
   } finally {
     await src.close();
   }
@@ -455,7 +455,9 @@ export async function commitStaged(plan: CommitPlan): Promise<void> {
   try {
     if ((await resumeCommit(plan)) === 'done') return await cleanUp(plan);
     await mkdir(dirname(target), { recursive: true });
-    await dropUnrecordedStaging(plan);
+    // what a commit that crashed before its record left: a copy, or a second link to the
+    // first part, which would otherwise make that part look like someone else's link (openOwn)
+    await sweep(plan, ['job']);
     const existing = plan.mode === 'append' ? await existingData(plan) : undefined;
     const staging = (existing === undefined && (await onFirstPart(plan))) || (await concatenated(plan, existing));
     await publishStaging(plan, staging);
@@ -543,21 +545,6 @@ async function onFirstPart(plan: CommitPlan): Promise<string | undefined> {
 }
 
 /**
- * Deletes the staging files of this run that no commit record names (before a
- * commit builds its own): what a commit that crashed before its record left — a
- * copy, or a second link to the first part, which would otherwise make that part
- * look like someone else's link ({@link openOwn}).
- */
-async function dropUnrecordedStaging(plan: Pick<CommitPlan, 'target' | 'runId' | 'log'>): Promise<void> {
-  const dir = dirname(plan.target);
-  const pattern = stagingPattern(plan.target, plan.runId, 'job', null);
-  for (const e of (await readdir(dir)).filter((e) => pattern.test(e))) {
-    plan.log.debug('deleting the staging file of an earlier commit of this run that did not finish', { file: join(dir, e) });
-    await rm(join(dir, e), { force: true });
-  }
-}
-
-/**
  * The job abort (planner): deletes the temporary files of the run. Idempotent. A
  * message naming anything but a temporary file of this run is an error: nothing is deleted.
  */
@@ -575,11 +562,14 @@ export async function cleanUp(plan: Pick<CommitPlan, 'target' | 'parts' | 'runId
 }
 
 /**
- * Deletes the temporary and staging files this run left beside the target (writers
- * and job commits that crashed), found by their names; the staging file a commit
- * record names is kept, since a repeated commit publishes it.
+ * Deletes the temporary and staging files (`only` these kinds) this run left beside
+ * the target (writers and job commits that crashed), found by their names; the
+ * staging file a commit record names is kept, since a repeated commit publishes it.
  */
-async function sweep(plan: Pick<CommitPlan, 'target' | 'runId' | 'log'>): Promise<void> {
+async function sweep(
+  plan: Pick<CommitPlan, 'target' | 'runId' | 'log'>,
+  only: readonly StagingKind[] = ['part', 'job', 'record'],
+): Promise<void> {
   const dir = dirname(plan.target);
   let entries: string[];
   try {
@@ -587,11 +577,7 @@ async function sweep(plan: Pick<CommitPlan, 'target' | 'runId' | 'log'>): Promis
   } catch {
     return;
   }
-  const kinds = [
-    stagingPattern(plan.target, plan.runId, 'part'),
-    stagingPattern(plan.target, plan.runId, 'job', null),
-    stagingPattern(plan.target, plan.runId, 'record', null),
-  ];
+  const kinds = only.map((kind) => stagingPattern(plan.target, plan.runId, kind, kind === 'part' ? undefined : null));
   const keep = await recordedStaging(plan.target);
   for (const e of entries.filter((e) => kinds.some((k) => k.test(e)))) {
     const path = join(dir, e);
