@@ -354,7 +354,8 @@ const EXPORT_PATHS = {
       return weirExport(
         dir,
         'pgcsv',
-        `{ type: postgres, host: ${PG.host}, port: ${PG.port}, user: ${PG.user}, database: ${PG.database}, table: ${EXPORT_TABLE} }`,
+        // two block ranges of one snapshot, read in parallel (two cores here)
+        `{ type: postgres, host: ${PG.host}, port: ${PG.port}, user: ${PG.user}, database: ${PG.database}, table: ${EXPORT_TABLE}, partitions: 2 }`,
       );
     },
     async cleanup() {

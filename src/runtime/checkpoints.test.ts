@@ -70,8 +70,13 @@ describe('CheckpointStore', () => {
     store.close();
   });
 
-  it('plan hashes differ when partitions differ; relative paths resolve against the working directory', () => {
+  it('plan hashes differ when partitions differ, less their run-only facts; relative paths resolve against the working directory', () => {
     expect(planHash('g', 's', [{ id: '0', start: 1 }])).not.toBe(planHash('g', 's', [{ id: '0', start: 2 }]));
+    // a run-only fact (an exported snapshot's id) is planned afresh by a resumed run: not part of the plan's identity
+    const snapshot = (id: string) => [{ id: '0', blocks: [0, 9], run_only: { snapshot: id } }];
+    expect(planHash('g', 's', snapshot('00000003-1'))).toBe(planHash('g', 's', snapshot('00000007-2')));
+    expect(planHash('g', 's', snapshot('00000003-1'))).toBe(planHash('g', 's', [{ id: '0', blocks: [0, 9] }]));
+    expect(planHash('g', 's', snapshot('x'))).not.toBe(planHash('g', 's', [{ id: '0', blocks: [0, 8], run_only: { snapshot: 'x' } }]));
     expect(checkpointFile(undefined, '/work')).toBe('/work/.weir/checkpoints.db');
     expect(checkpointFile('/abs/cp.db', '/work')).toBe('/abs/cp.db');
   });

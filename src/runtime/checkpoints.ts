@@ -21,7 +21,7 @@ import { hostname } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { WeirError } from '../sdk/errors.js';
-import type { JsonValue, Partition } from '../sdk/types.js';
+import { type JsonValue, type Partition, planIdentity } from '../sdk/types.js';
 
 /** `running` and `stopped` runs are resumable; the others are finished. */
 export type StoredRunStatus = 'running' | 'stopped' | 'succeeded' | 'failed' | 'abandoned';
@@ -74,10 +74,15 @@ export function checkpointFile(path: string | undefined, cwd = process.cwd()): s
 
 /**
  * What identifies "the same work": the source and sink types and the exact
- * partitions. A run is resumed only when its plan hash matches.
+ * partitions, less their run-only facts ({@link planIdentity}). A run is resumed
+ * only when its plan hash matches.
  */
 export function planHash(source: string, sink: string, partitions: Partition[]): string {
-  return createHash('sha256').update(JSON.stringify({ source, sink, partitions })).digest('hex').slice(0, 32);
+  const work = partitions.map(planIdentity);
+  return createHash('sha256')
+    .update(JSON.stringify({ source, sink, partitions: work }))
+    .digest('hex')
+    .slice(0, 32);
 }
 
 const STATUSES: readonly StoredRunStatus[] = ['running', 'stopped', 'succeeded', 'failed', 'abandoned'];

@@ -34,7 +34,7 @@ import { AssertionError, deepStrictEqual, ok } from 'node:assert/strict';
 import type { AnyConnector, CheckResult, ConnectorDefinition, Log, PlanContext, Source, StreamChunk, TaskContext } from './connector.js';
 import { validateConnectorOptions } from './connector.js';
 import { type Spec, secretPaths } from './options.js';
-import type { ColumnType, JsonValue, Partition, Row, Schema } from './types.js';
+import { type ColumnType, type JsonValue, type Partition, planIdentity, type Row, type Schema } from './types.js';
 import { Decimal } from './values.js';
 
 /** One named check of a conformance suite; `run` throws when the connector breaks the contract. */
@@ -308,14 +308,22 @@ class SourceSuite {
     return ctx;
   }
 
-  /** The plan as a worker receives it: planned by one source, through JSON, closed. */
-  private async plan_(raw: RawOptions, log: Log): Promise<{ schema: Schema | undefined; partitions: Partition[] }> {
+  /**
+   * `use` of the plan as a worker receives it: planned by one source and passed
+   * through JSON, while that planner stays open — the runtime closes it when the
+   * run ends (a planner may hold what the partitions share, such as a snapshot).
+   */
+  private async planned<T>(
+    raw: RawOptions,
+    log: Log,
+    use: (plan: { schema: Schema | undefined; partitions: Partition[] }) => Promise<T>,
+  ): Promise<T> {
     const source = this.newSource(raw);
     try {
       const ctx = this.planContext(log);
       const schema = await source.schema?.(ctx);
       const partitions = (await source.partitions?.(ctx)) ?? [{ id: '0' }];
-      return { schema, partitions: JSON.parse(JSON.stringify(partitions)) as Partition[] };
+      return await use({ schema, partitions: JSON.parse(JSON.stringify(partitions)) as Partition[] });
     } finally {
       await source.close?.();
     }
@@ -365,7 +373,7 @@ class SourceSuite {
       const ctx = this.planContext(log);
       const first = (await source.partitions?.(ctx)) ?? [{ id: '0' }];
       const second = (await source.partitions?.(ctx)) ?? [{ id: '0' }];
-      deepStrictEqual(second, first, 'partitions() plans the same partitions every time');
+      deepStrictEqual(second.map(planIdentity), first.map(planIdentity), 'partitions() plans the same partitions every time');
       deepStrictEqual(JSON.parse(JSON.stringify(first)), first, 'partitions survive a JSON round trip (they cross processes)');
       ok(first.length > 0, 'partitions() plans at least one partition');
       const ids = first.map((p) => p.id);
@@ -392,47 +400,51 @@ class SourceSuite {
   async readAll(): Promise<void> {
     const raw = await this.raw();
     const log = recordingLog();
-    const { schema, partitions } = await this.plan_(raw, log);
     const all: Row[] = [];
-    for (const partition of partitions) {
-      const { rows, rejected } = await this.readPartition(raw, partition, schema, log);
-      assertSchema(rows, schema, `partition ${partition.id}`);
-      deepStrictEqual(rejected, [], `partition ${partition.id} rejected rows of a good data set`);
-      all.push(...rows);
-    }
-    this.same(all, this.expected(), `the rows of all ${partitions.length} partition(s)`);
+    const count = await this.planned(raw, log, async ({ schema, partitions }) => {
+      for (const partition of partitions) {
+        const { rows, rejected } = await this.readPartition(raw, partition, schema, log);
+        assertSchema(rows, schema, `partition ${partition.id}`);
+        deepStrictEqual(rejected, [], `partition ${partition.id} rejected rows of a good data set`);
+        all.push(...rows);
+      }
+      return partitions.length;
+    });
+    this.same(all, this.expected(), `the rows of all ${count} partition(s)`);
     noCanary(this.target.secret, `${all.map(canonicalValue).join('\n')}\n${log.lines.join('\n')}`, 'the rows or the log');
   }
 
   async reread(): Promise<void> {
     const raw = await this.raw();
     const log = recordingLog();
-    const { schema, partitions } = await this.plan_(raw, log);
-    for (const partition of partitions) {
-      const first = await this.readPartition(raw, partition, schema, log);
-      const again = await this.readPartition(raw, partition, schema, log);
-      this.same(again.rows, first.rows, `partition ${partition.id} read again`);
-    }
+    await this.planned(raw, log, async ({ schema, partitions }) => {
+      for (const partition of partitions) {
+        const first = await this.readPartition(raw, partition, schema, log);
+        const again = await this.readPartition(raw, partition, schema, log);
+        this.same(again.rows, first.rows, `partition ${partition.id} read again`);
+      }
+    });
   }
 
   async stopMidway(): Promise<void> {
     const raw = await this.raw();
     const baseline = openHandles();
     const log = recordingLog();
-    const { schema, partitions } = await this.plan_(raw, log);
-    const partition = partitions.find(Boolean) as Partition;
-    const controller = new AbortController();
-    const source = this.newSource(raw);
-    const ctx = this.taskContext(partition, schema, log, { signal: controller.signal });
-    const iterator = source.read(partition, ctx)[Symbol.asyncIterator]();
-    try {
-      await within(this.timeoutMs, 'the first item of a read', iterator.next());
-      // the runtime stops a read this way: the signal is aborted and the consumer stops pulling
-      controller.abort(new Error('conformance: stopped'));
-      await within(this.timeoutMs, 'a read stopped by its consumer (iterator.return())', Promise.resolve(iterator.return?.()));
-    } finally {
-      await source.close?.();
-    }
+    await this.planned(raw, log, async ({ schema, partitions }) => {
+      const partition = partitions.find(Boolean) as Partition;
+      const controller = new AbortController();
+      const source = this.newSource(raw);
+      const ctx = this.taskContext(partition, schema, log, { signal: controller.signal });
+      const iterator = source.read(partition, ctx)[Symbol.asyncIterator]();
+      try {
+        await within(this.timeoutMs, 'the first item of a read', iterator.next());
+        // the runtime stops a read this way: the signal is aborted and the consumer stops pulling
+        controller.abort(new Error('conformance: stopped'));
+        await within(this.timeoutMs, 'a read stopped by its consumer (iterator.return())', Promise.resolve(iterator.return?.()));
+      } finally {
+        await source.close?.();
+      }
+    });
     await handlesBackTo(baseline, this.timeoutMs, 'a read stopped midway and closed');
   }
 
@@ -485,44 +497,45 @@ class SourceSuite {
     ack = false,
   ): Promise<{ rows: Row[]; chunks: StreamChunk[]; ctx: TaskContext & { rejected: unknown[] } }> {
     const log = recordingLog();
-    const { schema, partitions } = await this.plan_(raw, log);
-    ok(partitions.length > 0, 'an unbounded source plans at least one partition');
-    const controller = new AbortController();
-    const source = this.newSource(raw);
-    ok(source.stream, `${this.connector.name}'s unbounded source has no stream()`);
-    const partition = partitions[0] as Partition;
-    const ctx = this.taskContext(partition, schema, log, { signal: controller.signal, ...extra });
-    const rows: Row[] = [];
-    const chunks: StreamChunk[] = [];
-    const iterator = source.stream(partition, ctx)[Symbol.asyncIterator]();
-    const idleMs = this.target.stream?.idleMs ?? 400;
-    const deadline = Date.now() + this.timeoutMs * 3;
-    let lastRowAt = Date.now();
-    let pending = iterator.next();
-    try {
-      // drained: every expected row came and no row for idleMs since (heartbeats do not count)
-      while (Date.now() < deadline && !(rows.length >= want && Date.now() - lastRowAt >= idleMs)) {
-        const wait = rows.length >= want ? idleMs - (Date.now() - lastRowAt) : deadline - Date.now();
-        const next = await Promise.race([pending, new Promise<'idle'>((r) => setTimeout(() => r('idle'), Math.max(1, wait)))]);
-        if (next === 'idle') continue;
-        if (next.done) break;
-        chunks.push(next.value);
-        if (next.value.rows.length > 0) lastRowAt = Date.now();
-        rows.push(...next.value.rows);
-        if (ack) await next.value.ack?.();
-        pending = iterator.next();
+    return this.planned(raw, log, async ({ schema, partitions }) => {
+      ok(partitions.length > 0, 'an unbounded source plans at least one partition');
+      const controller = new AbortController();
+      const source = this.newSource(raw);
+      ok(source.stream, `${this.connector.name}'s unbounded source has no stream()`);
+      const partition = partitions[0] as Partition;
+      const ctx = this.taskContext(partition, schema, log, { signal: controller.signal, ...extra });
+      const rows: Row[] = [];
+      const chunks: StreamChunk[] = [];
+      const iterator = source.stream(partition, ctx)[Symbol.asyncIterator]();
+      const idleMs = this.target.stream?.idleMs ?? 400;
+      const deadline = Date.now() + this.timeoutMs * 3;
+      let lastRowAt = Date.now();
+      let pending = iterator.next();
+      try {
+        // drained: every expected row came and no row for idleMs since (heartbeats do not count)
+        while (Date.now() < deadline && !(rows.length >= want && Date.now() - lastRowAt >= idleMs)) {
+          const wait = rows.length >= want ? idleMs - (Date.now() - lastRowAt) : deadline - Date.now();
+          const next = await Promise.race([pending, new Promise<'idle'>((r) => setTimeout(() => r('idle'), Math.max(1, wait)))]);
+          if (next === 'idle') continue;
+          if (next.done) break;
+          chunks.push(next.value);
+          if (next.value.rows.length > 0) lastRowAt = Date.now();
+          rows.push(...next.value.rows);
+          if (ack) await next.value.ack?.();
+          pending = iterator.next();
+        }
+        controller.abort(new Error('conformance: stopped'));
+        // a stream ends by itself once its signal is aborted
+        const end = (async () => {
+          for (let r = await pending; !r.done; r = await iterator.next()) rows.push(...r.value.rows);
+        })();
+        await within(this.timeoutMs, 'a stream whose signal was aborted', end);
+      } finally {
+        await source.close?.();
       }
-      controller.abort(new Error('conformance: stopped'));
-      // a stream ends by itself once its signal is aborted
-      const end = (async () => {
-        for (let r = await pending; !r.done; r = await iterator.next()) rows.push(...r.value.rows);
-      })();
-      await within(this.timeoutMs, 'a stream whose signal was aborted', end);
-    } finally {
-      await source.close?.();
-    }
-    noCanary(this.target.secret, `${rows.map(canonicalValue).join('\n')}\n${log.lines.join('\n')}`, 'the rows or the log');
-    return { rows, chunks, ctx };
+      noCanary(this.target.secret, `${rows.map(canonicalValue).join('\n')}\n${log.lines.join('\n')}`, 'the rows or the log');
+      return { rows, chunks, ctx };
+    });
   }
 
   async streamOnce(): Promise<void> {

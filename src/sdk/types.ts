@@ -10,6 +10,21 @@ export interface Partition {
   [key: string]: JsonValue;
 }
 
+/**
+ * The key of a partition's facts that hold for this run's plan alone — such as the
+ * id of a database snapshot the planner exported, which dies with its connection:
+ * tasks read them, but they are not part of the plan's identity, so a resumed run
+ * plans them afresh and still matches the interrupted run on the rest.
+ */
+export const RUN_ONLY = 'run_only';
+
+/** A partition without its {@link RUN_ONLY} facts: what identifies its work across runs. */
+export function planIdentity(partition: Partition): Partition {
+  if (!(RUN_ONLY in partition)) return partition;
+  const { [RUN_ONLY]: _, ...rest } = partition;
+  return rest as Partition;
+}
+
 /** A row: column name to value. Values are JSON-like plus Date, bigint, Uint8Array and {@link Decimal} (exact decimals). */
 export type Row = Record<string, unknown>;
 

@@ -89,6 +89,7 @@ async function exportFile(source: Record<string, unknown>, sink: Record<string, 
     bytes += ctx.bytes;
   }
   await snk.commit?.(messages, cctx);
+  await src.close?.();
   const data = await readFile(file);
   await rm(file, { force: true });
   return { data, chunks, bytes };
@@ -251,6 +252,9 @@ describe.skipIf(!up)('postgres → csv: the COPY export is the row path, byte fo
     );
     const { encoded } = await expectSameFile({ table, partition_column: 'id', partitions: 3 });
     expect(encoded.chunks).toBeGreaterThan(3);
+    // ranges of the table's blocks: the parts, one after the other, are the one partition's file
+    const blocks = await expectSameFile({ table, partitions: 3 });
+    expect(Buffer.compare(blocks.rows.data, (await exportFile({ table }, {}, 'encoded')).data)).toBe(0);
   });
 
   it('takes the row path for a partition with a column the export cannot render (json), with the same file', async () => {

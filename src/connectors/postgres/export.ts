@@ -22,6 +22,7 @@ import { rowOf } from '../../sdk/types.js';
 import { Decimal } from '../../sdk/values.js';
 import type { Dialect } from '../shared/csv-text.js';
 import { connect, destroy, endQuietly, OID, pgError } from './client.js';
+import { beginRead } from './partitions.js';
 import type { PostgresOptions } from './spec.js';
 
 const LF = 0x0a;
@@ -300,8 +301,8 @@ export interface ExportPlan {
 
 /**
  * The partition as canonical CSV chunks in dialect `d`, or — when a column's type
- * has no exact export — as the row path's rows. One connection, one COPY (one
- * snapshot, as the row path's read-only transaction).
+ * has no exact export — as the row path's rows. One connection, one COPY, in the
+ * row path's read-only transaction (on the run's snapshot: partitions.ts).
  */
 export async function* exportCsv(
   plan: ExportPlan,
@@ -316,6 +317,7 @@ export async function* exportCsv(
     const c = client;
     const lit = (v: string) => c.escapeLiteral(v);
     const select = plan.select(lit);
+    await beginRead(c, partition, opts);
     const shape = await c.query({ text: `SELECT * FROM (${select}) AS _weir_x LIMIT 0`, rowMode: 'array' });
     const names = shape.fields.map((f) => f.name);
     const columns = shape.fields.map((f) => exportColumn(f.name, f.dataTypeID));
@@ -352,6 +354,7 @@ export async function* exportCsv(
     const last = cutter.take();
     if (last) yield chunk(last);
     if (cutter.leftover > 0) throw new Error(`COPY ended inside a record (${cutter.leftover} bytes after the last line feed)`);
+    await c.query('COMMIT');
     done = true;
   } catch (error) {
     throw pgError(error, `exporting ${what}${partition.id === '0' && !('lo' in partition) ? '' : ` (partition ${partition.id})`}`, opts);

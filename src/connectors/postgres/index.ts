@@ -12,7 +12,7 @@ import { postgresOptions, postgresRules, postgresSinkRules, postgresSourceRules,
 export default defineConnector({
   name: 'postgres',
   description:
-    'PostgreSQL: read a table or query in parallel key ranges; write with COPY (append, upsert or replace), exactly-once per partition.',
+    'PostgreSQL: read a table or query in parallel key or block ranges on one snapshot; write with COPY (append, upsert or replace), exactly-once per partition.',
   options: postgresOptions,
   rules: postgresRules,
   sourceRules: postgresSourceRules,

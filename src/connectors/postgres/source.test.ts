@@ -9,10 +9,10 @@ import { requireService } from '../../../test/helpers/services.js';
 import { validateConnectorOptions } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
 import { collect, connectorOptions, planContext, taskContext } from '../../sdk/testing.js';
-import type { Partition, Row } from '../../sdk/types.js';
+import { type Partition, type Row, RUN_ONLY } from '../../sdk/types.js';
 import { Decimal } from '../../sdk/values.js';
 import postgres from './index.js';
-import { rangeQuery, splitRange } from './source.js';
+import { rangeQuery, splitRange } from './partitions.js';
 
 const up = await requireService('postgres');
 const BASE = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' };
@@ -38,10 +38,14 @@ async function readAll(input: Record<string, unknown>) {
   expect(JSON.parse(JSON.stringify(partitions))).toEqual(partitions);
   const rows: Row[] = [];
   const perPartition: number[] = [];
-  for (const p of partitions) {
-    const got = await collect<Row>(source.read(p, taskContext({ baseDir: '.', partitionId: p.id, schema })));
-    perPartition.push(got.length);
-    rows.push(...got);
+  try {
+    for (const p of partitions) {
+      const got = await collect<Row>(source.read(p, taskContext({ baseDir: '.', partitionId: p.id, schema })));
+      perPartition.push(got.length);
+      rows.push(...got);
+    }
+  } finally {
+    await source.close?.();
   }
   return { schema, partitions, rows, perPartition };
 }
@@ -71,7 +75,10 @@ describe('range splitting', () => {
       validateConnectorOptions(postgres, { ...BASE, ...input }, 'source').issues.map((i) => i.message);
     expect(check({}).join()).toMatch(/one of table, query is required/);
     expect(check({ table: 't', query: 'select 1' }).join()).toMatch(/cannot be used together/);
-    expect(check({ table: 't', partitions: 4 }).join()).toMatch(/partitions is 4 but partition_column is not set/);
+    expect(check({ query: 'select 1', partitions: 4 }).join()).toMatch(
+      /partitions is 4 but partition_column is not set; a query is split by a column/,
+    );
+    expect(check({ table: 't', partitions: 4 })).toEqual([]);
     expect(check({ table: 't', partition_column: 'id', partitions: 4 })).toEqual([]);
     expect(check({ table: 't', key_columns: ['id'] }).join()).toMatch(/key_columns is a sink option/);
   });
@@ -178,6 +185,71 @@ describe.skipIf(!up)('postgres source', () => {
     const floats = await readAll({ query: `SELECT id, k / 7.0 AS f FROM "${table}";`, partition_column: 'f', partitions: 3 });
     expect(floats.rows).toHaveLength(5000);
     expect(new Set(floats.rows.map((r) => r.id)).size).toBe(5000);
+  });
+
+  it('splits a table without a partition column into ranges of its blocks, in the order a plain scan reads', async () => {
+    const table = tableName();
+    await admin.query(`CREATE TABLE "${table}" AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g`);
+    await admin.query(`DELETE FROM "${table}" WHERE id % 7 = 0`);
+    const { partitions, rows, perPartition } = await readAll({ table, partitions: 4 });
+    expect(partitions.map((p) => p.blocks)).toEqual([
+      [0, expect.any(Number)],
+      [expect.any(Number), expect.any(Number)],
+      [expect.any(Number), expect.any(Number)],
+      [expect.any(Number), null],
+    ]);
+    expect(perPartition.every((n) => n > 3500 && n < 5100)).toBe(true);
+    const scan = await admin.query<{ id: number }>(`SELECT id FROM "${table}"`);
+    expect(rows.map((r) => r.id)).toEqual(scan.rows.map((r) => r.id));
+    // one snapshot for all, and not part of what identifies the plan
+    const snapshots = new Set(partitions.map((p) => JSON.stringify(p[RUN_ONLY])));
+    expect(snapshots.size).toBe(1);
+    expect([...snapshots][0]).toMatch(/^\{"snapshot":"[0-9A-F]+-[0-9A-F]+-\d+"\}$/);
+    // a one-block table, and an empty one, are one partition
+    const small = tableName();
+    await admin.query(`CREATE TABLE "${small}" AS SELECT 1 AS id`);
+    expect((await readAll({ table: small, partitions: 4 })).partitions).toEqual([{ id: '0', blocks: [0, null] }]);
+    await admin.query(`TRUNCATE "${small}"`);
+    expect((await readAll({ table: small, partitions: 4 })).rows).toEqual([]);
+  });
+
+  it('every partition reads the snapshot of the plan: rows moved, deleted or added meanwhile are read as they were', async () => {
+    const table = tableName();
+    await admin.query(`CREATE TABLE "${table}" AS SELECT g AS id, 'v' || g AS v FROM generate_series(1, 3000) g`);
+    for (const split of [{ partition_column: 'id' }, {}]) {
+      const source = postgres.source?.(options({ table, partitions: 3, ...split })) ?? expect.unreachable();
+      const plan = planContext({ baseDir: '.' });
+      const schema = await source.schema?.(plan);
+      const partitions = JSON.parse(JSON.stringify(await source.partitions?.(plan))) as Partition[];
+      expect(partitions).toHaveLength(3);
+      const read = (p: Partition) => collect<Row>(source.read(p, taskContext({ baseDir: '.', partitionId: p.id, schema })));
+      const rows: Row[] = [];
+      try {
+        rows.push(...(await read(partitions[0] as Partition)));
+        // after the first partition was read: the first ten rows move into the last range, others go, new ones come
+        await admin.query(`UPDATE "${table}" SET id = id + 100000, v = 'moved' WHERE id <= 10`);
+        await admin.query(`DELETE FROM "${table}" WHERE id BETWEEN 1500 AND 1509`);
+        await admin.query(`INSERT INTO "${table}" SELECT g, 'new' FROM generate_series(5001, 5005) g`);
+        // the plan's share lock: the table cannot be truncated under the run
+        const truncate = await admin
+          .query(`BEGIN; SET LOCAL lock_timeout = '200ms'; TRUNCATE "${table}"`)
+          .catch((e: { code?: string }) => e.code);
+        await admin.query('ROLLBACK');
+        expect(truncate).toBe('55P03');
+        for (const p of partitions.slice(1)) rows.push(...(await read(p)));
+      } finally {
+        await source.close?.();
+      }
+      expect(rows.map((r) => r.id).sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
+      expect(rows.every((r) => r.v === `v${r.id}`)).toBe(true);
+      // the run ended (the planner closed): a partition cannot import its snapshot any more
+      const gone = await collect(source.read(partitions[1] as Partition, taskContext({ baseDir: '.', partitionId: '1', schema }))).catch(
+        (e: unknown) => e,
+      );
+      expect(gone).toBeInstanceOf(WeirError);
+      expect(gone).toMatchObject({ code: 'snapshot_gone', message: expect.stringMatching(/partition 1: the run's snapshot .* is gone/) });
+      await admin.query(`DELETE FROM "${table}"; INSERT INTO "${table}" SELECT g, 'v' || g FROM generate_series(1, 3000) g`);
+    }
   });
 
   it('splits by timestamp, timestamp without time zone and date keys', async () => {

@@ -1,6 +1,6 @@
 /**
  * The postgres source: a table or a query, optionally split into ranges of a
- * numeric, date or timestamp column (min/max read once on the planner), each
+ * column or of the table's blocks, all read on one snapshot (partitions.ts), each
  * range read by one task through a server-side cursor (`DECLARE … CURSOR` +
  * `FETCH n` in a read-only transaction, the next FETCH in flight while the
  * previous rows are being written). For a writer that appends canonical CSV (the
@@ -9,41 +9,13 @@
 import type pg from 'pg';
 import type { PlanContext, Source, TaskContext } from '../../sdk/connector.js';
 import { keyText, RowError, type RowLocation, WeirError } from '../../sdk/errors.js';
-import { quoteIdentifier as q } from '../../sdk/sql.js';
-import type { EncodedRows, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
+import type { EncodedRows, Partition, Row, Schema } from '../../sdk/types.js';
 import { JsonDepthError } from '../../sdk/values.js';
 import { byteDialectOk } from '../shared/csv-text.js';
-import { connect, endQuietly, OID, pgError, qualified, querySchema, type RangeKind, rangeKindOfOid, tableColumns } from './client.js';
+import { connect, endQuietly, OID, pgError, qualified, querySchema, tableColumns } from './client.js';
 import { type ExportPlan, exportCsv } from './export.js';
+import { beginRead, planPartitions, rangeQuery, SnapshotHolder } from './partitions.js';
 import type { PostgresOptions } from './spec.js';
-
-/** A range of the partition column: `lo` inclusive, `hi` exclusive; null means unbounded. The first range also takes NULLs. */
-export interface RangePartition extends Partition {
-  lo: string | null;
-  hi: string | null;
-}
-
-/** Splits [lo, hi] into at most `n` ranges; returns the inner boundaries (ascending, distinct), as text. */
-export function splitRange(kind: RangeKind, lo: unknown, hi: unknown, n: number): string[] {
-  const out: string[] = [];
-  if (kind === 'integer') {
-    const a = BigInt(lo as number | bigint);
-    const span = BigInt(hi as number | bigint) - a + 1n;
-    for (let i = 1; i < n; i++) out.push(String(a + (span * BigInt(i)) / BigInt(n)));
-  } else if (kind === 'number') {
-    const a = Number(lo);
-    const b = Number(hi);
-    for (let i = 1; i < n; i++) out.push(String(a + ((b - a) * i) / n));
-  } else {
-    // dates and timestamps arrive as ISO text (session in UTC); a zone-less value is taken as UTC
-    const ms = (v: unknown) => Date.parse(/(Z|[+-]\d\d(:\d\d)?)$/.test(String(v)) || String(v).length === 10 ? String(v) : `${v}Z`);
-    const a = ms(lo);
-    const b = ms(hi);
-    if (Number.isNaN(a) || Number.isNaN(b)) return [];
-    for (let i = 1; i < n; i++) out.push(new Date(a + Math.floor(((b - a) * i) / n)).toISOString());
-  }
-  return [...new Set(out)];
-}
 
 function stripSemicolons(sql: string): string {
   return sql.trim().replace(/;+\s*$/, '');
@@ -112,6 +84,9 @@ export function postgresSource(opts: PostgresOptions): Source {
       );
   };
 
+  /** The planner's exported snapshot, held while partitions read it (more than one partition). */
+  let snapshot: SnapshotHolder | undefined;
+
   const source: Source = {
     schema: (ctx): Promise<Schema> =>
       withClient(ctx, async (client) => {
@@ -130,32 +105,32 @@ export function postgresSource(opts: PostgresOptions): Source {
             return n >= 0 ? n : undefined;
           }),
 
-    partitions: (ctx): Promise<Partition[]> | Partition[] => {
-      const column = opts.partition_column;
-      if (!column || opts.partitions <= 1) return [{ id: '0' }];
-      return withClient(ctx, async (client) => {
+    partitions: async (ctx): Promise<Partition[]> => {
+      if (opts.partitions <= 1) return [{ id: '0' }];
+      await snapshot?.close();
+      snapshot = undefined;
+      const holder = await withClient(ctx, async (client) => {
         await checkTable(client);
-        const r = await client.query(`SELECT min(${q(column)}) AS lo, max(${q(column)}) AS hi FROM ${relation}`);
-        const field = r.fields[0];
-        const kind = field ? rangeKindOfOid(field.dataTypeID) : undefined;
-        if (!kind) {
-          const t = await client.query<{ t: string }>('SELECT format_type($1::oid, NULL) AS t', [field?.dataTypeID ?? 0]);
-          throw new WeirError(
-            `partition_column ${column} has type ${t.rows[0]?.t ?? 'unknown'}, which cannot be split into ranges; use a numeric, date or timestamp column`,
-            { kind: 'config', code: 'bad_partition_column' },
-          );
-        }
-        const { lo, hi } = r.rows[0] as { lo: unknown; hi: unknown };
-        if (lo === null || hi === null) return [{ id: '0', lo: null, hi: null }];
-        const bounds = splitRange(kind, lo, hi, opts.partitions);
-        const edges: (string | null)[] = [null, ...bounds, null];
-        const out: RangePartition[] = [];
-        for (let i = 0; i + 1 < edges.length; i++)
-          out.push({ id: String(i), lo: edges[i] as string | null, hi: edges[i + 1] as string | null });
-        ctx.log.debug('split source into ranges', { column, partitions: out.length, kind });
-        return out;
+        return SnapshotHolder.open(opts, ctx, opts.table ? qualified(opts.schema, opts.table) : undefined);
       });
+      try {
+        const out = await planPartitions(
+          opts,
+          { relation, table: opts.table ? qualified(opts.schema, opts.table) : undefined, what },
+          holder,
+          ctx,
+        );
+        if (out.length > 1) snapshot = holder;
+        else await holder.close();
+        return out;
+      } catch (error) {
+        await holder.close();
+        throw pgError(error, what, opts);
+      }
     },
+
+    /** Ends the planner's snapshot transaction (after the run: every partition has imported it). */
+    close: () => snapshot?.close(),
 
     async *read(partition: Partition, ctx: TaskContext): AsyncGenerator<Row[]> {
       const { sql, params } = rangeQuery(relation, opts.partition_column, partition);
@@ -163,7 +138,7 @@ export function postgresSource(opts: PostgresOptions): Source {
       const fetchSql = `FETCH ${opts.fetch_size} FROM _weir_cursor`;
       let pending: Promise<pg.QueryResult<Row>> | undefined;
       try {
-        await client.query('BEGIN READ ONLY');
+        await beginRead(client, partition, opts);
         await client.query(`DECLARE _weir_cursor NO SCROLL CURSOR FOR ${sql}`, params);
         pending = client.query<Row>(fetchSql);
         while (pending) {
@@ -204,24 +179,4 @@ export function postgresSource(opts: PostgresOptions): Source {
     },
   };
   return source;
-}
-
-/**
- * The SELECT of one partition, with its range bounds as bound parameters (`$1`,
- * `$2`), or written by `bound` where parameters cannot be bound (COPY: literals).
- */
-export function rangeQuery(
-  relation: string,
-  column: string | undefined,
-  partition: Partition,
-  bound: (value: string, index: number) => string = (_, index) => `$${index}`,
-): { sql: string; params: JsonValue[] } {
-  const lo = partition.lo as string | null | undefined;
-  const hi = partition.hi as string | null | undefined;
-  if (!column || (lo == null && hi == null)) return { sql: `SELECT * FROM ${relation}`, params: [] };
-  const c = q(column);
-  if (lo == null)
-    return { sql: `SELECT * FROM ${relation} WHERE (${c} < ${bound(hi as string, 1)} OR ${c} IS NULL)`, params: [hi as string] };
-  if (hi == null) return { sql: `SELECT * FROM ${relation} WHERE ${c} >= ${bound(lo, 1)}`, params: [lo] };
-  return { sql: `SELECT * FROM ${relation} WHERE ${c} >= ${bound(lo, 1)} AND ${c} < ${bound(hi, 2)}`, params: [lo, hi] };
 }

@@ -48,12 +48,14 @@ export const postgresOptions = {
   column_names: columnNamesOption(),
   partition_column: columnNameOption()
     .describe(
-      'Source: a numeric, date or timestamp column whose min–max range is split into `partitions` ranges read in parallel. Rows where it is NULL go to the first partition.',
+      'Source: a numeric, date or timestamp column whose min–max range is split into `partitions` ranges read in parallel. Rows where it is NULL go to the first partition. Without it, a table is split into ranges of its physical blocks (`ctid`; PostgreSQL 14 or later).',
     )
     .example('id'),
   partitions: o
     .int({ min: 1, max: 10_000 })
-    .describe('Source: how many ranges of `partition_column` to read in parallel.')
+    .describe(
+      "Source: how many ranges of `partition_column` (or of the table's blocks) to read in parallel. Above 1, every range reads the same snapshot of the database, exported by the planner and held, with a share lock on the table, until the run ends.",
+    )
     .default(1)
     .example(8),
   max_depth: jsonDepthOption(),
@@ -94,9 +96,9 @@ const isSet = (v: unknown) => v !== undefined && v !== null && v !== '';
 
 export const postgresSourceRules: Rule[] = [
   rules.exactlyOne('table', 'query'),
-  rules.custom('`partitions` above 1 needs `partition_column`', ['partitions', 'partition_column'], (x) =>
-    (x.partitions as number) > 1 && !isSet(x.partition_column)
-      ? `partitions is ${x.partitions} but partition_column is not set; name a numeric, date or timestamp column to split on, or set partitions: 1`
+  rules.custom('`partitions` above 1 of a query needs `partition_column`', ['partitions', 'partition_column', 'query'], (x) =>
+    (x.partitions as number) > 1 && !isSet(x.partition_column) && isSet(x.query)
+      ? `partitions is ${x.partitions} but partition_column is not set; a query is split by a column: name a numeric, date or timestamp column of its result, or set partitions: 1`
       : undefined,
   ),
   rules.custom('sink options are not used by a source', ['mode', 'key_columns', 'column_names'], (x) =>
