@@ -317,7 +317,7 @@ export async function* exportCsv(
     const c = client;
     const lit = (v: string) => c.escapeLiteral(v);
     const select = plan.select(lit);
-    await beginRead(c, partition, opts);
+    await beginRead(c, partition, opts, ctx.log);
     const shape = await c.query({ text: `SELECT * FROM (${select}) AS _weir_x LIMIT 0`, rowMode: 'array' });
     const names = shape.fields.map((f) => f.name);
     const columns = shape.fields.map((f) => exportColumn(f.name, f.dataTypeID));

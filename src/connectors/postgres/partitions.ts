@@ -17,7 +17,7 @@
  * {@link RUN_ONLY} fact of the partitions: a resumed run exports a new one.
  */
 import type pg from 'pg';
-import type { PlanContext } from '../../sdk/connector.js';
+import type { Log, PlanContext } from '../../sdk/connector.js';
 import { WeirError } from '../../sdk/errors.js';
 import { quoteIdentifier as q } from '../../sdk/sql.js';
 import { type JsonValue, type Partition, RUN_ONLY } from '../../sdk/types.js';
@@ -195,8 +195,12 @@ async function blockRanges(opts: PostgresOptions, target: SplitTarget, holder: S
 /**
  * Begins a partition's read-only transaction: on the run's exported snapshot when
  * the planner made one. The id comes back from JSON: it is passed as a literal.
+ * When the snapshot is gone — the planner ended before this partition began (a
+ * `--detach`ed distributed run, a submitter that died, its connection dropped) —
+ * the partition reads a snapshot of its own, and says so: rows changed meanwhile
+ * may then be read in two ranges or in none.
  */
-export async function beginRead(client: pg.Client, partition: Partition, opts: PostgresOptions): Promise<void> {
+export async function beginRead(client: pg.Client, partition: Partition, opts: PostgresOptions, log: Log): Promise<void> {
   const facts = partition[RUN_ONLY];
   const snapshot = facts && typeof facts === 'object' && !Array.isArray(facts) ? facts.snapshot : undefined;
   if (snapshot === undefined) {
@@ -213,9 +217,11 @@ export async function beginRead(client: pg.Client, partition: Partition, opts: P
   } catch (error) {
     if ((error as { code?: unknown }).code !== '22023')
       throw pgError(error, `partition ${partition.id}: importing the run's snapshot`, opts);
-    throw new WeirError(
-      `partition ${partition.id}: the run's snapshot ${snapshot} is gone — the planner's connection to PostgreSQL ended before this partition began, so it cannot read what the other partitions read; run again (committed partitions are kept)`,
-      { kind: 'connector', code: 'snapshot_gone', cause: error },
+    await client.query('ROLLBACK');
+    log.warn(
+      `partition ${partition.id} reads a snapshot of its own: the run's snapshot is gone (the planner ended before this partition began — a detached run, or its connection to PostgreSQL dropped), so rows changed during the run may be read in two partitions or in none; run attached (without --detach) for one snapshot`,
+      { partition_id: partition.id, code: 'snapshot_gone' },
     );
+    await client.query('BEGIN READ ONLY');
   }
 }

@@ -138,7 +138,7 @@ export function postgresSource(opts: PostgresOptions): Source {
       const fetchSql = `FETCH ${opts.fetch_size} FROM _weir_cursor`;
       let pending: Promise<pg.QueryResult<Row>> | undefined;
       try {
-        await beginRead(client, partition, opts);
+        await beginRead(client, partition, opts, ctx.log);
         await client.query(`DECLARE _weir_cursor NO SCROLL CURSOR FOR ${sql}`, params);
         pending = client.query<Row>(fetchSql);
         while (pending) {
