@@ -41,7 +41,7 @@ function setup() {
       db.close();
     }
   };
-  return { sink: () => sqliteSink(opts as never), ctx, task, read };
+  return { dir, sink: () => sqliteSink(opts as never), ctx, task, read };
 }
 
 const rows = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ id: from + i, v: `v${from + i}` }));
@@ -134,6 +134,59 @@ describe('sqlite sink, exactly-once', () => {
     expect(await sink.recover?.(t.ctx('r1'))).toEqual({ jobCommitted: false, partitions: [] });
     expect(t.read(`SELECT name FROM sqlite_master WHERE name LIKE '_weir_stage_%'`)).toEqual([]);
     await sink.close?.();
+  });
+
+  it("the job commit moves stages into an existing table by column name, and the table's constraints still hold", async () => {
+    const t = setup();
+    const load = async (ddl: string | null, runId: string, from = 1) => {
+      const db = new Database(join(t.dir, 'out.db'));
+      db.exec('DROP TABLE IF EXISTS events');
+      if (ddl) db.exec(ddl);
+      db.close();
+      const sink = t.sink();
+      await sink.setup?.(t.ctx(runId));
+      const messages: JsonValue[] = [];
+      for (const [i, p] of ['a', 'b'].entries()) {
+        const w = await sink.writer({ id: p }, t.task(runId, p));
+        await w.write(rows(from + i * 50, 50));
+        messages.push((await w.commit?.()) as JsonValue);
+        await w.close?.();
+      }
+      try {
+        await sink.commit?.(messages, t.ctx(runId));
+      } finally {
+        await sink.close?.();
+      }
+      return t.read<Record<string, unknown>>('SELECT * FROM events ORDER BY rowid');
+    };
+    const expected = rows(1, 100);
+    // a table the run creates: the first stage renamed, the second moved after it
+    expect(await load(null, 'fresh')).toEqual(expected);
+    expect(t.read("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_weir\\_%' ESCAPE '\\'")).toEqual([
+      { name: 'events', sql: 'CREATE TABLE "events" ("id" INTEGER, "v" TEXT)' },
+    ]);
+    expect(t.read("SELECT name FROM sqlite_master WHERE name LIKE '\\_weir\\_stage%' ESCAPE '\\'")).toEqual([]);
+    // the target's own columns in the stage's order (the whole-record copy) and in another order with one more
+    expect(await load('CREATE TABLE events (id INTEGER, v TEXT)', 'same')).toEqual(expected);
+    expect(await load("CREATE TABLE events (v TEXT, extra TEXT DEFAULT 'x', id INTEGER)", 'other')).toEqual(
+      expected.map((r) => ({ v: r.v, extra: 'x', id: r.id })),
+    );
+    // constraints the stage lacks: SQLite copies row by row and enforces them; nothing is published
+    await expect(load('CREATE TABLE events (id INTEGER CHECK (id < 60), v TEXT)', 'check')).rejects.toThrow(/CHECK constraint failed/);
+    expect(t.read('SELECT count(*) AS n FROM events')).toEqual([{ n: 0 }]);
+    await expect(load('CREATE TABLE events (id INTEGER NOT NULL, v TEXT NOT NULL)', 'notnull')).resolves.toHaveLength(100);
+    const db = new Database(join(t.dir, 'out.db'));
+    db.exec("DROP TABLE events; CREATE TABLE events (id INTEGER UNIQUE, v TEXT); INSERT INTO events VALUES (70, 'old')");
+    db.close();
+    const sink = t.sink();
+    await sink.setup?.(t.ctx('unique'));
+    const w = await sink.writer({ id: 'a' }, t.task('unique', 'a'));
+    await w.write(rows(1, 100));
+    const message = (await w.commit?.()) as JsonValue;
+    await w.close?.();
+    await expect((async () => sink.commit?.([message], t.ctx('unique')))()).rejects.toThrow(/UNIQUE constraint failed/);
+    await sink.close?.();
+    expect(t.read('SELECT * FROM events')).toEqual([{ id: 70, v: 'old' }]);
   });
 
   it('an empty partition without a schema commits nothing and does not break the job commit', async () => {
