@@ -24,6 +24,8 @@ import {
 } from './write-values.js';
 
 const WHO = 'parquet sink';
+/** Bytes per encoded chunk the sink asks a csv source for. */
+const CHUNK_BYTES = 1 << 20;
 const CREATED_BY = 'weir (hyparquet-writer)';
 
 /** A hyparquet-writer `Writer` whose flush hands the encoded bytes to `sink` and then reuses its buffer. */
@@ -239,8 +241,13 @@ async function openWriter(partition: Partition, opts: ParquetOptions, ctx: TaskC
       while (buffered >= groupSize) await flushGroup(groupSize);
       return true;
     },
-    /** The fast path reads every field as the row path's text (no hints: nothing to relax). */
-    encodingHints: () => ({}),
+    /**
+     * The fast path reads every field as the row path's text (nothing to relax), in
+     * chunks of at most {@link CHUNK_BYTES}: each partition holds a few chunks at once
+     * (read, scanned, queued), and at the source's 4 MiB they were ~50 MB of a
+     * 1M-row, 3-partition run's live memory (peak RSS 481 → 398 MB at 1 MiB).
+     */
+    encodingHints: () => ({ batchBytes: CHUNK_BYTES }),
     async commit() {
       assertUsable();
       const l = layout ?? start([]);
