@@ -118,6 +118,10 @@ export class DeadLetterStager implements RowErrorHandler {
     private readonly committed: (partitionId: string, message: JsonValue | undefined) => Promise<void> | void,
   ) {}
 
+  get narrows(): boolean {
+    return this.policy.options.tolerance === 'all';
+  }
+
   tolerates(error: unknown): boolean {
     if (this.policy.options.tolerance !== 'all') return false;
     // only errors about the rows themselves: a broken connection or a lost transaction

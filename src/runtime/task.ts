@@ -20,6 +20,8 @@ import type { StreamDeps } from './stream.js';
 export interface RowErrorHandler {
   /** Whether a write error may be narrowed down to bad rows (tolerance `all` and a non-retryable row-level error). */
   tolerates(error: unknown): boolean;
+  /** Whether any write error may be (tolerance `all`): a batch's rows are then kept until it is written. */
+  readonly narrows: boolean;
   /** Hands a bad row to the dead-letter sink; throws when the run must fail instead. */
   reject(record: unknown, error: unknown, info: RejectInfo): Promise<void>;
   /** Makes the attempt's rejected rows durable; called just before the partition commits. */
@@ -531,6 +533,8 @@ export async function writeWithIsolation(
   attempt: number,
   locate?: RowLocator,
 ): Promise<number> {
+  if (writer.prepareBatch && writer.sendPrepared && !deps.rowErrors.narrows)
+    return writePrepared(writer, rows, batchId, deps, stats, locate);
   try {
     await deps.retrier(
       async () => {
@@ -554,6 +558,40 @@ export async function writeWithIsolation(
     const left = await writeWithIsolation(writer, rows.slice(0, mid), batchId, deps, stats, attempt, locate);
     const right = await writeWithIsolation(writer, rows.slice(mid), batchId, deps, stats, attempt, locate && ((i) => locate(i + mid)));
     return left + right;
+  }
+}
+
+/**
+ * Writes a batch no row of which can be dead-lettered through the writer's
+ * `prepareBatch` and `sendPrepared`, with retries of the send. The batch's array is the runtime's
+ * own (the batcher's, a transform's or a decode's, never a source's): once
+ * prepared it is emptied, so its rows are garbage while the target answers instead
+ * of living — and being promoted — through the request. Returns the rows written.
+ */
+async function writePrepared(
+  writer: Writer,
+  rows: Row[],
+  batchId: number,
+  deps: TaskDeps,
+  stats: PartitionStats,
+  locate: RowLocator | undefined,
+): Promise<number> {
+  const count = rows.length;
+  const { prepareBatch, sendPrepared } = writer as Required<Pick<Writer, 'prepareBatch' | 'sendPrepared'>>;
+  try {
+    const prepared = await prepareBatch.call(writer, rows);
+    rows.length = 0;
+    await deps.retrier(
+      async () => {
+        await acquireRequest(deps, stats);
+        await sendPrepared.call(writer, prepared);
+      },
+      onRetry(deps, stats, batchId),
+      deps.signal,
+    );
+    return count;
+  } catch (thrown) {
+    throw locateRefused(count === 1 ? asRowError(thrown) : thrown, count, locate);
   }
 }
 

@@ -152,6 +152,33 @@ ${RETRY}
     expect(summary.totals.rows_written).toBe(120);
   });
 
+  it('a batch cut into several requests is retried from the refused one: the requests the API accepted are not sent again', async () => {
+    const seen = new Map<string, number>();
+    api.behaviour = (r) => {
+      if (!r.key) return undefined;
+      const n = (seen.get(r.key) ?? 0) + 1;
+      seen.set(r.key, n);
+      // the batch's third request is refused once (one partition: its requests arrive in order)
+      return seen.size === 3 && n === 1 ? { status: 503 } : undefined;
+    };
+    const { summary } = await runYaml(
+      `
+pipeline: http-pieces
+source: { type: generator, rows: 200 }
+sink: { type: http, url: "${api.url}/events", batch_size: 200, batch_bytes: 4KB }
+${RETRY}
+`,
+      [],
+      tempDir(),
+    );
+    expect(summary.status).toBe('succeeded');
+    const counts = [...seen.values()];
+    expect(counts.length).toBeGreaterThan(3);
+    expect(counts).toEqual(counts.map((_, i) => (i === 2 ? 2 : 1)));
+    expect(api.rows).toHaveLength(200);
+    expect(summary.totals).toMatchObject({ rows_written: 200, retries: 1 });
+  });
+
   it('rate-limit headers slow the run before the API refuses', async () => {
     api.extraHeaders = { 'x-ratelimit-limit': '100', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '0.4' };
     const started = performance.now();

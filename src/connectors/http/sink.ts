@@ -76,34 +76,51 @@ export function httpSink(opts: HttpOptions): Sink {
         headers: { 'content-type': CONTENT_TYPE[opts.format] },
         gzip: opts.compression === 'gzip',
       };
-      // a batch the runtime retries is the same array: it keeps its number, so its key
-      const batchNumbers = new WeakMap<Row[], number>();
       let batches = 0;
       const keyOf = (batch: number, piece: string | number) =>
         opts.idempotency_key ? idempotencyKey(ctx.runId, partition.id, batch, piece) : undefined;
-      const send = async (body: Buffer, idempotencyKey: string | undefined) => {
-        await client.request({ ...request, body, idempotencyKey });
-        ctx.count('bytes_sent', body.length);
+      /** A batch's request bodies with their Idempotency-Keys; `sent` marks those the API accepted, never sent again. */
+      interface Prepared {
+        bodies: Buffer[];
+        keys: (string | undefined)[];
+        sent: boolean[];
+      }
+      const prepareBatch = (rows: Row[]): Prepared => {
+        const n = batches++;
+        const perRow = opts.format === 'json_per_row';
+        const bodies = perRow
+          ? rows.map((row) => Buffer.from(stringifyJson(row)))
+          : requestBodies(rows, opts.format as 'json' | 'ndjson', opts.batch_bytes);
+        const keys = bodies.map((_, i) => keyOf(n, perRow ? i : bodies.length === 1 ? '' : i));
+        return { bodies, keys, sent: bodies.map(() => false) };
       };
+      /** Sends the bodies not yet accepted: one after the other, or `max_in_flight` at once for one request per row. */
+      const sendPrepared = async (p: Prepared): Promise<void> => {
+        let next = 0;
+        const worker = async () => {
+          while (next < p.bodies.length) {
+            const i = next++;
+            if (p.sent[i]) continue;
+            const body = p.bodies[i] as Buffer;
+            await client.request({ ...request, body, idempotencyKey: p.keys[i] });
+            p.sent[i] = true;
+            ctx.count('bytes_sent', body.length);
+          }
+        };
+        const lanes = opts.format === 'json_per_row' ? Math.min(opts.max_in_flight, p.bodies.length) : 1;
+        await Promise.all(Array.from({ length: lanes }, worker));
+      };
+      // a batch the runtime retries is the same array: the same prepared bodies, so the same Idempotency-Keys
+      const preparedOf = new WeakMap<Row[], Prepared>();
       return {
         async write(rows) {
-          // a retried batch is the same array: the same number, so the same Idempotency-Keys
-          const n = batchNumbers.get(rows) ?? batches++;
-          batchNumbers.set(rows, n);
-          if (opts.format === 'json_per_row') {
-            let next = 0;
-            const worker = async () => {
-              while (next < rows.length) {
-                const i = next++;
-                await send(Buffer.from(stringifyJson(rows[i])), keyOf(n, i));
-              }
-            };
-            await Promise.all(Array.from({ length: Math.min(opts.max_in_flight, rows.length) }, worker));
-            return;
-          }
-          const payloads = requestBodies(rows, opts.format, opts.batch_bytes);
-          for (let c = 0; c < payloads.length; c++) await send(payloads[c] as Buffer, keyOf(n, payloads.length === 1 ? '' : c));
+          let p = preparedOf.get(rows);
+          if (!p) preparedOf.set(rows, (p = prepareBatch(rows)));
+          await sendPrepared(p);
         },
+        // the runtime lets the rows go while the API answers (errors.tolerance: none)
+        prepareBatch,
+        sendPrepared: (prepared) => sendPrepared(prepared as Prepared),
         close: () => client.close(),
       };
     },
