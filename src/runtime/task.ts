@@ -563,10 +563,11 @@ export async function writeWithIsolation(
 
 /**
  * Writes a batch no row of which can be dead-lettered through the writer's
- * `prepareBatch` and `sendPrepared`, with retries of the send. The batch's array is the runtime's
- * own (the batcher's, a transform's or a decode's, never a source's): once
- * prepared it is emptied, so its rows are garbage while the target answers instead
- * of living — and being promoted — through the request. Returns the rows written.
+ * `prepareBatch` and `sendPrepared`, with retries of the send. The batch's array
+ * is the runtime's own (the batcher's, a transform's, a `decode()`'s — never one a
+ * source yielded): once prepared it is emptied, so its rows are garbage while the
+ * target answers instead of living — and being promoted — through the request.
+ * Returns the rows written.
  */
 async function writePrepared(
   writer: Writer,

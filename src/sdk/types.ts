@@ -207,6 +207,7 @@ export interface EncodedRows {
    * The same records parsed and typed exactly like the source's row path (worker).
    * A record that cannot be converted is passed to `reject` instead of being returned,
    * with where it is in the source when the source knows (as `TaskContext.reject`).
+   * Each call returns a new array, the runtime's to keep or empty.
    */
   decode(reject: (record: unknown, error: unknown, at?: RowLocation) => Promise<void>): Promise<Row[]>;
   /**

@@ -114,8 +114,8 @@ export function httpSink(opts: HttpOptions): Sink {
       const preparedOf = new WeakMap<Row[], Prepared>();
       return {
         async write(rows) {
-          let p = preparedOf.get(rows);
-          if (!p) preparedOf.set(rows, (p = prepareBatch(rows)));
+          const p = preparedOf.get(rows) ?? prepareBatch(rows);
+          preparedOf.set(rows, p);
           await sendPrepared(p);
         },
         // the runtime lets the rows go while the API answers (errors.tolerance: none)

@@ -109,17 +109,13 @@ export function postgresSource(opts: PostgresOptions): Source {
       if (opts.partitions <= 1) return [{ id: '0' }];
       await snapshot?.close();
       snapshot = undefined;
+      const table = opts.table ? qualified(opts.schema, opts.table) : undefined;
       const holder = await withClient(ctx, async (client) => {
         await checkTable(client);
-        return SnapshotHolder.open(opts, ctx, opts.table ? qualified(opts.schema, opts.table) : undefined);
+        return SnapshotHolder.open(opts, ctx, table);
       });
       try {
-        const out = await planPartitions(
-          opts,
-          { relation, table: opts.table ? qualified(opts.schema, opts.table) : undefined, what },
-          holder,
-          ctx,
-        );
+        const out = await planPartitions(opts, { relation, table, what }, holder, ctx);
         if (out.length > 1) snapshot = holder;
         else await holder.close();
         return out;
