@@ -7,7 +7,7 @@
  */
 import type { ValidatedPipeline } from '../config/pipeline.js';
 import type { CommitContext, Log, Sink, Source } from '../sdk/connector.js';
-import type { Column, Partition, Schema } from '../sdk/types.js';
+import { type Column, type Partition, planIdentity, type Schema } from '../sdk/types.js';
 
 /** What the source would give: the half of the plan `weir discover` prints. */
 export interface SourcePlan {
@@ -41,7 +41,8 @@ export async function planSource(pipeline: ValidatedPipeline, log: Log, signal: 
     const schema = (await source.schema?.(ctx)) ?? undefined;
     const partitions = (await source.partitions?.(ctx)) ?? [{ id: '0' }];
     const estimatedRows = (await source.estimate?.(ctx)) ?? undefined;
-    return { type: config.source.type, partitions, schema, estimatedRows };
+    // what the run would read: a run-only fact (a snapshot this planner exported) ends with it here
+    return { type: config.source.type, partitions: partitions.map(planIdentity), schema, estimatedRows };
   } finally {
     await source.close?.();
   }

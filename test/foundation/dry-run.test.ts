@@ -48,6 +48,9 @@ describe('weir run --dry-run', () => {
     const r = await runCli(['run', file, '--dry-run']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('postgres: 4 partition(s)');
+    // the ranges, without the snapshot the planner exported and ended with the dry run
+    expect(r.stdout).toMatch(/\n {4}0 {2}\{"lo":null,"hi":"\d+"\}\n/);
+    expect(r.stdout).not.toContain('snapshot');
     expect(r.stdout).toMatch(/id\s+integer/);
     expect(r.stdout).toMatch(/email\s+string/);
     expect(r.stdout).toMatch(/amount\s+decimal/);
