@@ -54,7 +54,7 @@ export const postgresOptions = {
   partitions: o
     .int({ min: 1, max: 10_000 })
     .describe(
-      "Source: how many ranges of `partition_column` (or of the table's blocks) to read in parallel. Above 1, every range reads the same snapshot of the database, exported by the planner and held, with a share lock on the table, until the run ends.",
+      "Source: how many ranges of `partition_column` (or of the table's blocks) to read in parallel. Above 1, every range reads the same snapshot of the database, exported by the planner and held, with a share lock on the table, until the run ends (as `pg_dump -j` does: meanwhile VACUUM keeps the old versions of rows changed since, and ALTER TABLE, TRUNCATE and VACUUM FULL of the table wait).",
     )
     .default(1)
     .example(8),
