@@ -108,13 +108,23 @@ export class SnapshotHolder {
     readonly id: string,
   ) {}
 
-  /** Opens the transaction (locking `table` when given) and exports its snapshot. */
-  static async open(opts: PostgresOptions, ctx: PlanContext, table: string | undefined): Promise<SnapshotHolder> {
-    const client = await connect(opts, { baseDir: ctx.baseDir, log: ctx.log, role: 'source snapshot' });
+  /**
+   * Opens the transaction, runs `check` in it (that the table and column exist: before
+   * the lock, whose own error is less clear), locks `table` when given and exports
+   * the snapshot.
+   */
+  static async open(
+    opts: PostgresOptions,
+    ctx: PlanContext,
+    table: string | undefined,
+    check: (client: pg.Client) => Promise<void>,
+  ): Promise<SnapshotHolder> {
+    const client = await connect(opts, { baseDir: ctx.baseDir, log: ctx.log, role: 'source planner' });
     try {
       // the transaction stays idle while the partitions read: a server-wide idle timeout must not end it
       await client.query('SET idle_in_transaction_session_timeout = 0');
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await check(client);
       if (table) await client.query(`LOCK TABLE ${table} IN ACCESS SHARE MODE`);
       const r = await client.query<{ id: string }>('SELECT pg_export_snapshot() AS id');
       return new SnapshotHolder(client, (r.rows[0] as { id: string }).id);

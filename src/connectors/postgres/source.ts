@@ -110,10 +110,12 @@ export function postgresSource(opts: PostgresOptions): Source {
       await snapshot?.close();
       snapshot = undefined;
       const table = opts.table ? qualified(opts.schema, opts.table) : undefined;
-      const holder = await withClient(ctx, async (client) => {
-        await checkTable(client);
-        return SnapshotHolder.open(opts, ctx, table);
-      });
+      let holder: SnapshotHolder;
+      try {
+        holder = await SnapshotHolder.open(opts, ctx, table, checkTable);
+      } catch (error) {
+        throw pgError(error, what, opts);
+      }
       try {
         const out = await planPartitions(opts, { relation, table, what }, holder, ctx);
         if (out.length > 1) snapshot = holder;
