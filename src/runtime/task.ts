@@ -394,16 +394,7 @@ async function writeEncoded(
   // records the transforms left out, read all the same
   const filtered = batch ? source.rows - batch.rows : 0;
   try {
-    const taken =
-      batch &&
-      (await deps.retrier(
-        async () => {
-          await acquireRequest(deps, stats);
-          return (writer.writeEncoded as NonNullable<Writer['writeEncoded']>)(batch);
-        },
-        onRetry(deps, stats, batchId),
-        deps.signal,
-      ));
+    const taken = batch && (await retried(deps, stats, batchId, () => (writer.writeEncoded as NonNullable<Writer['writeEncoded']>)(batch)));
     if (taken) {
       read(source.rows);
       return [batch.rows, source.rows];
@@ -517,6 +508,18 @@ async function deadLetterRow(
   });
 }
 
+/** One write of a batch to the target, retried by the run's policy; each try waits for the run's request rate. */
+function retried<T>(deps: TaskDeps, stats: PartitionStats, batchId: number, write: () => Promise<T> | T): Promise<T> {
+  return deps.retrier(
+    async () => {
+      await acquireRequest(deps, stats);
+      return write();
+    },
+    onRetry(deps, stats, batchId),
+    deps.signal,
+  );
+}
+
 /**
  * Writes a batch with retries. When the batch still fails and the error policy
  * tolerates bad rows, the batch is split in halves until the bad rows are
@@ -536,14 +539,7 @@ export async function writeWithIsolation(
   if (writer.prepareBatch && writer.sendPrepared && !deps.rowErrors.narrows)
     return writePrepared(writer, rows, batchId, deps, stats, locate);
   try {
-    await deps.retrier(
-      async () => {
-        await acquireRequest(deps, stats);
-        await writer.write(rows);
-      },
-      onRetry(deps, stats, batchId),
-      deps.signal,
-    );
+    await retried(deps, stats, batchId, () => writer.write(rows));
     return rows.length;
   } catch (thrown) {
     const error = rows.length === 1 ? asRowError(thrown) : thrown;
@@ -582,14 +578,7 @@ async function writePrepared(
   try {
     const prepared = await prepareBatch.call(writer, rows);
     rows.length = 0;
-    await deps.retrier(
-      async () => {
-        await acquireRequest(deps, stats);
-        await sendPrepared.call(writer, prepared);
-      },
-      onRetry(deps, stats, batchId),
-      deps.signal,
-    );
+    await retried(deps, stats, batchId, () => sendPrepared.call(writer, prepared));
     return count;
   } catch (thrown) {
     throw locateRefused(count === 1 ? asRowError(thrown) : thrown, count, locate);
