@@ -79,14 +79,18 @@ export function decimalColumns(stmt: { columns(): { name: string; type: string |
     .map((c) => c.name);
 }
 
-/** The schema of an existing table, from its declared column types. */
-export function tableSchema(db: SqliteDb, table: string): Schema {
-  const cols = db.prepare('SELECT name, type, "notnull" AS nn FROM pragma_table_info(?)').all(table) as {
+/** The columns of an existing table as declared: name, declared type, NOT NULL. */
+export function declaredColumns(db: SqliteDb, table: string): { name: string; type: string; nn: number }[] {
+  return db.prepare('SELECT name, type, "notnull" AS nn FROM pragma_table_info(?)').all(table) as {
     name: string;
     type: string;
     nn: number;
   }[];
-  return cols.map((c) => ({ name: c.name, type: columnType(c.type), nullable: c.nn === 0 }));
+}
+
+/** The schema of an existing table, from its declared column types. */
+export function tableSchema(db: SqliteDb, table: string): Schema {
+  return declaredColumns(db, table).map((c) => ({ name: c.name, type: columnType(c.type), nullable: c.nn === 0 }));
 }
 
 function columnType(declared: string): ColumnType {

@@ -38,7 +38,7 @@ import {
 import type { EncodedRows, JsonValue, Partition, Row, Schema } from '../../sdk/types.js';
 import { byteDialectOk } from '../shared/csv-text.js';
 import { BulkInsert } from './bulk.js';
-import { openDb, resolveDbPath, SQLITE_TYPES, type SqliteDb, tableExists, tableSchema, toSqlite } from './db.js';
+import { declaredColumns, openDb, resolveDbPath, SQLITE_TYPES, type SqliteDb, tableExists, tableSchema, toSqlite } from './db.js';
 import { type BindKind, bindKindOf, CsvBinder } from './encoded.js';
 import type { sqliteOptions } from './spec.js';
 
@@ -105,7 +105,7 @@ function sqliteError(error: unknown, what: string): WeirError {
 
 /** Whether `stage` was made by `createTableSql` of `schema`: the same names and declared types, in order. */
 function sameColumns(db: SqliteDb, stage: string, schema: Schema): boolean {
-  const declared = db.prepare('SELECT name, type FROM pragma_table_info(?)').all(stage) as { name: string; type: string }[];
+  const declared = declaredColumns(db, stage);
   return (
     declared.length === schema.length &&
     declared.every((c, i) => c.name === schema[i]?.name && c.type === SQLITE_TYPES[(schema[i] as Schema[number]).type])
